@@ -1,0 +1,247 @@
+//! Packet → verdict: the evaluation semantics, the compiled lookup, the reference oracle and
+//! the live (atomically swapped) table.
+//!
+//! # Semantics
+//!
+//! A packet is judged at a [`Point`]: one ENI, one direction. The rules in play are those of
+//! every group attached to the ENI for that direction, ordered by
+//! `(priority ascending, drop before accept, position in the state)`; the first rule that
+//! matches decides. When none matches, the ENI's defaults decide ([`By::Default`] or
+//! [`By::InnerAccess`]):
+//!
+//! | groups on the ENI | ingress default | egress default |
+//! |---|---|---|
+//! | AWS | drop | drop (AWS groups carry their allow-all egress as an explicit rule) |
+//! | Alibaba basic | accept from the private IPs of members of any attached group whose inner-access policy is accept, else drop | accept |
+//! | Alibaba enterprise | drop | drop |
+//! | generic (ClassBench, tests) | drop | drop |
+//!
+//! AWS rules are all accepts at one priority, so "first match in state order" is the union
+//! AWS documents, with a deterministic deciding rule. A rule matches when the protocol
+//! matches, the ports (or ICMP type/code, see [`crate::model::Header`]) fall in its ranges,
+//! the local address falls in its local prefix (if any), and the remote address falls in its
+//! peer: a CIDR block, the private IPs of the ENIs in a referenced group, or the entries of a
+//! prefix list. A reference to something the state does not hold matches nothing; the
+//! compiler reports it as a warning.
+//!
+//! # Engines
+//!
+//! - [`reference::Reference`]: a linear scan over the model. Obviously right; the oracle.
+//! - [`Table`](crate::compile::Table): the compiled engine (decision trees over the five
+//!   header fields, built by [`crate::compile`]).
+//! - [`live::Live`]: the one owner of the `ArcSwap` holding the current [`Table`](crate::compile::Table).
+//!
+//! All of them implement [`Engine`], which is what the behaviour suite and the property
+//! tests drive.
+
+pub mod live;
+pub mod reference;
+pub(crate) mod tree;
+
+use std::collections::HashSet;
+use std::fmt;
+
+use rayon::prelude::*;
+
+use crate::model::{Action, Direction, GroupKind, Header, Provider, RuleId, State};
+
+/// Where a packet is judged: an ENI (by its index in the state) and a direction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Point {
+    /// Index of the ENI in [`State::enis`].
+    pub eni: u32,
+    /// Which way the packet crosses it.
+    pub direction: Direction,
+}
+
+/// What decided a verdict.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum By {
+    /// A rule, by its index in the engine's rule list (see [`Engine::rule_id`]).
+    Rule(u32),
+    /// Alibaba's implicit accept between members of a basic group, by the group's index in
+    /// [`State::groups`].
+    InnerAccess(u32),
+    /// The ENI's default for the direction.
+    Default,
+}
+
+/// The outcome of judging one packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Verdict {
+    /// Accept or drop.
+    pub action: Action,
+    /// What decided it.
+    pub by: By,
+}
+
+/// A verdict with its deciding rule named, comparable across engines whose rule indexes
+/// differ (a table after a live revoke keeps its compile-time indexes).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Named {
+    /// Accept or drop.
+    pub action: Action,
+    /// The deciding rule, if a rule decided.
+    pub rule: Option<RuleId>,
+    /// What decided: `rule`, `inner-access` or `default`.
+    pub reason: &'static str,
+}
+
+impl fmt::Display for Named {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.rule {
+            Some(r) => write!(f, "{} by {}", self.action, r),
+            None => write!(f, "{} by {}", self.action, self.reason),
+        }
+    }
+}
+
+/// Why a state cannot be evaluated.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SemanticsError {
+    /// An ENI mixes groups whose evaluation rules differ.
+    #[error("ENI '{eni}' mixes groups of different providers or types ({why}); a cloud never allows that")]
+    MixedGroups {
+        /// The ENI.
+        eni: String,
+        /// Which groups disagree.
+        why: String,
+    },
+    /// The state is inconsistent.
+    #[error(transparent)]
+    State(#[from] crate::model::StateError),
+}
+
+/// How an ENI's defaults behave, derived from the groups attached to it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Semantics {
+    /// The provider of the groups.
+    pub provider: Provider,
+    /// The group type (Alibaba).
+    pub kind: GroupKind,
+    /// Indexes (in [`State::groups`]) of attached groups whose members accept each other by
+    /// default, in attachment order.
+    pub inner_access: Vec<u32>,
+}
+
+impl Semantics {
+    /// The ENI's default for a direction.
+    pub fn fallback(&self, direction: Direction) -> Action {
+        match (self.provider, self.kind, direction) {
+            (Provider::Aliyun, GroupKind::Basic, Direction::Egress) => Action::Accept,
+            _ => Action::Drop,
+        }
+    }
+
+    /// Works out the semantics of ENI `eni` of `state`. Groups the state does not hold are
+    /// ignored (they contribute no rules).
+    pub fn of(state: &State, eni: usize) -> Result<Semantics, SemanticsError> {
+        let eni = &state.enis[eni];
+        let mut found: Option<(Provider, GroupKind, &str)> = None;
+        let mut inner_access = Vec::new();
+        let mut seen = HashSet::new();
+        for gid in &eni.groups {
+            let Some(gi) = state.groups.iter().position(|g| &g.id == gid) else {
+                continue;
+            };
+            if !seen.insert(gi) {
+                continue;
+            }
+            let g = &state.groups[gi];
+            let kind = if g.provider == Provider::Aliyun {
+                g.kind
+            } else {
+                GroupKind::Basic
+            };
+            match found {
+                None => found = Some((g.provider, kind, g.id.as_str())),
+                Some((p, k, first)) if p != g.provider || k != kind => {
+                    return Err(SemanticsError::MixedGroups {
+                        eni: eni.id.to_string(),
+                        why: format!(
+                            "{first} is {p:?}/{k:?}, {} is {:?}/{kind:?}",
+                            g.id, g.provider
+                        ),
+                    })
+                }
+                Some(_) => {}
+            }
+            if g.provider == Provider::Aliyun
+                && kind == GroupKind::Basic
+                && g.inner_access == Action::Accept
+            {
+                inner_access.push(gi as u32);
+            }
+        }
+        let (provider, kind) = found.map_or((Provider::Generic, GroupKind::Basic), |f| (f.0, f.1));
+        Ok(Semantics {
+            provider,
+            kind,
+            inner_access,
+        })
+    }
+}
+
+/// The evaluation order of rules: priority ascending, drop before accept, then position.
+pub fn rule_order(state: &State, index: usize) -> (u32, bool, usize) {
+    let r = &state.rules[index];
+    (r.priority.0, r.action == Action::Accept, index)
+}
+
+/// Anything that judges packets: the reference scan, the compiled table, the live table.
+pub trait Engine: Sync {
+    /// Judges one packet at one point.
+    fn classify(&self, point: Point, header: &Header) -> Verdict;
+
+    /// The ID of rule `index` (as found in [`By::Rule`]).
+    fn rule_id(&self, index: u32) -> &RuleId;
+
+    /// Judges a batch, in order, into `out` (cleared first).
+    fn classify_batch(&self, queries: &[(Point, Header)], out: &mut Vec<Verdict>) {
+        out.clear();
+        out.extend(queries.iter().map(|(p, h)| self.classify(*p, h)));
+    }
+
+    /// Judges a batch on the rayon pool, in chunks; the result equals
+    /// [`Engine::classify_batch`]'s.
+    fn classify_par(&self, queries: &[(Point, Header)]) -> Vec<Verdict> {
+        const CHUNK: usize = 4096;
+        let mut out = vec![
+            Verdict {
+                action: Action::Drop,
+                by: By::Default
+            };
+            queries.len()
+        ];
+        out.par_chunks_mut(CHUNK)
+            .zip(queries.par_chunks(CHUNK))
+            .for_each(|(out, qs)| {
+                for (o, (p, h)) in out.iter_mut().zip(qs) {
+                    *o = self.classify(*p, h);
+                }
+            });
+        out
+    }
+
+    /// A verdict with its deciding rule named.
+    fn name(&self, v: Verdict) -> Named {
+        match v.by {
+            By::Rule(i) => Named {
+                action: v.action,
+                rule: Some(self.rule_id(i).clone()),
+                reason: "rule",
+            },
+            By::InnerAccess(_) => Named {
+                action: v.action,
+                rule: None,
+                reason: "inner-access",
+            },
+            By::Default => Named {
+                action: v.action,
+                rule: None,
+                reason: "default",
+            },
+        }
+    }
+}

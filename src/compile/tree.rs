@@ -1,0 +1,278 @@
+//! Builds the decision tree of [`crate::classify::tree`] from filters in rank order
+//! (HyperSplit-style: binary cuts on one field at a time, chosen to balance the rules on
+//! either side, until a region holds at most `leaf_size` rules).
+//!
+//! Two prunings keep trees small: a region's list stops at the first filter that covers the
+//! whole region (nothing after it can ever win there), and a cut that reduces neither side is
+//! never made. The first pruning is only sound while the covering filter lives, so the tree
+//! records every filter that pruned something ([`Tree::covers`]); removing one of those
+//! needs a rebuild, removing any other filter only needs a tombstone.
+
+use crate::classify::tree::{Bounds, Filter, Node, Tree, Word, DIMS, LEAF};
+
+/// Where a finished subtree's reference is written.
+#[derive(Clone, Copy)]
+enum Slot {
+    Root,
+    Left(u32),
+    Right(u32),
+}
+
+struct Task<W> {
+    slot: Slot,
+    items: Vec<u32>,
+    region: Bounds<W>,
+    depth: u32,
+}
+
+/// Deepest path allowed; a region this deep becomes a leaf whatever its size.
+const MAX_DEPTH: u32 = 96;
+
+/// Builds the tree. `filters` must be in rank order (ranks ascending).
+pub(crate) fn build<W: Word>(filters: Vec<Filter<W>>, leaf_size: usize) -> Tree<W> {
+    let mut tree = Tree {
+        nodes: Vec::new(),
+        leaves: Vec::new(),
+        items: Vec::new(),
+        filters,
+        root: LEAF,
+        covers: Vec::new(),
+    };
+    let mut covers = Vec::new();
+    let mut stack = vec![Task {
+        slot: Slot::Root,
+        items: (0..tree.filters.len() as u32).collect(),
+        region: Bounds::full(),
+        depth: 0,
+    }];
+    while let Some(mut task) = stack.pop() {
+        if let Some(cover) = prune(&tree.filters, &mut task.items, &task.region) {
+            covers.push(cover);
+        }
+        let reference = match choose_cut(&tree.filters, &task, leaf_size) {
+            None => {
+                let leaf = tree.leaves.len() as u32;
+                tree.leaves
+                    .push([tree.items.len() as u32, task.items.len() as u32]);
+                tree.items.extend_from_slice(&task.items);
+                LEAF | leaf
+            }
+            Some((dim, threshold)) => {
+                let node = tree.nodes.len() as u32;
+                tree.nodes.push(Node {
+                    dim: dim as u8,
+                    threshold,
+                    left: LEAF,
+                    right: LEAF,
+                });
+                let (left, right) = split(&tree.filters, &task, dim, threshold);
+                stack.push(right);
+                stack.push(left);
+                node
+            }
+        };
+        match task.slot {
+            Slot::Root => tree.root = reference,
+            Slot::Left(n) => tree.nodes[n as usize].left = reference,
+            Slot::Right(n) => tree.nodes[n as usize].right = reference,
+        }
+        // Fix up the slots of the children just pushed: they were created before the node's
+        // index was known to them.
+        if reference & LEAF == 0 {
+            let len = stack.len();
+            stack[len - 1].slot = Slot::Left(reference);
+            stack[len - 2].slot = Slot::Right(reference);
+        }
+    }
+    covers.sort_unstable();
+    covers.dedup();
+    tree.covers = covers;
+    tree.nodes.shrink_to_fit();
+    tree.leaves.shrink_to_fit();
+    tree.items.shrink_to_fit();
+    tree
+}
+
+/// Drops every filter after the first one that covers the whole region, and returns that
+/// filter's index when something was dropped.
+fn prune<W: Word>(filters: &[Filter<W>], items: &mut Vec<u32>, region: &Bounds<W>) -> Option<u32> {
+    let pos = items
+        .iter()
+        .position(|&i| filters[i as usize].bounds.covers(region))?;
+    let cover = items[pos];
+    (pos + 1 < items.len()).then(|| {
+        items.truncate(pos + 1);
+        cover
+    })
+}
+
+/// The best cut `(dimension, threshold)`, or `None` when the region should be a leaf.
+fn choose_cut<W: Word>(
+    filters: &[Filter<W>],
+    task: &Task<W>,
+    leaf_size: usize,
+) -> Option<(usize, W)> {
+    let n = task.items.len();
+    if n <= leaf_size || task.depth >= MAX_DEPTH {
+        return None;
+    }
+    let region = &task.region;
+    let mut best: Option<((usize, usize), usize, W)> = None;
+    let mut los: Vec<W> = Vec::with_capacity(n);
+    let mut his: Vec<W> = Vec::with_capacity(n);
+    let mut cuts: Vec<W> = Vec::with_capacity(2 * n);
+    for dim in 0..DIMS {
+        if region.lo[dim] == region.hi[dim] {
+            continue;
+        }
+        los.clear();
+        his.clear();
+        cuts.clear();
+        for &i in &task.items {
+            let b = &filters[i as usize].bounds;
+            let lo = b.lo[dim].max(region.lo[dim]);
+            let hi = b.hi[dim].min(region.hi[dim]);
+            los.push(lo);
+            his.push(hi);
+            if lo > region.lo[dim] {
+                cuts.push(lo);
+            }
+            if hi < region.hi[dim] {
+                cuts.push(hi.succ());
+            }
+        }
+        if cuts.is_empty() {
+            continue;
+        }
+        los.sort_unstable();
+        his.sort_unstable();
+        cuts.sort_unstable();
+        cuts.dedup();
+        for &t in &cuts {
+            // Left gets filters starting below t; right gets filters ending at or above t.
+            let left = los.partition_point(|&lo| lo < t);
+            let right = n - his.partition_point(|&hi| hi < t);
+            let score = (left.max(right), left + right);
+            if best.is_none_or(|(s, _, _)| score < s) {
+                best = Some((score, dim, t));
+            }
+        }
+    }
+    match best {
+        Some(((worst, _), dim, t)) if worst < n => Some((dim, t)),
+        _ => None,
+    }
+}
+
+/// The two child tasks of a cut.
+fn split<W: Word>(filters: &[Filter<W>], task: &Task<W>, dim: usize, t: W) -> (Task<W>, Task<W>) {
+    let mut left_region = task.region;
+    left_region.hi[dim] = t.pred();
+    let mut right_region = task.region;
+    right_region.lo[dim] = t;
+    let left = task
+        .items
+        .iter()
+        .copied()
+        .filter(|&i| filters[i as usize].bounds.lo[dim] < t)
+        .collect();
+    let right = task
+        .items
+        .iter()
+        .copied()
+        .filter(|&i| filters[i as usize].bounds.hi[dim] >= t)
+        .collect();
+    (
+        Task {
+            slot: Slot::Root,
+            items: left,
+            region: left_region,
+            depth: task.depth + 1,
+        },
+        Task {
+            slot: Slot::Root,
+            items: right,
+            region: right_region,
+            depth: task.depth + 1,
+        },
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn filter(lo: [u32; 5], hi: [u32; 5], rank: u32) -> Filter<u32> {
+        Filter {
+            bounds: Bounds { lo, hi },
+            rank,
+        }
+    }
+
+    fn brute(filters: &[Filter<u32>], key: &[u32; 5]) -> Option<u32> {
+        filters
+            .iter()
+            .find(|f| f.bounds.contains(key))
+            .map(|f| f.rank)
+    }
+
+    #[test]
+    fn tree_agrees_with_brute_force_on_a_grid() {
+        let mut filters = Vec::new();
+        let mut rank = 0;
+        for a in 0..6u32 {
+            for p in 0..4u32 {
+                let hi = domain_max();
+                let mut lo = [0; 5];
+                let mut h = hi;
+                lo[0] = a * 1000;
+                h[0] = a * 1000 + 1500;
+                lo[3] = p * 10;
+                h[3] = p * 10 + (a % 3) * 7;
+                if a % 2 == 0 {
+                    lo[4] = 6;
+                    h[4] = 6;
+                }
+                filters.push(filter(lo, h, rank));
+                rank += 1;
+            }
+        }
+        let tree = build(filters.clone(), 2);
+        assert!(!tree.nodes.is_empty(), "a cut was made");
+        for a in (0..7000u32).step_by(97) {
+            for p in 0..45u32 {
+                for proto in [1, 6, 17] {
+                    let key = [a, 0, 0, p, proto];
+                    assert_eq!(
+                        tree.lookup(&key, |_| true),
+                        brute(&filters, &key),
+                        "{key:?}"
+                    );
+                }
+            }
+        }
+    }
+
+    fn domain_max() -> [u32; 5] {
+        crate::classify::tree::domain_hi()
+    }
+
+    #[test]
+    fn covering_filter_prunes_the_rest() {
+        let all = filter([0; 5], domain_max(), 0);
+        let later: Vec<_> = (1..50).map(|r| filter([r; 5], [r + 1; 5], r)).collect();
+        let mut filters = vec![all];
+        filters.extend(later);
+        let tree = build(filters, 4);
+        assert!(tree.nodes.is_empty());
+        assert_eq!(tree.items.len(), 1);
+        assert_eq!(tree.lookup(&[7; 5], |_| true), Some(0));
+        assert_eq!(tree.covers, vec![0], "the covering filter is recorded");
+    }
+
+    #[test]
+    fn empty_tree_matches_nothing() {
+        let tree: Tree<u128> = build(Vec::new(), 8);
+        assert_eq!(tree.lookup(&[0; 5], |_| true), None);
+    }
+}

@@ -1,0 +1,3 @@
+//! Traffic: decoded packets from captures, flow logs and synthetic generators.
+
+pub mod synth;

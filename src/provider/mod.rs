@@ -1,0 +1,438 @@
+//! Cloud providers: export import, native revoke requests, revoke semantics and responses.
+//!
+//! Each provider module ([`aws`], [`aliyun`]) turns its describe-call exports into the
+//! [`State`] model, parses revoke requests in the forms users have at hand (query string,
+//! URL, form body, JSON), applies them with the provider's exact semantics, and renders the
+//! response the API would return. This module holds what they share: reading a request's
+//! text into raw parameters, the API error value, the outcome of a revoke, and the
+//! dispatch by shape (exports) and by `Action` (requests).
+
+pub mod aliyun;
+pub mod aws;
+
+use std::fmt;
+use std::path::Path;
+
+use crate::model::{Provider, Rule, State};
+
+/// A request's parameters, decoded, in the order given.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Params(pub Vec<(String, String)>);
+
+impl Params {
+    /// The value of the first parameter named `key`.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Decodes `application/x-www-form-urlencoded` text (a query string or a form body).
+    pub fn from_query(query: &str) -> Params {
+        Params(
+            form_urlencoded::parse(query.trim().trim_start_matches('?').as_bytes())
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect(),
+        )
+    }
+}
+
+/// A request as the user gave it, before any provider looked at it.
+#[derive(Clone, Debug, PartialEq)]
+pub enum RawRequest {
+    /// Query-protocol parameters (from a query string, a URL or a form body).
+    Query(Params),
+    /// A JSON object.
+    Json(serde_json::Value),
+}
+
+impl RawRequest {
+    /// Reads request text: a JSON object, a URL (`https://host/?…`), or a query string /
+    /// form body (`Action=…&…`). Line breaks and surrounding blanks are ignored in query
+    /// text, so a request may be written over several lines.
+    pub fn parse(text: &str) -> Result<RawRequest, RequestError> {
+        let t = text.trim();
+        if t.is_empty() {
+            return Err(RequestError::Empty);
+        }
+        if t.starts_with('{') {
+            let v: serde_json::Value =
+                serde_json::from_str(t).map_err(|e| RequestError::Json(e.to_string()))?;
+            return Ok(RawRequest::Json(v));
+        }
+        let joined: String = t.lines().map(str::trim).collect();
+        let query = if joined.starts_with("http://") || joined.starts_with("https://") {
+            match joined.split_once('?') {
+                Some((_, q)) => q.to_string(),
+                None => return Err(RequestError::NoQuery),
+            }
+        } else {
+            joined
+        };
+        let params = Params::from_query(&query);
+        if params.0.is_empty() || params.0.iter().all(|(_, v)| v.is_empty()) {
+            return Err(RequestError::NotARequest);
+        }
+        Ok(RawRequest::Query(params))
+    }
+
+    /// The `Action` the request names, if any.
+    pub fn action(&self) -> Option<&str> {
+        match self {
+            RawRequest::Query(p) => p.get("Action"),
+            RawRequest::Json(v) => v.get("Action").and_then(|a| a.as_str()),
+        }
+    }
+}
+
+/// Request text that is not a request at all (the CLI's exit code 2). Malformed requests
+/// that the cloud would answer with an error are [`ApiError`]s instead.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RequestError {
+    /// Nothing given.
+    #[error("the request is empty")]
+    Empty,
+    /// Text that starts like JSON but is not.
+    #[error("the request is not valid JSON: {0}")]
+    Json(String),
+    /// A URL without a query.
+    #[error("the URL has no query string ('?Action=…')")]
+    NoQuery,
+    /// Neither JSON nor parameters.
+    #[error("the request is neither JSON nor a query string of parameters")]
+    NotARequest,
+    /// No `Action`, or one sgsim does not simulate.
+    #[error("unsupported or missing Action '{0}': expected RevokeSecurityGroupIngress/Egress (AWS) or RevokeSecurityGroup/RevokeSecurityGroupEgress (Alibaba)")]
+    UnknownAction(String),
+    /// The state has no groups of the request's provider.
+    #[error("the request is for {request:?} but the state holds no {request:?} security groups")]
+    ProviderMismatch {
+        /// The request's provider.
+        request: Provider,
+    },
+}
+
+/// An error response of a cloud API: data, never a crash.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApiError {
+    /// The provider's error code, e.g. `InvalidPermission.NotFound`.
+    pub code: String,
+    /// The HTTP status the API answers with.
+    pub status: u16,
+    /// The message.
+    pub message: String,
+}
+
+impl ApiError {
+    /// An error response.
+    pub fn new(code: &str, status: u16, message: impl Into<String>) -> ApiError {
+        ApiError {
+            code: code.to_string(),
+            status,
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} (HTTP {}): {}", self.code, self.status, self.message)
+    }
+}
+
+/// How to render a response body.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// JSON (Alibaba's default; for AWS the shape boto3 returns).
+    Json,
+    /// XML (AWS's default).
+    Xml,
+}
+
+/// The result of applying a revoke request to a state.
+#[derive(Clone, Debug)]
+pub struct Outcome {
+    /// Whose API answered.
+    pub provider: Provider,
+    /// Success, or the error the API returns (then nothing changed).
+    pub error: Option<ApiError>,
+    /// HTTP status of the response.
+    pub status: u16,
+    /// The response body as JSON.
+    pub json: serde_json::Value,
+    /// The response body as XML.
+    pub xml: String,
+    /// The state after the revoke (equal to the input when nothing was revoked or on error).
+    pub state: State,
+    /// The rules the revoke removed, as they were.
+    pub revoked: Vec<Rule>,
+    /// Things the user should know (a bare revoke that missed a drop rule, …).
+    pub warnings: Vec<String>,
+}
+
+impl Outcome {
+    /// The body in the requested format, or the provider's default.
+    pub fn body(&self, format: Option<Format>) -> String {
+        let default = match self.provider {
+            Provider::Aws => Format::Xml,
+            _ => Format::Json,
+        };
+        match format.unwrap_or(default) {
+            Format::Json => {
+                serde_json::to_string_pretty(&self.json).unwrap_or_else(|_| self.json.to_string())
+            }
+            Format::Xml => self.xml.clone(),
+        }
+    }
+}
+
+/// Which provider a request is for. `RevokeSecurityGroupIngress` is AWS's and
+/// `RevokeSecurityGroup` Alibaba's; both clouds name their egress revoke
+/// `RevokeSecurityGroupEgress`, so there the request's shape decides (`GroupId` /
+/// `IpPermissions` are AWS's, `SecurityGroupId` / `RegionId` / `Permissions` Alibaba's), and
+/// failing that the state's groups.
+pub fn provider_of(state: &State, request: &RawRequest) -> Result<Provider, RequestError> {
+    let action = request.action().unwrap_or("").to_string();
+    match action.as_str() {
+        "RevokeSecurityGroupIngress" => return Ok(Provider::Aws),
+        "RevokeSecurityGroup" => return Ok(Provider::Aliyun),
+        "RevokeSecurityGroupEgress" => {}
+        _ => return Err(RequestError::UnknownAction(action)),
+    }
+    let has = |prefix: &str| match request {
+        RawRequest::Query(p) => p.0.iter().any(|(k, _)| k.starts_with(prefix)),
+        RawRequest::Json(v) => v
+            .as_object()
+            .is_some_and(|o| o.keys().any(|k| k.starts_with(prefix))),
+    };
+    if has("SecurityGroupId") || has("RegionId") || has("Permissions") {
+        return Ok(Provider::Aliyun);
+    }
+    if has("GroupId") || has("IpPermissions") {
+        return Ok(Provider::Aws);
+    }
+    let providers: std::collections::BTreeSet<Provider> =
+        state.groups.iter().map(|g| g.provider).collect();
+    Ok(
+        if providers.contains(&Provider::Aliyun) && !providers.contains(&Provider::Aws) {
+            Provider::Aliyun
+        } else {
+            Provider::Aws
+        },
+    )
+}
+
+/// Applies a revoke request to a state with the semantics of its provider
+/// (see [`provider_of`]).
+pub fn revoke(state: &State, request: &RawRequest) -> Result<Outcome, RequestError> {
+    match provider_of(state, request)? {
+        Provider::Aliyun => aliyun::revoke(state, request),
+        _ => aws::revoke(state, request),
+    }
+}
+
+/// An export file that could not be imported.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ImportError {
+    /// The file could not be read.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// What the OS said.
+        source: std::io::Error,
+    },
+    /// The file is not JSON.
+    #[error("{path}: not JSON: {why}")]
+    Json {
+        /// The file.
+        path: String,
+        /// The parser's message.
+        why: String,
+    },
+    /// The JSON is none of the shapes sgsim reads.
+    #[error("{path}: not a recognised export; expected an sgsim snapshot, AWS describe-security-groups / describe-security-group-rules / describe-network-interfaces / describe-vpcs / describe-managed-prefix-lists / get-managed-prefix-list-entries output, or Alibaba DescribeSecurityGroupAttribute / DescribeSecurityGroups / DescribeNetworkInterfaces / DescribePrefixLists / DescribePrefixListAttributes output")]
+    Unrecognised {
+        /// The file.
+        path: String,
+    },
+    /// A recognised export with a bad field.
+    #[error("{path}: {field}: {why}")]
+    Field {
+        /// The file.
+        path: String,
+        /// JSON path of the field, e.g. `SecurityGroups[0].IpPermissions[1].FromPort`.
+        field: String,
+        /// What was wrong.
+        why: String,
+    },
+    /// The merged state is inconsistent.
+    #[error("{0}")]
+    State(#[from] crate::model::StateError),
+}
+
+/// What importing a set of files produced.
+#[derive(Clone, Debug, Default)]
+pub struct Imported {
+    /// The merged state.
+    pub state: State,
+    /// Things noticed on the way (canonicalized CIDRs, …), each naming its file.
+    pub warnings: Vec<String>,
+}
+
+/// Imports files (or every `*.json` file of a folder, in name order), each recognised by
+/// its shape, and merges them into one state.
+pub fn import_paths(paths: &[impl AsRef<Path>]) -> Result<Imported, ImportError> {
+    let mut files = Vec::new();
+    for p in paths {
+        let p = p.as_ref();
+        if p.is_dir() {
+            let mut entries: Vec<_> = std::fs::read_dir(p)
+                .map_err(|source| ImportError::Io {
+                    path: p.display().to_string(),
+                    source,
+                })?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|e| e.extension().is_some_and(|x| x == "json"))
+                .collect();
+            entries.sort();
+            files.extend(entries);
+        } else {
+            files.push(p.to_path_buf());
+        }
+    }
+    let mut docs = Vec::new();
+    for f in &files {
+        let path = f.display().to_string();
+        let text = std::fs::read_to_string(f).map_err(|source| ImportError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        let value: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| ImportError::Json {
+                path: path.clone(),
+                why: e.to_string(),
+            })?;
+        docs.push((path, value));
+    }
+    import_values(&docs)
+}
+
+/// Imports parsed JSON documents (`(name, value)`), each recognised by its shape.
+pub fn import_values(docs: &[(String, serde_json::Value)]) -> Result<Imported, ImportError> {
+    let mut out = Imported::default();
+    let mut aws_docs = Vec::new();
+    let mut aliyun_docs = Vec::new();
+    for (path, value) in docs {
+        if is_snapshot(value) {
+            let state: State =
+                serde_json::from_value(value.clone()).map_err(|e| ImportError::Field {
+                    path: path.clone(),
+                    field: "(snapshot)".into(),
+                    why: e.to_string(),
+                })?;
+            out.state.merge(state);
+        } else if aws::recognises(value) {
+            aws_docs.push((path.clone(), value.clone()));
+        } else if aliyun::recognises(value) {
+            aliyun_docs.push((path.clone(), value.clone()));
+        } else {
+            return Err(ImportError::Unrecognised { path: path.clone() });
+        }
+    }
+    if !aws_docs.is_empty() {
+        let mut got = aws::import(&aws_docs)?;
+        out.warnings.append(&mut got.warnings);
+        out.state.merge(got.state);
+    }
+    if !aliyun_docs.is_empty() {
+        let mut got = aliyun::import(&aliyun_docs)?;
+        out.warnings.append(&mut got.warnings);
+        out.state.merge(got.state);
+    }
+    out.state.validate()?;
+    Ok(out)
+}
+
+/// Whether a JSON document is an sgsim snapshot (a serialized [`State`]).
+pub fn is_snapshot(value: &serde_json::Value) -> bool {
+    value.as_object().is_some_and(|o| {
+        o.get("sgsim_snapshot").is_some() || (o.contains_key("groups") && o.contains_key("rules"))
+    })
+}
+
+/// A request ID derived from the request's content: deterministic, shaped like the
+/// provider's (a UUID, upper case for Alibaba, lower case for AWS).
+pub fn request_id(seed: &str) -> String {
+    // FNV-1a, twice with different offsets, for 128 bits.
+    let hash = |offset: u64| {
+        seed.bytes().fold(offset, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+        })
+    };
+    let (a, b) = (hash(0xcbf2_9ce4_8422_2325), hash(0x8422_2325_cbf2_9ce4));
+    format!(
+        "{:08X}-{:04X}-4{:03X}-{:04X}-{:012X}",
+        a >> 32,
+        (a >> 16) & 0xffff,
+        a & 0xfff,
+        (b >> 48) & 0x3fff | 0x8000,
+        b & 0xffff_ffff_ffff
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_every_request_form() {
+        let q = RawRequest::parse("Action=RevokeSecurityGroupIngress&GroupId=sg-1&IpPermissions.1.IpRanges.1.CidrIp=10.0.0.0%2F8").unwrap();
+        assert_eq!(q.action(), Some("RevokeSecurityGroupIngress"));
+        let RawRequest::Query(p) = &q else { panic!() };
+        assert_eq!(
+            p.get("IpPermissions.1.IpRanges.1.CidrIp"),
+            Some("10.0.0.0/8")
+        );
+        let u = RawRequest::parse(
+            "https://ecs.aliyuncs.com/?Action=RevokeSecurityGroup&RegionId=cn-hangzhou",
+        )
+        .unwrap();
+        assert_eq!(u.action(), Some("RevokeSecurityGroup"));
+        let multi =
+            RawRequest::parse("?Action=RevokeSecurityGroup\n  &RegionId=cn-hangzhou").unwrap();
+        assert_eq!(multi.action(), Some("RevokeSecurityGroup"));
+        let j = RawRequest::parse(r#"{"Action":"RevokeSecurityGroupEgress","GroupId":"sg-1"}"#)
+            .unwrap();
+        assert_eq!(j.action(), Some("RevokeSecurityGroupEgress"));
+    }
+
+    #[test]
+    fn rejects_what_is_not_a_request() {
+        assert_eq!(RawRequest::parse("  "), Err(RequestError::Empty));
+        assert!(matches!(
+            RawRequest::parse("{\"Action\": "),
+            Err(RequestError::Json(_))
+        ));
+        assert_eq!(
+            RawRequest::parse("https://ecs.aliyuncs.com/"),
+            Err(RequestError::NoQuery)
+        );
+        assert_eq!(
+            RawRequest::parse("hello world"),
+            Err(RequestError::NotARequest)
+        );
+    }
+
+    #[test]
+    fn request_ids_are_deterministic_uuids() {
+        let a = request_id("x");
+        assert_eq!(a, request_id("x"));
+        assert_ne!(a, request_id("y"));
+        assert_eq!(a.len(), 36);
+        assert_eq!(a.matches('-').count(), 4);
+    }
+}
