@@ -252,6 +252,67 @@ pub fn filters_from(path: &Path, reader: impl BufRead) -> Result<State, Error> {
     Ok(state_of(rules))
 }
 
+/// A seeded synthetic filter set shaped like ClassBench's ACL seeds: mostly specific
+/// prefixes (/16–/32) on one side and wider ones (/0–/24) on the other, exact or wildcard
+/// protocols, service ports exact or in small ranges, source ports mostly any. The same `n`
+/// and `seed` give the same rules.
+pub fn synthetic_filters(n: usize, seed: u64) -> State {
+    use crate::packet::synth::Rng;
+    let mut rng = Rng::new(seed);
+    let prefix = |rng: &mut Rng, specific: bool| {
+        let len = if specific {
+            16 + rng.below(17) as u8
+        } else {
+            [0u8, 8, 16, 24][rng.below(4) as usize]
+        };
+        let addr = Ipv4Addr::from(rng.next_u64() as u32);
+        // Invariant: len <= 32.
+        Cidr::new(IpAddr::V4(addr), len).unwrap_or(Cidr::ANY_V4)
+    };
+    let rules = (0..n)
+        .map(|i| {
+            let src_specific = rng.below(4) != 0;
+            let src = prefix(&mut rng, src_specific);
+            let dst_specific = !src_specific || rng.below(2) == 0;
+            let dst = prefix(&mut rng, dst_specific);
+            let protocol = match rng.below(10) {
+                0 => Protocol::Any,
+                1 => Protocol::UDP,
+                2 => Protocol::ICMP,
+                _ => Protocol::TCP,
+            };
+            let dport = match rng.below(5) {
+                0 => PortRange::ANY,
+                1 => {
+                    let lo = rng.below(60000) as u16;
+                    PortRange::new(lo, lo + rng.below(1000) as u16).unwrap_or(PortRange::ANY)
+                }
+                _ => PortRange::single(rng.below(65536) as u16),
+            };
+            let sport = if rng.below(10) == 0 {
+                PortRange::new(1024, 65535).unwrap_or(PortRange::ANY)
+            } else {
+                PortRange::ANY
+            };
+            Rule {
+                id: i.to_string().into(),
+                group: GROUP.into(),
+                direction: Direction::Ingress,
+                action: Action::Accept,
+                priority: Priority(i as u32),
+                protocol,
+                src_ports: sport,
+                dst_ports: dport,
+                remote: Peer::cidr(src),
+                local: Some(dst),
+                description: None,
+                attrs: Default::default(),
+            }
+        })
+        .collect();
+    state_of(rules)
+}
+
 /// Parses one trace line.
 pub fn parse_trace_line(line: &str) -> Result<TraceEntry, String> {
     let fields: Vec<&str> = line.split_whitespace().collect();

@@ -13,6 +13,10 @@ pub(crate) trait Word:
 {
     /// The largest address of the family.
     const ADDR_MAX: Self;
+    /// Address width in bits.
+    const ADDR_BITS: u32;
+    /// Widens to `u128`.
+    fn to_u128(self) -> u128;
     /// Widens a port or protocol value.
     fn from_u16(v: u16) -> Self;
     /// Narrows an address range end (the caller knows it fits).
@@ -25,6 +29,10 @@ pub(crate) trait Word:
 
 impl Word for u32 {
     const ADDR_MAX: u32 = u32::MAX;
+    const ADDR_BITS: u32 = 32;
+    fn to_u128(self) -> u128 {
+        u128::from(self)
+    }
     fn from_u16(v: u16) -> u32 {
         u32::from(v)
     }
@@ -42,6 +50,10 @@ impl Word for u32 {
 
 impl Word for u128 {
     const ADDR_MAX: u128 = u128::MAX;
+    const ADDR_BITS: u32 = 128;
+    fn to_u128(self) -> u128 {
+        self
+    }
     fn from_u16(v: u16) -> u128 {
         u128::from(v)
     }
@@ -152,6 +164,11 @@ impl<W: Word> Tree<W> {
             .map(|f| f.rank)
     }
 
+    /// The smallest rank the tree holds (`u32::MAX` when empty).
+    pub fn min_rank(&self) -> u32 {
+        self.filters.first().map_or(u32::MAX, |f| f.rank)
+    }
+
     /// Bytes held by the tree.
     pub fn memory_usage(&self) -> usize {
         use std::mem::size_of;
@@ -160,5 +177,43 @@ impl<W: Word> Tree<W> {
             + self.items.capacity() * size_of::<u32>()
             + self.filters.capacity() * size_of::<Filter<W>>()
             + self.covers.capacity() * size_of::<u32>()
+    }
+}
+
+/// Several trees over disjoint subsets of one family's filters, in order of their smallest
+/// rank. Partitioning filters by the shape of their address fields keeps wildcard-heavy rules
+/// from being replicated across the cuts made for specific ones.
+#[derive(Debug)]
+pub(crate) struct Forest<W> {
+    pub trees: Vec<Tree<W>>,
+}
+
+impl<W: Word> Forest<W> {
+    /// The smallest rank among live filters containing `key`, across all trees.
+    #[inline]
+    pub fn lookup(&self, key: &[W; DIMS], alive: impl Fn(u32) -> bool) -> Option<u32> {
+        let mut best: Option<u32> = None;
+        for tree in &self.trees {
+            if best.is_some_and(|b| tree.min_rank() >= b) {
+                break;
+            }
+            if let Some(r) = tree.lookup(key, &alive) {
+                best = Some(best.map_or(r, |b| b.min(r)));
+            }
+        }
+        best
+    }
+
+    /// Ranks of the filters that pruned a region of some tree (see [`Tree::covers`]).
+    pub fn cover_ranks(&self) -> impl Iterator<Item = u32> + '_ {
+        self.trees
+            .iter()
+            .flat_map(|t| t.covers.iter().map(move |&i| t.filters[i as usize].rank))
+    }
+
+    /// Bytes held by the forest.
+    pub fn memory_usage(&self) -> usize {
+        self.trees.iter().map(Tree::memory_usage).sum::<usize>()
+            + self.trees.capacity() * std::mem::size_of::<Tree<W>>()
     }
 }

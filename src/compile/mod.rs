@@ -17,7 +17,7 @@ use std::sync::Arc;
 use ip_network::{Ipv4Network, Ipv6Network};
 use ip_network_table::IpNetworkTable;
 
-use crate::classify::tree::{Bounds, Filter, Tree, Word, DIMS};
+use crate::classify::tree::{Bounds, Filter, Forest, Word, DIMS};
 use crate::classify::{rule_order, By, Engine, Point, Semantics, SemanticsError, Verdict};
 use crate::model::{
     Action, Cidr, Direction, EniId, Family, GroupId, Header, Peer, PortRange, Protocol, RuleId,
@@ -64,8 +64,8 @@ impl From<crate::model::StateError> for CompileError {
 /// One compiled (group set, direction): the trees and what their ranks mean.
 #[derive(Debug)]
 struct Context {
-    v4: Tree<u32>,
-    v6: Tree<u128>,
+    v4: Forest<u32>,
+    v6: Forest<u128>,
     /// Per rank: the verdict a match gives.
     targets: Vec<Verdict>,
     /// When nothing matches.
@@ -292,13 +292,11 @@ impl<'a> Resolver<'a> {
                 }
             }
         }
-        let v4 = tree::build(v4, config.leaf_size);
-        let v6 = tree::build(v6, config.leaf_size);
+        let v4 = tree::build_forest(v4, config.leaf_size);
+        let v6 = tree::build_forest(v6, config.leaf_size);
         let covers = v4
-            .covers
-            .iter()
-            .map(|&i| v4.filters[i as usize].rank)
-            .chain(v6.covers.iter().map(|&i| v6.filters[i as usize].rank))
+            .cover_ranks()
+            .chain(v6.cover_ranks())
             .map(|rank| owners[rank as usize])
             .filter(|&o| o != u32::MAX)
             .collect();

@@ -8,7 +8,28 @@
 //! records every filter that pruned something ([`Tree::covers`]); removing one of those
 //! needs a rebuild, removing any other filter only needs a tombstone.
 
-use crate::classify::tree::{Bounds, Filter, Node, Tree, Word, DIMS, LEAF};
+use crate::classify::tree::{Bounds, Filter, Forest, Node, Tree, Word, DIMS, LEAF};
+
+/// Splits filters (in rank order) by whether each address field is specific (a prefix of at
+/// least half the address width: /16 for IPv4, /64 for IPv6) and builds one tree per
+/// non-empty part.
+pub(crate) fn build_forest<W: Word>(filters: Vec<Filter<W>>, leaf_size: usize) -> Forest<W> {
+    let small = |d: usize, f: &Filter<W>| {
+        f.bounds.hi[d].to_u128() - f.bounds.lo[d].to_u128() < 1u128 << (W::ADDR_BITS / 2)
+    };
+    let mut parts: [Vec<Filter<W>>; 4] = Default::default();
+    for f in filters {
+        let key = usize::from(small(0, &f)) | usize::from(small(1, &f)) << 1;
+        parts[key].push(f);
+    }
+    let mut trees: Vec<Tree<W>> = parts
+        .into_iter()
+        .filter(|p| !p.is_empty())
+        .map(|p| build(p, leaf_size))
+        .collect();
+    trees.sort_by_key(Tree::min_rank);
+    Forest { trees }
+}
 
 /// Where a finished subtree's reference is written.
 #[derive(Clone, Copy)]

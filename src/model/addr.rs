@@ -117,6 +117,8 @@ impl Cidr {
     }
 
     /// The prefix length.
+    // A prefix length, not a container size: there is no `is_empty` to pair it with.
+    #[allow(clippy::len_without_is_empty)]
     pub fn len(&self) -> u8 {
         self.len
     }

@@ -1,0 +1,6 @@
+//! sgsim's integration tests: one binary, one module per area.
+#![allow(clippy::unwrap_used)]
+
+mod classbench;
+mod engines;
+mod suite;
