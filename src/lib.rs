@@ -42,3 +42,4 @@ pub mod compile;
 pub mod model;
 pub mod packet;
 pub mod provider;
+pub mod whatif;

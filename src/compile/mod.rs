@@ -223,6 +223,41 @@ impl<'a> Resolver<'a> {
         table_index: &dyn Fn(u32) -> u32,
         config: &Config,
     ) -> Context {
+        let lowered = self.lower(groups, direction, semantics, table_index);
+        let Lowered {
+            v4,
+            v6,
+            targets,
+            fallback,
+        } = lowered;
+        let v4 = tree::build_forest(v4, config.leaf_size);
+        let v6 = tree::build_forest(v6, config.leaf_size);
+        let covers = v4
+            .cover_ranks()
+            .chain(v6.cover_ranks())
+            .filter_map(|rank| match targets[rank as usize].by {
+                By::Rule(i) => Some(i),
+                _ => None,
+            })
+            .collect();
+        Context {
+            v4,
+            v6,
+            targets,
+            fallback,
+            covers,
+        }
+    }
+
+    /// The rules of `groups` in `direction`, in evaluation order, as boxes with ranks, plus
+    /// the implicit inner-access boxes and the fallback.
+    fn lower(
+        &mut self,
+        groups: &[u32],
+        direction: Direction,
+        semantics: &Semantics,
+        table_index: &dyn Fn(u32) -> u32,
+    ) -> Lowered {
         let state = self.state;
         let mut order: Vec<u32> = groups
             .iter()
@@ -238,7 +273,6 @@ impl<'a> Resolver<'a> {
         let mut v4 = Vec::new();
         let mut v6 = Vec::new();
         let mut targets = Vec::new();
-        let mut owners = Vec::new();
         for &r in &order {
             let rule = &state.rules[r as usize];
             let (sport, dport) = (rule.src_ports, rule.dst_ports);
@@ -259,7 +293,6 @@ impl<'a> Resolver<'a> {
                     action: rule.action,
                     by: By::Rule(ti),
                 });
-                owners.push(ti);
                 push_filter(&mut v4, &mut v6, rank, remote, local, sport, dport, proto);
             }
         }
@@ -272,7 +305,6 @@ impl<'a> Resolver<'a> {
                         action: Action::Accept,
                         by: By::InnerAccess(g),
                     });
-                    owners.push(u32::MAX);
                     let remote = Cidr::host(ip);
                     let local = if remote.family() == Family::V4 {
                         Cidr::ANY_V4
@@ -292,22 +324,36 @@ impl<'a> Resolver<'a> {
                 }
             }
         }
-        let v4 = tree::build_forest(v4, config.leaf_size);
-        let v6 = tree::build_forest(v6, config.leaf_size);
-        let covers = v4
-            .cover_ranks()
-            .chain(v6.cover_ranks())
-            .map(|rank| owners[rank as usize])
-            .filter(|&o| o != u32::MAX)
-            .collect();
-        Context {
+        Lowered {
             v4,
             v6,
             targets,
             fallback: semantics.fallback(direction),
-            covers,
         }
     }
+}
+
+/// One (group set, direction) lowered to boxes: the input of a tree build and of the
+/// header-space diff. Ranks index `targets`; filters are in rank order.
+#[derive(Debug)]
+pub(crate) struct Lowered {
+    pub v4: Vec<Filter<u32>>,
+    pub v6: Vec<Filter<u128>>,
+    pub targets: Vec<Verdict>,
+    pub fallback: Action,
+}
+
+/// Lowers the rules seen at ENI `eni` of `state` in `direction` (rule indexes are the
+/// state's).
+pub(crate) fn lower(
+    state: &State,
+    eni: usize,
+    direction: Direction,
+) -> Result<Lowered, CompileError> {
+    let mut resolver = Resolver::new(state);
+    let sets = group_sets(state, &resolver.group_index);
+    let semantics = Semantics::of(state, eni)?;
+    Ok(resolver.lower(&sets[eni], direction, &semantics, &|r| r))
 }
 
 #[allow(clippy::too_many_arguments)]

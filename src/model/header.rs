@@ -13,7 +13,9 @@ use super::{normalize_addr, Direction, Family, ValueError};
 /// ports. For ICMP and ICMPv6 they carry the **type** (`src_port`) and **code** (`dst_port`),
 /// the convention Open vSwitch uses, so that ICMP selectors and port ranges are one kind of
 /// range. For protocols without ports both words are 0.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub struct Header {
     /// Source address (IPv4-mapped IPv6 is normalized to IPv4 by [`Header::new`]).
     pub src: IpAddr,

@@ -3,4 +3,6 @@
 
 mod classbench;
 mod engines;
+mod gen;
 mod suite;
+mod whatif;

@@ -1,0 +1,168 @@
+//! What-if: the header-space diff of a revoke equals brute-force evaluation.
+
+use proptest::prelude::*;
+use sgsim::classify::reference::Reference;
+use sgsim::classify::{Engine, Named, Point};
+use sgsim::model::{Direction, Header, RuleId, State};
+use sgsim::whatif::space::{revoke_diff, Decider, Region};
+
+use crate::gen::{addr, arb_state};
+
+/// Every header the generators can produce, plus addresses outside their pools.
+fn grid() -> Vec<Header> {
+    let mut out = Vec::new();
+    for v6 in [false, true] {
+        let mut addrs: Vec<_> = (0..4u8)
+            .flat_map(|x| (0..8u8).map(move |y| addr(v6, x, y)))
+            .collect();
+        addrs.push(if v6 {
+            "2001:db9::1".parse().unwrap()
+        } else {
+            "11.0.0.1".parse().unwrap()
+        });
+        for &src in addrs.iter().step_by(3) {
+            for &dst in addrs.iter().step_by(2) {
+                for proto in [6u8, 17, 1, 47] {
+                    for (sp, dp) in [(0u16, 0u16), (1, 2), (3, 7), (7, 3), (5, 5), (8, 9), (2, 6)] {
+                        out.push(Header::new(src, dst, proto, sp, dp).unwrap());
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+fn decider(n: &Named) -> Decider {
+    Decider {
+        action: n.action,
+        rule: n.rule.clone(),
+        reason: n.reason,
+    }
+}
+
+fn check(state: &State, removed: &[RuleId], headers: &[Header]) -> Result<(), TestCaseError> {
+    let mut after = state.clone();
+    after.rules.retain(|r| !removed.contains(&r.id));
+    let regions = revoke_diff(state, removed).unwrap();
+    let rb = Reference::new(state).unwrap();
+    let ra = Reference::new(&after).unwrap();
+    for (e, eni) in state.enis.iter().enumerate() {
+        for direction in Direction::BOTH {
+            let point = Point {
+                eni: e as u32,
+                direction,
+            };
+            let here: Vec<&Region> = regions
+                .iter()
+                .filter(|r| r.direction == direction && r.enis.contains(&eni.id))
+                .collect();
+            for h in headers {
+                let b = rb.name(rb.classify(point, h));
+                let a = ra.name(ra.classify(point, h));
+                let inside: Vec<&&Region> = here.iter().filter(|r| r.contains(h)).collect();
+                prop_assert!(inside.len() <= 1, "regions overlap at {h}");
+                if b.action != a.action {
+                    prop_assert_eq!(
+                        inside.len(),
+                        1,
+                        "{} at {} {}: {} -> {} not in any region",
+                        h,
+                        eni.id,
+                        direction,
+                        b,
+                        a
+                    );
+                    prop_assert_eq!(&inside[0].before, &decider(&b));
+                    prop_assert_eq!(&inside[0].after, &decider(&a));
+                } else {
+                    prop_assert!(
+                        inside.is_empty(),
+                        "{} at {} {} is in a region but keeps {}",
+                        h,
+                        eni.id,
+                        direction,
+                        b
+                    );
+                }
+            }
+            for r in &here {
+                let b = rb.name(rb.classify(point, &r.witness));
+                let a = ra.name(ra.classify(point, &r.witness));
+                prop_assert!(r.contains(&r.witness));
+                prop_assert_eq!(&r.before, &decider(&b), "witness {}", r.witness);
+                prop_assert_eq!(&r.after, &decider(&a), "witness {}", r.witness);
+            }
+        }
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+
+    #[test]
+    fn header_space_diff_equals_brute_force(
+        state in arb_state(),
+        picks in proptest::collection::vec(any::<proptest::sample::Index>(), 1..4),
+    ) {
+        let removed: Vec<RuleId> = if state.rules.is_empty() {
+            Vec::new()
+        } else {
+            picks.iter().map(|p| state.rules[p.index(state.rules.len())].id.clone()).collect()
+        };
+        check(&state, &removed, &grid())?;
+    }
+}
+
+fn suite_state(name: &str) -> State {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/suite")
+        .join(name);
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    serde_json::from_value(v["state"].clone()).unwrap()
+}
+
+#[test]
+fn revoking_a_drop_that_shadows_an_accept_flips_exactly_its_box() {
+    let state = suite_state("aliyun_priority.json");
+    let regions = revoke_diff(&state, &["a-drop22".into()]).unwrap();
+    // eni-1 only: a-drop22 belongs to sg-a. Every tcp/22 packet from anywhere except the
+    // office /24 (where priority 1 already accepted) flips from drop to accept.
+    assert!(!regions.is_empty());
+    for r in &regions {
+        assert_eq!(r.enis, vec!["eni-1".into()]);
+        assert_eq!(r.direction, Direction::Ingress);
+        assert_eq!(r.before.rule.as_ref().map(|r| r.as_str()), Some("a-drop22"));
+        assert_eq!(r.after.rule.as_ref().map(|r| r.as_str()), Some("a-acc22"));
+        assert_eq!(r.dst_ports.to_string(), "22");
+        assert_eq!(r.protocols, (6, 6));
+        assert!(!r.remote.iter().any(|c| c.to_string() == "203.0.113.0/24"));
+    }
+    let covered: u64 = regions
+        .iter()
+        .flat_map(|r| &r.remote)
+        .map(|c| 1u64 << (32 - c.len()))
+        .sum();
+    assert_eq!(
+        covered,
+        (1u64 << 32) - 256,
+        "all of IPv4 but the office /24"
+    );
+}
+
+#[test]
+fn revoking_an_allow_that_others_still_cover_changes_nothing() {
+    let state = suite_state("aws_union.json");
+    // admin-https-office is shadowed by web-https (0.0.0.0/0, same port) on eni-web.
+    assert!(revoke_diff(&state, &["admin-https-office".into()])
+        .unwrap()
+        .is_empty());
+    // web-https is not: revoking it closes 443 to everyone but the office /24.
+    let regions = revoke_diff(&state, &["web-https".into()]).unwrap();
+    assert!(!regions.is_empty());
+    assert!(regions
+        .iter()
+        .all(|r| r.after.reason == "default" && r.dst_ports.to_string() == "443"));
+}
