@@ -10,7 +10,7 @@ use sgsim::classify::live::{Change, Live};
 use sgsim::classify::reference::Reference;
 use sgsim::classify::{Engine, Named, Point};
 use sgsim::compile::{compile, Config};
-use sgsim::model::{Action, Direction, Header, State};
+use sgsim::model::{Direction, Header, State};
 
 use crate::gen::{arb_header, arb_state};
 
