@@ -39,6 +39,7 @@
 pub mod classbench;
 pub mod classify;
 pub mod compile;
+pub mod fuzz;
 pub mod model;
 pub mod packet;
 pub mod provider;

@@ -3,6 +3,7 @@
 
 mod classbench;
 mod engines;
+mod fuzz;
 mod gen;
 mod suite;
 mod whatif;

@@ -1,0 +1,459 @@
+//! Harnesses for the fuzz targets in `fuzz/` and for replaying their corpora and saved
+//! crashes under `cargo test` on stable.
+//!
+//! Each harness takes raw bytes, must never panic on any input, and asserts an invariant
+//! (a differential check against the reference engine, a round trip, or "a rejected revoke
+//! changes nothing"); a violated invariant panics, which is what the fuzzer reports.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use arbitrary::{Arbitrary, Unstructured};
+
+use crate::classify::live::{Change, Live};
+use crate::classify::reference::Reference;
+use crate::classify::{Engine, Named, Point};
+use crate::compile::{compile, Config};
+use crate::model::{
+    Action, Cidr, Direction, Eni, GroupKind, Header, Peer, PortRange, PrefixList, Priority,
+    Protocol, Provider, Rule, SecurityGroup, State,
+};
+
+const GROUPS: [&str; 3] = ["sg-0", "sg-1", "sg-2"];
+
+/// An address from a small pool (so rules and packets overlap), or any address.
+#[derive(Arbitrary, Debug, Clone, Copy)]
+enum FuzzAddr {
+    Pool { v6: bool, x: u8, y: u8 },
+    Any4(u32),
+    Any6(u128),
+}
+
+impl FuzzAddr {
+    fn get(self) -> IpAddr {
+        match self {
+            FuzzAddr::Pool { v6: false, x, y } => IpAddr::V4(Ipv4Addr::new(10, x & 3, 0, y & 7)),
+            FuzzAddr::Pool { v6: true, x, y } => IpAddr::V6(Ipv6Addr::new(
+                0x2001,
+                0xdb8,
+                u16::from(x & 3),
+                0,
+                0,
+                0,
+                0,
+                u16::from(y & 7),
+            )),
+            FuzzAddr::Any4(a) => IpAddr::V4(Ipv4Addr::from(a)),
+            FuzzAddr::Any6(a) => IpAddr::V6(Ipv6Addr::from(a)),
+        }
+    }
+}
+
+#[derive(Arbitrary, Debug, Clone, Copy)]
+struct FuzzCidr {
+    addr: FuzzAddr,
+    len: u8,
+}
+
+impl FuzzCidr {
+    fn get(self) -> Cidr {
+        let a = self.addr.get();
+        let max = if a.is_ipv4() { 33 } else { 129 };
+        // Invariant: the length is reduced below the family's maximum + 1.
+        Cidr::new(a, self.len % max).unwrap_or(Cidr::host(a))
+    }
+}
+
+#[derive(Arbitrary, Debug, Clone, Copy)]
+enum FuzzPeer {
+    Cidr(FuzzCidr),
+    Group(u8),
+    PrefixList,
+}
+
+#[derive(Arbitrary, Debug, Clone, Copy)]
+struct FuzzRule {
+    group: u8,
+    ingress: bool,
+    accept: bool,
+    priority: u8,
+    protocol: Option<u8>,
+    sport: (u16, u16),
+    dport: (u16, u16),
+    remote: FuzzPeer,
+    local: Option<FuzzCidr>,
+}
+
+fn range((a, b): (u16, u16)) -> PortRange {
+    // Small values most of the time so ranges overlap with packets.
+    let (a, b) = if a & 0x8000 == 0 {
+        (a % 10, b % 10)
+    } else {
+        (a, b)
+    };
+    // Invariant: min <= max.
+    PortRange::new(a.min(b), a.max(b)).unwrap_or(PortRange::ANY)
+}
+
+/// A rule set with groups, ENIs and a prefix list, built from fuzzer bytes.
+#[derive(Arbitrary, Debug, Clone)]
+pub struct FuzzState {
+    provider: u8,
+    enterprise: bool,
+    inner: [bool; 3],
+    rules: Vec<FuzzRule>,
+    enis: Vec<(Vec<FuzzAddr>, Vec<u8>)>,
+    entries: Vec<FuzzCidr>,
+}
+
+impl FuzzState {
+    /// The model state (capped at 64 rules and 4 ENIs).
+    pub fn state(&self) -> State {
+        let provider = match self.provider % 3 {
+            0 => Provider::Aws,
+            1 => Provider::Aliyun,
+            _ => Provider::Generic,
+        };
+        let rules = self
+            .rules
+            .iter()
+            .take(64)
+            .enumerate()
+            .map(|(i, r)| {
+                let remote = match r.remote {
+                    FuzzPeer::Cidr(c) => Peer::cidr(c.get()),
+                    FuzzPeer::Group(g) => Peer::Group {
+                        group_id: GROUPS[usize::from(g) % 3].into(),
+                        owner: None,
+                    },
+                    FuzzPeer::PrefixList => Peer::PrefixList {
+                        prefix_list_id: "pl-0".into(),
+                    },
+                };
+                let local = r.local.map(FuzzCidr::get).filter(|l| match &remote {
+                    Peer::Cidr { cidr } => cidr.family() == l.family(),
+                    _ => true,
+                });
+                Rule {
+                    id: format!("r{i}").into(),
+                    group: GROUPS[usize::from(r.group) % 3].into(),
+                    direction: if r.ingress {
+                        Direction::Ingress
+                    } else {
+                        Direction::Egress
+                    },
+                    action: if r.accept {
+                        Action::Accept
+                    } else {
+                        Action::Drop
+                    },
+                    priority: Priority(u32::from(r.priority % 8)),
+                    protocol: r.protocol.map_or(Protocol::Any, |p| {
+                        Protocol::Number([6, 17, 1, 58, p][usize::from(p) % 5])
+                    }),
+                    src_ports: range(r.sport),
+                    dst_ports: range(r.dport),
+                    remote,
+                    local,
+                    description: None,
+                    attrs: Default::default(),
+                }
+            })
+            .collect();
+        let enis = self
+            .enis
+            .iter()
+            .take(4)
+            .enumerate()
+            .map(|(i, (ips, groups))| Eni {
+                id: format!("eni-{i}").into(),
+                ips: ips.iter().take(4).map(|a| a.get()).collect(),
+                public_ips: Vec::new(),
+                groups: groups
+                    .iter()
+                    .take(3)
+                    .map(|g| GROUPS[usize::from(*g) % 3].into())
+                    .collect(),
+                vpc: None,
+                attrs: Default::default(),
+            })
+            .collect();
+        State {
+            groups: GROUPS
+                .iter()
+                .zip(self.inner)
+                .map(|(id, inner)| SecurityGroup {
+                    id: (*id).into(),
+                    provider,
+                    name: None,
+                    description: None,
+                    kind: if self.enterprise {
+                        GroupKind::Enterprise
+                    } else {
+                        GroupKind::Basic
+                    },
+                    inner_access: if inner { Action::Accept } else { Action::Drop },
+                    vpc: None,
+                    owner: None,
+                    attrs: Default::default(),
+                })
+                .collect(),
+            rules,
+            enis,
+            prefix_lists: vec![PrefixList {
+                id: "pl-0".into(),
+                name: None,
+                entries: self.entries.iter().take(8).map(|c| c.get()).collect(),
+            }],
+            ..State::default()
+        }
+    }
+}
+
+/// A packet header built from fuzzer bytes.
+#[derive(Arbitrary, Debug, Clone, Copy)]
+pub struct FuzzHeader {
+    src: FuzzAddr,
+    dst: FuzzAddr,
+    protocol: u8,
+    sport: u16,
+    dport: u16,
+}
+
+impl FuzzHeader {
+    /// The header, or `None` when the addresses are of different families.
+    pub fn header(&self) -> Option<Header> {
+        let proto = [6, 17, 1, 58, 47, self.protocol][usize::from(self.protocol) % 6];
+        let small = |p: u16| if p & 0x8000 == 0 { p % 10 } else { p };
+        Header::new(
+            self.src.get(),
+            self.dst.get(),
+            proto,
+            small(self.sport),
+            small(self.dport),
+        )
+        .ok()
+    }
+}
+
+fn queries(state: &State, headers: &[FuzzHeader]) -> Vec<(Point, Header)> {
+    let mut out = Vec::new();
+    for eni in 0..state.enis.len() as u32 {
+        for direction in Direction::BOTH {
+            out.extend(
+                headers
+                    .iter()
+                    .filter_map(FuzzHeader::header)
+                    .map(|h| (Point { eni, direction }, h)),
+            );
+        }
+    }
+    out
+}
+
+fn named(e: &impl Engine, q: &[(Point, Header)]) -> Vec<Named> {
+    let mut out = Vec::new();
+    e.classify_batch(q, &mut out);
+    out.into_iter().map(|v| e.name(v)).collect()
+}
+
+/// Differential: on an arbitrary rule set and packets, the compiled engine (with an
+/// arbitrary leaf size) and the rayon path agree with the reference engine.
+pub fn differential(data: &[u8]) {
+    let mut u = Unstructured::new(data);
+    let (Ok(fs), Ok(headers), Ok(leaf)) = (
+        FuzzState::arbitrary(&mut u),
+        Vec::<FuzzHeader>::arbitrary(&mut u),
+        u8::arbitrary(&mut u),
+    ) else {
+        return;
+    };
+    let state = fs.state();
+    let q = queries(&state, &headers);
+    let Ok(reference) = Reference::new(&state) else {
+        // Only a state the model rejects may fail, and then the compiler must reject it too.
+        assert!(compile(&state, &Config::default()).is_err());
+        return;
+    };
+    let config = Config {
+        leaf_size: usize::from(leaf % 16) + 1,
+        ..Config::default()
+    };
+    // Invariant: the reference accepted the state, so the compiler must too.
+    let table = compile(&state, &config).expect("compiles what the reference accepts");
+    let expected = named(&reference, &q);
+    assert_eq!(named(&table, &q), expected, "compiled != reference");
+    let par: Vec<Named> = table
+        .classify_par(&q)
+        .into_iter()
+        .map(|v| table.name(v))
+        .collect();
+    assert_eq!(par, expected, "rayon path != reference");
+}
+
+/// Live table: revokes interleaved with lookups; after each revoke the live snapshot
+/// answers exactly as a fresh compile of the remaining rules and as the reference.
+pub fn live(data: &[u8]) {
+    let mut u = Unstructured::new(data);
+    let (Ok(fs), Ok(headers), Ok(ops)) = (
+        FuzzState::arbitrary(&mut u),
+        Vec::<FuzzHeader>::arbitrary(&mut u),
+        Vec::<(u8, bool)>::arbitrary(&mut u),
+    ) else {
+        return;
+    };
+    let state = fs.state();
+    let q = queries(&state, &headers);
+    let Ok(live) = Live::new(
+        state.clone(),
+        Config {
+            leaf_size: 2,
+            max_dead_fraction: 0.5,
+        },
+    ) else {
+        return;
+    };
+    let mut current = state;
+    for (pick, unknown) in ops.into_iter().take(16) {
+        if unknown || current.rules.is_empty() {
+            let before = live.snapshot();
+            assert!(live
+                .apply(Change::Revoke(vec!["no-such-rule".into()]))
+                .is_err());
+            assert!(
+                std::sync::Arc::ptr_eq(&before, &live.snapshot()),
+                "a failed revoke swapped"
+            );
+            continue;
+        }
+        let id = current.rules[usize::from(pick) % current.rules.len()]
+            .id
+            .clone();
+        // Invariant: the rule is in the live state, mirrored by `current`.
+        live.apply(Change::Revoke(vec![id.clone()]))
+            .expect("revoking a present rule");
+        current.rules.retain(|r| r.id != id);
+        let snapshot = live.snapshot();
+        let fresh = compile(&current, &Config::default()).expect("compiles");
+        let reference = Reference::new(&current).expect("valid");
+        let got = named(&*snapshot, &q);
+        assert_eq!(got, named(&fresh, &q), "live != fresh compile");
+        assert_eq!(got, named(&reference, &q), "live != reference");
+    }
+    assert_eq!(live.state(), current);
+}
+
+/// ClassBench filter and trace parsing: never panics; what parses compiles and agrees with
+/// the reference on the trace.
+pub fn classbench(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    let (filters, trace) = text.split_once("\n\n").unwrap_or((&text, ""));
+    let path = std::path::Path::new("<fuzz>");
+    let Ok(state) = crate::classbench::filters_from(path, filters.as_bytes()) else {
+        return;
+    };
+    let headers: Vec<Header> = trace
+        .lines()
+        .filter_map(|l| crate::classbench::parse_trace_line(l).ok())
+        .map(|e| e.header)
+        .collect();
+    let q: Vec<(Point, Header)> = headers
+        .iter()
+        .map(|h| (crate::classbench::POINT, *h))
+        .collect();
+    let table = compile(&state, &Config::default()).expect("a parsed set compiles");
+    let reference = Reference::new(&state).expect("a parsed set is valid");
+    assert_eq!(named(&table, &q), named(&reference, &q));
+}
+
+/// Text parsers of the model: headers, CIDRs, port ranges and protocols never panic, and
+/// what parses prints back to text that parses to the same value.
+pub fn model_text(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    if let Ok(h) = text.parse::<Header>() {
+        assert_eq!(
+            h.to_string().parse::<Header>().ok(),
+            Some(h),
+            "header round trip"
+        );
+    }
+    if let Ok(c) = text.parse::<Cidr>() {
+        assert_eq!(
+            c.to_string().parse::<Cidr>().ok(),
+            Some(c),
+            "CIDR round trip"
+        );
+    }
+    if let Ok(p) = text.parse::<PortRange>() {
+        assert_eq!(p.to_string().parse::<PortRange>().ok(), Some(p));
+    }
+    if let Ok(p) = text.parse::<Protocol>() {
+        assert_eq!(p.to_string().parse::<Protocol>().ok(), Some(p));
+    }
+    let _ = serde_json::from_slice::<State>(data).map(|s| {
+        if s.validate().is_ok() {
+            // A valid state compiles and round-trips through its snapshot form.
+            compile(&s, &Config::default()).expect("a valid state compiles");
+            let back: State = serde_json::from_str(&serde_json::to_string(&s).expect("serializes"))
+                .expect("reads back");
+            assert_eq!(back, s, "snapshot round trip");
+        }
+    });
+}
+
+/// The header-space diff of a revoke equals brute-force evaluation at every fuzzed packet
+/// and at every region's witness.
+pub fn header_space(data: &[u8]) {
+    let mut u = Unstructured::new(data);
+    let (Ok(fs), Ok(headers), Ok(picks)) = (
+        FuzzState::arbitrary(&mut u),
+        Vec::<FuzzHeader>::arbitrary(&mut u),
+        Vec::<u8>::arbitrary(&mut u),
+    ) else {
+        return;
+    };
+    let state = fs.state();
+    if state.rules.is_empty() || Reference::new(&state).is_err() {
+        return;
+    }
+    let removed: Vec<crate::model::RuleId> = picks
+        .iter()
+        .take(4)
+        .map(|p| state.rules[usize::from(*p) % state.rules.len()].id.clone())
+        .collect();
+    let mut after = state.clone();
+    after.rules.retain(|r| !removed.contains(&r.id));
+    let regions = crate::whatif::space::revoke_diff(&state, &removed).expect("valid state");
+    let (rb, ra) = (
+        Reference::new(&state).expect("valid"),
+        Reference::new(&after).expect("valid"),
+    );
+    for (point, h) in queries(&state, &headers) {
+        let eni = &state.enis[point.eni as usize].id;
+        let changed = rb.classify(point, &h).action != ra.classify(point, &h).action;
+        let inside = regions
+            .iter()
+            .filter(|r| r.direction == point.direction && r.enis.contains(eni) && r.contains(&h))
+            .count();
+        assert_eq!(
+            inside,
+            usize::from(changed),
+            "{h} at {eni} {}",
+            point.direction
+        );
+    }
+    for r in &regions {
+        for eni in &r.enis {
+            let e = state
+                .enis
+                .iter()
+                .position(|x| &x.id == eni)
+                .expect("known ENI");
+            let point = Point {
+                eni: e as u32,
+                direction: r.direction,
+            };
+            assert_eq!(rb.classify(point, &r.witness).action, r.before.action);
+            assert_eq!(ra.classify(point, &r.witness).action, r.after.action);
+        }
+    }
+}
