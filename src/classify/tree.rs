@@ -114,13 +114,13 @@ pub(crate) struct Filter<W> {
     pub rank: u32,
 }
 
-/// An internal node: `key[dim] < threshold` goes left.
+/// An internal node: `key[dim] < threshold` goes to `children[0]`, else `children[1]`
+/// (indexed by the comparison, so the descent has no data-dependent branch).
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Node<W> {
-    pub dim: u8,
     pub threshold: W,
-    pub left: u32,
-    pub right: u32,
+    pub children: [u32; 2],
+    pub dim: u8,
 }
 
 /// Marks a child reference as a leaf (the rest is the leaf's index).
@@ -150,11 +150,7 @@ impl<W: Word> Tree<W> {
         let mut at = self.root;
         while at & LEAF == 0 {
             let n = &self.nodes[at as usize];
-            at = if key[n.dim as usize] < n.threshold {
-                n.left
-            } else {
-                n.right
-            };
+            at = n.children[usize::from(key[usize::from(n.dim)] >= n.threshold)];
         }
         let [start, len] = self.leaves[(at & !LEAF) as usize];
         self.items[start as usize..(start + len) as usize]

@@ -83,8 +83,7 @@ pub(crate) fn build<W: Word>(filters: Vec<Filter<W>>, leaf_size: usize) -> Tree<
                 tree.nodes.push(Node {
                     dim: dim as u8,
                     threshold,
-                    left: LEAF,
-                    right: LEAF,
+                    children: [LEAF, LEAF],
                 });
                 let (left, right) = split(&tree.filters, &task, dim, threshold);
                 stack.push(right);
@@ -94,8 +93,8 @@ pub(crate) fn build<W: Word>(filters: Vec<Filter<W>>, leaf_size: usize) -> Tree<
         };
         match task.slot {
             Slot::Root => tree.root = reference,
-            Slot::Left(n) => tree.nodes[n as usize].left = reference,
-            Slot::Right(n) => tree.nodes[n as usize].right = reference,
+            Slot::Left(n) => tree.nodes[n as usize].children[0] = reference,
+            Slot::Right(n) => tree.nodes[n as usize].children[1] = reference,
         }
         // Fix up the slots of the children just pushed: they were created before the node's
         // index was known to them.

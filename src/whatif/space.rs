@@ -80,19 +80,8 @@ pub fn revoke_diff(before: &State, removed: &[RuleId]) -> Result<Vec<Region>, Co
     let gone: HashSet<&RuleId> = removed.iter().collect();
     let mut after = before.clone();
     after.rules.retain(|r| !gone.contains(&r.id));
-    // ENIs with the same attached groups see the same rules: diff each group set once.
-    let mut sets: BTreeMap<Vec<GroupId>, Vec<usize>> = BTreeMap::new();
-    for (i, eni) in before.enis.iter().enumerate() {
-        let mut groups = Vec::new();
-        for g in &eni.groups {
-            if !groups.contains(g) {
-                groups.push(g.clone());
-            }
-        }
-        sets.entry(groups).or_default().push(i);
-    }
     let mut out = Vec::new();
-    for enis in sets.values() {
+    for enis in &eni_sets(before) {
         let first = enis[0];
         let touched = before.enis[first].groups.iter().any(|g| {
             before
@@ -131,6 +120,22 @@ pub fn revoke_diff(before: &State, removed: &[RuleId]) -> Result<Vec<Region>, Co
     Ok(out)
 }
 
+/// ENI indexes grouped by their set of attached groups (which decides the rules they see),
+/// in a stable order.
+pub(crate) fn eni_sets(state: &State) -> Vec<Vec<usize>> {
+    let mut sets: BTreeMap<Vec<GroupId>, Vec<usize>> = BTreeMap::new();
+    for (i, eni) in state.enis.iter().enumerate() {
+        let mut groups = Vec::new();
+        for g in &eni.groups {
+            if !groups.contains(g) {
+                groups.push(g.clone());
+            }
+        }
+        sets.entry(groups).or_default().push(i);
+    }
+    sets.into_values().collect()
+}
+
 struct Sides<'a> {
     before: &'a State,
     after: &'a State,
@@ -157,20 +162,41 @@ fn diff_family<W: Word>(
         if !removed {
             continue;
         }
-        let earlier: Vec<&Filter<W>> = before[..i]
-            .iter()
-            .filter(|e| intersects(&e.bounds, &f.bounds))
-            .collect();
-        let later: Vec<&Filter<W>> = after
-            .iter()
-            .filter(|a| intersects(&a.bounds, &f.bounds))
-            .collect();
         let action = side.lb.targets[f.rank as usize].action;
-        split(side, f.bounds, f.rank, action, &earlier, &later, out);
+        for (bounds, after_rank) in decided(before, i, after) {
+            let after_action = match after_rank {
+                u32::MAX => side.la.fallback,
+                r => side.la.targets[r as usize].action,
+            };
+            if after_action != action {
+                out.push((bounds, f.rank, after_rank));
+            }
+        }
     }
 }
 
-fn intersects<W: Word>(a: &Bounds<W>, b: &Bounds<W>) -> bool {
+/// The uniform pieces of filter `before[i]`'s box where it is the first match among
+/// `before`, each with the rank deciding it among `after` (`u32::MAX` for the fallback).
+pub(crate) fn decided<W: Word>(
+    before: &[Filter<W>],
+    i: usize,
+    after: &[Filter<W>],
+) -> Vec<(Bounds<W>, u32)> {
+    let f = &before[i];
+    let earlier: Vec<&Filter<W>> = before[..i]
+        .iter()
+        .filter(|e| intersects(&e.bounds, &f.bounds))
+        .collect();
+    let later: Vec<&Filter<W>> = after
+        .iter()
+        .filter(|a| intersects(&a.bounds, &f.bounds))
+        .collect();
+    let mut out = Vec::new();
+    split(f.bounds, &earlier, &later, &mut out);
+    out
+}
+
+pub(crate) fn intersects<W: Word>(a: &Bounds<W>, b: &Bounds<W>) -> bool {
     (0..DIMS).all(|d| a.lo[d] <= b.hi[d] && b.lo[d] <= a.hi[d])
 }
 
@@ -187,15 +213,11 @@ fn cut_of<W: Word>(region: &Bounds<W>, f: &Bounds<W>) -> Option<(usize, W)> {
     })
 }
 
-#[allow(clippy::too_many_arguments)]
 fn split<W: Word>(
-    side: &Sides<'_>,
     region: Bounds<W>,
-    rank: u32,
-    action: Action,
     earlier: &[&Filter<W>],
     later: &[&Filter<W>],
-    out: &mut Vec<Piece<W>>,
+    out: &mut Vec<(Bounds<W>, u32)>,
 ) {
     let earlier: Vec<&Filter<W>> = earlier
         .iter()
@@ -219,20 +241,12 @@ fn split<W: Word>(
             left.hi[d] = t.pred();
             let mut right = region;
             right.lo[d] = t;
-            split(side, left, rank, action, &earlier, &later, out);
-            split(side, right, rank, action, &earlier, &later, out);
+            split(left, &earlier, &later, out);
+            split(right, &earlier, &later, out);
         }
-        None => {
-            // Uniform: the removed rule decided all of it before; `later[0]` (covering) or
-            // the fallback decides all of it after.
-            let (after_rank, after_action) = match later.first() {
-                Some(a) => (a.rank, side.la.targets[a.rank as usize].action),
-                None => (u32::MAX, side.la.fallback),
-            };
-            if after_action != action {
-                out.push((region, rank, after_rank));
-            }
-        }
+        // Uniform: the filter decides all of it among `before`; `later[0]` (covering) or
+        // the fallback decides all of it among `after`.
+        None => out.push((region, later.first().map_or(u32::MAX, |a| a.rank))),
     }
 }
 
@@ -302,7 +316,7 @@ fn merge(mut pieces: Vec<Piece<u128>>) -> Vec<Piece<u128>> {
     pieces
 }
 
-fn decider(state: &State, lowered: &Lowered, rank: u32) -> Decider {
+pub(crate) fn decider(state: &State, lowered: &Lowered, rank: u32) -> Decider {
     let v = if rank == u32::MAX {
         Verdict {
             action: lowered.fallback,

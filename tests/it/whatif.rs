@@ -166,3 +166,100 @@ fn revoking_an_allow_that_others_still_cover_changes_nothing() {
         .iter()
         .all(|r| r.after.reason == "default" && r.dst_ports.to_string() == "443"));
 }
+
+fn findings(state: &State) -> Vec<(String, String, String, Vec<String>)> {
+    sgsim::whatif::lint::lint(state)
+        .unwrap()
+        .into_iter()
+        .map(|f| {
+            (
+                f.enis
+                    .iter()
+                    .map(|e| e.to_string())
+                    .collect::<Vec<_>>()
+                    .join(","),
+                f.rule.to_string(),
+                serde_json::to_value(f.kind)
+                    .unwrap()
+                    .as_str()
+                    .unwrap()
+                    .to_string(),
+                f.related,
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn lint_names_shadowed_redundant_and_conflicting_rules() {
+    let f = findings(&suite_state("aliyun_priority.json"));
+    let has = |eni: &str, rule: &str, kind: &str, related: &[&str]| {
+        assert!(
+            f.iter()
+                .any(|(e, r, k, rel)| e == eni && r == rule && k == kind && rel == related),
+            "missing {eni} {rule} {kind} {related:?} in {f:#?}"
+        );
+    };
+    has(
+        "eni-1",
+        "a-acc22",
+        "shadowed",
+        &["a-drop22", "b-acc22-office"],
+    );
+    has("eni-1", "a-acc-80", "shadowed", &["b-drop-80"]);
+    has(
+        "eni-1",
+        "a-drop22",
+        "partially_shadowed",
+        &["b-acc22-office"],
+    );
+    has("eni-2", "b-drop-80", "redundant", &["default"]);
+    assert!(
+        !f.iter().any(|(_, r, _, _)| r == "a-acc-range"),
+        "a-acc-range is fine"
+    );
+
+    let f = findings(&suite_state("aws_union.json"));
+    assert!(f.iter().any(|(e, r, k, rel)| e == "eni-web"
+        && r == "admin-https-office"
+        && k == "shadowed"
+        && rel == &vec!["web-https".to_string()]));
+}
+
+#[test]
+fn lint_agrees_with_the_revoke_diff_on_redundancy() {
+    // A rule reported redundant or shadowed at every ENI set that sees it changes nothing
+    // when revoked; one that is not changes something somewhere.
+    for file in [
+        "aliyun_priority.json",
+        "aliyun_defaults.json",
+        "aws_union.json",
+        "quintuple.json",
+    ] {
+        let state = suite_state(file);
+        let lint = sgsim::whatif::lint::lint(&state).unwrap();
+        for rule in &state.rules {
+            let harmless = lint
+                .iter()
+                .filter(|f| {
+                    f.rule == rule.id
+                        && matches!(
+                            f.kind,
+                            sgsim::whatif::lint::Kind::Redundant
+                                | sgsim::whatif::lint::Kind::Shadowed
+                                | sgsim::whatif::lint::Kind::Empty
+                        )
+                })
+                .count();
+            let seen = state
+                .enis
+                .iter()
+                .filter(|e| e.groups.contains(&rule.group))
+                .map(|e| &e.groups)
+                .collect::<std::collections::BTreeSet<_>>()
+                .len();
+            let changes = !revoke_diff(&state, &[rule.id.clone()]).unwrap().is_empty();
+            assert_eq!(harmless == seen, !changes, "{file}: {}", rule.id);
+        }
+    }
+}
