@@ -2,4 +2,5 @@
 //! with traffic, the packets and flows whose verdict changes.
 
 pub mod lint;
+pub mod report;
 pub mod space;
