@@ -1,6 +1,9 @@
 //! The AWS provider suite: the export fixture in `tests/data/aws/state`, the revoke cases in
 //! `tests/data/aws/cases` (format: `tests/data/aws/README.md`), round trips and the CLI.
 
+// Test helpers: a panic is the failure report.
+#![allow(clippy::unwrap_used)]
+
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -377,12 +377,12 @@ fn from_legacy(legacy: &Legacy, warnings: &mut Vec<String>) -> Result<Vec<Permis
     }
 }
 
-/// Protocol and port selectors of a permission (validation step 5, first half), plus the
-/// ports to echo.
-fn selectors(
-    p: &Permission,
-    config: &Config,
-) -> Result<(Protocol, PortRange, PortRange, Option<(i64, i64)>), ApiError> {
+/// What a permission selects: protocol, ICMP type or source ports, ICMP code or destination
+/// ports, and the `FromPort` / `ToPort` to echo.
+type Selectors = (Protocol, PortRange, PortRange, Option<(i64, i64)>);
+
+/// Protocol and port selectors of a permission (validation step 5, first half).
+fn selectors(p: &Permission, config: &Config) -> Result<Selectors, ApiError> {
     let text = p.protocol.as_deref().ok_or_else(|| {
         invalid("Invalid value 'null' for protocol. VPC security group rules must specify protocols explicitly.")
     })?;
