@@ -145,7 +145,7 @@ pub fn revoke_with(
         .map_err(revoke::Failed::from)
         .and_then(|parsed| revoke::apply(state, &parsed, config));
     Ok(match result {
-        Ok(done) => response::success(&action, &id, state, done),
+        Ok(done) => response::success(&action, &id, done),
         Err(error) => response::failure(&id, state, error),
     })
 }

@@ -4,7 +4,7 @@ use serde_json::{json, Map, Value};
 
 use super::revoke::{Done, Echo, Failed};
 use super::{protocol_text, uses_ports};
-use crate::model::{Direction, IcmpSel, Peer, Provider, Rule, State};
+use crate::model::{Direction, Family, IcmpSel, Peer, Provider, Rule, State};
 use crate::provider::Outcome;
 
 const XMLNS: &str = "http://ec2.amazonaws.com/doc/2016-11-15/";
@@ -82,149 +82,180 @@ fn rule_ports(r: &Rule) -> (i64, i64) {
     }
 }
 
-/// A revoked rule as `RevokedSecurityGroupRule` (JSON member names).
-fn revoked_json(r: &Rule) -> Value {
-    let (from, to) = rule_ports(r);
-    let mut o = Map::new();
-    o.insert("SecurityGroupRuleId".into(), json!(r.id.as_str()));
-    o.insert("GroupId".into(), json!(r.group.as_str()));
-    o.insert("IsEgress".into(), json!(r.direction == Direction::Egress));
-    o.insert("IpProtocol".into(), json!(protocol_text(r.protocol)));
-    o.insert("FromPort".into(), json!(from));
-    o.insert("ToPort".into(), json!(to));
-    match &r.remote {
-        Peer::Cidr { cidr } if cidr.family() == crate::model::Family::V4 => {
-            o.insert("CidrIpv4".into(), json!(cidr.to_string()));
-        }
-        Peer::Cidr { cidr } => {
-            o.insert("CidrIpv6".into(), json!(cidr.to_string()));
-        }
-        Peer::PrefixList { prefix_list_id } => {
-            o.insert("PrefixListId".into(), json!(prefix_list_id.as_str()));
-        }
-        Peer::Group { group_id, .. } => {
-            o.insert("ReferencedGroupId".into(), json!(group_id.as_str()));
-        }
-    }
-    if let Some(d) = &r.description {
-        o.insert("Description".into(), json!(d));
-    }
-    Value::Object(o)
+/// A response value with its members in EC2's order; rendered as boto3's JSON or EC2's XML.
+enum Node {
+    Text(String),
+    Int(i64),
+    Bool(bool),
+    List(Vec<Node>),
+    /// Members as (JSON name, XML name, value).
+    Obj(Vec<(&'static str, &'static str, Node)>),
 }
 
-/// An echoed permission as `IpPermission` (JSON member names).
-fn echo_json(e: &Echo) -> Value {
-    let mut o = Map::new();
-    o.insert("IpProtocol".into(), json!(protocol_text(e.protocol)));
-    if let Some((from, to)) = e.ports {
-        o.insert("FromPort".into(), json!(from));
-        o.insert("ToPort".into(), json!(to));
-    }
-    let with_desc = |mut m: Map<String, Value>, d: &Option<String>| {
-        if let Some(d) = d {
-            m.insert("Description".into(), json!(d));
+impl Node {
+    fn json(&self) -> Value {
+        match self {
+            Node::Text(t) => json!(t),
+            Node::Int(n) => json!(n),
+            Node::Bool(b) => json!(b),
+            Node::List(items) => Value::Array(items.iter().map(Node::json).collect()),
+            Node::Obj(members) => Value::Object(
+                members
+                    .iter()
+                    .map(|(k, _, v)| (k.to_string(), v.json()))
+                    .collect::<Map<String, Value>>(),
+            ),
         }
-        Value::Object(m)
-    };
-    let one = |k: &str, v: String| {
-        let mut m = Map::new();
-        m.insert(k.to_string(), json!(v));
-        m
-    };
+    }
+
+    fn xml(&self, x: &mut Xml, name: &str) {
+        match self {
+            Node::Text(t) => x.leaf(name, t),
+            Node::Int(n) => x.leaf(name, &n.to_string()),
+            Node::Bool(b) => x.leaf(name, if *b { "true" } else { "false" }),
+            Node::List(items) => {
+                x.open(name);
+                for item in items {
+                    item.xml(x, "item");
+                }
+                x.close(name);
+            }
+            Node::Obj(members) => {
+                x.open(name);
+                for (_, tag, v) in members {
+                    v.xml(x, tag);
+                }
+                x.close(name);
+            }
+        }
+    }
+}
+
+/// A revoked rule as `RevokedSecurityGroupRule`.
+fn revoked_node(r: &Rule) -> Node {
+    let (from, to) = rule_ports(r);
+    let mut m = vec![
+        (
+            "SecurityGroupRuleId",
+            "securityGroupRuleId",
+            Node::Text(r.id.to_string()),
+        ),
+        ("GroupId", "groupId", Node::Text(r.group.to_string())),
+        (
+            "IsEgress",
+            "isEgress",
+            Node::Bool(r.direction == Direction::Egress),
+        ),
+        (
+            "IpProtocol",
+            "ipProtocol",
+            Node::Text(protocol_text(r.protocol)),
+        ),
+        ("FromPort", "fromPort", Node::Int(from)),
+        ("ToPort", "toPort", Node::Int(to)),
+    ];
+    m.push(match &r.remote {
+        Peer::Cidr { cidr } if cidr.family() == Family::V4 => {
+            ("CidrIpv4", "cidrIpv4", Node::Text(cidr.to_string()))
+        }
+        Peer::Cidr { cidr } => ("CidrIpv6", "cidrIpv6", Node::Text(cidr.to_string())),
+        Peer::PrefixList { prefix_list_id } => (
+            "PrefixListId",
+            "prefixListId",
+            Node::Text(prefix_list_id.to_string()),
+        ),
+        Peer::Group { group_id, .. } => (
+            "ReferencedGroupId",
+            "referencedGroupId",
+            Node::Text(group_id.to_string()),
+        ),
+    });
+    if let Some(d) = &r.description {
+        m.push(("Description", "description", Node::Text(d.clone())));
+    }
+    Node::Obj(m)
+}
+
+/// An entry (`IpRange`, `UserIdGroupPair`, …): its members, then the description if any.
+fn entry(
+    mut members: Vec<(&'static str, &'static str, Node)>,
+    description: &Option<String>,
+) -> Node {
+    if let Some(d) = description {
+        members.push(("Description", "description", Node::Text(d.clone())));
+    }
+    Node::Obj(members)
+}
+
+/// An echoed permission as `IpPermission`, in EC2's element order.
+fn echo_node(e: &Echo) -> Node {
+    let mut m = vec![(
+        "IpProtocol",
+        "ipProtocol",
+        Node::Text(protocol_text(e.protocol)),
+    )];
+    if let Some((from, to)) = e.ports {
+        m.push(("FromPort", "fromPort", Node::Int(from)));
+        m.push(("ToPort", "toPort", Node::Int(to)));
+    }
     if !e.groups.is_empty() {
         let pairs = e
             .groups
             .iter()
             .map(|g| {
-                let mut m = one("GroupId", g.group_id.clone());
+                let mut members = Vec::new();
                 if let Some(u) = &g.user_id {
-                    m.insert("UserId".into(), json!(u));
+                    members.push(("UserId", "userId", Node::Text(u.clone())));
                 }
-                with_desc(m, &g.description)
+                members.push(("GroupId", "groupId", Node::Text(g.group_id.clone())));
+                entry(members, &g.description)
             })
             .collect();
-        o.insert("UserIdGroupPairs".into(), Value::Array(pairs));
+        m.push(("UserIdGroupPairs", "groups", Node::List(pairs)));
     }
     if !e.ipv4.is_empty() {
         let v = e
             .ipv4
             .iter()
-            .map(|(c, d)| with_desc(one("CidrIp", c.to_string()), d))
+            .map(|(c, d)| entry(vec![("CidrIp", "cidrIp", Node::Text(c.to_string()))], d))
             .collect();
-        o.insert("IpRanges".into(), Value::Array(v));
+        m.push(("IpRanges", "ipRanges", Node::List(v)));
     }
     if !e.ipv6.is_empty() {
         let v = e
             .ipv6
             .iter()
-            .map(|(c, d)| with_desc(one("CidrIpv6", c.to_string()), d))
+            .map(|(c, d)| entry(vec![("CidrIpv6", "cidrIpv6", Node::Text(c.to_string()))], d))
             .collect();
-        o.insert("Ipv6Ranges".into(), Value::Array(v));
+        m.push(("Ipv6Ranges", "ipv6Ranges", Node::List(v)));
     }
     if !e.prefix_lists.is_empty() {
         let v = e
             .prefix_lists
             .iter()
-            .map(|(id, d)| with_desc(one("PrefixListId", id.clone()), d))
+            .map(|(id, d)| {
+                entry(
+                    vec![("PrefixListId", "prefixListId", Node::Text(id.clone()))],
+                    d,
+                )
+            })
             .collect();
-        o.insert("PrefixListIds".into(), Value::Array(v));
+        m.push(("PrefixListIds", "prefixListIds", Node::List(v)));
     }
-    Value::Object(o)
-}
-
-/// XML element names of the JSON members used above.
-fn xml_name(json_name: &str) -> String {
-    match json_name {
-        "UserIdGroupPairs" => "groups".into(),
-        "CidrIpv4" => "cidrIpv4".into(),
-        "CidrIpv6" => "cidrIpv6".into(),
-        other => {
-            let mut c = other.chars();
-            match c.next() {
-                Some(f) => f.to_ascii_lowercase().to_string() + c.as_str(),
-                None => String::new(),
-            }
-        }
-    }
-}
-
-/// Writes a JSON object as EC2 XML: lists become `<name><item>…</item></name>`.
-fn write_value(x: &mut Xml, name: &str, v: &Value) {
-    match v {
-        Value::Object(o) => {
-            x.open(name);
-            for (k, v) in o {
-                write_value(x, &xml_name(k), v);
-            }
-            x.close(name);
-        }
-        Value::Array(items) => {
-            x.open(name);
-            for item in items {
-                write_value(x, "item", item);
-            }
-            x.close(name);
-        }
-        Value::String(s) => x.leaf(name, s),
-        Value::Null => {}
-        other => x.leaf(name, &other.to_string()),
-    }
+    Node::Obj(m)
 }
 
 /// The outcome of a successful revoke.
-pub(super) fn success(action: &str, id: &str, _before: &State, done: Done) -> Outcome {
-    let unknown: Vec<Value> = done.unknown.iter().map(echo_json).collect();
-    let revoked: Vec<Value> = done.revoked.iter().map(revoked_json).collect();
+pub(super) fn success(action: &str, id: &str, done: Done) -> Outcome {
+    let unknown = Node::List(done.unknown.iter().map(echo_node).collect());
+    let revoked = Node::List(done.revoked.iter().map(revoked_node).collect());
     let mut j = Map::new();
     j.insert("Return".into(), json!(true));
-    if !unknown.is_empty() {
-        j.insert("UnknownIpPermissions".into(), Value::Array(unknown.clone()));
+    if !done.unknown.is_empty() {
+        j.insert("UnknownIpPermissions".into(), unknown.json());
     }
-    if !revoked.is_empty() {
-        j.insert(
-            "RevokedSecurityGroupRules".into(),
-            Value::Array(revoked.clone()),
-        );
+    if !done.revoked.is_empty() {
+        j.insert("RevokedSecurityGroupRules".into(), revoked.json());
     }
     j.insert(
         "ResponseMetadata".into(),
@@ -235,15 +266,11 @@ pub(super) fn success(action: &str, id: &str, _before: &State, done: Done) -> Ou
     x.open_ns(&tag);
     x.leaf("requestId", id);
     x.leaf("return", "true");
-    if !unknown.is_empty() {
-        write_value(&mut x, "unknownIpPermissionSet", &Value::Array(unknown));
+    if !done.unknown.is_empty() {
+        unknown.xml(&mut x, "unknownIpPermissionSet");
     }
-    if !revoked.is_empty() {
-        write_value(
-            &mut x,
-            "revokedSecurityGroupRuleSet",
-            &Value::Array(revoked),
-        );
+    if !done.revoked.is_empty() {
+        revoked.xml(&mut x, "revokedSecurityGroupRuleSet");
     }
     x.close(&tag);
     Outcome {
@@ -296,16 +323,32 @@ mod tests {
     fn escapes_xml() {
         assert_eq!(esc("a<b>&\"'"), "a&lt;b&gt;&amp;&quot;&apos;");
         let mut x = Xml::new();
-        write_value(
-            &mut x,
-            "set",
-            &json!([{"IpProtocol": "tcp", "IpRanges": [{"CidrIp": "1.2.3.4/32", "Description": "<x>"}],
-                     "UserIdGroupPairs": [{"GroupId": "sg-1"}]}]),
-        );
+        let e = Echo {
+            protocol: crate::model::Protocol::TCP,
+            ports: Some((22, 22)),
+            ipv4: vec![("1.2.3.4/32".parse().unwrap(), Some("<x>".to_string()))],
+            ipv6: Vec::new(),
+            prefix_lists: Vec::new(),
+            groups: vec![super::super::revoke::EchoPair {
+                group_id: "sg-1".into(),
+                user_id: None,
+                description: None,
+            }],
+        };
+        Node::List(vec![echo_node(&e)]).xml(&mut x, "set");
         assert!(x.out.contains("<ipProtocol>tcp</ipProtocol>"));
         assert!(x.out.contains("<ipRanges>"));
         assert!(x.out.contains("<description>&lt;x&gt;</description>"));
         assert!(x.out.contains("<groups>"));
+        let order = [
+            "<ipProtocol>",
+            "<fromPort>",
+            "<toPort>",
+            "<groups>",
+            "<ipRanges>",
+        ];
+        let pos: Vec<usize> = order.iter().map(|t| x.out.find(t).unwrap()).collect();
+        assert!(pos.windows(2).all(|w| w[0] < w[1]), "EC2's element order");
         assert!(x.out.contains("<item>"));
     }
 }
