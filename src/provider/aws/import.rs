@@ -304,12 +304,15 @@ fn read_entries(file: &File, o: &Map<String, Value>, acc: &mut Acc) -> Result<()
         let path = format!("Entries[{i}]");
         let eo = file.object(e, &path)?;
         let text = file.req_str(eo, "Cidr", &path)?;
-        let cidr = file.cidr(text, None, &join(&path, "Cidr"), &mut acc.warnings)?;
-        if !entries.contains(&cidr) {
-            entries.push(cidr);
+        entries.push(file.cidr(text, None, &join(&path, "Cidr"), &mut acc.warnings)?);
+    }
+    // Several files for one list (pages, or the same file twice) add up, without repeats.
+    let list = acc.prefix_list(&id);
+    for cidr in entries {
+        if !list.entries.contains(&cidr) {
+            list.entries.push(cidr);
         }
     }
-    acc.prefix_list(&id).entries = entries;
     Ok(())
 }
 

@@ -1,7 +1,7 @@
 //! Revoke semantics (SEMANTICS.md §2.2): validation steps 2–8, expansion, exact matching,
 //! default versus non-default VPC behaviour.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 use super::request::{Legacy, PairEntry, Permission, Request};
 use super::{parse_protocol, uses_ports, Config};
@@ -217,23 +217,23 @@ pub(super) fn apply(state: &State, req: &Request, config: &Config) -> Result<Don
         echoes.push(echo);
     }
     // 6. Match.
+    let candidates: Vec<usize> = (0..state.rules.len())
+        .filter(|&i| state.rules[i].group == group.id && state.rules[i].direction == req.direction)
+        .collect();
     let mut hit: BTreeSet<usize> = BTreeSet::new();
     let mut unmatched = Vec::new();
     for w in &wanted {
-        let matches: Vec<usize> = state
-            .rules
+        let matches: Vec<usize> = candidates
             .iter()
-            .enumerate()
-            .filter(|(_, r)| r.group == group.id && r.direction == req.direction)
-            .filter(|(_, r)| rule_matches(state, group, r, w, true))
-            .map(|(i, _)| i)
+            .copied()
+            .filter(|&i| rule_matches(state, group, &state.rules[i], w, true))
             .collect();
         if matches.is_empty() {
-            if let Some(r) = state.rules.iter().find(|r| {
-                r.group == group.id
-                    && r.direction == req.direction
-                    && rule_matches(state, group, r, w, false)
-            }) {
+            if let Some(r) = candidates
+                .iter()
+                .map(|&i| &state.rules[i])
+                .find(|r| rule_matches(state, group, r, w, false))
+            {
                 warnings.push(format!(
                     "rule {} matches permission {} except for its description ({:?})",
                     r.id,
@@ -687,12 +687,17 @@ fn by_ids(
     config: &Config,
     warnings: Vec<String>,
 ) -> Result<Done, Failed> {
+    let index: HashMap<&str, usize> = state
+        .rules
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.group == group.id && r.direction == req.direction)
+        .map(|(i, r)| (r.id.as_str(), i))
+        .collect();
     let mut hit = BTreeSet::new();
     let mut missing_ids: Vec<&str> = Vec::new();
     for id in &req.rule_ids {
-        let found = state.rules.iter().position(|r| {
-            r.id.as_str() == id && r.group == group.id && r.direction == req.direction
-        });
+        let found = index.get(id.as_str()).copied();
         match found {
             Some(i) => {
                 hit.insert(i);
