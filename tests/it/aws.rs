@@ -511,3 +511,111 @@ fn cli_exit_codes_and_out() {
     assert_eq!(String::from_utf8_lossy(&rules.stdout).lines().count(), 30);
     std::fs::remove_dir_all(&dir).ok();
 }
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    const KEYS: &[&str] = &[
+        "GroupId",
+        "GroupName",
+        "DryRun",
+        "IpProtocol",
+        "FromPort",
+        "ToPort",
+        "CidrIp",
+        "SourceSecurityGroupName",
+        "SourceSecurityGroupOwnerId",
+        "SecurityGroupRuleId.N",
+        "IpPermissions.N.IpProtocol",
+        "IpPermissions.N.FromPort",
+        "IpPermissions.N.ToPort",
+        "IpPermissions.N.IpRanges.M.CidrIp",
+        "IpPermissions.N.IpRanges.M.Description",
+        "IpPermissions.N.Ipv6Ranges.M.CidrIpv6",
+        "IpPermissions.N.PrefixListIds.M.PrefixListId",
+        "IpPermissions.N.Groups.M.GroupId",
+        "IpPermissions.N.Groups.M.GroupName",
+        "IpPermissions.N.Groups.M.UserId",
+        "Bogus",
+    ];
+    const VALUES: &[&str] = &[
+        "sg-0a1b2c3d4e5f60789",
+        "sg-0d1e0000000000002",
+        "sg-0d1e0000000000001",
+        "sg-0c0ffee0c0ffee001",
+        "sg-0999aaaa9999bbbb0",
+        "foobar",
+        "websrv",
+        "default",
+        "web-prod",
+        "-1",
+        "0",
+        "22",
+        "80",
+        "443",
+        "65535",
+        "70000",
+        "abc",
+        "tcp",
+        "TCP",
+        "udp",
+        "icmp",
+        "icmpv6",
+        "6",
+        "50",
+        "all",
+        "10.0.0.0/8",
+        "203.0.113.0/24",
+        "205.192.0.0/16",
+        "0.0.0.0/0",
+        "::/0",
+        "1.2.3.4/33",
+        "true",
+        "false",
+        "",
+        "office",
+        "123456789012",
+        "pl-0123abcd4567ef890",
+        "sgr-0aa00000000000005",
+        "sgr-0aa0000000000000c",
+        "é",
+    ];
+
+    fn param() -> impl Strategy<Value = (String, String)> {
+        (0..KEYS.len(), 0..3u8, 0..3u8, 0..VALUES.len()).prop_map(|(k, n, m, v)| {
+            let key = KEYS[k]
+                .replace(".N.", &format!(".{n}."))
+                .replace(".M.", &format!(".{m}."))
+                .replace(".N", &format!(".{n}"));
+            (key, VALUES[v].to_string())
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn any_parameter_soup_answers_without_panicking(
+            egress in any::<bool>(),
+            params in proptest::collection::vec(param(), 0..12),
+        ) {
+            let state = fixture().state;
+            let action = if egress { "RevokeSecurityGroupEgress" } else { "RevokeSecurityGroupIngress" };
+            let mut all = vec![("Action".to_string(), action.to_string())];
+            all.extend(params);
+            let out = aws::revoke(&state, &RawRequest::Query(provider::Params(all))).unwrap();
+            if out.error.is_some() {
+                prop_assert_eq!(&out.state, &state);
+                prop_assert!(out.revoked.is_empty());
+            } else {
+                prop_assert_eq!(out.state.rules.len() + out.revoked.len(), state.rules.len());
+                let dir = if egress {
+                    sgsim::model::Direction::Egress
+                } else {
+                    sgsim::model::Direction::Ingress
+                };
+                prop_assert!(out.revoked.iter().all(|r| r.direction == dir));
+            }
+            prop_assert!(!out.xml.is_empty());
+        }
+    }
+}

@@ -235,7 +235,7 @@ pub(super) fn import(docs: &[(String, Value)]) -> Result<Imported, ImportError> 
     let mut acc = Acc::default();
     for (path, value) in docs {
         let file = File { path };
-        let o = file.object(value, "")?;
+        let o = file.object(value, "(document)")?;
         let mut known = false;
         for (i, g) in file.array(o, "SecurityGroups", "")?.iter().enumerate() {
             known = true;

@@ -65,8 +65,36 @@
 //!    `InvalidSecurityGroupRuleId.NotFound`, nothing revoked;
 //! 8. success: `Return=true`, `RevokedSecurityGroupRules`.
 //!
-//! Responses are EC2's XML (default) or the JSON boto3 returns; request IDs are deterministic
-//! (derived from the request text).
+//! Responses are EC2's XML (default) or the JSON boto3 returns (`Return`,
+//! `UnknownIpPermissions`, `RevokedSecurityGroupRules`, `ResponseMetadata`; on error `Error`
+//! {`Code`, `Message`}, `RequestId`); the two sets appear only when non-empty. Request IDs are
+//! deterministic (derived from the request text), lower-case UUIDs.
+//!
+//! ## Error messages
+//!
+//! | code (HTTP) | message |
+//! |---|---|
+//! | `UnknownParameter` (400) | `The parameter X is not recognized` |
+//! | `InvalidParameterValue` (400) | `Value (v) for parameter X is invalid. Expected …`; `Invalid value 'null' for protocol. …`; `Invalid value 'p' for IP protocol. Unknown protocol.`; `Invalid value for portRange. Must specify both from and to ports with TCP/UDP.`; `invalid CIDR subnet specification: c`; `Invalid value 'n' for groupName. You may not reference Amazon VPC security groups by name. …`; `Invalid rule description. …` |
+//! | `MissingParameter` (400) | `The request must contain the parameter groupName or groupId` (and likewise for other fields) |
+//! | `InvalidParameterCombination` (400) | names the two parameters |
+//! | `InvalidGroupId.Malformed` (400) | `The security group ID 'x' is malformed` |
+//! | `InvalidGroup.NotFound` (400) | `The security group 'x' does not exist` / `… does not exist in default VPC 'vpc-…'` |
+//! | `InvalidPermission.NotFound` (400) | `The specified rule does not exist in this security group` |
+//! | `InvalidSecurityGroupRuleId.NotFound` (400) | `The security group rule ID 'sgr-…' does not exist` |
+//! | `DryRunOperation` (412) | `Request would have succeeded, but DryRun flag is set.` |
+//! | `UnauthorizedOperation` (403) | `You are not authorized to perform this operation.` |
+//!
+//! ## Not supported
+//!
+//! - Exports as raw Query XML, or their camelCase JSON transliteration (`securityGroupInfo`,
+//!   `ipPermissions`, …): only the CLI's PascalCase JSON is read.
+//! - `--query`-filtered CLI output (bare arrays) is not recognised.
+//! - A snapshot given together with a *partial* export of the same groups: rules whose IDs
+//!   differ between the two (synthesized in one, `sgr-` in the other) are counted twice, because
+//!   the snapshot is merged by rule ID outside this module.
+//! - `InvalidPermission.Duplicate` and `RulesPerSecurityGroupLimitExceeded` belong to authorize
+//!   calls and are never produced; IAM is modelled only by [`Config::authorized`].
 
 mod import;
 mod request;
@@ -209,6 +237,77 @@ fn fnv1a(text: &str) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
+
+    fn state() -> State {
+        let docs = vec![(
+            "t.json".to_string(),
+            json!({
+                "SecurityGroups": [
+                    {"GroupId": "sg-0aaa", "GroupName": "a", "VpcId": "vpc-0def", "OwnerId": "1",
+                     "IpPermissions": [{"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22,
+                        "IpRanges": [{"CidrIp": "10.0.0.0/8"}, {"CidrIp": "192.168.0.0/16"}]}]},
+                    {"GroupId": "sg-0bbb", "GroupName": "b", "VpcId": "vpc-0abc", "OwnerId": "1",
+                     "IpPermissions": [{"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22,
+                        "IpRanges": [{"CidrIp": "10.0.0.0/8"}, {"CidrIp": "192.168.0.0/16"}]}]}
+                ],
+                "Vpcs": [{"VpcId": "vpc-0def", "IsDefault": true}, {"VpcId": "vpc-0abc", "IsDefault": false}]
+            }),
+        )];
+        import(&docs).unwrap().state
+    }
+
+    fn run(q: &str) -> Outcome {
+        revoke(&state(), &RawRequest::parse(q).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn non_default_vpc_is_all_or_nothing() {
+        let out = run("Action=RevokeSecurityGroupIngress&GroupId=sg-0bbb&IpPermissions.1.IpProtocol=tcp\
+            &IpPermissions.1.FromPort=22&IpPermissions.1.ToPort=22\
+            &IpPermissions.1.IpRanges.1.CidrIp=10.0.0.0/8&IpPermissions.1.IpRanges.2.CidrIp=172.16.0.0/12");
+        let e = out.error.as_ref().unwrap();
+        assert_eq!(
+            (e.code.as_str(), out.status),
+            ("InvalidPermission.NotFound", 400)
+        );
+        assert!(out.revoked.is_empty());
+        assert_eq!(out.state, state());
+        assert!(out.xml.contains("<Code>InvalidPermission.NotFound</Code>"));
+        assert_eq!(out.json["Error"]["Code"], "InvalidPermission.NotFound");
+    }
+
+    #[test]
+    fn default_vpc_revokes_matches_and_reports_misses() {
+        let out = run("Action=RevokeSecurityGroupIngress&GroupName=a&IpPermissions.1.IpProtocol=TCP\
+            &IpPermissions.1.FromPort=22&IpPermissions.1.ToPort=22\
+            &IpPermissions.1.IpRanges.1.CidrIp=10.1.2.3/8&IpPermissions.1.IpRanges.2.CidrIp=172.16.0.0/12");
+        assert!(out.error.is_none());
+        assert_eq!(out.revoked.len(), 1);
+        assert_eq!(out.state.rules.len(), 3);
+        assert_eq!(
+            out.json["UnknownIpPermissions"][0]["IpRanges"][0]["CidrIp"],
+            "172.16.0.0/12"
+        );
+        assert_eq!(
+            out.json["RevokedSecurityGroupRules"][0]["CidrIpv4"],
+            "10.0.0.0/8"
+        );
+        assert!(out.xml.starts_with("<?xml"));
+        assert!(out.xml.contains("<return>true</return>"));
+        let id = out.json["ResponseMetadata"]["RequestId"].as_str().unwrap();
+        assert_eq!(id, id.to_ascii_lowercase());
+    }
+
+    #[test]
+    fn not_a_request() {
+        let s = state();
+        let other = RawRequest::parse("Action=DescribeSecurityGroups").unwrap();
+        assert!(matches!(
+            revoke(&s, &other),
+            Err(RequestError::UnknownAction(_))
+        ));
+    }
 
     #[test]
     fn protocols_parse_case_insensitively_and_numbers_fold_to_names() {
