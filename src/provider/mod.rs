@@ -80,8 +80,8 @@ impl RawRequest {
     /// The `Action` the request names, if any.
     pub fn action(&self) -> Option<&str> {
         match self {
-            RawRequest::Query(p) => p.get("Action"),
-            RawRequest::Json(v) => v.get("Action").and_then(|a| a.as_str()),
+            RawRequest::Query(p) => p.get("Action").map(str::trim),
+            RawRequest::Json(v) => v.get("Action").and_then(|a| a.as_str()).map(str::trim),
         }
     }
 }
