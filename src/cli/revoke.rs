@@ -6,7 +6,7 @@ use anyhow::Context as _;
 use serde_json::{json, Value};
 
 use super::{text_or_file, write_atomic, Exit};
-use sgsim::model::{IcmpSel, Peer, Provider, Rule, State};
+use sgsim::model::State;
 use sgsim::provider::{self, Format, RawRequest};
 
 #[derive(clap::Args, Debug)]
@@ -86,59 +86,12 @@ pub struct RulesArgs {
     state: StateArgs,
 }
 
-/// A rule as the `sgsim rules` contract prints it.
-pub fn rule_json(state: &State, rule: &Rule) -> Value {
-    let provider = state.group(&rule.group).map(|g| g.provider);
-    let (from, to) = if rule.protocol.is_icmp() {
-        let sel = IcmpSel::from_ranges(rule.src_ports, rule.dst_ports).unwrap_or_default();
-        (sel.ty.map_or(-1, i64::from), sel.code.map_or(-1, i64::from))
-    } else if rule.dst_ports.is_any() && !rule.protocol.has_ports() {
-        (-1, -1)
-    } else {
-        (
-            i64::from(rule.dst_ports.lo()),
-            i64::from(rule.dst_ports.hi()),
-        )
-    };
-    let peer = match &rule.remote {
-        Peer::Cidr { cidr } => json!({ "cidr": cidr.to_string() }),
-        Peer::Group { group_id, owner } => json!({ "group_id": group_id, "owner": owner }),
-        Peer::PrefixList { prefix_list_id } => json!({ "prefix_list_id": prefix_list_id }),
-    };
-    let mut v = json!({
-        "group_id": rule.group,
-        "direction": rule.direction.as_str(),
-        "rule_id": rule.id,
-        "protocol": rule.protocol.to_string(),
-        "from_port": from,
-        "to_port": to,
-        "peer": peer,
-        "policy": rule.action.as_str(),
-        "priority": rule.priority.0,
-        "description": rule.description,
-        "provider": provider,
-    });
-    if let Value::Object(o) = &mut v {
-        if !rule.src_ports.is_any() && !rule.protocol.is_icmp() {
-            o.insert("src_ports".into(), json!(rule.src_ports.to_string()));
-        }
-        if let Some(local) = &rule.local {
-            o.insert("local".into(), json!(local.to_string()));
-        }
-        if provider == Some(Provider::Aws) {
-            o.remove("priority");
-            o.insert("priority".into(), Value::Null);
-        }
-    }
-    v
-}
-
 pub fn run_rules(args: RulesArgs) -> anyhow::Result<Exit> {
     let state = args.state.load()?;
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     for rule in &state.rules {
         use std::io::Write;
-        writeln!(out, "{}", rule_json(&state, rule))?;
+        writeln!(out, "{}", provider::rule_json(&state, rule))?;
     }
     Ok(Exit::Ok)
 }

@@ -13,7 +13,9 @@ pub mod aws;
 use std::fmt;
 use std::path::Path;
 
-use crate::model::{Provider, Rule, State};
+use serde_json::{json, Value};
+
+use crate::model::{IcmpSel, Peer, Provider, Rule, State};
 
 /// A request's parameters, decoded, in the order given.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -355,6 +357,53 @@ pub fn import_values(docs: &[(String, serde_json::Value)]) -> Result<Imported, I
     }
     out.state.validate()?;
     Ok(out)
+}
+
+/// A rule as the `sgsim rules` contract prints it.
+pub fn rule_json(state: &State, rule: &Rule) -> Value {
+    let provider = state.group(&rule.group).map(|g| g.provider);
+    let (from, to) = if rule.protocol.is_icmp() {
+        let sel = IcmpSel::from_ranges(rule.src_ports, rule.dst_ports).unwrap_or_default();
+        (sel.ty.map_or(-1, i64::from), sel.code.map_or(-1, i64::from))
+    } else if rule.dst_ports.is_any() && !rule.protocol.has_ports() {
+        (-1, -1)
+    } else {
+        (
+            i64::from(rule.dst_ports.lo()),
+            i64::from(rule.dst_ports.hi()),
+        )
+    };
+    let peer = match &rule.remote {
+        Peer::Cidr { cidr } => json!({ "cidr": cidr.to_string() }),
+        Peer::Group { group_id, owner } => json!({ "group_id": group_id, "owner": owner }),
+        Peer::PrefixList { prefix_list_id } => json!({ "prefix_list_id": prefix_list_id }),
+    };
+    let mut v = json!({
+        "group_id": rule.group,
+        "direction": rule.direction.as_str(),
+        "rule_id": rule.id,
+        "protocol": rule.protocol.to_string(),
+        "from_port": from,
+        "to_port": to,
+        "peer": peer,
+        "policy": rule.action.as_str(),
+        "priority": rule.priority.0,
+        "description": rule.description,
+        "provider": provider,
+    });
+    if let Value::Object(o) = &mut v {
+        if !rule.src_ports.is_any() && !rule.protocol.is_icmp() {
+            o.insert("src_ports".into(), json!(rule.src_ports.to_string()));
+        }
+        if let Some(local) = &rule.local {
+            o.insert("local".into(), json!(local.to_string()));
+        }
+        if provider == Some(Provider::Aws) {
+            // AWS rules have no priority.
+            o.insert("priority".into(), Value::Null);
+        }
+    }
+    v
 }
 
 /// Whether a JSON document is an sgsim snapshot (a serialized [`State`]).
