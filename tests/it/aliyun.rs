@@ -40,10 +40,14 @@ fn revoke(state: &State, text: &str) -> Outcome {
 /// The state as `sgsim revoke --out` writes it and `--state` reads it back.
 fn round_trip(state: &State) -> State {
     let mut v = serde_json::to_value(state).unwrap();
-    v.as_object_mut().unwrap().insert("sgsim_snapshot".into(), 1.into());
+    v.as_object_mut()
+        .unwrap()
+        .insert("sgsim_snapshot".into(), 1.into());
     let text = serde_json::to_string_pretty(&v).unwrap();
     let back: Value = serde_json::from_str(&text).unwrap();
-    import_values(&[("snapshot.json".into(), back)]).unwrap().state
+    import_values(&[("snapshot.json".into(), back)])
+        .unwrap()
+        .state
 }
 
 #[derive(Default, Debug)]
@@ -113,7 +117,11 @@ fn run_case(case: &Case) -> Result<(), String> {
     }
     let mut state = import_values(&docs).map_err(|e| e.to_string())?.state;
     if let Some((g, o)) = &case.owner {
-        let group = state.groups.iter_mut().find(|x| x.id.as_str() == g).ok_or("no such group")?;
+        let group = state
+            .groups
+            .iter_mut()
+            .find(|x| x.id.as_str() == g)
+            .ok_or("no such group")?;
         group.owner = Some(o.clone());
     }
     let outcome = RawRequest::parse(&case.request).and_then(|raw| provider::revoke(&state, &raw));
@@ -137,14 +145,20 @@ fn run_case(case: &Case) -> Result<(), String> {
     }
     if case.expect == "ok" {
         if let Some(e) = &o.error {
-            return Err(format!("expected success, got {e}; warnings {:#?}", o.warnings));
+            return Err(format!(
+                "expected success, got {e}; warnings {:#?}",
+                o.warnings
+            ));
         }
         let mut got: Vec<String> = o.revoked.iter().map(|r| r.id.to_string()).collect();
         let mut want = case.revoked.clone();
         got.sort();
         want.sort();
         if got != want {
-            return Err(format!("revoked {got:?}, expected {want:?}; warnings {:#?}", o.warnings));
+            return Err(format!(
+                "revoked {got:?}, expected {want:?}; warnings {:#?}",
+                o.warnings
+            ));
         }
         let left: Vec<&str> = o.state.rules.iter().map(|r| r.id.as_str()).collect();
         let expected_left: Vec<&str> = state
@@ -166,11 +180,17 @@ fn run_case(case: &Case) -> Result<(), String> {
     let Some(e) = &o.error else {
         return Err(format!(
             "expected {code}, got success revoking {:?}",
-            o.revoked.iter().map(|r| r.id.to_string()).collect::<Vec<_>>()
+            o.revoked
+                .iter()
+                .map(|r| r.id.to_string())
+                .collect::<Vec<_>>()
         ));
     };
     if e.code != code || e.status != status || o.status != status {
-        return Err(format!("expected {code} {status}, got {e}; warnings {:#?}", o.warnings));
+        return Err(format!(
+            "expected {code} {status}, got {e}; warnings {:#?}",
+            o.warnings
+        ));
     }
     if o.state != state || !o.revoked.is_empty() {
         return Err("an error changed the state".into());
@@ -189,7 +209,13 @@ fn data_driven_cases() {
         .iter()
         .filter_map(|c| run_case(c).err().map(|e| format!("[{}] {e}", c.name)))
         .collect();
-    assert!(failures.is_empty(), "{} of {} cases failed:\n{}", failures.len(), cases.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases failed:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]
@@ -217,22 +243,59 @@ fn import_reads_the_whole_export() {
     assert_eq!(g("sg-bp1web").kind, GroupKind::Basic);
     assert_eq!(g("sg-bp1app").inner_access, Action::Drop);
     assert_eq!(g("sg-2zeclassic").vpc, None);
-    assert_eq!(g("sg-bp1web").vpc.as_ref().map(|v| v.as_str()), Some("vpc-bp1prod"));
-    assert_eq!(g("sg-bp1managed").attrs.get("ServiceManaged").map(String::as_str), Some("true"));
-    assert!(got.warnings.iter().any(|w| w.contains("sg-bp1other") && w.contains("no DescribeSecurityGroupAttribute")));
-    let eni = s.enis.iter().find(|e| e.id.as_str() == "eni-bp1web1").unwrap();
+    assert_eq!(
+        g("sg-bp1web").vpc.as_ref().map(|v| v.as_str()),
+        Some("vpc-bp1prod")
+    );
+    assert_eq!(
+        g("sg-bp1managed")
+            .attrs
+            .get("ServiceManaged")
+            .map(String::as_str),
+        Some("true")
+    );
+    assert!(got
+        .warnings
+        .iter()
+        .any(|w| w.contains("sg-bp1other") && w.contains("no DescribeSecurityGroupAttribute")));
+    let eni = s
+        .enis
+        .iter()
+        .find(|e| e.id.as_str() == "eni-bp1web1")
+        .unwrap();
     assert_eq!(eni.ips.len(), 3, "{:?}", eni.ips);
-    assert_eq!(eni.public_ips, vec!["47.96.10.10".parse::<std::net::IpAddr>().unwrap()]);
+    assert_eq!(
+        eni.public_ips,
+        vec!["47.96.10.10".parse::<std::net::IpAddr>().unwrap()]
+    );
     assert_eq!(eni.groups[0].as_str(), "sg-bp1web");
-    let pl = s.prefix_lists.iter().find(|p| p.id.as_str() == "pl-bp1partners").unwrap();
+    let pl = s
+        .prefix_lists
+        .iter()
+        .find(|p| p.id.as_str() == "pl-bp1partners")
+        .unwrap();
     assert_eq!(pl.entries.len(), 2);
     assert_eq!(pl.name.as_deref(), Some("partners"));
-    let r = s.rules.iter().find(|r| r.id.as_str() == "sgr-web-mysql").unwrap();
+    let r = s
+        .rules
+        .iter()
+        .find(|r| r.id.as_str() == "sgr-web-mysql")
+        .unwrap();
     assert_eq!(r.priority.0, 10);
     assert!(matches!(&r.remote, Peer::Group { owner: Some(o), .. } if o == "1234567890123456"));
-    assert_eq!(r.attrs.get("SourceGroupName").map(String::as_str), Some("app-prod"));
-    let cl = s.rules.iter().find(|r| r.id.as_str() == "sgr-cl-ssh-pub").unwrap();
-    assert_eq!(cl.attrs.get("NicType").map(String::as_str), Some("internet"));
+    assert_eq!(
+        r.attrs.get("SourceGroupName").map(String::as_str),
+        Some("app-prod")
+    );
+    let cl = s
+        .rules
+        .iter()
+        .find(|r| r.id.as_str() == "sgr-cl-ssh-pub")
+        .unwrap();
+    assert_eq!(
+        cl.attrs.get("NicType").map(String::as_str),
+        Some("internet")
+    );
     assert!(got.warnings.iter().any(|w| w.contains("prl-bp1web")));
     s.validate().unwrap();
     // A snapshot of it reads back equal.
@@ -253,16 +316,25 @@ fn client_token_idempotency_survives_a_snapshot() {
     assert!(again.error.is_none());
     assert!(again.revoked.is_empty());
     assert_eq!(again.state, saved);
-    assert_eq!(again.json, first.json, "the replay returns the first RequestId");
+    assert_eq!(
+        again.json, first.json,
+        "the replay returns the first RequestId"
+    );
     assert!(again.warnings.iter().any(|w| w.contains("used before")));
     // Same token, different parameters.
     let other = req.replace("203.0.113.66%2F32", "203.0.113.67%2F32");
     let clash = revoke(&saved, &other);
     let e = clash.error.expect("mismatch");
-    assert_eq!((e.code.as_str(), e.status), ("IdempotentParameterMismatch", 400));
+    assert_eq!(
+        (e.code.as_str(), e.status),
+        ("IdempotentParameterMismatch", 400)
+    );
     assert_eq!(clash.state, saved);
     // Without the token the same parameters are a new request (nothing left to match).
-    let fresh = revoke(&saved, &req.replace("ClientToken=123e4567-e89b-12d3-a456-426655440000&", ""));
+    let fresh = revoke(
+        &saved,
+        &req.replace("ClientToken=123e4567-e89b-12d3-a456-426655440000&", ""),
+    );
     assert!(fresh.error.is_none() && fresh.revoked.is_empty());
     // A failed request does not consume its token.
     let bad = revoke(&state, "Action=RevokeSecurityGroup&RegionId=cn-hangzhou&SecurityGroupId=sg-bp1web&ClientToken=t-9&SecurityGroupRuleId.1=sgr-nope");
@@ -282,15 +354,22 @@ fn responses_have_the_rpc_shapes() {
         ok.body(Some(provider::Format::Xml)),
         format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?><RevokeSecurityGroupEgressResponse><RequestId>{id}</RequestId></RevokeSecurityGroupEgressResponse>")
     );
-    assert!(ok.body(None).contains("\"RequestId\""), "JSON is the default");
+    assert!(
+        ok.body(None).contains("\"RequestId\""),
+        "JSON is the default"
+    );
     let err = revoke(&state, "Action=RevokeSecurityGroup&RegionId=cn-hangzhou&SecurityGroupId=sg-bp1nothere&SecurityGroupRuleId.1=sgr-web-ssh");
     let keys: Vec<&String> = err.json.as_object().unwrap().keys().collect();
     assert_eq!(keys.len(), 4);
     for k in ["RequestId", "HostId", "Code", "Message"] {
         assert!(err.json.get(k).is_some(), "{k}");
     }
-    assert!(err.xml.starts_with("<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><RequestId>"));
-    assert!(err.xml.contains("<Code>InvalidSecurityGroupId.NotFound</Code>"));
+    assert!(err
+        .xml
+        .starts_with("<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><RequestId>"));
+    assert!(err
+        .xml
+        .contains("<Code>InvalidSecurityGroupId.NotFound</Code>"));
     assert_eq!(err.status, 404);
     // Same request, same ID: the core is deterministic.
     let again = revoke(&state, "Action=RevokeSecurityGroupEgress&RegionId=cn-hangzhou&SecurityGroupId=sg-bp1web&SecurityGroupRuleId.1=sgr-web-egress-dns");
@@ -301,9 +380,15 @@ fn responses_have_the_rpc_shapes() {
 fn egress_requests_are_routed_to_alibaba_by_shape() {
     let state = base_state();
     let raw = RawRequest::parse("Action=RevokeSecurityGroupEgress&SecurityGroupId=sg-bp1web&RegionId=cn-hangzhou&SecurityGroupRuleId.1=sgr-web-egress-dns").unwrap();
-    assert_eq!(provider::provider_of(&state, &raw).unwrap(), sgsim::model::Provider::Aliyun);
+    assert_eq!(
+        provider::provider_of(&state, &raw).unwrap(),
+        sgsim::model::Provider::Aliyun
+    );
     let raw = RawRequest::parse("Action=DescribeSecurityGroups&RegionId=cn-hangzhou").unwrap();
-    assert!(matches!(provider::revoke(&state, &raw), Err(RequestError::UnknownAction(_))));
+    assert!(matches!(
+        provider::revoke(&state, &raw),
+        Err(RequestError::UnknownAction(_))
+    ));
 }
 
 /// A small deterministic generator (the library reads no randomness; neither do its tests).
@@ -311,7 +396,10 @@ struct Lcg(u64);
 
 impl Lcg {
     fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         self.0 >> 33
     }
 
@@ -324,21 +412,76 @@ impl Lcg {
 fn bad_input_never_panics_and_never_half_applies() {
     let state = base_state();
     let keys = [
-        "IpProtocol", "PortRange", "SourcePortRange", "SourceCidrIp", "Ipv6SourceCidrIp", "DestCidrIp",
-        "Ipv6DestCidrIp", "SourceGroupId", "DestGroupId", "SourcePrefixListId", "DestPrefixListId",
-        "Policy", "Priority", "NicType", "Description", "PortRangeListId", "SourceGroupOwnerId",
+        "IpProtocol",
+        "PortRange",
+        "SourcePortRange",
+        "SourceCidrIp",
+        "Ipv6SourceCidrIp",
+        "DestCidrIp",
+        "Ipv6DestCidrIp",
+        "SourceGroupId",
+        "DestGroupId",
+        "SourcePrefixListId",
+        "DestPrefixListId",
+        "Policy",
+        "Priority",
+        "NicType",
+        "Description",
+        "PortRangeListId",
+        "SourceGroupOwnerId",
     ];
     let values = [
-        "", "TCP", "udp", "ALL", "icmpv6", "22/22", "-1/-1", "1/65535", "65536/1", "/", "a/b", "0.0.0.0/0",
-        "::/0", "10.0.0.0/8", "203.0.113.66/32", "10.0.0.0/99", "sg-bp1web", "sg-bp1app", "sg-x",
-        "pl-bp1partners", "drop", "accept", "intranet", "internet", "0", "100", "-5", "%", "\u{0}",
-        "prl-bp1web", "9999999999999999999999",
+        "",
+        "TCP",
+        "udp",
+        "ALL",
+        "icmpv6",
+        "22/22",
+        "-1/-1",
+        "1/65535",
+        "65536/1",
+        "/",
+        "a/b",
+        "0.0.0.0/0",
+        "::/0",
+        "10.0.0.0/8",
+        "203.0.113.66/32",
+        "10.0.0.0/99",
+        "sg-bp1web",
+        "sg-bp1app",
+        "sg-x",
+        "pl-bp1partners",
+        "drop",
+        "accept",
+        "intranet",
+        "internet",
+        "0",
+        "100",
+        "-5",
+        "%",
+        "\u{0}",
+        "prl-bp1web",
+        "9999999999999999999999",
     ];
-    let groups = ["sg-bp1web", "sg-bp1ent", "sg-2zeclassic", "sg-bp1managed", "x", ""];
+    let groups = [
+        "sg-bp1web",
+        "sg-bp1ent",
+        "sg-2zeclassic",
+        "sg-bp1managed",
+        "x",
+        "",
+    ];
     let mut rng = Lcg(42);
     for i in 0..3000 {
-        let action = if i % 2 == 0 { "RevokeSecurityGroup" } else { "RevokeSecurityGroupEgress" };
-        let mut q = format!("Action={action}&RegionId=cn-hangzhou&SecurityGroupId={}", rng.pick(&groups));
+        let action = if i % 2 == 0 {
+            "RevokeSecurityGroup"
+        } else {
+            "RevokeSecurityGroupEgress"
+        };
+        let mut q = format!(
+            "Action={action}&RegionId=cn-hangzhou&SecurityGroupId={}",
+            rng.pick(&groups)
+        );
         for _ in 0..(rng.next() % 8) {
             let n = 1 + rng.next() % 3;
             let k = rng.pick(&keys);
@@ -346,22 +489,35 @@ fn bad_input_never_panics_and_never_half_applies() {
             let v: String = form_urlencoded::byte_serialize(v.as_bytes()).collect();
             match rng.next() % 4 {
                 0 => q.push_str(&format!("&{k}={v}")),
-                1 => q.push_str(&format!("&SecurityGroupRuleId.{n}={}", rng.pick(&["sgr-web-ssh", "sgr-nope", "x", "sgr-web-egress-dns"]))),
+                1 => q.push_str(&format!(
+                    "&SecurityGroupRuleId.{n}={}",
+                    rng.pick(&["sgr-web-ssh", "sgr-nope", "x", "sgr-web-egress-dns"])
+                )),
                 _ => q.push_str(&format!("&Permissions.{n}.{k}={v}")),
             }
         }
-        let Ok(raw) = RawRequest::parse(&q) else { continue };
-        let Ok(o) = provider::revoke(&state, &raw) else { continue };
+        let Ok(raw) = RawRequest::parse(&q) else {
+            continue;
+        };
+        let Ok(o) = provider::revoke(&state, &raw) else {
+            continue;
+        };
         if o.error.is_some() {
             assert_eq!(o.state, state, "{q}");
             assert!(o.revoked.is_empty(), "{q}");
         } else {
-            assert_eq!(o.state.rules.len() + o.revoked.len(), state.rules.len(), "{q}");
+            assert_eq!(
+                o.state.rules.len() + o.revoked.len(),
+                state.rules.len(),
+                "{q}"
+            );
         }
     }
     // Arbitrary JSON shapes as requests and as exports.
     for text in [
-        "{}", "{\"Action\":1}", "{\"Action\":\"RevokeSecurityGroup\",\"Permissions\":{}}",
+        "{}",
+        "{\"Action\":1}",
+        "{\"Action\":\"RevokeSecurityGroup\",\"Permissions\":{}}",
         "{\"Action\":\"RevokeSecurityGroup\",\"Permissions\":[{\"IpProtocol\":null}]}",
         "{\"Action\":\"RevokeSecurityGroupEgress\",\"SecurityGroupRuleId\":[[1]]}",
         "Action=RevokeSecurityGroup&Permissions=[{\"IpProtocol\":\"TCP\"}]",

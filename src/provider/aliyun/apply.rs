@@ -28,6 +28,11 @@ pub const TOKENS_KEY: &str = "aliyun.client_tokens";
 /// ("gray") feature of the account: `NotSupported.GrayFunction`.
 pub const PREFIX_LISTS_ENABLED_KEY: &str = "aliyun.prefix_lists_enabled";
 
+/// `State::provider_state` key that, set to `true`, makes a `Permissions.N` or flat entry
+/// that matches no rule an error (`InvalidSecurityGroupRule.RuleNotExist`) instead of a
+/// success that deletes nothing (SEMANTICS Q2; off by default).
+pub const STRICT_NOT_FOUND_KEY: &str = "aliyun.strict_not_found";
+
 /// A rule's NIC type (classic network; VPC rules are always intranet).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Nic {
@@ -917,6 +922,13 @@ fn run(state: &State, req: &Request, notes: &mut Vec<String>) -> Result<Done, Ap
                         explained = true;
                     }
                 }
+            }
+            if state.provider_state.get(STRICT_NOT_FOUND_KEY) == Some(&Value::Bool(true)) {
+                notes.push(format!(
+                    "{} matched no rule of {gid} ({STRICT_NOT_FOUND_KEY} is set); nothing is deleted",
+                    e.place
+                ));
+                return Err(errors::RULE_NOT_EXIST.plain());
             }
             if !explained {
                 notes.push(format!(

@@ -251,6 +251,12 @@ impl Request {
                 identifying.push((key.clone(), value.clone()));
                 continue;
             }
+            if key == "Format" && value.eq_ignore_ascii_case("xml") {
+                req.notes.push(
+                    "Format=XML: the API answers in XML (sgsim prints JSON unless --format xml is given)"
+                        .into(),
+                );
+            }
             if COMMON.contains(&key.as_str()) {
                 continue;
             }
