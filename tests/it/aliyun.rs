@@ -2,6 +2,8 @@
 //! against the realistic export in `tests/data/aliyun/export/`, idempotency across a
 //! snapshot round trip, response bodies, import, and bad input.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
