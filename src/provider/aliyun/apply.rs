@@ -1035,3 +1035,164 @@ pub fn revoke(state: &State, raw: &RawRequest) -> Result<Outcome, RequestError> 
 pub fn is(error: &ApiError, code: &Code) -> bool {
     error.code == code.code && error.status == code.status
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::VpcId;
+    use std::collections::BTreeMap;
+
+    fn group(id: &str, vpc: Option<&str>, kind: GroupKind) -> SecurityGroup {
+        SecurityGroup {
+            id: id.into(),
+            provider: Provider::Aliyun,
+            name: None,
+            description: None,
+            kind,
+            inner_access: Action::Accept,
+            vpc: vpc.map(VpcId::from),
+            owner: None,
+            attrs: BTreeMap::new(),
+        }
+    }
+
+    fn rule(id: &str, group: &str, action: Action, priority: u32, nic: Option<&str>) -> Rule {
+        let mut attrs = BTreeMap::new();
+        if let Some(n) = nic {
+            attrs.insert("NicType".to_string(), n.to_string());
+        }
+        Rule {
+            id: id.into(),
+            group: group.into(),
+            direction: Direction::Ingress,
+            action,
+            priority: Priority(priority),
+            protocol: Protocol::TCP,
+            src_ports: PortRange::ANY,
+            dst_ports: PortRange::single(22),
+            remote: Peer::cidr("10.0.0.0/8".parse().unwrap()),
+            local: None,
+            description: Some("ssh".into()),
+            attrs,
+        }
+    }
+
+    fn state() -> State {
+        State {
+            groups: vec![
+                group("sg-v", Some("vpc-1"), GroupKind::Basic),
+                group("sg-c", None, GroupKind::Basic),
+            ],
+            rules: vec![
+                rule("sgr-1", "sg-v", Action::Accept, 1, None),
+                rule("sgr-2", "sg-v", Action::Drop, 5, None),
+                rule("sgr-3", "sg-c", Action::Accept, 1, Some("intranet")),
+            ],
+            ..State::default()
+        }
+    }
+
+    fn go(s: &State, q: &str) -> Outcome {
+        let raw = RawRequest::parse(&format!("RegionId=r&{q}")).unwrap();
+        revoke(s, &raw).unwrap()
+    }
+
+    fn revoked(o: &Outcome) -> Vec<&str> {
+        o.revoked.iter().map(|r| r.id.as_str()).collect()
+    }
+
+    #[test]
+    fn keys_default_nic_type_by_network() {
+        let s = state();
+        let v = rule_key(&s.rules[0], &s.groups[0]).unwrap();
+        assert_eq!(v.nic, Nic::Intranet);
+        let mut r = s.rules[2].clone();
+        r.attrs.clear();
+        assert_eq!(rule_key(&r, &s.groups[1]).unwrap().nic, Nic::Internet);
+        r.priority = Priority(0);
+        assert!(rule_key(&r, &s.groups[1]).is_err());
+    }
+
+    #[test]
+    fn differences_ignore_priority_unless_given() {
+        let s = state();
+        let a = rule_key(&s.rules[0], &s.groups[0]).unwrap();
+        let mut req = a.clone();
+        req.priority = None;
+        let mut other = a.clone();
+        other.priority = Some(Priority(9));
+        assert!(differences(&req, &other).is_empty());
+        req.priority = Some(Priority(1));
+        assert_eq!(differences(&req, &other), vec![Part::Priority]);
+        req.policy = Action::Drop;
+        assert_eq!(
+            differences(&req, &other),
+            vec![Part::Policy, Part::Priority]
+        );
+    }
+
+    #[test]
+    fn defaults_and_case_are_applied_before_matching() {
+        let s = state();
+        let bare = "Action=RevokeSecurityGroup&SecurityGroupId=sg-v&IpProtocol=TCP&PortRange=22/22&SourceCidrIp=10.0.0.0/8";
+        assert_eq!(revoked(&go(&s, bare)), vec!["sgr-1"]);
+        let drop = format!("{bare}&Policy=Drop");
+        assert_eq!(revoked(&go(&s, &drop)), vec!["sgr-2"]);
+        let classic = "Action=RevokeSecurityGroup&SecurityGroupId=sg-c&IpProtocol=tcp&PortRange=22/22&SourceCidrIp=10.0.0.0/8";
+        let o = go(&s, classic);
+        assert!(o.revoked.is_empty());
+        assert!(o
+            .warnings
+            .iter()
+            .any(|w| w.contains("NicType defaulted to internet")));
+        assert_eq!(
+            revoked(&go(&s, &format!("{classic}&NicType=Intranet"))),
+            vec!["sgr-3"]
+        );
+    }
+
+    #[test]
+    fn ids_must_look_like_ids() {
+        assert!(valid_id("sg-bp67acfmxazb4p****", "sg-"));
+        assert!(valid_id("sgr-sgsim-0123abcd", "sgr-"));
+        assert!(!valid_id("sg-", "sg-"));
+        assert!(!valid_id("sg-a b", "sg-"));
+        assert!(!valid_id("sgr-1", "sg-"));
+    }
+
+    #[test]
+    fn validation_follows_the_documented_order() {
+        let s = state();
+        // Protocol is checked before the port range, the port range before the policy.
+        let o = go(
+            &s,
+            "Action=RevokeSecurityGroup&SecurityGroupId=sg-v&IpProtocol=x&PortRange=y&Policy=z",
+        );
+        assert_eq!(o.error.unwrap().code, "InvalidIpProtocol.ValueNotSupported");
+        let o = go(
+            &s,
+            "Action=RevokeSecurityGroup&SecurityGroupId=sg-v&IpProtocol=tcp&PortRange=y&Policy=z",
+        );
+        assert_eq!(o.error.unwrap().code, "InvalidParam.PortRange");
+        // Form exclusivity is checked before any entry.
+        let o = go(&s, "Action=RevokeSecurityGroup&SecurityGroupId=sg-v&IpProtocol=x&Permissions.1.IpProtocol=y");
+        assert_eq!(o.error.unwrap().code, "InvalidParam.Permissions");
+        // The group is checked before everything about rules.
+        let o = go(
+            &s,
+            "Action=RevokeSecurityGroup&SecurityGroupId=sg-none&IpProtocol=x",
+        );
+        assert_eq!(o.error.unwrap().code, "InvalidSecurityGroupId.NotFound");
+    }
+
+    #[test]
+    fn tokens_are_recorded_only_on_success() {
+        let s = state();
+        let ok = go(&s, "Action=RevokeSecurityGroup&SecurityGroupId=sg-v&ClientToken=abc&SecurityGroupRuleId.1=sgr-1");
+        let rec = &ok.state.provider_state[TOKENS_KEY]["RevokeSecurityGroup:abc"];
+        assert_eq!(rec["revoked"][0], "sgr-1");
+        let failed = go(&s, "Action=RevokeSecurityGroup&SecurityGroupId=sg-v&ClientToken=abc&SecurityGroupRuleId.1=sgr-9");
+        assert!(failed.error.is_some());
+        assert!(!failed.state.provider_state.contains_key(TOKENS_KEY));
+    }
+}
