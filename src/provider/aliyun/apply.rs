@@ -7,6 +7,49 @@
 //! (default by network type) and — only when the request gives it — priority (Q7).
 //! Description is not part of the key (Q6). Nothing is deleted unless the whole request is
 //! valid.
+//!
+//! # Decisions the seeds leave open
+//!
+//! - Forms: any two of rule IDs, `Permissions.N`, flat parameters → `InvalidParam.Permissions`;
+//!   an `N` outside 1..=100 → `InvalidParam.Permissions` / `InvalidParam.SecurityGroupRuleId`.
+//! - Unknown rule ID: per direction ([`errors::RULE_ID_UNKNOWN`], Q1); a rule ID of another
+//!   group → `InvalidSecurityGroupRuleId.NotFound` (404).
+//! - `RegionId` is required, except that a documentation placeholder (`<公共请求参数>`) in the
+//!   text stands for the elided parameters; a `RegionId` other than the group's (from the
+//!   export) → `InvalidSecurityGroupId.NotFound`.
+//! - Port ranges: not two integers −1..=65535 as `a/b` → `InvalidParam.PortRange`; TCP/UDP
+//!   values that are not `1 ≤ a ≤ b` → `InvalidIpPortRange.Malformed`; for ICMP, ICMPv6, GRE
+//!   and ALL the value is read as `-1/-1` with a warning (the seed's own example sends
+//!   `all` with `80/80` and succeeds). A missing IpProtocol is
+//!   `InvalidIpProtocol.ValueNotSupported` ("must be specified").
+//! - Address codes: unparsable IPv4 peer/local → `Invalid{Source,Dest}CidrIp.Malformed`
+//!   (egress local `SourceCidrIp`: `InvalidParam.SourceCidrIp`); an IPv6 value in an IPv4
+//!   field → `InvalidParam.{Source,Dest}CidrIp`; an egress `DestCidrIp` prefix longer than /32
+//!   → `InvalidDestCidrIp.sMalformed`; an IPv4 value in an IPv6 field → `ILLEGAL_IPV6_CIDR`
+//!   (ingress) / `InvalidParameter.Ipv6CidrIp` (egress); other bad IPv6 values and any IPv6
+//!   on a classic group → `InvalidParam.Ipv6{Source,Dest}CidrIp`; local side and peer of
+//!   different families → `InvalidParam.DestIp` (ingress) / `InvalidParam.SourceIp` (egress).
+//! - A legacy flat request without a peer → `MissingParameter` (S0's older message); a
+//!   `Permissions.N` entry without one → `MissingParameter.Source` / `.Dest`.
+//! - NicType: `internet` on a VPC group → `VPCDisabled`; `internet` with a group peer →
+//!   `InvalidNicType.Mismatch`.
+//! - Group peers: known if the state has the group or any rule references it; unknown with an
+//!   owner named → `InvalidGroupAuthItem.NotFound`, without → `Invalid{Source,Dest}GroupId.NotFound`.
+//!   Self-reference: ingress `InvalidParamter.Conflict` 400 (S0), egress
+//!   `InvalidSecurityGroup.IsSame` 403 (S1). A reference to an enterprise group →
+//!   `InvalidGroupAuthParameter.OperationDenied`; Policy or a group ID in a request for an
+//!   enterprise group → `InvalidGroupParameter.OperationDenied` (Q10).
+//! - A port list is known if a rule of the state uses it; on a classic group it is
+//!   `InvalidPortRangeListId.NotFound`.
+//! - `InvalidOperation.SecurityGroupNotAuthorized`: the request's `OwnerId` differs from the
+//!   group's known owner. `InternalError`: the group holds a rule no Alibaba group can hold
+//!   (priority outside 1..=100, a protocol other than the six). `NotSupported.GrayFunction`:
+//!   [`PREFIX_LISTS_ENABLED_KEY`] is `false` in the state.
+//! - Description: more than 512 characters, or starting with `http://` / `https://`.
+//! - ClientToken: longer than 64 or not ASCII → `InvalidClientToken.ValueNotSupported`
+//!   (not in the seed tables); only successful requests are remembered (a failed one changes
+//!   nothing, so its token stays unused); the fingerprint is the sorted identifying
+//!   parameters, so the same request as JSON or query string, in any order, is identical.
 
 use std::collections::BTreeSet;
 

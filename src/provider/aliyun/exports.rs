@@ -784,10 +784,12 @@ fn permission(
         Some(id) => id,
         None => {
             let seed = format!("{group}|{direction}|{action}|{priority}|{protocol}|{dst_ports}|{src_ports}|{remote}|{local:?}|{attrs:?}");
-            let id = format!(
-                "sgr-sgsim-{}",
-                &crate::provider::request_id(&seed).replace('-', "")[..16].to_ascii_lowercase()
-            );
+            let hex: String = crate::provider::request_id(&seed)
+                .chars()
+                .filter(char::is_ascii_hexdigit)
+                .take(16)
+                .collect();
+            let id = format!("sgr-sgsim-{}", hex.to_ascii_lowercase());
             ctx.warn(format!("{at}: no SecurityGroupRuleId; assigned {id}"));
             id
         }
@@ -876,6 +878,23 @@ mod tests {
         assert!(
             matches!(err, ImportError::Field { ref field, .. } if field == "SecurityGroups.SecurityGroup[0].SecurityGroupType")
         );
+    }
+
+    #[test]
+    fn rules_without_an_id_get_a_stable_one() {
+        let doc = json!({"SecurityGroupId": "sg-a", "VpcId": "", "Permissions": {"Permission": [
+            {"Direction": "ingress", "IpProtocol": "TCP", "PortRange": "22/22", "SourceCidrIp": "10.0.0.0/8"}]}});
+        let a = one(doc.clone()).unwrap();
+        let b = one(doc).unwrap();
+        let id = a.state.rules[0].id.to_string();
+        assert!(id.starts_with("sgr-sgsim-") && id.len() == 26, "{id}");
+        assert_eq!(id, b.state.rules[0].id.to_string());
+        assert!(a.warnings.iter().any(|w| w.contains("assigned")));
+        assert_eq!(
+            a.state.rules[0].attrs.get("NicType").map(String::as_str),
+            Some("internet")
+        );
+        assert_eq!(a.state.groups[0].vpc, None);
     }
 
     #[test]

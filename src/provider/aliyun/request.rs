@@ -383,6 +383,7 @@ fn index(text: &str) -> Option<u32> {
 /// The request's parameters as `(name, text)` pairs, in the order given: query parameters
 /// as they are; JSON objects with lists (`Permissions` as objects, `SecurityGroupRuleId` as
 /// strings) flattened the way Alibaba's SDKs put them on the wire (`Permissions.1.IpProtocol`).
+/// In JSON a single `Permissions` object or `SecurityGroupRuleId` string is a list of one.
 pub fn flatten(raw: &RawRequest) -> Result<Vec<(String, String)>, RequestError> {
     let mut out = Vec::new();
     match raw {
@@ -445,6 +446,9 @@ fn flatten_value(
                 }
             }
         }
+        ("Permissions", Value::Object(_)) | ("SecurityGroupRuleId", Value::String(_)) => {
+            flatten_value(key, &Value::Array(vec![v.clone()]), out)?;
+        }
         ("SecurityGroupRuleId", Value::Array(items)) => {
             for (i, item) in items.iter().enumerate() {
                 let name = format!("SecurityGroupRuleId.{}", i + 1);
@@ -495,6 +499,11 @@ mod tests {
             r#"{"Action":"RevokeSecurityGroupEgress","SecurityGroupId":"sg-a","SecurityGroupRuleId":["sgr-1","sgr-2"]}"#,
         );
         assert_eq!(ids.rule_ids, vec!["sgr-1", "sgr-2"]);
+        let one = parse(
+            r#"{"Action":"RevokeSecurityGroupEgress","SecurityGroupRuleId":"sgr-1","Permissions":{"IpProtocol":"TCP"}}"#,
+        );
+        assert_eq!(one.rule_ids, vec!["sgr-1"]);
+        assert_eq!(one.permissions[0].get(Field::IpProtocol), Some("TCP"));
     }
 
     #[test]
