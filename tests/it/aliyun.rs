@@ -530,3 +530,74 @@ fn bad_input_never_panics_and_never_half_applies() {
         }
     }
 }
+
+/// Every path to a value in a document, as a list of steps.
+fn paths(v: &Value, at: &mut Vec<Step>, out: &mut Vec<Vec<Step>>) {
+    out.push(at.clone());
+    match v {
+        Value::Object(m) => {
+            for (k, x) in m {
+                at.push(Step::Key(k.clone()));
+                paths(x, at, out);
+                at.pop();
+            }
+        }
+        Value::Array(a) => {
+            for (i, x) in a.iter().enumerate() {
+                at.push(Step::Index(i));
+                paths(x, at, out);
+                at.pop();
+            }
+        }
+        _ => {}
+    }
+}
+
+#[derive(Clone)]
+enum Step {
+    Key(String),
+    Index(usize),
+}
+
+fn at_path<'v>(v: &'v mut Value, path: &[Step]) -> &'v mut Value {
+    path.iter().fold(v, |v, s| match s {
+        Step::Key(k) => &mut v[k.as_str()],
+        Step::Index(i) => &mut v[*i],
+    })
+}
+
+#[test]
+fn import_never_panics_on_any_value_anywhere() {
+    let replacements = [
+        Value::Null,
+        serde_json::json!(-1),
+        serde_json::json!(1.5),
+        serde_json::json!("x"),
+        serde_json::json!(""),
+        serde_json::json!([]),
+        serde_json::json!({}),
+        serde_json::json!(true),
+    ];
+    let docs = export_docs();
+    let mut tried = 0;
+    for (name, doc) in &docs {
+        let mut all = Vec::new();
+        paths(doc, &mut Vec::new(), &mut all);
+        for path in all.iter().skip(1) {
+            for r in &replacements {
+                let mut d = doc.clone();
+                *at_path(&mut d, path) = r.clone();
+                // Alone and together with the rest of the export.
+                let _ = import_values(&[(name.clone(), d.clone())]);
+                let mut with_rest = docs.clone();
+                with_rest.retain(|(n, _)| n != name);
+                with_rest.push((name.clone(), d));
+                if let Ok(got) = import_values(&with_rest) {
+                    got.state.validate().unwrap();
+                }
+                tried += 1;
+            }
+        }
+    }
+    assert!(tried > 1000, "{tried}");
+}
