@@ -1,6 +1,7 @@
 //! sgsim's integration tests: one binary, one module per area.
 #![allow(clippy::unwrap_used)]
 
+mod aliyun;
 mod aws;
 mod classbench;
 mod engines;

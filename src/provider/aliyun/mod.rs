@@ -1,19 +1,45 @@
-//! PLACEHOLDER: replaced by the aliyun provider implementation before landing.
+//! Alibaba Cloud ECS: export import, `RevokeSecurityGroup` / `RevokeSecurityGroupEgress`
+//! requests, their semantics, and the responses the RPC API returns.
+//!
+//! The pipeline, one module per stage:
+//!
+//! - [`exports`]: `DescribeSecurityGroupAttribute`, `DescribeSecurityGroups`,
+//!   `DescribeNetworkInterfaces`, `DescribePrefixLists` and `DescribePrefixListAttributes`
+//!   output → [`State`].
+//! - [`request`]: the request text (RPC query string or URL exactly as the SDKs send it, or
+//!   JSON) → one [`request::Request`] holding the three request forms as given.
+//! - [`apply`]: SEMANTICS.md §2.1 — validation in the order of §2.1.3, every error of the
+//!   seeds' tables ([`errors`]), defaults filled before matching, matching, deletion, and
+//!   ClientToken idempotency kept in [`State::provider_state`].
+//! - [`response`]: the JSON and XML bodies.
+//!
+//! What is not simulated: rule IDs of other accounts, port lists' contents (a rule using a
+//! port list is taken to cover every port), and `Format=XML` in the request (both bodies are
+//! always produced; the caller picks one).
+
+pub mod apply;
+pub mod errors;
+pub mod exports;
+pub mod request;
+pub mod response;
 
 use super::{ImportError, Imported, Outcome, RawRequest, RequestError};
 use crate::model::State;
 
-/// Whether a JSON document is one of this provider's exports.
-pub fn recognises(_value: &serde_json::Value) -> bool {
-    false
+/// Whether a JSON document is one of this provider's exports (or a list of them).
+pub fn recognises(value: &serde_json::Value) -> bool {
+    exports::recognises(value)
 }
 
-/// Imports this provider's export documents.
-pub fn import(_docs: &[(String, serde_json::Value)]) -> Result<Imported, ImportError> {
-    Ok(Imported::default())
+/// Imports this provider's export documents (`(file name, JSON)`), merged into one state.
+pub fn import(docs: &[(String, serde_json::Value)]) -> Result<Imported, ImportError> {
+    exports::import(docs)
 }
 
-/// Applies a revoke request.
-pub fn revoke(_state: &State, _request: &RawRequest) -> Result<Outcome, RequestError> {
-    Err(RequestError::NotARequest)
+/// Applies a `RevokeSecurityGroup` / `RevokeSecurityGroupEgress` request as ECS would.
+///
+/// Fails only for text that is not such a request; every answer the API would give,
+/// errors included, is an [`Outcome`].
+pub fn revoke(state: &State, request: &RawRequest) -> Result<Outcome, RequestError> {
+    apply::revoke(state, request)
 }

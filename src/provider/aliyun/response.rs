@@ -1,0 +1,80 @@
+//! Response bodies as the ECS RPC API writes them: JSON (the default) and XML.
+
+use serde_json::{json, Value};
+
+use crate::provider::ApiError;
+
+/// The `HostId` of error bodies.
+pub const HOST_ID: &str = "ecs.aliyuncs.com";
+
+/// The success body: `{"RequestId": …}`.
+pub fn success_json(request_id: &str) -> Value {
+    json!({ "RequestId": request_id })
+}
+
+/// The success body as XML, `<{Action}Response><RequestId>…</RequestId></{Action}Response>`.
+pub fn success_xml(action: &str, request_id: &str) -> String {
+    format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><{action}Response><RequestId>{}</RequestId></{action}Response>",
+        escape(request_id)
+    )
+}
+
+/// The error body: `{"RequestId", "HostId", "Code", "Message"}`.
+pub fn error_json(request_id: &str, error: &ApiError) -> Value {
+    json!({
+        "RequestId": request_id,
+        "HostId": HOST_ID,
+        "Code": error.code,
+        "Message": error.message,
+    })
+}
+
+/// The error body as XML.
+pub fn error_xml(request_id: &str, error: &ApiError) -> String {
+    format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><RequestId>{}</RequestId><HostId>{}</HostId><Code>{}</Code><Message>{}</Message></Error>",
+        escape(request_id),
+        escape(HOST_ID),
+        escape(&error.code),
+        escape(&error.message)
+    )
+}
+
+/// Escapes text for XML character data (and attribute values).
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            c if (c as u32) < 0x20 && !matches!(c, '\t' | '\n' | '\r') => {
+                out.push_str(&format!("&#x{:X};", c as u32))
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bodies_have_the_api_shape_and_escape() {
+        let e = ApiError::new("InvalidParam.SourceIp", 400, "a <b> & \"c\"");
+        let x = error_xml("ID-1", &e);
+        assert!(x.starts_with("<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><RequestId>ID-1</RequestId><HostId>ecs.aliyuncs.com</HostId>"));
+        assert!(x.contains("<Message>a &lt;b&gt; &amp; &quot;c&quot;</Message>"));
+        assert_eq!(error_json("ID-1", &e)["Code"], "InvalidParam.SourceIp");
+        assert_eq!(
+            success_xml("RevokeSecurityGroupEgress", "R"),
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?><RevokeSecurityGroupEgressResponse><RequestId>R</RequestId></RevokeSecurityGroupEgressResponse>"
+        );
+        assert_eq!(escape("\u{1}"), "&#x1;");
+    }
+}
