@@ -4,6 +4,7 @@
 mod classbench;
 mod demo;
 mod revoke;
+mod whatif;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -28,6 +29,10 @@ enum Command {
     Revoke(revoke::RevokeArgs),
     /// Print every atomic rule of a state, one JSON object per line.
     Rules(revoke::RulesArgs),
+    /// What a revoke changes: the API's answer, the exact header space, traffic before/after.
+    Whatif(whatif::Args),
+    /// Shadowed, redundant and conflicting rules per ENI and direction.
+    Lint(whatif::LintArgs),
 }
 
 /// Exit code for a finished command.
@@ -51,6 +56,8 @@ pub fn run() -> i32 {
         Command::Classbench(args) => classbench::run(args),
         Command::Revoke(args) => revoke::run_revoke(args),
         Command::Rules(args) => revoke::run_rules(args),
+        Command::Whatif(args) => whatif::run(args),
+        Command::Lint(args) => whatif::run_lint(args),
     };
     match result {
         Ok(Exit::Ok) => 0,

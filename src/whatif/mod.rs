@@ -1,6 +1,51 @@
-//! Before and after a revoke: the exact header-space difference (from the rules alone) and,
-//! with traffic, the packets and flows whose verdict changes.
+//! Before and after a revoke: the exact header-space difference (from the rules alone), the
+//! packets and flows whose verdict changes on real or synthetic traffic, and lint.
+//!
+//! [`plan`] applies the revoke with the provider's exact semantics to a copy of the state.
+//! If the API would reject the request, the report is that error response and nothing else.
+//! Otherwise it names the revoked rules, computes the [`space::revoke_diff`] and the
+//! stateful caveats; [`report::add_traffic`] adds what the traffic shows.
 
 pub mod lint;
+pub mod render;
 pub mod report;
 pub mod space;
+
+use crate::compile::CompileError;
+use crate::model::State;
+use crate::provider::{self, Outcome, RawRequest, RequestError};
+
+/// Why a what-if could not be computed at all (as opposed to an API error, which is a
+/// report).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The request is not a request.
+    #[error(transparent)]
+    Request(#[from] RequestError),
+    /// The state cannot be compiled.
+    #[error(transparent)]
+    Compile(#[from] CompileError),
+}
+
+/// A revoke applied to a copy of the state, and the report of what it changes.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    /// What the provider answered (its `state` is the state after the revoke).
+    pub outcome: Outcome,
+    /// The report so far (traffic sections empty).
+    pub report: report::Report,
+}
+
+/// Applies `request` to a copy of `before` and reports what changes from the rules alone.
+pub fn plan(before: &State, request: &RawRequest) -> Result<Plan, Error> {
+    let outcome = provider::revoke(before, request)?;
+    let regions = if outcome.error.is_none() && !outcome.revoked.is_empty() {
+        let removed: Vec<_> = outcome.revoked.iter().map(|r| r.id.clone()).collect();
+        space::revoke_diff(before, &removed)?
+    } else {
+        Vec::new()
+    };
+    let report = report::skeleton(before, &outcome, regions, provider::rule_json);
+    Ok(Plan { outcome, report })
+}

@@ -117,6 +117,19 @@ pub struct Agreement {
     pub logged_reject_model_accept: u64,
 }
 
+/// Packets accepted and dropped before and after, over one slice of time.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Bucket {
+    /// Start of the slice, ns since the epoch.
+    pub start_ns: u64,
+    /// Accepted before the revoke.
+    pub accepted_before: u64,
+    /// Accepted after.
+    pub accepted_after: u64,
+    /// Total packets in the slice.
+    pub total: u64,
+}
+
 /// The whole report (its JSON form is PRODUCT.md's contract).
 #[derive(Clone, Debug, Serialize)]
 pub struct Report {
@@ -146,6 +159,8 @@ pub struct Report {
     pub caveats: Vec<String>,
     /// Agreement with flow logs, when flow logs were given.
     pub flow_log_agreement: Option<Agreement>,
+    /// Packets over time (when the traffic has timestamps), in equal buckets.
+    pub timeline: Vec<Bucket>,
     /// Things worth knowing (provider warnings, traffic that touched no ENI, …).
     pub warnings: Vec<String>,
 }
@@ -160,7 +175,7 @@ fn decider(n: &Named) -> Decider {
 
 /// The part of the report that depends on the request alone: the response, the revoked
 /// rules, the header-space difference and the caveats. `rule_json` renders a rule in the
-/// `sgsim rules` shape.
+/// `sgsim rules` shape ([`crate::provider::rule_json`]).
 pub fn skeleton(
     before: &State,
     outcome: &Outcome,
@@ -186,6 +201,7 @@ pub fn skeleton(
         header_space,
         caveats,
         flow_log_agreement: None,
+        timeline: Vec::new(),
         warnings: outcome.warnings.clone(),
     }
 }
@@ -348,6 +364,7 @@ pub fn add_traffic(report: &mut Report, before: &State, judged: &[Judged]) {
         agreement.ratio = agreement.agree as f64 / agreement.records as f64;
         report.flow_log_agreement = Some(agreement);
     }
+    report.timeline = timeline(judged, 60);
     report.packets = totals;
     report.changed = changed;
     report.flows = flows;
@@ -361,4 +378,33 @@ fn min_opt(a: Option<u64>, b: Option<u64>) -> Option<u64> {
         (x, None) => x,
         (None, y) => y,
     }
+}
+
+/// Splits the traffic's time span into `n` equal buckets.
+fn timeline(judged: &[Judged], n: u64) -> Vec<Bucket> {
+    let times = judged.iter().filter_map(|j| j.time_ns);
+    let (Some(lo), Some(hi)) = (times.clone().min(), times.max()) else {
+        return Vec::new();
+    };
+    let width = ((hi - lo) / n).max(1);
+    let count = ((hi - lo) / width + 1).min(n + 1);
+    let mut out: Vec<Bucket> = (0..count)
+        .map(|i| Bucket {
+            start_ns: lo + i * width,
+            ..Bucket::default()
+        })
+        .collect();
+    for j in judged {
+        let Some(t) = j.time_ns else { continue };
+        let last = out.len() - 1;
+        let b = &mut out[(((t - lo) / width) as usize).min(last)];
+        b.total += j.packets;
+        if j.before.action == Action::Accept {
+            b.accepted_before += j.packets;
+        }
+        if j.after.action == Action::Accept {
+            b.accepted_after += j.packets;
+        }
+    }
+    out
 }
