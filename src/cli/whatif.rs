@@ -41,7 +41,12 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
     let text = text_or_file(&args.request)?;
     let request = RawRequest::parse(&text).context("--request")?;
     let plan = whatif::plan(&state, &request).context("--request")?;
-    emit(&plan.report, args.output, args.json.as_ref(), args.html.as_ref())?;
+    emit(
+        &plan.report,
+        args.output,
+        args.json.as_ref(),
+        args.html.as_ref(),
+    )?;
     Ok(if plan.report.error.is_some() {
         Exit::ApiError
     } else {
@@ -90,7 +95,12 @@ pub fn run_lint(args: LintArgs) -> anyhow::Result<Exit> {
         println!("no shadowed, redundant or conflicting rules");
     } else {
         for f in &findings {
-            let enis = f.enis.iter().map(|e| e.to_string()).collect::<Vec<_>>().join(",");
+            let enis = f
+                .enis
+                .iter()
+                .map(|e| e.to_string())
+                .collect::<Vec<_>>()
+                .join(",");
             let kind = serde_json::to_value(f.kind)?;
             let related = if f.related.is_empty() {
                 String::new()

@@ -54,7 +54,11 @@ fn cidrs(list: &[Cidr]) -> String {
     match list {
         [one] if one.is_any() => "any".to_string(),
         [one] => one.to_string(),
-        many if many.len() <= 3 => many.iter().map(Cidr::to_string).collect::<Vec<_>>().join(" "),
+        many if many.len() <= 3 => many
+            .iter()
+            .map(Cidr::to_string)
+            .collect::<Vec<_>>()
+            .join(" "),
         many => format!("{} (+{} more)", many[0], many.len() - 1),
     }
 }
@@ -152,7 +156,11 @@ fn rule_cells(r: &serde_json::Value) -> Vec<String> {
 pub fn text(report: &Report, colour: bool) -> String {
     let st = Style { colour };
     let mut out = String::new();
-    let _ = writeln!(out, "{}", st.bold(&format!("sgsim what-if ({:?})", report.provider)));
+    let _ = writeln!(
+        out,
+        "{}",
+        st.bold(&format!("sgsim what-if ({:?})", report.provider))
+    );
     if let Some(code) = &report.error {
         let message = report.response["Message"]
             .as_str()
@@ -175,11 +183,24 @@ pub fn text(report: &Report, colour: bool) -> String {
         st.bold(&format!("Rules revoked: {}", report.revoked_rules.len()))
     );
     if report.revoked_rules.is_empty() {
-        let _ = writeln!(out, "  none: the request matched no rule, so nothing changes");
+        let _ = writeln!(
+            out,
+            "  none: the request matched no rule, so nothing changes"
+        );
     } else {
         let rows: Vec<Vec<String>> = report.revoked_rules.iter().map(rule_cells).collect();
         table(
-            &["rule", "group", "dir", "proto", "ports", "peer", "policy", "prio", "description"],
+            &[
+                "rule",
+                "group",
+                "dir",
+                "proto",
+                "ports",
+                "peer",
+                "policy",
+                "prio",
+                "description",
+            ],
             &rows,
             &mut out,
         );
@@ -202,7 +223,11 @@ pub fn text(report: &Report, colour: bool) -> String {
             .map(|r| {
                 let change = format!("{} -> {}", who(&r.before), who(&r.after));
                 vec![
-                    r.enis.iter().map(|e| e.to_string()).collect::<Vec<_>>().join(","),
+                    r.enis
+                        .iter()
+                        .map(|e| e.to_string())
+                        .collect::<Vec<_>>()
+                        .join(","),
                     r.direction.to_string(),
                     protocols(r.protocols),
                     cidrs(&r.remote),
@@ -214,12 +239,25 @@ pub fn text(report: &Report, colour: bool) -> String {
             })
             .collect();
         table(
-            &["ENIs", "dir", "proto", "remote", "local", "ports", "before -> after", "e.g."],
+            &[
+                "ENIs",
+                "dir",
+                "proto",
+                "remote",
+                "local",
+                "ports",
+                "before -> after",
+                "e.g.",
+            ],
             &rows,
             &mut out,
         );
         if report.header_space.len() > ROWS {
-            let _ = writeln!(out, "  … {} more in the JSON report", report.header_space.len() - ROWS);
+            let _ = writeln!(
+                out,
+                "  … {} more in the JSON report",
+                report.header_space.len() - ROWS
+            );
         }
     }
     if report.packets.judged > 0 {
@@ -237,7 +275,11 @@ pub fn text(report: &Report, colour: bool) -> String {
         if report.flows.is_empty() {
             let _ = writeln!(out, "  no flow changes verdict");
         } else {
-            let _ = writeln!(out, "\n{}", st.bold(&format!("Flows that change: {}", report.flows.len())));
+            let _ = writeln!(
+                out,
+                "\n{}",
+                st.bold(&format!("Flows that change: {}", report.flows.len()))
+            );
             let rows: Vec<Vec<String>> = report
                 .flows
                 .iter()
@@ -257,7 +299,16 @@ pub fn text(report: &Report, colour: bool) -> String {
                 })
                 .collect();
             table(
-                &["ENI", "dir", "proto", "source", "destination", "packets", "bytes", "before -> after"],
+                &[
+                    "ENI",
+                    "dir",
+                    "proto",
+                    "source",
+                    "destination",
+                    "packets",
+                    "bytes",
+                    "before -> after",
+                ],
                 &rows,
                 &mut out,
             );
@@ -327,11 +378,21 @@ fn html_table(head: &[&str], rows: &[Vec<String>], out: &mut String) {
 
 /// A bar chart of rule hits before (grey) and after (blue), one row per rule.
 fn hits_chart(report: &Report) -> String {
-    let rules: Vec<_> = report.rules.iter().filter(|h| h.before + h.after > 0).take(40).collect();
+    let rules: Vec<_> = report
+        .rules
+        .iter()
+        .filter(|h| h.before + h.after > 0)
+        .take(40)
+        .collect();
     if rules.is_empty() {
         return String::new();
     }
-    let max = rules.iter().map(|h| h.before.max(h.after)).max().unwrap_or(1).max(1) as f64;
+    let max = rules
+        .iter()
+        .map(|h| h.before.max(h.after))
+        .max()
+        .unwrap_or(1)
+        .max(1) as f64;
     let (label, bar, row) = (220.0, 420.0, 22.0);
     let height = row * rules.len() as f64 + 30.0;
     let mut s = format!(
@@ -458,7 +519,17 @@ pub fn html(report: &Report) -> String {
                 })
                 .collect();
             html_table(
-                &["ENI", "dir", "proto", "source", "destination", "packets", "bytes", "before", "after"],
+                &[
+                    "ENI",
+                    "dir",
+                    "proto",
+                    "source",
+                    "destination",
+                    "packets",
+                    "bytes",
+                    "before",
+                    "after",
+                ],
                 &rows,
                 &mut body,
             );
@@ -483,10 +554,18 @@ pub fn html(report: &Report) -> String {
                 .take(500)
                 .map(|r| {
                     vec![
-                        r.enis.iter().map(|e| e.to_string()).collect::<Vec<_>>().join(", "),
+                        r.enis
+                            .iter()
+                            .map(|e| e.to_string())
+                            .collect::<Vec<_>>()
+                            .join(", "),
                         r.direction.to_string(),
                         protocols(r.protocols),
-                        r.remote.iter().map(Cidr::to_string).collect::<Vec<_>>().join(" "),
+                        r.remote
+                            .iter()
+                            .map(Cidr::to_string)
+                            .collect::<Vec<_>>()
+                            .join(" "),
                         cidrs(&r.local),
                         ports(r),
                         who(&r.before),
@@ -496,7 +575,17 @@ pub fn html(report: &Report) -> String {
                 })
                 .collect();
             html_table(
-                &["ENIs", "dir", "proto", "remote", "local", "ports", "before", "after", "example packet"],
+                &[
+                    "ENIs",
+                    "dir",
+                    "proto",
+                    "remote",
+                    "local",
+                    "ports",
+                    "before",
+                    "after",
+                    "example packet",
+                ],
                 &rows,
                 &mut body,
             );
@@ -504,12 +593,27 @@ pub fn html(report: &Report) -> String {
         body.push_str("<h2>Rules revoked</h2>");
         let rows: Vec<Vec<String>> = report.revoked_rules.iter().map(rule_cells).collect();
         html_table(
-            &["rule", "group", "dir", "proto", "ports", "peer", "policy", "prio", "description"],
+            &[
+                "rule",
+                "group",
+                "dir",
+                "proto",
+                "ports",
+                "peer",
+                "policy",
+                "prio",
+                "description",
+            ],
             &rows,
             &mut body,
         );
         body.push_str("<h2>API response</h2>");
-        let _ = write!(body, "<pre>HTTP {}\n{}</pre>", report.status, esc(&pretty(&report.response)));
+        let _ = write!(
+            body,
+            "<pre>HTTP {}\n{}</pre>",
+            report.status,
+            esc(&pretty(&report.response))
+        );
     }
     format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\

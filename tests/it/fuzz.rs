@@ -49,3 +49,18 @@ fn replay_model_text() {
 fn replay_header_space() {
     replay("header_space", sgsim::fuzz::header_space);
 }
+
+#[test]
+fn replay_aws_request() {
+    replay("aws_request", sgsim::fuzz::aws_request);
+}
+
+#[test]
+fn replay_aliyun_request() {
+    replay("aliyun_request", sgsim::fuzz::aliyun_request);
+}
+
+#[test]
+fn replay_import() {
+    replay("import", sgsim::fuzz::import);
+}
