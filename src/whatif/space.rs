@@ -418,7 +418,12 @@ fn region(
             IpAddr::V6(a) => u128::from(*a),
         })
         .collect();
-    let remote = addr(family, b.lo[0]);
+    // Documentation addresses read better than 0.0.0.0 when the region allows them.
+    let documentation: [u128; 3] = match family {
+        Family::V4 => [0xcb00_7107, 0xc633_6407, 0x0800_0808],
+        Family::V6 => [0x2001_0db8_0000_0000_0000_0000_0000_0007, 1, 2],
+    };
+    let remote = addr(family, pick(0, &documentation));
     let local = addr(family, pick(1, &own));
     let proto = pick(4, &[6, 17, 1, 58]) as u8;
     let (src, dst) = match direction {
