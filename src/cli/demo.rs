@@ -1,106 +1,77 @@
-//! `sgsim demo` (and `sgsim` with no arguments): a built-in what-if on an embedded example.
+//! `sgsim demo` (and `sgsim` with no arguments): what-ifs on bundled, realistic exports of
+//! both clouds, printed as the human report.
 //!
-//! It compiles a small Alibaba-style state, revokes a rule through the live table, and
-//! shows which packets change verdict and which rule decided before and after.
+//! - AWS: the database group allows PostgreSQL both from the application subnets (by CIDR)
+//!   and from the application group. The group rule looks redundant, but one application
+//!   server lives in a newer subnet outside the CIDR.
+//! - Alibaba: a drop rule on SSH looks redundant because basic groups deny inbound by
+//!   default, but an accept-everything rule at priority 100 (added by an agent installer)
+//!   sits behind it.
+
+use std::io::IsTerminal;
 
 use super::Exit;
-use sgsim::classify::live::{Change, Live};
-use sgsim::classify::{Engine, Point};
-use sgsim::compile::Config;
-use sgsim::model::{Direction, Header, State};
+use sgsim::provider::{self, RawRequest};
+use sgsim::whatif::{self, render};
 
-const STATE: &str = include_str!("demo/state.json");
-const REVOKE: &str = "sgr-web-ssh-block";
+struct Scenario {
+    title: &'static str,
+    story: &'static str,
+    exports: &'static [(&'static str, &'static str)],
+    request: &'static str,
+}
 
-const PACKETS: [(&str, &str, Direction); 6] = [
-    (
-        "eni-web1",
-        "tcp 203.0.113.66:50000 -> 192.168.1.10:22",
-        Direction::Ingress,
-    ),
-    (
-        "eni-web1",
-        "tcp 203.0.113.7:50001 -> 192.168.1.10:22",
-        Direction::Ingress,
-    ),
-    (
-        "eni-web1",
-        "tcp 198.51.100.9:50002 -> 192.168.1.10:443",
-        Direction::Ingress,
-    ),
-    (
-        "eni-db1",
-        "tcp 192.168.1.11:50003 -> 192.168.2.20:3306",
-        Direction::Ingress,
-    ),
-    (
-        "eni-db1",
-        "tcp 198.51.100.9:50004 -> 192.168.2.20:3306",
-        Direction::Ingress,
-    ),
-    (
-        "eni-web2",
-        "tcp 192.168.1.10:50005 -> 192.168.1.11:8080",
-        Direction::Ingress,
-    ),
+const SCENARIOS: [Scenario; 2] = [
+    Scenario {
+        title: "AWS: drop the 'redundant' group rule on the database",
+        story: "shop-db allows 5432 from the app subnets 10.20.0.0/16 and from the shop-app group. \
+                The group rule looks redundant, so it is revoked by ID.",
+        exports: &[
+            ("aws/security-groups.json", include_str!("demo/aws/security-groups.json")),
+            ("aws/security-group-rules.json", include_str!("demo/aws/security-group-rules.json")),
+            ("aws/network-interfaces.json", include_str!("demo/aws/network-interfaces.json")),
+            ("aws/vpcs.json", include_str!("demo/aws/vpcs.json")),
+            ("aws/prefix-list-vpn.json", include_str!("demo/aws/prefix-list-vpn.json")),
+        ],
+        request: include_str!("demo/aws/revoke.txt"),
+    },
+    Scenario {
+        title: "Alibaba: remove the 'redundant' SSH deny on the web servers",
+        story: "shop-web drops SSH from 0.0.0.0/0 at priority 2. Basic groups deny inbound by \
+                default, so the drop looks redundant and is revoked with its exact parameters.",
+        exports: &[
+            ("aliyun/describe-security-groups.json", include_str!("demo/aliyun/describe-security-groups.json")),
+            ("aliyun/sg-web.json", include_str!("demo/aliyun/sg-web.json")),
+            ("aliyun/sg-ops.json", include_str!("demo/aliyun/sg-ops.json")),
+            (
+                "aliyun/describe-network-interfaces.json",
+                include_str!("demo/aliyun/describe-network-interfaces.json"),
+            ),
+        ],
+        request: include_str!("demo/aliyun/revoke.txt"),
+    },
 ];
 
 pub fn run() -> anyhow::Result<Exit> {
-    let state: State = serde_json::from_str(STATE)?;
-    let live = Live::new(state.clone(), Config::default())?;
-    let mut queries = Vec::new();
-    for (eni, text, direction) in PACKETS {
-        let index = state
-            .enis
+    let colour = std::io::stdout().is_terminal();
+    for (i, s) in SCENARIOS.iter().enumerate() {
+        let docs = s
+            .exports
             .iter()
-            .position(|e| e.id.as_str() == eni)
-            .ok_or_else(|| anyhow::anyhow!("demo ENI {eni} missing"))?;
-        let header: Header = text.parse()?;
-        queries.push((
-            Point {
-                eni: index as u32,
-                direction,
-            },
-            header,
-        ));
-    }
-    let before = live.snapshot();
-    let mut verdicts_before = Vec::new();
-    before.classify_batch(&queries, &mut verdicts_before);
-    live.apply(Change::Revoke(vec![REVOKE.into()]))?;
-    let after = live.snapshot();
-    let mut verdicts_after = Vec::new();
-    after.classify_batch(&queries, &mut verdicts_after);
-
-    println!(
-        "sgsim demo: what changes if rule {REVOKE} (drop ssh from 203.0.113.66) is revoked?\n"
-    );
-    println!(
-        "{:<9} {:<46} {:<28} {:<28}",
-        "ENI", "packet", "before", "after"
-    );
-    let mut changed = 0;
-    for (i, (p, h)) in queries.iter().enumerate() {
-        let b = before.name(verdicts_before[i]);
-        let a = after.name(verdicts_after[i]);
-        let mark = if b.action != a.action {
-            changed += 1;
-            "  <- changes"
-        } else {
-            ""
-        };
-        println!(
-            "{:<9} {:<46} {:<28} {:<28}{mark}",
-            state.enis[p.eni as usize].id,
-            h.to_string(),
-            b.to_string(),
-            a.to_string()
-        );
+            .map(|(name, text)| Ok((name.to_string(), serde_json::from_str(text)?)))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let state = provider::import_values(&docs)?.state;
+        let request = RawRequest::parse(s.request)?;
+        let plan = whatif::plan(&state, &request)?;
+        if i > 0 {
+            println!("\n{}\n", "=".repeat(78));
+        }
+        println!("Scenario {}: {}\n{}\n", i + 1, s.title, s.story);
+        println!("Request: {}\n", s.request.trim());
+        print!("{}", render::text(&plan.report, colour));
     }
     println!(
-        "\n{changed} of {} packets change verdict. Revoking the drop lets the blocked host reach \
-         ssh through the office /24 accept that it used to shadow at equal priority.",
-        queries.len()
+        "\nTry it on your own exports: sgsim whatif --state DIR --request @revoke.txt [--html report.html]"
     );
     Ok(Exit::Ok)
 }
