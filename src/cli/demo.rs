@@ -24,14 +24,27 @@ struct Scenario {
 const SCENARIOS: [Scenario; 2] = [
     Scenario {
         title: "AWS: drop the 'redundant' group rule on the database",
-        story: "shop-db allows 5432 from the app subnets 10.20.0.0/16 and from the shop-app group. \
+        story:
+            "shop-db allows 5432 from the app subnets 10.20.0.0/16 and from the shop-app group. \
                 The group rule looks redundant, so it is revoked by ID.",
         exports: &[
-            ("aws/security-groups.json", include_str!("demo/aws/security-groups.json")),
-            ("aws/security-group-rules.json", include_str!("demo/aws/security-group-rules.json")),
-            ("aws/network-interfaces.json", include_str!("demo/aws/network-interfaces.json")),
+            (
+                "aws/security-groups.json",
+                include_str!("demo/aws/security-groups.json"),
+            ),
+            (
+                "aws/security-group-rules.json",
+                include_str!("demo/aws/security-group-rules.json"),
+            ),
+            (
+                "aws/network-interfaces.json",
+                include_str!("demo/aws/network-interfaces.json"),
+            ),
             ("aws/vpcs.json", include_str!("demo/aws/vpcs.json")),
-            ("aws/prefix-list-vpn.json", include_str!("demo/aws/prefix-list-vpn.json")),
+            (
+                "aws/prefix-list-vpn.json",
+                include_str!("demo/aws/prefix-list-vpn.json"),
+            ),
         ],
         request: include_str!("demo/aws/revoke.txt"),
     },
@@ -40,9 +53,18 @@ const SCENARIOS: [Scenario; 2] = [
         story: "shop-web drops SSH from 0.0.0.0/0 at priority 2. Basic groups deny inbound by \
                 default, so the drop looks redundant and is revoked with its exact parameters.",
         exports: &[
-            ("aliyun/describe-security-groups.json", include_str!("demo/aliyun/describe-security-groups.json")),
-            ("aliyun/sg-web.json", include_str!("demo/aliyun/sg-web.json")),
-            ("aliyun/sg-ops.json", include_str!("demo/aliyun/sg-ops.json")),
+            (
+                "aliyun/describe-security-groups.json",
+                include_str!("demo/aliyun/describe-security-groups.json"),
+            ),
+            (
+                "aliyun/sg-web.json",
+                include_str!("demo/aliyun/sg-web.json"),
+            ),
+            (
+                "aliyun/sg-ops.json",
+                include_str!("demo/aliyun/sg-ops.json"),
+            ),
             (
                 "aliyun/describe-network-interfaces.json",
                 include_str!("demo/aliyun/describe-network-interfaces.json"),

@@ -63,6 +63,101 @@ fn cidrs(list: &[Cidr]) -> String {
     }
 }
 
+/// Regions that differ only in their remote addresses, shown as one row.
+struct Row<'a> {
+    first: &'a Region,
+    remotes: Vec<(u128, u128)>,
+}
+
+fn rows(regions: &[Region]) -> Vec<Row<'_>> {
+    let mut out: Vec<Row<'_>> = Vec::new();
+    for r in regions {
+        let same = |o: &Region| {
+            o.enis == r.enis
+                && o.direction == r.direction
+                && o.family == r.family
+                && o.local == r.local
+                && o.src_ports == r.src_ports
+                && o.dst_ports == r.dst_ports
+                && o.protocols == r.protocols
+                && o.before == r.before
+                && o.after == r.after
+        };
+        let ranges = r.remote.iter().map(Cidr::range);
+        match out.iter_mut().find(|row| same(row.first)) {
+            Some(row) => row.remotes.extend(ranges),
+            None => out.push(Row {
+                first: r,
+                remotes: ranges.collect(),
+            }),
+        }
+    }
+    out
+}
+
+/// Remote addresses for people: `any`, `any except …` when only a few are missing, or the
+/// blocks themselves.
+fn remote_text(family: crate::model::Family, ranges: &[(u128, u128)]) -> String {
+    use crate::whatif::space::cidrs as cover;
+    let max = if family == crate::model::Family::V4 {
+        u128::from(u32::MAX)
+    } else {
+        u128::MAX
+    };
+    let mut sorted = ranges.to_vec();
+    sorted.sort_unstable();
+    let mut merged: Vec<(u128, u128)> = Vec::new();
+    for (lo, hi) in sorted {
+        match merged.last_mut() {
+            Some(last) if last.1.checked_add(1).is_some_and(|n| n >= lo) => last.1 = last.1.max(hi),
+            _ => merged.push((lo, hi)),
+        }
+    }
+    let blocks: Vec<Cidr> = merged
+        .iter()
+        .flat_map(|&(lo, hi)| cover(family, lo, hi))
+        .collect();
+    let mut gaps = Vec::new();
+    let mut at = 0u128;
+    for &(lo, hi) in &merged {
+        if lo > at {
+            gaps.extend(cover(family, at, lo - 1));
+        }
+        at = match hi.checked_add(1) {
+            Some(n) => n,
+            None => {
+                return if gaps.is_empty() {
+                    "any".into()
+                } else {
+                    except(&gaps, &blocks)
+                }
+            }
+        };
+    }
+    if at <= max {
+        gaps.extend(cover(family, at, max));
+    }
+    if gaps.is_empty() {
+        "any".into()
+    } else {
+        except(&gaps, &blocks)
+    }
+}
+
+fn except(gaps: &[Cidr], blocks: &[Cidr]) -> String {
+    if gaps.len() <= 3 && gaps.len() < blocks.len() {
+        format!(
+            "any except {}",
+            gaps.iter()
+                .map(Cidr::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    } else {
+        cidrs(blocks)
+    }
+}
+
 fn protocols((lo, hi): (u8, u8)) -> String {
     match (lo, hi) {
         (0, 255) => "any".to_string(),
@@ -208,19 +303,17 @@ pub fn text(report: &Report, colour: bool) -> String {
     let _ = writeln!(
         out,
         "\n{}",
-        st.bold(&format!(
-            "Header space that changes: {} region(s), from the rules alone",
-            report.header_space.len()
-        ))
+        st.bold("Header space that changes, from the rules alone")
     );
     if report.header_space.is_empty() {
         let _ = writeln!(out, "  none: every packet keeps its verdict");
     } else {
-        let rows: Vec<Vec<String>> = report
-            .header_space
+        let grouped = rows(&report.header_space);
+        let rows: Vec<Vec<String>> = grouped
             .iter()
             .take(ROWS)
-            .map(|r| {
+            .map(|row| {
+                let r = row.first;
                 let change = format!("{} -> {}", who(&r.before), who(&r.after));
                 vec![
                     r.enis
@@ -230,7 +323,7 @@ pub fn text(report: &Report, colour: bool) -> String {
                         .join(","),
                     r.direction.to_string(),
                     protocols(r.protocols),
-                    cidrs(&r.remote),
+                    remote_text(r.family, &row.remotes),
                     cidrs(&r.local),
                     ports(r),
                     st.transition(r.before.action, r.after.action, &change),
@@ -252,12 +345,8 @@ pub fn text(report: &Report, colour: bool) -> String {
             &rows,
             &mut out,
         );
-        if report.header_space.len() > ROWS {
-            let _ = writeln!(
-                out,
-                "  … {} more in the JSON report",
-                report.header_space.len() - ROWS
-            );
+        if grouped.len() > ROWS {
+            let _ = writeln!(out, "  … {} more in the JSON report", grouped.len() - ROWS);
         }
     }
     if report.packets.judged > 0 {
@@ -548,11 +637,11 @@ pub fn html(report: &Report) -> String {
         if report.header_space.is_empty() {
             body.push_str("<p>None: every packet keeps its verdict.</p>");
         } else {
-            let rows: Vec<Vec<String>> = report
-                .header_space
+            let rows: Vec<Vec<String>> = rows(&report.header_space)
                 .iter()
                 .take(500)
-                .map(|r| {
+                .map(|row| {
+                    let r = row.first;
                     vec![
                         r.enis
                             .iter()
@@ -561,11 +650,7 @@ pub fn html(report: &Report) -> String {
                             .join(", "),
                         r.direction.to_string(),
                         protocols(r.protocols),
-                        r.remote
-                            .iter()
-                            .map(Cidr::to_string)
-                            .collect::<Vec<_>>()
-                            .join(" "),
+                        remote_text(r.family, &row.remotes),
                         cidrs(&r.local),
                         ports(r),
                         who(&r.before),
