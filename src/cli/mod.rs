@@ -3,6 +3,8 @@
 
 mod classbench;
 mod demo;
+mod eval;
+mod packets;
 mod revoke;
 
 use std::io::Write;
@@ -28,6 +30,10 @@ enum Command {
     Revoke(revoke::RevokeArgs),
     /// Print every atomic rule of a state, one JSON object per line.
     Rules(revoke::RulesArgs),
+    /// Decode a capture or flow log: one JSON object per packet or record.
+    Packets(packets::PacketsArgs),
+    /// Judge traffic against a state: one JSON object per packet and ENI.
+    Eval(eval::EvalArgs),
 }
 
 /// Exit code for a finished command.
@@ -51,6 +57,8 @@ pub fn run() -> i32 {
         Command::Classbench(args) => classbench::run(args),
         Command::Revoke(args) => revoke::run_revoke(args),
         Command::Rules(args) => revoke::run_rules(args),
+        Command::Packets(args) => packets::run(args),
+        Command::Eval(args) => eval::run(args),
     };
     match result {
         Ok(Exit::Ok) => 0,
