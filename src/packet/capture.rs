@@ -258,7 +258,8 @@ impl Stepper<'_> {
     fn block(&mut self, block: PcapBlockOwned<'_>) -> Step {
         match block {
             PcapBlockOwned::LegacyHeader(h) => {
-                *self.legacy = Some((h.network.0, h.is_nanosecond_precision()));
+                // The upper bits of the link-type field carry FCS information (pcap spec).
+                *self.legacy = Some((h.network.0 & 0xffff, h.is_nanosecond_precision()));
                 Step::Meta
             }
             PcapBlockOwned::Legacy(b) => {
