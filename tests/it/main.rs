@@ -1,0 +1,3 @@
+//! sgsim's integration tests: one binary, one module per area.
+
+mod traffic;
