@@ -68,7 +68,12 @@ fn bench(c: &mut Criterion) {
             let mut accepted = 0u64;
             loop {
                 chunk.clear();
-                chunk.extend(cap.by_ref().take(65536).filter_map(Result::ok).map(Item::Packet));
+                chunk.extend(
+                    cap.by_ref()
+                        .take(65536)
+                        .filter_map(Result::ok)
+                        .map(Item::Packet),
+                );
                 if chunk.is_empty() {
                     break;
                 }

@@ -56,7 +56,11 @@ fn outcome_json(table: &sgsim::compile::Table, o: &Outcome, item: Option<&Item>)
             if let Some(a) = r.action {
                 m.insert(
                     "logged".into(),
-                    json!(if a == Action::Accept { "ACCEPT" } else { "REJECT" }),
+                    json!(if a == Action::Accept {
+                        "ACCEPT"
+                    } else {
+                        "REJECT"
+                    }),
                 );
             }
         }

@@ -199,8 +199,9 @@ impl Iterator for Capture<'_> {
                     // A last record cut short by the end of the file: count it and stop.
                     self.done = true;
                     self.summary.records += 1;
-                    self.summary
-                        .skip(&Skip::Truncated("record at end of file (capture cut short)"));
+                    self.summary.skip(&Skip::Truncated(
+                        "record at end of file (capture cut short)",
+                    ));
                     return None;
                 }
                 Err(Some(Err(0))) => {
@@ -325,8 +326,20 @@ mod tests {
     /// precision.
     fn pcap(big: bool, ns: bool) -> Vec<u8> {
         let magic: u32 = if ns { 0xa1b2_3c4d } else { 0xa1b2_c3d4 };
-        let w32 = |v: u32| if big { v.to_be_bytes() } else { v.to_le_bytes() };
-        let w16 = |v: u16| if big { v.to_be_bytes() } else { v.to_le_bytes() };
+        let w32 = |v: u32| {
+            if big {
+                v.to_be_bytes()
+            } else {
+                v.to_le_bytes()
+            }
+        };
+        let w16 = |v: u16| {
+            if big {
+                v.to_be_bytes()
+            } else {
+                v.to_le_bytes()
+            }
+        };
         let mut f = Vec::new();
         f.extend_from_slice(&w32(magic));
         f.extend_from_slice(&w16(2));

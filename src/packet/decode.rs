@@ -459,7 +459,9 @@ fn ipv6(b: &[u8]) -> Result<Network, Skip> {
             return upper(IpAddr::V6(src), IpAddr::V6(dst), next, fragment, &[]);
         }
     }
-    Err(Skip::Malformed("IPv6 extension-header chain (more than 16 headers)"))
+    Err(Skip::Malformed(
+        "IPv6 extension-header chain (more than 16 headers)",
+    ))
 }
 
 /// Reads the upper layer. `b` is the IP payload as captured (possibly truncated).
@@ -560,7 +562,10 @@ mod tests {
     fn decodes_ethernet_vlan_qinq_and_tcp_flags() {
         let ip = ipv4_tcp(40000, 22);
         let plain = decode(1, &eth(0x0800, &ip), Meta::default()).unwrap();
-        assert_eq!(plain.header.to_string(), "tcp 10.0.0.1:40000 -> 10.0.0.2:22");
+        assert_eq!(
+            plain.header.to_string(),
+            "tcp 10.0.0.1:40000 -> 10.0.0.2:22"
+        );
         assert_eq!(plain.tcp_flags, Some(0x12));
         let mut tagged = vec![0, 5, 0x81, 0x00, 0, 6, 0x08, 0x00];
         tagged.extend_from_slice(&ip);
@@ -577,19 +582,27 @@ mod tests {
             }
         }
         assert_eq!(
-            decode(1, &frame[..14 + 19], Meta::default()).unwrap_err().to_string(),
+            decode(1, &frame[..14 + 19], Meta::default())
+                .unwrap_err()
+                .to_string(),
             "truncated IPv4 header"
         );
         assert_eq!(
-            decode(1, &frame[..14 + 30], Meta::default()).unwrap_err().to_string(),
+            decode(1, &frame[..14 + 30], Meta::default())
+                .unwrap_err()
+                .to_string(),
             "truncated TCP header"
         );
         assert_eq!(
-            decode(105, &frame, Meta::default()).unwrap_err().to_string(),
+            decode(105, &frame, Meta::default())
+                .unwrap_err()
+                .to_string(),
             "unsupported link type 105 (IEEE 802.11)"
         );
         assert_eq!(
-            decode(1, &eth(0x0806, &[0; 28]), Meta::default()).unwrap_err().to_string(),
+            decode(1, &eth(0x0806, &[0; 28]), Meta::default())
+                .unwrap_err()
+                .to_string(),
             "not IP (ARP)"
         );
     }

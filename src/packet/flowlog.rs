@@ -466,8 +466,14 @@ mod tests {
                     2 123456789010 eni-1235b8ca123456789 172.31.9.69 172.31.9.12 49761 3389 6 20 4249 1418530010 1418530070 REJECT OK\n";
         let (recs, s) = read(text, false);
         assert_eq!(recs.len(), 2);
-        assert_eq!(recs[0].header.to_string(), "tcp 172.31.16.139:20641 -> 172.31.16.21:22");
-        assert_eq!(recs[0].eni.as_ref().unwrap().as_str(), "eni-1235b8ca123456789");
+        assert_eq!(
+            recs[0].header.to_string(),
+            "tcp 172.31.16.139:20641 -> 172.31.16.21:22"
+        );
+        assert_eq!(
+            recs[0].eni.as_ref().unwrap().as_str(),
+            "eni-1235b8ca123456789"
+        );
         assert_eq!((recs[0].packets, recs[0].bytes), (20, 4249));
         assert_eq!(recs[1].action, Some(Action::Drop));
         assert_eq!(recs[1].index, 2);
@@ -493,7 +499,11 @@ mod tests {
         assert_eq!(recs.len(), 1);
         assert_eq!(s.skipped["malformed flow-log line"], 2);
         assert!(s.examples[0].starts_with("line 3:"), "{:?}", s.examples);
-        assert!(s.examples[1].starts_with("line 4: srcport 'x'"), "{:?}", s.examples);
+        assert!(
+            s.examples[1].starts_with("line 4: srcport 'x'"),
+            "{:?}",
+            s.examples
+        );
         let mut strict = Reader::new(text.as_bytes(), false).strict(true);
         assert!(strict.next().unwrap().is_ok());
         assert_eq!(
@@ -517,6 +527,10 @@ not json
         assert_eq!(recs[0].tcp_flags, Some(18));
         assert_eq!(recs[1].direction, Some(Direction::Egress));
         assert_eq!(recs[1].action, Some(Action::Drop));
-        assert!(s.examples[0].starts_with("line 3: not JSON"), "{:?}", s.examples);
+        assert!(
+            s.examples[0].starts_with("line 3: not JSON"),
+            "{:?}",
+            s.examples
+        );
     }
 }

@@ -169,7 +169,11 @@ fn addr_of(family: Family, v: u128) -> IpAddr {
 }
 
 fn uniform(rng: &mut Rng, state: &State) -> Option<Header> {
-    let all: Vec<IpAddr> = state.enis.iter().flat_map(|e| e.ips.iter().copied()).collect();
+    let all: Vec<IpAddr> = state
+        .enis
+        .iter()
+        .flat_map(|e| e.ips.iter().copied())
+        .collect();
     let proto = [6u8, 17, 1, 47, 58][rng.below(5) as usize];
     let v6 = proto == 58 || (rng.below(8) == 0 && all.iter().any(|a| a.is_ipv6()));
     let family = if v6 { Family::V6 } else { Family::V4 };
@@ -179,7 +183,10 @@ fn uniform(rng: &mut Rng, state: &State) -> Option<Header> {
         (58, false) => 1,
         (p, _) => p,
     };
-    let local: Vec<IpAddr> = all.into_iter().filter(|a| Family::of(*a) == family).collect();
+    let local: Vec<IpAddr> = all
+        .into_iter()
+        .filter(|a| Family::of(*a) == family)
+        .collect();
     let a = if !local.is_empty() && rng.below(2) == 0 {
         local[rng.below(local.len() as u64) as usize]
     } else {
@@ -198,13 +205,7 @@ fn uniform(rng: &mut Rng, state: &State) -> Option<Header> {
 }
 
 /// One packet aimed at `rule` (whose peer is `remote`) in the way `aim` says.
-fn aimed_at(
-    rng: &mut Rng,
-    state: &State,
-    rule: &Rule,
-    remote: Cidr,
-    aim: Aim,
-) -> Option<Header> {
+fn aimed_at(rng: &mut Rng, state: &State, rule: &Rule, remote: Cidr, aim: Aim) -> Option<Header> {
     let mut h = header_in(rng, rule, remote)?;
     let locals = local_ips(state, rule, remote.family());
     if !locals.is_empty() && rule.local.is_none() {

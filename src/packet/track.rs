@@ -265,9 +265,7 @@ fn judge(table: &Table, providers: &[Provider], flows: &mut Map<Key, Flow>, t: &
         verdict,
         established,
     };
-    let reply_allowed = |f: &Flow| {
-        f.opened != t.point.direction && (!icmp || is_echo_reply(h))
-    };
+    let reply_allowed = |f: &Flow| f.opened != t.point.direction && (!icmp || is_echo_reply(h));
     if live && flows.get(&k).is_some_and(reply_allowed) {
         touch(flows);
         return outcome(
@@ -385,7 +383,10 @@ impl<'t> Evaluator<'t> {
                     (None, Some(d)) => self
                         .table
                         .eni_of(header.local(d))
-                        .map(|e| Point { eni: e, direction: d })
+                        .map(|e| Point {
+                            eni: e,
+                            direction: d,
+                        })
                         .into_iter()
                         .collect(),
                     _ => by_addr(),
@@ -548,8 +549,10 @@ mod tests {
             pkt(5, "tcp 198.51.100.1:1 -> 198.51.100.2:2", 5),
         ];
         let out = ev.eval(&items);
-        let r: Vec<(u64, Action, &str)> =
-            out.iter().map(|o| (o.index, o.action(), o.reason())).collect();
+        let r: Vec<(u64, Action, &str)> = out
+            .iter()
+            .map(|o| (o.index, o.action(), o.reason()))
+            .collect();
         assert_eq!(
             r,
             vec![

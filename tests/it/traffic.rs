@@ -15,7 +15,9 @@ use sgsim::model::normalize_addr;
 use sgsim::packet::{synth, Capture, Packet, Source, Summary};
 
 fn data(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(rel)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(rel)
 }
 
 fn read_all(path: &Path) -> (Vec<Packet>, Summary, Option<String>) {
@@ -85,8 +87,16 @@ fn decoded_headers_match_tshark() {
             }
             let field = |f: &str| row[f].parse::<u16>().ok();
             match p.header.protocol {
-                6 => assert_eq!(p.ports, field("tcp.srcport").zip(field("tcp.dstport")), "{ctx}"),
-                17 => assert_eq!(p.ports, field("udp.srcport").zip(field("udp.dstport")), "{ctx}"),
+                6 => assert_eq!(
+                    p.ports,
+                    field("tcp.srcport").zip(field("tcp.dstport")),
+                    "{ctx}"
+                ),
+                17 => assert_eq!(
+                    p.ports,
+                    field("udp.srcport").zip(field("udp.dstport")),
+                    "{ctx}"
+                ),
                 1 => {
                     let tc = field("icmp.type").zip(field("icmp.code"));
                     assert_eq!(p.icmp.map(|(t, c)| (t.into(), c.into())), tc, "{ctx}");
@@ -112,12 +122,37 @@ const SUMMARIES: &[(&str, u64, u64, &str)] = &[
     ("synthetic-dltraw12-ns.pcap", 9, 9, ""),
     ("synthetic-dltraw14-be-ns.pcap", 9, 9, ""),
     ("synthetic-be.pcapng", 6, 6, ""),
-    ("synthetic-multi-if.pcapng", 28, 27, "packet on undescribed interface 5"),
+    (
+        "synthetic-multi-if.pcapng",
+        28,
+        27,
+        "packet on undescribed interface 5",
+    ),
     ("empty.pcapng", 0, 0, ""),
-    ("radiotap-heapoverflow.pcap", 1, 0, "unsupported link type 127 (IEEE 802.11 radiotap)"),
-    ("LINKTYPE_PKTAP.pcap", 1, 0, "unsupported link type 258 (Apple PKTAP)"),
-    ("ipv6-bad-version.pcap", 4, 2, "malformed IPv6 version field"),
-    ("heap-overflow-1.pcap", 1, 0, "malformed IP version (raw IP link type)"),
+    (
+        "radiotap-heapoverflow.pcap",
+        1,
+        0,
+        "unsupported link type 127 (IEEE 802.11 radiotap)",
+    ),
+    (
+        "LINKTYPE_PKTAP.pcap",
+        1,
+        0,
+        "unsupported link type 258 (Apple PKTAP)",
+    ),
+    (
+        "ipv6-bad-version.pcap",
+        4,
+        2,
+        "malformed IPv6 version field",
+    ),
+    (
+        "heap-overflow-1.pcap",
+        1,
+        0,
+        "malformed IP version (raw IP link type)",
+    ),
     ("tcp-handshake-nano.pcap", 3, 3, ""),
 ];
 
@@ -152,10 +187,20 @@ fn synthetic_captures_carry_timestamps_interfaces_and_fragments() {
     assert_eq!(ps[1].tcp_flags, Some(0x12));
     let (ps, _, _) = read_all(&data("pcaps/synthetic-dltraw14-be-ns.pcap"));
     assert_eq!(ps[1].ts_ns, 1_700_000_001_123_456_790);
-    let frag: Vec<_> = ps.iter().filter_map(|p| p.fragment.map(|f| (p.index, f.offset, f.more))).collect();
-    assert_eq!(frag, vec![(3, 0, true), (4, 24, false), (6, 0, true), (7, 64, false)]);
+    let frag: Vec<_> = ps
+        .iter()
+        .filter_map(|p| p.fragment.map(|f| (p.index, f.offset, f.more)))
+        .collect();
+    assert_eq!(
+        frag,
+        vec![(3, 0, true), (4, 24, false), (6, 0, true), (7, 64, false)]
+    );
     assert_eq!(ps[4].ports, None);
-    assert_eq!(ps[6].ports, Some((4000, 443)), "IPv6 chain hop-by-hop, dest-opts, fragment");
+    assert_eq!(
+        ps[6].ports,
+        Some((4000, 443)),
+        "IPv6 chain hop-by-hop, dest-opts, fragment"
+    );
     assert_eq!(ps[5].header.protocol, 47);
 }
 
@@ -176,10 +221,7 @@ fn all_captures_in(dir: &Path) -> (usize, u64, u64) {
     let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().path())
-        .filter(|p| {
-            p.extension()
-                .is_some_and(|e| e == "pcap" || e == "pcapng")
-        })
+        .filter(|p| p.extension().is_some_and(|e| e == "pcap" || e == "pcapng"))
         .collect();
     paths.sort();
     for path in paths {
@@ -209,7 +251,10 @@ fn every_shared_capture_without_panic_or_hang() {
     }
     let (files, records, decoded) = all_captures_in(&dir);
     assert!(files >= 200, "{files}");
-    assert!(decoded * 2 > records, "{records} records, {decoded} decoded");
+    assert!(
+        decoded * 2 > records,
+        "{records} records, {decoded} decoded"
+    );
 }
 
 #[test]
@@ -217,7 +262,10 @@ fn synthetic_pcap_round_trips_through_source() {
     let state: sgsim::model::State =
         serde_json::from_str(&std::fs::read_to_string(data("flowlogs/aws-state.json")).unwrap())
             .unwrap();
-    let headers: Vec<_> = synth::aimed(&state, 500, 9, 0.2).into_iter().map(|x| x.1).collect();
+    let headers: Vec<_> = synth::aimed(&state, 500, 9, 0.2)
+        .into_iter()
+        .map(|x| x.1)
+        .collect();
     let bytes = synth::pcap_bytes(&headers, 0);
     let source = Source::open(std::io::Cursor::new(bytes)).unwrap();
     assert_eq!(source.kind(), "pcap");
@@ -277,9 +325,16 @@ fn packets_prints_the_contract_fields() {
     assert_eq!(v[4]["fragment"]["offset"], 24);
     assert!(err.contains("9 records, 9 decoded, 0 skipped"), "{err}");
 
-    let (code, _, err) = sgsim(&["packets", "--traffic", &path("pcaps/radiotap-heapoverflow.pcap")]);
+    let (code, _, err) = sgsim(&[
+        "packets",
+        "--traffic",
+        &path("pcaps/radiotap-heapoverflow.pcap"),
+    ]);
     assert_eq!(code, 0);
-    assert!(err.contains("unsupported link type 127 (IEEE 802.11 radiotap)"), "{err}");
+    assert!(
+        err.contains("unsupported link type 127 (IEEE 802.11 radiotap)"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -290,8 +345,12 @@ fn unusable_input_exits_2_naming_the_file() {
     let dir = std::env::temp_dir().join(format!("sgsim-traffic-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     // A pcap header followed by a record claiming an absurd length.
-    let mut bad = vec![0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0, 1, 0, 0, 0];
-    bad.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0x7f, 0xff, 0xff, 0xff, 0x7f]);
+    let mut bad = vec![
+        0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0, 1, 0, 0, 0,
+    ];
+    bad.extend_from_slice(&[
+        0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0x7f, 0xff, 0xff, 0xff, 0x7f,
+    ]);
     bad.extend_from_slice(&[0u8; 64]);
     let f = dir.join("bad.pcap");
     std::fs::write(&f, &bad).unwrap();
@@ -305,7 +364,10 @@ fn unusable_input_exits_2_naming_the_file() {
         &path("flowlogs/aws-malformed.log"),
     ]);
     assert_eq!(code, 2);
-    assert!(err.contains("aws-malformed.log") && err.contains("line 2"), "{err}");
+    assert!(
+        err.contains("aws-malformed.log") && err.contains("line 2"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -313,7 +375,12 @@ fn flow_logs_are_read_and_malformed_lines_reported_by_line() {
     let (code, out, err) = sgsim(&["packets", "--traffic", &path("flowlogs/aws-malformed.log")]);
     assert_eq!(code, 0, "{err}");
     assert_eq!(lines(&out).len(), 2);
-    for needle in ["line 2:", "line 5: srcaddr", "line 6: action", "3  malformed flow-log line"] {
+    for needle in [
+        "line 2:",
+        "line 5: srcaddr",
+        "line 6: action",
+        "3  malformed flow-log line",
+    ] {
         assert!(err.contains(needle), "{needle}: {err}");
     }
     let (_, out, err) = sgsim(&["packets", "--traffic", &path("flowlogs/aliyun.jsonl")]);
@@ -326,7 +393,11 @@ fn flow_logs_are_read_and_malformed_lines_reported_by_line() {
     assert_eq!(v[2]["src"], "203.0.113.50", "pkt-srcaddr wins");
 }
 
-fn eval_rows(state: &str, traffic: &str, extra: &[&str]) -> (Vec<(String, String, String, String, Value)>, Value) {
+fn eval_rows(
+    state: &str,
+    traffic: &str,
+    extra: &[&str],
+) -> (Vec<(String, String, String, String, Value)>, Value) {
     let mut args = vec!["eval", "--state", state, "--traffic", traffic];
     args.extend_from_slice(extra);
     let (code, out, err) = sgsim(&args);
@@ -350,7 +421,10 @@ fn eval_rows(state: &str, traffic: &str, extra: &[&str]) -> (Vec<(String, String
 fn eval_flow_logs_with_logged_and_inferred_directions() {
     let state = path("flowlogs/aws-state.json");
     let (rows, s) = eval_rows(&state, &path("flowlogs/aws-v2.log"), &[]);
-    let short: Vec<_> = rows.iter().map(|r| (r.0.as_str(), r.1.as_str(), r.2.as_str(), r.3.as_str())).collect();
+    let short: Vec<_> = rows
+        .iter()
+        .map(|r| (r.0.as_str(), r.1.as_str(), r.2.as_str(), r.3.as_str()))
+        .collect();
     assert_eq!(
         short,
         vec![
@@ -365,11 +439,21 @@ fn eval_flow_logs_with_logged_and_inferred_directions() {
 
     let (rows, _) = eval_rows(&state, &path("flowlogs/aws-v5-custom.log"), &[]);
     let dirs: Vec<_> = rows.iter().map(|r| (r.1.as_str(), r.3.as_str())).collect();
-    assert_eq!(dirs, vec![("egress", "rule"), ("ingress", "established"), ("ingress", "default")]);
+    assert_eq!(
+        dirs,
+        vec![
+            ("egress", "rule"),
+            ("ingress", "established"),
+            ("ingress", "default")
+        ]
+    );
 
     let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/cli/demo/state.json");
     let (rows, s) = eval_rows(demo.to_str().unwrap(), &path("flowlogs/aliyun.jsonl"), &[]);
-    let got: Vec<_> = rows.iter().map(|r| (r.2.as_str(), r.3.as_str(), r.4.clone())).collect();
+    let got: Vec<_> = rows
+        .iter()
+        .map(|r| (r.2.as_str(), r.3.as_str(), r.4.clone()))
+        .collect();
     assert_eq!(got[0], ("accept", "rule", Value::from("sgr-web-https")));
     assert_eq!(got[1], ("accept", "established", Value::Null));
     assert_eq!(got[2], ("drop", "rule", Value::from("sgr-web-ssh-block")));
@@ -381,14 +465,21 @@ fn eval_synthetic_capture_parallel_equals_sequential_and_filters_by_eni() {
     let state_path = path("flowlogs/aws-state.json");
     let state: sgsim::model::State =
         serde_json::from_str(&std::fs::read_to_string(&state_path).unwrap()).unwrap();
-    let mut headers: Vec<_> = synth::aimed(&state, 3000, 5, 0.3).into_iter().map(|x| x.1).collect();
+    let mut headers: Vec<_> = synth::aimed(&state, 3000, 5, 0.3)
+        .into_iter()
+        .map(|x| x.1)
+        .collect();
     // Replies to everything, so that established connections appear.
     let replies: Vec<_> = headers.iter().map(|h| h.reversed()).collect();
     headers.extend(replies);
     let dir = std::env::temp_dir().join(format!("sgsim-eval-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let pcap = dir.join("synthetic.pcap");
-    std::fs::write(&pcap, synth::pcap_bytes(&headers, 1_700_000_000_000_000_000)).unwrap();
+    std::fs::write(
+        &pcap,
+        synth::pcap_bytes(&headers, 1_700_000_000_000_000_000),
+    )
+    .unwrap();
     let pcap = pcap.to_str().unwrap();
     let args = |extra: &[&str]| -> (i32, String, String) {
         let mut a = vec!["eval", "--state", &state_path, "--traffic", pcap];
