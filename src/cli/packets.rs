@@ -107,7 +107,7 @@ pub fn run(args: PacketsArgs) -> anyhow::Result<Exit> {
             Err(e) => break Err(e),
         }
         n += 1;
-        if n % 4096 == 0 {
+        if n.is_multiple_of(4096) {
             bar.set_position(source.consumed());
         }
     };

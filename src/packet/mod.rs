@@ -227,9 +227,11 @@ mod tests {
 
     #[test]
     fn summary_counts_and_prints_reasons() {
-        let mut s = Summary::default();
-        s.records = 3;
-        s.decoded = 1;
+        let mut s = Summary {
+            records: 3,
+            decoded: 1,
+            ..Summary::default()
+        };
         s.skip(&Skip::Truncated("IPv4 header"));
         s.skip(&Skip::Truncated("IPv4 header"));
         assert_eq!(s.skipped_total(), 2);

@@ -2,6 +2,9 @@
 //! every bundled and shared capture without a panic or hang, flow-log fixtures, and the
 //! `packets` / `eval` commands.
 
+// Test helpers outside #[test] functions: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
 use std::collections::HashMap;
 use std::fs::File;
 use std::net::IpAddr;
@@ -393,11 +396,10 @@ fn flow_logs_are_read_and_malformed_lines_reported_by_line() {
     assert_eq!(v[2]["src"], "203.0.113.50", "pkt-srcaddr wins");
 }
 
-fn eval_rows(
-    state: &str,
-    traffic: &str,
-    extra: &[&str],
-) -> (Vec<(String, String, String, String, Value)>, Value) {
+/// One eval output line: ENI, direction, verdict, reason, rule ID.
+type Row = (String, String, String, String, Value);
+
+fn eval_rows(state: &str, traffic: &str, extra: &[&str]) -> (Vec<Row>, Value) {
     let mut args = vec!["eval", "--state", state, "--traffic", traffic];
     args.extend_from_slice(extra);
     let (code, out, err) = sgsim(&args);
