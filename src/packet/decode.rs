@@ -665,4 +665,35 @@ mod tests {
             assert!(decode(108, &f, Meta::default()).is_ok());
         }
     }
+
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(
+            bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..200),
+            lt in proptest::sample::select(vec![0, 1, 12, 14, 101, 108, 113, 228, 229, 276, 105]),
+        ) {
+            let _ = decode(lt, &bytes, Meta::default());
+        }
+
+        #[test]
+        fn mutated_valid_frames_never_panic(
+            at in 0usize..54,
+            value in proptest::num::u8::ANY,
+            cut in 0usize..60,
+        ) {
+            let mut f = eth(0x0800, &ipv4_tcp(1000, 22));
+            if at < f.len() {
+                f[at] = value;
+            }
+            f.truncate(cut.max(1));
+            let _ = decode(1, &f, Meta::default());
+            let mut v6 = vec![0x60, 0, 0, 0, 0, 8, 0, 64];
+            v6.extend_from_slice(&[0u8; 32]);
+            v6.extend_from_slice(&[6, 0, 1, 4, 0, 0, 0, 0, 0, 0, 0, 0]);
+            if at < v6.len() {
+                v6[at] = value;
+            }
+            let _ = decode(229, &v6, Meta::default());
+        }
+    }
 }

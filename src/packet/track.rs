@@ -33,7 +33,9 @@
 //!
 //! TCP FIN/RST do not close a flow (only timeouts do), AWS "untracked" flows (open
 //! 0.0.0.0/0 both ways) are treated as tracked, and a flow seen mid-stream is opened by
-//! whichever packet is accepted first.
+//! whichever packet is accepted first. At the end of each chunk, flows idle past their
+//! timeout at the chunk's latest timestamp are forgotten (memory follows the live flows;
+//! timestamps are assumed to be roughly in order, as captures and flow logs are).
 //!
 //! # Fragments
 //!
@@ -429,6 +431,7 @@ impl<'t> Evaluator<'t> {
     pub fn eval(&mut self, items: &[Item]) -> Vec<Outcome> {
         let n = self.parts.len();
         let mut slots = 0usize;
+        let mut latest = 0u64;
         for item in items {
             self.stats.items += 1;
             let header = self.header(item);
@@ -441,6 +444,7 @@ impl<'t> Evaluator<'t> {
                 Item::Packet(p) => p.ts_ns,
                 Item::Flow(r) => r.start.saturating_mul(SECOND),
             };
+            latest = latest.max(ts_ns);
             for point in points {
                 let part = if n == 1 {
                     0
@@ -468,6 +472,15 @@ impl<'t> Evaluator<'t> {
                 part.out.push((t.slot, o));
             }
             part.tasks.clear();
+            // Forget flows idle past their timeout at the chunk's latest time, so that
+            // memory follows the live flows, not the whole input.
+            part.flows.retain(|k, f| {
+                let provider = providers
+                    .get(k.eni as usize)
+                    .copied()
+                    .unwrap_or(Provider::Generic);
+                latest.saturating_sub(f.last_ns) <= timeout(provider, k.protocol, f)
+            });
         };
         if n == 1 {
             self.parts.iter_mut().for_each(run);
@@ -614,5 +627,18 @@ mod tests {
         assert_eq!(a, b);
         assert_eq!(seq.stats(), par.stats());
         assert!(seq.stats().established > 0);
+    }
+
+    #[test]
+    fn idle_flows_are_forgotten_between_chunks() {
+        let s = state();
+        let table = Table::new(&s).unwrap();
+        let mut ev = Evaluator::new(&table, &s, Config::default()).unwrap();
+        ev.eval(&[pkt(0, "tcp 203.0.113.9:40000 -> 10.0.0.1:22", 0)]);
+        assert_eq!(ev.flows(), 1);
+        ev.eval(&[pkt(1, "tcp 203.0.113.9:40001 -> 10.0.0.1:22", 400_000)]);
+        assert_eq!(ev.flows(), 2);
+        ev.eval(&[pkt(2, "tcp 198.51.100.1:1 -> 198.51.100.2:2", 500_000)]);
+        assert_eq!(ev.flows(), 1);
     }
 }
