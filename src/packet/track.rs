@@ -435,16 +435,16 @@ impl<'t> Evaluator<'t> {
         for item in items {
             self.stats.items += 1;
             let header = self.header(item);
-            let points = self.points(item, &header);
-            if points.is_empty() {
-                self.stats.unmatched += 1;
-                continue;
-            }
             let ts_ns = match item {
                 Item::Packet(p) => p.ts_ns,
                 Item::Flow(r) => r.start.saturating_mul(SECOND),
             };
             latest = latest.max(ts_ns);
+            let points = self.points(item, &header);
+            if points.is_empty() {
+                self.stats.unmatched += 1;
+                continue;
+            }
             for point in points {
                 let part = if n == 1 {
                     0
