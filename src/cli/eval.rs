@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use serde_json::{json, Map, Value};
 
-use super::packets::{open, progress};
+use super::packets::{check_usable, open, progress};
 use super::revoke::StateArgs;
 use super::Exit;
 use sgsim::compile::{compile, Config};
@@ -171,5 +171,6 @@ pub fn run(args: EvalArgs) -> anyhow::Result<Exit> {
     if let Some(e) = failure {
         return Err(anyhow::Error::new(e).context(format!("{}", args.traffic.display())));
     }
+    check_usable(&source, &args.traffic)?;
     Ok(Exit::Ok)
 }

@@ -48,6 +48,21 @@ pub fn progress(len: u64) -> ProgressBar {
     bar
 }
 
+/// Fails when a flow log gave no usable record at all and some lines were malformed:
+/// the input is most likely not a flow log.
+pub fn check_usable(source: &Source<'_>, path: &Path) -> anyhow::Result<()> {
+    let s = source.summary();
+    if matches!(source, Source::Flows(_)) && s.decoded == 0 {
+        if let Some(first) = s.examples.first() {
+            anyhow::bail!(
+                "{}: not a usable flow log or capture (no record could be read; {first})",
+                path.display()
+            );
+        }
+    }
+    Ok(())
+}
+
 /// A decoded packet as `sgsim packets` prints it.
 pub fn packet_json(p: &Packet) -> Value {
     json!({
@@ -120,5 +135,6 @@ pub fn run(args: PacketsArgs) -> anyhow::Result<Exit> {
         source.summary()
     );
     result.with_context(|| format!("{}", args.traffic.display()))?;
+    check_usable(&source, &args.traffic)?;
     Ok(Exit::Ok)
 }
