@@ -199,9 +199,7 @@ impl Iterator for Capture<'_> {
                     // A last record cut short by the end of the file: count it and stop.
                     self.done = true;
                     self.summary.records += 1;
-                    self.summary.skip(&Skip::Truncated(
-                        "record at end of file (capture cut short)",
-                    ));
+                    self.summary.skip(&Skip::CutShort(offset));
                     return None;
                 }
                 Err(Some(Err(0))) => {
@@ -388,6 +386,9 @@ mod tests {
         assert!(cap.next().is_none());
         assert_eq!(cap.summary().decoded, 0);
         assert_eq!(cap.summary().records, 1);
+        assert!(cap.summary().skipped.contains_key(
+            "record at offset 24 runs past the end of the file (capture cut short or corrupt length)"
+        ));
         assert!(Capture::new(&b"hello world, not a capture"[..]).is_err());
         assert!(matches!(Capture::new(&b""[..]), Err(CaptureError::Empty)));
     }

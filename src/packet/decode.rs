@@ -108,6 +108,9 @@ pub enum Skip {
     Malformed(&'static str),
     /// A pcapng packet names an interface that was never described.
     UnknownInterface(u32),
+    /// The last record claims more bytes than the file holds (a capture cut short, or a
+    /// corrupt length field), at this byte offset.
+    CutShort(u64),
 }
 
 impl fmt::Display for Skip {
@@ -121,6 +124,10 @@ impl fmt::Display for Skip {
             Skip::NotIp(what) => write!(f, "not IP ({what})"),
             Skip::Malformed(what) => write!(f, "malformed {what}"),
             Skip::UnknownInterface(i) => write!(f, "packet on undescribed interface {i}"),
+            Skip::CutShort(at) => write!(
+                f,
+                "record at offset {at} runs past the end of the file (capture cut short or corrupt length)"
+            ),
         }
     }
 }

@@ -358,8 +358,14 @@ fn unusable_input_exits_2_naming_the_file() {
     let f = dir.join("bad.pcap");
     std::fs::write(&f, &bad).unwrap();
     let (code, _, err) = sgsim(&["packets", "--traffic", f.to_str().unwrap()]);
-    assert!(code == 0 || code == 2, "{code} {err}");
-    assert!(err.contains("bad.pcap"), "{err}");
+    assert_eq!(
+        code, 0,
+        "a cut-short last record is counted, not fatal: {err}"
+    );
+    assert!(
+        err.contains("bad.pcap") && err.contains("record at offset 24"),
+        "{err}"
+    );
     // Neither a capture nor a flow log.
     let junk = dir.join("junk.bin");
     std::fs::write(&junk, b"\x00\x01\x02 hello\nworld 1 2 3\n").unwrap();
