@@ -174,8 +174,13 @@ impl Iterator for Capture<'_> {
                 Err(PcapError::BufferTooSmall) => Err(Some(Err(1))),
                 Err(PcapError::ReadError) => Err(Some(Err(2))),
                 Err(e) => {
-                    let what = format!("{e:?}");
-                    let what: String = what.chars().take(120).collect();
+                    let what = match e {
+                        PcapError::NomError(_, kind) | PcapError::OwnedNomError(_, kind) => {
+                            format!("block or record does not parse ({kind:?})")
+                        }
+                        PcapError::HeaderNotRecognized => "header not recognized".to_string(),
+                        other => format!("{other:?}").chars().take(80).collect(),
+                    };
                     return self.fail(CaptureError::Corrupt {
                         format: self.format,
                         offset,

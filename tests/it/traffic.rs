@@ -366,6 +366,22 @@ fn unusable_input_exits_2_naming_the_file() {
         err.contains("bad.pcap") && err.contains("record at offset 24"),
         "{err}"
     );
+    // A pcapng block with an impossible length in the middle of the file.
+    let mut garbled = std::fs::read(data("pcaps/synthetic-multi-if.pcapng")).unwrap();
+    garbled[600..604].copy_from_slice(&[5, 0, 0, 0]);
+    let g = dir.join("garbled.pcapng");
+    std::fs::write(&g, &garbled).unwrap();
+    let (code, out, err) = sgsim(&["packets", "--traffic", g.to_str().unwrap()]);
+    assert_eq!(code, 2, "{err}");
+    assert_eq!(
+        lines(&out).len(),
+        6,
+        "packets before the damage are printed"
+    );
+    assert!(
+        err.contains("garbled.pcapng: corrupt pcapng data at offset 596"),
+        "{err}"
+    );
     // Neither a capture nor a flow log.
     let junk = dir.join("junk.bin");
     std::fs::write(&junk, b"\x00\x01\x02 hello\nworld 1 2 3\n").unwrap();
