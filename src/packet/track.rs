@@ -232,7 +232,12 @@ fn timeout(provider: Provider, protocol: u8, flow: &Flow) -> u64 {
 }
 
 /// Judges one task against a partition's flows.
-fn judge(table: &Table, providers: &[Provider], flows: &mut Map<Key, Flow>, t: &Task) -> Outcome {
+fn judge<E: Engine + ?Sized>(
+    engine: &E,
+    providers: &[Provider],
+    flows: &mut Map<Key, Flow>,
+    t: &Task,
+) -> Outcome {
     let h = &t.header;
     let icmp = matches!(h.protocol, 1 | 58);
     let trackable = !icmp || is_echo_request(h) || is_echo_reply(h);
@@ -278,7 +283,7 @@ fn judge(table: &Table, providers: &[Provider], flows: &mut Map<Key, Flow>, t: &
             true,
         );
     }
-    let verdict = table.classify(t.point, h);
+    let verdict = engine.classify(t.point, h);
     if verdict.action == Action::Accept {
         if live {
             touch(flows);
@@ -303,7 +308,11 @@ fn judge(table: &Table, providers: &[Provider], flows: &mut Map<Key, Flow>, t: &
 }
 
 /// Evaluates a stream of items chunk by chunk, keeping connection state between chunks.
-pub struct Evaluator<'t> {
+///
+/// Rules are consulted through any [`Engine`] (the compiled [`Table`] by default; the
+/// reference engine in differential tests); ENIs are located by the table's addresses.
+pub struct Evaluator<'t, E: Engine + ?Sized = Table> {
+    engine: &'t E,
     table: &'t Table,
     providers: Vec<Provider>,
     config: Config,
@@ -312,14 +321,28 @@ pub struct Evaluator<'t> {
     stats: Stats,
 }
 
-impl<'t> Evaluator<'t> {
+impl<'t> Evaluator<'t, Table> {
     /// An evaluator over `table`, compiled from `state`.
     pub fn new(table: &'t Table, state: &State, config: Config) -> Result<Self, SemanticsError> {
+        Evaluator::with_engine(table, table, state, config)
+    }
+}
+
+impl<'t, E: Engine + ?Sized> Evaluator<'t, E> {
+    /// An evaluator that judges with `engine` and locates ENIs with `table`; both built
+    /// from `state`.
+    pub fn with_engine(
+        engine: &'t E,
+        table: &'t Table,
+        state: &State,
+        config: Config,
+    ) -> Result<Self, SemanticsError> {
         let providers = (0..state.enis.len())
             .map(|e| Semantics::of(state, e).map(|s| s.provider))
             .collect::<Result<Vec<_>, _>>()?;
         let n = config.partitions.max(1);
         Ok(Evaluator {
+            engine,
             table,
             providers,
             config,
@@ -463,12 +486,12 @@ impl<'t> Evaluator<'t> {
                 slots += 1;
             }
         }
-        let table = self.table;
+        let engine = self.engine;
         let providers = &self.providers;
         let run = |part: &mut Part| {
             part.out.clear();
             for t in &part.tasks {
-                let o = judge(table, providers, &mut part.flows, t);
+                let o = judge(engine, providers, &mut part.flows, t);
                 part.out.push((t.slot, o));
             }
             part.tasks.clear();
@@ -640,5 +663,29 @@ mod tests {
         assert_eq!(ev.flows(), 2);
         ev.eval(&[pkt(2, "tcp 198.51.100.1:1 -> 198.51.100.2:2", 500_000)]);
         assert_eq!(ev.flows(), 1);
+    }
+
+    #[test]
+    fn reference_engine_gives_the_same_outcomes() {
+        let s = state();
+        let table = Table::new(&s).unwrap();
+        let reference = crate::classify::reference::Reference::new(&s).unwrap();
+        let headers = crate::packet::synth::aimed(&s, 2000, 11, 0.3);
+        let items: Vec<Item> = headers
+            .iter()
+            .enumerate()
+            .flat_map(|(i, (_, h))| {
+                let text_a = h.to_string();
+                let text_b = h.reversed().to_string();
+                [
+                    pkt(2 * i as u64, &text_a, i as u64),
+                    pkt(2 * i as u64 + 1, &text_b, i as u64),
+                ]
+            })
+            .collect();
+        let mut a = Evaluator::new(&table, &s, Config::default()).unwrap();
+        let mut b = Evaluator::with_engine(&reference, &table, &s, Config::default()).unwrap();
+        assert_eq!(a.eval(&items), b.eval(&items));
+        assert!(a.stats().established > 0 && a.stats().accepted > 0 && a.stats().dropped > 0);
     }
 }
