@@ -6,6 +6,7 @@ mod demo;
 mod eval;
 mod packets;
 mod revoke;
+mod synth;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -34,6 +35,8 @@ enum Command {
     Packets(packets::PacketsArgs),
     /// Judge traffic against a state: one JSON object per packet and ENI.
     Eval(eval::EvalArgs),
+    /// Write seeded synthetic traffic aimed at a state's rules as a pcap.
+    Synth(synth::SynthArgs),
 }
 
 /// Exit code for a finished command.
@@ -59,6 +62,7 @@ pub fn run() -> i32 {
         Command::Rules(args) => revoke::run_rules(args),
         Command::Packets(args) => packets::run(args),
         Command::Eval(args) => eval::run(args),
+        Command::Synth(args) => synth::run(args),
     };
     match result {
         Ok(Exit::Ok) => 0,

@@ -538,3 +538,30 @@ fn eval_synthetic_capture_parallel_equals_sequential_and_filters_by_eni() {
     let (code, _, err) = args(&["--eni", "eni-nope"]);
     assert_eq!(code, 2, "{err}");
 }
+
+#[test]
+fn synth_writes_a_capture_that_packets_reads_back() {
+    let dir = std::env::temp_dir().join(format!("sgsim-synth-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = dir.join("s.pcap");
+    let args = [
+        "synth",
+        "--state",
+        &path("flowlogs/aws-state.json"),
+        "--out",
+        out.to_str().unwrap(),
+        "--packets",
+        "300",
+        "--seed",
+        "4",
+    ];
+    let (code, _, err) = sgsim(&args);
+    assert_eq!(code, 0, "{err}");
+    let first = std::fs::read(&out).unwrap();
+    sgsim(&args);
+    assert_eq!(std::fs::read(&out).unwrap(), first, "same seed, same bytes");
+    let (code, stdout, err) = sgsim(&["packets", "--traffic", out.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(lines(&stdout).len(), 300);
+    assert!(err.contains("300 records, 300 decoded, 0 skipped"), "{err}");
+}
