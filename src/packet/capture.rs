@@ -39,7 +39,7 @@ pub enum CaptureError {
         /// What the parser said.
         what: String,
     },
-    /// A record larger than [`MAX_RECORD`] bytes.
+    /// A record larger than 256 MiB.
     #[error("record at offset {offset} is larger than {MAX_RECORD} bytes")]
     TooLarge {
         /// Byte offset of the record.
