@@ -124,7 +124,7 @@ const SUMMARIES: &[(&str, u64, u64, &str)] = &[
     ("synthetic-loop108-be.pcap", 9, 9, ""),
     ("synthetic-dltraw12-ns.pcap", 9, 9, ""),
     ("synthetic-dltraw14-be-ns.pcap", 9, 9, ""),
-    ("synthetic-be.pcapng", 6, 6, ""),
+    ("synthetic-be.pcapng", 9, 9, ""),
     (
         "synthetic-multi-if.pcapng",
         28,
@@ -184,6 +184,18 @@ fn synthetic_captures_carry_timestamps_interfaces_and_fragments() {
     assert_eq!(ps[1].ts_ns, 1_700_000_000_000_000_000);
     assert_eq!(ps[4].ts_ns, 1_700_000_000_000_000_001);
     assert_eq!(ps[3].ts_ns, 1_700_000_000_000_001_000);
+    // The simple packet block after them: interface 0, no timestamp.
+    let spb = ps.last().unwrap();
+    assert_eq!(
+        (spb.index, spb.interface, spb.ts_ns, spb.icmp),
+        (28, 0, 0, Some((8, 0)))
+    );
+    // Two sections: big-endian with ns resolution, then little-endian with µs.
+    let (ps, _, _) = read_all(&data("pcaps/synthetic-be.pcapng"));
+    assert_eq!(ps[5].ts_ns, 1_700_000_000_000_000_005);
+    assert_eq!(ps[6].ts_ns, 1_700_000_000_000_000_000);
+    assert_eq!(ps[8].ts_ns, 1_700_000_000_000_002_000);
+    assert_eq!(ps[8].icmp, Some((128, 0)));
     // A real nanosecond capture (tshark: 1418145369.924505488).
     let (ps, _, _) = read_all(&data("pcaps/tcp-handshake-nano.pcap"));
     assert_eq!(ps[0].ts_ns, 1_418_145_369_924_505_488);

@@ -115,8 +115,7 @@ def opt(e, code, value):
     return struct.pack(e + "HH", code, len(value)) + value + b"\0" * pad
 
 
-def pcapng(name, ifaces, records, big=False):
-    e = ">" if big else "<"
+def section(e, ifaces, records, simple=()):
     out = block(e, 0x0A0D0D0A, struct.pack(e + "IHHq", 0x1A2B3C4D, 1, 0, -1))
     for linktype, tsresol in ifaces:
         opts = b""
@@ -126,8 +125,15 @@ def pcapng(name, ifaces, records, big=False):
     for if_id, ts, frame in records:
         body = struct.pack(e + "IIIII", if_id, ts >> 32, ts & 0xFFFFFFFF, len(frame), len(frame)) + frame
         out += block(e, 6, body)
+    for frame in simple:
+        out += block(e, 3, struct.pack(e + "I", len(frame)) + frame)
+    return out
+
+
+def pcapng(name, sections):
     with open(os.path.join(HERE, name), "wb") as fh:
-        fh.write(out)
+        for big, ifaces, records, simple in sections:
+            fh.write(section(">" if big else "<", ifaces, records, simple))
 
 
 def main():
@@ -142,9 +148,16 @@ def main():
         recs.append((1, 1700000000_000000000 + i, p))            # ns interface, raw IP
         recs.append((2, 1700000000_000000 + i, sll(p)))          # µs, SLL
     recs.append((5, 0, ps[0]))                                   # undescribed interface
-    pcapng("synthetic-multi-if.pcapng", [(1, None), (101, 9), (113, 6)], recs)
-    pcapng("synthetic-be.pcapng", [(228, 9)], [(0, 1700000000_000000000 + i, p)
-                                              for i, p in enumerate(ps) if p[0] >> 4 == 4], big=True)
+    # Three interfaces, then a simple packet block (interface 0, Ethernet).
+    pcapng("synthetic-multi-if.pcapng",
+           [(False, [(1, None), (101, 9), (113, 6)], recs, [eth(ps[2])])])
+    # A big-endian section (raw IPv4, ns), then a little-endian one (raw IPv6, µs).
+    v4 = [p for p in ps if p[0] >> 4 == 4]
+    v6 = [p for p in ps if p[0] >> 4 == 6]
+    pcapng("synthetic-be.pcapng", [
+        (True, [(228, 9)], [(0, 1700000000_000000000 + i, p) for i, p in enumerate(v4)], ()),
+        (False, [(229, 6)], [(0, 1700000000_000000 + i, p) for i, p in enumerate(v6)], ()),
+    ])
 
 
 if __name__ == "__main__":
