@@ -269,7 +269,7 @@ fn aimed_at(rng: &mut Rng, state: &State, rule: &Rule, remote: Cidr, aim: Aim) -
 /// `n` packets aimed at the rules of `state`: per packet, with probability `background`
 /// uniform background (half of it touching an ENI address), otherwise a rule with a CIDR
 /// peer picked uniformly and a packet inside its box, on or just past a port or prefix
-/// edge, or a reply, with the ENI IPs of the rule's group as the local side. Deterministic
+/// edge, or a reply (to the rule's latest inside packet when there is one), with the ENI IPs of the rule's group as the local side. Deterministic
 /// in `seed`.
 pub fn aimed(state: &State, n: usize, seed: u64, background: f64) -> Vec<(Aim, Header)> {
     const AIMS: [Aim; 6] = [
@@ -290,6 +290,7 @@ pub fn aimed(state: &State, n: usize, seed: u64, background: f64) -> Vec<(Aim, H
         })
         .collect();
     let threshold = (background.clamp(0.0, 1.0) * 1_000_000.0) as u64;
+    let mut last_inside: Vec<Option<Header>> = vec![None; usable.len()];
     let mut out = Vec::with_capacity(n);
     let mut attempts = 0usize;
     while out.len() < n && attempts < n.saturating_mul(20).max(100) {
@@ -300,9 +301,19 @@ pub fn aimed(state: &State, n: usize, seed: u64, background: f64) -> Vec<(Aim, H
             }
             continue;
         }
-        let (rule, remote) = usable[rng.below(usable.len() as u64) as usize];
+        let pick = rng.below(usable.len() as u64) as usize;
+        let (rule, remote) = usable[pick];
         let aim = AIMS[rng.below(AIMS.len() as u64) as usize];
+        // A reply answers the rule's latest inside packet when there is one, so that
+        // connections appear in both directions.
+        if let (Aim::Reply, Some(h)) = (aim, last_inside[pick]) {
+            out.push((aim, h.reversed()));
+            continue;
+        }
         if let Some(h) = aimed_at(&mut rng, state, rule, remote, aim) {
+            if aim == Aim::Inside {
+                last_inside[pick] = Some(h);
+            }
             out.push((aim, h));
         }
     }
@@ -552,6 +563,13 @@ mod tests {
             }
         }
         assert_eq!(seen.len(), 7, "{seen:?}");
+        let answered = a.iter().enumerate().filter(|(i, (aim, h))| {
+            *aim == Aim::Reply
+                && a[..*i]
+                    .iter()
+                    .any(|(x, e)| *x == Aim::Inside && e.reversed() == *h)
+        });
+        assert!(answered.count() > 10, "replies answer earlier packets");
     }
 
     #[test]
