@@ -3,7 +3,10 @@
 
 mod classbench;
 mod demo;
+mod eval;
+mod packets;
 mod revoke;
+mod synth;
 mod whatif;
 
 use std::io::Write;
@@ -33,6 +36,12 @@ enum Command {
     Whatif(whatif::Args),
     /// Shadowed, redundant and conflicting rules per ENI and direction.
     Lint(whatif::LintArgs),
+    /// Decode a capture or flow log: one JSON object per packet or record.
+    Packets(packets::PacketsArgs),
+    /// Judge traffic against a state: one JSON object per packet and ENI.
+    Eval(eval::EvalArgs),
+    /// Write seeded synthetic traffic aimed at a state's rules as a pcap.
+    Synth(synth::SynthArgs),
 }
 
 /// Exit code for a finished command.
@@ -77,6 +86,9 @@ pub fn run() -> i32 {
         Command::Rules(args) => revoke::run_rules(args),
         Command::Whatif(args) => whatif::run(args),
         Command::Lint(args) => whatif::run_lint(args),
+        Command::Packets(args) => packets::run(args),
+        Command::Eval(args) => eval::run(args),
+        Command::Synth(args) => synth::run(args),
     };
     match result {
         Ok(Exit::Ok) => 0,

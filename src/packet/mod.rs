@@ -1,3 +1,240 @@
-//! Traffic: decoded packets from captures, flow logs and synthetic generators.
+//! Traffic: decoded packets from captures, flow logs and synthetic generators, and their
+//! evaluation with connection state.
+//!
+//! - [`decode`]: bytes of one frame → [`Packet`] (bounds-checked; `pnet_packet` views only
+//!   over validated lengths).
+//! - [`capture`]: streaming pcap / pcapng reader.
+//! - [`flowlog`]: AWS VPC Flow Logs (default v2 and custom formats with a header line) and
+//!   Alibaba VPC flow logs (JSON lines).
+//! - [`synth`]: seeded synthetic traffic aimed at a rule set, and a pcap writer.
+//! - [`track`]: where each packet is judged (egress at the source ENI, ingress at the
+//!   destination ENI), connection state, and the parallel evaluation.
+//!
+//! [`Source`] auto-detects the kind of an input (pcap magic, pcapng magic, JSON lines, text
+//! flow log) and yields [`Item`]s one at a time: memory stays constant whatever the size.
 
+pub mod capture;
+pub mod decode;
+pub mod flowlog;
 pub mod synth;
+pub mod track;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::io::{BufRead, BufReader, Read};
+
+pub use capture::{Capture, CaptureError};
+pub use decode::{Fragment, Packet, Skip};
+pub use flowlog::{FlowError, Record};
+
+/// What a decoder read, and what it could not decode, by reason.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Summary {
+    /// Records (frames or flow-log lines with content) seen.
+    pub records: u64,
+    /// Records turned into packets or flow records.
+    pub decoded: u64,
+    /// Records not decoded, counted by reason.
+    pub skipped: BTreeMap<String, u64>,
+    /// The first few malformed inputs, each naming its line or record.
+    pub examples: Vec<String>,
+}
+
+/// How many malformed-input messages a [`Summary`] keeps.
+pub const MAX_EXAMPLES: usize = 20;
+
+impl Summary {
+    /// Counts one record skipped for `reason`.
+    pub fn skip(&mut self, reason: &dyn fmt::Display) {
+        *self.skipped.entry(reason.to_string()).or_default() += 1;
+    }
+
+    /// Records a message about a malformed input (kept up to [`MAX_EXAMPLES`]).
+    pub fn example(&mut self, message: String) {
+        if self.examples.len() < MAX_EXAMPLES {
+            self.examples.push(message);
+        }
+    }
+
+    /// Total records skipped.
+    pub fn skipped_total(&self) -> u64 {
+        self.skipped.values().sum()
+    }
+}
+
+impl fmt::Display for Summary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} records, {} decoded, {} skipped",
+            self.records,
+            self.decoded,
+            self.skipped_total()
+        )?;
+        for (reason, n) in &self.skipped {
+            write!(f, "\n  {n:>8}  {reason}")?;
+        }
+        for e in &self.examples {
+            write!(f, "\n  {e}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The kind of a traffic input.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// Legacy pcap.
+    Pcap,
+    /// pcapng.
+    PcapNg,
+    /// JSON lines (Alibaba flow logs as exported from SLS).
+    JsonLines,
+    /// A space-separated text flow log (AWS).
+    FlowLog,
+}
+
+impl Kind {
+    /// Detects the kind from the first bytes of an input.
+    pub fn detect(head: &[u8]) -> Kind {
+        const PCAP: [[u8; 4]; 6] = [
+            [0xd4, 0xc3, 0xb2, 0xa1],
+            [0xa1, 0xb2, 0xc3, 0xd4],
+            [0x4d, 0x3c, 0xb2, 0xa1],
+            [0xa1, 0xb2, 0x3c, 0x4d],
+            [0x34, 0xcd, 0xb2, 0xa1],
+            [0xa1, 0xb2, 0xcd, 0x34],
+        ];
+        if head.len() >= 4 && PCAP.iter().any(|m| head.starts_with(m)) {
+            return Kind::Pcap;
+        }
+        if head.starts_with(&[0x0a, 0x0d, 0x0d, 0x0a]) {
+            return Kind::PcapNg;
+        }
+        let text = head
+            .iter()
+            .skip_while(|b| b.is_ascii_whitespace() || **b == 0xef || **b == 0xbb || **b == 0xbf);
+        match text.clone().next() {
+            Some(b'{') => Kind::JsonLines,
+            _ => Kind::FlowLog,
+        }
+    }
+}
+
+/// One unit of traffic: a decoded packet or a flow-log record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Item {
+    /// A captured (or synthetic) packet.
+    Packet(Packet),
+    /// A flow-log record.
+    Flow(Record),
+}
+
+impl Item {
+    /// The item's 0-based position in its input.
+    pub fn index(&self) -> u64 {
+        match self {
+            Item::Packet(p) => p.index,
+            Item::Flow(r) => r.index,
+        }
+    }
+}
+
+/// Why a traffic input cannot be read.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TrafficError {
+    /// A capture problem.
+    #[error(transparent)]
+    Capture(#[from] CaptureError),
+    /// A flow-log problem.
+    #[error(transparent)]
+    Flow(#[from] FlowError),
+    /// Reading the first bytes failed.
+    #[error("cannot read the input: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// A traffic input of any supported kind, read one item at a time.
+pub enum Source<'r> {
+    /// pcap or pcapng.
+    Capture(Capture<'r>),
+    /// A flow log.
+    Flows(flowlog::Reader<Box<dyn BufRead + Send + 'r>>),
+}
+
+impl<'r> Source<'r> {
+    /// Detects the kind of `reader` from its first bytes and opens it.
+    pub fn open<R: Read + Send + 'r>(reader: R) -> Result<Source<'r>, TrafficError> {
+        let mut buf = BufReader::with_capacity(1 << 16, reader);
+        let kind = Kind::detect(buf.fill_buf()?);
+        Ok(match kind {
+            Kind::Pcap | Kind::PcapNg => Source::Capture(Capture::new(buf)?),
+            Kind::JsonLines => Source::Flows(flowlog::Reader::new(Box::new(buf), true)),
+            Kind::FlowLog => Source::Flows(flowlog::Reader::new(Box::new(buf), false)),
+        })
+    }
+
+    /// The kind of input.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Source::Capture(c) => c.format(),
+            Source::Flows(f) => f.format(),
+        }
+    }
+
+    /// Bytes consumed so far, for progress reporting.
+    pub fn consumed(&self) -> u64 {
+        match self {
+            Source::Capture(c) => c.consumed(),
+            Source::Flows(f) => f.consumed(),
+        }
+    }
+
+    /// The decode summary so far.
+    pub fn summary(&self) -> &Summary {
+        match self {
+            Source::Capture(c) => c.summary(),
+            Source::Flows(f) => f.summary(),
+        }
+    }
+}
+
+impl Iterator for Source<'_> {
+    type Item = Result<Item, TrafficError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        match self {
+            Source::Capture(c) => c.next().map(|r| r.map(Item::Packet).map_err(Into::into)),
+            Source::Flows(f) => f.next().map(|r| r.map(Item::Flow).map_err(Into::into)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn detects_every_kind() {
+        assert_eq!(Kind::detect(&[0xd4, 0xc3, 0xb2, 0xa1, 2, 0]), Kind::Pcap);
+        assert_eq!(Kind::detect(&[0xa1, 0xb2, 0x3c, 0x4d]), Kind::Pcap);
+        assert_eq!(Kind::detect(&[0x0a, 0x0d, 0x0d, 0x0a, 0, 0]), Kind::PcapNg);
+        assert_eq!(Kind::detect(b"  {\"srcaddr\":1}"), Kind::JsonLines);
+        assert_eq!(Kind::detect(b"2 123 eni-1 - - "), Kind::FlowLog);
+        assert_eq!(Kind::detect(b""), Kind::FlowLog);
+    }
+
+    #[test]
+    fn summary_counts_and_prints_reasons() {
+        let mut s = Summary {
+            records: 3,
+            decoded: 1,
+            ..Summary::default()
+        };
+        s.skip(&Skip::Truncated("IPv4 header"));
+        s.skip(&Skip::Truncated("IPv4 header"));
+        assert_eq!(s.skipped_total(), 2);
+        assert!(s.to_string().contains("2  truncated IPv4 header"), "{s}");
+    }
+}

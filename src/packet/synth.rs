@@ -130,6 +130,380 @@ pub fn headers(state: &State, n: usize, seed: u64) -> Vec<Header> {
     out
 }
 
+/// How a synthetic packet relates to the rule it was aimed at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Aim {
+    /// Somewhere inside the rule's box.
+    Inside,
+    /// On a port (or ICMP type/code) edge, just inside.
+    PortEdgeIn,
+    /// One port past an edge, just outside.
+    PortEdgeOut,
+    /// The first or last address of the peer prefix, just inside.
+    AddrEdgeIn,
+    /// The address just before or after the peer prefix, just outside.
+    AddrEdgeOut,
+    /// The reply to a packet inside the box (addresses and ports swapped).
+    Reply,
+    /// Uniform background traffic, not aimed at any rule.
+    Background,
+}
+
+/// The local addresses a rule's packets use: the IPs of the ENIs its group is attached to,
+/// of `family`; empty when none.
+fn local_ips(state: &State, rule: &Rule, family: Family) -> Vec<IpAddr> {
+    state
+        .enis
+        .iter()
+        .filter(|e| e.groups.contains(&rule.group))
+        .flat_map(|e| e.ips.iter().copied())
+        .filter(|a| Family::of(*a) == family)
+        .collect()
+}
+
+fn addr_of(family: Family, v: u128) -> IpAddr {
+    match family {
+        Family::V4 => IpAddr::V4(Ipv4Addr::from(v as u32)),
+        Family::V6 => IpAddr::V6(Ipv6Addr::from(v)),
+    }
+}
+
+fn uniform(rng: &mut Rng, state: &State) -> Option<Header> {
+    let all: Vec<IpAddr> = state
+        .enis
+        .iter()
+        .flat_map(|e| e.ips.iter().copied())
+        .collect();
+    let proto = [6u8, 17, 1, 47, 58][rng.below(5) as usize];
+    let v6 = proto == 58 || (rng.below(8) == 0 && all.iter().any(|a| a.is_ipv6()));
+    let family = if v6 { Family::V6 } else { Family::V4 };
+    let any = if v6 { Cidr::ANY_V6 } else { Cidr::ANY_V4 };
+    let proto = match (proto, v6) {
+        (1, true) => 58,
+        (58, false) => 1,
+        (p, _) => p,
+    };
+    let local: Vec<IpAddr> = all
+        .into_iter()
+        .filter(|a| Family::of(*a) == family)
+        .collect();
+    let a = if !local.is_empty() && rng.below(2) == 0 {
+        local[rng.below(local.len() as u64) as usize]
+    } else {
+        rng.addr(any)
+    };
+    let b = rng.addr(any);
+    let (src, dst) = if rng.below(2) == 0 { (a, b) } else { (b, a) };
+    let (sp, dp) = if matches!(proto, 1 | 58) {
+        (rng.below(256) as u16, rng.below(4) as u16)
+    } else if proto == 47 {
+        (0, 0)
+    } else {
+        (rng.below(65536) as u16, rng.below(65536) as u16)
+    };
+    Header::new(src, dst, proto, sp, dp).ok()
+}
+
+/// One packet aimed at `rule` (whose peer is `remote`) in the way `aim` says.
+fn aimed_at(rng: &mut Rng, state: &State, rule: &Rule, remote: Cidr, aim: Aim) -> Option<Header> {
+    let mut h = header_in(rng, rule, remote)?;
+    let locals = local_ips(state, rule, remote.family());
+    if !locals.is_empty() && rule.local.is_none() {
+        let l = locals[rng.below(locals.len() as u64) as usize];
+        match rule.direction {
+            Direction::Ingress => h.dst = l,
+            Direction::Egress => h.src = l,
+        }
+    }
+    let icmp = matches!(h.protocol, 1 | 58);
+    let max = if icmp { 255 } else { u16::MAX };
+    let edge_out = |lo: u16, hi: u16, up: bool| -> Option<u16> {
+        if up {
+            (hi < max).then(|| hi + 1)
+        } else {
+            lo.checked_sub(1)
+        }
+    };
+    let up = rng.below(2) == 0;
+    let set_remote = |h: &mut Header, a: IpAddr| match rule.direction {
+        Direction::Ingress => h.src = a,
+        Direction::Egress => h.dst = a,
+    };
+    match aim {
+        Aim::Inside | Aim::Background => {}
+        Aim::PortEdgeIn => {
+            let r = rule.dst_ports;
+            h.dst_port = if up { r.hi().min(max) } else { r.lo().min(max) };
+        }
+        Aim::PortEdgeOut => {
+            let r = rule.dst_ports;
+            h.dst_port = edge_out(r.lo(), r.hi().min(max), up)?;
+        }
+        Aim::AddrEdgeIn => {
+            let (lo, hi) = remote.range();
+            set_remote(&mut h, addr_of(remote.family(), if up { hi } else { lo }));
+        }
+        Aim::AddrEdgeOut => {
+            let (lo, hi) = remote.range();
+            let top = match remote.family() {
+                Family::V4 => u128::from(u32::MAX),
+                Family::V6 => u128::MAX,
+            };
+            let v = if up {
+                (hi < top).then(|| hi + 1)?
+            } else {
+                lo.checked_sub(1)?
+            };
+            set_remote(&mut h, addr_of(remote.family(), v));
+        }
+        Aim::Reply => h = h.reversed(),
+    }
+    if !matches!(h.protocol, 1 | 6 | 17 | 33 | 58 | 132 | 136) {
+        // Protocols without ports carry none on the wire.
+        h.src_port = 0;
+        h.dst_port = 0;
+    }
+    Header::new(h.src, h.dst, h.protocol, h.src_port, h.dst_port).ok()
+}
+
+/// `n` packets aimed at the rules of `state`: per packet, with probability `background`
+/// uniform background (half of it touching an ENI address), otherwise a rule with a CIDR
+/// peer picked uniformly and a packet inside its box, on or just past a port or prefix
+/// edge, or a reply (to the rule's latest inside packet when there is one), with the ENI IPs of the rule's group as the local side. Deterministic
+/// in `seed`.
+pub fn aimed(state: &State, n: usize, seed: u64, background: f64) -> Vec<(Aim, Header)> {
+    const AIMS: [Aim; 6] = [
+        Aim::Inside,
+        Aim::PortEdgeIn,
+        Aim::PortEdgeOut,
+        Aim::AddrEdgeIn,
+        Aim::AddrEdgeOut,
+        Aim::Reply,
+    ];
+    let mut rng = Rng::new(seed);
+    let usable: Vec<(&Rule, Cidr)> = state
+        .rules
+        .iter()
+        .filter_map(|r| match r.remote {
+            Peer::Cidr { cidr } => Some((r, cidr)),
+            _ => None,
+        })
+        .collect();
+    let threshold = (background.clamp(0.0, 1.0) * 1_000_000.0) as u64;
+    let mut last_inside: Vec<Option<Header>> = vec![None; usable.len()];
+    let mut out = Vec::with_capacity(n);
+    let mut attempts = 0usize;
+    while out.len() < n && attempts < n.saturating_mul(20).max(100) {
+        attempts += 1;
+        if usable.is_empty() || rng.below(1_000_000) < threshold {
+            if let Some(h) = uniform(&mut rng, state) {
+                out.push((Aim::Background, h));
+            }
+            continue;
+        }
+        let pick = rng.below(usable.len() as u64) as usize;
+        let (rule, remote) = usable[pick];
+        let aim = AIMS[rng.below(AIMS.len() as u64) as usize];
+        // A reply answers the rule's latest inside packet when there is one, so that
+        // connections appear in both directions.
+        if let (Aim::Reply, Some(h)) = (aim, last_inside[pick]) {
+            out.push((aim, h.reversed()));
+            continue;
+        }
+        if let Some(h) = aimed_at(&mut rng, state, rule, remote, aim) {
+            if aim == Aim::Inside {
+                last_inside[pick] = Some(h);
+            }
+            out.push((aim, h));
+        }
+    }
+    out
+}
+
+fn checksum(data: &[u8], mut sum: u32) -> u16 {
+    for chunk in data.chunks(2) {
+        let word = if chunk.len() == 2 {
+            u16::from_be_bytes([chunk[0], chunk[1]])
+        } else {
+            u16::from_be_bytes([chunk[0], 0])
+        };
+        sum += u32::from(word);
+    }
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+fn pseudo_sum(h: &Header, len: usize) -> u32 {
+    let mut sum = 0u32;
+    let mut add = |b: &[u8]| {
+        for c in b.chunks(2) {
+            sum += u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]));
+        }
+    };
+    match (h.src, h.dst) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => {
+            add(&s.octets());
+            add(&d.octets());
+        }
+        (s, d) => {
+            add(&v6(s).octets());
+            add(&v6(d).octets());
+        }
+    }
+    add(&[0, h.protocol]);
+    add(&(len as u32).to_be_bytes());
+    sum
+}
+
+fn v6(a: IpAddr) -> Ipv6Addr {
+    match a {
+        IpAddr::V4(a) => a.to_ipv6_mapped(),
+        IpAddr::V6(a) => a,
+    }
+}
+
+/// One Ethernet frame carrying `h`: IPv4 or IPv6, then TCP (20 bytes, `tcp_flags`), UDP
+/// (8 bytes + 4 of payload), ICMP/ICMPv6 echo-shaped (8 bytes) or 8 zero bytes for other
+/// protocols; lengths and checksums valid.
+pub fn frame(h: &Header, tcp_flags: u8, ip_id: u16) -> Vec<u8> {
+    let mut l4 = match h.protocol {
+        6 => {
+            let mut t = vec![0u8; 20];
+            t[0..2].copy_from_slice(&h.src_port.to_be_bytes());
+            t[2..4].copy_from_slice(&h.dst_port.to_be_bytes());
+            t[4..8].copy_from_slice(&1u32.to_be_bytes());
+            t[12] = 0x50;
+            t[13] = tcp_flags;
+            t[14..16].copy_from_slice(&65535u16.to_be_bytes());
+            t
+        }
+        17 => {
+            let mut u = vec![0u8; 12];
+            u[0..2].copy_from_slice(&h.src_port.to_be_bytes());
+            u[2..4].copy_from_slice(&h.dst_port.to_be_bytes());
+            u[4..6].copy_from_slice(&12u16.to_be_bytes());
+            u[8..12].copy_from_slice(b"sgsm");
+            u
+        }
+        1 | 58 => {
+            let mut i = vec![0u8; 8];
+            i[0] = h.src_port as u8;
+            i[1] = h.dst_port as u8;
+            i[4..6].copy_from_slice(&ip_id.to_be_bytes());
+            i
+        }
+        _ => vec![0u8; 8],
+    };
+    let sum_at = match h.protocol {
+        6 => Some(16),
+        17 => Some(6),
+        1 | 58 => Some(2),
+        _ => None,
+    };
+    if let Some(at) = sum_at {
+        let base = if h.protocol == 1 {
+            0
+        } else {
+            pseudo_sum(h, l4.len())
+        };
+        let mut c = checksum(&l4, base);
+        if h.protocol == 17 && c == 0 {
+            c = 0xffff;
+        }
+        l4[at..at + 2].copy_from_slice(&c.to_be_bytes());
+    }
+    let mut f = vec![2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1];
+    match (h.src, h.dst) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => {
+            f.extend_from_slice(&[0x08, 0x00]);
+            let mut ip = vec![0u8; 20];
+            ip[0] = 0x45;
+            ip[2..4].copy_from_slice(&((20 + l4.len()) as u16).to_be_bytes());
+            ip[4..6].copy_from_slice(&ip_id.to_be_bytes());
+            ip[8] = 64;
+            ip[9] = h.protocol;
+            ip[12..16].copy_from_slice(&s.octets());
+            ip[16..20].copy_from_slice(&d.octets());
+            let c = checksum(&ip, 0);
+            ip[10..12].copy_from_slice(&c.to_be_bytes());
+            f.extend_from_slice(&ip);
+        }
+        (s, d) => {
+            f.extend_from_slice(&[0x86, 0xdd]);
+            let mut ip = vec![0u8; 40];
+            ip[0] = 0x60;
+            ip[4..6].copy_from_slice(&(l4.len() as u16).to_be_bytes());
+            ip[6] = h.protocol;
+            ip[7] = 64;
+            ip[8..24].copy_from_slice(&v6(s).octets());
+            ip[24..40].copy_from_slice(&v6(d).octets());
+            f.extend_from_slice(&ip);
+        }
+    }
+    f.extend_from_slice(&l4);
+    f
+}
+
+/// Writes a legacy pcap (little-endian, nanosecond timestamps, Ethernet) of synthetic
+/// packets.
+pub struct PcapWriter<W: std::io::Write> {
+    out: W,
+    count: u32,
+}
+
+impl<W: std::io::Write> PcapWriter<W> {
+    /// Writes the file header.
+    pub fn new(mut out: W) -> std::io::Result<Self> {
+        let mut hdr = Vec::with_capacity(24);
+        hdr.extend_from_slice(&0xa1b2_3c4du32.to_le_bytes());
+        hdr.extend_from_slice(&2u16.to_le_bytes());
+        hdr.extend_from_slice(&4u16.to_le_bytes());
+        hdr.extend_from_slice(&0u32.to_le_bytes());
+        hdr.extend_from_slice(&0u32.to_le_bytes());
+        hdr.extend_from_slice(&262_144u32.to_le_bytes());
+        hdr.extend_from_slice(&1u32.to_le_bytes());
+        out.write_all(&hdr)?;
+        Ok(PcapWriter { out, count: 0 })
+    }
+
+    /// Appends one packet at `ts_ns`. TCP packets get SYN, or ACK for replies (source
+    /// port below destination port).
+    pub fn write(&mut self, ts_ns: u64, h: &Header) -> std::io::Result<()> {
+        let flags = if h.src_port < h.dst_port { 0x10 } else { 0x02 };
+        let f = frame(h, flags, self.count as u16);
+        self.count = self.count.wrapping_add(1);
+        let mut rec = Vec::with_capacity(16 + f.len());
+        rec.extend_from_slice(&((ts_ns / 1_000_000_000) as u32).to_le_bytes());
+        rec.extend_from_slice(&((ts_ns % 1_000_000_000) as u32).to_le_bytes());
+        rec.extend_from_slice(&(f.len() as u32).to_le_bytes());
+        rec.extend_from_slice(&(f.len() as u32).to_le_bytes());
+        rec.extend_from_slice(&f);
+        self.out.write_all(&rec)
+    }
+
+    /// Flushes and returns the output.
+    pub fn finish(mut self) -> std::io::Result<W> {
+        self.out.flush()?;
+        Ok(self.out)
+    }
+}
+
+/// A whole pcap in memory: `headers` one millisecond apart from `start_ns`.
+pub fn pcap_bytes(headers: &[Header], start_ns: u64) -> Vec<u8> {
+    let mut w = match PcapWriter::new(Vec::with_capacity(headers.len() * 100 + 24)) {
+        Ok(w) => w,
+        Err(_) => return Vec::new(), // writing to a Vec cannot fail
+    };
+    for (i, h) in headers.iter().enumerate() {
+        if w.write(start_ns + i as u64 * 1_000_000, h).is_err() {
+            break;
+        }
+    }
+    w.finish().unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -150,5 +524,61 @@ mod tests {
             assert!(rule.matches_fields(h), "{h}");
             assert!("10.0.0.0/8".parse::<Cidr>().unwrap().contains(h.src));
         }
+    }
+
+    fn aws_state() -> State {
+        serde_json::from_value(serde_json::json!({
+            "groups": [{"id": "sg-web", "provider": "aws"}],
+            "rules": [
+                {"id": "r-web", "group": "sg-web", "direction": "ingress", "action": "accept",
+                 "protocol": 6, "dst_ports": "80-443", "remote": {"cidr": "198.51.100.0/24"}},
+                {"id": "r-v6", "group": "sg-web", "direction": "egress", "action": "accept",
+                 "protocol": 17, "dst_ports": "53", "remote": {"cidr": "2001:db8::/64"}}
+            ],
+            "enis": [{"id": "eni-a", "ips": ["10.0.0.1", "2001:db8:1::1"], "groups": ["sg-web"]}]
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn aimed_traffic_hits_edges_and_uses_eni_ips() {
+        let s = aws_state();
+        let a = aimed(&s, 400, 1, 0.1);
+        assert_eq!(a, aimed(&s, 400, 1, 0.1));
+        assert_eq!(a.len(), 400);
+        let rule = &s.rules[0];
+        let mut seen = std::collections::HashSet::new();
+        for (aim, h) in &a {
+            seen.insert(*aim);
+            if *aim == Aim::PortEdgeOut && h.protocol == 6 && h.family() == Family::V4 {
+                assert!(h.dst_port == 79 || h.dst_port == 444, "{h}");
+                assert!(!rule.matches_fields(h));
+            }
+            if *aim == Aim::AddrEdgeOut && h.protocol == 6 {
+                let s = h.src.to_string();
+                assert!(s == "198.51.101.0" || s == "198.51.99.255", "{h}");
+            }
+            if *aim == Aim::Inside && h.protocol == 6 {
+                assert_eq!(h.dst.to_string(), "10.0.0.1");
+            }
+        }
+        assert_eq!(seen.len(), 7, "{seen:?}");
+        let answered = a.iter().enumerate().filter(|(i, (aim, h))| {
+            *aim == Aim::Reply
+                && a[..*i]
+                    .iter()
+                    .any(|(x, e)| *x == Aim::Inside && e.reversed() == *h)
+        });
+        assert!(answered.count() > 10, "replies answer earlier packets");
+    }
+
+    #[test]
+    fn written_pcap_decodes_back() {
+        let s = aws_state();
+        let headers: Vec<Header> = aimed(&s, 200, 3, 0.3).into_iter().map(|x| x.1).collect();
+        let bytes = pcap_bytes(&headers, 1_700_000_000_000_000_000);
+        let cap = crate::packet::Capture::new(&bytes[..]).unwrap();
+        let back: Vec<Header> = cap.map(|p| p.unwrap().header).collect();
+        assert_eq!(back, headers);
     }
 }

@@ -8,4 +8,5 @@ mod engines;
 mod fuzz;
 mod gen;
 mod suite;
+mod traffic;
 mod whatif;

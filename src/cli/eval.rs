@@ -1,0 +1,176 @@
+//! `sgsim eval`: judge traffic against a state, one JSON object per packet and point.
+
+use std::io::Write;
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use serde_json::{json, Map, Value};
+
+use super::packets::{check_usable, open, progress};
+use super::revoke::StateArgs;
+use super::Exit;
+use sgsim::compile::{compile, Config};
+use sgsim::model::Action;
+use sgsim::packet::track::{self, Evaluator, Outcome};
+use sgsim::packet::Item;
+
+#[derive(clap::Args, Debug)]
+pub struct EvalArgs {
+    #[command(flatten)]
+    pub state: StateArgs,
+    /// A pcap or pcapng capture, an AWS VPC flow log, or Alibaba flow-log JSON lines.
+    #[arg(long, value_name = "PATH")]
+    pub traffic: PathBuf,
+    /// Judge only at this ENI.
+    #[arg(long, value_name = "ID", conflicts_with = "ip")]
+    pub eni: Option<String>,
+    /// Judge only at the ENI that owns this address.
+    #[arg(long, value_name = "ADDR")]
+    pub ip: Option<IpAddr>,
+    /// Evaluate on one thread (the parallel path gives the same result).
+    #[arg(long)]
+    pub sequential: bool,
+    /// Items per evaluation chunk.
+    #[arg(long, default_value_t = 65536, value_name = "N")]
+    pub chunk: usize,
+    /// Treat a malformed flow-log line as an error (exit 2) instead of a counted skip.
+    #[arg(long)]
+    pub strict: bool,
+}
+
+fn outcome_json(table: &sgsim::compile::Table, o: &Outcome, item: Option<&Item>) -> Value {
+    let mut v = json!({
+        "index": o.index,
+        "eni": table.enis().get(o.point.eni as usize).map(|e| e.to_string()),
+        "direction": o.point.direction.as_str(),
+        "verdict": o.action().as_str(),
+        "rule_id": o.rule().and_then(|r| table.rules().get(r as usize)).map(|r| r.to_string()),
+        "reason": o.reason(),
+    });
+    if let Value::Object(m) = &mut v {
+        if let Some(d) = o.detail() {
+            m.insert("detail".into(), json!(d));
+        }
+        if let Some(Item::Flow(r)) = item {
+            if let Some(a) = r.action {
+                m.insert(
+                    "logged".into(),
+                    json!(if a == Action::Accept {
+                        "ACCEPT"
+                    } else {
+                        "REJECT"
+                    }),
+                );
+            }
+        }
+    }
+    v
+}
+
+pub fn run(args: EvalArgs) -> anyhow::Result<Exit> {
+    let state = args.state.load()?;
+    let table = compile(&state, &Config::default()).context("--state")?;
+    for w in table.warnings() {
+        eprintln!("sgsim: warning: {w}");
+    }
+    let only = match (&args.eni, args.ip) {
+        (Some(id), _) => Some(
+            state
+                .enis
+                .iter()
+                .position(|e| e.id.as_str() == id)
+                .ok_or_else(|| anyhow::anyhow!("--eni {id}: no such ENI in the state"))?
+                as u32,
+        ),
+        (None, Some(ip)) => Some(
+            table
+                .eni_of(ip)
+                .ok_or_else(|| anyhow::anyhow!("--ip {ip}: no ENI of the state owns it"))?,
+        ),
+        (None, None) => None,
+    };
+    let config = track::Config {
+        only,
+        partitions: if args.sequential {
+            1
+        } else {
+            (rayon::current_num_threads() * 4).max(1)
+        },
+    };
+    let mut evaluator = Evaluator::new(&table, &state, config).context("--state")?;
+    let (mut source, len) = open(&args.traffic, args.strict)?;
+    let bar = progress(len);
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let chunk_len = args.chunk.max(1);
+    let mut chunk: Vec<Item> = Vec::with_capacity(chunk_len.min(1 << 20));
+    let mut failure = None;
+    loop {
+        chunk.clear();
+        while chunk.len() < chunk_len {
+            match source.next() {
+                Some(Ok(item)) => chunk.push(item),
+                Some(Err(e)) => {
+                    failure = Some(e);
+                    break;
+                }
+                None => break,
+            }
+        }
+        if chunk.is_empty() {
+            break;
+        }
+        for o in evaluator.eval(&chunk) {
+            let item = chunk
+                .binary_search_by_key(&o.index, |i| i.index())
+                .ok()
+                .map(|i| &chunk[i]);
+            writeln!(out, "{}", outcome_json(&table, &o, item))?;
+        }
+        bar.set_position(source.consumed());
+        if failure.is_some() {
+            break;
+        }
+    }
+    out.flush()?;
+    bar.finish_and_clear();
+    let s = evaluator.stats();
+    let mut rules = Map::new();
+    for (i, hits) in s.rule_hits.iter().enumerate() {
+        if *hits > 0 {
+            if let Some(id) = table.rules().get(i) {
+                rules.insert(id.to_string(), json!(hits));
+            }
+        }
+    }
+    let decode = source.summary();
+    eprintln!(
+        "sgsim: {} ({}): {}",
+        args.traffic.display(),
+        source.kind(),
+        decode
+    );
+    let summary = json!({
+        "summary": {
+            "packets": s.items,
+            "evaluations": s.evaluations,
+            "accepted": s.accepted,
+            "dropped": s.dropped,
+            "established": s.established,
+            "unmatched_eni": s.unmatched,
+            "orphan_fragments": s.orphan_fragments,
+            "rules": rules,
+            "decode": {
+                "records": decode.records,
+                "decoded": decode.decoded,
+                "skipped": decode.skipped,
+            },
+        }
+    });
+    eprintln!("{summary}");
+    if let Some(e) = failure {
+        return Err(anyhow::Error::new(e).context(format!("{}", args.traffic.display())));
+    }
+    check_usable(&source, &args.traffic)?;
+    Ok(Exit::Ok)
+}

@@ -1,0 +1,140 @@
+//! `sgsim packets`: decode a capture or flow log, one JSON object per packet or record.
+
+use std::fs::File;
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::{json, Value};
+
+use super::Exit;
+use sgsim::packet::{Item, Packet, Record, Source};
+
+#[derive(clap::Args, Debug)]
+pub struct PacketsArgs {
+    /// A pcap or pcapng capture, an AWS VPC flow log, or Alibaba flow-log JSON lines.
+    #[arg(long, value_name = "PATH")]
+    pub traffic: PathBuf,
+    /// Treat a malformed flow-log line as an error (exit 2) instead of a counted skip.
+    #[arg(long)]
+    pub strict: bool,
+}
+
+/// Opens a traffic file, detecting its kind.
+pub fn open(path: &Path, strict: bool) -> anyhow::Result<(Source<'static>, u64)> {
+    let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let source = Source::open(file).with_context(|| format!("{}", path.display()))?;
+    let source = match source {
+        Source::Flows(f) => Source::Flows(f.strict(strict)),
+        other => other,
+    };
+    Ok((source, len))
+}
+
+/// A progress bar over `len` bytes, drawn only on a terminal and never under CI.
+pub fn progress(len: u64) -> ProgressBar {
+    let ci = std::env::var_os("CI").is_some();
+    if ci || !std::io::stderr().is_terminal() || len < (8 << 20) {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(len);
+    if let Ok(style) = ProgressStyle::with_template(
+        "{spinner} {bytes}/{total_bytes} {wide_bar} {bytes_per_sec} eta {eta}",
+    ) {
+        bar.set_style(style);
+    }
+    bar
+}
+
+/// Fails when a flow log gave no usable record at all and some lines were malformed:
+/// the input is most likely not a flow log.
+pub fn check_usable(source: &Source<'_>, path: &Path) -> anyhow::Result<()> {
+    let s = source.summary();
+    if matches!(source, Source::Flows(_)) && s.decoded == 0 {
+        if let Some(first) = s.examples.first() {
+            anyhow::bail!(
+                "{}: not a usable flow log or capture (no record could be read; {first})",
+                path.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// A decoded packet as `sgsim packets` prints it.
+pub fn packet_json(p: &Packet) -> Value {
+    json!({
+        "index": p.index,
+        "src": p.header.src.to_string(),
+        "dst": p.header.dst.to_string(),
+        "protocol": p.header.protocol,
+        "src_port": p.ports.map(|x| x.0),
+        "dst_port": p.ports.map(|x| x.1),
+        "icmp_type": p.icmp_type(),
+        "icmp_code": p.icmp_code(),
+        "ts_ns": p.ts_ns,
+        "wire_len": p.wire_len,
+        "cap_len": p.cap_len,
+        "tcp_flags": p.tcp_flags,
+        "interface": p.interface,
+        "fragment": p.fragment.map(|f| json!({"id": f.id, "offset": f.offset, "more": f.more})),
+    })
+}
+
+/// A flow-log record as `sgsim packets` prints it.
+pub fn record_json(r: &Record) -> Value {
+    let h = &r.header;
+    json!({
+        "index": r.index,
+        "line": r.line,
+        "src": h.src.to_string(),
+        "dst": h.dst.to_string(),
+        "protocol": h.protocol,
+        "src_port": h.src_port,
+        "dst_port": h.dst_port,
+        "icmp_type": Value::Null,
+        "icmp_code": Value::Null,
+        "eni": r.eni.as_ref().map(|e| e.to_string()),
+        "direction": r.direction.map(|d| d.as_str()),
+        "packets": r.packets,
+        "bytes": r.bytes,
+        "start": r.start,
+        "end": r.end,
+        "action": r.action.map(|a| if a == sgsim::model::Action::Accept { "ACCEPT" } else { "REJECT" }),
+        "tcp_flags": r.tcp_flags,
+    })
+}
+
+pub fn run(args: PacketsArgs) -> anyhow::Result<Exit> {
+    let (mut source, len) = open(&args.traffic, args.strict)?;
+    let bar = progress(len);
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let mut n = 0u64;
+    let result = loop {
+        let Some(item) = source.next() else {
+            break Ok(());
+        };
+        match item {
+            Ok(Item::Packet(p)) => writeln!(out, "{}", packet_json(&p))?,
+            Ok(Item::Flow(r)) => writeln!(out, "{}", record_json(&r))?,
+            Err(e) => break Err(e),
+        }
+        n += 1;
+        if n.is_multiple_of(4096) {
+            bar.set_position(source.consumed());
+        }
+    };
+    out.flush()?;
+    bar.finish_and_clear();
+    eprintln!(
+        "sgsim: {} ({}): {}",
+        args.traffic.display(),
+        source.kind(),
+        source.summary()
+    );
+    result.with_context(|| format!("{}", args.traffic.display()))?;
+    check_usable(&source, &args.traffic)?;
+    Ok(Exit::Ok)
+}
