@@ -490,7 +490,7 @@ fn eval_flow_logs_with_logged_and_inferred_directions() {
         ]
     );
 
-    let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/cli/demo/state.json");
+    let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/flowlogs/aliyun-state.json");
     let (rows, s) = eval_rows(demo.to_str().unwrap(), &path("flowlogs/aliyun.jsonl"), &[]);
     let got: Vec<_> = rows
         .iter()
