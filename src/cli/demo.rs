@@ -14,6 +14,9 @@ use super::Exit;
 use sgsim::provider::{self, RawRequest};
 use sgsim::whatif::{self, render};
 
+/// Synthetic packets judged per scenario.
+const SYNTHETIC: usize = 20_000;
+
 struct Scenario {
     title: &'static str,
     story: &'static str,
@@ -84,12 +87,14 @@ pub fn run() -> anyhow::Result<Exit> {
             .collect::<anyhow::Result<Vec<_>>>()?;
         let state = provider::import_values(&docs)?.state;
         let request = RawRequest::parse(s.request)?;
-        let plan = whatif::plan(&state, &request)?;
+        let mut plan = whatif::plan(&state, &request)?;
+        super::whatif::judge_traffic(&mut plan, &state, &[], Some((SYNTHETIC, 7)))?;
         if i > 0 {
             println!("\n{}\n", "=".repeat(78));
         }
         println!("Scenario {}: {}\n{}\n", i + 1, s.title, s.story);
-        println!("Request: {}\n", s.request.trim());
+        println!("Request: {}", s.request.trim());
+        println!("Traffic: {SYNTHETIC} synthetic packets aimed at the rules (seed 7)\n");
         print!("{}", render::text(&plan.report, colour));
     }
     println!(

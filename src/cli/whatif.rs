@@ -5,9 +5,14 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 
+use super::packets::{check_usable, open, progress};
 use super::revoke::StateArgs;
 use super::{text_or_file, write_atomic, Exit};
+use sgsim::model::State;
+use sgsim::packet::{synth, track};
 use sgsim::provider::RawRequest;
+use sgsim::whatif::report::Tally;
+use sgsim::whatif::traffic::{synthetic_items, Judge};
 use sgsim::whatif::{self, render};
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -25,6 +30,17 @@ pub struct Args {
     /// The revoke request: a query string, a URL, a JSON object, or @FILE.
     #[arg(long, value_name = "REQ")]
     request: String,
+    /// Traffic to judge before and after: pcap/pcapng captures, AWS VPC flow logs or Alibaba
+    /// flow-log JSON lines (repeatable).
+    #[arg(long, value_name = "PATH")]
+    traffic: Vec<PathBuf>,
+    /// Also judge N seeded synthetic packets aimed at the rules (inside and around each
+    /// rule's box, both directions, plus background).
+    #[arg(long, value_name = "N")]
+    synthetic: Option<usize>,
+    /// Seed of the synthetic traffic.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
     /// Write the JSON report here.
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
@@ -40,7 +56,11 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
     let state = args.state.load()?;
     let text = text_or_file(&args.request)?;
     let request = RawRequest::parse(&text).context("--request")?;
-    let plan = whatif::plan(&state, &request).context("--request")?;
+    let mut plan = whatif::plan(&state, &request).context("--request")?;
+    if plan.report.error.is_none() && (!args.traffic.is_empty() || args.synthetic.is_some()) {
+        let synthetic = args.synthetic.map(|n| (n, args.seed));
+        judge_traffic(&mut plan, &state, &args.traffic, synthetic)?;
+    }
     emit(
         &plan.report,
         args.output,
@@ -52,6 +72,80 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
     } else {
         Exit::Ok
     })
+}
+
+/// Judges every traffic input before and after and adds the traffic sections.
+pub fn judge_traffic(
+    plan: &mut whatif::Plan,
+    state: &State,
+    traffic: &[PathBuf],
+    synthetic: Option<(usize, u64)>,
+) -> anyhow::Result<()> {
+    let config = track::Config {
+        only: None,
+        partitions: (rayon::current_num_threads() * 4).max(1),
+    };
+    let judge = Judge::new(state, &plan.outcome.state, config)?;
+    let mut tally = Tally::default();
+    const CHUNK: usize = 65536;
+    for path in traffic {
+        let mut session = judge.session()?;
+        let (mut source, len) = open(path, false)?;
+        let bar = progress(len);
+        let mut chunk = Vec::with_capacity(CHUNK);
+        loop {
+            chunk.clear();
+            let mut failure = None;
+            while chunk.len() < CHUNK {
+                match source.next() {
+                    Some(Ok(item)) => chunk.push(item),
+                    Some(Err(e)) => {
+                        failure = Some(e);
+                        break;
+                    }
+                    None => break,
+                }
+            }
+            for j in session.judge(&chunk) {
+                tally.add(&j);
+            }
+            bar.set_position(source.consumed());
+            if let Some(e) = failure {
+                return Err(anyhow::Error::new(e).context(path.display().to_string()));
+            }
+            if chunk.is_empty() {
+                break;
+            }
+        }
+        bar.finish_and_clear();
+        check_usable(&source, path)?;
+        eprintln!(
+            "sgsim: {} ({}): {}",
+            path.display(),
+            source.kind(),
+            source.summary()
+        );
+        if session.unmatched() > 0 {
+            plan.report.warnings.push(format!(
+                "{}: {} packets or records touched no ENI of the state and were not judged",
+                path.display(),
+                session.unmatched()
+            ));
+        }
+    }
+    if let Some((n, seed)) = synthetic {
+        let headers: Vec<_> = synth::aimed(state, n, seed, 0.2)
+            .into_iter()
+            .map(|(_, h)| h)
+            .collect();
+        let mut session = judge.session()?;
+        // A fixed start (2026-01-01T00:00:00Z): the report stays deterministic.
+        for j in session.judge(&synthetic_items(&headers, 1_767_225_600_000_000_000)) {
+            tally.add(&j);
+        }
+    }
+    tally.finish(&mut plan.report, state);
+    Ok(())
 }
 
 /// Prints the report and writes the files asked for.

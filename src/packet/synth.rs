@@ -267,8 +267,9 @@ fn aimed_at(rng: &mut Rng, state: &State, rule: &Rule, remote: Cidr, aim: Aim) -
 }
 
 /// `n` packets aimed at the rules of `state`: per packet, with probability `background`
-/// uniform background (half of it touching an ENI address), otherwise a rule with a CIDR
-/// peer picked uniformly and a packet inside its box, on or just past a port or prefix
+/// uniform background (half of it touching an ENI address), otherwise a rule picked
+/// uniformly (with one of the blocks its peer stands for: a CIDR, a referenced group's
+/// member IPs, a prefix list's entries) and a packet inside its box, on or just past a port or prefix
 /// edge, or a reply (to the rule's latest inside packet when there is one), with the ENI IPs of the rule's group as the local side. Deterministic
 /// in `seed`.
 pub fn aimed(state: &State, n: usize, seed: u64, background: f64) -> Vec<(Aim, Header)> {
@@ -281,12 +282,27 @@ pub fn aimed(state: &State, n: usize, seed: u64, background: f64) -> Vec<(Aim, H
         Aim::Reply,
     ];
     let mut rng = Rng::new(seed);
+    // Every rule with each block its peer stands for: group references resolve to the
+    // members' private IPs, prefix lists to their entries.
+    let members = state.members();
     let usable: Vec<(&Rule, Cidr)> = state
         .rules
         .iter()
-        .filter_map(|r| match r.remote {
-            Peer::Cidr { cidr } => Some((r, cidr)),
-            _ => None,
+        .flat_map(|r| -> Vec<(&Rule, Cidr)> {
+            match &r.remote {
+                Peer::Cidr { cidr } => vec![(r, *cidr)],
+                Peer::Group { group_id, .. } => members
+                    .get(group_id)
+                    .into_iter()
+                    .flatten()
+                    .map(|ip| (r, Cidr::host(*ip)))
+                    .collect(),
+                Peer::PrefixList { prefix_list_id } => state
+                    .prefix_list(prefix_list_id)
+                    .into_iter()
+                    .flat_map(|pl| pl.entries.iter().map(|c| (r, *c)))
+                    .collect(),
+            }
         })
         .collect();
     let threshold = (background.clamp(0.0, 1.0) * 1_000_000.0) as u64;

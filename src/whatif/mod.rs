@@ -10,6 +10,7 @@ pub mod lint;
 pub mod render;
 pub mod report;
 pub mod space;
+pub mod traffic;
 
 use crate::compile::CompileError;
 use crate::model::State;

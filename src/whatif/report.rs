@@ -273,49 +273,85 @@ fn caveats(before: &State, outcome: &Outcome, regions: &[Region]) -> Vec<String>
 
 /// Adds the traffic sections to a report from judged traffic.
 pub fn add_traffic(report: &mut Report, before: &State, judged: &[Judged]) {
-    let mut totals = Totals::default();
-    let mut changed = Changed::default();
-    let mut hits_before: HashMap<RuleId, u64> = HashMap::new();
-    let mut hits_after: HashMap<RuleId, u64> = HashMap::new();
-    let mut flows: BTreeMap<(EniId, Direction, Header), Flow> = BTreeMap::new();
-    let mut agreement = Agreement::default();
-    let mut enis: BTreeSet<EniId> = BTreeSet::new();
+    let mut tally = Tally::default();
     for j in judged {
-        enis.insert(j.eni.clone());
+        tally.add(j);
+    }
+    tally.finish(report, before);
+}
+
+/// Accumulates judged traffic in memory proportional to the changed flows and the seconds
+/// the traffic spans, not to its length.
+#[derive(Default)]
+pub struct Tally {
+    totals: Totals,
+    changed: Changed,
+    hits_before: HashMap<RuleId, u64>,
+    hits_after: HashMap<RuleId, u64>,
+    flows: BTreeMap<(EniId, Direction, Header), Flow>,
+    agreement: Agreement,
+    enis: BTreeSet<EniId>,
+    /// Per second: (total, accepted before, accepted after).
+    seconds: BTreeMap<u64, (u64, u64, u64)>,
+}
+
+impl Tally {
+    /// Counts one judged item.
+    pub fn add(&mut self, j: &Judged) {
+        if !self.enis.contains(&j.eni) {
+            self.enis.insert(j.eni.clone());
+        }
         let n = j.packets;
-        totals.judged += n;
+        let t = &mut self.totals;
+        t.judged += n;
         match j.before.action {
-            Action::Accept => totals.accepted_before += n,
-            Action::Drop => totals.dropped_before += n,
+            Action::Accept => t.accepted_before += n,
+            Action::Drop => t.dropped_before += n,
         }
         match j.after.action {
-            Action::Accept => totals.accepted_after += n,
-            Action::Drop => totals.dropped_after += n,
+            Action::Accept => t.accepted_after += n,
+            Action::Drop => t.dropped_after += n,
         }
         if let Some(r) = &j.before.rule {
-            *hits_before.entry(r.clone()).or_default() += n;
+            *self.hits_before.entry(r.clone()).or_default() += n;
         }
         if let Some(r) = &j.after.rule {
-            *hits_after.entry(r.clone()).or_default() += n;
+            *self.hits_after.entry(r.clone()).or_default() += n;
+        }
+        if let Some(time) = j.time_ns {
+            let s = self.seconds.entry(time / 1_000_000_000).or_default();
+            s.0 += n;
+            s.1 += if j.before.action == Action::Accept {
+                n
+            } else {
+                0
+            };
+            s.2 += if j.after.action == Action::Accept {
+                n
+            } else {
+                0
+            };
         }
         if let Some(logged) = j.logged {
-            agreement.records += 1;
+            let a = &mut self.agreement;
+            a.records += 1;
             if logged == j.before.action {
-                agreement.agree += 1;
+                a.agree += 1;
             } else if logged == Action::Accept {
-                agreement.logged_accept_model_drop += 1;
+                a.logged_accept_model_drop += 1;
             } else {
-                agreement.logged_reject_model_accept += 1;
+                a.logged_reject_model_accept += 1;
             }
         }
         if j.before.action == j.after.action {
-            continue;
+            return;
         }
         match j.before.action {
-            Action::Accept => changed.accept_to_drop += n,
-            Action::Drop => changed.drop_to_accept += n,
+            Action::Accept => self.changed.accept_to_drop += n,
+            Action::Drop => self.changed.drop_to_accept += n,
         }
-        let flow = flows
+        let flow = self
+            .flows
             .entry((j.eni.clone(), j.direction, j.header))
             .or_insert_with(|| Flow {
                 eni: j.eni.clone(),
@@ -337,39 +373,44 @@ pub fn add_traffic(report: &mut Report, before: &State, judged: &[Judged]) {
         flow.first_seen_ns = min_opt(flow.first_seen_ns, j.time_ns);
         flow.last_seen_ns = flow.last_seen_ns.max(j.time_ns);
     }
-    let mut flows: Vec<Flow> = flows.into_values().collect();
-    flows.sort_by(|a, b| b.packets.cmp(&a.packets).then(a.eni.cmp(&b.eni)));
-    // Rules of the groups on judged ENIs, in state order.
-    let groups: BTreeSet<_> = before
-        .enis
-        .iter()
-        .filter(|e| enis.contains(&e.id))
-        .flat_map(|e| e.groups.iter().cloned())
-        .collect();
-    let mut rules = Vec::new();
-    let mut without = Vec::new();
-    for r in before.rules.iter().filter(|r| groups.contains(&r.group)) {
-        let b = hits_before.get(&r.id).copied().unwrap_or(0);
-        let a = hits_after.get(&r.id).copied().unwrap_or(0);
-        if b == 0 {
-            without.push(r.id.clone());
+
+    /// Writes the traffic sections into the report.
+    pub fn finish(self, report: &mut Report, before: &State) {
+        let mut flows: Vec<Flow> = self.flows.into_values().collect();
+        flows.sort_by(|a, b| b.packets.cmp(&a.packets).then(a.eni.cmp(&b.eni)));
+        // Rules of the groups on judged ENIs, in state order.
+        let groups: BTreeSet<_> = before
+            .enis
+            .iter()
+            .filter(|e| self.enis.contains(&e.id))
+            .flat_map(|e| e.groups.iter().cloned())
+            .collect();
+        let mut rules = Vec::new();
+        let mut without = Vec::new();
+        for r in before.rules.iter().filter(|r| groups.contains(&r.group)) {
+            let b = self.hits_before.get(&r.id).copied().unwrap_or(0);
+            let a = self.hits_after.get(&r.id).copied().unwrap_or(0);
+            if b == 0 {
+                without.push(r.id.clone());
+            }
+            rules.push(Hits {
+                rule_id: r.id.clone(),
+                before: b,
+                after: a,
+            });
         }
-        rules.push(Hits {
-            rule_id: r.id.clone(),
-            before: b,
-            after: a,
-        });
+        let mut agreement = self.agreement;
+        if agreement.records > 0 {
+            agreement.ratio = agreement.agree as f64 / agreement.records as f64;
+            report.flow_log_agreement = Some(agreement);
+        }
+        report.timeline = timeline(&self.seconds, 60);
+        report.packets = self.totals;
+        report.changed = self.changed;
+        report.flows = flows;
+        report.rules = rules;
+        report.rules_without_hits = without;
     }
-    if agreement.records > 0 {
-        agreement.ratio = agreement.agree as f64 / agreement.records as f64;
-        report.flow_log_agreement = Some(agreement);
-    }
-    report.timeline = timeline(judged, 60);
-    report.packets = totals;
-    report.changed = changed;
-    report.flows = flows;
-    report.rules = rules;
-    report.rules_without_hits = without;
 }
 
 fn min_opt(a: Option<u64>, b: Option<u64>) -> Option<u64> {
@@ -380,31 +421,25 @@ fn min_opt(a: Option<u64>, b: Option<u64>) -> Option<u64> {
     }
 }
 
-/// Splits the traffic's time span into `n` equal buckets.
-fn timeline(judged: &[Judged], n: u64) -> Vec<Bucket> {
-    let times = judged.iter().filter_map(|j| j.time_ns);
-    let (Some(lo), Some(hi)) = (times.clone().min(), times.max()) else {
+/// Splits the traffic's time span (per-second counts) into at most `n` equal buckets.
+fn timeline(seconds: &BTreeMap<u64, (u64, u64, u64)>, n: u64) -> Vec<Bucket> {
+    let (Some((&lo, _)), Some((&hi, _))) = (seconds.first_key_value(), seconds.last_key_value())
+    else {
         return Vec::new();
     };
     let width = ((hi - lo) / n).max(1);
-    let count = ((hi - lo) / width + 1).min(n + 1);
+    let count = (hi - lo) / width + 1;
     let mut out: Vec<Bucket> = (0..count)
         .map(|i| Bucket {
-            start_ns: lo + i * width,
+            start_ns: (lo + i * width) * 1_000_000_000,
             ..Bucket::default()
         })
         .collect();
-    for j in judged {
-        let Some(t) = j.time_ns else { continue };
-        let last = out.len() - 1;
-        let b = &mut out[(((t - lo) / width) as usize).min(last)];
-        b.total += j.packets;
-        if j.before.action == Action::Accept {
-            b.accepted_before += j.packets;
-        }
-        if j.after.action == Action::Accept {
-            b.accepted_after += j.packets;
-        }
+    for (&s, &(total, before, after)) in seconds {
+        let b = &mut out[((s - lo) / width) as usize];
+        b.total += total;
+        b.accepted_before += before;
+        b.accepted_after += after;
     }
     out
 }
