@@ -265,3 +265,147 @@ fn lint_agrees_with_the_revoke_diff_on_redundancy() {
         }
     }
 }
+
+fn sgsim(args: &[&str]) -> (i32, serde_json::Value, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sgsim"))
+        .args(args)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let json = serde_json::from_str(&stdout).unwrap_or(serde_json::Value::Null);
+    (out.status.code().unwrap_or(-1), json, String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+fn root(p: &str) -> String {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(p).to_string_lossy().into_owned()
+}
+
+fn whatif(state: &str, request: &str, extra: &[&str]) -> (i32, serde_json::Value) {
+    let mut args = vec!["whatif", "--state", state, "--request", request, "--output", "json"];
+    args.extend_from_slice(extra);
+    let (code, json, err) = sgsim(&args);
+    assert!(!err.contains("panicked"), "{err}");
+    (code, json)
+}
+
+#[test]
+fn whatif_aws_group_reference_revoke_cuts_the_server_outside_the_cidr() {
+    let (code, r) = whatif(
+        &root("src/cli/demo/aws"),
+        &format!("@{}", root("src/cli/demo/aws/revoke.txt")),
+        &["--synthetic", "5000"],
+    );
+    assert_eq!(code, 0);
+    assert_eq!(r["revoked_rules"][0]["rule_id"], "sgr-0db5432fromappsg");
+    let regions = r["header_space"].as_array().unwrap();
+    assert_eq!(regions.len(), 1);
+    assert_eq!(regions[0]["remote"][0], "10.30.1.15/32");
+    assert!(r["changed"]["accept_to_drop"].as_u64().unwrap() > 0);
+    assert_eq!(r["changed"]["drop_to_accept"], 0);
+    let flows = r["flows"].as_array().unwrap();
+    assert!(!flows.is_empty());
+    for f in flows {
+        assert!(f["src"] == "10.30.1.15" || f["dst"] == "10.30.1.15", "{f}");
+        assert_eq!(f["before"]["action"], "accept");
+        assert_eq!(f["after"]["action"], "drop");
+    }
+    let hits: Vec<_> = r["rules"].as_array().unwrap().iter().filter(|h| h["rule_id"] == "sgr-0db5432fromappsg").collect();
+    assert!(hits[0]["before"].as_u64().unwrap() > 0 && hits[0]["after"] == 0);
+}
+
+#[test]
+fn whatif_aliyun_revoking_a_drop_opens_what_it_shadowed() {
+    let (code, r) = whatif(
+        &root("src/cli/demo/aliyun"),
+        &format!("@{}", root("src/cli/demo/aliyun/revoke.txt")),
+        &["--synthetic", "5000"],
+    );
+    assert_eq!(code, 0);
+    assert!(r["changed"]["drop_to_accept"].as_u64().unwrap() > 0);
+    assert_eq!(r["changed"]["accept_to_drop"], 0);
+    for region in r["header_space"].as_array().unwrap() {
+        assert_eq!(region["dst_ports"], "22");
+        assert_eq!(region["before"]["rule"], "sgr-bp1web-ssh-deny");
+        assert_eq!(region["after"]["rule"], "sgr-bp1web-agent");
+    }
+    assert!(r["caveats"][0].as_str().unwrap().contains("910"));
+}
+
+/// Writes a suite scenario's state as a snapshot file.
+fn snapshot(name: &str) -> String {
+    let state = suite_state(name);
+    let dir = std::env::temp_dir().join(format!("sgsim-whatif-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, serde_json::to_string(&state).unwrap()).unwrap();
+    path.to_string_lossy().into_owned()
+}
+
+#[test]
+fn whatif_revoking_a_covered_allow_changes_nothing() {
+    let (code, r) = whatif(
+        &snapshot("aliyun_priority.json"),
+        "Action=RevokeSecurityGroup&RegionId=cn-hangzhou&SecurityGroupId=sg-a&Permissions.1.IpProtocol=TCP&Permissions.1.PortRange=80/80&Permissions.1.SourceCidrIp=0.0.0.0/0&Permissions.1.Policy=accept",
+        &["--synthetic", "3000"],
+    );
+    assert_eq!(code, 0, "{r}");
+    assert_eq!(r["revoked_rules"][0]["rule_id"], "a-acc-80");
+    assert_eq!(r["header_space"].as_array().unwrap().len(), 0);
+    assert_eq!(r["changed"], serde_json::json!({"accept_to_drop": 0, "drop_to_accept": 0}));
+    assert!(r["packets"]["judged"].as_u64().unwrap() > 1000);
+}
+
+#[test]
+fn whatif_ipv6_revoke_changes_only_ipv6() {
+    let (code, r) = whatif(
+        &root("tests/data/aws/state"),
+        "Action=RevokeSecurityGroupIngress&GroupId=sg-0a1b2c3d4e5f60789&IpPermissions.1.IpProtocol=tcp&IpPermissions.1.FromPort=443&IpPermissions.1.ToPort=443&IpPermissions.1.Ipv6Ranges.1.CidrIpv6=::/0",
+        &["--synthetic", "20000"],
+    );
+    assert_eq!(code, 0, "{r}");
+    let regions = r["header_space"].as_array().unwrap();
+    assert!(!regions.is_empty());
+    assert!(regions.iter().all(|x| x["family"] == "v6" && x["dst_ports"] == "443"));
+    assert!(r["changed"]["accept_to_drop"].as_u64().unwrap() > 0);
+    for f in r["flows"].as_array().unwrap() {
+        assert!(f["src"].as_str().unwrap().contains(':'), "{f}");
+    }
+}
+
+#[test]
+fn whatif_of_a_rejected_request_is_the_error_and_nothing_else() {
+    let (code, r) = whatif(
+        &root("tests/data/aws/state"),
+        "Action=RevokeSecurityGroupIngress&GroupId=sg-0a1b2c3d4e5f60789&IpPermissions.1.IpProtocol=tcp&IpPermissions.1.FromPort=9999&IpPermissions.1.ToPort=9999&IpPermissions.1.IpRanges.1.CidrIp=10.9.9.9/32",
+        &["--synthetic", "1000"],
+    );
+    assert_eq!(code, 1);
+    assert_eq!(r["error"], "InvalidPermission.NotFound");
+    assert_eq!(r["status"], 400);
+    assert_eq!(r["response"]["Error"]["Code"], "InvalidPermission.NotFound");
+    assert!(r["revoked_rules"].as_array().unwrap().is_empty());
+    assert!(r["header_space"].as_array().unwrap().is_empty());
+    assert_eq!(r["packets"]["judged"], 0, "no traffic is judged for a rejected request");
+}
+
+#[test]
+fn whatif_writes_html_and_json_files() {
+    let dir = std::env::temp_dir().join(format!("sgsim-html-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (html, json) = (dir.join("r.html"), dir.join("r.json"));
+    let (code, _) = whatif(
+        &root("src/cli/demo/aliyun"),
+        &format!("@{}", root("src/cli/demo/aliyun/revoke.txt")),
+        &["--synthetic", "20000", "--html", html.to_str().unwrap(), "--json", json.to_str().unwrap()],
+    );
+    assert_eq!(code, 0);
+    let page = std::fs::read_to_string(&html).unwrap();
+    for needle in ["<svg", "Flows whose verdict changes", "sgr-bp1web-ssh-deny", "drop → accept", "</html>"] {
+        assert!(page.contains(needle), "{needle}");
+    }
+    assert!(!page.contains("<script"), "self-contained, no scripts");
+    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    for key in ["response", "revoked_rules", "packets", "changed", "flows", "rules", "header_space"] {
+        assert!(report.get(key).is_some(), "{key}");
+    }
+}
