@@ -620,3 +620,55 @@ mod tests {
         aliyun_request(b"Action=RevokeSecurityGroup&RegionId=cn-hangzhou&SecurityGroupId=sg-bp1web&SecurityGroupRuleId.1=nope");
     }
 }
+
+/// Any traffic input (pcap, pcapng, flow logs; detected by content): reading never panics,
+/// ends (the reader consumes input on every step), and every decoded header is consistent.
+pub fn traffic(data: &[u8]) {
+    let Ok(mut source) = crate::packet::Source::open(data) else {
+        return;
+    };
+    let mut last = None;
+    let mut steps = 0usize;
+    while let Some(item) = source.next() {
+        steps += 1;
+        assert!(steps <= data.len() + 2, "the reader does not advance");
+        let Ok(item) = item else { break };
+        let index = item.index();
+        assert!(last.is_none_or(|l| index > l), "indexes go forward");
+        last = Some(index);
+        let h = match &item {
+            crate::packet::Item::Packet(p) => p.header,
+            crate::packet::Item::Flow(r) => r.header,
+        };
+        assert_eq!(
+            crate::model::Family::of(h.src),
+            crate::model::Family::of(h.dst),
+            "a header mixes families"
+        );
+    }
+}
+
+/// One raw frame of every supported link type (the first byte picks it): decoding never
+/// panics, and what decodes agrees with the frame's own length.
+pub fn frame(data: &[u8]) {
+    const LINK_TYPES: [i32; 10] = [1, 113, 276, 12, 14, 101, 228, 229, 0, 108];
+    let Some((&pick, frame)) = data.split_first() else {
+        return;
+    };
+    let link = LINK_TYPES[usize::from(pick) % LINK_TYPES.len()];
+    let meta = crate::packet::decode::Meta {
+        index: 0,
+        ts_ns: 0,
+        wire_len: frame.len() as u32,
+        interface: 0,
+    };
+    if let Ok(p) = crate::packet::decode::decode(link, frame, meta) {
+        assert!(
+            p.cap_len as usize <= frame.len(),
+            "captured length beyond the frame"
+        );
+        if let Some((s, d)) = p.ports {
+            assert_eq!((s, d), (p.header.src_port, p.header.dst_port));
+        }
+    }
+}

@@ -64,3 +64,13 @@ fn replay_aliyun_request() {
 fn replay_import() {
     replay("import", sgsim::fuzz::import);
 }
+
+#[test]
+fn replay_traffic() {
+    replay("traffic", sgsim::fuzz::traffic);
+}
+
+#[test]
+fn replay_frame() {
+    replay("frame", sgsim::fuzz::frame);
+}

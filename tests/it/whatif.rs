@@ -273,15 +273,30 @@ fn sgsim(args: &[&str]) -> (i32, serde_json::Value, String) {
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let json = serde_json::from_str(&stdout).unwrap_or(serde_json::Value::Null);
-    (out.status.code().unwrap_or(-1), json, String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.code().unwrap_or(-1),
+        json,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 fn root(p: &str) -> String {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(p).to_string_lossy().into_owned()
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join(p)
+        .to_string_lossy()
+        .into_owned()
 }
 
 fn whatif(state: &str, request: &str, extra: &[&str]) -> (i32, serde_json::Value) {
-    let mut args = vec!["whatif", "--state", state, "--request", request, "--output", "json"];
+    let mut args = vec![
+        "whatif",
+        "--state",
+        state,
+        "--request",
+        request,
+        "--output",
+        "json",
+    ];
     args.extend_from_slice(extra);
     let (code, json, err) = sgsim(&args);
     assert!(!err.contains("panicked"), "{err}");
@@ -309,7 +324,12 @@ fn whatif_aws_group_reference_revoke_cuts_the_server_outside_the_cidr() {
         assert_eq!(f["before"]["action"], "accept");
         assert_eq!(f["after"]["action"], "drop");
     }
-    let hits: Vec<_> = r["rules"].as_array().unwrap().iter().filter(|h| h["rule_id"] == "sgr-0db5432fromappsg").collect();
+    let hits: Vec<_> = r["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|h| h["rule_id"] == "sgr-0db5432fromappsg")
+        .collect();
     assert!(hits[0]["before"].as_u64().unwrap() > 0 && hits[0]["after"] == 0);
 }
 
@@ -351,7 +371,10 @@ fn whatif_revoking_a_covered_allow_changes_nothing() {
     assert_eq!(code, 0, "{r}");
     assert_eq!(r["revoked_rules"][0]["rule_id"], "a-acc-80");
     assert_eq!(r["header_space"].as_array().unwrap().len(), 0);
-    assert_eq!(r["changed"], serde_json::json!({"accept_to_drop": 0, "drop_to_accept": 0}));
+    assert_eq!(
+        r["changed"],
+        serde_json::json!({"accept_to_drop": 0, "drop_to_accept": 0})
+    );
     assert!(r["packets"]["judged"].as_u64().unwrap() > 1000);
 }
 
@@ -365,7 +388,9 @@ fn whatif_ipv6_revoke_changes_only_ipv6() {
     assert_eq!(code, 0, "{r}");
     let regions = r["header_space"].as_array().unwrap();
     assert!(!regions.is_empty());
-    assert!(regions.iter().all(|x| x["family"] == "v6" && x["dst_ports"] == "443"));
+    assert!(regions
+        .iter()
+        .all(|x| x["family"] == "v6" && x["dst_ports"] == "443"));
     assert!(r["changed"]["accept_to_drop"].as_u64().unwrap() > 0);
     for f in r["flows"].as_array().unwrap() {
         assert!(f["src"].as_str().unwrap().contains(':'), "{f}");
@@ -385,7 +410,10 @@ fn whatif_of_a_rejected_request_is_the_error_and_nothing_else() {
     assert_eq!(r["response"]["Error"]["Code"], "InvalidPermission.NotFound");
     assert!(r["revoked_rules"].as_array().unwrap().is_empty());
     assert!(r["header_space"].as_array().unwrap().is_empty());
-    assert_eq!(r["packets"]["judged"], 0, "no traffic is judged for a rejected request");
+    assert_eq!(
+        r["packets"]["judged"], 0,
+        "no traffic is judged for a rejected request"
+    );
 }
 
 #[test]
@@ -396,16 +424,38 @@ fn whatif_writes_html_and_json_files() {
     let (code, _) = whatif(
         &root("src/cli/demo/aliyun"),
         &format!("@{}", root("src/cli/demo/aliyun/revoke.txt")),
-        &["--synthetic", "20000", "--html", html.to_str().unwrap(), "--json", json.to_str().unwrap()],
+        &[
+            "--synthetic",
+            "20000",
+            "--html",
+            html.to_str().unwrap(),
+            "--json",
+            json.to_str().unwrap(),
+        ],
     );
     assert_eq!(code, 0);
     let page = std::fs::read_to_string(&html).unwrap();
-    for needle in ["<svg", "Flows whose verdict changes", "sgr-bp1web-ssh-deny", "drop → accept", "</html>"] {
+    for needle in [
+        "<svg",
+        "Flows whose verdict changes",
+        "sgr-bp1web-ssh-deny",
+        "drop → accept",
+        "</html>",
+    ] {
         assert!(page.contains(needle), "{needle}");
     }
     assert!(!page.contains("<script"), "self-contained, no scripts");
-    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
-    for key in ["response", "revoked_rules", "packets", "changed", "flows", "rules", "header_space"] {
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    for key in [
+        "response",
+        "revoked_rules",
+        "packets",
+        "changed",
+        "flows",
+        "rules",
+        "header_space",
+    ] {
         assert!(report.get(key).is_some(), "{key}");
     }
 }
