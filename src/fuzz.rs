@@ -602,34 +602,15 @@ pub fn import(data: &[u8]) {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn fixtures_import() {
-        assert!(aws_fixture().rules.len() >= 6);
-        assert!(aliyun_fixture().rules.len() >= 5);
-        assert_eq!(aliyun_fixture().enis.len(), 1);
-    }
-
-    #[test]
-    fn revoke_invariant_holds_on_known_requests() {
-        aws_request(b"Action=RevokeSecurityGroupIngress&GroupId=sg-0a1b2c3d4e5f60789&IpPermissions.1.IpProtocol=tcp&IpPermissions.1.FromPort=22&IpPermissions.1.ToPort=22&IpPermissions.1.IpRanges.1.CidrIp=203.0.113.0/24");
-        aliyun_request(b"Action=RevokeSecurityGroup&RegionId=cn-hangzhou&SecurityGroupId=sg-bp1web&SecurityGroupRuleId.1=sgr-2");
-        aliyun_request(b"Action=RevokeSecurityGroup&RegionId=cn-hangzhou&SecurityGroupId=sg-bp1web&SecurityGroupRuleId.1=nope");
-    }
-}
-
 /// Any traffic input (pcap, pcapng, flow logs; detected by content): reading never panics,
 /// ends (the reader consumes input on every step), and every decoded header is consistent.
 pub fn traffic(data: &[u8]) {
-    let Ok(mut source) = crate::packet::Source::open(data) else {
+    let Ok(source) = crate::packet::Source::open(data) else {
         return;
     };
     let mut last = None;
     let mut steps = 0usize;
-    while let Some(item) = source.next() {
+    for item in source {
         steps += 1;
         assert!(steps <= data.len() + 2, "the reader does not advance");
         let Ok(item) = item else { break };
@@ -670,5 +651,24 @@ pub fn frame(data: &[u8]) {
         if let Some((s, d)) = p.ports {
             assert_eq!((s, d), (p.header.src_port, p.header.dst_port));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fixtures_import() {
+        assert!(aws_fixture().rules.len() >= 6);
+        assert!(aliyun_fixture().rules.len() >= 5);
+        assert_eq!(aliyun_fixture().enis.len(), 1);
+    }
+
+    #[test]
+    fn revoke_invariant_holds_on_known_requests() {
+        aws_request(b"Action=RevokeSecurityGroupIngress&GroupId=sg-0a1b2c3d4e5f60789&IpPermissions.1.IpProtocol=tcp&IpPermissions.1.FromPort=22&IpPermissions.1.ToPort=22&IpPermissions.1.IpRanges.1.CidrIp=203.0.113.0/24");
+        aliyun_request(b"Action=RevokeSecurityGroup&RegionId=cn-hangzhou&SecurityGroupId=sg-bp1web&SecurityGroupRuleId.1=sgr-2");
+        aliyun_request(b"Action=RevokeSecurityGroup&RegionId=cn-hangzhou&SecurityGroupId=sg-bp1web&SecurityGroupRuleId.1=nope");
     }
 }
