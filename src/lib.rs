@@ -17,19 +17,39 @@
 //! ## Stages
 //!
 //! - [`model`]: provider-neutral, validated values. A [`model::State`] holds groups, atomic
-//!   rules, ENIs, prefix lists and VPCs; it is also sgsim's snapshot format.
+//!   rules, ENIs, prefix lists and VPCs; it is also sgsim's snapshot format. A
+//!   [`model::Header`] is the five fields a security group looks at.
+//! - [`provider`]: the clouds' own formats. [`provider::aws`] and [`provider::aliyun`]
+//!   import describe-call exports (recognised by shape), parse revoke requests in every form
+//!   users have (query string, URL, form body, JSON), apply them with the API's exact
+//!   matching rules and validation order, and render the response or error the API returns.
+//!   A rejected revoke changes nothing.
+//! - [`compile`]: model → immutable [`compile::Table`]. Per ENI set and direction the rules
+//!   are ordered, group and prefix-list references resolved to prefixes, and each rule
+//!   becomes a box over five fields indexed by decision trees; the table reports its
+//!   [`compile::Table::memory_usage`] and revises itself cheaply after a revoke.
 //! - [`classify`]: the evaluation semantics of both providers, the [`classify::Engine`]
-//!   trait, the linear-scan [`classify::reference::Reference`] engine (the oracle), and the
+//!   trait (single, batch and rayon-parallel lookups), the linear-scan
+//!   [`classify::reference::Reference`] engine (the oracle), and the
 //!   [`classify::live::Live`] table that swaps compiled tables atomically.
-//! - [`compile`]: model → immutable [`compile::Table`]. Per ENI and direction the rules are
-//!   ordered, references resolved to prefixes, and indexed by decision trees; the table
-//!   reports its [`compile::Table::memory_usage`] and revises itself cheaply after a revoke.
-//! - [`classbench`]: the ClassBench filter and trace formats, read into a generic state.
+//! - [`packet`]: traffic. Streaming pcap/pcapng decoding behind a bounds-checked layer over
+//!   `pnet_packet`, AWS and Alibaba flow logs, seeded synthetic traffic, and evaluation at
+//!   the right ENI and direction with connection state, partitioned by flow for rayon.
+//! - [`whatif`]: the product's main job. [`whatif::plan`] applies a revoke to a copy of the
+//!   state; [`whatif::space::revoke_diff`] computes the exact header space whose verdict
+//!   changes, from the rules alone; [`whatif::traffic`] judges traffic before and after;
+//!   [`whatif::report`] and [`whatif::render`] produce the JSON, terminal and HTML reports;
+//!   [`whatif::lint`] finds shadowed, redundant and conflicting rules.
+//! - [`classbench`]: the ClassBench filter, trace and first-match formats, read into a
+//!   generic state, and a seeded ClassBench-shaped generator.
+//! - [`fuzz`]: the harnesses the cargo-fuzz targets in `fuzz/` call, also replayed over
+//!   every committed corpus file by `cargo test`.
 //!
 //! ## Guarantees
 //!
 //! - Every engine agrees with the reference on every packet: the behaviour suite
-//!   (`tests/data/suite/`), property tests and fuzz targets check it.
+//!   (`tests/data/suite/`), property tests and fuzz targets check it, as they check that
+//!   the header-space difference equals brute-force evaluation.
 //! - Parsers turn bad input into typed errors that say where (file, line, field); they never
 //!   panic. The library reads no clock and no OS randomness.
 
