@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use serde_json::{json, Map, Value};
 
-use super::packets::{check_usable, open, progress};
+use super::packets::{check_usable, for_each_chunk, open, progress};
 use super::revoke::StateArgs;
 use super::Exit;
 use sgsim::compile::{compile, Config};
@@ -102,36 +102,16 @@ pub fn run(args: EvalArgs) -> anyhow::Result<Exit> {
     let (mut source, len) = open(&args.traffic, args.strict)?;
     let bar = progress(len);
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    let chunk_len = args.chunk.max(1);
-    let mut chunk: Vec<Item> = Vec::with_capacity(chunk_len.min(1 << 20));
-    let mut failure = None;
-    loop {
-        chunk.clear();
-        while chunk.len() < chunk_len {
-            match source.next() {
-                Some(Ok(item)) => chunk.push(item),
-                Some(Err(e)) => {
-                    failure = Some(e);
-                    break;
-                }
-                None => break,
-            }
-        }
-        if chunk.is_empty() {
-            break;
-        }
-        for o in evaluator.eval(&chunk) {
+    let read = for_each_chunk(&mut source, &args.traffic, args.chunk, &bar, |chunk| {
+        for o in evaluator.eval(chunk) {
             let item = chunk
                 .binary_search_by_key(&o.index, |i| i.index())
                 .ok()
                 .map(|i| &chunk[i]);
             writeln!(out, "{}", outcome_json(&table, &o, item))?;
         }
-        bar.set_position(source.consumed());
-        if failure.is_some() {
-            break;
-        }
-    }
+        Ok(())
+    });
     out.flush()?;
     bar.finish_and_clear();
     let s = evaluator.stats();
@@ -168,9 +148,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<Exit> {
         }
     });
     eprintln!("{summary}");
-    if let Some(e) = failure {
-        return Err(anyhow::Error::new(e).context(format!("{}", args.traffic.display())));
-    }
+    read?;
     check_usable(&source, &args.traffic)?;
     Ok(Exit::Ok)
 }

@@ -138,3 +138,41 @@ pub fn run(args: PacketsArgs) -> anyhow::Result<Exit> {
     check_usable(&source, &args.traffic)?;
     Ok(Exit::Ok)
 }
+
+/// Reads `source` in chunks of up to `len` items, hands each chunk to `f`, and advances the
+/// progress bar. Items read before a corrupt record are still handed over; the error
+/// (naming `path`) comes after them.
+pub fn for_each_chunk(
+    source: &mut Source<'_>,
+    path: &Path,
+    len: usize,
+    bar: &ProgressBar,
+    mut f: impl FnMut(&[Item]) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let len = len.max(1);
+    let mut chunk: Vec<Item> = Vec::with_capacity(len.min(1 << 20));
+    loop {
+        chunk.clear();
+        let mut failure = None;
+        while chunk.len() < len {
+            match source.next() {
+                Some(Ok(item)) => chunk.push(item),
+                Some(Err(e)) => {
+                    failure = Some(e);
+                    break;
+                }
+                None => break,
+            }
+        }
+        if !chunk.is_empty() {
+            f(&chunk)?;
+        }
+        bar.set_position(source.consumed());
+        if let Some(e) = failure {
+            return Err(anyhow::Error::new(e).context(path.display().to_string()));
+        }
+        if chunk.len() < len {
+            return Ok(());
+        }
+    }
+}

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 
-use super::packets::{check_usable, open, progress};
+use super::packets::{check_usable, for_each_chunk, open, progress};
 use super::revoke::StateArgs;
 use super::{text_or_file, write_atomic, Exit};
 use sgsim::model::State;
@@ -92,31 +92,12 @@ pub fn judge_traffic(
         let mut session = judge.session()?;
         let (mut source, len) = open(path, false)?;
         let bar = progress(len);
-        let mut chunk = Vec::with_capacity(CHUNK);
-        loop {
-            chunk.clear();
-            let mut failure = None;
-            while chunk.len() < CHUNK {
-                match source.next() {
-                    Some(Ok(item)) => chunk.push(item),
-                    Some(Err(e)) => {
-                        failure = Some(e);
-                        break;
-                    }
-                    None => break,
-                }
-            }
-            for j in session.judge(&chunk) {
+        for_each_chunk(&mut source, path, CHUNK, &bar, |chunk| {
+            for j in session.judge(chunk) {
                 tally.add(&j);
             }
-            bar.set_position(source.consumed());
-            if let Some(e) = failure {
-                return Err(anyhow::Error::new(e).context(path.display().to_string()));
-            }
-            if chunk.is_empty() {
-                break;
-            }
-        }
+            Ok(())
+        })?;
         bar.finish_and_clear();
         check_usable(&source, path)?;
         eprintln!(

@@ -406,6 +406,26 @@ pub fn rule_json(state: &State, rule: &Rule) -> Value {
     v
 }
 
+/// Escapes text for XML (and HTML) character data and attribute values. Control
+/// characters that XML 1.0 cannot carry become character references.
+pub fn xml_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            c if (c as u32) < 0x20 && !matches!(c, '\t' | '\n' | '\r') => {
+                out.push_str(&format!("&#x{:X};", c as u32))
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 /// Whether a JSON document is an sgsim snapshot (a serialized [`State`]).
 pub fn is_snapshot(value: &serde_json::Value) -> bool {
     value.as_object().is_some_and(|o| {

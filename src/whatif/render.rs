@@ -442,12 +442,7 @@ fn pretty(v: &serde_json::Value) -> String {
     serde_json::to_string_pretty(v).unwrap_or_else(|_| v.to_string())
 }
 
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
+use crate::provider::xml_escape as esc;
 
 fn html_table(head: &[&str], rows: &[Vec<String>], out: &mut String) {
     out.push_str("<table><thead><tr>");

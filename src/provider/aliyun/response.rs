@@ -43,21 +43,7 @@ pub fn error_xml(request_id: &str, error: &ApiError) -> String {
 
 /// Escapes text for XML character data (and attribute values).
 pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            c if (c as u32) < 0x20 && !matches!(c, '\t' | '\n' | '\r') => {
-                out.push_str(&format!("&#x{:X};", c as u32))
-            }
-            c => out.push(c),
-        }
-    }
-    out
+    crate::provider::xml_escape(text)
 }
 
 #[cfg(test)]

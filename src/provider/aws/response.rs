@@ -9,21 +9,7 @@ use crate::provider::Outcome;
 
 const XMLNS: &str = "http://ec2.amazonaws.com/doc/2016-11-15/";
 
-/// Escapes text for XML content.
-fn esc(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
+use crate::provider::xml_escape as esc;
 
 /// A small indenting XML writer.
 struct Xml {
