@@ -158,6 +158,36 @@ fn except(gaps: &[Cidr], blocks: &[Cidr]) -> String {
     }
 }
 
+/// The cells every header-space table starts with.
+fn region_cells(row: &Row<'_>) -> Vec<String> {
+    let r = row.first;
+    vec![
+        r.enis
+            .iter()
+            .map(|e| e.to_string())
+            .collect::<Vec<_>>()
+            .join(","),
+        r.direction.to_string(),
+        protocols(r.protocols),
+        remote_text(r.family, &row.remotes),
+        cidrs(&r.local),
+        ports(r),
+    ]
+}
+
+/// The cells every changed-flow table starts with.
+fn flow_cells(f: &crate::whatif::report::Flow) -> Vec<String> {
+    vec![
+        f.eni.to_string(),
+        f.direction.to_string(),
+        Protocol::Number(f.protocol).to_string(),
+        format!("{}:{}", f.src, f.src_port),
+        format!("{}:{}", f.dst, f.dst_port),
+        f.packets.to_string(),
+        f.bytes.to_string(),
+    ]
+}
+
 fn protocols((lo, hi): (u8, u8)) -> String {
     match (lo, hi) {
         (0, 255) => "any".to_string(),
@@ -315,20 +345,10 @@ pub fn text(report: &Report, colour: bool) -> String {
             .map(|row| {
                 let r = row.first;
                 let change = format!("{} -> {}", who(&r.before), who(&r.after));
-                vec![
-                    r.enis
-                        .iter()
-                        .map(|e| e.to_string())
-                        .collect::<Vec<_>>()
-                        .join(","),
-                    r.direction.to_string(),
-                    protocols(r.protocols),
-                    remote_text(r.family, &row.remotes),
-                    cidrs(&r.local),
-                    ports(r),
-                    st.transition(r.before.action, r.after.action, &change),
-                    st.dim(&r.witness.to_string()),
-                ]
+                let mut cells = region_cells(row);
+                cells.push(st.transition(r.before.action, r.after.action, &change));
+                cells.push(st.dim(&r.witness.to_string()));
+                cells
             })
             .collect();
         table(
@@ -375,16 +395,9 @@ pub fn text(report: &Report, colour: bool) -> String {
                 .take(ROWS)
                 .map(|f| {
                     let change = format!("{} -> {}", who(&f.before), who(&f.after));
-                    vec![
-                        f.eni.to_string(),
-                        f.direction.to_string(),
-                        Protocol::Number(f.protocol).to_string(),
-                        format!("{}:{}", f.src, f.src_port),
-                        format!("{}:{}", f.dst, f.dst_port),
-                        f.packets.to_string(),
-                        f.bytes.to_string(),
-                        st.transition(f.before.action, f.after.action, &change),
-                    ]
+                    let mut cells = flow_cells(f);
+                    cells.push(st.transition(f.before.action, f.after.action, &change));
+                    cells
                 })
                 .collect();
             table(
@@ -589,17 +602,9 @@ pub fn html(report: &Report) -> String {
                 .iter()
                 .take(500)
                 .map(|f| {
-                    vec![
-                        f.eni.to_string(),
-                        f.direction.to_string(),
-                        Protocol::Number(f.protocol).to_string(),
-                        format!("{}:{}", f.src, f.src_port),
-                        format!("{}:{}", f.dst, f.dst_port),
-                        f.packets.to_string(),
-                        f.bytes.to_string(),
-                        who(&f.before),
-                        who(&f.after),
-                    ]
+                    let mut cells = flow_cells(f);
+                    cells.extend([who(&f.before), who(&f.after)]);
+                    cells
                 })
                 .collect();
             html_table(
@@ -637,21 +642,9 @@ pub fn html(report: &Report) -> String {
                 .take(500)
                 .map(|row| {
                     let r = row.first;
-                    vec![
-                        r.enis
-                            .iter()
-                            .map(|e| e.to_string())
-                            .collect::<Vec<_>>()
-                            .join(", "),
-                        r.direction.to_string(),
-                        protocols(r.protocols),
-                        remote_text(r.family, &row.remotes),
-                        cidrs(&r.local),
-                        ports(r),
-                        who(&r.before),
-                        who(&r.after),
-                        r.witness.to_string(),
-                    ]
+                    let mut cells = region_cells(row);
+                    cells.extend([who(&r.before), who(&r.after), r.witness.to_string()]);
+                    cells
                 })
                 .collect();
             html_table(
