@@ -157,16 +157,67 @@ pub struct LintArgs {
     /// Print the findings as JSON lines instead of a table.
     #[arg(long)]
     json: bool,
+    /// Traffic to count rule hits in (captures or flow logs, repeatable): rules that decide
+    /// none of it are reported as `no_hits`.
+    #[arg(long, value_name = "PATH")]
+    traffic: Vec<PathBuf>,
+}
+
+/// Rules that decided none of the traffic, in state order.
+fn rules_without_hits(state: &State, traffic: &[PathBuf]) -> anyhow::Result<Vec<String>> {
+    let table = sgsim::compile::compile(state, &sgsim::compile::Config::default())?;
+    let config = track::Config {
+        only: None,
+        partitions: (rayon::current_num_threads() * 4).max(1),
+    };
+    let mut hits = vec![0u64; table.rules().len()];
+    for path in traffic {
+        let mut evaluator = track::Evaluator::new(&table, state, config)?;
+        let (mut source, len) = open(path, false)?;
+        let bar = progress(len);
+        for_each_chunk(&mut source, path, 65536, &bar, |chunk| {
+            evaluator.eval(chunk);
+            Ok(())
+        })?;
+        bar.finish_and_clear();
+        check_usable(&source, path)?;
+        for (h, n) in hits.iter_mut().zip(&evaluator.stats().rule_hits) {
+            *h += n;
+        }
+    }
+    Ok(table
+        .rules()
+        .iter()
+        .zip(&hits)
+        .filter(|(_, &n)| n == 0)
+        .map(|(r, _)| r.to_string())
+        .collect())
 }
 
 pub fn run_lint(args: LintArgs) -> anyhow::Result<Exit> {
     let state = args.state.load()?;
     let findings = whatif::lint::lint(&state)?;
+    let unhit = if args.traffic.is_empty() {
+        Vec::new()
+    } else {
+        rules_without_hits(&state, &args.traffic)?
+    };
     if args.json {
         for f in &findings {
             println!("{}", serde_json::to_string(f)?);
         }
-    } else if findings.is_empty() {
+        for r in &unhit {
+            println!("{}", serde_json::json!({"rule": r, "kind": "no_hits"}));
+        }
+        return Ok(Exit::Ok);
+    }
+    if !unhit.is_empty() {
+        println!(
+            "no_hits            rules that decided none of the traffic: {}",
+            unhit.join(", ")
+        );
+    }
+    if findings.is_empty() {
         println!("no shadowed, redundant or conflicting rules");
     } else {
         for f in &findings {

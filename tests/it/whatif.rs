@@ -459,3 +459,31 @@ fn whatif_writes_html_and_json_files() {
         assert!(report.get(key).is_some(), "{key}");
     }
 }
+
+#[test]
+fn lint_with_traffic_reports_rules_without_hits() {
+    let state = root("tests/data/flowlogs/aws-state.json");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sgsim"))
+        .args([
+            "lint",
+            "--state",
+            &state,
+            "--traffic",
+            &root("tests/data/flowlogs/aws-v2.log"),
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let unhit: Vec<_> = lines
+        .iter()
+        .filter(|l| l["kind"] == "no_hits")
+        .map(|l| l["rule"].as_str().unwrap())
+        .collect();
+    // The log's one accepted new connection is SSH: the SSH rule is hit, the egress rule not.
+    assert_eq!(unhit, vec!["sgr-out"]);
+}
