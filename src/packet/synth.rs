@@ -239,10 +239,13 @@ fn aimed_at(rng: &mut Rng, state: &State, rule: &Rule, remote: Cidr, aim: Aim) -
             let r = rule.dst_ports;
             h.dst_port = edge_out(r.lo(), r.hi().min(max), up)?;
         }
+        // A /0 has no edge worth probing: its ends are 0.0.0.0 and the broadcast address.
+        Aim::AddrEdgeIn if remote.is_any() => {}
         Aim::AddrEdgeIn => {
             let (lo, hi) = remote.range();
             set_remote(&mut h, addr_of(remote.family(), if up { hi } else { lo }));
         }
+        Aim::AddrEdgeOut if remote.is_any() => return None,
         Aim::AddrEdgeOut => {
             let (lo, hi) = remote.range();
             let top = match remote.family() {

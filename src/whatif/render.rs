@@ -10,6 +10,9 @@ use crate::whatif::space::{Decider, Region};
 /// How many rows of a long table the terminal report shows.
 const ROWS: usize = 20;
 
+/// How many changed flows the HTML report lists.
+const FLOW_ROWS: usize = 200;
+
 struct Style {
     colour: bool,
 }
@@ -583,7 +586,7 @@ pub fn html(report: &Report) -> String {
              <div class=\"good\"><b>{}</b>drop → accept</div>\
              <div><b>{}</b>flows change</div></div>",
             report.revoked_rules.len(),
-            report.header_space.len(),
+            rows(&report.header_space).len(),
             p.judged,
             report.changed.accept_to_drop,
             report.changed.drop_to_accept,
@@ -594,44 +597,6 @@ pub fn html(report: &Report) -> String {
         }
         for w in &report.warnings {
             let _ = write!(body, "<p class=\"note\">⚠ {}</p>", esc(w));
-        }
-        if !report.flows.is_empty() {
-            body.push_str("<h2>Flows whose verdict changes</h2>");
-            let rows: Vec<Vec<String>> = report
-                .flows
-                .iter()
-                .take(500)
-                .map(|f| {
-                    let mut cells = flow_cells(f);
-                    cells.extend([who(&f.before), who(&f.after)]);
-                    cells
-                })
-                .collect();
-            html_table(
-                &[
-                    "ENI",
-                    "dir",
-                    "proto",
-                    "source",
-                    "destination",
-                    "packets",
-                    "bytes",
-                    "before",
-                    "after",
-                ],
-                &rows,
-                &mut body,
-            );
-        }
-        let timeline = timeline_chart(report);
-        if !timeline.is_empty() {
-            body.push_str("<h2>Accepted packets over time</h2><p class=\"legend\"><span class=\"k total\"></span>all packets <span class=\"k before\"></span>accepted before <span class=\"k after\"></span>accepted after</p>");
-            body.push_str(&timeline);
-        }
-        let hits = hits_chart(report);
-        if !hits.is_empty() {
-            body.push_str("<h2>Hits per rule</h2><p class=\"legend\"><span class=\"k before\"></span>before <span class=\"k after\"></span>after</p>");
-            body.push_str(&hits);
         }
         body.push_str("<h2>Header space that changes (from the rules alone)</h2>");
         if report.header_space.is_empty() {
@@ -658,6 +623,54 @@ pub fn html(report: &Report) -> String {
                     "before",
                     "after",
                     "example packet",
+                ],
+                &rows,
+                &mut body,
+            );
+        }
+        let timeline = timeline_chart(report);
+        if !timeline.is_empty() {
+            body.push_str("<h2>Accepted packets over time</h2><p class=\"legend\"><span class=\"k total\"></span>all packets <span class=\"k before\"></span>accepted before <span class=\"k after\"></span>accepted after</p>");
+            body.push_str(&timeline);
+        }
+        let hits = hits_chart(report);
+        if !hits.is_empty() {
+            body.push_str("<h2>Hits per rule</h2><p class=\"legend\"><span class=\"k before\"></span>before <span class=\"k after\"></span>after</p>");
+            body.push_str(&hits);
+        }
+        if !report.flows.is_empty() {
+            let shown = report.flows.len().min(FLOW_ROWS);
+            let _ = write!(
+                body,
+                "<h2>Flows whose verdict changes</h2><p>{} flows{}; the JSON report has them all.</p>",
+                report.flows.len(),
+                if shown < report.flows.len() {
+                    format!(", the {shown} with the most packets shown")
+                } else {
+                    String::new()
+                }
+            );
+            let rows: Vec<Vec<String>> = report
+                .flows
+                .iter()
+                .take(FLOW_ROWS)
+                .map(|f| {
+                    let mut cells = flow_cells(f);
+                    cells.extend([who(&f.before), who(&f.after)]);
+                    cells
+                })
+                .collect();
+            html_table(
+                &[
+                    "ENI",
+                    "dir",
+                    "proto",
+                    "source",
+                    "destination",
+                    "packets",
+                    "bytes",
+                    "before",
+                    "after",
                 ],
                 &rows,
                 &mut body,
