@@ -52,8 +52,10 @@
 //! result equals the sequential one (`partitions = 1`), which the tests check.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, DefaultHasher, Hash, Hasher};
+use std::hash::{BuildHasher, BuildHasherDefault, Hash};
 use std::net::IpAddr;
+
+use rustc_hash::FxHasher;
 
 use rayon::prelude::*;
 
@@ -62,7 +64,9 @@ use crate::classify::{By, Engine, Point, Semantics, SemanticsError, Verdict};
 use crate::compile::Table;
 use crate::model::{Action, Direction, Header, Provider, State};
 
-type Map<K, V> = HashMap<K, V, BuildHasherDefault<DefaultHasher>>;
+/// Hash maps on the per-packet path use FxHash: fast, and the keys are not attacker-chosen
+/// in a way that matters to an offline simulator.
+type Map<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
 
 /// Evaluation options.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -318,6 +322,8 @@ pub struct Evaluator<'t, E: Engine + ?Sized = Table> {
     config: Config,
     parts: Vec<Part>,
     fragments: Map<(IpAddr, IpAddr, u8, u32), (u16, u16)>,
+    /// Address → ENI index: the same mapping as [`Table::eni_of`], as a hash map.
+    addresses: Map<IpAddr, u32>,
     stats: Stats,
 }
 
@@ -348,6 +354,18 @@ impl<'t, E: Engine + ?Sized> Evaluator<'t, E> {
             config,
             parts: (0..n).map(|_| Part::default()).collect(),
             fragments: Map::default(),
+            addresses: table
+                .enis()
+                .iter()
+                .zip(&state.enis)
+                .enumerate()
+                .flat_map(|(i, (_, eni))| {
+                    eni.ips
+                        .iter()
+                        .chain(&eni.public_ips)
+                        .map(move |&a| (crate::model::normalize_addr(a), i as u32))
+                })
+                .collect(),
             stats: Stats {
                 rule_hits: vec![0; table.rules().len()],
                 ..Stats::default()
@@ -365,17 +383,22 @@ impl<'t, E: Engine + ?Sized> Evaluator<'t, E> {
         self.parts.iter().map(|p| p.flows.len()).sum()
     }
 
+    /// The ENI that owns an address (the table's mapping, as a hash map).
+    fn eni_of(&self, addr: IpAddr) -> Option<u32> {
+        self.addresses.get(&addr).copied()
+    }
+
     /// The points where `item` is judged.
     fn points(&self, item: &Item, header: &Header) -> Vec<Point> {
         let by_addr = || {
             let mut v = Vec::with_capacity(2);
-            if let Some(e) = self.table.eni_of(header.src) {
+            if let Some(e) = self.eni_of(header.src) {
                 v.push(Point {
                     eni: e,
                     direction: Direction::Egress,
                 });
             }
-            if let Some(e) = self.table.eni_of(header.dst) {
+            if let Some(e) = self.eni_of(header.dst) {
                 v.push(Point {
                     eni: e,
                     direction: Direction::Ingress,
@@ -391,7 +414,7 @@ impl<'t, E: Engine + ?Sized> Evaluator<'t, E> {
                     .as_ref()
                     .and_then(|id| self.table.enis().iter().position(|e| e == id))
                     .map(|e| e as u32);
-                let owns = |e: u32, a: IpAddr| self.table.eni_of(a) == Some(e);
+                let owns = |e: u32, a: IpAddr| self.eni_of(a) == Some(e);
                 match (eni, r.direction) {
                     (Some(e), Some(d)) => vec![Point {
                         eni: e,
@@ -406,7 +429,6 @@ impl<'t, E: Engine + ?Sized> Evaluator<'t, E> {
                         direction: Direction::Egress,
                     }],
                     (None, Some(d)) => self
-                        .table
                         .eni_of(header.local(d))
                         .map(|e| Point {
                             eni: e,
@@ -472,9 +494,8 @@ impl<'t, E: Engine + ?Sized> Evaluator<'t, E> {
                 let part = if n == 1 {
                     0
                 } else {
-                    let mut hasher = DefaultHasher::new();
-                    key(point, &header).hash(&mut hasher);
-                    (hasher.finish() % n as u64) as usize
+                    (BuildHasherDefault::<FxHasher>::default().hash_one(key(point, &header))
+                        % n as u64) as usize
                 };
                 self.parts[part].tasks.push(Task {
                     slot: slots,
