@@ -388,23 +388,14 @@ impl<'t, E: Engine + ?Sized> Evaluator<'t, E> {
         self.addresses.get(&addr).copied()
     }
 
-    /// The points where `item` is judged.
-    fn points(&self, item: &Item, header: &Header) -> Vec<Point> {
+    /// The points where `item` is judged (egress first), at most two.
+    fn points(&self, item: &Item, header: &Header) -> [Option<Point>; 2] {
+        let at = |eni: Option<u32>, direction: Direction| eni.map(|eni| Point { eni, direction });
         let by_addr = || {
-            let mut v = Vec::with_capacity(2);
-            if let Some(e) = self.eni_of(header.src) {
-                v.push(Point {
-                    eni: e,
-                    direction: Direction::Egress,
-                });
-            }
-            if let Some(e) = self.eni_of(header.dst) {
-                v.push(Point {
-                    eni: e,
-                    direction: Direction::Ingress,
-                });
-            }
-            v
+            [
+                at(self.eni_of(header.src), Direction::Egress),
+                at(self.eni_of(header.dst), Direction::Ingress),
+            ]
         };
         let mut points = match item {
             Item::Packet(_) => by_addr(),
@@ -416,32 +407,22 @@ impl<'t, E: Engine + ?Sized> Evaluator<'t, E> {
                     .map(|e| e as u32);
                 let owns = |e: u32, a: IpAddr| self.eni_of(a) == Some(e);
                 match (eni, r.direction) {
-                    (Some(e), Some(d)) => vec![Point {
-                        eni: e,
-                        direction: d,
-                    }],
-                    (Some(e), None) if owns(e, header.dst) => vec![Point {
-                        eni: e,
-                        direction: Direction::Ingress,
-                    }],
-                    (Some(e), None) if owns(e, header.src) => vec![Point {
-                        eni: e,
-                        direction: Direction::Egress,
-                    }],
-                    (None, Some(d)) => self
-                        .eni_of(header.local(d))
-                        .map(|e| Point {
-                            eni: e,
-                            direction: d,
-                        })
-                        .into_iter()
-                        .collect(),
+                    (Some(e), Some(d)) => [at(Some(e), d), None],
+                    (Some(e), None) if owns(e, header.dst) => {
+                        [at(Some(e), Direction::Ingress), None]
+                    }
+                    (Some(e), None) if owns(e, header.src) => {
+                        [at(Some(e), Direction::Egress), None]
+                    }
+                    (None, Some(d)) => [at(self.eni_of(header.local(d)), d), None],
                     _ => by_addr(),
                 }
             }
         };
         if let Some(only) = self.config.only {
-            points.retain(|p| p.eni == only);
+            for p in &mut points {
+                *p = p.filter(|p| p.eni == only);
+            }
         }
         points
     }
@@ -475,33 +456,49 @@ impl<'t, E: Engine + ?Sized> Evaluator<'t, E> {
     /// (per item: egress before ingress).
     pub fn eval(&mut self, items: &[Item]) -> Vec<Outcome> {
         let n = self.parts.len();
+        // Headers: a non-first fragment needs the (sequential) fragment map; every other
+        // item's header is its own.
+        let headers: Vec<Header> = items.iter().map(|item| self.header(item)).collect();
+        // Where each item is judged and which partition owns each of its flows: independent
+        // per item, so computed in parallel.
+        let this = &*self;
+        let route = |(item, header): (&Item, &Header)| {
+            this.points(item, header).map(|p| {
+                p.map(|point| {
+                    let part = if n == 1 {
+                        0
+                    } else {
+                        (BuildHasherDefault::<FxHasher>::default().hash_one(key(point, header))
+                            % n as u64) as usize
+                    };
+                    (point, part)
+                })
+            })
+        };
+        let routes: Vec<[Option<(Point, usize)>; 2]> = if n == 1 {
+            items.iter().zip(&headers).map(route).collect()
+        } else {
+            items.par_iter().zip(&headers).map(route).collect()
+        };
         let mut slots = 0usize;
         let mut latest = 0u64;
-        for item in items {
+        for ((item, header), route) in items.iter().zip(&headers).zip(&routes) {
             self.stats.items += 1;
-            let header = self.header(item);
             let ts_ns = match item {
                 Item::Packet(p) => p.ts_ns,
                 Item::Flow(r) => r.start.saturating_mul(SECOND),
             };
             latest = latest.max(ts_ns);
-            let points = self.points(item, &header);
-            if points.is_empty() {
+            if route.iter().all(Option::is_none) {
                 self.stats.unmatched += 1;
                 continue;
             }
-            for point in points {
-                let part = if n == 1 {
-                    0
-                } else {
-                    (BuildHasherDefault::<FxHasher>::default().hash_one(key(point, &header))
-                        % n as u64) as usize
-                };
+            for &(point, part) in route.iter().flatten() {
                 self.parts[part].tasks.push(Task {
                     slot: slots,
                     index: item.index(),
                     point,
-                    header,
+                    header: *header,
                     ts_ns,
                 });
                 slots += 1;
@@ -531,13 +528,25 @@ impl<'t, E: Engine + ?Sized> Evaluator<'t, E> {
         } else {
             self.parts.par_iter_mut().for_each(run);
         }
-        let mut out: Vec<Option<Outcome>> = vec![None; slots];
+        let blank = Outcome {
+            index: 0,
+            point: Point {
+                eni: 0,
+                direction: Direction::Ingress,
+            },
+            verdict: Verdict {
+                action: Action::Drop,
+                by: By::Default,
+            },
+            established: false,
+        };
+        // Every slot is filled: each task of a partition yields exactly one outcome.
+        let mut out = vec![blank; slots];
         for part in &mut self.parts {
             for (slot, o) in part.out.drain(..) {
-                out[slot] = Some(o);
+                out[slot] = o;
             }
         }
-        let out: Vec<Outcome> = out.into_iter().flatten().collect();
         for o in &out {
             self.stats.evaluations += 1;
             match o.action() {
