@@ -498,7 +498,10 @@ fn whatif_on_flow_logs_reports_agreement_and_weights_records_by_packets() {
     assert_eq!(code, 0, "{r}");
     // Three usable records: SSH accepted (20 packets), RDP rejected, the SSH reply.
     let a = &r["flow_log_agreement"];
-    assert_eq!((a["records"].as_u64(), a["agree"].as_u64()), (Some(3), Some(3)));
+    assert_eq!(
+        (a["records"].as_u64(), a["agree"].as_u64()),
+        (Some(3), Some(3))
+    );
     // The SSH record stands for 20 packets, all of which lose their rule.
     assert_eq!(r["changed"]["accept_to_drop"], 20);
     assert_eq!(r["flows"][0]["dst_port"], 22);
