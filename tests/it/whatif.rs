@@ -258,7 +258,9 @@ fn lint_agrees_with_the_revoke_diff_on_redundancy() {
                 .map(|e| &e.groups)
                 .collect::<std::collections::BTreeSet<_>>()
                 .len();
-            let changes = !revoke_diff(&state, std::slice::from_ref(&rule.id)).unwrap().is_empty();
+            let changes = !revoke_diff(&state, std::slice::from_ref(&rule.id))
+                .unwrap()
+                .is_empty();
             assert_eq!(harmless == seen, !changes, "{file}: {}", rule.id);
         }
     }
