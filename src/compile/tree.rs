@@ -8,7 +8,7 @@
 //! records every filter that pruned something ([`Tree::covers`]); removing one of those
 //! needs a rebuild, removing any other filter only needs a tombstone.
 
-use crate::classify::tree::{Bounds, Filter, Forest, Node, Tree, Word, DIMS, LEAF};
+use crate::classify::tree::{Bounds, Filter, Forest, Node, Packed, Tree, Word, DIMS, LEAF};
 
 /// Splits filters (in rank order) by whether each address field is specific (a prefix of at
 /// least half the address width: /16 for IPv4, /64 for IPv6) and builds one tree per
@@ -51,50 +51,45 @@ const MAX_DEPTH: u32 = 96;
 
 /// Builds the tree. `filters` must be in rank order (ranks ascending).
 pub(crate) fn build<W: Word>(filters: Vec<Filter<W>>, leaf_size: usize) -> Tree<W> {
-    let mut tree = Tree {
-        nodes: Vec::new(),
-        leaves: Vec::new(),
-        items: Vec::new(),
-        filters,
-        root: LEAF,
-        covers: Vec::new(),
-    };
+    let mut nodes: Vec<Node<W>> = Vec::new();
+    let mut starts: Vec<u32> = Vec::new();
+    let mut items: Vec<u32> = Vec::new();
+    let mut root = LEAF;
     let mut covers = Vec::new();
     let mut stack = vec![Task {
         slot: Slot::Root,
-        items: (0..tree.filters.len() as u32).collect(),
+        items: (0..filters.len() as u32).collect(),
         region: Bounds::full(),
         depth: 0,
     }];
     while let Some(mut task) = stack.pop() {
-        if let Some(cover) = prune(&tree.filters, &mut task.items, &task.region) {
+        if let Some(cover) = prune(&filters, &mut task.items, &task.region) {
             covers.push(cover);
         }
-        let reference = match choose_cut(&tree.filters, &task, leaf_size) {
+        let reference = match choose_cut(&filters, &task, leaf_size) {
             None => {
-                let leaf = tree.leaves.len() as u32;
-                tree.leaves
-                    .push([tree.items.len() as u32, task.items.len() as u32]);
-                tree.items.extend_from_slice(&task.items);
+                let leaf = starts.len() as u32;
+                starts.push(items.len() as u32);
+                items.extend_from_slice(&task.items);
                 LEAF | leaf
             }
             Some((dim, threshold)) => {
-                let node = tree.nodes.len() as u32;
-                tree.nodes.push(Node {
+                let node = nodes.len() as u32;
+                nodes.push(Node {
                     dim: dim as u8,
                     threshold,
                     children: [LEAF, LEAF],
                 });
-                let (left, right) = split(&tree.filters, &task, dim, threshold);
+                let (left, right) = split(&filters, &task, dim, threshold);
                 stack.push(right);
                 stack.push(left);
                 node
             }
         };
         match task.slot {
-            Slot::Root => tree.root = reference,
-            Slot::Left(n) => tree.nodes[n as usize].children[0] = reference,
-            Slot::Right(n) => tree.nodes[n as usize].children[1] = reference,
+            Slot::Root => root = reference,
+            Slot::Left(n) => nodes[n as usize].children[0] = reference,
+            Slot::Right(n) => nodes[n as usize].children[1] = reference,
         }
         // Fix up the slots of the children just pushed: they were created before the node's
         // index was known to them.
@@ -104,13 +99,21 @@ pub(crate) fn build<W: Word>(filters: Vec<Filter<W>>, leaf_size: usize) -> Tree<
             stack[len - 2].slot = Slot::Right(reference);
         }
     }
+    starts.push(items.len() as u32);
     covers.sort_unstable();
     covers.dedup();
-    tree.covers = covers;
-    tree.nodes.shrink_to_fit();
-    tree.leaves.shrink_to_fit();
-    tree.items.shrink_to_fit();
-    tree
+    nodes.shrink_to_fit();
+    starts.shrink_to_fit();
+    items.shrink_to_fit();
+    covers.shrink_to_fit();
+    Tree {
+        nodes,
+        starts,
+        items,
+        filters: filters.iter().map(Packed::new).collect(),
+        root,
+        covers,
+    }
 }
 
 /// Drops every filter after the first one that covers the whole region, and returns that
@@ -221,6 +224,7 @@ fn split<W: Word>(filters: &[Filter<W>], task: &Task<W>, dim: usize, t: W) -> (T
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::classify::tree::Key;
 
     fn filter(lo: [u32; 5], hi: [u32; 5], rank: u32) -> Filter<u32> {
         Filter {
@@ -264,13 +268,17 @@ mod tests {
                 for proto in [1, 6, 17] {
                     let key = [a, 0, 0, p, proto];
                     assert_eq!(
-                        tree.lookup(&key, |_| true),
+                        tree.lookup(&k(key), |_| true),
                         brute(&filters, &key),
                         "{key:?}"
                     );
                 }
             }
         }
+    }
+
+    fn k(key: [u32; 5]) -> Key<u32> {
+        Key::new(key[0], key[1], key[2] as u16, key[3] as u16, key[4] as u8)
     }
 
     fn domain_max() -> [u32; 5] {
@@ -286,13 +294,13 @@ mod tests {
         let tree = build(filters, 4);
         assert!(tree.nodes.is_empty());
         assert_eq!(tree.items.len(), 1);
-        assert_eq!(tree.lookup(&[7; 5], |_| true), Some(0));
+        assert_eq!(tree.lookup(&k([7; 5]), |_| true), Some(0));
         assert_eq!(tree.covers, vec![0], "the covering filter is recorded");
     }
 
     #[test]
     fn empty_tree_matches_nothing() {
         let tree: Tree<u128> = build(Vec::new(), 8);
-        assert_eq!(tree.lookup(&[0; 5], |_| true), None);
+        assert_eq!(tree.lookup(&Key::new(0u128, 0, 0, 0, 0), |_| true), None);
     }
 }
