@@ -120,6 +120,11 @@ impl<W: Word> Bounds<W> {
         (0..DIMS).all(|d| self.lo[d] <= key[d] && key[d] <= self.hi[d])
     }
 
+    /// Whether the two boxes share a point.
+    pub fn intersects(&self, other: &Bounds<W>) -> bool {
+        (0..DIMS).all(|d| self.lo[d] <= other.hi[d] && other.lo[d] <= self.hi[d])
+    }
+
     /// Whether every point of `other` lies inside.
     pub fn covers(&self, other: &Bounds<W>) -> bool {
         (0..DIMS).all(|d| self.lo[d] <= other.lo[d] && other.hi[d] <= self.hi[d])
@@ -161,7 +166,6 @@ impl<W: Word> Packed<W> {
     }
 
     /// The filter's box.
-    #[allow(dead_code)]
     pub fn bounds(&self) -> Bounds<W> {
         let w = W::from_u16;
         Bounds {
@@ -268,6 +272,8 @@ pub(crate) struct Tree<W> {
     /// Filters (by index, ascending) that cut later filters out of some region because they
     /// cover it: only they may not be tombstoned without a rebuild.
     pub covers: Vec<u32>,
+    /// Whether this is a patch tree (built after a revoke, see `compile::tree::patch`).
+    pub patch: bool,
 }
 
 impl<W: Word> Tree<W> {
@@ -355,9 +361,11 @@ impl<W: Word> Tree<W> {
 /// Several trees over disjoint subsets of one family's filters, in order of their smallest
 /// rank. Partitioning filters by the shape of their address fields keeps wildcard-heavy rules
 /// from being replicated across the cuts made for specific ones.
+///
+/// Trees are shared (`Arc`) so that a revised table can reuse them and add a patch tree.
 #[derive(Debug)]
 pub(crate) struct Forest<W> {
-    pub trees: Vec<Tree<W>>,
+    pub trees: Vec<std::sync::Arc<Tree<W>>>,
 }
 
 impl<W: Word> Forest<W> {
@@ -397,7 +405,8 @@ impl<W: Word> Forest<W> {
 
     /// Bytes held by the forest.
     pub fn memory_usage(&self) -> usize {
-        self.trees.iter().map(Tree::memory_usage).sum::<usize>()
-            + self.trees.capacity() * std::mem::size_of::<Tree<W>>()
+        self.trees.iter().map(|t| t.memory_usage()).sum::<usize>()
+            + self.trees.capacity() * std::mem::size_of::<std::sync::Arc<Tree<W>>>()
+            + self.trees.len() * std::mem::size_of::<Tree<W>>()
     }
 }

@@ -161,7 +161,7 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
                       "speedup_over_one_thread": round(lps / compiled_lps)}))
         })
         .transpose()?;
-    let revoke_ms = revoke_latency(&state, &config, args.revokes)?;
+    let (revoke_ms, revoke_max_ms) = revoke_latency(&state, &config, args.revokes)?;
     let memory = table.memory_usage();
 
     // Reference engine, on a bounded sample.
@@ -194,6 +194,8 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
             "mlookups_per_s": round(compiled_lps / 1e6),
             "build_ms": round(build_ms),
             "revoke_to_visible_ms": round(revoke_ms),
+            "revoke_to_visible_max_ms": round(revoke_max_ms),
+            "revokes_timed": args.revokes,
             "memory_bytes": memory,
             "bytes_per_rule": round(memory as f64 / rules.max(1) as f64),
             "contexts": table.context_count(),
@@ -224,8 +226,9 @@ fn victims(state: &State, count: u32) -> Vec<usize> {
     (0..k).map(|i| (2 * i + 1) * n / (2 * k)).collect()
 }
 
-/// Median milliseconds of `Live::apply` of one revoke, each on a fresh live table.
-fn revoke_latency(state: &State, config: &Config, count: u32) -> anyhow::Result<f64> {
+/// Median and largest milliseconds of `Live::apply` of one revoke, each on a fresh live
+/// table.
+fn revoke_latency(state: &State, config: &Config, count: u32) -> anyhow::Result<(f64, f64)> {
     let mut times = Vec::new();
     for v in victims(state, count) {
         let live = Live::new(state.clone(), config.clone())?;
@@ -235,7 +238,8 @@ fn revoke_latency(state: &State, config: &Config, count: u32) -> anyhow::Result<
         let _visible: std::sync::Arc<Table> = live.snapshot();
         times.push(t.elapsed().as_secs_f64() * 1e3);
     }
-    Ok(median(times))
+    let max = times.iter().copied().fold(0.0, f64::max);
+    Ok((median(times), max))
 }
 
 /// Median milliseconds for the reference to see a revoke: the new state and a new scan.

@@ -172,6 +172,24 @@ impl Context {
         );
     }
 
+    /// This context with a patch tree for its revoked covers (see [`tree::patch`]), or
+    /// `None` when a rebuild is cheaper.
+    fn patched(&self, dead: &[u64], config: &Config) -> Option<Context> {
+        let alive = self.alive(Some(dead));
+        let dead_rank = |rank: u32| !alive(rank);
+        let max = self.targets.len() / 4;
+        let v4 = tree::patch(&self.v4, dead_rank, config.leaf_size, max)?;
+        let v6 = tree::patch(&self.v6, dead_rank, config.leaf_size, max)?;
+        let covers = cover_rules(&v4, &v6, &self.targets);
+        Some(Context {
+            v4,
+            v6,
+            targets: self.targets.clone(),
+            fallback: self.fallback,
+            covers,
+        })
+    }
+
     fn memory_usage(&self) -> usize {
         use std::mem::size_of;
         self.v4.memory_usage()
@@ -290,17 +308,7 @@ impl<'a> Resolver<'a> {
         } = lowered;
         let v4 = tree::build_forest(v4, config.leaf_size);
         let v6 = tree::build_forest(v6, config.leaf_size);
-        let mut covers: Vec<u32> = v4
-            .cover_ranks()
-            .chain(v6.cover_ranks())
-            .filter_map(|rank| match targets[rank as usize].by {
-                By::Rule(i) => Some(i),
-                _ => None,
-            })
-            .collect();
-        covers.sort_unstable();
-        covers.dedup();
-        covers.shrink_to_fit();
+        let covers = cover_rules(&v4, &v6, &targets);
         Context {
             v4,
             v6,
@@ -392,6 +400,22 @@ impl<'a> Resolver<'a> {
             fallback: semantics.fallback(direction),
         }
     }
+}
+
+/// Table rule indexes (sorted) of the filters that pruned a region of some tree.
+fn cover_rules(v4: &Forest<u32>, v6: &Forest<u128>, targets: &[Verdict]) -> Vec<u32> {
+    let mut covers: Vec<u32> = v4
+        .cover_ranks()
+        .chain(v6.cover_ranks())
+        .filter_map(|rank| match targets[rank as usize].by {
+            By::Rule(i) => Some(i),
+            _ => None,
+        })
+        .collect();
+    covers.sort_unstable();
+    covers.dedup();
+    covers.shrink_to_fit();
+    covers
 }
 
 /// One (group set, direction) lowered to boxes: the input of a tree build and of the
@@ -578,6 +602,18 @@ impl Table {
             .enumerate()
             .filter(|(_, c)| gone.iter().any(|i| c.covers.binary_search(i).is_ok()))
             .map(|(i, _)| i)
+            .collect();
+        // A context whose removed rules pruned tree regions first tries a patch tree over
+        // what they may have pruned (cheap: one scan of its filters and a small build).
+        let needs_rebuild: Vec<usize> = needs_rebuild
+            .into_iter()
+            .filter(|&c| match contexts[c].patched(&dead, &self.config) {
+                Some(p) => {
+                    contexts[c] = Arc::new(p);
+                    false
+                }
+                None => true,
+            })
             .collect();
         if !needs_rebuild.is_empty() {
             let mut resolver = Resolver::new(state);

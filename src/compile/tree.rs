@@ -8,6 +8,8 @@
 //! records every filter that pruned something ([`Tree::covers`]); removing one of those
 //! needs a rebuild, removing any other filter only needs a tombstone.
 
+use std::sync::Arc;
+
 use crate::classify::tree::{Bounds, Filter, Forest, Node, Packed, Tree, Word, DIMS, LEAF};
 
 /// Splits filters (in rank order) by whether each address field is specific (a prefix of at
@@ -22,13 +24,74 @@ pub(crate) fn build_forest<W: Word>(filters: Vec<Filter<W>>, leaf_size: usize) -
         let key = usize::from(small(0, &f)) | usize::from(small(1, &f)) << 1;
         parts[key].push(f);
     }
-    let mut trees: Vec<Tree<W>> = parts
+    let mut trees: Vec<Arc<Tree<W>>> = parts
         .into_iter()
         .filter(|p| !p.is_empty())
-        .map(|p| build(p, leaf_size))
+        .map(|p| Arc::new(build(p, leaf_size)))
         .collect();
-    trees.sort_by_key(Tree::min_rank);
+    trees.sort_by_key(|t| t.min_rank());
     Forest { trees }
+}
+
+/// Dead covers a patch handles; beyond this the filter scan costs more than a rebuild.
+const MAX_DEAD_COVERS: usize = 64;
+
+/// The forest after revokes of filters that pruned regions (`dead(rank)` says which ranks
+/// are revoked): the original trees, shared, plus one patch tree holding every live filter
+/// that a dead cover may have pruned — those ranked after it whose box meets its box.
+/// Returns `None` when the patch would exceed `max` filters (a rebuild is then cheaper).
+///
+/// Why this is exact: if the best live filter `g` for a packet is missing from the packet's
+/// leaf in an original tree, some filter `c` ranked before `g` covered a region holding the
+/// packet and pruned `g` there. Were `c` alive, it would contain the packet and beat `g`;
+/// so `c` is dead, `g` meets `c`'s box (both hold the packet) and is ranked after it, and
+/// the patch holds `g`. The patch tree is built from live filters only, so its own
+/// prunings are sound until one of its covers is revoked, which rebuilds the patch again.
+pub(crate) fn patch<W: Word>(
+    forest: &Forest<W>,
+    dead: impl Fn(u32) -> bool,
+    leaf_size: usize,
+    max: usize,
+) -> Option<Forest<W>> {
+    let mut trees: Vec<Arc<Tree<W>>> = forest.trees.iter().filter(|t| !t.patch).cloned().collect();
+    let dead_covers: Vec<(Bounds<W>, u32)> = trees
+        .iter()
+        .flat_map(|t| t.covers.iter().map(move |&i| &t.filters[i as usize]))
+        .filter(|f| dead(f.rank))
+        .map(|f| (f.bounds(), f.rank))
+        .collect();
+    if dead_covers.len() > MAX_DEAD_COVERS {
+        return None;
+    }
+    if !dead_covers.is_empty() {
+        let mut picked: Vec<Filter<W>> = Vec::new();
+        for f in trees.iter().flat_map(|t| t.filters.iter()) {
+            if dead(f.rank) {
+                continue;
+            }
+            let bounds = f.bounds();
+            if dead_covers
+                .iter()
+                .any(|(c, r)| f.rank > *r && c.intersects(&bounds))
+            {
+                if picked.len() >= max {
+                    return None;
+                }
+                picked.push(Filter {
+                    bounds,
+                    rank: f.rank,
+                });
+            }
+        }
+        if !picked.is_empty() {
+            picked.sort_unstable_by_key(|f| f.rank);
+            let mut tree = build(picked, leaf_size);
+            tree.patch = true;
+            trees.push(Arc::new(tree));
+            trees.sort_by_key(|t| t.min_rank());
+        }
+    }
+    Some(Forest { trees })
 }
 
 /// Where a finished subtree's reference is written.
@@ -113,6 +176,7 @@ pub(crate) fn build<W: Word>(filters: Vec<Filter<W>>, leaf_size: usize) -> Tree<
         filters: filters.iter().map(Packed::new).collect(),
         root,
         covers,
+        patch: false,
     }
 }
 
@@ -296,6 +360,59 @@ mod tests {
         assert_eq!(tree.items.len(), 1);
         assert_eq!(tree.lookup(&k([7; 5]), |_| true), Some(0));
         assert_eq!(tree.covers, vec![0], "the covering filter is recorded");
+    }
+
+    /// Random small boxes over a small grid, so that many filters cover regions.
+    fn random_filters(rng: &mut crate::packet::synth::Rng, n: u32) -> Vec<Filter<u32>> {
+        (0..n)
+            .map(|rank| {
+                let mut lo = [0u32; 5];
+                let mut hi = domain_max();
+                for d in 0..5 {
+                    if rng.below(3) != 0 {
+                        let a = rng.below(16) as u32;
+                        let b = a + rng.below(8) as u32;
+                        lo[d] = a;
+                        hi[d] = b;
+                    }
+                }
+                filter(lo, hi, rank)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn patch_after_revoking_covers_equals_brute_force() {
+        let mut rng = crate::packet::synth::Rng::new(9);
+        let mut patched_some = false;
+        for round in 0..40 {
+            let filters = random_filters(&mut rng, 60);
+            let forest = build_forest(filters.clone(), 1 + round % 4);
+            let covers: Vec<u32> = forest.cover_ranks().collect();
+            // Kill about half of the covers and a few other filters.
+            let dead: Vec<bool> = (0..filters.len() as u32)
+                .map(|r| (covers.contains(&r) && rng.below(2) == 0) || rng.below(10) == 0)
+                .collect();
+            let is_dead = |r: u32| dead[r as usize];
+            let Some(patched) = patch(&forest, is_dead, 1 + round % 4, usize::MAX) else {
+                continue;
+            };
+            patched_some |= patched.trees.iter().any(|t| t.patch);
+            let live: Vec<Filter<u32>> = filters
+                .iter()
+                .filter(|f| !is_dead(f.rank))
+                .copied()
+                .collect();
+            for _ in 0..400 {
+                let key: [u32; 5] = std::array::from_fn(|_| rng.below(26) as u32);
+                assert_eq!(
+                    patched.lookup(&k(key), |r| !is_dead(r)),
+                    brute(&live, &key),
+                    "round {round}, {key:?}"
+                );
+            }
+        }
+        assert!(patched_some, "some round built a patch tree");
     }
 
     #[test]
