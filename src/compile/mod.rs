@@ -63,13 +63,58 @@ impl From<crate::model::StateError> for CompileError {
     }
 }
 
+/// A [`Verdict`] of a matching filter in four bytes: bit 31 accept, bit 30 inner access
+/// (else a rule), the rest the rule's table index or the group's state index.
+#[derive(Clone, Copy, Debug)]
+struct Target(u32);
+
+impl Target {
+    const ACCEPT: u32 = 1 << 31;
+    const INNER: u32 = 1 << 30;
+
+    /// Packs a verdict. Indexes are below 2^30: a table or state that large would not fit
+    /// in memory in the first place.
+    fn new(v: Verdict) -> Target {
+        let action = if v.action == Action::Accept {
+            Target::ACCEPT
+        } else {
+            0
+        };
+        let by = match v.by {
+            By::Rule(i) => i & !(Target::ACCEPT | Target::INNER),
+            By::InnerAccess(g) => Target::INNER | (g & !(Target::ACCEPT | Target::INNER)),
+            // Invariant: a filter's target is a rule or an inner-access grant, never the
+            // default; map it to rule 0 defensively (unreachable).
+            By::Default => 0,
+        };
+        Target(action | by)
+    }
+
+    #[inline]
+    fn verdict(self) -> Verdict {
+        let index = self.0 & !(Target::ACCEPT | Target::INNER);
+        Verdict {
+            action: if self.0 & Target::ACCEPT != 0 {
+                Action::Accept
+            } else {
+                Action::Drop
+            },
+            by: if self.0 & Target::INNER != 0 {
+                By::InnerAccess(index)
+            } else {
+                By::Rule(index)
+            },
+        }
+    }
+}
+
 /// One compiled (group set, direction): the trees and what their ranks mean.
 #[derive(Debug)]
 struct Context {
     v4: Forest<u32>,
     v6: Forest<u128>,
     /// Per rank: the verdict a match gives.
-    targets: Vec<Verdict>,
+    targets: Vec<Target>,
     /// When nothing matches.
     fallback: Action,
     /// Table rule indexes (sorted) whose removal needs a rebuild of this context (they
@@ -85,7 +130,7 @@ impl Context {
         let dead = dead.unwrap_or(&[]);
         move |rank: u32| {
             dead.is_empty()
-                || match self.targets[rank as usize].by {
+                || match self.targets[rank as usize].verdict().by {
                     By::Rule(i) => dead[(i / 64) as usize] & (1 << (i % 64)) == 0,
                     _ => true,
                 }
@@ -95,7 +140,7 @@ impl Context {
     #[inline]
     fn verdict(&self, rank: Option<u32>) -> Verdict {
         match rank {
-            Some(r) => self.targets[r as usize],
+            Some(r) => self.targets[r as usize].verdict(),
             None => Verdict {
                 action: self.fallback,
                 by: By::Default,
@@ -194,7 +239,7 @@ impl Context {
         use std::mem::size_of;
         self.v4.memory_usage()
             + self.v6.memory_usage()
-            + self.targets.capacity() * size_of::<Verdict>()
+            + self.targets.capacity() * size_of::<Target>()
             + self.covers.capacity() * size_of::<u32>()
     }
 }
@@ -308,6 +353,8 @@ impl<'a> Resolver<'a> {
         } = lowered;
         let v4 = tree::build_forest(v4, config.leaf_size);
         let v6 = tree::build_forest(v6, config.leaf_size);
+        let mut targets: Vec<Target> = targets.into_iter().map(Target::new).collect();
+        targets.shrink_to_fit();
         let covers = cover_rules(&v4, &v6, &targets);
         Context {
             v4,
@@ -403,11 +450,11 @@ impl<'a> Resolver<'a> {
 }
 
 /// Table rule indexes (sorted) of the filters that pruned a region of some tree.
-fn cover_rules(v4: &Forest<u32>, v6: &Forest<u128>, targets: &[Verdict]) -> Vec<u32> {
+fn cover_rules(v4: &Forest<u32>, v6: &Forest<u128>, targets: &[Target]) -> Vec<u32> {
     let mut covers: Vec<u32> = v4
         .cover_ranks()
         .chain(v6.cover_ranks())
-        .filter_map(|rank| match targets[rank as usize].by {
+        .filter_map(|rank| match targets[rank as usize].verdict().by {
             By::Rule(i) => Some(i),
             _ => None,
         })
