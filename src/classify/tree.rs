@@ -322,19 +322,23 @@ impl<W: Word> Tree<W> {
     pub fn lookup_lanes(&self, keys: &[Key<W>], best: &mut [u32], alive: &impl Fn(u32) -> bool) {
         let n = keys.len().min(LANES).min(best.len());
         let mut at = [self.root; LANES];
-        loop {
-            let mut inner = 0u32;
-            for i in 0..n {
-                let a = at[i];
-                if a & LEAF == 0 {
-                    let node = &self.nodes[a as usize];
-                    at[i] = node.children
+        if !self.nodes.is_empty() {
+            // Branch-free rounds: a lane already at a leaf reads the root (hot in L1) and
+            // keeps its reference; the loop ends when no lane moved.
+            loop {
+                let mut inner = false;
+                for i in 0..n {
+                    let a = at[i];
+                    let is_inner = a & LEAF == 0;
+                    let node = &self.nodes[if is_inner { a as usize } else { 0 }];
+                    let next = node.children
                         [usize::from(keys[i].wide[usize::from(node.dim)] >= node.threshold)];
-                    inner |= 1;
+                    at[i] = if is_inner { next } else { a };
+                    inner |= is_inner;
                 }
-            }
-            if inner == 0 {
-                break;
+                if !inner {
+                    break;
+                }
             }
         }
         for i in 0..n {

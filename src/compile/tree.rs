@@ -6,7 +6,8 @@
 //! whole region (nothing after it can ever win there), and a cut that reduces neither side is
 //! never made. The first pruning is only sound while the covering filter lives, so the tree
 //! records every filter that pruned something ([`Tree::covers`]); removing one of those
-//! needs a rebuild, removing any other filter only needs a tombstone.
+//! needs a tombstone and a patch tree ([`patch`]), removing any other filter only a
+//! tombstone.
 
 use std::sync::Arc;
 
@@ -15,7 +16,56 @@ use crate::classify::tree::{Bounds, Filter, Forest, Node, Packed, Tree, Word, DI
 /// Splits filters (in rank order) by whether each address field is specific (a prefix of at
 /// least half the address width: /16 for IPv4, /64 for IPv6) and builds one tree per
 /// non-empty part.
+///
+/// Small sets also try one tree over everything: a packet then walks one tree instead of up
+/// to four. It is kept when the cuts replicate filters little (at most
+/// [`SINGLE_TREE_REPLICATION`] leaf entries per filter) and its estimated lookup cost
+/// ([`expected_cost`]) is lower than the forest's.
 pub(crate) fn build_forest<W: Word>(filters: Vec<Filter<W>>, leaf_size: usize) -> Forest<W> {
+    let single = (filters.len() <= SINGLE_TREE_MAX)
+        .then(|| build(filters.clone(), leaf_size))
+        .filter(|t| t.items.len() <= SINGLE_TREE_REPLICATION * filters.len().max(1));
+    let forest = partitioned(filters, leaf_size);
+    match single {
+        Some(t) if cost(&t) < expected_cost(&forest) => Forest {
+            trees: vec![Arc::new(t)],
+        },
+        _ => forest,
+    }
+}
+
+/// Estimated steps of one lookup in a tree: the depth of a balanced tree with its leaves,
+/// plus the average leaf run.
+fn cost<W: Word>(t: &Tree<W>) -> f64 {
+    let leaves = (t.starts.len() - 1).max(1) as f64;
+    leaves.log2() + t.items.len() as f64 / leaves
+}
+
+/// Estimated steps of one lookup in a forest, assuming packets hit the filters uniformly
+/// (as ClassBench traces do): a tree is visited by the packets whose best match ranks after
+/// the tree's smallest rank.
+fn expected_cost<W: Word>(f: &Forest<W>) -> f64 {
+    let n = f
+        .trees
+        .iter()
+        .map(|t| t.filters.len())
+        .sum::<usize>()
+        .max(1) as f64;
+    f.trees
+        .iter()
+        .map(|t| {
+            let later = f
+                .trees
+                .iter()
+                .map(|u| u.filters.iter().filter(|x| x.rank >= t.min_rank()).count())
+                .sum::<usize>();
+            later as f64 / n * cost(t)
+        })
+        .sum()
+}
+
+/// One tree per address-field shape (see [`build_forest`]).
+fn partitioned<W: Word>(filters: Vec<Filter<W>>, leaf_size: usize) -> Forest<W> {
     let small = |d: usize, f: &Filter<W>| {
         f.bounds.hi[d].to_u128() - f.bounds.lo[d].to_u128() < 1u128 << (W::ADDR_BITS / 2)
     };
@@ -93,6 +143,12 @@ pub(crate) fn patch<W: Word>(
     }
     Some(Forest { trees })
 }
+
+/// Largest set for which one tree over everything is tried.
+const SINGLE_TREE_MAX: usize = 4096;
+
+/// Leaf entries per filter a single tree may hold before the partitioned forest wins.
+const SINGLE_TREE_REPLICATION: usize = 6;
 
 /// Where a finished subtree's reference is written.
 #[derive(Clone, Copy)]
