@@ -23,8 +23,11 @@ use crate::classify::tree::{Bounds, Filter, Forest, Node, Packed, Tree, Word, DI
 /// ([`expected_cost`]) is lower than the forest's.
 pub(crate) fn build_forest<W: Word>(filters: Vec<Filter<W>>, leaf_size: usize) -> Forest<W> {
     let single = (filters.len() <= SINGLE_TREE_MAX)
-        .then(|| build(filters.clone(), leaf_size))
-        .filter(|t| t.items.len() <= SINGLE_TREE_REPLICATION * filters.len().max(1));
+        .then(|| {
+            let budget = SINGLE_TREE_REPLICATION * filters.len().max(1);
+            build_within(filters.clone(), leaf_size, budget)
+        })
+        .flatten();
     let forest = partitioned(filters, leaf_size);
     match single {
         Some(t) if cost(&t) < expected_cost(&forest) => Forest {
@@ -170,6 +173,20 @@ const MAX_DEPTH: u32 = 96;
 
 /// Builds the tree. `filters` must be in rank order (ranks ascending).
 pub(crate) fn build<W: Word>(filters: Vec<Filter<W>>, leaf_size: usize) -> Tree<W> {
+    match build_within(filters, leaf_size, usize::MAX) {
+        Some(tree) => tree,
+        // Invariant: with no budget the build never gives up.
+        None => unreachable!("an unbounded build finished"),
+    }
+}
+
+/// Builds the tree, giving up (`None`) as soon as its leaves hold more than `budget`
+/// entries.
+fn build_within<W: Word>(
+    filters: Vec<Filter<W>>,
+    leaf_size: usize,
+    budget: usize,
+) -> Option<Tree<W>> {
     let mut nodes: Vec<Node<W>> = Vec::new();
     let mut starts: Vec<u32> = Vec::new();
     let mut items: Vec<u32> = Vec::new();
@@ -190,6 +207,9 @@ pub(crate) fn build<W: Word>(filters: Vec<Filter<W>>, leaf_size: usize) -> Tree<
                 let leaf = starts.len() as u32;
                 starts.push(items.len() as u32);
                 items.extend_from_slice(&task.items);
+                if items.len() > budget {
+                    return None;
+                }
                 LEAF | leaf
             }
             Some((dim, threshold)) => {
@@ -225,7 +245,7 @@ pub(crate) fn build<W: Word>(filters: Vec<Filter<W>>, leaf_size: usize) -> Tree<
     starts.shrink_to_fit();
     items.shrink_to_fit();
     covers.shrink_to_fit();
-    Tree {
+    Some(Tree {
         nodes,
         starts,
         items,
@@ -233,7 +253,7 @@ pub(crate) fn build<W: Word>(filters: Vec<Filter<W>>, leaf_size: usize) -> Tree<
         root,
         covers,
         patch: false,
-    }
+    })
 }
 
 /// Drops every filter after the first one that covers the whole region, and returns that
