@@ -801,6 +801,10 @@ impl Engine for Table {
                 .count();
             let (lanes, tail) = rest.split_at(run);
             rest = tail;
+            if run == 1 {
+                out.push(self.classify(point, &lanes[0].1));
+                continue;
+            }
             let d = match point.direction {
                 Direction::Ingress => 0,
                 Direction::Egress => 1,
