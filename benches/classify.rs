@@ -1,4 +1,5 @@
-//! Classification throughput by rule count and per ClassBench set, compile time,
+//! Classification throughput by rule count (100 to 1M synthetic rules), on the
+//! security-group-shaped workload and per ClassBench set, compile time,
 //! revoke-to-visible latency, and batch scaling with threads. Results read as packets/s.
 //!
 //! ClassBench sets are read from `tests/data/classbench` (1k) and, when present, from
@@ -37,6 +38,22 @@ fn classify_by_rule_count(c: &mut Criterion) {
             b.iter(|| table.classify_batch(black_box(q), &mut out))
         });
     }
+    g.finish();
+}
+
+fn classify_sg(c: &mut Criterion) {
+    let mut g = c.benchmark_group("classify/sg");
+    g.sample_size(10);
+    let state = sgsim::bench::sg_state(&sgsim::bench::SgShape::default(), 1);
+    let table = compile(&state, &Config::default()).expect("compiles");
+    let q = sgsim::bench::sg_queries(&state, PACKETS, 2);
+    let mut out = Vec::with_capacity(q.len());
+    g.throughput(Throughput::Elements(q.len() as u64));
+    g.bench_with_input(
+        BenchmarkId::from_parameter(state.rules.len()),
+        &q,
+        |b, q| b.iter(|| table.classify_batch(black_box(q), &mut out)),
+    );
     g.finish();
 }
 
@@ -152,6 +169,7 @@ fn batch_scaling(c: &mut Criterion) {
 criterion_group!(
     benches,
     classify_by_rule_count,
+    classify_sg,
     classify_classbench,
     compile_time,
     revoke_to_visible,

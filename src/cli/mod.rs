@@ -1,6 +1,7 @@
 //! Flags, subcommands and exit codes. Exit 0 on success, 1 when a simulated cloud API
 //! answers with an error, 2 for unusable input (unreadable file, malformed data, bad flags).
 
+mod bench;
 mod classbench;
 mod demo;
 mod eval;
@@ -26,6 +27,8 @@ struct Cli {
 enum Command {
     /// Run the bundled example (the default with no arguments).
     Demo,
+    /// Measure the compiled and reference engines in one run; print JSON figures.
+    Bench(bench::Args),
     /// Classify a ClassBench trace against a ClassBench filter set; print a JSON summary.
     Classbench(classbench::Args),
     /// Apply a revoke request as the cloud API would; print the API's response.
@@ -81,6 +84,7 @@ pub fn run() -> i32 {
     };
     let result = match cli.command.unwrap_or(Command::Demo) {
         Command::Demo => demo::run(),
+        Command::Bench(args) => bench::run(args),
         Command::Classbench(args) => classbench::run(args),
         Command::Revoke(args) => revoke::run_revoke(args),
         Command::Rules(args) => revoke::run_rules(args),

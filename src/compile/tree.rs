@@ -6,14 +6,69 @@
 //! whole region (nothing after it can ever win there), and a cut that reduces neither side is
 //! never made. The first pruning is only sound while the covering filter lives, so the tree
 //! records every filter that pruned something ([`Tree::covers`]); removing one of those
-//! needs a rebuild, removing any other filter only needs a tombstone.
+//! needs a tombstone and a patch tree ([`patch`]), removing any other filter only a
+//! tombstone.
 
-use crate::classify::tree::{Bounds, Filter, Forest, Node, Tree, Word, DIMS, LEAF};
+use std::sync::Arc;
+
+use crate::classify::tree::{Bounds, Filter, Forest, Node, Packed, Tree, Word, DIMS, LEAF};
 
 /// Splits filters (in rank order) by whether each address field is specific (a prefix of at
 /// least half the address width: /16 for IPv4, /64 for IPv6) and builds one tree per
 /// non-empty part.
+///
+/// Small sets also try one tree over everything: a packet then walks one tree instead of up
+/// to four. It is kept when the cuts replicate filters little (at most
+/// [`SINGLE_TREE_REPLICATION`] leaf entries per filter) and its estimated lookup cost
+/// ([`expected_cost`]) is lower than the forest's.
 pub(crate) fn build_forest<W: Word>(filters: Vec<Filter<W>>, leaf_size: usize) -> Forest<W> {
+    let single = (filters.len() <= SINGLE_TREE_MAX)
+        .then(|| {
+            let budget = SINGLE_TREE_REPLICATION * filters.len().max(1);
+            build_within(filters.clone(), leaf_size, budget)
+        })
+        .flatten();
+    let forest = partitioned(filters, leaf_size);
+    match single {
+        Some(t) if cost(&t) < expected_cost(&forest) => Forest {
+            trees: vec![Arc::new(t)],
+        },
+        _ => forest,
+    }
+}
+
+/// Estimated steps of one lookup in a tree: the depth of a balanced tree with its leaves,
+/// plus the average leaf run.
+fn cost<W: Word>(t: &Tree<W>) -> f64 {
+    let leaves = (t.starts.len() - 1).max(1) as f64;
+    leaves.log2() + t.items.len() as f64 / leaves
+}
+
+/// Estimated steps of one lookup in a forest, assuming packets hit the filters uniformly
+/// (as ClassBench traces do): a tree is visited by the packets whose best match ranks after
+/// the tree's smallest rank.
+fn expected_cost<W: Word>(f: &Forest<W>) -> f64 {
+    let n = f
+        .trees
+        .iter()
+        .map(|t| t.filters.len())
+        .sum::<usize>()
+        .max(1) as f64;
+    f.trees
+        .iter()
+        .map(|t| {
+            let later = f
+                .trees
+                .iter()
+                .map(|u| u.filters.iter().filter(|x| x.rank >= t.min_rank()).count())
+                .sum::<usize>();
+            later as f64 / n * cost(t)
+        })
+        .sum()
+}
+
+/// One tree per address-field shape (see [`build_forest`]).
+fn partitioned<W: Word>(filters: Vec<Filter<W>>, leaf_size: usize) -> Forest<W> {
     let small = |d: usize, f: &Filter<W>| {
         f.bounds.hi[d].to_u128() - f.bounds.lo[d].to_u128() < 1u128 << (W::ADDR_BITS / 2)
     };
@@ -22,14 +77,81 @@ pub(crate) fn build_forest<W: Word>(filters: Vec<Filter<W>>, leaf_size: usize) -
         let key = usize::from(small(0, &f)) | usize::from(small(1, &f)) << 1;
         parts[key].push(f);
     }
-    let mut trees: Vec<Tree<W>> = parts
+    let mut trees: Vec<Arc<Tree<W>>> = parts
         .into_iter()
         .filter(|p| !p.is_empty())
-        .map(|p| build(p, leaf_size))
+        .map(|p| Arc::new(build(p, leaf_size)))
         .collect();
-    trees.sort_by_key(Tree::min_rank);
+    trees.sort_by_key(|t| t.min_rank());
     Forest { trees }
 }
+
+/// Dead covers a patch handles; beyond this the filter scan costs more than a rebuild.
+const MAX_DEAD_COVERS: usize = 64;
+
+/// The forest after revokes of filters that pruned regions (`dead(rank)` says which ranks
+/// are revoked): the original trees, shared, plus one patch tree holding every live filter
+/// that a dead cover may have pruned — those ranked after it whose box meets its box.
+/// Returns `None` when the patch would exceed `max` filters (a rebuild is then cheaper).
+///
+/// Why this is exact: if the best live filter `g` for a packet is missing from the packet's
+/// leaf in an original tree, some filter `c` ranked before `g` covered a region holding the
+/// packet and pruned `g` there. Were `c` alive, it would contain the packet and beat `g`;
+/// so `c` is dead, `g` meets `c`'s box (both hold the packet) and is ranked after it, and
+/// the patch holds `g`. The patch tree is built from live filters only, so its own
+/// prunings are sound until one of its covers is revoked, which rebuilds the patch again.
+pub(crate) fn patch<W: Word>(
+    forest: &Forest<W>,
+    dead: impl Fn(u32) -> bool,
+    leaf_size: usize,
+    max: usize,
+) -> Option<Forest<W>> {
+    let mut trees: Vec<Arc<Tree<W>>> = forest.trees.iter().filter(|t| !t.patch).cloned().collect();
+    let dead_covers: Vec<(Bounds<W>, u32)> = trees
+        .iter()
+        .flat_map(|t| t.covers.iter().map(move |&i| &t.filters[i as usize]))
+        .filter(|f| dead(f.rank))
+        .map(|f| (f.bounds(), f.rank))
+        .collect();
+    if dead_covers.len() > MAX_DEAD_COVERS {
+        return None;
+    }
+    if !dead_covers.is_empty() {
+        let mut picked: Vec<Filter<W>> = Vec::new();
+        for f in trees.iter().flat_map(|t| t.filters.iter()) {
+            if dead(f.rank) {
+                continue;
+            }
+            let bounds = f.bounds();
+            if dead_covers
+                .iter()
+                .any(|(c, r)| f.rank > *r && c.intersects(&bounds))
+            {
+                if picked.len() >= max {
+                    return None;
+                }
+                picked.push(Filter {
+                    bounds,
+                    rank: f.rank,
+                });
+            }
+        }
+        if !picked.is_empty() {
+            picked.sort_unstable_by_key(|f| f.rank);
+            let mut tree = build(picked, leaf_size);
+            tree.patch = true;
+            trees.push(Arc::new(tree));
+            trees.sort_by_key(|t| t.min_rank());
+        }
+    }
+    Some(Forest { trees })
+}
+
+/// Largest set for which one tree over everything is tried.
+const SINGLE_TREE_MAX: usize = 4096;
+
+/// Leaf entries per filter a single tree may hold before the partitioned forest wins.
+const SINGLE_TREE_REPLICATION: usize = 6;
 
 /// Where a finished subtree's reference is written.
 #[derive(Clone, Copy)]
@@ -51,50 +173,62 @@ const MAX_DEPTH: u32 = 96;
 
 /// Builds the tree. `filters` must be in rank order (ranks ascending).
 pub(crate) fn build<W: Word>(filters: Vec<Filter<W>>, leaf_size: usize) -> Tree<W> {
-    let mut tree = Tree {
-        nodes: Vec::new(),
-        leaves: Vec::new(),
-        items: Vec::new(),
-        filters,
-        root: LEAF,
-        covers: Vec::new(),
-    };
+    match build_within(filters, leaf_size, usize::MAX) {
+        Some(tree) => tree,
+        // Invariant: with no budget the build never gives up.
+        None => unreachable!("an unbounded build finished"),
+    }
+}
+
+/// Builds the tree, giving up (`None`) as soon as its leaves hold more than `budget`
+/// entries.
+fn build_within<W: Word>(
+    filters: Vec<Filter<W>>,
+    leaf_size: usize,
+    budget: usize,
+) -> Option<Tree<W>> {
+    let mut nodes: Vec<Node<W>> = Vec::new();
+    let mut starts: Vec<u32> = Vec::new();
+    let mut items: Vec<u32> = Vec::new();
+    let mut root = LEAF;
     let mut covers = Vec::new();
     let mut stack = vec![Task {
         slot: Slot::Root,
-        items: (0..tree.filters.len() as u32).collect(),
+        items: (0..filters.len() as u32).collect(),
         region: Bounds::full(),
         depth: 0,
     }];
     while let Some(mut task) = stack.pop() {
-        if let Some(cover) = prune(&tree.filters, &mut task.items, &task.region) {
+        if let Some(cover) = prune(&filters, &mut task.items, &task.region) {
             covers.push(cover);
         }
-        let reference = match choose_cut(&tree.filters, &task, leaf_size) {
+        let reference = match choose_cut(&filters, &task, leaf_size) {
             None => {
-                let leaf = tree.leaves.len() as u32;
-                tree.leaves
-                    .push([tree.items.len() as u32, task.items.len() as u32]);
-                tree.items.extend_from_slice(&task.items);
+                let leaf = starts.len() as u32;
+                starts.push(items.len() as u32);
+                items.extend_from_slice(&task.items);
+                if items.len() > budget {
+                    return None;
+                }
                 LEAF | leaf
             }
             Some((dim, threshold)) => {
-                let node = tree.nodes.len() as u32;
-                tree.nodes.push(Node {
+                let node = nodes.len() as u32;
+                nodes.push(Node {
                     dim: dim as u8,
                     threshold,
                     children: [LEAF, LEAF],
                 });
-                let (left, right) = split(&tree.filters, &task, dim, threshold);
+                let (left, right) = split(&filters, &task, dim, threshold);
                 stack.push(right);
                 stack.push(left);
                 node
             }
         };
         match task.slot {
-            Slot::Root => tree.root = reference,
-            Slot::Left(n) => tree.nodes[n as usize].children[0] = reference,
-            Slot::Right(n) => tree.nodes[n as usize].children[1] = reference,
+            Slot::Root => root = reference,
+            Slot::Left(n) => nodes[n as usize].children[0] = reference,
+            Slot::Right(n) => nodes[n as usize].children[1] = reference,
         }
         // Fix up the slots of the children just pushed: they were created before the node's
         // index was known to them.
@@ -104,13 +238,22 @@ pub(crate) fn build<W: Word>(filters: Vec<Filter<W>>, leaf_size: usize) -> Tree<
             stack[len - 2].slot = Slot::Right(reference);
         }
     }
+    starts.push(items.len() as u32);
     covers.sort_unstable();
     covers.dedup();
-    tree.covers = covers;
-    tree.nodes.shrink_to_fit();
-    tree.leaves.shrink_to_fit();
-    tree.items.shrink_to_fit();
-    tree
+    nodes.shrink_to_fit();
+    starts.shrink_to_fit();
+    items.shrink_to_fit();
+    covers.shrink_to_fit();
+    Some(Tree {
+        nodes,
+        starts,
+        items,
+        filters: filters.iter().map(Packed::new).collect(),
+        root,
+        covers,
+        patch: false,
+    })
 }
 
 /// Drops every filter after the first one that covers the whole region, and returns that
@@ -221,6 +364,7 @@ fn split<W: Word>(filters: &[Filter<W>], task: &Task<W>, dim: usize, t: W) -> (T
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::classify::tree::Key;
 
     fn filter(lo: [u32; 5], hi: [u32; 5], rank: u32) -> Filter<u32> {
         Filter {
@@ -264,13 +408,17 @@ mod tests {
                 for proto in [1, 6, 17] {
                     let key = [a, 0, 0, p, proto];
                     assert_eq!(
-                        tree.lookup(&key, |_| true),
+                        tree.lookup(&k(key), |_| true),
                         brute(&filters, &key),
                         "{key:?}"
                     );
                 }
             }
         }
+    }
+
+    fn k(key: [u32; 5]) -> Key<u32> {
+        Key::new(key[0], key[1], key[2] as u16, key[3] as u16, key[4] as u8)
     }
 
     fn domain_max() -> [u32; 5] {
@@ -286,13 +434,66 @@ mod tests {
         let tree = build(filters, 4);
         assert!(tree.nodes.is_empty());
         assert_eq!(tree.items.len(), 1);
-        assert_eq!(tree.lookup(&[7; 5], |_| true), Some(0));
+        assert_eq!(tree.lookup(&k([7; 5]), |_| true), Some(0));
         assert_eq!(tree.covers, vec![0], "the covering filter is recorded");
+    }
+
+    /// Random small boxes over a small grid, so that many filters cover regions.
+    fn random_filters(rng: &mut crate::packet::synth::Rng, n: u32) -> Vec<Filter<u32>> {
+        (0..n)
+            .map(|rank| {
+                let mut lo = [0u32; 5];
+                let mut hi = domain_max();
+                for d in 0..5 {
+                    if rng.below(3) != 0 {
+                        let a = rng.below(16) as u32;
+                        let b = a + rng.below(8) as u32;
+                        lo[d] = a;
+                        hi[d] = b;
+                    }
+                }
+                filter(lo, hi, rank)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn patch_after_revoking_covers_equals_brute_force() {
+        let mut rng = crate::packet::synth::Rng::new(9);
+        let mut patched_some = false;
+        for round in 0..40 {
+            let filters = random_filters(&mut rng, 60);
+            let forest = build_forest(filters.clone(), 1 + round % 4);
+            let covers: Vec<u32> = forest.cover_ranks().collect();
+            // Kill about half of the covers and a few other filters.
+            let dead: Vec<bool> = (0..filters.len() as u32)
+                .map(|r| (covers.contains(&r) && rng.below(2) == 0) || rng.below(10) == 0)
+                .collect();
+            let is_dead = |r: u32| dead[r as usize];
+            let Some(patched) = patch(&forest, is_dead, 1 + round % 4, usize::MAX) else {
+                continue;
+            };
+            patched_some |= patched.trees.iter().any(|t| t.patch);
+            let live: Vec<Filter<u32>> = filters
+                .iter()
+                .filter(|f| !is_dead(f.rank))
+                .copied()
+                .collect();
+            for _ in 0..400 {
+                let key: [u32; 5] = std::array::from_fn(|_| rng.below(26) as u32);
+                assert_eq!(
+                    patched.lookup(&k(key), |r| !is_dead(r)),
+                    brute(&live, &key),
+                    "round {round}, {key:?}"
+                );
+            }
+        }
+        assert!(patched_some, "some round built a patch tree");
     }
 
     #[test]
     fn empty_tree_matches_nothing() {
         let tree: Tree<u128> = build(Vec::new(), 8);
-        assert_eq!(tree.lookup(&[0; 5], |_| true), None);
+        assert_eq!(tree.lookup(&Key::new(0u128, 0, 0, 0, 0), |_| true), None);
     }
 }

@@ -1,0 +1,258 @@
+//! `sgsim bench`: the compiled engine and the reference engine measured in the same run,
+//! printed as one JSON object.
+//!
+//! Workloads: a synthetic ClassBench-shaped rule set (`--rules N`), a security-group-shaped
+//! account (`--shape sg`), or a ClassBench filter file (`--filters F [--trace T]`).
+//! Figures: lookups/s (one thread through `classify_batch`, and with `--threads N` the
+//! rayon batch path), build time, revoke-to-visible latency (`Live::apply` of one revoke,
+//! median over `--revokes` different rules), and bytes per rule (`Table::memory_usage`).
+//! The reference engine is a linear scan: at large sizes it is timed on a sample of the
+//! packets (`reference_sampled_packets`), and the compiled engine's answers are checked
+//! against it on that sample.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use serde_json::{json, Value};
+
+use super::Exit;
+use sgsim::bench::{sg_queries, sg_state, SgShape};
+use sgsim::classbench::{self, POINT};
+use sgsim::classify::live::{Change, Live};
+use sgsim::classify::reference::Reference;
+use sgsim::classify::{Engine, Point};
+use sgsim::compile::{compile, Config, Table};
+use sgsim::model::{Header, State};
+
+/// Which rule set to measure.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum Shape {
+    /// Security-group shaped: groups, ENIs sharing group sets, group references.
+    Sg,
+    /// ClassBench-shaped synthetic filters (`--rules N`).
+    Classbench,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Synthetic ClassBench-shaped rule count (default workload: 10000 rules).
+    #[arg(long, value_name = "N", conflicts_with = "filters")]
+    rules: Option<usize>,
+    /// Workload shape for generated rules.
+    #[arg(long, value_enum, conflicts_with = "filters")]
+    shape: Option<Shape>,
+    /// ClassBench filter file (`.xz` is decompressed).
+    #[arg(long, value_name = "F")]
+    filters: Option<PathBuf>,
+    /// ClassBench trace for `--filters`; without it, a seeded synthetic trace.
+    #[arg(long, value_name = "T", requires = "filters")]
+    trace: Option<PathBuf>,
+    /// Packets per pass for generated traffic.
+    #[arg(long, default_value_t = 100_000)]
+    packets: usize,
+    /// Threads for the parallel batch figure (1 = single-thread only).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    threads: u32,
+    /// Timed passes (the median is reported).
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    repeat: u32,
+    /// Revokes timed (each of a different rule, on a fresh live table; median reported).
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    revokes: u32,
+    /// Upper bound on rules x packets for the reference's timed pass (it scans linearly).
+    #[arg(long, default_value_t = 200_000_000)]
+    reference_budget: u64,
+    /// Seed of generated rules and traffic.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+}
+
+fn median(mut xs: Vec<f64>) -> f64 {
+    xs.sort_by(f64::total_cmp);
+    xs.get(xs.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+fn round(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
+/// Median seconds of `repeat` runs of `f`.
+fn timed(repeat: u32, mut f: impl FnMut()) -> f64 {
+    median(
+        (0..repeat)
+            .map(|_| {
+                let t = Instant::now();
+                f();
+                t.elapsed().as_secs_f64()
+            })
+            .collect(),
+    )
+}
+
+pub fn run(args: Args) -> anyhow::Result<Exit> {
+    let (workload, state, queries): (Value, State, Vec<(Point, Header)>) =
+        match (&args.filters, args.shape) {
+            (Some(f), _) => {
+                let state = classbench::read_filters(f)?;
+                let headers: Vec<Header> = match &args.trace {
+                    Some(t) => classbench::read_trace(t)?
+                        .into_iter()
+                        .map(|e| e.header)
+                        .collect(),
+                    None => sgsim::packet::synth::headers(&state, args.packets, args.seed),
+                };
+                let q = headers.into_iter().map(|h| (POINT, h)).collect();
+                (
+                    json!({"kind": "classbench-file", "filters": f.display().to_string(),
+                           "trace": args.trace.as_ref().map(|t| t.display().to_string())}),
+                    state,
+                    q,
+                )
+            }
+            (None, Some(Shape::Sg)) => {
+                let mut shape = SgShape::default();
+                if let Some(n) = args.rules {
+                    shape.rules = n;
+                }
+                let state = sg_state(&shape, args.seed);
+                let q = sg_queries(&state, args.packets, args.seed + 1);
+                (
+                    json!({"kind": "sg", "groups": shape.groups, "enis": shape.enis,
+                           "group_sets": shape.group_sets, "seed": args.seed}),
+                    state,
+                    q,
+                )
+            }
+            (None, _) => {
+                let n = args.rules.unwrap_or(10_000);
+                let state = classbench::synthetic_filters(n, args.seed);
+                let q = sgsim::packet::synth::headers(&state, args.packets, args.seed + 1)
+                    .into_iter()
+                    .map(|h| (POINT, h))
+                    .collect();
+                (
+                    json!({"kind": "synthetic-classbench", "seed": args.seed}),
+                    state,
+                    q,
+                )
+            }
+        };
+    anyhow::ensure!(!queries.is_empty(), "the workload has no packets");
+    let rules = state.rules.len();
+
+    // Compiled engine.
+    let config = Config::default();
+    let t = Instant::now();
+    let table = compile(&state, &config)?;
+    let build_ms = t.elapsed().as_secs_f64() * 1e3;
+    let mut out = Vec::with_capacity(queries.len());
+    let secs = timed(args.repeat, || table.classify_batch(&queries, &mut out));
+    let compiled_lps = queries.len() as f64 / secs;
+    let parallel = (args.threads > 1)
+        .then(|| -> anyhow::Result<Value> {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(args.threads as usize)
+                .build()?;
+            let secs = timed(args.repeat, || {
+                std::hint::black_box(pool.install(|| table.classify_par(&queries)));
+            });
+            let lps = queries.len() as f64 / secs;
+            Ok(json!({"threads": args.threads, "lookups_per_s": round(lps),
+                      "speedup_over_one_thread": round(lps / compiled_lps)}))
+        })
+        .transpose()?;
+    let (revoke_ms, revoke_max_ms) = revoke_latency(&state, &config, args.revokes)?;
+    let memory = table.memory_usage();
+
+    // Reference engine, on a bounded sample.
+    let sample =
+        (args.reference_budget / rules.max(1) as u64).clamp(1000, queries.len() as u64) as usize;
+    let sampled = &queries[..sample.min(queries.len())];
+    let t = Instant::now();
+    let reference = Reference::new(&state)?;
+    let ref_build_ms = t.elapsed().as_secs_f64() * 1e3;
+    let mut ref_out = Vec::with_capacity(sampled.len());
+    let ref_secs = timed(args.repeat.min(3), || {
+        reference.classify_batch(sampled, &mut ref_out)
+    });
+    let ref_lps = sampled.len() as f64 / ref_secs;
+    let mismatches = sampled
+        .iter()
+        .zip(&ref_out)
+        .zip(&out)
+        .filter(|((_, r), c)| reference.name(**r) != table.name(**c))
+        .count();
+    let ref_revoke_ms = reference_revoke_latency(&state, args.revokes)?;
+
+    let summary = json!({
+        "workload": workload,
+        "rules": rules,
+        "packets": queries.len(),
+        "repeat": args.repeat,
+        "compiled": {
+            "lookups_per_s": round(compiled_lps),
+            "mlookups_per_s": round(compiled_lps / 1e6),
+            "build_ms": round(build_ms),
+            "revoke_to_visible_ms": round(revoke_ms),
+            "revoke_to_visible_max_ms": round(revoke_max_ms),
+            "revokes_timed": args.revokes,
+            "memory_bytes": memory,
+            "bytes_per_rule": round(memory as f64 / rules.max(1) as f64),
+            "contexts": table.context_count(),
+            "parallel": parallel,
+        },
+        "reference": {
+            "lookups_per_s": round(ref_lps),
+            "mlookups_per_s": round(ref_lps / 1e6),
+            "build_ms": round(ref_build_ms),
+            "revoke_to_visible_ms": round(ref_revoke_ms),
+        },
+        "reference_sampled_packets": sampled.len(),
+        "mismatches_on_sample": mismatches,
+        "speedup_over_reference": round(compiled_lps / ref_lps),
+    });
+    println!("{summary}");
+    anyhow::ensure!(
+        mismatches == 0,
+        "{mismatches} packets judged differently by the compiled and reference engines"
+    );
+    Ok(Exit::Ok)
+}
+
+/// Rules to revoke: `count` indexes spread evenly over the rule list.
+fn victims(state: &State, count: u32) -> Vec<usize> {
+    let n = state.rules.len();
+    let k = (count as usize).min(n);
+    (0..k).map(|i| (2 * i + 1) * n / (2 * k)).collect()
+}
+
+/// Median and largest milliseconds of `Live::apply` of one revoke, each on a fresh live
+/// table.
+fn revoke_latency(state: &State, config: &Config, count: u32) -> anyhow::Result<(f64, f64)> {
+    let mut times = Vec::new();
+    for v in victims(state, count) {
+        let live = Live::new(state.clone(), config.clone())?;
+        let id = state.rules[v].id.clone();
+        let t = Instant::now();
+        live.apply(Change::Revoke(vec![id]))?;
+        let _visible: std::sync::Arc<Table> = live.snapshot();
+        times.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    let max = times.iter().copied().fold(0.0, f64::max);
+    Ok((median(times), max))
+}
+
+/// Median milliseconds for the reference to see a revoke: the new state and a new scan.
+fn reference_revoke_latency(state: &State, count: u32) -> anyhow::Result<f64> {
+    let mut times = Vec::new();
+    for v in victims(state, count) {
+        let id = state.rules[v].id.clone();
+        let t = Instant::now();
+        let mut next = state.clone();
+        next.rules.retain(|r| r.id != id);
+        let r = Reference::new(&next)?;
+        std::hint::black_box(&r);
+        times.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    Ok(median(times))
+}
