@@ -77,7 +77,7 @@ pub struct Verdict {
 
 /// A verdict with its deciding rule named, comparable across engines whose rule indexes
 /// differ (a table after a live revoke keeps its compile-time indexes).
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
 pub struct Named {
     /// Accept or drop.
     pub action: Action,
@@ -85,6 +85,22 @@ pub struct Named {
     pub rule: Option<RuleId>,
     /// What decided: `rule`, `inner-access` or `default`.
     pub reason: &'static str,
+}
+
+impl Named {
+    /// Names a verdict, looking up the deciding rule's ID with `rule_id`.
+    pub fn of(v: Verdict, rule_id: impl FnOnce(u32) -> RuleId) -> Named {
+        let (rule, reason) = match v.by {
+            By::Rule(i) => (Some(rule_id(i)), "rule"),
+            By::InnerAccess(_) => (None, "inner-access"),
+            By::Default => (None, "default"),
+        };
+        Named {
+            action: v.action,
+            rule,
+            reason,
+        }
+    }
 }
 
 impl fmt::Display for Named {
@@ -226,22 +242,6 @@ pub trait Engine: Sync {
 
     /// A verdict with its deciding rule named.
     fn name(&self, v: Verdict) -> Named {
-        match v.by {
-            By::Rule(i) => Named {
-                action: v.action,
-                rule: Some(self.rule_id(i).clone()),
-                reason: "rule",
-            },
-            By::InnerAccess(_) => Named {
-                action: v.action,
-                rule: None,
-                reason: "inner-access",
-            },
-            By::Default => Named {
-                action: v.action,
-                rule: None,
-                reason: "default",
-            },
-        }
+        Named::of(v, |i| self.rule_id(i).clone())
     }
 }

@@ -165,14 +165,6 @@ pub struct Report {
     pub warnings: Vec<String>,
 }
 
-fn decider(n: &Named) -> Decider {
-    Decider {
-        action: n.action,
-        rule: n.rule.clone(),
-        reason: n.reason,
-    }
-}
-
 /// The part of the report that depends on the request alone: the response, the revoked
 /// rules, the header-space difference and the caveats. `rule_json` renders a rule in the
 /// `sgsim rules` shape ([`crate::provider::rule_json`]).
@@ -365,8 +357,8 @@ impl Tally {
                 bytes: 0,
                 first_seen_ns: j.time_ns,
                 last_seen_ns: j.time_ns,
-                before: decider(&j.before),
-                after: decider(&j.after),
+                before: j.before.clone(),
+                after: j.after.clone(),
             });
         flow.packets += n;
         flow.bytes += j.bytes;

@@ -18,20 +18,11 @@ use serde::Serialize;
 use crate::classify::tree::{Bounds, Filter, Word, DIMS};
 use crate::classify::{By, Verdict};
 use crate::compile::{lower, CompileError, Lowered};
-use crate::model::{
-    Action, Cidr, Direction, EniId, Family, GroupId, Header, PortRange, RuleId, State,
-};
+use crate::model::{Cidr, Direction, EniId, Family, GroupId, Header, PortRange, RuleId, State};
 
-/// Who decided, on one side of the revoke.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-pub struct Decider {
-    /// Accept or drop.
-    pub action: Action,
-    /// The deciding rule, if a rule decided.
-    pub rule: Option<RuleId>,
-    /// `rule`, `inner-access` or `default`.
-    pub reason: &'static str,
-}
+/// Who decided, on one side of the revoke: the action and the deciding rule, or the kind of
+/// default.
+pub type Decider = crate::classify::Named;
 
 /// A box of header space whose verdict the revoke changes.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -325,23 +316,7 @@ pub(crate) fn decider(state: &State, lowered: &Lowered, rank: u32) -> Decider {
     } else {
         lowered.targets[rank as usize]
     };
-    match v.by {
-        By::Rule(i) => Decider {
-            action: v.action,
-            rule: Some(state.rules[i as usize].id.clone()),
-            reason: "rule",
-        },
-        By::InnerAccess(_) => Decider {
-            action: v.action,
-            rule: None,
-            reason: "inner-access",
-        },
-        By::Default => Decider {
-            action: v.action,
-            rule: None,
-            reason: "default",
-        },
-    }
+    Decider::of(v, |i| state.rules[i as usize].id.clone())
 }
 
 fn addr(family: Family, v: u128) -> IpAddr {
