@@ -163,20 +163,7 @@ pub fn sg_queries(state: &State, n: usize, seed: u64) -> Vec<(Point, Header)> {
     let mut rng = Rng::new(seed);
     let members = state.members();
     let mut out = Vec::with_capacity(n);
-    let any = Rule {
-        id: "".into(),
-        group: "".into(),
-        direction: Direction::Ingress,
-        action: Action::Accept,
-        priority: Priority(0),
-        protocol: Protocol::Any,
-        src_ports: PortRange::ANY,
-        dst_ports: PortRange::ANY,
-        remote: Peer::cidr(Cidr::ANY_V4),
-        local: None,
-        description: None,
-        attrs: Default::default(),
-    };
+    let any = crate::packet::synth::any_ipv4();
     let mut attempts = 0usize;
     while out.len() < n && !state.enis.is_empty() {
         attempts += 1;

@@ -94,13 +94,12 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
         match (&args.filters, args.shape) {
             (Some(f), _) => {
                 let state = classbench::read_filters(f)?;
-                let headers: Vec<Header> = match &args.trace {
-                    Some(t) => classbench::read_trace(t)?
-                        .into_iter()
-                        .map(|e| e.header)
-                        .collect(),
-                    None => sgsim::packet::synth::headers(&state, args.packets, args.seed),
-                };
+                let headers = super::classbench::trace_or_synthetic(
+                    &state,
+                    args.trace.as_deref(),
+                    args.packets,
+                    args.seed,
+                )?;
                 let q = headers.into_iter().map(|h| (POINT, h)).collect();
                 (
                     json!({"kind": "classbench-file", "filters": f.display().to_string(),

@@ -47,15 +47,25 @@ fn index(v: Verdict) -> Option<u32> {
     }
 }
 
-pub fn run(args: Args) -> anyhow::Result<Exit> {
-    let state = classbench::read_filters(&args.filters)?;
-    let headers: Vec<Header> = match &args.trace {
+/// The headers of a trace file, or `packets` seeded synthetic headers aimed at the rules.
+pub fn trace_or_synthetic(
+    state: &sgsim::model::State,
+    trace: Option<&std::path::Path>,
+    packets: usize,
+    seed: u64,
+) -> anyhow::Result<Vec<Header>> {
+    Ok(match trace {
         Some(t) => classbench::read_trace(t)?
             .into_iter()
             .map(|e| e.header)
             .collect(),
-        None => sgsim::packet::synth::headers(&state, args.packets, args.seed),
-    };
+        None => sgsim::packet::synth::headers(state, packets, seed),
+    })
+}
+
+pub fn run(args: Args) -> anyhow::Result<Exit> {
+    let state = classbench::read_filters(&args.filters)?;
+    let headers = trace_or_synthetic(&state, args.trace.as_deref(), args.packets, args.seed)?;
     let queries: Vec<(Point, Header)> = headers.iter().map(|h| (POINT, *h)).collect();
 
     let started = Instant::now();

@@ -86,6 +86,25 @@ pub fn header_in(rng: &mut Rng, rule: &Rule, remote: Cidr) -> Option<Header> {
     Header::new(src, dst, proto, sport, dport).ok()
 }
 
+/// A rule that selects every IPv4 packet arriving at an ENI: drawing headers "inside" it
+/// draws uniform IPv4 traffic.
+pub fn any_ipv4() -> Rule {
+    Rule {
+        id: "".into(),
+        group: "".into(),
+        direction: Direction::Ingress,
+        action: crate::model::Action::Accept,
+        priority: Default::default(),
+        protocol: Protocol::Any,
+        src_ports: PortRange::ANY,
+        dst_ports: PortRange::ANY,
+        remote: Peer::cidr(Cidr::ANY_V4),
+        local: None,
+        description: None,
+        attrs: Default::default(),
+    }
+}
+
 /// `n` headers: each picks a rule with a CIDR peer uniformly and lands inside its box.
 /// Rules with other peers are skipped; with no usable rule, headers are uniform IPv4.
 pub fn headers(state: &State, n: usize, seed: u64) -> Vec<Header> {
@@ -101,24 +120,7 @@ pub fn headers(state: &State, n: usize, seed: u64) -> Vec<Header> {
     let mut out = Vec::with_capacity(n);
     while out.len() < n {
         let h = if usable.is_empty() {
-            header_in(
-                &mut rng,
-                &Rule {
-                    id: "".into(),
-                    group: "".into(),
-                    direction: Direction::Ingress,
-                    action: crate::model::Action::Accept,
-                    priority: Default::default(),
-                    protocol: Protocol::Any,
-                    src_ports: PortRange::ANY,
-                    dst_ports: PortRange::ANY,
-                    remote: Peer::cidr(Cidr::ANY_V4),
-                    local: None,
-                    description: None,
-                    attrs: Default::default(),
-                },
-                Cidr::ANY_V4,
-            )
+            header_in(&mut rng, &any_ipv4(), Cidr::ANY_V4)
         } else {
             let (rule, remote) = usable[rng.below(usable.len() as u64) as usize];
             header_in(&mut rng, rule, remote)

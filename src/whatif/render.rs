@@ -10,6 +10,19 @@ use crate::whatif::space::{Decider, Region};
 /// How many rows of a long table the terminal report shows.
 const ROWS: usize = 20;
 
+/// Columns of the revoked-rules tables (cells from `rule_cells`).
+const RULE_COLUMNS: [&str; 9] = [
+    "rule",
+    "group",
+    "dir",
+    "proto",
+    "ports",
+    "peer",
+    "policy",
+    "prio",
+    "description",
+];
+
 /// How many changed flows the HTML report lists.
 const FLOW_ROWS: usize = 200;
 
@@ -317,21 +330,7 @@ pub fn text(report: &Report, colour: bool) -> String {
         );
     } else {
         let rows: Vec<Vec<String>> = report.revoked_rules.iter().map(rule_cells).collect();
-        table(
-            &[
-                "rule",
-                "group",
-                "dir",
-                "proto",
-                "ports",
-                "peer",
-                "policy",
-                "prio",
-                "description",
-            ],
-            &rows,
-            &mut out,
-        );
+        table(&RULE_COLUMNS, &rows, &mut out);
     }
     let _ = writeln!(
         out,
@@ -678,21 +677,7 @@ pub fn html(report: &Report) -> String {
         }
         body.push_str("<h2>Rules revoked</h2>");
         let rows: Vec<Vec<String>> = report.revoked_rules.iter().map(rule_cells).collect();
-        html_table(
-            &[
-                "rule",
-                "group",
-                "dir",
-                "proto",
-                "ports",
-                "peer",
-                "policy",
-                "prio",
-                "description",
-            ],
-            &rows,
-            &mut body,
-        );
+        html_table(&RULE_COLUMNS, &rows, &mut body);
         body.push_str("<h2>API response</h2>");
         let _ = write!(
             body,
