@@ -139,9 +139,10 @@ pub fn run(args: PacketsArgs) -> anyhow::Result<Exit> {
     Ok(Exit::Ok)
 }
 
-/// Reads `source` in chunks of up to `len` items, hands each chunk to `f`, and advances the
-/// progress bar. Items read before a corrupt record are still handed over; the error
-/// (naming `path`) comes after them.
+/// Reads `source` in chunks of up to `len` items (the next chunk is read while `f` works
+/// on the current one), hands each chunk to `f` in input order, and advances the progress
+/// bar. Items read before a corrupt record are still handed over; the error (naming
+/// `path`) comes after them.
 pub fn for_each_chunk(
     source: &mut Source<'_>,
     path: &Path,
@@ -149,30 +150,10 @@ pub fn for_each_chunk(
     bar: &ProgressBar,
     mut f: impl FnMut(&[Item]) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
-    let len = len.max(1);
-    let mut chunk: Vec<Item> = Vec::with_capacity(len.min(1 << 20));
-    loop {
-        chunk.clear();
-        let mut failure = None;
-        while chunk.len() < len {
-            match source.next() {
-                Some(Ok(item)) => chunk.push(item),
-                Some(Err(e)) => {
-                    failure = Some(e);
-                    break;
-                }
-                None => break,
-            }
-        }
-        if !chunk.is_empty() {
-            f(&chunk)?;
-        }
-        bar.set_position(source.consumed());
-        if let Some(e) = failure {
-            return Err(anyhow::Error::new(e).context(path.display().to_string()));
-        }
-        if chunk.len() < len {
-            return Ok(());
-        }
-    }
+    let read = sgsim::packet::read_ahead(source, len, |chunk, consumed| {
+        f(chunk)?;
+        bar.set_position(consumed);
+        Ok::<(), anyhow::Error>(())
+    })?;
+    read.map_err(|e| anyhow::Error::new(e).context(path.display().to_string()))
 }

@@ -11,6 +11,7 @@ use std::io::Read;
 use pcap_parser::pcapng::Block;
 use pcap_parser::traits::{PcapNGPacketBlock, PcapReaderIterator};
 use pcap_parser::{PcapBlockOwned, PcapError};
+use rayon::prelude::*;
 
 use super::decode::{decode, Meta, Packet, Skip};
 use super::Summary;
@@ -74,6 +75,9 @@ pub struct Capture<'r> {
     capacity: usize,
     done: bool,
     summary: Summary,
+    /// Reused buffers of [`Capture::read_chunk`].
+    frames: Frames,
+    results: Vec<Result<Packet, Skip>>,
 }
 
 fn ns_of(ts: u64, resolution: u64, offset: i64) -> u64 {
@@ -84,10 +88,47 @@ fn ns_of(ts: u64, resolution: u64, offset: i64) -> u64 {
 }
 
 enum Step {
-    Packet(Packet),
+    /// A record's frame went to the sink.
+    Frame,
+    /// A record that cannot be decoded (counted).
     Skipped,
+    /// A header, interface description or other metadata block.
     Meta,
 }
+
+/// Raw frames read from a capture, decoded later (in parallel) by [`Capture::read_chunk`].
+#[derive(Default)]
+struct Frames {
+    /// The frames' bytes, back to back.
+    bytes: Vec<u8>,
+    /// Per frame: link type, metadata, and where its bytes start.
+    frames: Vec<(i32, Meta, usize)>,
+}
+
+impl Frames {
+    fn clear(&mut self) {
+        self.bytes.clear();
+        self.frames.clear();
+    }
+
+    fn push(&mut self, link_type: i32, data: &[u8], meta: Meta) {
+        self.frames.push((link_type, meta, self.bytes.len()));
+        self.bytes.extend_from_slice(data);
+    }
+
+    /// Frame `i`: link type, bytes, metadata.
+    fn get(&self, i: usize) -> (i32, &[u8], Meta) {
+        let (link_type, meta, start) = self.frames[i];
+        let end = self
+            .frames
+            .get(i + 1)
+            .map_or(self.bytes.len(), |next| next.2);
+        (link_type, &self.bytes[start..end], meta)
+    }
+}
+
+/// Below this many frames a chunk is decoded on the calling thread.
+const PARALLEL_DECODE: usize = 2048;
 
 impl<'r> Capture<'r> {
     /// Opens a capture (pcap or pcapng, detected from its header).
@@ -112,6 +153,8 @@ impl<'r> Capture<'r> {
             capacity: INITIAL_CAPACITY,
             done: false,
             summary: Summary::default(),
+            frames: Frames::default(),
+            results: Vec::new(),
         })
     }
 
@@ -135,20 +178,23 @@ impl<'r> Capture<'r> {
         self.summary
     }
 
-    fn fail(&mut self, e: CaptureError) -> Option<Result<Packet, CaptureError>> {
+    fn fail(&mut self, e: CaptureError) -> Option<Result<(), CaptureError>> {
         self.done = true;
         Some(Err(e))
     }
-}
 
-impl Iterator for Capture<'_> {
-    type Item = Result<Packet, CaptureError>;
-
-    fn next(&mut self) -> Option<Self::Item> {
+    /// Reads records until one frame has been handed to `sink`: `Some(Ok(()))` then,
+    /// `None` at the end of the input, `Some(Err(_))` when the input cannot be read any
+    /// further. Records that cannot be decoded before their frame reaches the sink (an
+    /// undescribed interface, a record cut short) are counted in the summary.
+    fn advance(
+        &mut self,
+        sink: &mut impl FnMut(i32, &[u8], Meta),
+    ) -> Option<Result<(), CaptureError>> {
         while !self.done {
             let offset = self.inner.consumed() as u64;
-            // The block borrows the reader's buffer: turn it into an owned step first, then
-            // consume.
+            // The block borrows the reader's buffer: the sink copies or decodes the frame
+            // before the block is consumed.
             let step = match self.inner.next() {
                 Ok((len, block)) => {
                     let step = {
@@ -158,7 +204,7 @@ impl Iterator for Capture<'_> {
                             index: &mut self.index,
                             summary: &mut self.summary,
                         };
-                        this.block(block)
+                        this.block(block, sink)
                     };
                     Ok((len, step))
                 }
@@ -192,7 +238,7 @@ impl Iterator for Capture<'_> {
                 Ok((len, step)) => {
                     self.inner.consume(len);
                     match step {
-                        Step::Packet(p) => return Some(Ok(p)),
+                        Step::Frame => return Some(Ok(())),
                         Step::Skipped | Step::Meta => continue,
                     }
                 }
@@ -226,6 +272,88 @@ impl Iterator for Capture<'_> {
         }
         None
     }
+
+    /// Counts one decode result in the summary, returning the packet.
+    fn count(&mut self, result: Result<Packet, Skip>) -> Option<Packet> {
+        match result {
+            Ok(p) => {
+                self.summary.decoded += 1;
+                Some(p)
+            }
+            Err(skip) => {
+                self.summary.skip(&skip);
+                None
+            }
+        }
+    }
+
+    /// Reads up to `max` records and appends their decoded packets to `out`, in input
+    /// order; the frames are copied out of the reader first and decoded on the rayon pool
+    /// (the summary is the same as when iterating). Returns `Ok(false)` once the input is
+    /// exhausted. On `Err`, the packets of the records read before the failure have been
+    /// appended.
+    pub fn read_chunk<T: From<Packet> + Send>(
+        &mut self,
+        max: usize,
+        out: &mut Vec<T>,
+    ) -> Result<bool, CaptureError> {
+        let mut frames = std::mem::take(&mut self.frames);
+        frames.clear();
+        let mut failure = None;
+        while frames.frames.len() < max {
+            match self.advance(&mut |lt, data, meta| frames.push(lt, data, meta)) {
+                Some(Ok(())) => {}
+                Some(Err(e)) => {
+                    failure = Some(e);
+                    break;
+                }
+                None => break,
+            }
+        }
+        let n = frames.frames.len();
+        let decode_at = |i: usize| {
+            let (lt, data, meta) = frames.get(i);
+            decode(lt, data, meta)
+        };
+        let mut results = std::mem::take(&mut self.results);
+        results.clear();
+        if n < PARALLEL_DECODE {
+            results.extend((0..n).map(decode_at));
+        } else {
+            results.par_extend((0..n).into_par_iter().map(decode_at));
+        }
+        out.reserve(n);
+        for r in results.drain(..) {
+            if let Some(p) = self.count(r) {
+                out.push(T::from(p));
+            }
+        }
+        self.frames = frames;
+        self.results = results;
+        match failure {
+            Some(e) => Err(e),
+            None => Ok(!self.done),
+        }
+    }
+}
+
+impl Iterator for Capture<'_> {
+    type Item = Result<Packet, CaptureError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            let mut decoded = None;
+            let step = self.advance(&mut |lt, data, meta| decoded = Some(decode(lt, data, meta)));
+            match step? {
+                Err(e) => return Some(Err(e)),
+                Ok(()) => {
+                    if let Some(p) = decoded.and_then(|r| self.count(r)) {
+                        return Some(Ok(p));
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// The mutable parts of a [`Capture`] a block updates, borrowed apart from the reader.
@@ -237,19 +365,17 @@ struct Stepper<'a> {
 }
 
 impl Stepper<'_> {
-    fn frame(&mut self, link_type: i32, data: &[u8], meta: Meta) -> Step {
+    fn frame(
+        &mut self,
+        link_type: i32,
+        data: &[u8],
+        meta: Meta,
+        sink: &mut impl FnMut(i32, &[u8], Meta),
+    ) -> Step {
         *self.index += 1;
         self.summary.records += 1;
-        match decode(link_type, data, meta) {
-            Ok(p) => {
-                self.summary.decoded += 1;
-                Step::Packet(p)
-            }
-            Err(skip) => {
-                self.summary.skip(&skip);
-                Step::Skipped
-            }
-        }
+        sink(link_type, data, meta);
+        Step::Frame
     }
 
     fn unknown(&mut self, id: u32) -> Step {
@@ -259,7 +385,11 @@ impl Stepper<'_> {
         Step::Skipped
     }
 
-    fn block(&mut self, block: PcapBlockOwned<'_>) -> Step {
+    fn block(
+        &mut self,
+        block: PcapBlockOwned<'_>,
+        sink: &mut impl FnMut(i32, &[u8], Meta),
+    ) -> Step {
         match block {
             PcapBlockOwned::LegacyHeader(h) => {
                 // The upper bits of the link-type field carry FCS information (pcap spec).
@@ -276,7 +406,7 @@ impl Stepper<'_> {
                     interface: 0,
                 };
                 let cut = (b.caplen as usize).min(b.data.len());
-                self.frame(lt, &b.data[..cut], meta)
+                self.frame(lt, &b.data[..cut], meta, sink)
             }
             PcapBlockOwned::NG(Block::SectionHeader(_)) => {
                 self.ifaces.clear();
@@ -302,7 +432,7 @@ impl Stepper<'_> {
                     interface: epb.if_id,
                 };
                 // packet_data() cuts the block padding to the captured length.
-                self.frame(iface.link_type, epb.packet_data(), meta)
+                self.frame(iface.link_type, epb.packet_data(), meta, sink)
             }
             PcapBlockOwned::NG(Block::SimplePacket(spb)) => {
                 let Some(iface) = self.ifaces.first().copied() else {
@@ -314,7 +444,7 @@ impl Stepper<'_> {
                     wire_len: spb.origlen,
                     interface: 0,
                 };
-                self.frame(iface.link_type, spb.packet_data(), meta)
+                self.frame(iface.link_type, spb.packet_data(), meta, sink)
             }
             PcapBlockOwned::NG(_) => Step::Meta,
         }

@@ -11,7 +11,9 @@
 //!   destination ENI), connection state, and the parallel evaluation.
 //!
 //! [`Source`] auto-detects the kind of an input (pcap magic, pcapng magic, JSON lines, text
-//! flow log) and yields [`Item`]s one at a time: memory stays constant whatever the size.
+//! flow log) and yields [`Item`]s one at a time, or a chunk at a time
+//! ([`Source::read_chunk`], which decodes captures on the rayon pool): memory stays
+//! constant whatever the size.
 
 pub mod capture;
 pub mod decode;
@@ -130,6 +132,12 @@ pub enum Item {
     Flow(Record),
 }
 
+impl From<Packet> for Item {
+    fn from(p: Packet) -> Item {
+        Item::Packet(p)
+    }
+}
+
 impl Item {
     /// The item's 0-based position in its input.
     pub fn index(&self) -> u64 {
@@ -191,6 +199,24 @@ impl<'r> Source<'r> {
         }
     }
 
+    /// Reads up to `max` items and appends them to `out`, in input order (captures are
+    /// decoded in parallel). Returns `Ok(false)` once the input is exhausted; on `Err`, the
+    /// items read before the failure have been appended.
+    pub fn read_chunk(&mut self, max: usize, out: &mut Vec<Item>) -> Result<bool, TrafficError> {
+        match self {
+            Source::Capture(c) => Ok(c.read_chunk(max, out)?),
+            Source::Flows(f) => {
+                for _ in 0..max {
+                    match f.next() {
+                        Some(r) => out.push(Item::Flow(r?)),
+                        None => return Ok(false),
+                    }
+                }
+                Ok(true)
+            }
+        }
+    }
+
     /// The decode summary so far.
     pub fn summary(&self) -> &Summary {
         match self {
@@ -198,6 +224,62 @@ impl<'r> Source<'r> {
             Source::Flows(f) => f.summary(),
         }
     }
+}
+
+/// A chunk handed from the reader thread of [`read_ahead`] to its consumer: the items,
+/// the bytes consumed so far, and how the read ended.
+type Ahead = (Vec<Item>, u64, Result<bool, TrafficError>);
+
+/// Reads `source` in chunks of up to `max` items on a reader thread, one chunk ahead of
+/// `f`, which gets each chunk in input order with the number of input bytes consumed so
+/// far (for progress). Reading (and decoding, on the rayon pool) the next chunk overlaps
+/// with `f`'s work on the current one; at most three chunks are held, so memory stays
+/// constant.
+///
+/// The outer result is `f`'s first error (reading then stops); the inner one is the read
+/// error that ended the input, after the items read before it were handed to `f`.
+pub fn read_ahead<E>(
+    source: &mut Source<'_>,
+    max: usize,
+    mut f: impl FnMut(&[Item], u64) -> Result<(), E>,
+) -> Result<Result<(), TrafficError>, E> {
+    let max = max.max(1);
+    let (full_tx, full_rx) = std::sync::mpsc::sync_channel::<Ahead>(1);
+    let (empty_tx, empty_rx) = std::sync::mpsc::channel::<Vec<Item>>();
+    std::thread::scope(|scope| {
+        scope.spawn(move || loop {
+            let mut buf = empty_rx
+                .try_recv()
+                .unwrap_or_else(|_| Vec::with_capacity(max.min(1 << 20)));
+            buf.clear();
+            let read = source.read_chunk(max, &mut buf);
+            let last = !matches!(read, Ok(true));
+            // The consumer hung up (its `f` failed): stop reading.
+            if full_tx.send((buf, source.consumed(), read)).is_err() || last {
+                break;
+            }
+        });
+        let mut consume = || {
+            for (buf, consumed, read) in full_rx.iter() {
+                if !buf.is_empty() {
+                    f(&buf, consumed)?;
+                }
+                match read {
+                    Ok(true) => {}
+                    Ok(false) => return Ok(Ok(())),
+                    Err(e) => return Ok(Err(e)),
+                }
+                // The reader may have finished already: then the buffer is simply dropped.
+                let _ = empty_tx.send(buf);
+            }
+            Ok(Ok(()))
+        };
+        let result = consume();
+        // Hang up before the scope joins the reader, so that a reader blocked on a full
+        // channel (after `f` failed) gets an error and stops.
+        drop(full_rx);
+        result
+    })
 }
 
 impl Iterator for Source<'_> {

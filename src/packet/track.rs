@@ -52,12 +52,12 @@
 //! result equals the sequential one (`partitions = 1`), which the tests check.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, BuildHasherDefault, Hash};
+use std::hash::{BuildHasher, BuildHasherDefault};
 use std::net::IpAddr;
 
-use rustc_hash::FxHasher;
-
+use hashbrown::hash_table::{Entry, HashTable, VacantEntry};
 use rayon::prelude::*;
+use rustc_hash::{FxBuildHasher, FxHasher};
 
 use super::Item;
 use crate::classify::{By, Engine, Point, Semantics, SemanticsError, Verdict};
@@ -179,24 +179,53 @@ struct Flow {
     flips: u32,
 }
 
+/// A tracked flow in a partition's table, with its key's hash (computed once, when the
+/// packet was routed).
 #[derive(Clone, Copy, Debug)]
-struct Task {
-    slot: usize,
-    index: u64,
-    point: Point,
-    header: Header,
-    ts_ns: u64,
+struct Tracked {
+    key: Key,
+    hash: u64,
+    flow: Flow,
 }
 
+/// One evaluation to perform: an item at one point.
+#[derive(Clone, Copy, Debug)]
+struct Task {
+    /// Position among the evaluations of its sub-chunk.
+    slot: u32,
+    point: Point,
+    index: u64,
+    header: Header,
+    ts_ns: u64,
+    /// Hash of the flow key: picks the partition and the flow-table bucket.
+    hash: u64,
+}
+
+/// The routing of one sub-chunk of items: its tasks per partition, in input order.
+#[derive(Default)]
+struct Routed {
+    tasks: Vec<Vec<Task>>,
+    evaluations: usize,
+    unmatched: u64,
+    latest: u64,
+}
+
+/// A partition: the flows whose key hashes to it, and its outcomes of the current chunk.
 #[derive(Default)]
 struct Part {
-    flows: Map<Key, Flow>,
-    tasks: Vec<Task>,
+    flows: HashTable<Tracked>,
     out: Vec<(usize, Outcome)>,
+    /// The chunk time of the last sweep of idle flows, and how many flows it left.
+    swept: (u64, usize),
 }
 
 const SECOND: u64 = 1_000_000_000;
 const MAX_FRAGMENTS: usize = 65536;
+/// Idle flows are swept once the clock has moved this far since the last sweep (the
+/// shortest timeout), or once the table has doubled.
+const SWEEP_EVERY: u64 = 30 * SECOND;
+/// Below this many items per sub-chunk, routing is not split further.
+const MIN_SUB_CHUNK: usize = 1024;
 
 fn is_echo_request(h: &Header) -> bool {
     matches!((h.protocol, h.src_port), (1, 8) | (58, 128))
@@ -223,6 +252,12 @@ fn key(point: Point, h: &Header) -> Key {
     }
 }
 
+/// The partition of a key hash, from its upper half (the flow table indexes buckets by
+/// the low bits, which must stay spread within a partition).
+fn partition(hash: u64, n: usize) -> usize {
+    (((hash >> 32) * n as u64) >> 32) as usize
+}
+
 fn timeout(provider: Provider, protocol: u8, flow: &Flow) -> u64 {
     if provider == Provider::Aliyun {
         return 910 * SECOND;
@@ -235,80 +270,79 @@ fn timeout(provider: Provider, protocol: u8, flow: &Flow) -> u64 {
     }
 }
 
-/// Judges one task against a partition's flows.
+fn provider_of(providers: &[Provider], eni: u32) -> Provider {
+    providers
+        .get(eni as usize)
+        .copied()
+        .unwrap_or(Provider::Generic)
+}
+
+/// Judges one task against a partition's flows, with one probe of the flow table.
 fn judge<E: Engine + ?Sized>(
     engine: &E,
     providers: &[Provider],
-    flows: &mut Map<Key, Flow>,
+    flows: &mut HashTable<Tracked>,
     t: &Task,
 ) -> Outcome {
     let h = &t.header;
-    let icmp = matches!(h.protocol, 1 | 58);
-    let trackable = !icmp || is_echo_request(h) || is_echo_reply(h);
-    let k = key(t.point, h);
-    let provider = providers
-        .get(t.point.eni as usize)
-        .copied()
-        .unwrap_or(Provider::Generic);
-    let live = trackable
-        && match flows.get(&k) {
-            Some(f) if t.ts_ns.saturating_sub(f.last_ns) <= timeout(provider, h.protocol, f) => {
-                true
-            }
-            Some(_) => {
-                flows.remove(&k);
-                false
-            }
-            None => false,
-        };
-    let touch = |flows: &mut Map<Key, Flow>| {
-        if let Some(f) = flows.get_mut(&k) {
-            if f.last_dir != t.point.direction {
-                f.flips = f.flips.saturating_add(1);
-                f.last_dir = t.point.direction;
-            }
-            f.last_ns = f.last_ns.max(t.ts_ns);
-        }
-    };
     let outcome = |verdict: Verdict, established: bool| Outcome {
         index: t.index,
         point: t.point,
         verdict,
         established,
     };
-    let reply_allowed = |f: &Flow| f.opened != t.point.direction && (!icmp || is_echo_reply(h));
-    if live && flows.get(&k).is_some_and(reply_allowed) {
-        touch(flows);
-        return outcome(
-            Verdict {
-                action: Action::Accept,
-                by: By::Default,
-            },
-            true,
-        );
+    let icmp = matches!(h.protocol, 1 | 58);
+    if icmp && !is_echo_request(h) && !is_echo_reply(h) {
+        // Untracked ICMP (errors, router messages): the rules alone decide.
+        return outcome(engine.classify(t.point, h), false);
     }
-    let verdict = engine.classify(t.point, h);
-    if verdict.action == Action::Accept {
-        if live {
-            touch(flows);
-        } else if trackable && (!icmp || is_echo_request(h)) {
-            flows.insert(
-                k,
-                Flow {
+    let k = key(t.point, h);
+    let provider = provider_of(providers, t.point.eni);
+    // A new flow: the rules decide; an accepted packet opens the flow (ICMP: a request).
+    let open = |vacant: VacantEntry<'_, Tracked>| {
+        let verdict = engine.classify(t.point, h);
+        if verdict.action == Action::Accept && (!icmp || is_echo_request(h)) {
+            vacant.insert(Tracked {
+                key: k,
+                hash: t.hash,
+                flow: Flow {
                     opened: t.point.direction,
                     last_dir: t.point.direction,
                     last_ns: t.ts_ns,
                     flips: 0,
                 },
-            );
+            });
         }
-        return outcome(verdict, false);
+        outcome(verdict, false)
+    };
+    let mut entry = match flows.entry(t.hash, |e| e.key == k, |e| e.hash) {
+        Entry::Vacant(v) => return open(v),
+        Entry::Occupied(o) => {
+            let f = &o.get().flow;
+            if t.ts_ns.saturating_sub(f.last_ns) > timeout(provider, h.protocol, f) {
+                // Idle past its timeout: forgotten, and this packet starts afresh.
+                return open(o.remove().1);
+            }
+            o
+        }
+    };
+    let f = &mut entry.get_mut().flow;
+    let reply = f.opened != t.point.direction && (!icmp || is_echo_reply(h));
+    let verdict = if reply {
+        Verdict {
+            action: Action::Accept,
+            by: By::Default,
+        }
+    } else {
+        engine.classify(t.point, h)
+    };
+    if f.last_dir != t.point.direction {
+        f.flips = f.flips.saturating_add(1);
+        f.last_dir = t.point.direction;
     }
-    if live {
-        touch(flows);
-        return outcome(verdict, true);
-    }
-    outcome(verdict, false)
+    f.last_ns = f.last_ns.max(t.ts_ns);
+    // A reply, or a packet of the flow the rules would now drop, passes as established.
+    outcome(verdict, reply || verdict.action == Action::Drop)
 }
 
 /// Evaluates a stream of items chunk by chunk, keeping connection state between chunks.
@@ -321,9 +355,12 @@ pub struct Evaluator<'t, E: Engine + ?Sized = Table> {
     providers: Vec<Provider>,
     config: Config,
     parts: Vec<Part>,
+    /// Reused routing buffers, one per sub-chunk.
+    routed: Vec<Routed>,
     fragments: Map<(IpAddr, IpAddr, u8, u32), (u16, u16)>,
-    /// Address → ENI index: the same mapping as [`Table::eni_of`], as a hash map.
-    addresses: Map<IpAddr, u32>,
+    /// Address → ENI index: the same mapping as [`Table::eni_of`], as hash maps.
+    v4: Map<u32, u32>,
+    v6: Map<u128, u32>,
     stats: Stats,
 }
 
@@ -347,25 +384,29 @@ impl<'t, E: Engine + ?Sized> Evaluator<'t, E> {
             .map(|e| Semantics::of(state, e).map(|s| s.provider))
             .collect::<Result<Vec<_>, _>>()?;
         let n = config.partitions.max(1);
+        let mut v4 = Map::default();
+        let mut v6 = Map::default();
+        for (i, eni) in state.enis.iter().enumerate().take(table.enis().len()) {
+            for &a in eni.ips.iter().chain(&eni.public_ips) {
+                match crate::model::normalize_addr(a) {
+                    IpAddr::V4(a) => v4.insert(u32::from(a), i as u32),
+                    IpAddr::V6(a) => v6.insert(u128::from(a), i as u32),
+                };
+            }
+        }
         Ok(Evaluator {
             engine,
             table,
             providers,
-            config,
+            config: Config {
+                partitions: n,
+                ..config
+            },
             parts: (0..n).map(|_| Part::default()).collect(),
+            routed: Vec::new(),
             fragments: Map::default(),
-            addresses: table
-                .enis()
-                .iter()
-                .zip(&state.enis)
-                .enumerate()
-                .flat_map(|(i, (_, eni))| {
-                    eni.ips
-                        .iter()
-                        .chain(&eni.public_ips)
-                        .map(move |&a| (crate::model::normalize_addr(a), i as u32))
-                })
-                .collect(),
+            v4,
+            v6,
             stats: Stats {
                 rule_hits: vec![0; table.rules().len()],
                 ..Stats::default()
@@ -385,9 +426,11 @@ impl<'t, E: Engine + ?Sized> Evaluator<'t, E> {
 
     /// The ENI that owns an address (the table's mapping, as a hash map).
     fn eni_of(&self, addr: IpAddr) -> Option<u32> {
-        self.addresses.get(&addr).copied()
+        match addr {
+            IpAddr::V4(a) => self.v4.get(&u32::from(a)).copied(),
+            IpAddr::V6(a) => self.v6.get(&u128::from(a)).copied(),
+        }
     }
-
     /// The points where `item` is judged (egress first), at most two.
     fn points(&self, item: &Item, header: &Header) -> [Option<Point>; 2] {
         let at = |eni: Option<u32>, direction: Direction| eni.map(|eni| Point { eni, direction });
@@ -452,82 +495,136 @@ impl<'t, E: Engine + ?Sized> Evaluator<'t, E> {
         }
     }
 
+    /// Routes a sub-chunk of items (the first at position `first` of the chunk): where each
+    /// is judged, and the partition of each evaluation.
+    fn route(&self, r: &mut Routed, items: &[Item], first: usize, fixed: &[(usize, Header)]) {
+        let n = self.parts.len();
+        r.tasks.resize_with(n, Vec::new);
+        r.tasks.iter_mut().for_each(Vec::clear);
+        r.evaluations = 0;
+        r.unmatched = 0;
+        r.latest = 0;
+        for (j, item) in items.iter().enumerate() {
+            let (header, ts_ns) = match item {
+                Item::Flow(rec) => (rec.header, rec.start.saturating_mul(SECOND)),
+                Item::Packet(p) if p.fragment.is_some() => {
+                    let h = fixed
+                        .binary_search_by_key(&(first + j), |x| x.0)
+                        .map_or(p.header, |at| fixed[at].1);
+                    (h, p.ts_ns)
+                }
+                Item::Packet(p) => (p.header, p.ts_ns),
+            };
+            r.latest = r.latest.max(ts_ns);
+            let points = self.points(item, &header);
+            if points.iter().all(Option::is_none) {
+                r.unmatched += 1;
+                continue;
+            }
+            for point in points.into_iter().flatten() {
+                let hash = FxBuildHasher.hash_one(key(point, &header));
+                r.tasks[partition(hash, n)].push(Task {
+                    slot: r.evaluations as u32,
+                    point,
+                    index: item.index(),
+                    header,
+                    ts_ns,
+                    hash,
+                });
+                r.evaluations += 1;
+            }
+        }
+    }
+
     /// Evaluates a chunk of items (in input order); returns the outcomes in input order
     /// (per item: egress before ingress).
     pub fn eval(&mut self, items: &[Item]) -> Vec<Outcome> {
+        let mut out = Vec::new();
+        self.eval_into(items, &mut out);
+        out
+    }
+
+    /// [`Evaluator::eval`] into a caller's buffer (cleared first), which can be reused from
+    /// chunk to chunk.
+    ///
+    /// Four steps: non-first fragments get their first fragment's ports (sequential, over
+    /// fragments only); sub-chunks of items are routed in parallel (points, flow-key hash,
+    /// partition); partitions judge their tasks in parallel, sub-chunk after sub-chunk, so
+    /// in input order; the outcomes are put back in input order and counted.
+    pub fn eval_into(&mut self, items: &[Item], out: &mut Vec<Outcome>) {
         let n = self.parts.len();
-        // Headers: a non-first fragment needs the (sequential) fragment map; every other
-        // item's header is its own.
-        let headers: Vec<Header> = items.iter().map(|item| self.header(item)).collect();
-        // Where each item is judged and which partition owns each of its flows: independent
-        // per item, so computed in parallel.
-        let this = &*self;
-        let route = |(item, header): (&Item, &Header)| {
-            this.points(item, header).map(|p| {
-                p.map(|point| {
-                    let part = if n == 1 {
-                        0
-                    } else {
-                        (BuildHasherDefault::<FxHasher>::default().hash_one(key(point, header))
-                            % n as u64) as usize
-                    };
-                    (point, part)
-                })
-            })
-        };
-        let routes: Vec<[Option<(Point, usize)>; 2]> = if n == 1 {
-            items.iter().zip(&headers).map(route).collect()
-        } else {
-            items.par_iter().zip(&headers).map(route).collect()
-        };
-        let mut slots = 0usize;
-        let mut latest = 0u64;
-        for ((item, header), route) in items.iter().zip(&headers).zip(&routes) {
-            self.stats.items += 1;
-            let ts_ns = match item {
-                Item::Packet(p) => p.ts_ns,
-                Item::Flow(r) => r.start.saturating_mul(SECOND),
-            };
-            latest = latest.max(ts_ns);
-            if route.iter().all(Option::is_none) {
-                self.stats.unmatched += 1;
-                continue;
-            }
-            for &(point, part) in route.iter().flatten() {
-                self.parts[part].tasks.push(Task {
-                    slot: slots,
-                    index: item.index(),
-                    point,
-                    header: *header,
-                    ts_ns,
-                });
-                slots += 1;
+        let mut fixed = Vec::new();
+        for (i, item) in items.iter().enumerate() {
+            if matches!(item, Item::Packet(p) if p.fragment.is_some()) {
+                let h = self.header(item);
+                fixed.push((i, h));
             }
         }
+        let size = if n == 1 {
+            items.len().max(1)
+        } else {
+            items
+                .len()
+                .div_ceil(rayon::current_num_threads() * 4)
+                .max(MIN_SUB_CHUNK)
+        };
+        let subs = items.len().div_ceil(size);
+        let mut routed = std::mem::take(&mut self.routed);
+        routed.resize_with(subs.max(routed.len()), Routed::default);
+        let routed_now = &mut routed[..subs];
+        if n == 1 {
+            for (s, r) in routed_now.iter_mut().enumerate() {
+                let end = ((s + 1) * size).min(items.len());
+                self.route(r, &items[s * size..end], s * size, &fixed);
+            }
+        } else {
+            let this = &*self;
+            routed_now
+                .par_iter_mut()
+                .zip(items.par_chunks(size))
+                .enumerate()
+                .for_each(|(s, (r, chunk))| this.route(r, chunk, s * size, &fixed));
+        }
+        let mut base = Vec::with_capacity(subs);
+        let mut total = 0usize;
+        let mut latest = 0u64;
+        for r in routed_now.iter() {
+            base.push(total);
+            total += r.evaluations;
+            latest = latest.max(r.latest);
+            self.stats.unmatched += r.unmatched;
+        }
+        self.stats.items += items.len() as u64;
         let engine = self.engine;
         let providers = &self.providers;
-        let run = |part: &mut Part| {
+        let routed_now = &*routed_now;
+        let base = &base;
+        let run = |(p, part): (usize, &mut Part)| {
             part.out.clear();
-            for t in &part.tasks {
-                let o = judge(engine, providers, &mut part.flows, t);
-                part.out.push((t.slot, o));
+            for (r, &b) in routed_now.iter().zip(base) {
+                for t in &r.tasks[p] {
+                    let o = judge(engine, providers, &mut part.flows, t);
+                    part.out.push((b + t.slot as usize, o));
+                }
             }
-            part.tasks.clear();
-            // Forget flows idle past their timeout at the chunk's latest time, so that
-            // memory follows the live flows, not the whole input.
-            part.flows.retain(|k, f| {
-                let provider = providers
-                    .get(k.eni as usize)
-                    .copied()
-                    .unwrap_or(Provider::Generic);
-                latest.saturating_sub(f.last_ns) <= timeout(provider, k.protocol, f)
-            });
+            // Forget flows idle past their timeout, so that memory follows the live flows,
+            // not the whole input (an idle flow is never used: it is checked when found).
+            let (at, left) = part.swept;
+            if latest >= at.saturating_add(SWEEP_EVERY) || part.flows.len() > 2 * left + 1024 {
+                part.flows.retain(|e| {
+                    let provider = provider_of(providers, e.key.eni);
+                    latest.saturating_sub(e.flow.last_ns)
+                        <= timeout(provider, e.key.protocol, &e.flow)
+                });
+                part.swept = (latest, part.flows.len());
+            }
         };
         if n == 1 {
-            self.parts.iter_mut().for_each(run);
+            self.parts.iter_mut().enumerate().for_each(run);
         } else {
-            self.parts.par_iter_mut().for_each(run);
+            self.parts.par_iter_mut().enumerate().for_each(run);
         }
+        self.routed = routed;
         let blank = Outcome {
             index: 0,
             point: Point {
@@ -541,28 +638,29 @@ impl<'t, E: Engine + ?Sized> Evaluator<'t, E> {
             established: false,
         };
         // Every slot is filled: each task of a partition yields exactly one outcome.
-        let mut out = vec![blank; slots];
+        out.clear();
+        out.resize(total, blank);
         for part in &mut self.parts {
-            for (slot, o) in part.out.drain(..) {
+            for &(slot, o) in &part.out {
                 out[slot] = o;
             }
         }
-        for o in &out {
-            self.stats.evaluations += 1;
+        let stats = &mut self.stats;
+        for o in out.iter() {
+            stats.evaluations += 1;
             match o.action() {
-                Action::Accept => self.stats.accepted += 1,
-                Action::Drop => self.stats.dropped += 1,
+                Action::Accept => stats.accepted += 1,
+                Action::Drop => stats.dropped += 1,
             }
             if o.established {
-                self.stats.established += 1;
+                stats.established += 1;
             }
             if let Some(r) = o.rule() {
-                if let Some(h) = self.stats.rule_hits.get_mut(r as usize) {
+                if let Some(h) = stats.rule_hits.get_mut(r as usize) {
                     *h += 1;
                 }
             }
         }
-        out
     }
 }
 
@@ -680,6 +778,101 @@ mod tests {
         assert_eq!(a, b);
         assert_eq!(seq.stats(), par.stats());
         assert!(seq.stats().established > 0);
+    }
+
+    /// A fragment of `text`'s packet: the first carries the ports, a later one does not.
+    fn fragment(index: u64, text: &str, id: u32, first: bool) -> Item {
+        let Item::Packet(mut p) = pkt(index, text, index) else {
+            unreachable!("pkt makes packets")
+        };
+        p.fragment = Some(crate::packet::Fragment {
+            id,
+            offset: if first { 0 } else { 1480 },
+            more: first,
+        });
+        if !first {
+            p.header.src_port = 0;
+            p.header.dst_port = 0;
+            p.ports = None;
+        }
+        Item::Packet(p)
+    }
+
+    #[test]
+    fn sub_chunks_and_fragments_route_like_one_sequential_pass() {
+        let s = state();
+        let table = Table::new(&s).unwrap();
+        let reference = crate::classify::reference::Reference::new(&s).unwrap();
+        // 20k items: SSH requests and replies, other ports, ICMP, and fragmented SSH
+        // packets whose later fragments come thousands of items after the first (in other
+        // sub-chunks and other chunks), plus orphans.
+        let mut items = Vec::new();
+        for i in 0..20_000u64 {
+            let peer = format!("203.0.113.{}", i % 5);
+            let port = 40000 + (i % 300) as u16;
+            let item = match i % 10 {
+                0 => fragment(
+                    i,
+                    &format!("tcp {peer}:{port} -> 10.0.0.1:22"),
+                    i as u32,
+                    true,
+                ),
+                1 if i > 3000 => {
+                    let j = i - 2991; // the first fragment of item j (j % 10 == 0)
+                    let port = 40000 + (j % 300) as u16;
+                    let peer = format!("203.0.113.{}", j % 5);
+                    fragment(
+                        i,
+                        &format!("tcp {peer}:{port} -> 10.0.0.1:22"),
+                        j as u32,
+                        false,
+                    )
+                }
+                1 => fragment(i, &format!("tcp {peer}:1 -> 10.0.0.1:22"), 1 << 30, false),
+                2 | 3 => {
+                    // Replies to item i - i % 10 (a first fragment, accepted).
+                    let j = i - i % 10;
+                    let port = 40000 + (j % 300) as u16;
+                    let peer = format!("203.0.113.{}", j % 5);
+                    pkt(i, &format!("tcp 10.0.0.1:22 -> {peer}:{port}"), i)
+                }
+                4 => pkt(i, &format!("icmp {peer} -> 10.0.0.1 type 8 code 0"), i),
+                5 => pkt(i, &format!("icmp 10.0.0.1 -> {peer} type 0 code 0"), i),
+                6 => pkt(i, &format!("tcp {peer}:{port} -> 10.0.0.1:23"), i),
+                _ => pkt(i, &format!("tcp {peer}:{port} -> 10.0.0.1:22"), i),
+            };
+            items.push(item);
+        }
+        let sequential = Config {
+            partitions: 1,
+            ..Config::default()
+        };
+        let mut seq = Evaluator::new(&table, &s, sequential).unwrap();
+        let mut par = Evaluator::new(&table, &s, Config::default()).unwrap();
+        let mut refr = Evaluator::with_engine(&reference, &table, &s, Config::default()).unwrap();
+        let (mut a, mut b, mut c) = (Vec::new(), Vec::new(), Vec::new());
+        for chunk in items.chunks(7000) {
+            a.extend(seq.eval(chunk));
+            b.extend(par.eval(chunk));
+            c.extend(refr.eval(chunk));
+        }
+        assert_eq!(a, b);
+        assert_eq!(a, c);
+        assert_eq!(seq.stats(), par.stats());
+        // Every later fragment of an SSH packet got its first fragment's port 22 (a rule
+        // hit), and the one orphan per ten items before 3000 was judged with port 0.
+        let later: Vec<&Outcome> = a
+            .iter()
+            .filter(|o| o.index % 10 == 1 && o.index > 3000)
+            .collect();
+        assert_eq!(later.len(), 1700);
+        assert!(
+            later.iter().all(|o| o.action() == Action::Accept),
+            "{later:?}"
+        );
+        assert_eq!(seq.stats().orphan_fragments, 300);
+        let st = seq.stats();
+        assert!(st.established > 0 && st.dropped > 0, "{st:?}");
     }
 
     #[test]

@@ -293,6 +293,174 @@ fn synthetic_pcap_round_trips_through_source() {
     assert_eq!(back, headers);
 }
 
+/// Reads a capture one packet at a time, as [`read_all`] does.
+fn read_iter(reader: impl std::io::Read + Send) -> (Vec<Packet>, Summary, Option<String>) {
+    let mut cap = Capture::new(reader).unwrap();
+    let mut packets = Vec::new();
+    let mut error = None;
+    for p in cap.by_ref() {
+        match p {
+            Ok(p) => packets.push(p),
+            Err(e) => error = Some(e.to_string()),
+        }
+    }
+    (packets, cap.into_summary(), error)
+}
+
+/// Reads a capture with [`Capture::read_chunk`] (`max` records at a time).
+fn read_chunked(
+    reader: impl std::io::Read + Send,
+    max: usize,
+) -> (Vec<Packet>, Summary, Option<String>) {
+    let mut cap = Capture::new(reader).unwrap();
+    let mut packets = Vec::new();
+    let error = loop {
+        match cap.read_chunk(max, &mut packets) {
+            Ok(true) => {}
+            Ok(false) => break None,
+            Err(e) => break Some(e.to_string()),
+        }
+    };
+    (packets, cap.into_summary(), error)
+}
+
+/// A 30k-packet capture (about 2.4 MB) in which every 97th frame is not IP and the last
+/// record is cut short.
+fn big_capture() -> Vec<u8> {
+    let state: sgsim::model::State =
+        serde_json::from_str(&std::fs::read_to_string(data("flowlogs/aws-state.json")).unwrap())
+            .unwrap();
+    let headers: Vec<_> = synth::aimed(&state, 30_000, 5, 0.2)
+        .into_iter()
+        .map(|x| x.1)
+        .collect();
+    let mut bytes = synth::pcap_bytes(&headers, 1_700_000_000_000_000_000);
+    let mut at = 24;
+    let mut record = 0;
+    while at + 16 <= bytes.len() {
+        let len = u32::from_le_bytes(bytes[at + 8..at + 12].try_into().unwrap()) as usize;
+        if record % 97 == 3 {
+            bytes[at + 16 + 12] = 0x12; // ethertype 0x12xx: not IP
+        }
+        at += 16 + len;
+        record += 1;
+    }
+    bytes.truncate(bytes.len() - 7);
+    bytes
+}
+
+/// A reader that hands out 64 KiB at a time and fails once `fail_at` bytes are read.
+struct Flaky<'a> {
+    bytes: &'a [u8],
+    at: usize,
+    fail_at: usize,
+}
+
+impl std::io::Read for Flaky<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.at >= self.fail_at {
+            return Err(std::io::Error::other("disk on fire"));
+        }
+        let n = buf
+            .len()
+            .min(65536)
+            .min(self.fail_at - self.at)
+            .min(self.bytes.len() - self.at);
+        buf[..n].copy_from_slice(&self.bytes[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
+    }
+}
+
+#[test]
+fn chunked_parallel_decoding_equals_the_iterator() {
+    // Every bundled capture, in chunks of 1, 7 and 5000 records.
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(data("pcaps"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "pcap" || e == "pcapng"))
+        .collect();
+    paths.sort();
+    for path in &paths {
+        let bytes = std::fs::read(path).unwrap();
+        let expected = read_all(path);
+        for max in [1, 7, 5000] {
+            let got = if expected.0.is_empty() && expected.1.records == 0 {
+                continue;
+            } else {
+                read_chunked(&bytes[..], max)
+            };
+            assert_eq!(got, expected, "{}", path.display());
+        }
+    }
+    // Large chunks (decoded on the rayon pool) with skips and a cut tail, then the same
+    // input failing mid-way: the same packets, summary and error as one at a time.
+    let bytes = big_capture();
+    let expected = read_iter(&bytes[..]);
+    assert_eq!(expected.0.len(), 30_000 - 310 - 1, "{}", expected.1);
+    assert_eq!(expected.2, None);
+    for max in [4096, 65536] {
+        assert_eq!(read_chunked(&bytes[..], max), expected, "chunks of {max}");
+    }
+    let flaky = || Flaky {
+        bytes: &bytes,
+        at: 0,
+        fail_at: 1_500_000,
+    };
+    let expected = read_iter(flaky());
+    assert!(expected
+        .2
+        .as_deref()
+        .unwrap()
+        .starts_with("read error at offset"));
+    assert!(expected.0.len() > 10_000);
+    for max in [4096, 65536] {
+        assert_eq!(read_chunked(flaky(), max), expected, "chunks of {max}");
+    }
+}
+
+#[test]
+fn read_ahead_hands_over_every_chunk_in_order_then_the_error() {
+    let bytes = big_capture();
+    let flaky = || Flaky {
+        bytes: &bytes,
+        at: 0,
+        fail_at: 1_500_000,
+    };
+    let expected: Vec<u64> = Source::open(flaky())
+        .unwrap()
+        .filter_map(|i| i.ok())
+        .map(|i| i.index())
+        .collect();
+    assert!(expected.len() > 10_000);
+    let mut source = Source::open(flaky()).unwrap();
+    let mut seen = Vec::new();
+    let mut last = 0;
+    let read = sgsim::packet::read_ahead(&mut source, 1000, |chunk, consumed| {
+        assert!(chunk.len() <= 1000 && consumed >= last);
+        last = consumed;
+        seen.extend(chunk.iter().map(|i| i.index()));
+        Ok::<_, ()>(())
+    })
+    .unwrap();
+    assert_eq!(seen, expected);
+    let error = read.unwrap_err().to_string();
+    assert!(error.starts_with("read error at offset"), "{error}");
+    // A consumer that fails stops the reading: its error comes back, nothing hangs.
+    let mut source = Source::open(&bytes[..]).unwrap();
+    let mut calls = 0;
+    let stopped = sgsim::packet::read_ahead(&mut source, 100, |_, _| {
+        calls += 1;
+        if calls == 3 {
+            Err("enough")
+        } else {
+            Ok(())
+        }
+    });
+    assert_eq!(stopped.unwrap_err(), "enough");
+    assert_eq!(calls, 3);
+}
+
 // ---- the command line ----
 
 fn sgsim(args: &[&str]) -> (i32, String, String) {
