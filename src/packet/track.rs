@@ -31,11 +31,24 @@
 //! | AWS (and generic) | 432000 s | 30 s, 180 s once a stream (≥ 3 direction changes) | 30 s | 600 s |
 //! | Alibaba | 910 s | 910 s | 910 s | 910 s |
 //!
-//! TCP FIN/RST do not close a flow (only timeouts do), AWS "untracked" flows (open
-//! 0.0.0.0/0 both ways) are treated as tracked, and a flow seen mid-stream is opened by
-//! whichever packet is accepted first. At the end of each chunk, flows idle past their
-//! timeout at the chunk's latest timestamp are forgotten (memory follows the live flows;
-//! timestamps are assumed to be roughly in order, as captures and flow logs are).
+//! For protocols other than TCP, UDP and ICMP only the addresses and the protocol are
+//! tracked (AWS: "same-type traffic back within 600 s counts as response"), so their port
+//! words are left out of the key.
+//!
+//! **AWS untracked flows** (SEMANTICS 3.2): a TCP or UDP packet accepted at an AWS ENI
+//! opens no flow when an accepting rule of its direction with an any-address peer
+//! (`0.0.0.0/0`, `::/0`) matches it, one of the other direction matches its reply, and one
+//! of the two covers all ports (AWS: "a rule in the other direction that permits all
+//! response traffic … for any port"). The condition is symmetric, so a flow first seen by
+//! its reply is untracked too. Such a flow's replies are judged by the rules (reason
+//! `rule`), and a revoke of an enabling rule cuts it at once. ICMP is always tracked.
+//!
+//! TCP FIN/RST do not close a flow (only timeouts do), and a flow seen mid-stream is opened
+//! by whichever packet is accepted first. At the end of a chunk, flows idle past their
+//! timeout at the chunk's latest timestamp are forgotten once the clock has moved 30 s
+//! since the last sweep or the table has doubled (memory follows the live flows;
+//! timestamps are assumed to be roughly in order, as captures and flow logs are). An idle
+//! flow found before its sweep is forgotten on the spot.
 //!
 //! # Fragments
 //!
@@ -62,7 +75,9 @@ use rustc_hash::{FxBuildHasher, FxHasher};
 use super::Item;
 use crate::classify::{By, Engine, Point, Semantics, SemanticsError, Verdict};
 use crate::compile::Table;
-use crate::model::{Action, Direction, Header, Provider, State};
+use crate::model::{
+    Action, Direction, Family, GroupId, Header, Peer, PortRange, Protocol, Provider, State,
+};
 
 /// Hash maps on the per-packet path use FxHash: fast, and the keys are not attacker-chosen
 /// in a way that matters to an offline simulator.
@@ -219,6 +234,97 @@ struct Part {
     swept: (u64, usize),
 }
 
+/// The accepting rules of one AWS ENI and direction with an any-address peer (`0.0.0.0/0`,
+/// `::/0`): the rules that can make TCP/UDP flows untracked.
+#[derive(Clone, Debug, Default)]
+struct Open {
+    /// (IPv6, protocol, source ports, destination ports).
+    rules: Vec<(bool, Protocol, PortRange, PortRange)>,
+}
+
+/// Per (group, direction): its accepting rules with an any-address peer, as [`Open`] holds
+/// them. One pass over the state's rules.
+type OpenByGroup<'s> =
+    HashMap<(&'s GroupId, Direction), Vec<(bool, Protocol, PortRange, PortRange)>>;
+
+fn open_by_group(state: &State) -> OpenByGroup<'_> {
+    let mut by_group: OpenByGroup<'_> = HashMap::new();
+    for r in &state.rules {
+        if let Peer::Cidr { cidr } = &r.remote {
+            if r.action == Action::Accept && cidr.is_any() {
+                by_group.entry((&r.group, r.direction)).or_default().push((
+                    cidr.family() == Family::V6,
+                    r.protocol,
+                    r.src_ports,
+                    r.dst_ports,
+                ));
+            }
+        }
+    }
+    by_group
+}
+
+impl Open {
+    fn of(by_group: &OpenByGroup<'_>, groups: &[GroupId], direction: Direction) -> Open {
+        let rules = groups
+            .iter()
+            .filter_map(|g| by_group.get(&(g, direction)))
+            .flatten()
+            .copied()
+            .collect();
+        Open { rules }
+    }
+
+    /// Whether some rule matches a packet with these ports: `Some(true)` when one that
+    /// does covers all ports.
+    fn matches(&self, v6: bool, protocol: u8, src: u16, dst: u16) -> Option<bool> {
+        self.rules
+            .iter()
+            .filter(|&&(rule_v6, proto, sports, dports)| {
+                rule_v6 == v6
+                    && proto.matches(protocol)
+                    && sports.contains(src)
+                    && dports.contains(dst)
+            })
+            .map(|(_, _, sports, dports)| sports.is_any() && dports.is_any())
+            .reduce(|a, b| a || b)
+    }
+}
+
+/// What the evaluation needs to know of each ENI.
+#[derive(Clone, Debug)]
+struct EniInfo {
+    provider: Provider,
+    /// AWS only: per direction (ingress, egress), the rules open to anywhere.
+    open: Option<[Open; 2]>,
+}
+
+impl EniInfo {
+    /// Whether an accepted TCP/UDP packet at `direction` belongs to an untracked flow:
+    /// both it and its reply are allowed by rules open to anywhere, one of them on all
+    /// ports. (Symmetric, so a flow first seen by its reply is untracked too.)
+    fn untracked(&self, direction: Direction, h: &Header) -> bool {
+        let Some(open) = &self.open else {
+            return false;
+        };
+        if !ported(h.protocol) {
+            return false;
+        }
+        let v6 = h.src.is_ipv6();
+        let (this, other) = match direction {
+            Direction::Ingress => (&open[0], &open[1]),
+            Direction::Egress => (&open[1], &open[0]),
+        };
+        match (
+            this.matches(v6, h.protocol, h.src_port, h.dst_port),
+            other.matches(v6, h.protocol, h.dst_port, h.src_port),
+        ) {
+            (Some(a), Some(b)) => a || b,
+            _ => false,
+        }
+    }
+}
+
 const SECOND: u64 = 1_000_000_000;
 const MAX_FRAGMENTS: usize = 65536;
 /// Idle flows are swept once the clock has moved this far since the last sweep (the
@@ -235,12 +341,17 @@ fn is_echo_reply(h: &Header) -> bool {
     matches!((h.protocol, h.src_port), (1, 0) | (58, 129))
 }
 
+/// Whether flows of `protocol` are told apart by ports (TCP, UDP); ICMP echo is tracked by
+/// addresses, other protocols by addresses and protocol only.
+fn ported(protocol: u8) -> bool {
+    matches!(protocol, 6 | 17)
+}
+
 fn key(point: Point, h: &Header) -> Key {
-    let icmp = matches!(h.protocol, 1 | 58);
-    let (local_port, remote_port) = match (icmp, point.direction) {
-        (true, _) => (0, 0),
-        (false, Direction::Ingress) => (h.dst_port, h.src_port),
-        (false, Direction::Egress) => (h.src_port, h.dst_port),
+    let (local_port, remote_port) = match (ported(h.protocol), point.direction) {
+        (false, _) => (0, 0),
+        (true, Direction::Ingress) => (h.dst_port, h.src_port),
+        (true, Direction::Egress) => (h.src_port, h.dst_port),
     };
     Key {
         eni: point.eni,
@@ -270,17 +381,15 @@ fn timeout(provider: Provider, protocol: u8, flow: &Flow) -> u64 {
     }
 }
 
-fn provider_of(providers: &[Provider], eni: u32) -> Provider {
-    providers
-        .get(eni as usize)
-        .copied()
-        .unwrap_or(Provider::Generic)
+fn provider_of(enis: &[EniInfo], eni: u32) -> Provider {
+    enis.get(eni as usize)
+        .map_or(Provider::Generic, |e| e.provider)
 }
 
 /// Judges one task against a partition's flows, with one probe of the flow table.
 fn judge<E: Engine + ?Sized>(
     engine: &E,
-    providers: &[Provider],
+    enis: &[EniInfo],
     flows: &mut HashTable<Tracked>,
     t: &Task,
 ) -> Outcome {
@@ -297,11 +406,16 @@ fn judge<E: Engine + ?Sized>(
         return outcome(engine.classify(t.point, h), false);
     }
     let k = key(t.point, h);
-    let provider = provider_of(providers, t.point.eni);
-    // A new flow: the rules decide; an accepted packet opens the flow (ICMP: a request).
+    let provider = provider_of(enis, t.point.eni);
+    // A new flow: the rules decide; an accepted packet opens the flow (ICMP: a request),
+    // unless the flow is untracked.
     let open = |vacant: VacantEntry<'_, Tracked>| {
         let verdict = engine.classify(t.point, h);
-        if verdict.action == Action::Accept && (!icmp || is_echo_request(h)) {
+        let untracked = || {
+            enis.get(t.point.eni as usize)
+                .is_some_and(|e| e.untracked(t.point.direction, h))
+        };
+        if verdict.action == Action::Accept && (!icmp || is_echo_request(h)) && !untracked() {
             vacant.insert(Tracked {
                 key: k,
                 hash: t.hash,
@@ -352,7 +466,7 @@ fn judge<E: Engine + ?Sized>(
 pub struct Evaluator<'t, E: Engine + ?Sized = Table> {
     engine: &'t E,
     table: &'t Table,
-    providers: Vec<Provider>,
+    enis: Vec<EniInfo>,
     config: Config,
     parts: Vec<Part>,
     /// Reused routing buffers, one per sub-chunk.
@@ -380,9 +494,20 @@ impl<'t, E: Engine + ?Sized> Evaluator<'t, E> {
         state: &State,
         config: Config,
     ) -> Result<Self, SemanticsError> {
-        let providers = (0..state.enis.len())
-            .map(|e| Semantics::of(state, e).map(|s| s.provider))
-            .collect::<Result<Vec<_>, _>>()?;
+        let by_group = open_by_group(state);
+        let enis = (0..state.enis.len())
+            .map(|e| {
+                let provider = Semantics::of(state, e)?.provider;
+                let groups = &state.enis[e].groups;
+                let open = (provider == Provider::Aws).then(|| {
+                    [
+                        Open::of(&by_group, groups, Direction::Ingress),
+                        Open::of(&by_group, groups, Direction::Egress),
+                    ]
+                });
+                Ok(EniInfo { provider, open })
+            })
+            .collect::<Result<Vec<_>, SemanticsError>>()?;
         let n = config.partitions.max(1);
         let mut v4 = Map::default();
         let mut v6 = Map::default();
@@ -397,7 +522,7 @@ impl<'t, E: Engine + ?Sized> Evaluator<'t, E> {
         Ok(Evaluator {
             engine,
             table,
-            providers,
+            enis,
             config: Config {
                 partitions: n,
                 ..config
@@ -596,14 +721,14 @@ impl<'t, E: Engine + ?Sized> Evaluator<'t, E> {
         }
         self.stats.items += items.len() as u64;
         let engine = self.engine;
-        let providers = &self.providers;
+        let enis = &self.enis;
         let routed_now = &*routed_now;
         let base = &base;
         let run = |(p, part): (usize, &mut Part)| {
             part.out.clear();
             for (r, &b) in routed_now.iter().zip(base) {
                 for t in &r.tasks[p] {
-                    let o = judge(engine, providers, &mut part.flows, t);
+                    let o = judge(engine, enis, &mut part.flows, t);
                     part.out.push((b + t.slot as usize, o));
                 }
             }
@@ -612,7 +737,7 @@ impl<'t, E: Engine + ?Sized> Evaluator<'t, E> {
             let (at, left) = part.swept;
             if latest >= at.saturating_add(SWEEP_EVERY) || part.flows.len() > 2 * left + 1024 {
                 part.flows.retain(|e| {
-                    let provider = provider_of(providers, e.key.eni);
+                    let provider = provider_of(enis, e.key.eni);
                     latest.saturating_sub(e.flow.last_ns)
                         <= timeout(provider, e.key.protocol, &e.flow)
                 });
@@ -873,6 +998,112 @@ mod tests {
         assert_eq!(seq.stats().orphan_fragments, 300);
         let st = seq.stats();
         assert!(st.established > 0 && st.dropped > 0, "{st:?}");
+    }
+
+    /// An ENI with SSH and DNS open to anywhere, ping from anywhere, SSH from a /8 on a
+    /// second address family, and all egress to 0.0.0.0/0 (AWS's default).
+    fn open_state(provider: &str) -> State {
+        serde_json::from_value(serde_json::json!({
+            "groups": [{"id": "sg-web", "provider": provider}],
+            "rules": [
+                {"id": "r-ssh", "group": "sg-web", "direction": "ingress", "action": "accept",
+                 "protocol": 6, "dst_ports": "22", "remote": {"cidr": "0.0.0.0/0"}},
+                {"id": "r-dns", "group": "sg-web", "direction": "ingress", "action": "accept",
+                 "protocol": 17, "dst_ports": "53", "remote": {"cidr": "0.0.0.0/0"}},
+                {"id": "r-web", "group": "sg-web", "direction": "ingress", "action": "accept",
+                 "protocol": 6, "dst_ports": "443", "remote": {"cidr": "10.0.0.0/8"}},
+                {"id": "r-ping", "group": "sg-web", "direction": "ingress", "action": "accept",
+                 "protocol": 1, "remote": {"cidr": "0.0.0.0/0"}},
+                {"id": "r-ssh6", "group": "sg-web", "direction": "ingress", "action": "accept",
+                 "protocol": 6, "dst_ports": "22", "remote": {"cidr": "::/0"}},
+                {"id": "r-out", "group": "sg-web", "direction": "egress", "action": "accept",
+                 "protocol": "all", "remote": {"cidr": "0.0.0.0/0"}},
+                {"id": "r-out6", "group": "sg-web", "direction": "egress", "action": "accept",
+                 "protocol": 6, "dst_ports": "443", "remote": {"cidr": "::/0"}}
+            ],
+            "enis": [{"id": "eni-a", "ips": ["10.0.0.1", "2001:db8::1"], "groups": ["sg-web"]}]
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn aws_flows_open_to_anywhere_both_ways_are_untracked() {
+        let s = open_state("aws");
+        let table = Table::new(&s).unwrap();
+        let mut ev = Evaluator::new(&table, &s, Config::default()).unwrap();
+        let out = ev.eval(&[
+            // SSH and DNS from anywhere while all egress is open: untracked, the replies
+            // are judged by the egress rule.
+            pkt(0, "tcp 203.0.113.9:40000 -> 10.0.0.1:22", 0),
+            pkt(1, "tcp 10.0.0.1:22 -> 203.0.113.9:40000", 1),
+            pkt(2, "udp 203.0.113.9:5353 -> 10.0.0.1:53", 2),
+            pkt(3, "udp 10.0.0.1:53 -> 203.0.113.9:5353", 3),
+            // 443 from a /8 only: tracked.
+            pkt(4, "tcp 10.9.9.9:40000 -> 10.0.0.1:443", 4),
+            pkt(5, "tcp 10.0.0.1:443 -> 10.9.9.9:40000", 5),
+            // Outbound: the ingress side is not open on all ports, so tracked.
+            pkt(6, "tcp 10.0.0.1:50000 -> 198.51.100.1:443", 6),
+            pkt(7, "tcp 198.51.100.1:443 -> 10.0.0.1:50000", 7),
+            // ICMP is always tracked.
+            pkt(8, "icmp 203.0.113.9 -> 10.0.0.1 type 8 code 0", 8),
+            pkt(9, "icmp 10.0.0.1 -> 203.0.113.9 type 0 code 0", 9),
+            // IPv6 SSH: egress to ::/0 covers 443 only, so tracked.
+            pkt(10, "tcp [2001:db8::9]:40000 -> [2001:db8::1]:22", 10),
+            pkt(11, "tcp [2001:db8::1]:22 -> [2001:db8::9]:40000", 11),
+            // An untracked flow seen mid-stream, reply first: still untracked.
+            pkt(12, "tcp 10.0.0.1:22 -> 203.0.113.10:41000", 12),
+            pkt(13, "tcp 203.0.113.10:41000 -> 10.0.0.1:22", 13),
+        ]);
+        let r: Vec<(u64, &str)> = out.iter().map(|o| (o.index, o.reason())).collect();
+        assert_eq!(
+            r,
+            vec![
+                (0, "rule"),
+                (1, "rule"),
+                (2, "rule"),
+                (3, "rule"),
+                (4, "rule"),
+                (5, "established"),
+                (6, "rule"),
+                (7, "established"),
+                (8, "rule"),
+                (9, "established"),
+                (10, "rule"),
+                (11, "established"),
+                (12, "rule"),
+                (13, "rule"),
+            ]
+        );
+        assert_eq!(ev.flows(), 4);
+        // Alibaba tracks every session.
+        let s = open_state("aliyun");
+        let table = Table::new(&s).unwrap();
+        let mut ev = Evaluator::new(&table, &s, Config::default()).unwrap();
+        let out = ev.eval(&[
+            pkt(0, "tcp 203.0.113.9:40000 -> 10.0.0.1:22", 0),
+            pkt(1, "tcp 10.0.0.1:22 -> 203.0.113.9:40000", 1),
+        ]);
+        assert_eq!(out[1].reason(), "established");
+    }
+
+    #[test]
+    fn other_protocols_are_tracked_by_addresses_and_protocol() {
+        let s: State = serde_json::from_value(serde_json::json!({
+            "groups": [{"id": "sg-a", "provider": "aws"}],
+            "rules": [{"id": "r-sctp", "group": "sg-a", "direction": "ingress",
+                       "action": "accept", "protocol": 132, "remote": {"cidr": "192.0.2.0/24"}}],
+            "enis": [{"id": "eni-a", "ips": ["10.0.0.1"], "groups": ["sg-a"]}]
+        }))
+        .unwrap();
+        let table = Table::new(&s).unwrap();
+        let mut ev = Evaluator::new(&table, &s, Config::default()).unwrap();
+        let out = ev.eval(&[
+            pkt(0, "132 192.0.2.7:1000 -> 10.0.0.1:2000", 0),
+            pkt(1, "132 10.0.0.1:3000 -> 192.0.2.7:4000", 1),
+            pkt(2, "132 10.0.0.1:3000 -> 192.0.2.8:4000", 2),
+        ]);
+        let r: Vec<&str> = out.iter().map(|o| o.reason()).collect();
+        assert_eq!(r, vec!["rule", "established", "default"]);
     }
 
     #[test]

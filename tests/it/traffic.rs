@@ -640,12 +640,15 @@ fn eval_flow_logs_with_logged_and_inferred_directions() {
         vec![
             ("eni-1235b8ca123456789", "ingress", "accept", "rule"),
             ("eni-0db", "ingress", "drop", "default"),
-            ("eni-1235b8ca123456789", "egress", "accept", "established"),
+            ("eni-1235b8ca123456789", "egress", "accept", "rule"),
         ]
     );
     assert_eq!(rows[0].4, "sgr-ssh");
+    // SSH from 0.0.0.0/0 with all egress open: an untracked flow (SEMANTICS 3.2), so the
+    // reply is judged by the egress rule, not passed as established.
+    assert_eq!(rows[2].4, "sgr-out");
     assert_eq!(s["rules"]["sgr-ssh"], 1);
-    assert_eq!(s["established"], 1);
+    assert_eq!(s["established"], 0);
 
     let (rows, _) = eval_rows(&state, &path("flowlogs/aws-v5-custom.log"), &[]);
     let dirs: Vec<_> = rows.iter().map(|r| (r.1.as_str(), r.3.as_str())).collect();
