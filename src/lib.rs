@@ -24,10 +24,12 @@
 //!   users have (query string, URL, form body, JSON), apply them with the API's exact
 //!   matching rules and validation order, and render the response or error the API returns.
 //!   A rejected revoke changes nothing.
-//! - [`compile`]: model → immutable [`compile::Table`]. Per ENI set and direction the rules
-//!   are ordered, group and prefix-list references resolved to prefixes, and each rule
-//!   becomes a box over five fields indexed by decision trees; the table reports its
-//!   [`compile::Table::memory_usage`] and revises itself cheaply after a revoke.
+//! - [`compile`]: model → immutable [`compile::Table`]. Per group and direction each rule
+//!   becomes a box over five fields indexed by decision trees, ranked in evaluation order so
+//!   that every ENI's group set shares its groups' trees; prefix-list references become
+//!   prefixes and group references a membership condition resolved once per packet. The
+//!   table reports its [`compile::Table::memory_usage`] and revises itself cheaply after a
+//!   revoke.
 //! - [`classify`]: the evaluation semantics of both providers, the [`classify::Engine`]
 //!   trait (single, batch and rayon-parallel lookups), the linear-scan
 //!   [`classify::reference::Reference`] engine (the oracle), and the

@@ -290,8 +290,9 @@ impl<W: Word> Tree<W> {
         at & !LEAF
     }
 
-    /// The smallest rank below `bound` among live filters of leaf `leaf` containing `key`,
-    /// else `bound`.
+    /// The smallest rank below `bound` among filters of leaf `leaf` containing `key` and
+    /// accepted by `alive` (live, and for group peers: the remote is a member), else
+    /// `bound`.
     #[inline]
     fn scan(&self, leaf: u32, key: &Key<W>, bound: u32, alive: &impl Fn(u32) -> bool) -> u32 {
         let (s, e) = (
@@ -317,11 +318,16 @@ impl<W: Word> Tree<W> {
         (r != NONE).then_some(r)
     }
 
-    /// For each key, lowers `best[i]` to the smallest rank among live filters containing
-    /// `keys[i]`, if smaller. The walks of all keys advance together, one level per round,
-    /// so their memory accesses are independent and overlap.
+    /// For each key, lowers `best[i]` to the smallest rank among filters containing
+    /// `keys[i]` and accepted by `ok(i, rank)`, if smaller. The walks of all keys advance
+    /// together, one level per round, so their memory accesses are independent and overlap.
     #[inline]
-    pub fn lookup_lanes(&self, keys: &[Key<W>], best: &mut [u32], alive: &impl Fn(u32) -> bool) {
+    pub fn lookup_lanes(
+        &self,
+        keys: &[Key<W>],
+        best: &mut [u32],
+        ok: &impl Fn(usize, u32) -> bool,
+    ) {
         let n = keys.len().min(LANES).min(best.len());
         let mut at = [self.root; LANES];
         loop {
@@ -340,7 +346,7 @@ impl<W: Word> Tree<W> {
             }
         }
         for i in 0..n {
-            best[i] = self.scan(at[i] & !LEAF, &keys[i], best[i], alive);
+            best[i] = self.scan(at[i] & !LEAF, &keys[i], best[i], &|r| ok(i, r));
         }
     }
 
@@ -371,31 +377,42 @@ pub(crate) struct Forest<W> {
 }
 
 impl<W: Word> Forest<W> {
-    /// The smallest rank among live filters containing `key`, across all trees.
+    /// The smallest rank below `best` among filters containing `key` and accepted by `ok`,
+    /// across all trees; else `best` (start with [`NONE`]). Several forests are searched by
+    /// passing one's result to the next.
     #[inline]
-    pub fn lookup(&self, key: &Key<W>, alive: impl Fn(u32) -> bool) -> Option<u32> {
-        let mut best = NONE;
+    pub fn lookup(&self, key: &Key<W>, mut best: u32, ok: &impl Fn(u32) -> bool) -> u32 {
         for tree in &self.trees {
             if tree.min_rank() >= best {
                 break;
             }
-            best = tree.scan(tree.leaf(key), key, best, &alive);
+            best = tree.scan(tree.leaf(key), key, best, ok);
         }
-        (best != NONE).then_some(best)
+        best
     }
 
-    /// [`Forest::lookup`] of up to [`LANES`] keys at once, into `best` (`NONE`: no match).
-    /// A tree is skipped once every key already has a match it cannot beat.
+    /// [`Forest::lookup`] of up to [`LANES`] keys at once, lowering `best` (fill it with
+    /// [`NONE`] first); `ok(i, rank)` accepts a filter for key `i`. A tree is skipped once
+    /// every key already has a match it cannot beat.
     #[inline]
-    pub fn lookup_lanes(&self, keys: &[Key<W>], best: &mut [u32], alive: impl Fn(u32) -> bool) {
-        best.fill(NONE);
+    pub fn lookup_lanes(
+        &self,
+        keys: &[Key<W>],
+        best: &mut [u32],
+        ok: &impl Fn(usize, u32) -> bool,
+    ) {
         for tree in &self.trees {
             let min = tree.min_rank();
             if best.iter().all(|&b| b <= min) {
                 break;
             }
-            tree.lookup_lanes(keys, best, &alive);
+            tree.lookup_lanes(keys, best, ok);
         }
+    }
+
+    /// Number of filters held (across trees).
+    pub fn len(&self) -> usize {
+        self.trees.iter().map(|t| t.filters.len()).sum()
     }
 
     /// Ranks of the filters that pruned a region of some tree (see [`Tree::covers`]).

@@ -1,20 +1,41 @@
-//! Model → immutable compiled [`Table`]: per ENI and direction, the rules in evaluation
-//! order, group and prefix-list references resolved to prefixes, lowered to five-field
-//! boxes and indexed by decision trees (one per address family).
+//! Model → immutable compiled [`Table`]: the rules of each group and direction lowered to
+//! five-field boxes and indexed by decision trees (one forest per address family), ranked
+//! in evaluation order, with group references resolved once per packet.
 //!
-//! ENIs whose attached groups are the same share one compiled context. Addresses are mapped
-//! to ENIs through a prefix trie (`ip_network_table`). A table answers revokes cheaply
-//! ([`Table::revise`]): contexts untouched by the revoke are shared with the old table; a
-//! removed rule that never pruned a tree region is only tombstoned; a removed rule that did
-//! prune is tombstoned too, and its context gets a small *patch tree* holding the live
-//! filters it may have pruned (`tree::patch` explains why that is exact). Only when a patch
-//! would be large is the context rebuilt, and only when a quarter of the rules are dead is
-//! the whole table.
+//! # Layout
+//!
+//! - *Ranks*: per direction, every rule of the state in evaluation order
+//!   ([`rule_order`]); a rule's rank is its position. Any group set's rules compare by
+//!   rank exactly as that set's evaluation order says, so trees need not be built per set.
+//! - *Units*: per (group, direction) with rules, the forests of that group's rules (ranks
+//!   as above). A unit is shared by every group set holding the group.
+//! - *Contexts*: per distinct (group set, direction) seen on an ENI, the units to search
+//!   (a lookup takes the smallest rank found across them), the Alibaba inner-access grants
+//!   and the default. ENIs with the same groups share a context.
+//! - *Membership*: a group peer ("the private addresses of the ENIs in group G") is one box
+//!   per family spanning G's member addresses, whose rank carries the condition "the remote
+//!   address is a member of G". Each packet's remote address is looked up once in a hash
+//!   map giving its membership class (its set of groups); a box that holds the packet
+//!   matches only when its condition holds. Such boxes over-approximate what they match, so
+//!   they never prune a tree region. Inner access is checked the same way when no rule
+//!   matches. So neither costs a filter per member address.
+//!
+//! Addresses are mapped to ENIs through a prefix trie (`ip_network_table`). A table answers
+//! revokes cheaply ([`Table::revise`]): removed rules are tombstoned; a unit where a removed
+//! rule pruned a tree region gets a small *patch tree* holding the live filters it may have
+//! pruned (`tree::patch` explains why that is exact), or is rebuilt when the patch would be
+//! large; everything else is shared with the old table. Only when a quarter of the rules are
+//! dead is the whole table rebuilt.
+//!
+//! The header-space diff ([`crate::whatif::space`]) and lint need boxes that match exactly
+//! what they hold: `lower` gives them, per group set, group peers and inner access as one
+//! host box per member address.
 //!
 //! # Memory
 //!
-//! Per rule a context holds a 32-byte packed filter (IPv4), a 4-byte target, its share of
-//! tree nodes and leaf runs; the table adds a 4-byte sorted index for finding rules by ID.
+//! Per rule a unit holds a 32-byte packed filter (IPv4), its share of tree nodes and leaf
+//! runs; the ranks add 4 bytes (8 where some rule has a group peer), the rule-ID index 4.
+//! Per address: the membership map (about 18 bytes) and the address trie (estimated at 64).
 //! [`Table::memory_usage`] counts all of it (about 48–56 bytes a rule on the 100k ClassBench
 //! sets).
 //!
@@ -26,7 +47,7 @@
 
 pub(crate) mod tree;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use rayon::prelude::*;
 use std::net::IpAddr;
@@ -34,12 +55,13 @@ use std::sync::Arc;
 
 use ip_network::{Ipv4Network, Ipv6Network};
 use ip_network_table::IpNetworkTable;
+use rustc_hash::FxHashMap;
 
 use crate::classify::tree::{Bounds, Filter, Forest, Key, Word, DIMS, LANES, NONE};
 use crate::classify::{rule_order, By, Engine, Point, Semantics, SemanticsError, Verdict};
 use crate::model::{
-    Action, Cidr, Direction, EniId, Family, GroupId, Header, Peer, PortRange, Protocol, RuleId,
-    State,
+    Action, Cidr, Direction, EniId, Family, GroupId, Header, Peer, PortRange, Protocol, Rule,
+    RuleId, State,
 };
 
 /// How to compile.
@@ -79,184 +101,289 @@ impl From<crate::model::StateError> for CompileError {
     }
 }
 
-/// A [`Verdict`] of a matching filter in four bytes: bit 31 accept, bit 30 inner access
-/// (else a rule), the rest the rule's table index or the group's state index.
+/// A rule's verdict in four bytes: bit 31 accept, the rest the rule's table index.
 #[derive(Clone, Copy, Debug)]
 struct Target(u32);
 
 impl Target {
     const ACCEPT: u32 = 1 << 31;
-    const INNER: u32 = 1 << 30;
 
-    /// Packs a verdict. Indexes are below 2^30: a table or state that large would not fit
-    /// in memory in the first place.
-    fn new(v: Verdict) -> Target {
-        let action = if v.action == Action::Accept {
+    /// Packs a rule's action and table index. Indexes are below 2^31: a table that large
+    /// would not fit in memory in the first place.
+    fn new(action: Action, index: u32) -> Target {
+        let accept = if action == Action::Accept {
             Target::ACCEPT
         } else {
             0
         };
-        let by = match v.by {
-            By::Rule(i) => i & !(Target::ACCEPT | Target::INNER),
-            By::InnerAccess(g) => Target::INNER | (g & !(Target::ACCEPT | Target::INNER)),
-            // Invariant: a filter's target is a rule or an inner-access grant, never the
-            // default; map it to rule 0 defensively (unreachable).
-            By::Default => 0,
-        };
-        Target(action | by)
+        Target(accept | (index & !Target::ACCEPT))
+    }
+
+    /// The rule's table index.
+    #[inline]
+    fn index(self) -> u32 {
+        self.0 & !Target::ACCEPT
     }
 
     #[inline]
     fn verdict(self) -> Verdict {
-        let index = self.0 & !(Target::ACCEPT | Target::INNER);
         Verdict {
             action: if self.0 & Target::ACCEPT != 0 {
                 Action::Accept
             } else {
                 Action::Drop
             },
-            by: if self.0 & Target::INNER != 0 {
-                By::InnerAccess(index)
-            } else {
-                By::Rule(index)
-            },
+            by: By::Rule(self.index()),
         }
     }
 }
 
-/// One compiled (group set, direction): the trees and what their ranks mean.
+/// No membership condition (in [`Ranks::conds`]).
+const ANY: u32 = u32::MAX;
+
+/// What the ranks of one direction mean. A rank is a rule's position among all the table's
+/// rules of that direction in evaluation order ([`rule_order`]), so the ranks of any group
+/// set's rules compare as that set's evaluation order does, and one group's trees serve
+/// every set that holds the group.
 #[derive(Debug)]
-struct Context {
+struct Ranks {
+    /// Per rank: the rule's action and table index.
+    targets: Vec<Target>,
+    /// Per rank: the group slot (see [`Membership`]) the remote address must belong to
+    /// (the rule's peer is a group), else [`ANY`]. Empty when no rank has a condition.
+    conds: Vec<u32>,
+}
+
+impl Ranks {
+    /// Whether the filters of `rank` match exactly their box: a group peer's box spans
+    /// its members' addresses but matches only the members.
+    #[inline]
+    fn exact(&self, rank: u32) -> bool {
+        self.conds.get(rank as usize).is_none_or(|&c| c == ANY)
+    }
+
+    /// Whether the rule of `rank` is tombstoned in `dead`.
+    #[inline]
+    fn dead(&self, rank: u32, dead: &[u64]) -> bool {
+        let i = self.targets[rank as usize].index();
+        dead[(i / 64) as usize] & (1 << (i % 64)) != 0
+    }
+
+    /// Whether a filter of `rank` whose box holds a packet matches it: its rule is live
+    /// and, for a group peer, the packet's remote address (of membership class `class`) is
+    /// a member.
+    #[inline]
+    fn ok(&self, rank: u32, dead: Option<&[u64]>, class: u32, members: &Membership) -> bool {
+        if dead.is_some_and(|d| self.dead(rank, d)) {
+            return false;
+        }
+        match self.conds.get(rank as usize) {
+            Some(&slot) if slot != ANY => members.has(class, slot),
+            _ => true,
+        }
+    }
+
+    fn memory_usage(&self) -> usize {
+        use std::mem::size_of;
+        self.targets.capacity() * size_of::<Target>() + self.conds.capacity() * size_of::<u32>()
+    }
+}
+
+/// The rules of one group in one direction, indexed by decision trees (ranks from the
+/// direction's [`Ranks`]). Shared by every context whose group set holds the group.
+#[derive(Debug)]
+struct Unit {
+    /// The group, by state index.
+    group: u32,
+    direction: Direction,
     v4: Forest<u32>,
     v6: Forest<u128>,
-    /// Per rank: the verdict a match gives.
-    targets: Vec<Target>,
-    /// When nothing matches.
-    fallback: Action,
-    /// Table rule indexes (sorted) whose removal needs a rebuild of this context (they
-    /// pruned a region).
+    /// Table rule indexes (sorted) whose removal needs a patch or rebuild of this unit
+    /// (they pruned a region).
     covers: Vec<u32>,
 }
 
-impl Context {
-    /// Whether the filter of rank `rank` is live: inner-access filters always are, a rule's
-    /// filter unless the rule is tombstoned in `dead` (`None`: nothing is).
-    #[inline]
-    fn alive<'a>(&'a self, dead: Option<&'a [u64]>) -> impl Fn(u32) -> bool + 'a {
-        let dead = dead.unwrap_or(&[]);
-        move |rank: u32| {
-            dead.is_empty()
-                || match self.targets[rank as usize].verdict().by {
-                    By::Rule(i) => dead[(i / 64) as usize] & (1 << (i % 64)) == 0,
-                    _ => true,
-                }
-        }
-    }
-
-    #[inline]
-    fn verdict(&self, rank: Option<u32>) -> Verdict {
-        match rank {
-            Some(r) => self.targets[r as usize].verdict(),
-            None => Verdict {
-                action: self.fallback,
-                by: By::Default,
-            },
-        }
-    }
-
-    #[inline]
-    fn classify(&self, direction: Direction, h: &Header, dead: Option<&[u64]>) -> Verdict {
-        let alive = self.alive(dead);
-        let rank = match (h.remote(direction), h.local(direction)) {
-            (IpAddr::V4(r), IpAddr::V4(l)) => self.v4.lookup(
-                &Key::new(
-                    u32::from(r),
-                    u32::from(l),
-                    h.src_port,
-                    h.dst_port,
-                    h.protocol,
-                ),
-                alive,
-            ),
-            (IpAddr::V6(r), IpAddr::V6(l)) => self.v6.lookup(
-                &Key::new(
-                    u128::from(r),
-                    u128::from(l),
-                    h.src_port,
-                    h.dst_port,
-                    h.protocol,
-                ),
-                alive,
-            ),
-            // Invariant: `Header::new` never builds a header of mixed families; a hand-made
-            // one matches nothing.
-            _ => None,
-        };
-        self.verdict(rank)
-    }
-
-    /// Judges up to [`LANES`] IPv4 packets at once (see [`Forest::lookup_lanes`]); packets
-    /// of another family take the one-at-a-time path.
-    #[inline]
-    fn classify_lanes(
-        &self,
+impl Unit {
+    fn new(
+        group: u32,
         direction: Direction,
-        hs: &[&Header],
-        dead: Option<&[u64]>,
-        out: &mut Vec<Verdict>,
-    ) {
-        let mut keys = [Key::new(0u32, 0, 0, 0, 0); LANES];
-        let mut n = 0;
-        for h in hs {
-            if let (IpAddr::V4(r), IpAddr::V4(l)) = (h.remote(direction), h.local(direction)) {
-                keys[n] = Key::new(
-                    u32::from(r),
-                    u32::from(l),
-                    h.src_port,
-                    h.dst_port,
-                    h.protocol,
-                );
-                n += 1;
-            }
-        }
-        if n < hs.len() {
-            out.extend(hs.iter().map(|h| self.classify(direction, h, dead)));
-            return;
-        }
-        let mut best = [NONE; LANES];
-        self.v4
-            .lookup_lanes(&keys[..n], &mut best[..n], self.alive(dead));
-        out.extend(
-            best[..n]
-                .iter()
-                .map(|&r| self.verdict((r != NONE).then_some(r))),
-        );
-    }
-
-    /// This context with a patch tree for its revoked covers (see [`tree::patch`]), or
-    /// `None` when a rebuild is cheaper.
-    fn patched(&self, dead: &[u64], config: &Config) -> Option<Context> {
-        let alive = self.alive(Some(dead));
-        let dead_rank = |rank: u32| !alive(rank);
-        let max = self.targets.len() / 4;
-        let v4 = tree::patch(&self.v4, dead_rank, config.leaf_size, max)?;
-        let v6 = tree::patch(&self.v6, dead_rank, config.leaf_size, max)?;
-        let covers = cover_rules(&v4, &v6, &self.targets);
-        Some(Context {
+        filters: (Vec<Filter<u32>>, Vec<Filter<u128>>),
+        ranks: &Ranks,
+        config: &Config,
+    ) -> Unit {
+        let exact = |rank: u32| ranks.exact(rank);
+        let v4 = tree::build_forest(filters.0, config.leaf_size, &exact);
+        let v6 = tree::build_forest(filters.1, config.leaf_size, &exact);
+        let covers = cover_rules(&v4, &v6, &ranks.targets);
+        Unit {
+            group,
+            direction,
             v4,
             v6,
-            targets: self.targets.clone(),
-            fallback: self.fallback,
+            covers,
+        }
+    }
+
+    /// This unit with a patch tree for its revoked covers (see [`tree::patch`]), or `None`
+    /// when a rebuild is cheaper.
+    fn patched(&self, dead: &[u64], ranks: &Ranks, config: &Config) -> Option<Unit> {
+        let dead_rank = |rank: u32| ranks.dead(rank, dead);
+        let exact = |rank: u32| ranks.exact(rank);
+        let max = (self.v4.len() + self.v6.len()) / 4;
+        let v4 = tree::patch(&self.v4, dead_rank, &exact, config.leaf_size, max)?;
+        let v6 = tree::patch(&self.v6, dead_rank, &exact, config.leaf_size, max)?;
+        let covers = cover_rules(&v4, &v6, &ranks.targets);
+        Some(Unit {
+            group: self.group,
+            direction: self.direction,
+            v4,
+            v6,
             covers,
         })
     }
 
     fn memory_usage(&self) -> usize {
         use std::mem::size_of;
-        self.v4.memory_usage()
+        size_of::<Unit>()
+            + self.v4.memory_usage()
             + self.v6.memory_usage()
-            + self.targets.capacity() * size_of::<Target>()
             + self.covers.capacity() * size_of::<u32>()
+    }
+}
+
+/// One (group set, direction): the units to search, the inner-access grants and the
+/// default.
+#[derive(Debug)]
+struct Context {
+    /// Indexes into the table's units, one per group of the set with rules this way.
+    units: Vec<u32>,
+    /// Alibaba inner access (ingress only): when no rule matches, a remote address that is
+    /// a member of one of these groups is accepted; `(slot, state group index)` in
+    /// attachment order.
+    inner: Vec<(u32, u32)>,
+    /// When nothing matches.
+    fallback: Action,
+}
+
+impl Context {
+    /// Whether judging needs the remote address's membership class.
+    #[inline]
+    fn needs_class(&self, ranks: &Ranks) -> bool {
+        !ranks.conds.is_empty() || !self.inner.is_empty()
+    }
+
+    /// The verdict given the best rank found (`NONE`: no rule matched).
+    #[inline]
+    fn verdict(&self, ranks: &Ranks, best: u32, class: u32, members: &Membership) -> Verdict {
+        if best != NONE {
+            return ranks.targets[best as usize].verdict();
+        }
+        for &(slot, group) in &self.inner {
+            if members.has(class, slot) {
+                return Verdict {
+                    action: Action::Accept,
+                    by: By::InnerAccess(group),
+                };
+            }
+        }
+        Verdict {
+            action: self.fallback,
+            by: By::Default,
+        }
+    }
+
+    fn memory_usage(&self) -> usize {
+        use std::mem::size_of;
+        size_of::<Context>()
+            + self.units.capacity() * size_of::<u32>()
+            + self.inner.capacity() * size_of::<(u32, u32)>()
+    }
+}
+
+/// Which groups each address belongs to (a group's members are the private addresses of
+/// the ENIs attached to it), resolved once per packet: an address maps to a *class* (a
+/// distinct set of groups), and a class lists its groups' *slots*. Slots number the groups
+/// attached to some ENI, in group ID order; a revoke changes neither.
+#[derive(Debug, Default)]
+struct Membership {
+    v4: FxHashMap<u32, u32>,
+    v6: FxHashMap<u128, u32>,
+    /// Per class: where its slots start in `slots`; one more entry closes the last class.
+    /// Class 0 (an address in no group) is empty.
+    starts: Vec<u32>,
+    /// Each class's slots, ascending.
+    slots: Vec<u32>,
+}
+
+impl Membership {
+    fn new(state: &State, slots: &HashMap<&GroupId, u32>) -> Membership {
+        let mut of: BTreeMap<IpAddr, Vec<u32>> = BTreeMap::new();
+        for eni in &state.enis {
+            for &ip in &eni.ips {
+                let set = of.entry(ip).or_default();
+                set.extend(eni.groups.iter().filter_map(|g| slots.get(g).copied()));
+            }
+        }
+        let mut m = Membership {
+            starts: vec![0, 0],
+            ..Membership::default()
+        };
+        let mut classes: HashMap<Vec<u32>, u32> = HashMap::new();
+        for (ip, mut set) in of {
+            set.sort_unstable();
+            set.dedup();
+            if set.is_empty() {
+                continue;
+            }
+            let next = classes.len() as u32 + 1;
+            let class = *classes.entry(set).or_insert_with_key(|set| {
+                m.slots.extend_from_slice(set);
+                m.starts.push(m.slots.len() as u32);
+                next
+            });
+            match ip {
+                IpAddr::V4(a) => m.v4.insert(u32::from(a), class),
+                IpAddr::V6(a) => m.v6.insert(u128::from(a), class),
+            };
+        }
+        m.v4.shrink_to_fit();
+        m.v6.shrink_to_fit();
+        m.starts.shrink_to_fit();
+        m.slots.shrink_to_fit();
+        m
+    }
+
+    #[inline]
+    fn class_v4(&self, a: u32) -> u32 {
+        self.v4.get(&a).copied().unwrap_or(0)
+    }
+
+    #[inline]
+    fn class_v6(&self, a: u128) -> u32 {
+        self.v6.get(&a).copied().unwrap_or(0)
+    }
+
+    /// Whether class `class` holds group slot `slot`.
+    #[inline]
+    fn has(&self, class: u32, slot: u32) -> bool {
+        let c = class as usize;
+        self.slots[self.starts[c] as usize..self.starts[c + 1] as usize].contains(&slot)
+    }
+
+    fn memory_usage(&self) -> usize {
+        use std::mem::size_of;
+        /// A hash map's table: its buckets (capacity is 7/8 of them, a power of two), one
+        /// control byte each, and one group of trailing control bytes.
+        fn table<K, V>(m: &FxHashMap<K, V>) -> usize {
+            if m.capacity() == 0 {
+                return 0;
+            }
+            let buckets = (m.capacity() * 8 / 7).next_power_of_two();
+            buckets * (size_of::<(K, V)>() + 1) + 16
+        }
+        table(&self.v4)
+            + table(&self.v6)
+            + (self.starts.capacity() + self.slots.capacity()) * size_of::<u32>()
     }
 }
 
@@ -270,7 +397,12 @@ pub struct Table {
     enis: Arc<Vec<EniId>>,
     /// Per ENI: context index for ingress and egress.
     points: Arc<Vec<[u32; 2]>>,
-    contexts: Vec<Arc<Context>>,
+    contexts: Arc<Vec<Context>>,
+    /// Per (group, direction) with rules: its trees.
+    units: Vec<Arc<Unit>>,
+    /// Ingress and egress ranks.
+    ranks: Arc<[Ranks; 2]>,
+    members: Arc<Membership>,
     /// Tombstones over table rule indexes.
     dead: Arc<Vec<u64>>,
     dead_count: usize,
@@ -285,6 +417,7 @@ impl std::fmt::Debug for Table {
             .field("rules", &self.rules.len())
             .field("enis", &self.enis.len())
             .field("contexts", &self.contexts.len())
+            .field("units", &self.units.len())
             .field("dead", &self.dead_count)
             .finish()
     }
@@ -297,7 +430,23 @@ struct Resolver<'a> {
     group_index: HashMap<&'a GroupId, u32>,
     /// Per (direction, group): state rule indexes.
     by_group: HashMap<(Direction, &'a GroupId), Vec<u32>>,
+    /// Membership slot of every group attached to some ENI (see [`Membership`]).
+    slots: HashMap<&'a GroupId, u32>,
     warnings: Vec<String>,
+}
+
+/// The smallest and largest address of each family in a list.
+fn hull(ips: &[IpAddr]) -> [Option<(u128, u128)>; 2] {
+    let mut out = [None; 2];
+    for ip in ips {
+        let (f, v) = match ip {
+            IpAddr::V4(a) => (0, u128::from(u32::from(*a))),
+            IpAddr::V6(a) => (1, u128::from(*a)),
+        };
+        let h: &mut Option<(u128, u128)> = &mut out[f];
+        *h = Some(h.map_or((v, v), |(lo, hi)| (lo.min(v), hi.max(v))));
+    }
+    out
 }
 
 impl<'a> Resolver<'a> {
@@ -309,9 +458,17 @@ impl<'a> Resolver<'a> {
                 .or_default()
                 .push(i as u32);
         }
+        let members = state.members();
+        let mut attached: Vec<&GroupId> = members.keys().copied().collect();
+        attached.sort_unstable();
         Resolver {
             state,
-            members: state.members(),
+            slots: attached
+                .into_iter()
+                .enumerate()
+                .map(|(i, g)| (g, i as u32))
+                .collect(),
+            members,
             group_index: state
                 .groups
                 .iter()
@@ -323,16 +480,20 @@ impl<'a> Resolver<'a> {
         }
     }
 
-    /// The prefixes a peer stands for.
+    fn warn_missing_group(&mut self, rule: &RuleId, group_id: &GroupId) {
+        if !self.group_index.contains_key(group_id) {
+            self.warnings.push(format!(
+                "rule {rule}: referenced group {group_id} is not in the state; the rule matches nothing"
+            ));
+        }
+    }
+
+    /// The prefixes a peer stands for (a group: one host block per member address).
     fn resolve(&mut self, rule: &RuleId, peer: &Peer) -> Vec<Cidr> {
         match peer {
             Peer::Cidr { cidr } => vec![*cidr],
             Peer::Group { group_id, .. } => {
-                if !self.group_index.contains_key(group_id) {
-                    self.warnings.push(format!(
-                        "rule {rule}: referenced group {group_id} is not in the state; the rule matches nothing"
-                    ));
-                }
+                self.warn_missing_group(rule, group_id);
                 self.members
                     .get(group_id)
                     .map(|ips| ips.iter().map(|&ip| Cidr::host(ip)).collect())
@@ -350,39 +511,61 @@ impl<'a> Resolver<'a> {
         }
     }
 
-    /// Compiles the context of `groups` (state group indexes, deduplicated, in order) in
-    /// `direction`. `table_index` maps a state rule index to the table's.
-    fn context(
-        &mut self,
-        groups: &[u32],
-        direction: Direction,
-        semantics: &Semantics,
-        table_index: &dyn Fn(u32) -> u32,
-        config: &Config,
-    ) -> Context {
-        let lowered = self.lower(groups, direction, semantics, table_index);
-        let Lowered {
-            v4,
-            v6,
-            targets,
-            fallback,
-        } = lowered;
-        let v4 = tree::build_forest(v4, config.leaf_size);
-        let v6 = tree::build_forest(v6, config.leaf_size);
-        let mut targets: Vec<Target> = targets.into_iter().map(Target::new).collect();
-        targets.shrink_to_fit();
-        let covers = cover_rules(&v4, &v6, &targets);
-        Context {
-            v4,
-            v6,
-            targets,
-            fallback,
-            covers,
+    /// The membership condition of a rule (see [`Ranks::conds`]).
+    fn cond(&self, rule: &Rule) -> u32 {
+        match &rule.remote {
+            Peer::Group { group_id, .. } => self.slots.get(group_id).copied().unwrap_or(ANY),
+            _ => ANY,
         }
     }
 
+    /// The filters of the rules of group `group` in `direction`, as the trees index them:
+    /// `rank(r)` gives state rule `r`'s rank. A group peer becomes one filter per family
+    /// its members have, whose remote range spans the members and whose rank carries the
+    /// membership condition (see [`Ranks::conds`]).
+    fn unit_filters(
+        &mut self,
+        group: u32,
+        direction: Direction,
+        rank: &dyn Fn(u32) -> u32,
+    ) -> (Vec<Filter<u32>>, Vec<Filter<u128>>) {
+        let state = self.state;
+        let mut rules: Vec<(u32, u32)> = self
+            .by_group
+            .get(&(direction, &state.groups[group as usize].id))
+            .into_iter()
+            .flatten()
+            .map(|&r| (rank(r), r))
+            .collect();
+        rules.sort_unstable();
+        let mut v4 = Vec::new();
+        let mut v6 = Vec::new();
+        for (rank, r) in rules {
+            let rule = &state.rules[r as usize];
+            let remotes: Vec<(Family, (u128, u128))> = match &rule.remote {
+                Peer::Group { group_id, .. } => {
+                    self.warn_missing_group(&rule.id, group_id);
+                    let [h4, h6] = hull(self.members.get(group_id).map_or(&[], |m| &m[..]));
+                    let h4 = h4.map(|h| (Family::V4, h));
+                    let h6 = h6.map(|h| (Family::V6, h));
+                    h4.into_iter().chain(h6).collect()
+                }
+                peer => self
+                    .resolve(&rule.id, peer)
+                    .into_iter()
+                    .map(|c| (c.family(), c.range()))
+                    .collect(),
+            };
+            for (family, remote) in remotes {
+                push_rule(&mut v4, &mut v6, rank, family, remote, rule);
+            }
+        }
+        (v4, v6)
+    }
+
     /// The rules of `groups` in `direction`, in evaluation order, as boxes with ranks, plus
-    /// the implicit inner-access boxes and the fallback.
+    /// the implicit inner-access boxes and the fallback: one box per member address, so
+    /// that each box matches exactly its headers (what the header-space diff needs).
     fn lower(
         &mut self,
         groups: &[u32],
@@ -407,25 +590,22 @@ impl<'a> Resolver<'a> {
         let mut targets = Vec::new();
         for &r in &order {
             let rule = &state.rules[r as usize];
-            let (sport, dport) = (rule.src_ports, rule.dst_ports);
-            let proto = match rule.protocol {
-                Protocol::Any => (0, 255),
-                Protocol::Number(n) => (n, n),
-            };
             let ti = table_index(r);
             for remote in self.resolve(&rule.id, &rule.remote) {
-                let local = match rule.local {
-                    Some(l) if l.family() == remote.family() => l,
-                    Some(_) => continue,
-                    None if remote.family() == Family::V4 => Cidr::ANY_V4,
-                    None => Cidr::ANY_V6,
-                };
                 let rank = targets.len() as u32;
-                targets.push(Verdict {
-                    action: rule.action,
-                    by: By::Rule(ti),
-                });
-                push_filter(&mut v4, &mut v6, rank, remote, local, sport, dport, proto);
+                if push_rule(
+                    &mut v4,
+                    &mut v6,
+                    rank,
+                    remote.family(),
+                    remote.range(),
+                    rule,
+                ) {
+                    targets.push(Verdict {
+                        action: rule.action,
+                        by: By::Rule(ti),
+                    });
+                }
             }
         }
         if direction == Direction::Ingress {
@@ -447,7 +627,8 @@ impl<'a> Resolver<'a> {
                         &mut v4,
                         &mut v6,
                         rank,
-                        remote,
+                        remote.family(),
+                        remote.range(),
                         local,
                         PortRange::ANY,
                         PortRange::ANY,
@@ -470,10 +651,7 @@ fn cover_rules(v4: &Forest<u32>, v6: &Forest<u128>, targets: &[Target]) -> Vec<u
     let mut covers: Vec<u32> = v4
         .cover_ranks()
         .chain(v6.cover_ranks())
-        .filter_map(|rank| match targets[rank as usize].verdict().by {
-            By::Rule(i) => Some(i),
-            _ => None,
-        })
+        .map(|rank| targets[rank as usize].index())
         .collect();
     covers.sort_unstable();
     covers.dedup();
@@ -481,8 +659,9 @@ fn cover_rules(v4: &Forest<u32>, v6: &Forest<u128>, targets: &[Target]) -> Vec<u
     covers
 }
 
-/// One (group set, direction) lowered to boxes: the input of a tree build and of the
-/// header-space diff. Ranks index `targets`; filters are in rank order.
+/// One (group set, direction) lowered to boxes: the input of the header-space diff and of
+/// lint. Ranks index `targets`; filters are in rank order; every box matches exactly the
+/// headers in it (group peers and inner access are one box per member address).
 #[derive(Debug)]
 pub(crate) struct Lowered {
     pub v4: Vec<Filter<u32>>,
@@ -504,25 +683,60 @@ pub(crate) fn lower(
     Ok(resolver.lower(&sets[eni], direction, &semantics, &|r| r))
 }
 
+/// Pushes the filter of `rule` with remote range `remote` of `family` (nothing when the
+/// rule's local prefix is of the other family); says whether it pushed.
+fn push_rule(
+    v4: &mut Vec<Filter<u32>>,
+    v6: &mut Vec<Filter<u128>>,
+    rank: u32,
+    family: Family,
+    remote: (u128, u128),
+    rule: &Rule,
+) -> bool {
+    let local = match rule.local {
+        Some(l) if l.family() == family => l,
+        Some(_) => return false,
+        None if family == Family::V4 => Cidr::ANY_V4,
+        None => Cidr::ANY_V6,
+    };
+    let proto = match rule.protocol {
+        Protocol::Any => (0, 255),
+        Protocol::Number(n) => (n, n),
+    };
+    push_filter(
+        v4,
+        v6,
+        rank,
+        family,
+        remote,
+        local,
+        rule.src_ports,
+        rule.dst_ports,
+        proto,
+    );
+    true
+}
+
 #[allow(clippy::too_many_arguments)]
 fn push_filter(
     v4: &mut Vec<Filter<u32>>,
     v6: &mut Vec<Filter<u128>>,
     rank: u32,
-    remote: Cidr,
+    family: Family,
+    remote: (u128, u128),
     local: Cidr,
     sport: PortRange,
     dport: PortRange,
     proto: (u8, u8),
 ) {
     fn bounds<W: Word>(
-        remote: Cidr,
+        remote: (u128, u128),
         local: Cidr,
         sport: PortRange,
         dport: PortRange,
         proto: (u8, u8),
     ) -> Bounds<W> {
-        let (rl, rh) = remote.range();
+        let (rl, rh) = remote;
         let (ll, lh) = local.range();
         let lo: [W; DIMS] = [
             W::from_u128(rl),
@@ -540,7 +754,7 @@ fn push_filter(
         ];
         Bounds { lo, hi }
     }
-    match remote.family() {
+    match family {
         Family::V4 => v4.push(Filter {
             bounds: bounds(remote, local, sport, dport, proto),
             rank,
@@ -587,11 +801,45 @@ fn address_table(state: &State, warnings: &mut Vec<String>) -> IpNetworkTable<u3
     table
 }
 
+fn direction_index(direction: Direction) -> usize {
+    match direction {
+        Direction::Ingress => 0,
+        Direction::Egress => 1,
+    }
+}
+
 /// Compiles a state.
 pub fn compile(state: &State, config: &Config) -> Result<Table, CompileError> {
     state.validate()?;
     let mut resolver = Resolver::new(state);
     let sets = group_sets(state, &resolver.group_index);
+
+    // Ranks: per direction, every rule of that direction in evaluation order.
+    let mut rank_of = vec![0u32; state.rules.len()];
+    let ranks: [Ranks; 2] = Direction::BOTH.map(|direction| {
+        let mut order: Vec<u32> = (0..state.rules.len() as u32)
+            .filter(|&r| state.rules[r as usize].direction == direction)
+            .collect();
+        order.sort_by_key(|&r| rule_order(state, r as usize));
+        for (k, &r) in order.iter().enumerate() {
+            rank_of[r as usize] = k as u32;
+        }
+        let targets = order
+            .iter()
+            .map(|&r| Target::new(state.rules[r as usize].action, r))
+            .collect();
+        let mut conds: Vec<u32> = order
+            .iter()
+            .map(|&r| resolver.cond(&state.rules[r as usize]))
+            .collect();
+        if conds.iter().all(|&c| c == ANY) {
+            conds = Vec::new();
+        }
+        Ranks { targets, conds }
+    });
+
+    let mut units: Vec<Arc<Unit>> = Vec::new();
+    let mut unit_of: HashMap<(u32, Direction), Option<u32>> = HashMap::new();
     let mut memo: HashMap<(Direction, &[u32]), u32> = HashMap::new();
     let mut contexts = Vec::new();
     let mut points = Vec::with_capacity(state.enis.len());
@@ -599,19 +847,48 @@ pub fn compile(state: &State, config: &Config) -> Result<Table, CompileError> {
         let semantics = Semantics::of(state, e)?;
         let mut point = [0u32; 2];
         for (d, direction) in Direction::BOTH.into_iter().enumerate() {
-            point[d] = *memo.entry((direction, set)).or_insert_with(|| {
-                contexts.push(Arc::new(resolver.context(
-                    set,
-                    direction,
-                    &semantics,
-                    &|r| r,
-                    config,
-                )));
-                (contexts.len() - 1) as u32
+            if let Some(&c) = memo.get(&(direction, &set[..])) {
+                point[d] = c;
+                continue;
+            }
+            let mut context_units = Vec::new();
+            for &g in set {
+                let unit = *unit_of.entry((g, direction)).or_insert_with(|| {
+                    let has_rules = resolver
+                        .by_group
+                        .contains_key(&(direction, &state.groups[g as usize].id));
+                    has_rules.then(|| {
+                        let filters = resolver.unit_filters(g, direction, &|r| rank_of[r as usize]);
+                        units.push(Arc::new(Unit::new(
+                            g, direction, filters, &ranks[d], config,
+                        )));
+                        (units.len() - 1) as u32
+                    })
+                });
+                context_units.extend(unit);
+            }
+            let inner = match direction {
+                Direction::Ingress => semantics
+                    .inner_access
+                    .iter()
+                    .filter_map(|&g| {
+                        let slot = resolver.slots.get(&state.groups[g as usize].id)?;
+                        Some((*slot, g))
+                    })
+                    .collect(),
+                Direction::Egress => Vec::new(),
+            };
+            contexts.push(Context {
+                units: context_units,
+                inner,
+                fallback: semantics.fallback(direction),
             });
+            point[d] = (contexts.len() - 1) as u32;
+            memo.insert((direction, set), point[d]);
         }
         points.push(point);
     }
+    let members = Membership::new(state, &resolver.slots);
     let mut warnings = std::mem::take(&mut resolver.warnings);
     warnings.sort();
     warnings.dedup();
@@ -625,7 +902,10 @@ pub fn compile(state: &State, config: &Config) -> Result<Table, CompileError> {
         by_id: Arc::new(by_id),
         enis: Arc::new(state.enis.iter().map(|e| e.id.clone()).collect()),
         points: Arc::new(points),
-        contexts,
+        contexts: Arc::new(contexts),
+        units,
+        ranks: Arc::new(ranks),
+        members: Arc::new(members),
         dead_count: 0,
         by_addr: Arc::new(by_addr),
         warnings: Arc::new(warnings),
@@ -640,9 +920,10 @@ impl Table {
     }
 
     /// The table for `state`, which must be this table's state with the rules `removed`
-    /// taken out (a revoke). Contexts that hold none of them are shared; where no removed
-    /// rule pruned a tree region they are tombstoned; otherwise rebuilt. Falls back to a
-    /// full compile when too much is dead.
+    /// taken out (a revoke). The removed rules are tombstoned; a group's trees where a
+    /// removed rule pruned a region get a patch tree, or are rebuilt when the patch would
+    /// be large; everything else is shared. Falls back to a full compile when too much is
+    /// dead.
     pub fn revise(&self, state: &State, removed: &[RuleId]) -> Result<Table, CompileError> {
         let mut gone = Vec::with_capacity(removed.len());
         for id in removed {
@@ -659,55 +940,46 @@ impl Table {
         for &i in &gone {
             dead[(i / 64) as usize] |= 1 << (i % 64);
         }
-        let mut contexts = self.contexts.clone();
-        let needs_rebuild: Vec<usize> = contexts
-            .iter()
-            .enumerate()
-            .filter(|(_, c)| gone.iter().any(|i| c.covers.binary_search(i).is_ok()))
-            .map(|(i, _)| i)
-            .collect();
-        // A context whose removed rules pruned tree regions first tries a patch tree over
-        // what they may have pruned (cheap: one scan of its filters and a small build).
-        let needs_rebuild: Vec<usize> = needs_rebuild
-            .into_iter()
-            .filter(|&c| match contexts[c].patched(&dead, &self.config) {
-                Some(p) => {
-                    contexts[c] = Arc::new(p);
-                    false
-                }
-                None => true,
-            })
-            .collect();
+        let mut units = self.units.clone();
+        // A unit whose removed rules pruned tree regions first tries a patch tree over what
+        // they may have pruned (cheap: one scan of its filters and a small build).
+        let mut needs_rebuild = Vec::new();
+        for (u, unit) in self.units.iter().enumerate() {
+            if !gone.iter().any(|i| unit.covers.binary_search(i).is_ok()) {
+                continue;
+            }
+            let ranks = &self.ranks[direction_index(unit.direction)];
+            match unit.patched(&dead, ranks, &self.config) {
+                Some(p) => units[u] = Arc::new(p),
+                None => needs_rebuild.push(u),
+            }
+        }
         if !needs_rebuild.is_empty() {
             let mut resolver = Resolver::new(state);
-            let sets = group_sets(state, &resolver.group_index);
+            // Ranks stay those of this table: per table rule index, its rank.
+            let mut rank_of = vec![u32::MAX; self.rules.len()];
+            for ranks in self.ranks.iter() {
+                for (k, t) in ranks.targets.iter().enumerate() {
+                    rank_of[t.index() as usize] = k as u32;
+                }
+            }
             // Invariant: `state` is this table's state minus some rules, so every rule it
-            // holds has a table index.
-            let map = |r: u32| {
+            // holds has a table index (and its groups keep their state indexes).
+            let rank = |r: u32| {
                 self.index_of(&state.rules[r as usize].id)
-                    .unwrap_or(u32::MAX)
+                    .map_or(u32::MAX, |i| rank_of[i as usize])
             };
-            for c in needs_rebuild {
-                let (e, d) = self
-                    .points
-                    .iter()
-                    .enumerate()
-                    .find_map(|(e, p)| p.iter().position(|&x| x as usize == c).map(|d| (e, d)))
-                    .ok_or_else(|| CompileError::UnknownRule(format!("context {c} unused")))?;
-                let semantics = Semantics::of(state, e)?;
-                contexts[c] = Arc::new(resolver.context(
-                    &sets[e],
-                    Direction::BOTH[d],
-                    &semantics,
-                    &map,
-                    &self.config,
-                ));
+            for u in needs_rebuild {
+                let (group, direction) = (self.units[u].group, self.units[u].direction);
+                let filters = resolver.unit_filters(group, direction, &rank);
+                let ranks = &self.ranks[direction_index(direction)];
+                units[u] = Arc::new(Unit::new(group, direction, filters, ranks, &self.config));
             }
         }
         Ok(Table {
             dead: Arc::new(dead),
             dead_count,
-            contexts,
+            units,
             ..self.clone()
         })
     }
@@ -743,7 +1015,7 @@ impl Table {
         &self.warnings
     }
 
-    /// Number of distinct compiled contexts.
+    /// Number of distinct compiled contexts (group set and direction).
     pub fn context_count(&self) -> usize {
         self.contexts.len()
     }
@@ -753,37 +1025,147 @@ impl Table {
         self.dead_count
     }
 
-    /// Bytes held by the compiled structures (trees, targets, indexes), excluding the rule
-    /// IDs themselves. The address trie is estimated at 64 bytes per address.
+    /// Bytes held by the compiled structures (trees, ranks, contexts, the membership and
+    /// rule-ID indexes), excluding the rule IDs themselves. The address trie is estimated
+    /// at 64 bytes per address.
     pub fn memory_usage(&self) -> usize {
         use std::mem::size_of;
+        let units: usize = self.units.iter().map(|u| u.memory_usage()).sum();
         let contexts: usize = self.contexts.iter().map(|c| c.memory_usage()).sum();
         let (v4, v6) = self.by_addr.len();
-        contexts
+        units
+            + self.units.capacity() * size_of::<Arc<Unit>>()
+            + contexts
+            + self.ranks.iter().map(|r| r.memory_usage()).sum::<usize>()
+            + self.members.memory_usage()
             + self.points.capacity() * size_of::<[u32; 2]>()
             + self.dead.capacity() * size_of::<u64>()
             + self.by_id.capacity() * size_of::<u32>()
             + (v4 + v6) * 64
     }
-}
 
-impl Table {
     /// The tombstones, or `None` when no rule is tombstoned (the lookups skip the check).
     #[inline]
     fn tombstones(&self) -> Option<&[u64]> {
         (self.dead_count > 0).then_some(&self.dead[..])
+    }
+
+    /// The best rank among the context's units for one key of one family (`pick` chooses
+    /// the family's forest of a unit), else `NONE`.
+    #[inline]
+    fn best<W: Word>(
+        &self,
+        context: &Context,
+        ranks: &Ranks,
+        pick: impl Fn(&Unit) -> &Forest<W>,
+        key: &Key<W>,
+        class: u32,
+    ) -> u32 {
+        let mut best = NONE;
+        let dead = self.tombstones();
+        if dead.is_none() && ranks.conds.is_empty() {
+            for &u in &context.units {
+                best = pick(&self.units[u as usize]).lookup(key, best, &|_| true);
+            }
+        } else {
+            let ok = |rank: u32| ranks.ok(rank, dead, class, &self.members);
+            for &u in &context.units {
+                best = pick(&self.units[u as usize]).lookup(key, best, &ok);
+            }
+        }
+        best
+    }
+
+    /// Judges up to [`LANES`] IPv4 packets of one point at once (see
+    /// [`Forest::lookup_lanes`]); packets of another family take the one-at-a-time path.
+    #[inline]
+    fn classify_lanes(&self, point: Point, hs: &[&Header], out: &mut Vec<Verdict>) {
+        let direction = point.direction;
+        let d = direction_index(direction);
+        let context = &self.contexts[self.points[point.eni as usize][d] as usize];
+        let ranks = &self.ranks[d];
+        let mut keys = [Key::new(0u32, 0, 0, 0, 0); LANES];
+        let mut n = 0;
+        for h in hs {
+            if let (IpAddr::V4(r), IpAddr::V4(l)) = (h.remote(direction), h.local(direction)) {
+                keys[n] = Key::new(
+                    u32::from(r),
+                    u32::from(l),
+                    h.src_port,
+                    h.dst_port,
+                    h.protocol,
+                );
+                n += 1;
+            }
+        }
+        if n < hs.len() {
+            out.extend(hs.iter().map(|h| self.classify(point, h)));
+            return;
+        }
+        let mut classes = [0u32; LANES];
+        if context.needs_class(ranks) {
+            for (c, k) in classes.iter_mut().zip(&keys[..n]) {
+                *c = self.members.class_v4(k.addr[0]);
+            }
+        }
+        let mut best = [NONE; LANES];
+        let dead = self.tombstones();
+        if dead.is_none() && ranks.conds.is_empty() {
+            for &u in &context.units {
+                self.units[u as usize]
+                    .v4
+                    .lookup_lanes(&keys[..n], &mut best[..n], &|_, _| true);
+            }
+        } else {
+            let ok = |i: usize, rank: u32| ranks.ok(rank, dead, classes[i], &self.members);
+            for &u in &context.units {
+                self.units[u as usize]
+                    .v4
+                    .lookup_lanes(&keys[..n], &mut best[..n], &ok);
+            }
+        }
+        out.extend(
+            best[..n]
+                .iter()
+                .zip(&classes)
+                .map(|(&b, &class)| context.verdict(ranks, b, class, &self.members)),
+        );
     }
 }
 
 impl Engine for Table {
     #[inline]
     fn classify(&self, point: Point, h: &Header) -> Verdict {
-        let d = match point.direction {
-            Direction::Ingress => 0,
-            Direction::Egress => 1,
+        let d = direction_index(point.direction);
+        let context = &self.contexts[self.points[point.eni as usize][d] as usize];
+        let ranks = &self.ranks[d];
+        let needs_class = context.needs_class(ranks);
+        let (best, class) = match (h.remote(point.direction), h.local(point.direction)) {
+            (IpAddr::V4(r), IpAddr::V4(l)) => {
+                let (r, l) = (u32::from(r), u32::from(l));
+                let class = if needs_class {
+                    self.members.class_v4(r)
+                } else {
+                    0
+                };
+                let key = Key::new(r, l, h.src_port, h.dst_port, h.protocol);
+                (self.best(context, ranks, |u| &u.v4, &key, class), class)
+            }
+            (IpAddr::V6(r), IpAddr::V6(l)) => {
+                let (r, l) = (u128::from(r), u128::from(l));
+                let class = if needs_class {
+                    self.members.class_v6(r)
+                } else {
+                    0
+                };
+                let key = Key::new(r, l, h.src_port, h.dst_port, h.protocol);
+                (self.best(context, ranks, |u| &u.v6, &key, class), class)
+            }
+            // Invariant: `Header::new` never builds a header of mixed families; a hand-made
+            // one matches no rule (the defaults decide).
+            _ => (NONE, 0),
         };
-        let c = self.points[point.eni as usize][d];
-        self.contexts[c as usize].classify(point.direction, h, self.tombstones())
+        context.verdict(ranks, best, class, &self.members)
     }
 
     /// Judges the batch [`LANES`] packets at a time where consecutive packets share their
@@ -791,7 +1173,6 @@ impl Engine for Table {
     fn classify_batch(&self, queries: &[(Point, Header)], out: &mut Vec<Verdict>) {
         out.clear();
         out.reserve(queries.len());
-        let dead = self.tombstones();
         let mut rest = queries;
         while let Some(&(point, _)) = rest.first() {
             let run = rest
@@ -805,16 +1186,11 @@ impl Engine for Table {
                 out.push(self.classify(point, &lanes[0].1));
                 continue;
             }
-            let d = match point.direction {
-                Direction::Ingress => 0,
-                Direction::Egress => 1,
-            };
-            let c = &self.contexts[self.points[point.eni as usize][d] as usize];
             let mut hs = [&lanes[0].1; LANES];
             for (slot, (_, h)) in hs.iter_mut().zip(lanes) {
                 *slot = h;
             }
-            c.classify_lanes(point.direction, &hs[..run], dead, out);
+            self.classify_lanes(point, &hs[..run], out);
         }
     }
 

@@ -21,14 +21,22 @@ use crate::classify::tree::{Bounds, Filter, Forest, Node, Packed, Tree, Word, DI
 /// to four. It is kept when the cuts replicate filters little (at most
 /// [`SINGLE_TREE_REPLICATION`] leaf entries per filter) and its estimated lookup cost
 /// ([`expected_cost`]) is lower than the forest's.
-pub(crate) fn build_forest<W: Word>(filters: Vec<Filter<W>>, leaf_size: usize) -> Forest<W> {
+///
+/// `exact(rank)` says whether a filter's box is exactly the headers it matches; a filter
+/// whose box over-approximates it (a group peer: the box spans the members' addresses, the
+/// filter matches only the members) never prunes what follows it.
+pub(crate) fn build_forest<W: Word>(
+    filters: Vec<Filter<W>>,
+    leaf_size: usize,
+    exact: &dyn Fn(u32) -> bool,
+) -> Forest<W> {
     let single = (filters.len() <= SINGLE_TREE_MAX)
         .then(|| {
             let budget = SINGLE_TREE_REPLICATION * filters.len().max(1);
-            build_within(filters.clone(), leaf_size, budget)
+            build_within(filters.clone(), leaf_size, exact, budget)
         })
         .flatten();
-    let forest = partitioned(filters, leaf_size);
+    let forest = partitioned(filters, leaf_size, exact);
     match single {
         Some(t) if cost(&t) < expected_cost(&forest) => Forest {
             trees: vec![Arc::new(t)],
@@ -68,7 +76,11 @@ fn expected_cost<W: Word>(f: &Forest<W>) -> f64 {
 }
 
 /// One tree per address-field shape (see [`build_forest`]).
-fn partitioned<W: Word>(filters: Vec<Filter<W>>, leaf_size: usize) -> Forest<W> {
+fn partitioned<W: Word>(
+    filters: Vec<Filter<W>>,
+    leaf_size: usize,
+    exact: &dyn Fn(u32) -> bool,
+) -> Forest<W> {
     let small = |d: usize, f: &Filter<W>| {
         f.bounds.hi[d].to_u128() - f.bounds.lo[d].to_u128() < 1u128 << (W::ADDR_BITS / 2)
     };
@@ -80,7 +92,7 @@ fn partitioned<W: Word>(filters: Vec<Filter<W>>, leaf_size: usize) -> Forest<W> 
     let mut trees: Vec<Arc<Tree<W>>> = parts
         .into_iter()
         .filter(|p| !p.is_empty())
-        .map(|p| Arc::new(build(p, leaf_size)))
+        .map(|p| Arc::new(build(p, leaf_size, exact)))
         .collect();
     trees.sort_by_key(|t| t.min_rank());
     Forest { trees }
@@ -103,6 +115,7 @@ const MAX_DEAD_COVERS: usize = 64;
 pub(crate) fn patch<W: Word>(
     forest: &Forest<W>,
     dead: impl Fn(u32) -> bool,
+    exact: &dyn Fn(u32) -> bool,
     leaf_size: usize,
     max: usize,
 ) -> Option<Forest<W>> {
@@ -138,7 +151,7 @@ pub(crate) fn patch<W: Word>(
         }
         if !picked.is_empty() {
             picked.sort_unstable_by_key(|f| f.rank);
-            let mut tree = build(picked, leaf_size);
+            let mut tree = build(picked, leaf_size, exact);
             tree.patch = true;
             trees.push(Arc::new(tree));
             trees.sort_by_key(|t| t.min_rank());
@@ -171,9 +184,14 @@ struct Task<W> {
 /// Deepest path allowed; a region this deep becomes a leaf whatever its size.
 const MAX_DEPTH: u32 = 96;
 
-/// Builds the tree. `filters` must be in rank order (ranks ascending).
-pub(crate) fn build<W: Word>(filters: Vec<Filter<W>>, leaf_size: usize) -> Tree<W> {
-    match build_within(filters, leaf_size, usize::MAX) {
+/// Builds the tree. `filters` must be in rank order (ranks ascending); only filters whose
+/// rank is `exact` prune (see [`build_forest`]).
+pub(crate) fn build<W: Word>(
+    filters: Vec<Filter<W>>,
+    leaf_size: usize,
+    exact: &dyn Fn(u32) -> bool,
+) -> Tree<W> {
+    match build_within(filters, leaf_size, exact, usize::MAX) {
         Some(tree) => tree,
         // Invariant: with no budget the build never gives up.
         None => unreachable!("an unbounded build finished"),
@@ -185,6 +203,7 @@ pub(crate) fn build<W: Word>(filters: Vec<Filter<W>>, leaf_size: usize) -> Tree<
 fn build_within<W: Word>(
     filters: Vec<Filter<W>>,
     leaf_size: usize,
+    exact: &dyn Fn(u32) -> bool,
     budget: usize,
 ) -> Option<Tree<W>> {
     let mut nodes: Vec<Node<W>> = Vec::new();
@@ -199,7 +218,7 @@ fn build_within<W: Word>(
         depth: 0,
     }];
     while let Some(mut task) = stack.pop() {
-        if let Some(cover) = prune(&filters, &mut task.items, &task.region) {
+        if let Some(cover) = prune(&filters, &mut task.items, &task.region, exact) {
             covers.push(cover);
         }
         let reference = match choose_cut(&filters, &task, leaf_size) {
@@ -256,12 +275,18 @@ fn build_within<W: Word>(
     })
 }
 
-/// Drops every filter after the first one that covers the whole region, and returns that
-/// filter's index when something was dropped.
-fn prune<W: Word>(filters: &[Filter<W>], items: &mut Vec<u32>, region: &Bounds<W>) -> Option<u32> {
-    let pos = items
-        .iter()
-        .position(|&i| filters[i as usize].bounds.covers(region))?;
+/// Drops every filter after the first exact one that covers the whole region, and returns
+/// that filter's index when something was dropped.
+fn prune<W: Word>(
+    filters: &[Filter<W>],
+    items: &mut Vec<u32>,
+    region: &Bounds<W>,
+    exact: &dyn Fn(u32) -> bool,
+) -> Option<u32> {
+    let pos = items.iter().position(|&i| {
+        let f = &filters[i as usize];
+        f.bounds.covers(region) && exact(f.rank)
+    })?;
     let cover = items[pos];
     (pos + 1 < items.len()).then(|| {
         items.truncate(pos + 1);
@@ -364,7 +389,7 @@ fn split<W: Word>(filters: &[Filter<W>], task: &Task<W>, dim: usize, t: W) -> (T
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::classify::tree::Key;
+    use crate::classify::tree::{Key, NONE};
 
     fn filter(lo: [u32; 5], hi: [u32; 5], rank: u32) -> Filter<u32> {
         Filter {
@@ -401,7 +426,7 @@ mod tests {
                 rank += 1;
             }
         }
-        let tree = build(filters.clone(), 2);
+        let tree = build(filters.clone(), 2, &|_| true);
         assert!(!tree.nodes.is_empty(), "a cut was made");
         for a in (0..7000u32).step_by(97) {
             for p in 0..45u32 {
@@ -431,11 +456,30 @@ mod tests {
         let later: Vec<_> = (1..50).map(|r| filter([r; 5], [r + 1; 5], r)).collect();
         let mut filters = vec![all];
         filters.extend(later);
-        let tree = build(filters, 4);
+        let tree = build(filters, 4, &|_| true);
         assert!(tree.nodes.is_empty());
         assert_eq!(tree.items.len(), 1);
         assert_eq!(tree.lookup(&k([7; 5]), |_| true), Some(0));
         assert_eq!(tree.covers, vec![0], "the covering filter is recorded");
+    }
+
+    #[test]
+    fn inexact_filter_never_prunes() {
+        // Rank 0 spans everything but matches only some of it (a group peer): it must not
+        // hide the later filters.
+        let mut filters = vec![filter([0; 5], domain_max(), 0)];
+        filters.extend((1..50).map(|r| filter([r; 5], [r + 1; 5], r)));
+        let exact = |rank: u32| rank != 0;
+        let tree = build(filters.clone(), 2, &exact);
+        assert!(tree
+            .covers
+            .iter()
+            .all(|&i| tree.filters[i as usize].rank != 0));
+        for r in 0..52u32 {
+            let key = [r; 5];
+            let later = brute(&filters[1..], &key);
+            assert_eq!(tree.lookup(&k(key), |rank| rank != 0), later, "{key:?}");
+        }
     }
 
     /// Random small boxes over a small grid, so that many filters cover regions.
@@ -463,14 +507,15 @@ mod tests {
         let mut patched_some = false;
         for round in 0..40 {
             let filters = random_filters(&mut rng, 60);
-            let forest = build_forest(filters.clone(), 1 + round % 4);
+            let forest = build_forest(filters.clone(), 1 + round % 4, &|_| true);
             let covers: Vec<u32> = forest.cover_ranks().collect();
             // Kill about half of the covers and a few other filters.
             let dead: Vec<bool> = (0..filters.len() as u32)
                 .map(|r| (covers.contains(&r) && rng.below(2) == 0) || rng.below(10) == 0)
                 .collect();
             let is_dead = |r: u32| dead[r as usize];
-            let Some(patched) = patch(&forest, is_dead, 1 + round % 4, usize::MAX) else {
+            let Some(patched) = patch(&forest, is_dead, &|_| true, 1 + round % 4, usize::MAX)
+            else {
                 continue;
             };
             patched_some |= patched.trees.iter().any(|t| t.patch);
@@ -481,8 +526,9 @@ mod tests {
                 .collect();
             for _ in 0..400 {
                 let key: [u32; 5] = std::array::from_fn(|_| rng.below(26) as u32);
+                let found = patched.lookup(&k(key), NONE, &|r| !is_dead(r));
                 assert_eq!(
-                    patched.lookup(&k(key), |r| !is_dead(r)),
+                    (found != NONE).then_some(found),
                     brute(&live, &key),
                     "round {round}, {key:?}"
                 );
@@ -493,7 +539,7 @@ mod tests {
 
     #[test]
     fn empty_tree_matches_nothing() {
-        let tree: Tree<u128> = build(Vec::new(), 8);
+        let tree: Tree<u128> = build(Vec::new(), 8, &|_| true);
         assert_eq!(tree.lookup(&Key::new(0u128, 0, 0, 0, 0), |_| true), None);
     }
 }

@@ -12,7 +12,7 @@ use sgsim::classify::{Engine, Named, Point};
 use sgsim::compile::{compile, Config};
 use sgsim::model::{Direction, Header, State};
 
-use crate::gen::{arb_header, arb_state};
+use crate::gen::{arb_header, arb_member_header, arb_member_state, arb_state};
 
 fn queries(state: &State, headers: &[Header]) -> Vec<(Point, Header)> {
     let mut out = Vec::new();
@@ -71,6 +71,194 @@ proptest! {
             prop_assert_eq!(named(&*live.snapshot(), &q), named(&reference, &q));
         }
         prop_assert_eq!(live.state(), current);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+
+    /// Group peers and inner access are membership conditions in the compiled table, not
+    /// one box per member: many members with non-members between them, across several
+    /// group sets, both directions, before and after revokes.
+    #[test]
+    fn group_peers_and_inner_access_equal_reference(
+        state in arb_member_state(),
+        headers in proptest::collection::vec(arb_member_header(), 1..40),
+        picks in proptest::collection::vec(any::<proptest::sample::Index>(), 0..5),
+        leaf_size in 1usize..6,
+    ) {
+        let q = queries(&state, &headers);
+        let reference = Reference::new(&state).unwrap();
+        let expected = named(&reference, &q);
+        let config = Config { leaf_size, max_dead_fraction: 0.5 };
+        let table = compile(&state, &config).unwrap();
+        prop_assert_eq!(&named(&table, &q), &expected);
+        let one: Vec<Named> = q.iter().map(|(p, h)| table.name(table.classify(*p, h))).collect();
+        prop_assert_eq!(&one, &expected);
+        let par: Vec<Named> = table.classify_par(&q).into_iter().map(|v| table.name(v)).collect();
+        prop_assert_eq!(&par, &expected);
+
+        let live = Live::new(state.clone(), config).unwrap();
+        let mut current = state.clone();
+        for pick in picks {
+            if current.rules.is_empty() {
+                break;
+            }
+            let id = current.rules[pick.index(current.rules.len())].id.clone();
+            live.apply(Change::Revoke(vec![id.clone()])).unwrap();
+            current.rules.retain(|r| r.id != id);
+            let reference = Reference::new(&current).unwrap();
+            prop_assert_eq!(named(&*live.snapshot(), &q), named(&reference, &q));
+        }
+        prop_assert_eq!(live.state(), current);
+    }
+}
+
+/// A group peer's box spans its members and the non-members between them; tree regions
+/// inside that span must still reach the later rules for non-members (the box never prunes
+/// them), and inner access must reach only members.
+#[test]
+fn group_peer_box_does_not_hide_later_rules_from_non_members() {
+    use crate::gen::member_addr;
+    use sgsim::model::{
+        Action, Cidr, Eni, GroupKind, Peer, PortRange, Priority, Protocol, Provider, Rule,
+        SecurityGroup,
+    };
+    let group = |id: &str, inner: Action| SecurityGroup {
+        id: id.into(),
+        provider: Provider::Aliyun,
+        name: None,
+        description: None,
+        kind: GroupKind::Basic,
+        inner_access: inner,
+        vpc: None,
+        owner: None,
+        attrs: Default::default(),
+    };
+    let rule = |i: usize, group: &str, direction, action, priority, remote, dst: PortRange| Rule {
+        id: format!("r{i}").into(),
+        group: group.into(),
+        direction,
+        action,
+        priority: Priority(priority),
+        protocol: Protocol::TCP,
+        src_ports: PortRange::ANY,
+        dst_ports: dst,
+        remote,
+        local: None,
+        description: None,
+        attrs: Default::default(),
+    };
+    let peer = |id: &str| Peer::Group {
+        group_id: id.into(),
+        owner: None,
+    };
+    let mut rules = Vec::new();
+    for direction in Direction::BOTH {
+        // First: accept anything from members of sg-odd (odd addresses).
+        rules.push(Rule {
+            protocol: Protocol::Any,
+            ..rule(
+                rules.len(),
+                "sg-web",
+                direction,
+                Action::Accept,
+                1,
+                peer("sg-odd"),
+                PortRange::ANY,
+            )
+        });
+        // Then small blocks inside the members' span, which the trees cut around.
+        for a in (0u8..64).step_by(2) {
+            let action = if a % 4 == 0 {
+                Action::Drop
+            } else {
+                Action::Accept
+            };
+            let block = Cidr::new(member_addr(false, a), 31).unwrap();
+            rules.push(rule(
+                rules.len(),
+                "sg-web",
+                direction,
+                action,
+                2,
+                Peer::cidr(block),
+                PortRange::single(u16::from(a % 5)),
+            ));
+        }
+    }
+    let eni = |i: usize, ip, groups: &[&str]| Eni {
+        id: format!("eni-{i}").into(),
+        ips: vec![ip],
+        public_ips: Vec::new(),
+        groups: groups.iter().map(|g| (*g).into()).collect(),
+        vpc: None,
+        attrs: Default::default(),
+    };
+    let mut enis = vec![eni(0, member_addr(false, 200), &["sg-web", "sg-odd"])];
+    for a in (1u8..64).step_by(2) {
+        enis.push(eni(enis.len(), member_addr(false, a), &["sg-odd"]));
+    }
+    let state = State {
+        groups: vec![
+            group("sg-web", Action::Drop),
+            group("sg-odd", Action::Accept),
+        ],
+        rules,
+        enis,
+        ..State::default()
+    };
+    let headers: Vec<Header> = (0u8..64)
+        .flat_map(|a| {
+            (0u16..6).map(move |port| {
+                Header::new(
+                    member_addr(false, a),
+                    member_addr(false, 200),
+                    6,
+                    4000,
+                    port,
+                )
+                .unwrap()
+            })
+        })
+        .collect();
+    let q = queries(&state, &headers);
+    let expected = named(&Reference::new(&state).unwrap(), &q);
+    for leaf_size in 1..10 {
+        let table = compile(
+            &state,
+            &Config {
+                leaf_size,
+                ..Config::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(named(&table, &q), expected, "leaf size {leaf_size}");
+    }
+}
+
+/// The security-group-shaped workload costs about what a ClassBench set does per rule:
+/// group references and inner access are resolved per packet, not replicated per member
+/// and group set. (Memory is deterministic; the 1,836 bytes a rule this replaced were
+/// mostly host filters.)
+#[test]
+fn sg_shaped_table_memory_per_rule_is_bounded() {
+    use sgsim::bench::{sg_state, SgShape};
+    for (rules, bound) in [(400, 200.0), (4_000, 64.0), (20_000, 56.0)] {
+        let shape = SgShape {
+            rules,
+            ..SgShape::default()
+        };
+        let state = sg_state(&shape, 1);
+        let table = compile(&state, &Config::default()).unwrap();
+        let per_rule = table.memory_usage() as f64 / rules as f64;
+        assert!(
+            per_rule <= bound,
+            "{rules} rules: {per_rule:.1} bytes a rule, more than {bound}"
+        );
+        let reference = Reference::new(&state).unwrap();
+        let q = sgsim::bench::sg_queries(&state, 2_000, 2);
+        assert_eq!(named(&table, &q), named(&reference, &q), "{rules} rules");
     }
 }
 
