@@ -4,24 +4,21 @@
 //! the capture holds 1M packets aimed at those rules (edges, replies) plus 20%
 //! background. Measured in packets per second: decoding alone (one thread; then chunks
 //! read ahead and decoded on the rayon pool, as `sgsim eval` reads), decoding + rules
-//! only (no connection state), and decoding + evaluation with connection state (parallel
-//! partitions), which is what `sgsim eval` does.
+//! only (`sgsim eval --stateless`), and decoding + evaluation with connection state
+//! (parallel partitions), which is what `sgsim eval` does.
 
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use rayon::prelude::*;
 use serde_json::json;
-use sgsim::classify::{Engine, Point};
 use sgsim::compile::Table;
-use sgsim::model::State;
-use sgsim::model::{Action, Direction, Header};
+use sgsim::model::{Action, State};
 use sgsim::packet::track::{Config, Evaluator};
-use sgsim::packet::{read_ahead, synth, Capture, Item, Source};
+use sgsim::packet::{read_ahead, synth, Capture, Source};
 
 const PACKETS: usize = 1_000_000;
-/// Items per evaluation chunk, as `sgsim eval` reads them.
-const CHUNK: usize = 65536;
+/// Items per evaluation chunk, as `sgsim eval` reads them by default.
+const CHUNK: usize = 16384;
 
 fn state() -> State {
     let mut groups = Vec::new();
@@ -48,16 +45,6 @@ fn state() -> State {
     }
     serde_json::from_value(json!({"groups": groups, "rules": rules, "enis": enis}))
         .expect("bench state is valid")
-}
-
-/// Rules only, no connection state: egress at the source's ENI, ingress at the
-/// destination's; the number of accepting evaluations.
-fn classify_stateless(table: &Table, h: &Header) -> usize {
-    [(h.src, Direction::Egress), (h.dst, Direction::Ingress)]
-        .into_iter()
-        .filter_map(|(addr, direction)| table.eni_of(addr).map(|eni| Point { eni, direction }))
-        .filter(|&point| table.classify(point, h).action == Action::Accept)
-        .count()
 }
 
 fn bench(c: &mut Criterion) {
@@ -91,17 +78,18 @@ fn bench(c: &mut Criterion) {
         })
     });
     group.bench_function("decode_classify", |b| {
+        let mut out = Vec::with_capacity(2 * CHUNK);
+        let config = Config {
+            stateless: true,
+            ..Config::default()
+        };
         b.iter(|| {
+            let mut ev = Evaluator::new(&table, &state, config).expect("evaluator");
             let mut source = Source::open(&bytes[..]).expect("capture");
             let mut accepted = 0;
             read_ahead(&mut source, CHUNK, |chunk, _| {
-                accepted += chunk
-                    .par_iter()
-                    .map(|item| match item {
-                        Item::Packet(p) => classify_stateless(&table, &p.header),
-                        Item::Flow(_) => 0,
-                    })
-                    .sum::<usize>();
+                ev.eval_into(chunk, &mut out);
+                accepted += out.iter().filter(|o| o.action() == Action::Accept).count();
                 Ok::<_, ()>(())
             })
             .expect("no consumer error")

@@ -31,8 +31,12 @@ pub struct EvalArgs {
     /// Evaluate on one thread (the parallel path gives the same result).
     #[arg(long)]
     pub sequential: bool,
-    /// Items per evaluation chunk.
-    #[arg(long, default_value_t = 65536, value_name = "N")]
+    /// Judge every packet or record by the rules alone, without connection state (no
+    /// `established` verdicts).
+    #[arg(long)]
+    pub stateless: bool,
+    /// Items per evaluation chunk (read ahead while the previous one is judged).
+    #[arg(long, default_value_t = 16384, value_name = "N")]
     pub chunk: usize,
     /// Treat a malformed flow-log line as an error (exit 2) instead of a counted skip.
     #[arg(long)]
@@ -97,6 +101,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<Exit> {
         } else {
             (rayon::current_num_threads() * 4).max(1)
         },
+        stateless: args.stateless,
     };
     let mut evaluator = Evaluator::new(&table, &state, config).context("--state")?;
     let (mut source, len) = open(&args.traffic, args.strict)?;

@@ -82,12 +82,12 @@ pub fn judge_traffic(
     synthetic: Option<(usize, u64)>,
 ) -> anyhow::Result<()> {
     let config = track::Config {
-        only: None,
         partitions: (rayon::current_num_threads() * 4).max(1),
+        ..track::Config::default()
     };
     let judge = Judge::new(state, &plan.outcome.state, config)?;
     let mut tally = Tally::default();
-    const CHUNK: usize = 65536;
+    const CHUNK: usize = 16384;
     for path in traffic {
         let mut session = judge.session()?;
         let (mut source, len) = open(path, false)?;
@@ -167,15 +167,15 @@ pub struct LintArgs {
 fn rules_without_hits(state: &State, traffic: &[PathBuf]) -> anyhow::Result<Vec<String>> {
     let table = sgsim::compile::compile(state, &sgsim::compile::Config::default())?;
     let config = track::Config {
-        only: None,
         partitions: (rayon::current_num_threads() * 4).max(1),
+        ..track::Config::default()
     };
     let mut hits = vec![0u64; table.rules().len()];
     for path in traffic {
         let mut evaluator = track::Evaluator::new(&table, state, config)?;
         let (mut source, len) = open(path, false)?;
         let bar = progress(len);
-        for_each_chunk(&mut source, path, 65536, &bar, |chunk| {
+        for_each_chunk(&mut source, path, 16384, &bar, |chunk| {
             evaluator.eval(chunk);
             Ok(())
         })?;

@@ -75,9 +75,8 @@ pub struct Capture<'r> {
     capacity: usize,
     done: bool,
     summary: Summary,
-    /// Reused buffers of [`Capture::read_chunk`].
+    /// Reused buffer of [`Capture::read_chunk`].
     frames: Frames,
-    results: Vec<Result<Packet, Skip>>,
 }
 
 fn ns_of(ts: u64, resolution: u64, offset: i64) -> u64 {
@@ -127,6 +126,29 @@ impl Frames {
     }
 }
 
+/// What fills a slot of [`Capture::read_chunk`]'s output until its frame is decoded.
+fn placeholder() -> Packet {
+    let zero = std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED);
+    Packet {
+        index: 0,
+        ts_ns: 0,
+        header: crate::model::Header {
+            src: zero,
+            dst: zero,
+            protocol: 0,
+            src_port: 0,
+            dst_port: 0,
+        },
+        wire_len: 0,
+        cap_len: 0,
+        tcp_flags: None,
+        ports: None,
+        icmp: None,
+        fragment: None,
+        interface: 0,
+    }
+}
+
 /// Below this many frames a chunk is decoded on the calling thread.
 const PARALLEL_DECODE: usize = 2048;
 
@@ -154,7 +176,6 @@ impl<'r> Capture<'r> {
             done: false,
             summary: Summary::default(),
             frames: Frames::default(),
-            results: Vec::new(),
         })
     }
 
@@ -292,7 +313,7 @@ impl<'r> Capture<'r> {
     /// (the summary is the same as when iterating). Returns `Ok(false)` once the input is
     /// exhausted. On `Err`, the packets of the records read before the failure have been
     /// appended.
-    pub fn read_chunk<T: From<Packet> + Send>(
+    pub fn read_chunk<T: From<Packet> + Clone + Send + Sync>(
         &mut self,
         max: usize,
         out: &mut Vec<T>,
@@ -315,21 +336,49 @@ impl<'r> Capture<'r> {
             let (lt, data, meta) = frames.get(i);
             decode(lt, data, meta)
         };
-        let mut results = std::mem::take(&mut self.results);
-        results.clear();
         if n < PARALLEL_DECODE {
-            results.extend((0..n).map(decode_at));
+            out.reserve(n);
+            for i in 0..n {
+                if let Some(p) = self.count(decode_at(i)) {
+                    out.push(T::from(p));
+                }
+            }
         } else {
-            results.par_extend((0..n).into_par_iter().map(decode_at));
-        }
-        out.reserve(n);
-        for r in results.drain(..) {
-            if let Some(p) = self.count(r) {
-                out.push(T::from(p));
+            // Decode straight into place on the rayon pool (placeholders first), then
+            // close the gaps the few undecodable frames leave.
+            let start = out.len();
+            out.resize(start + n, T::from(placeholder()));
+            let mut skips: Vec<(usize, Skip)> = out[start..]
+                .par_iter_mut()
+                .enumerate()
+                .filter_map(|(i, slot)| match decode_at(i) {
+                    Ok(p) => {
+                        *slot = T::from(p);
+                        None
+                    }
+                    Err(skip) => Some((i, skip)),
+                })
+                .collect();
+            skips.sort_unstable_by_key(|s| s.0);
+            self.summary.decoded += (n - skips.len()) as u64;
+            if !skips.is_empty() {
+                let mut kept = start;
+                let mut next_skip = skips.iter().map(|s| s.0).peekable();
+                for i in 0..n {
+                    if next_skip.peek() == Some(&i) {
+                        next_skip.next();
+                        continue;
+                    }
+                    out.swap(kept, start + i);
+                    kept += 1;
+                }
+                out.truncate(kept);
+            }
+            for (_, skip) in &skips {
+                self.summary.skip(skip);
             }
         }
         self.frames = frames;
-        self.results = results;
         match failure {
             Some(e) => Err(e),
             None => Ok(!self.done),

@@ -90,6 +90,10 @@ pub struct Config {
     pub only: Option<u32>,
     /// Number of flow partitions (1 = sequential).
     pub partitions: usize,
+    /// Judge every item by the rules alone: no connection state, so no `established`
+    /// outcomes (what a stateless filter, or a check of the rules against each flow-log
+    /// record on its own, would say).
+    pub stateless: bool,
 }
 
 impl Default for Config {
@@ -97,6 +101,7 @@ impl Default for Config {
         Config {
             only: None,
             partitions: 16,
+            stateless: false,
         }
     }
 }
@@ -220,6 +225,8 @@ struct Task {
 #[derive(Default)]
 struct Routed {
     tasks: Vec<Vec<Task>>,
+    /// Stateless evaluation: the outcomes themselves, in input order.
+    outcomes: Vec<Outcome>,
     evaluations: usize,
     unmatched: u64,
     latest: u64,
@@ -626,6 +633,7 @@ impl<'t, E: Engine + ?Sized> Evaluator<'t, E> {
         let n = self.parts.len();
         r.tasks.resize_with(n, Vec::new);
         r.tasks.iter_mut().for_each(Vec::clear);
+        r.outcomes.clear();
         r.evaluations = 0;
         r.unmatched = 0;
         r.latest = 0;
@@ -647,6 +655,16 @@ impl<'t, E: Engine + ?Sized> Evaluator<'t, E> {
                 continue;
             }
             for point in points.into_iter().flatten() {
+                if self.config.stateless {
+                    r.outcomes.push(Outcome {
+                        index: item.index(),
+                        point,
+                        verdict: self.engine.classify(point, &header),
+                        established: false,
+                    });
+                    r.evaluations += 1;
+                    continue;
+                }
                 let hash = FxBuildHasher.hash_one(key(point, &header));
                 r.tasks[partition(hash, n)].push(Task {
                     slot: r.evaluations as u32,
@@ -657,6 +675,66 @@ impl<'t, E: Engine + ?Sized> Evaluator<'t, E> {
                     hash,
                 });
                 r.evaluations += 1;
+            }
+        }
+    }
+
+    /// The stateful step of [`Evaluator::eval_into`]: partitions judge their tasks in
+    /// parallel, sub-chunk after sub-chunk; the outcomes go back into input order.
+    fn judge_partitions(
+        &mut self,
+        routed_now: &[Routed],
+        base: &[usize],
+        latest: u64,
+        total: usize,
+        out: &mut Vec<Outcome>,
+    ) {
+        let n = self.parts.len();
+        let engine = self.engine;
+        let enis = &self.enis;
+        let run = |(p, part): (usize, &mut Part)| {
+            part.out.clear();
+            for (r, &b) in routed_now.iter().zip(base) {
+                for t in &r.tasks[p] {
+                    let o = judge(engine, enis, &mut part.flows, t);
+                    part.out.push((b + t.slot as usize, o));
+                }
+            }
+            // Forget flows idle past their timeout, so that memory follows the live flows,
+            // not the whole input (an idle flow is never used: it is checked when found).
+            let (at, left) = part.swept;
+            if latest >= at.saturating_add(SWEEP_EVERY) || part.flows.len() > 2 * left + 1024 {
+                part.flows.retain(|e| {
+                    let provider = provider_of(enis, e.key.eni);
+                    latest.saturating_sub(e.flow.last_ns)
+                        <= timeout(provider, e.key.protocol, &e.flow)
+                });
+                part.swept = (latest, part.flows.len());
+            }
+        };
+        if n == 1 {
+            self.parts.iter_mut().enumerate().for_each(run);
+        } else {
+            self.parts.par_iter_mut().enumerate().for_each(run);
+        }
+        let blank = Outcome {
+            index: 0,
+            point: Point {
+                eni: 0,
+                direction: Direction::Ingress,
+            },
+            verdict: Verdict {
+                action: Action::Drop,
+                by: By::Default,
+            },
+            established: false,
+        };
+        // Every slot is filled: each task of a partition yields exactly one outcome.
+        out.clear();
+        out.resize(total, blank);
+        for part in &mut self.parts {
+            for &(slot, o) in &part.out {
+                out[slot] = o;
             }
         }
     }
@@ -675,7 +753,8 @@ impl<'t, E: Engine + ?Sized> Evaluator<'t, E> {
     /// Four steps: non-first fragments get their first fragment's ports (sequential, over
     /// fragments only); sub-chunks of items are routed in parallel (points, flow-key hash,
     /// partition); partitions judge their tasks in parallel, sub-chunk after sub-chunk, so
-    /// in input order; the outcomes are put back in input order and counted.
+    /// in input order; the outcomes are put back in input order and counted. Stateless
+    /// evaluation judges in the routing step and needs no partitions.
     pub fn eval_into(&mut self, items: &[Item], out: &mut Vec<Outcome>) {
         let n = self.parts.len();
         let mut fixed = Vec::new();
@@ -720,55 +799,16 @@ impl<'t, E: Engine + ?Sized> Evaluator<'t, E> {
             self.stats.unmatched += r.unmatched;
         }
         self.stats.items += items.len() as u64;
-        let engine = self.engine;
-        let enis = &self.enis;
-        let routed_now = &*routed_now;
-        let base = &base;
-        let run = |(p, part): (usize, &mut Part)| {
-            part.out.clear();
-            for (r, &b) in routed_now.iter().zip(base) {
-                for t in &r.tasks[p] {
-                    let o = judge(engine, enis, &mut part.flows, t);
-                    part.out.push((b + t.slot as usize, o));
-                }
+        if self.config.stateless {
+            out.clear();
+            out.reserve(total);
+            for r in routed_now.iter() {
+                out.extend_from_slice(&r.outcomes);
             }
-            // Forget flows idle past their timeout, so that memory follows the live flows,
-            // not the whole input (an idle flow is never used: it is checked when found).
-            let (at, left) = part.swept;
-            if latest >= at.saturating_add(SWEEP_EVERY) || part.flows.len() > 2 * left + 1024 {
-                part.flows.retain(|e| {
-                    let provider = provider_of(enis, e.key.eni);
-                    latest.saturating_sub(e.flow.last_ns)
-                        <= timeout(provider, e.key.protocol, &e.flow)
-                });
-                part.swept = (latest, part.flows.len());
-            }
-        };
-        if n == 1 {
-            self.parts.iter_mut().enumerate().for_each(run);
+            self.routed = routed;
         } else {
-            self.parts.par_iter_mut().enumerate().for_each(run);
-        }
-        self.routed = routed;
-        let blank = Outcome {
-            index: 0,
-            point: Point {
-                eni: 0,
-                direction: Direction::Ingress,
-            },
-            verdict: Verdict {
-                action: Action::Drop,
-                by: By::Default,
-            },
-            established: false,
-        };
-        // Every slot is filled: each task of a partition yields exactly one outcome.
-        out.clear();
-        out.resize(total, blank);
-        for part in &mut self.parts {
-            for &(slot, o) in &part.out {
-                out[slot] = o;
-            }
+            self.judge_partitions(&routed[..subs], &base, latest, total, out);
+            self.routed = routed;
         }
         let stats = &mut self.stats;
         for o in out.iter() {
@@ -1104,6 +1144,58 @@ mod tests {
         ]);
         let r: Vec<&str> = out.iter().map(|o| o.reason()).collect();
         assert_eq!(r, vec!["rule", "established", "default"]);
+    }
+
+    #[test]
+    fn stateless_evaluation_is_the_rules_alone_at_every_point() {
+        let s = state();
+        let table = Table::new(&s).unwrap();
+        let reference = crate::classify::reference::Reference::new(&s).unwrap();
+        let items: Vec<Item> = (0..5000u64)
+            .map(|i| {
+                let port = 40000 + (i % 300) as u16;
+                let text = match i % 4 {
+                    0 => format!("tcp 203.0.113.9:{port} -> 10.0.0.1:22"),
+                    1 => format!("tcp 10.0.0.1:22 -> 203.0.113.9:{port}"),
+                    2 => "icmp 10.0.0.1 -> 203.0.113.9 type 0 code 0".to_string(),
+                    _ => format!("udp 198.51.100.1:{port} -> 198.51.100.2:53"),
+                };
+                pkt(i, &text, i)
+            })
+            .collect();
+        for partitions in [1, 16] {
+            let config = Config {
+                partitions,
+                stateless: true,
+                ..Config::default()
+            };
+            let mut ev = Evaluator::new(&table, &s, config).unwrap();
+            let out: Vec<Outcome> = items.chunks(1500).flat_map(|c| ev.eval(c)).collect();
+            let expected: Vec<Outcome> = items
+                .iter()
+                .filter_map(|item| {
+                    let Item::Packet(p) = item else { return None };
+                    let eni = ev.eni_of(p.header.src).or(ev.eni_of(p.header.dst))?;
+                    let direction = if ev.eni_of(p.header.src).is_some() {
+                        Direction::Egress
+                    } else {
+                        Direction::Ingress
+                    };
+                    let point = Point { eni, direction };
+                    Some(Outcome {
+                        index: p.index,
+                        point,
+                        verdict: reference.classify(point, &p.header),
+                        established: false,
+                    })
+                })
+                .collect();
+            assert_eq!(out, expected);
+            let st = ev.stats();
+            assert_eq!((st.established, st.unmatched, ev.flows()), (0, 1250, 0));
+            assert_eq!(st.accepted, 1250);
+            assert_eq!(st.dropped, 2500, "replies are dropped without state");
+        }
     }
 
     #[test]

@@ -660,6 +660,22 @@ fn eval_flow_logs_with_logged_and_inferred_directions() {
             ("ingress", "default")
         ]
     );
+    // Without connection state the reply is judged by the rules: no inbound rule takes it.
+    let (rows, s) = eval_rows(
+        &state,
+        &path("flowlogs/aws-v5-custom.log"),
+        &["--stateless"],
+    );
+    let dirs: Vec<_> = rows.iter().map(|r| (r.1.as_str(), r.3.as_str())).collect();
+    assert_eq!(
+        dirs,
+        vec![
+            ("egress", "rule"),
+            ("ingress", "default"),
+            ("ingress", "default")
+        ]
+    );
+    assert_eq!(s["established"], 0);
 
     let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/flowlogs/aliyun-state.json");
     let (rows, s) = eval_rows(demo.to_str().unwrap(), &path("flowlogs/aliyun.jsonl"), &[]);
