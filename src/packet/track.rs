@@ -46,7 +46,8 @@
 //! TCP FIN/RST do not close a flow (only timeouts do), and a flow seen mid-stream is opened
 //! by whichever packet is accepted first. At the end of a chunk, flows idle past their
 //! timeout at the chunk's latest timestamp are forgotten once the clock has moved 30 s
-//! since the last sweep or the table has doubled (memory follows the live flows;
+//! since the last sweep (and a quarter as many packets as flows held have been judged)
+//! or the table has doubled (memory follows the live flows;
 //! timestamps are assumed to be roughly in order, as captures and flow logs are). An idle
 //! flow found before its sweep is forgotten on the spot.
 //!
@@ -65,7 +66,7 @@
 //! result equals the sequential one (`partitions = 1`), which the tests check.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, BuildHasherDefault};
+use std::hash::{BuildHasher, BuildHasherDefault, Hash};
 use std::net::IpAddr;
 
 use hashbrown::hash_table::{Entry, HashTable, VacantEntry};
@@ -181,31 +182,29 @@ pub struct Stats {
     pub rule_hits: Vec<u64>,
 }
 
+/// A flow key of one address family: the ENI, the protocol and both endpoints as the ENI
+/// sees them. IPv4 keys are 20 bytes, so a tracked IPv4 flow takes 32: the flow tables of
+/// a large capture stay as small as they can (their cache misses dominate stateful
+/// evaluation).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-struct Key {
+struct Key<A> {
     eni: u32,
-    protocol: u8,
-    local: IpAddr,
+    local: A,
+    remote: A,
     local_port: u16,
-    remote: IpAddr,
     remote_port: u16,
+    protocol: u8,
 }
 
+/// A tracked flow in a partition's table.
 #[derive(Clone, Copy, Debug)]
-struct Flow {
+struct Tracked<A> {
+    key: Key<A>,
+    last_ns: u64,
     opened: Direction,
     last_dir: Direction,
-    last_ns: u64,
-    flips: u32,
-}
-
-/// A tracked flow in a partition's table, with its key's hash (computed once, when the
-/// packet was routed).
-#[derive(Clone, Copy, Debug)]
-struct Tracked {
-    key: Key,
-    hash: u64,
-    flow: Flow,
+    /// Direction changes, saturating (UDP becomes a stream at 3).
+    flips: u8,
 }
 
 /// One evaluation to perform: an item at one point.
@@ -235,10 +234,13 @@ struct Routed {
 /// A partition: the flows whose key hashes to it, and its outcomes of the current chunk.
 #[derive(Default)]
 struct Part {
-    flows: HashTable<Tracked>,
+    flows4: HashTable<Tracked<u32>>,
+    flows6: HashTable<Tracked<u128>>,
     out: Vec<(usize, Outcome)>,
     /// The chunk time of the last sweep of idle flows, and how many flows it left.
     swept: (u64, usize),
+    /// Tasks judged since the last sweep.
+    since: usize,
 }
 
 /// The accepting rules of one AWS ENI and direction with an any-address peer (`0.0.0.0/0`,
@@ -354,7 +356,8 @@ fn ported(protocol: u8) -> bool {
     matches!(protocol, 6 | 17)
 }
 
-fn key(point: Point, h: &Header) -> Key {
+/// The flow key of `h` at `point`, with its addresses as `local` and `remote`.
+fn key<A>(point: Point, h: &Header, local: A, remote: A) -> Key<A> {
     let (local_port, remote_port) = match (ported(h.protocol), point.direction) {
         (false, _) => (0, 0),
         (true, Direction::Ingress) => (h.dst_port, h.src_port),
@@ -362,11 +365,28 @@ fn key(point: Point, h: &Header) -> Key {
     };
     Key {
         eni: point.eni,
-        protocol: h.protocol,
-        local: h.local(point.direction),
+        local,
+        remote,
         local_port,
-        remote: h.remote(point.direction),
         remote_port,
+        protocol: h.protocol,
+    }
+}
+
+/// The hash of `h`'s flow key at `point` (the key of its address family).
+fn flow_hash(point: Point, h: &Header) -> u64 {
+    match (h.local(point.direction), h.remote(point.direction)) {
+        (IpAddr::V4(l), IpAddr::V4(r)) => {
+            FxBuildHasher.hash_one(key(point, h, u32::from(l), u32::from(r)))
+        }
+        (l, r) => FxBuildHasher.hash_one(key(point, h, v6_bits(l), v6_bits(r))),
+    }
+}
+
+fn v6_bits(a: IpAddr) -> u128 {
+    match a {
+        IpAddr::V4(a) => u128::from(a.to_ipv6_mapped()),
+        IpAddr::V6(a) => u128::from(a),
     }
 }
 
@@ -376,13 +396,13 @@ fn partition(hash: u64, n: usize) -> usize {
     (((hash >> 32) * n as u64) >> 32) as usize
 }
 
-fn timeout(provider: Provider, protocol: u8, flow: &Flow) -> u64 {
+fn timeout(provider: Provider, protocol: u8, flips: u8) -> u64 {
     if provider == Provider::Aliyun {
         return 910 * SECOND;
     }
     match protocol {
         6 => 432_000 * SECOND,
-        17 if flow.flips >= 3 => 180 * SECOND,
+        17 if flips >= 3 => 180 * SECOND,
         17 | 1 | 58 => 30 * SECOND,
         _ => 600 * SECOND,
     }
@@ -393,12 +413,40 @@ fn provider_of(enis: &[EniInfo], eni: u32) -> Provider {
         .map_or(Provider::Generic, |e| e.provider)
 }
 
-/// Judges one task against a partition's flows, with one probe of the flow table.
-fn judge<E: Engine + ?Sized>(
+/// Judges one task against a partition's flows, with one probe of the flow table of its
+/// address family.
+fn judge<E: Engine + ?Sized>(engine: &E, enis: &[EniInfo], part: &mut Part, t: &Task) -> Outcome {
+    let h = &t.header;
+    let icmp = matches!(h.protocol, 1 | 58);
+    if icmp && !is_echo_request(h) && !is_echo_reply(h) {
+        // Untracked ICMP (errors, router messages): the rules alone decide.
+        return Outcome {
+            index: t.index,
+            point: t.point,
+            verdict: engine.classify(t.point, h),
+            established: false,
+        };
+    }
+    let d = t.point.direction;
+    match (h.local(d), h.remote(d)) {
+        (IpAddr::V4(l), IpAddr::V4(r)) => {
+            let k = key(t.point, h, u32::from(l), u32::from(r));
+            judge_flow(engine, enis, &mut part.flows4, t, k)
+        }
+        (l, r) => {
+            let k = key(t.point, h, v6_bits(l), v6_bits(r));
+            judge_flow(engine, enis, &mut part.flows6, t, k)
+        }
+    }
+}
+
+/// [`judge`] for a trackable packet whose flow key is `k`.
+fn judge_flow<E: Engine + ?Sized, A: Copy + Eq + Hash>(
     engine: &E,
     enis: &[EniInfo],
-    flows: &mut HashTable<Tracked>,
+    flows: &mut HashTable<Tracked<A>>,
     t: &Task,
+    k: Key<A>,
 ) -> Outcome {
     let h = &t.header;
     let outcome = |verdict: Verdict, established: bool| Outcome {
@@ -408,15 +456,10 @@ fn judge<E: Engine + ?Sized>(
         established,
     };
     let icmp = matches!(h.protocol, 1 | 58);
-    if icmp && !is_echo_request(h) && !is_echo_reply(h) {
-        // Untracked ICMP (errors, router messages): the rules alone decide.
-        return outcome(engine.classify(t.point, h), false);
-    }
-    let k = key(t.point, h);
     let provider = provider_of(enis, t.point.eni);
     // A new flow: the rules decide; an accepted packet opens the flow (ICMP: a request),
     // unless the flow is untracked.
-    let open = |vacant: VacantEntry<'_, Tracked>| {
+    let open = |vacant: VacantEntry<'_, Tracked<A>>| {
         let verdict = engine.classify(t.point, h);
         let untracked = || {
             enis.get(t.point.eni as usize)
@@ -425,29 +468,27 @@ fn judge<E: Engine + ?Sized>(
         if verdict.action == Action::Accept && (!icmp || is_echo_request(h)) && !untracked() {
             vacant.insert(Tracked {
                 key: k,
-                hash: t.hash,
-                flow: Flow {
-                    opened: t.point.direction,
-                    last_dir: t.point.direction,
-                    last_ns: t.ts_ns,
-                    flips: 0,
-                },
+                last_ns: t.ts_ns,
+                opened: t.point.direction,
+                last_dir: t.point.direction,
+                flips: 0,
             });
         }
         outcome(verdict, false)
     };
-    let mut entry = match flows.entry(t.hash, |e| e.key == k, |e| e.hash) {
+    let rehash = |e: &Tracked<A>| FxBuildHasher.hash_one(e.key);
+    let mut entry = match flows.entry(t.hash, |e| e.key == k, rehash) {
         Entry::Vacant(v) => return open(v),
         Entry::Occupied(o) => {
-            let f = &o.get().flow;
-            if t.ts_ns.saturating_sub(f.last_ns) > timeout(provider, h.protocol, f) {
+            let f = o.get();
+            if t.ts_ns.saturating_sub(f.last_ns) > timeout(provider, h.protocol, f.flips) {
                 // Idle past its timeout: forgotten, and this packet starts afresh.
                 return open(o.remove().1);
             }
             o
         }
     };
-    let f = &mut entry.get_mut().flow;
+    let f = entry.get_mut();
     let reply = f.opened != t.point.direction && (!icmp || is_echo_reply(h));
     let verdict = if reply {
         Verdict {
@@ -553,7 +594,10 @@ impl<'t, E: Engine + ?Sized> Evaluator<'t, E> {
 
     /// Tracked flows currently held.
     pub fn flows(&self) -> usize {
-        self.parts.iter().map(|p| p.flows.len()).sum()
+        self.parts
+            .iter()
+            .map(|p| p.flows4.len() + p.flows6.len())
+            .sum()
     }
 
     /// The ENI that owns an address (the table's mapping, as a hash map).
@@ -665,7 +709,7 @@ impl<'t, E: Engine + ?Sized> Evaluator<'t, E> {
                     r.evaluations += 1;
                     continue;
                 }
-                let hash = FxBuildHasher.hash_one(key(point, &header));
+                let hash = flow_hash(point, &header);
                 r.tasks[partition(hash, n)].push(Task {
                     slot: r.evaluations as u32,
                     point,
@@ -696,20 +740,30 @@ impl<'t, E: Engine + ?Sized> Evaluator<'t, E> {
             part.out.clear();
             for (r, &b) in routed_now.iter().zip(base) {
                 for t in &r.tasks[p] {
-                    let o = judge(engine, enis, &mut part.flows, t);
+                    let o = judge(engine, enis, part, t);
                     part.out.push((b + t.slot as usize, o));
                 }
             }
             // Forget flows idle past their timeout, so that memory follows the live flows,
             // not the whole input (an idle flow is never used: it is checked when found).
             let (at, left) = part.swept;
-            if latest >= at.saturating_add(SWEEP_EVERY) || part.flows.len() > 2 * left + 1024 {
-                part.flows.retain(|e| {
-                    let provider = provider_of(enis, e.key.eni);
-                    latest.saturating_sub(e.flow.last_ns)
-                        <= timeout(provider, e.key.protocol, &e.flow)
-                });
-                part.swept = (latest, part.flows.len());
+            let held = part.flows4.len() + part.flows6.len();
+            part.since += routed_now.iter().map(|r| r.tasks[p].len()).sum::<usize>();
+            // A sweep visits every flow: on the clock only once a quarter as many packets
+            // have been judged, so that it costs at most four visits per packet.
+            let due = latest >= at.saturating_add(SWEEP_EVERY) && part.since >= held / 4;
+            if due || held > 2 * left + 1024 {
+                fn sweep<A>(flows: &mut HashTable<Tracked<A>>, enis: &[EniInfo], latest: u64) {
+                    flows.retain(|e| {
+                        let provider = provider_of(enis, e.key.eni);
+                        latest.saturating_sub(e.last_ns)
+                            <= timeout(provider, e.key.protocol, e.flips)
+                    });
+                }
+                sweep(&mut part.flows4, enis, latest);
+                sweep(&mut part.flows6, enis, latest);
+                part.swept = (latest, part.flows4.len() + part.flows6.len());
+                part.since = 0;
             }
         };
         if n == 1 {
@@ -1196,6 +1250,11 @@ mod tests {
             assert_eq!(st.accepted, 1250);
             assert_eq!(st.dropped, 2500, "replies are dropped without state");
         }
+    }
+
+    #[test]
+    fn tracked_ipv4_flows_take_32_bytes() {
+        assert_eq!(std::mem::size_of::<Tracked<u32>>(), 32);
     }
 
     #[test]
