@@ -35,8 +35,10 @@
 //!   [`classify::reference::Reference`] engine (the oracle), and the
 //!   [`classify::live::Live`] table that swaps compiled tables atomically.
 //! - [`packet`]: traffic. Streaming pcap/pcapng decoding behind a bounds-checked layer over
-//!   `pnet_packet`, AWS and Alibaba flow logs, seeded synthetic traffic, and evaluation at
-//!   the right ENI and direction with connection state, partitioned by flow for rayon.
+//!   `pnet_packet` (chunks read ahead on their own thread and decoded on the rayon pool),
+//!   AWS and Alibaba flow logs, seeded synthetic traffic, and evaluation at the right ENI
+//!   and direction with connection state (AWS untracked flows included), partitioned by
+//!   flow for rayon, or by the rules alone.
 //! - [`whatif`]: the product's main job. [`whatif::plan`] applies a revoke to a copy of the
 //!   state; [`whatif::space::revoke_diff`] computes the exact header space whose verdict
 //!   changes, from the rules alone; [`whatif::traffic`] judges traffic before and after;
