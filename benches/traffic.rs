@@ -5,15 +5,16 @@
 //! background. Measured in packets per second: decoding alone (one thread; then chunks
 //! read ahead and decoded on the rayon pool, as `sgsim eval` reads), decoding + rules
 //! only (`sgsim eval --stateless`), and decoding + evaluation with connection state
-//! (parallel partitions), which is what `sgsim eval` does.
+//! (parallel partitions), which is what `sgsim eval` does: on the scan-like capture (most
+//! packets open a new flow) and on the same number of packets as 100k ten-packet sessions.
 
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use serde_json::json;
 use sgsim::compile::Table;
-use sgsim::model::{Action, State};
-use sgsim::packet::track::{Config, Evaluator};
+use sgsim::model::{Action, Header, State};
+use sgsim::packet::track::{Config, Evaluator, Outcome};
 use sgsim::packet::{read_ahead, synth, Capture, Source};
 
 const PACKETS: usize = 1_000_000;
@@ -47,6 +48,56 @@ fn state() -> State {
         .expect("bench state is valid")
 }
 
+/// The same number of packets as `PACKETS / 10` sessions: each opener followed by its
+/// reply, alternating, ten packets a session, with up to 1,000 sessions open at once and
+/// their packets interleaved at random.
+fn as_sessions(openers: &[Header]) -> Vec<Header> {
+    let mut rng = synth::Rng::new(7);
+    let mut open: Vec<(Header, u32)> = Vec::new();
+    let mut next = openers.iter();
+    let mut out = Vec::with_capacity(PACKETS);
+    while out.len() < PACKETS {
+        if open.len() < 1000 {
+            if let Some(h) = next.next() {
+                open.push((*h, 0));
+            }
+        }
+        if open.is_empty() {
+            break;
+        }
+        let i = rng.below(open.len() as u64) as usize;
+        let (h, k) = &mut open[i];
+        out.push(if *k % 2 == 0 { *h } else { h.reversed() });
+        *k += 1;
+        if *k == 10 {
+            open.swap_remove(i);
+        }
+    }
+    out
+}
+
+/// Reads a capture as `sgsim eval` does (16k chunks read ahead) and evaluates it; the
+/// number of accepting outcomes.
+fn evaluate(
+    table: &Table,
+    state: &State,
+    bytes: &[u8],
+    config: Config,
+    out: &mut Vec<Outcome>,
+) -> usize {
+    let mut ev = Evaluator::new(table, state, config).expect("evaluator");
+    let mut source = Source::open(bytes).expect("capture");
+    let mut accepted = 0;
+    read_ahead(&mut source, CHUNK, |chunk, _| {
+        ev.eval_into(chunk, out);
+        accepted += out.iter().filter(|o| o.action() == Action::Accept).count();
+        Ok::<_, ()>(())
+    })
+    .expect("no consumer error")
+    .expect("capture reads");
+    accepted
+}
+
 fn bench(c: &mut Criterion) {
     let state = state();
     let table = Table::new(&state).expect("bench state compiles");
@@ -55,6 +106,10 @@ fn bench(c: &mut Criterion) {
         .map(|x| x.1)
         .collect();
     let bytes = synth::pcap_bytes(&headers, 1_700_000_000_000_000_000);
+    let sessions = synth::pcap_bytes(
+        &as_sessions(&headers[..PACKETS / 10]),
+        1_700_000_000_000_000_000,
+    );
     let mut group = c.benchmark_group("traffic");
     group.throughput(Throughput::Elements(headers.len() as u64));
     group.sample_size(10);
@@ -77,41 +132,20 @@ fn bench(c: &mut Criterion) {
             black_box(n)
         })
     });
+    let config = Config::default();
+    let stateless = Config {
+        stateless: true,
+        ..config
+    };
+    let mut out = Vec::with_capacity(2 * CHUNK);
     group.bench_function("decode_classify", |b| {
-        let mut out = Vec::with_capacity(2 * CHUNK);
-        let config = Config {
-            stateless: true,
-            ..Config::default()
-        };
-        b.iter(|| {
-            let mut ev = Evaluator::new(&table, &state, config).expect("evaluator");
-            let mut source = Source::open(&bytes[..]).expect("capture");
-            let mut accepted = 0;
-            read_ahead(&mut source, CHUNK, |chunk, _| {
-                ev.eval_into(chunk, &mut out);
-                accepted += out.iter().filter(|o| o.action() == Action::Accept).count();
-                Ok::<_, ()>(())
-            })
-            .expect("no consumer error")
-            .expect("capture reads");
-            black_box(accepted)
-        })
+        b.iter(|| black_box(evaluate(&table, &state, &bytes, stateless, &mut out)))
     });
     group.bench_function("decode_eval", |b| {
-        let mut out = Vec::with_capacity(2 * CHUNK);
-        b.iter(|| {
-            let mut ev = Evaluator::new(&table, &state, Config::default()).expect("evaluator");
-            let mut source = Source::open(&bytes[..]).expect("capture");
-            let mut accepted = 0;
-            read_ahead(&mut source, CHUNK, |chunk, _| {
-                ev.eval_into(chunk, &mut out);
-                accepted += out.iter().filter(|o| o.action() == Action::Accept).count();
-                Ok::<_, ()>(())
-            })
-            .expect("no consumer error")
-            .expect("capture reads");
-            black_box(accepted)
-        })
+        b.iter(|| black_box(evaluate(&table, &state, &bytes, config, &mut out)))
+    });
+    group.bench_function("decode_eval_sessions", |b| {
+        b.iter(|| black_box(evaluate(&table, &state, &sessions, config, &mut out)))
     });
     group.finish();
 }
