@@ -12,7 +12,7 @@ use arbitrary::{Arbitrary, Unstructured};
 use crate::classify::live::{Change, Live};
 use crate::classify::reference::Reference;
 use crate::classify::{Engine, Named, Point};
-use crate::compile::{compile, Config};
+use crate::compile::{compile, Config, Table};
 use crate::model::{
     Action, Cidr, Direction, Eni, GroupKind, Header, Peer, PortRange, PrefixList, Priority,
     Protocol, Provider, Rule, SecurityGroup, State,
@@ -603,29 +603,107 @@ pub fn import(data: &[u8]) {
 }
 
 /// Any traffic input (pcap, pcapng, flow logs; detected by content): reading never panics,
-/// ends (the reader consumes input on every step), and every decoded header is consistent.
+/// ends (the reader consumes input on every step), and every decoded header is consistent;
+/// reading in chunks (captures: decoded on the rayon pool) gives the same items and
+/// summary; and evaluation over a state whose ENIs own the first addresses seen gives the
+/// same outcomes sequentially, in flow partitions and with the reference engine (with and
+/// without connection state).
 pub fn traffic(data: &[u8]) {
-    let Ok(source) = crate::packet::Source::open(data) else {
+    use crate::packet::track::{self, Evaluator};
+    use crate::packet::{Item, Source};
+    let Ok(mut source) = Source::open(data) else {
         return;
     };
-    let mut last = None;
+    let mut items = Vec::new();
     let mut steps = 0usize;
-    for item in source {
+    for item in source.by_ref() {
         steps += 1;
         assert!(steps <= data.len() + 2, "the reader does not advance");
         let Ok(item) = item else { break };
-        let index = item.index();
-        assert!(last.is_none_or(|l| index > l), "indexes go forward");
-        last = Some(index);
-        let h = match &item {
-            crate::packet::Item::Packet(p) => p.header,
-            crate::packet::Item::Flow(r) => r.header,
-        };
+        assert!(
+            items.last().is_none_or(|l: &Item| item.index() > l.index()),
+            "indexes go forward"
+        );
+        items.push(item);
+    }
+    let header = |item: &Item| match item {
+        Item::Packet(p) => p.header,
+        Item::Flow(r) => r.header,
+    };
+    for h in items.iter().map(header) {
         assert_eq!(
             crate::model::Family::of(h.src),
             crate::model::Family::of(h.dst),
             "a header mixes families"
         );
+    }
+    let mut chunked = Source::open(data).expect("it opened once");
+    let mut again = Vec::new();
+    let max = 1 + data.len() % 5;
+    while let Ok(true) = chunked.read_chunk(max, &mut again) {}
+    assert_eq!(again, items, "chunked reading differs");
+    assert_eq!(
+        chunked.summary(),
+        source.summary(),
+        "chunked summary differs"
+    );
+
+    let mut ips: Vec<IpAddr> = Vec::new();
+    for h in items.iter().map(header) {
+        for a in [h.src, h.dst] {
+            if ips.len() < 4 && !ips.contains(&a) {
+                ips.push(a);
+            }
+        }
+    }
+    if ips.is_empty() {
+        return;
+    }
+    let provider = if data.len().is_multiple_of(2) {
+        "aws"
+    } else {
+        "aliyun"
+    };
+    let state: State = serde_json::from_value(serde_json::json!({
+        "groups": [{"id": "sg-a", "provider": provider}],
+        "rules": [
+            {"id": "r-low", "group": "sg-a", "direction": "ingress", "action": "accept",
+             "protocol": 6, "dst_ports": "0-1023", "remote": {"cidr": "0.0.0.0/0"}},
+            {"id": "r-udp", "group": "sg-a", "direction": "ingress", "action": "accept",
+             "protocol": 17, "remote": {"cidr": "::/0"}},
+            {"id": "r-ping", "group": "sg-a", "direction": "ingress", "action": "accept",
+             "protocol": 1, "remote": {"cidr": "0.0.0.0/0"}},
+            {"id": "r-out", "group": "sg-a", "direction": "egress", "action": "accept",
+             "protocol": "all", "remote": {"cidr": "0.0.0.0/0"}}
+        ],
+        "enis": ips.iter().enumerate().map(|(i, ip)| serde_json::json!(
+            {"id": format!("eni-{i}"), "ips": [ip.to_string()], "groups": ["sg-a"]}
+        )).collect::<Vec<_>>()
+    }))
+    .expect("the fuzz state is valid");
+    let table = Table::new(&state).expect("the fuzz state compiles");
+    let reference = Reference::new(&state).expect("the fuzz state is consistent");
+    let chunk = 1 + data.len() % 7;
+    for stateless in [false, true] {
+        let config = |partitions| track::Config {
+            partitions,
+            stateless,
+            ..track::Config::default()
+        };
+        let mut sequential = Evaluator::new(&table, &state, config(1)).expect("evaluator");
+        let mut partitioned = Evaluator::new(&table, &state, config(4)).expect("evaluator");
+        let mut oracle =
+            Evaluator::with_engine(&reference, &table, &state, config(3)).expect("evaluator");
+        for c in items.chunks(chunk) {
+            let expected = sequential.eval(c);
+            assert_eq!(
+                partitioned.eval(c),
+                expected,
+                "flow partitions change outcomes"
+            );
+            assert_eq!(oracle.eval(c), expected, "the reference engine disagrees");
+        }
+        assert_eq!(sequential.stats(), partitioned.stats());
     }
 }
 
