@@ -128,8 +128,8 @@ impl Kind {
 pub enum Item {
     /// A captured (or synthetic) packet.
     Packet(Packet),
-    /// A flow-log record.
-    Flow(Record),
+    /// A flow-log record (boxed: an item is as small as a packet, and captures move many).
+    Flow(Box<Record>),
 }
 
 impl From<Packet> for Item {
@@ -208,7 +208,7 @@ impl<'r> Source<'r> {
             Source::Flows(f) => {
                 for _ in 0..max {
                     match f.next() {
-                        Some(r) => out.push(Item::Flow(r?)),
+                        Some(r) => out.push(Item::Flow(Box::new(r?))),
                         None => return Ok(false),
                     }
                 }
@@ -288,7 +288,9 @@ impl Iterator for Source<'_> {
     fn next(&mut self) -> Option<Self::Item> {
         match self {
             Source::Capture(c) => c.next().map(|r| r.map(Item::Packet).map_err(Into::into)),
-            Source::Flows(f) => f.next().map(|r| r.map(Item::Flow).map_err(Into::into)),
+            Source::Flows(f) => f
+                .next()
+                .map(|r| r.map(|r| Item::Flow(Box::new(r))).map_err(Into::into)),
         }
     }
 }

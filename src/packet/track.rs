@@ -1253,8 +1253,12 @@ mod tests {
     }
 
     #[test]
-    fn tracked_ipv4_flows_take_32_bytes() {
+    fn tracked_ipv4_flows_take_32_bytes_and_items_no_more_than_a_packet() {
         assert_eq!(std::mem::size_of::<Tracked<u32>>(), 32);
+        assert_eq!(
+            std::mem::size_of::<Item>(),
+            std::mem::size_of::<crate::packet::Packet>()
+        );
     }
 
     #[test]
