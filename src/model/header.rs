@@ -178,7 +178,15 @@ impl fmt::Display for Header {
                 "{proto} {} -> {} type {} code {}",
                 self.src, self.dst, self.src_port, self.dst_port
             ),
-            6 | 17 | 33 | 132 => write!(
+            // Protocols with ports (TCP, UDP, DCCP, SCTP, UDP-Lite) always show them; any
+            // other shows them when it carries any, so that printing loses nothing.
+            6 | 17 | 33 | 132 | 136 => write!(
+                f,
+                "{proto} {} -> {}",
+                ep(self.src, self.src_port),
+                ep(self.dst, self.dst_port)
+            ),
+            _ if self.src_port != 0 || self.dst_port != 0 => write!(
                 f,
                 "{proto} {} -> {}",
                 ep(self.src, self.src_port),
@@ -207,6 +215,20 @@ mod tests {
         }
         let h: Header = "6 10.0.0.1:1 > 10.0.0.2:2".parse().unwrap();
         assert_eq!((h.protocol, h.src_port, h.dst_port), (6, 1, 2));
+    }
+
+    /// Fuzz regression `model_text/gre-header-with-a-port-round-trips`: a port given to a
+    /// protocol without ports (GRE) parsed, but printing dropped it.
+    #[test]
+    fn a_port_on_a_portless_protocol_survives_printing() {
+        for text in [
+            "gre 1.1.1.1:0 -> 10.0.0.1:4002",
+            "136 10.0.0.1:7 -> 10.0.0.2:9",
+        ] {
+            let h: Header = text.parse().unwrap();
+            assert_eq!(h.to_string(), text);
+            assert_eq!(h.to_string().parse::<Header>().unwrap(), h);
+        }
     }
 
     #[test]
