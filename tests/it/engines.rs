@@ -32,6 +32,30 @@ fn named(e: &impl Engine, q: &[(Point, Header)]) -> Vec<Named> {
     out.into_iter().map(|v| e.name(v)).collect()
 }
 
+/// Revokes the picked rules one at a time on a live table over `state`: after each, the
+/// live table agrees with the reference engine of the state without them.
+fn revokes_agree_with_reference(
+    state: &State,
+    config: Config,
+    picks: &[proptest::sample::Index],
+    q: &[(Point, Header)],
+) -> Result<(), TestCaseError> {
+    let live = Live::new(state.clone(), config).unwrap();
+    let mut current = state.clone();
+    for pick in picks {
+        if current.rules.is_empty() {
+            break;
+        }
+        let id = current.rules[pick.index(current.rules.len())].id.clone();
+        live.apply(Change::Revoke(vec![id.clone()])).unwrap();
+        current.rules.retain(|r| r.id != id);
+        let reference = Reference::new(&current).unwrap();
+        prop_assert_eq!(named(&*live.snapshot(), q), named(&reference, q));
+    }
+    prop_assert_eq!(live.state(), current);
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
 
@@ -58,19 +82,8 @@ proptest! {
         leaf_size in 1usize..6,
     ) {
         let q = queries(&state, &headers);
-        let live = Live::new(state.clone(), Config { leaf_size, max_dead_fraction: 0.5 }).unwrap();
-        let mut current = state.clone();
-        for pick in picks {
-            if current.rules.is_empty() {
-                break;
-            }
-            let id = current.rules[pick.index(current.rules.len())].id.clone();
-            live.apply(Change::Revoke(vec![id.clone()])).unwrap();
-            current.rules.retain(|r| r.id != id);
-            let reference = Reference::new(&current).unwrap();
-            prop_assert_eq!(named(&*live.snapshot(), &q), named(&reference, &q));
-        }
-        prop_assert_eq!(live.state(), current);
+        let config = Config { leaf_size, max_dead_fraction: 0.5 };
+        revokes_agree_with_reference(&state, config, &picks, &q)?;
     }
 }
 
@@ -98,19 +111,7 @@ proptest! {
         let par: Vec<Named> = table.classify_par(&q).into_iter().map(|v| table.name(v)).collect();
         prop_assert_eq!(&par, &expected);
 
-        let live = Live::new(state.clone(), config).unwrap();
-        let mut current = state.clone();
-        for pick in picks {
-            if current.rules.is_empty() {
-                break;
-            }
-            let id = current.rules[pick.index(current.rules.len())].id.clone();
-            live.apply(Change::Revoke(vec![id.clone()])).unwrap();
-            current.rules.retain(|r| r.id != id);
-            let reference = Reference::new(&current).unwrap();
-            prop_assert_eq!(named(&*live.snapshot(), &q), named(&reference, &q));
-        }
-        prop_assert_eq!(live.state(), current);
+        revokes_agree_with_reference(&state, config, &picks, &q)?;
     }
 }
 
