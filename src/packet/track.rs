@@ -77,7 +77,7 @@ use super::Item;
 use crate::classify::{By, Engine, Point, Semantics, SemanticsError, Verdict};
 use crate::compile::Table;
 use crate::model::{
-    Action, Direction, Family, GroupId, Header, Peer, PortRange, Protocol, Provider, State,
+    Action, Direction, EniId, Family, GroupId, Header, Peer, PortRange, Protocol, Provider, State,
 };
 
 /// Hash maps on the per-packet path use FxHash: fast, and the keys are not attacker-chosen
@@ -513,7 +513,6 @@ fn judge_flow<E: Engine + ?Sized, A: Copy + Eq + Hash>(
 /// reference engine in differential tests); ENIs are located by the table's addresses.
 pub struct Evaluator<'t, E: Engine + ?Sized = Table> {
     engine: &'t E,
-    table: &'t Table,
     enis: Vec<EniInfo>,
     config: Config,
     parts: Vec<Part>,
@@ -523,6 +522,8 @@ pub struct Evaluator<'t, E: Engine + ?Sized = Table> {
     /// Address → ENI index: the same mapping as [`Table::eni_of`], as hash maps.
     v4: Map<u32, u32>,
     v6: Map<u128, u32>,
+    /// ENI ID → ENI index, for flow-log records that name their interface.
+    eni_ids: Map<&'t EniId, u32>,
     stats: Stats,
 }
 
@@ -569,7 +570,6 @@ impl<'t, E: Engine + ?Sized> Evaluator<'t, E> {
         }
         Ok(Evaluator {
             engine,
-            table,
             enis,
             config: Config {
                 partitions: n,
@@ -580,6 +580,12 @@ impl<'t, E: Engine + ?Sized> Evaluator<'t, E> {
             fragments: Map::default(),
             v4,
             v6,
+            eni_ids: table
+                .enis()
+                .iter()
+                .enumerate()
+                .map(|(i, id)| (id, i as u32))
+                .collect(),
             stats: Stats {
                 rule_hits: vec![0; table.rules().len()],
                 ..Stats::default()
@@ -619,11 +625,7 @@ impl<'t, E: Engine + ?Sized> Evaluator<'t, E> {
         let mut points = match item {
             Item::Packet(_) => by_addr(),
             Item::Flow(r) => {
-                let eni = r
-                    .eni
-                    .as_ref()
-                    .and_then(|id| self.table.enis().iter().position(|e| e == id))
-                    .map(|e| e as u32);
+                let eni = r.eni.as_ref().and_then(|id| self.eni_ids.get(id).copied());
                 let owns = |e: u32, a: IpAddr| self.eni_of(a) == Some(e);
                 match (eni, r.direction) {
                     (Some(e), Some(d)) => [at(Some(e), d), None],
