@@ -274,8 +274,11 @@ pub fn differential(data: &[u8]) {
         assert!(compile(&state, &Config::default()).is_err());
         return;
     };
+    // The high bit picks cross-product tables for every unit, else trees for all.
     let config = Config {
         leaf_size: usize::from(leaf % 16) + 1,
+        cross_min_filters: if leaf & 0x80 != 0 { 0 } else { usize::MAX },
+        cross_alone_only: false,
         ..Config::default()
     };
     // Invariant: the reference accepted the state, so the compiler must too.
@@ -308,6 +311,14 @@ pub fn live(data: &[u8]) {
         Config {
             leaf_size: 2,
             max_dead_fraction: 0.5,
+            // Cross-product tables for every unit or for none, as the input's length says.
+            cross_min_filters: if headers.len() % 2 == 0 {
+                0
+            } else {
+                usize::MAX
+            },
+            cross_alone_only: false,
+            ..Config::default()
         },
     ) else {
         return;

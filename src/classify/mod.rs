@@ -36,6 +36,7 @@
 
 pub mod live;
 pub mod reference;
+pub(crate) mod rfc;
 pub(crate) mod tree;
 
 use std::collections::HashSet;

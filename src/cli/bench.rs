@@ -15,6 +15,7 @@ use std::time::Instant;
 
 use serde_json::{json, Value};
 
+use super::classbench::IndexChoice;
 use super::Exit;
 use sgsim::bench::{sg_queries, sg_state, SgShape};
 use sgsim::classbench::{self, POINT};
@@ -65,6 +66,9 @@ pub struct Args {
     /// Seed of generated rules and traffic.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// How to index IPv4 rules (as `sgsim classbench --index`).
+    #[arg(long, value_enum, default_value_t = IndexChoice::Auto)]
+    index: IndexChoice,
 }
 
 fn median(mut xs: Vec<f64>) -> f64 {
@@ -140,7 +144,7 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
     let rules = state.rules.len();
 
     // Compiled engine.
-    let config = Config::default();
+    let config = args.index.config();
     let t = Instant::now();
     let table = compile(&state, &config)?;
     let build_ms = t.elapsed().as_secs_f64() * 1e3;
@@ -198,6 +202,7 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
             "memory_bytes": memory,
             "bytes_per_rule": round(memory as f64 / rules.max(1) as f64),
             "contexts": table.context_count(),
+            "index": table.index_summary(),
             "parallel": parallel,
         },
         "reference": {

@@ -38,6 +38,38 @@ pub struct Args {
     /// Seed of the synthetic trace.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// How to index IPv4 rules: as the compiler chooses, decision trees only, or
+    /// cross-product tables wherever they fit their memory budget.
+    #[arg(long, value_enum, default_value_t = IndexChoice::Auto)]
+    index: IndexChoice,
+}
+
+/// The `--index` of `classbench` and `bench`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum IndexChoice {
+    /// Cross-product tables for groups of 512 rules or more that are searched alone and
+    /// whose tables fit the budget, else trees.
+    Auto,
+    /// Decision trees only.
+    Trees,
+    /// Cross-product tables for every group whose tables fit the budget, else trees.
+    Tables,
+}
+
+impl IndexChoice {
+    /// The compile configuration this choice gives.
+    pub fn config(self) -> Config {
+        let default = Config::default();
+        Config {
+            cross_min_filters: match self {
+                IndexChoice::Auto => default.cross_min_filters,
+                IndexChoice::Trees => usize::MAX,
+                IndexChoice::Tables => 0,
+            },
+            cross_alone_only: self == IndexChoice::Auto,
+            ..default
+        }
+    }
 }
 
 fn index(v: Verdict) -> Option<u32> {
@@ -69,7 +101,7 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
     let queries: Vec<(Point, Header)> = headers.iter().map(|h| (POINT, *h)).collect();
 
     let started = Instant::now();
-    let table = compile(&state, &Config::default())?;
+    let table = compile(&state, &args.index.config())?;
     let build_ms = started.elapsed().as_secs_f64() * 1e3;
 
     let pool = rayon::ThreadPoolBuilder::new()
@@ -135,6 +167,7 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
         "repeat": args.repeat,
         "memory_bytes": table.memory_usage(),
         "bytes_per_rule": round(table.memory_usage() as f64 / state.rules.len() as f64),
+        "index": table.index_summary(),
     });
     println!("{summary}");
     Ok(Exit::Ok)

@@ -45,6 +45,7 @@
 //! share a point together, walking the trees in lockstep (see [`crate::classify`]'s tree
 //! module); [`Engine::classify_par`] hands 4096-packet chunks of the batch path to rayon.
 
+pub(crate) mod rfc;
 pub(crate) mod tree;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -57,6 +58,7 @@ use ip_network::{Ipv4Network, Ipv6Network};
 use ip_network_table::IpNetworkTable;
 use rustc_hash::FxHashMap;
 
+use crate::classify::rfc::Rfc;
 use crate::classify::tree::{Bounds, Filter, Forest, Key, Word, DIMS, LANES, NONE};
 use crate::classify::{rule_order, By, Engine, Point, Semantics, SemanticsError, Verdict};
 use crate::model::{
@@ -72,13 +74,42 @@ pub struct Config {
     /// When more than this fraction of a table's rules are tombstoned, the next revise
     /// rebuilds everything.
     pub max_dead_fraction: f64,
+    /// A group's IPv4 filters in one direction are indexed by cross-product tables
+    /// (`classify::rfc`) instead of trees when there are at least this many of them
+    /// (`usize::MAX`: never) and the tables fit `cross_bytes_per_filter`.
+    pub cross_min_filters: usize,
+    /// Tables only for groups searched alone: no ENI has another group with rules in that
+    /// direction. Where several groups are searched per packet, a table walk each costs
+    /// more than trees that skip what cannot win (measured on the security-group shape).
+    pub cross_alone_only: bool,
+    /// Memory the cross-product tables of a unit may take, per filter (at least
+    /// [`CROSS_MIN_BUDGET`] bytes in all); a unit whose tables would take more uses trees.
+    pub cross_bytes_per_filter: usize,
 }
+
+/// How a table's units (one per group and direction with rules) index their IPv4 rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct IndexSummary {
+    /// Units.
+    pub units: usize,
+    /// Units whose IPv4 rules are in cross-product tables.
+    pub cross_product_tables: usize,
+    /// Units whose IPv4 rules are in decision trees.
+    pub trees: usize,
+}
+
+/// The smallest budget cross-product tables get, whatever the number of filters: their
+/// fixed phase-0 tables alone take 768 KiB.
+pub const CROSS_MIN_BUDGET: usize = 1 << 20;
 
 impl Default for Config {
     fn default() -> Config {
         Config {
             leaf_size: 8,
             max_dead_fraction: 0.25,
+            cross_min_filters: 512,
+            cross_alone_only: true,
+            cross_bytes_per_filter: 16 << 10,
         }
     }
 }
@@ -196,11 +227,22 @@ struct Unit {
     /// The group, by state index.
     group: u32,
     direction: Direction,
-    v4: Forest<u32>,
+    v4: V4,
     v6: Forest<u128>,
     /// Table rule indexes (sorted) whose removal needs a patch or rebuild of this unit
     /// (they pruned a region).
     covers: Vec<u32>,
+}
+
+/// Whether a unit's IPv4 rules may go in cross-product tables.
+enum Tables {
+    /// When there are enough of them and the tables fit (the unit is searched alone).
+    Try,
+    /// Never: trees (the unit is searched together with others, where a table walk per
+    /// unit costs more than trees that skip what cannot win).
+    Never,
+    /// These tables, already built for the unit's filters (a rebuild after a revoke).
+    Keep(Arc<Rfc>),
 }
 
 impl Unit {
@@ -210,11 +252,26 @@ impl Unit {
         filters: (Vec<Filter<u32>>, Vec<Filter<u128>>),
         ranks: &Ranks,
         config: &Config,
+        tables: Tables,
     ) -> Unit {
         let exact = |rank: u32| ranks.exact(rank);
-        let v4 = tree::build_forest(filters.0, config.leaf_size, &exact);
+        let n = filters.0.len();
+        let budget = n
+            .saturating_mul(config.cross_bytes_per_filter)
+            .max(CROSS_MIN_BUDGET);
+        let built = match tables {
+            Tables::Keep(t) => Some(t),
+            Tables::Try if n >= config.cross_min_filters => {
+                rfc::build(&filters.0, budget).map(Arc::new)
+            }
+            _ => None,
+        };
+        let v4 = match built {
+            Some(tables) => V4::Tables(tables),
+            None => V4::Trees(tree::build_forest(filters.0, config.leaf_size, &exact)),
+        };
         let v6 = tree::build_forest(filters.1, config.leaf_size, &exact);
-        let covers = cover_rules(&v4, &v6, &ranks.targets);
+        let covers = cover_rules(v4.cover_ranks().chain(v6.cover_ranks()), &ranks.targets);
         Unit {
             group,
             direction,
@@ -230,9 +287,12 @@ impl Unit {
         let dead_rank = |rank: u32| ranks.dead(rank, dead);
         let exact = |rank: u32| ranks.exact(rank);
         let max = (self.v4.len() + self.v6.len()) / 4;
-        let v4 = tree::patch(&self.v4, dead_rank, &exact, config.leaf_size, max)?;
+        let v4 = match &self.v4 {
+            V4::Trees(f) => V4::Trees(tree::patch(f, dead_rank, &exact, config.leaf_size, max)?),
+            V4::Tables(t) => V4::Tables(t.clone()),
+        };
         let v6 = tree::patch(&self.v6, dead_rank, &exact, config.leaf_size, max)?;
-        let covers = cover_rules(&v4, &v6, &ranks.targets);
+        let covers = cover_rules(v4.cover_ranks().chain(v6.cover_ranks()), &ranks.targets);
         Some(Unit {
             group: self.group,
             direction: self.direction,
@@ -248,6 +308,70 @@ impl Unit {
             + self.v4.memory_usage()
             + self.v6.memory_usage()
             + self.covers.capacity() * size_of::<u32>()
+    }
+}
+
+/// A unit's IPv4 index: decision trees, or cross-product tables for large sets whose
+/// tables fit the budget (see [`Config::cross_min_filters`]). Tables never prune, so
+/// revoking any of their rules needs only its tombstone.
+#[derive(Debug)]
+enum V4 {
+    Trees(Forest<u32>),
+    Tables(Arc<Rfc>),
+}
+
+impl V4 {
+    fn len(&self) -> usize {
+        match self {
+            V4::Trees(f) => f.len(),
+            V4::Tables(t) => t.filters(),
+        }
+    }
+
+    fn cover_ranks(&self) -> Box<dyn Iterator<Item = u32> + '_> {
+        match self {
+            V4::Trees(f) => Box::new(f.cover_ranks()),
+            V4::Tables(_) => Box::new(std::iter::empty()),
+        }
+    }
+
+    fn memory_usage(&self) -> usize {
+        match self {
+            V4::Trees(f) => f.memory_usage(),
+            V4::Tables(t) => t.memory_usage(),
+        }
+    }
+
+    #[inline]
+    fn lookup_lanes(&self, keys: &[Key<u32>], best: &mut [u32], ok: &impl Fn(usize, u32) -> bool) {
+        match self {
+            V4::Trees(f) => f.lookup_lanes(keys, best, ok),
+            V4::Tables(t) => t.lookup_lanes(keys, best, ok),
+        }
+    }
+}
+
+/// A family's index of a unit, as a lookup sees it.
+trait Index<W> {
+    /// The smallest rank below `best` among filters containing `key` and accepted by
+    /// `ok`, else `best`.
+    fn lookup(&self, key: &Key<W>, best: u32, ok: &impl Fn(u32) -> bool) -> u32;
+}
+
+impl<W: Word> Index<W> for Forest<W> {
+    #[inline]
+    fn lookup(&self, key: &Key<W>, best: u32, ok: &impl Fn(u32) -> bool) -> u32 {
+        Forest::lookup(self, key, best, ok)
+    }
+}
+
+impl Index<u32> for V4 {
+    #[inline]
+    fn lookup(&self, key: &Key<u32>, best: u32, ok: &impl Fn(u32) -> bool) -> u32 {
+        match self {
+            V4::Trees(f) => f.lookup(key, best, ok),
+            V4::Tables(t) => t.lookup(key, best, ok),
+        }
     }
 }
 
@@ -647,12 +771,8 @@ impl<'a> Resolver<'a> {
 }
 
 /// Table rule indexes (sorted) of the filters that pruned a region of some tree.
-fn cover_rules(v4: &Forest<u32>, v6: &Forest<u128>, targets: &[Target]) -> Vec<u32> {
-    let mut covers: Vec<u32> = v4
-        .cover_ranks()
-        .chain(v6.cover_ranks())
-        .map(|rank| targets[rank as usize].index())
-        .collect();
+fn cover_rules(ranks: impl Iterator<Item = u32>, targets: &[Target]) -> Vec<u32> {
+    let mut covers: Vec<u32> = ranks.map(|rank| targets[rank as usize].index()).collect();
     covers.sort_unstable();
     covers.dedup();
     covers.shrink_to_fit();
@@ -838,7 +958,10 @@ pub fn compile(state: &State, config: &Config) -> Result<Table, CompileError> {
         Ranks { targets, conds }
     });
 
-    let mut units: Vec<Arc<Unit>> = Vec::new();
+    // Units are built once every context is known: whether a unit is searched alone
+    // decides whether it may use cross-product tables.
+    type Pending = (u32, Direction, (Vec<Filter<u32>>, Vec<Filter<u128>>));
+    let mut pending: Vec<Pending> = Vec::new();
     let mut unit_of: HashMap<(u32, Direction), Option<u32>> = HashMap::new();
     let mut memo: HashMap<(Direction, &[u32]), u32> = HashMap::new();
     let mut contexts = Vec::new();
@@ -859,10 +982,8 @@ pub fn compile(state: &State, config: &Config) -> Result<Table, CompileError> {
                         .contains_key(&(direction, &state.groups[g as usize].id));
                     has_rules.then(|| {
                         let filters = resolver.unit_filters(g, direction, &|r| rank_of[r as usize]);
-                        units.push(Arc::new(Unit::new(
-                            g, direction, filters, &ranks[d], config,
-                        )));
-                        (units.len() - 1) as u32
+                        pending.push((g, direction, filters));
+                        (pending.len() - 1) as u32
                     })
                 });
                 context_units.extend(unit);
@@ -888,6 +1009,25 @@ pub fn compile(state: &State, config: &Config) -> Result<Table, CompileError> {
         }
         points.push(point);
     }
+    let mut alone = vec![true; pending.len()];
+    for c in contexts.iter().filter(|c| c.units.len() > 1) {
+        for &u in &c.units {
+            alone[u as usize] = false;
+        }
+    }
+    let units: Vec<Arc<Unit>> = pending
+        .into_par_iter()
+        .zip(alone)
+        .map(|((g, direction, filters), alone)| {
+            let tables = if alone || !config.cross_alone_only {
+                Tables::Try
+            } else {
+                Tables::Never
+            };
+            let ranks = &ranks[direction_index(direction)];
+            Arc::new(Unit::new(g, direction, filters, ranks, config, tables))
+        })
+        .collect();
     let members = Membership::new(state, &resolver.slots);
     let mut warnings = std::mem::take(&mut resolver.warnings);
     warnings.sort();
@@ -973,7 +1113,13 @@ impl Table {
                 let (group, direction) = (self.units[u].group, self.units[u].direction);
                 let filters = resolver.unit_filters(group, direction, &rank);
                 let ranks = &self.ranks[direction_index(direction)];
-                units[u] = Arc::new(Unit::new(group, direction, filters, ranks, &self.config));
+                // Tables never need a rebuild (they prune nothing): keep them.
+                let tables = match &self.units[u].v4 {
+                    V4::Tables(t) => Tables::Keep(t.clone()),
+                    V4::Trees(_) => Tables::Never,
+                };
+                let unit = Unit::new(group, direction, filters, ranks, &self.config, tables);
+                units[u] = Arc::new(unit);
             }
         }
         Ok(Table {
@@ -1020,6 +1166,20 @@ impl Table {
         self.contexts.len()
     }
 
+    /// How the units index their IPv4 rules.
+    pub fn index_summary(&self) -> IndexSummary {
+        let tables = self
+            .units
+            .iter()
+            .filter(|u| matches!(u.v4, V4::Tables(_)))
+            .count();
+        IndexSummary {
+            units: self.units.len(),
+            cross_product_tables: tables,
+            trees: self.units.len() - tables,
+        }
+    }
+
     /// Number of tombstoned rules.
     pub fn dead_count(&self) -> usize {
         self.dead_count
@@ -1053,11 +1213,11 @@ impl Table {
     /// The best rank among the context's units for one key of one family (`pick` chooses
     /// the family's forest of a unit), else `NONE`.
     #[inline]
-    fn best<W: Word>(
+    fn best<W: Word, I: Index<W>>(
         &self,
         context: &Context,
         ranks: &Ranks,
-        pick: impl Fn(&Unit) -> &Forest<W>,
+        pick: impl Fn(&Unit) -> &I,
         key: &Key<W>,
         class: u32,
     ) -> u32 {

@@ -27,8 +27,16 @@ fn summary(stdout: &str) -> serde_json::Value {
 
 #[test]
 fn first_match_equals_the_independent_scan_on_every_bundled_set() {
+    // Every index: the compiler's choice (cross-product tables: the sets are searched
+    // alone and fit their budget) on one and two threads, trees, and tables.
+    let runs = [
+        ("auto", "1", 1),
+        ("auto", "2", 1),
+        ("trees", "1", 0),
+        ("tables", "1", 1),
+    ];
     for set in ["acl1_1k", "fw1_1k", "ipc1_1k"] {
-        for threads in ["1", "2"] {
+        for (index, threads, tables) in runs {
             let (code, out, err) = sgsim(&[
                 "classbench",
                 "--filters",
@@ -43,10 +51,16 @@ fn first_match_equals_the_independent_scan_on_every_bundled_set() {
                 threads,
                 "--repeat",
                 "1",
+                "--index",
+                index,
             ]);
             assert_eq!(code, 0, "{set}: {err}");
             let s = summary(&out);
-            assert_eq!(s["mismatches"], 0, "{set} threads={threads}: {out}");
+            assert_eq!(s["mismatches"], 0, "{set} {index} threads={threads}: {out}");
+            assert_eq!(
+                s["index"]["cross_product_tables"], tables,
+                "{set} {index}: {out}"
+            );
             assert_eq!(s["packets"], 100_000, "{set}");
             assert!(s["rules"].as_u64().unwrap() > 700, "{set}");
             for key in ["build_ms", "mpps"] {

@@ -56,6 +56,18 @@ fn revokes_agree_with_reference(
     Ok(())
 }
 
+/// A compile configuration: trees with leaves of `leaf_size`, or (`tables`) cross-product
+/// tables for every unit's IPv4 rules; half the rules may die before a full rebuild.
+fn config(leaf_size: usize, tables: bool) -> Config {
+    Config {
+        leaf_size,
+        max_dead_fraction: 0.5,
+        cross_min_filters: if tables { 0 } else { usize::MAX },
+        cross_alone_only: false,
+        ..Config::default()
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
 
@@ -64,11 +76,12 @@ proptest! {
         state in arb_state(),
         headers in proptest::collection::vec(arb_header(), 1..40),
         leaf_size in 1usize..10,
+        tables in any::<bool>(),
     ) {
         let q = queries(&state, &headers);
         let reference = Reference::new(&state).unwrap();
         let expected = named(&reference, &q);
-        let table = compile(&state, &Config { leaf_size, ..Config::default() }).unwrap();
+        let table = compile(&state, &config(leaf_size, tables)).unwrap();
         prop_assert_eq!(&named(&table, &q), &expected);
         let par: Vec<Named> = table.classify_par(&q).into_iter().map(|v| table.name(v)).collect();
         prop_assert_eq!(&par, &expected);
@@ -80,9 +93,10 @@ proptest! {
         headers in proptest::collection::vec(arb_header(), 1..30),
         picks in proptest::collection::vec(any::<proptest::sample::Index>(), 0..6),
         leaf_size in 1usize..6,
+        tables in any::<bool>(),
     ) {
         let q = queries(&state, &headers);
-        let config = Config { leaf_size, max_dead_fraction: 0.5 };
+        let config = config(leaf_size, tables);
         revokes_agree_with_reference(&state, config, &picks, &q)?;
     }
 }
@@ -99,11 +113,12 @@ proptest! {
         headers in proptest::collection::vec(arb_member_header(), 1..40),
         picks in proptest::collection::vec(any::<proptest::sample::Index>(), 0..5),
         leaf_size in 1usize..6,
+        tables in any::<bool>(),
     ) {
         let q = queries(&state, &headers);
         let reference = Reference::new(&state).unwrap();
         let expected = named(&reference, &q);
-        let config = Config { leaf_size, max_dead_fraction: 0.5 };
+        let config = config(leaf_size, tables);
         let table = compile(&state, &config).unwrap();
         prop_assert_eq!(&named(&table, &q), &expected);
         let one: Vec<Named> = q.iter().map(|(p, h)| table.name(table.classify(*p, h))).collect();
@@ -241,24 +256,38 @@ fn group_peer_box_does_not_hide_later_rules_from_non_members() {
 /// The security-group-shaped workload costs about what a ClassBench set does per rule:
 /// group references and inner access are resolved per packet, not replicated per member
 /// and group set. (Memory is deterministic; the 1,836 bytes a rule this replaced were
-/// mostly host filters.)
+/// mostly host filters.) Cross-product tables trade memory for speed within their budget.
 #[test]
 fn sg_shaped_table_memory_per_rule_is_bounded() {
     use sgsim::bench::{sg_state, SgShape};
+    let trees = Config {
+        cross_min_filters: usize::MAX,
+        ..Config::default()
+    };
     for (rules, bound) in [(400, 200.0), (4_000, 64.0), (20_000, 56.0)] {
         let shape = SgShape {
             rules,
             ..SgShape::default()
         };
         let state = sg_state(&shape, 1);
-        let table = compile(&state, &Config::default()).unwrap();
+        let reference = Reference::new(&state).unwrap();
+        let q = sgsim::bench::sg_queries(&state, 2_000, 2);
+        let table = compile(&state, &trees).unwrap();
         let per_rule = table.memory_usage() as f64 / rules as f64;
         assert!(
             per_rule <= bound,
             "{rules} rules: {per_rule:.1} bytes a rule, more than {bound}"
         );
-        let reference = Reference::new(&state).unwrap();
-        let q = sgsim::bench::sg_queries(&state, 2_000, 2);
+        assert_eq!(named(&table, &q), named(&reference, &q), "{rules} rules");
+
+        let config = Config::default();
+        let table = compile(&state, &config).unwrap();
+        let per_rule = table.memory_usage() as f64 / rules as f64;
+        let budget = (config.cross_bytes_per_filter + bound as usize) as f64;
+        assert!(
+            per_rule <= budget,
+            "{rules} rules with tables: {per_rule:.1} bytes a rule, more than {budget}"
+        );
         assert_eq!(named(&table, &q), named(&reference, &q), "{rules} rules");
     }
 }

@@ -1,0 +1,675 @@
+//! Builds the cross-product tables of [`crate::classify::rfc`] from IPv4 filters in rank
+//! order, within a memory budget.
+//!
+//! Sets of filters are sparse bitsets (the non-zero 64-bit words with their positions),
+//! interned so that each distinct set is one class. Phase 0 sweeps each chunk's range ends
+//! in order, giving every run of values between two ends the class of the filters holding
+//! it. A later phase intersects every pair of its inputs' classes.
+//!
+//! Of the three ways to pair the four phase-1 results in phase 2, the one whose final table
+//! is smallest is kept. Each table's size is checked against the budget before it is
+//! filled, and a phase-2 table stops as soon as its classes are too many for the final
+//! table to fit: a set whose tables would not fit gives `None`, soon, and trees serve it.
+//!
+//! An address range need not be one product of a high-half and a low-half range (a group
+//! peer's box spans arbitrary members), so each address range is split into up to three
+//! products ("parts"): phase 0 of the address chunks works on parts, and phase 1 folds
+//! the parts back into their filters.
+
+use hashbrown::HashTable;
+
+use crate::classify::rfc::{Cells, Cross, Rfc};
+use crate::classify::tree::Filter;
+
+/// A set as its non-zero words: `(word index, word)`, ascending by index.
+type Set = Vec<(u32, u64)>;
+
+/// Distinct sets, numbered in order of first sight.
+#[derive(Default)]
+struct Classes {
+    sets: Vec<Set>,
+    /// Class numbers, by the hash of their set ([`hash`]).
+    index: HashTable<u32>,
+}
+
+/// A well-mixed hash of a set: sets differing in one bit of one word must spread over the
+/// whole table (they are most of what a phase meets).
+fn hash(set: &Set) -> u64 {
+    let mut h = set.len() as u64;
+    for &(w, bits) in set {
+        h = (h ^ bits ^ u64::from(w).rotate_left(32)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        h ^= h >> 29;
+    }
+    h = (h ^ (h >> 32)).wrapping_mul(0xd6e8_feb8_6659_fd93);
+    h ^ (h >> 32)
+}
+
+impl Classes {
+    /// The class of `set`, numbered anew when first seen.
+    fn intern(&mut self, set: &Set) -> u32 {
+        let h = hash(set);
+        let sets = &self.sets;
+        if let Some(&c) = self.index.find(h, |&c| sets[c as usize] == *set) {
+            return c;
+        }
+        let c = self.sets.len() as u32;
+        self.sets.push(set.clone());
+        let sets = &self.sets;
+        self.index.insert_unique(h, c, |&c| hash(&sets[c as usize]));
+        c
+    }
+
+    fn len(&self) -> usize {
+        self.sets.len()
+    }
+}
+
+/// `out = a ∩ b`, with `a` given dense (all its words, by index).
+fn intersect(a: &[u64], b: &Set, out: &mut Set) {
+    out.clear();
+    for &(w, bits) in b {
+        let both = a[w as usize] & bits;
+        if both != 0 {
+            out.push((w, both));
+        }
+    }
+}
+
+/// A member (filter or part, by bit) holding the chunk values `lo..=hi`.
+#[derive(Clone, Copy)]
+struct Span {
+    member: u32,
+    lo: u32,
+    hi: u32,
+}
+
+/// Phase 0 of one chunk of `size` values: each value's class among the sets of members
+/// whose span holds it.
+fn chunk(spans: &[Span], size: u32, members: usize) -> (Vec<u16>, Classes) {
+    // Events: (value, member, whether it enters); a member leaves after its high end.
+    let mut events: Vec<(u32, u32, bool)> = Vec::with_capacity(spans.len() * 2);
+    for s in spans {
+        events.push((s.lo, s.member, true));
+        if s.hi + 1 < size {
+            events.push((s.hi + 1, s.member, false));
+        }
+    }
+    events.sort_unstable();
+    let mut classes = Classes::default();
+    let mut current = vec![0u64; members.div_ceil(64)];
+    let mut sparse = Set::new();
+    let mut table = vec![0u16; size as usize];
+    let (mut at, mut next) = (0u32, 0usize);
+    while at < size {
+        while next < events.len() && events[next].0 == at {
+            let (_, m, enters) = events[next];
+            let bit = 1u64 << (m % 64);
+            if enters {
+                current[(m / 64) as usize] |= bit;
+            } else {
+                current[(m / 64) as usize] &= !bit;
+            }
+            next += 1;
+        }
+        let end = events.get(next).map_or(size, |e| e.0);
+        sparse.clear();
+        sparse.extend(
+            current
+                .iter()
+                .enumerate()
+                .filter(|(_, &w)| w != 0)
+                .map(|(i, &w)| (i as u32, w)),
+        );
+        // Classes are at most the runs of values, so at most `size` (65,536): they fit.
+        let class = classes.intern(&sparse) as u16;
+        table[at as usize..end as usize].fill(class);
+        at = end;
+    }
+    (table, classes)
+}
+
+/// Limits of one [`combine`].
+#[derive(Clone, Copy)]
+struct Limits {
+    /// Bytes the table may take.
+    bytes: usize,
+    /// Classes the result may have.
+    classes: usize,
+    /// Classes a table of two-byte cells may have (65,536; tests lower it).
+    narrow: usize,
+}
+
+/// Work one build may do in its later phases, tried pairings included, counted in set
+/// words merged (a cell's intersection merges the words of both sets): bounds its time
+/// whatever the memory budget.
+const MAX_WORK: usize = 1 << 28;
+
+/// Bitset words one build's phase-0 sweeps may scan (runs of values × words per set).
+const MAX_SWEEP: usize = 1 << 26;
+
+/// The classes of every pair `(x, y)` of `a`'s and `b`'s classes: the intersection of
+/// their sets, passed through `fold` (which maps `a`'s members to the output's). `None`
+/// when the table or its classes exceed `limits`.
+fn combine(
+    a: &Classes,
+    b: &Classes,
+    fold: Option<&Parts>,
+    limits: Limits,
+    work: &mut usize,
+) -> Option<(Cross, Classes)> {
+    let cells = a.len().checked_mul(b.len())?;
+    // Two bytes a cell at least; four when the classes do not fit in two.
+    if cells.checked_mul(2)? > limits.bytes {
+        return None;
+    }
+    let words = |c: &Classes| c.sets.iter().map(Vec::len).sum::<usize>();
+    let cost = cells
+        .checked_add(b.len().checked_mul(words(a))?)?
+        .checked_add(a.len().checked_mul(words(b))?)?;
+    *work = work.checked_sub(cost)?;
+    let mut out = Classes::default();
+    let (mut both, mut folded) = (Set::new(), Set::new());
+    let mut table = Vec::with_capacity(cells);
+    // Each row's set of `a`, spread out: a cell then costs one pass over `b`'s words.
+    let words = b
+        .sets
+        .iter()
+        .filter_map(|s| s.last())
+        .map(|&(w, _)| w as usize + 1)
+        .max()
+        .unwrap_or(0);
+    let mut row = vec![0u64; words];
+    for (done, x) in a.sets.iter().enumerate() {
+        // Give up early when the classes seen so far, extrapolated over the rows left,
+        // would pass twice the limit (only a choice of structure depends on it).
+        if limits.classes != usize::MAX
+            && done >= a.len() / 8
+            && out.len().saturating_mul(a.len()) > limits.classes.saturating_mul(2 * done)
+        {
+            return None;
+        }
+        if x.is_empty() {
+            let empty = out.intern(&Set::new());
+            table.extend(std::iter::repeat_n(empty, b.len()));
+            continue;
+        }
+        for &(w, bits) in x.iter().filter(|e| (e.0 as usize) < words) {
+            row[w as usize] = bits;
+        }
+        for y in &b.sets {
+            intersect(&row, y, &mut both);
+            let class = match fold {
+                Some(parts) => {
+                    parts.fold(&both, &mut folded);
+                    out.intern(&folded)
+                }
+                None => out.intern(&both),
+            };
+            if out.len() > limits.classes {
+                return None;
+            }
+            table.push(class);
+        }
+        for &(w, _) in x.iter().filter(|e| (e.0 as usize) < words) {
+            row[w as usize] = 0;
+        }
+    }
+    let cells = if out.len() <= limits.narrow {
+        Cells::Narrow(table.into_iter().map(|c| c as u16).collect())
+    } else if table.len() * 4 <= limits.bytes {
+        Cells::Wide(table)
+    } else {
+        return None;
+    };
+    Some((
+        Cross {
+            cells,
+            width: b.len() as u32,
+        },
+        out,
+    ))
+}
+
+/// An address field split into parts (see the module docs): per chunk half, the spans of
+/// every part; part `i < n` belongs to filter `i`, later parts to `owner[i - n]`.
+struct Parts {
+    n: usize,
+    high: Vec<Span>,
+    low: Vec<Span>,
+    owner: Vec<u32>,
+}
+
+impl Parts {
+    /// The parts of dimension `dim` (0 remote, 1 local) of each filter.
+    fn of(filters: &[Filter<u32>], dim: usize) -> Parts {
+        let n = filters.len();
+        let mut parts = Parts {
+            n,
+            high: Vec::new(),
+            low: Vec::new(),
+            owner: Vec::new(),
+        };
+        for (i, f) in filters.iter().enumerate() {
+            let (lo, hi) = (f.bounds.lo[dim], f.bounds.hi[dim]);
+            for (k, (h, l)) in split(lo, hi).into_iter().enumerate() {
+                let member = if k == 0 {
+                    i as u32
+                } else {
+                    parts.owner.push(i as u32);
+                    (n + parts.owner.len() - 1) as u32
+                };
+                parts.high.push(Span {
+                    member,
+                    lo: h.0,
+                    hi: h.1,
+                });
+                parts.low.push(Span {
+                    member,
+                    lo: l.0,
+                    hi: l.1,
+                });
+            }
+        }
+        parts
+    }
+
+    fn members(&self) -> usize {
+        self.n + self.owner.len()
+    }
+
+    /// Folds a set of parts into the set of their filters.
+    fn fold(&self, set: &Set, out: &mut Set) {
+        let n = self.n;
+        out.clear();
+        let mut extra: Vec<u32> = Vec::new();
+        for &(w, bits) in set {
+            let base = w as usize * 64;
+            let keep = if base + 64 <= n {
+                bits
+            } else if base < n {
+                bits & ((1u64 << (n - base)) - 1)
+            } else {
+                0
+            };
+            if keep != 0 {
+                out.push((w, keep));
+            }
+            let mut rest = bits & !keep;
+            while rest != 0 {
+                let p = base + rest.trailing_zeros() as usize;
+                extra.push(self.owner[p - n]);
+                rest &= rest - 1;
+            }
+        }
+        for f in extra {
+            let (w, bit) = (f / 64, 1u64 << (f % 64));
+            match out.binary_search_by_key(&w, |e| e.0) {
+                Ok(i) => out[i].1 |= bit,
+                Err(i) => out.insert(i, (w, bit)),
+            }
+        }
+    }
+}
+
+/// An address range `lo..=hi` as products of a high-half range and a low-half range
+/// (one, two or three).
+fn split(lo: u32, hi: u32) -> Vec<((u32, u32), (u32, u32))> {
+    let (lh, ll, hh, hl) = (lo >> 16, lo & 0xffff, hi >> 16, hi & 0xffff);
+    if lh == hh {
+        return vec![((lh, lh), (ll, hl))];
+    }
+    let mut out = Vec::with_capacity(3);
+    // Whole high-half values lie between the partial ends.
+    let mut first_whole = lh;
+    if ll != 0 {
+        out.push(((lh, lh), (ll, 0xffff)));
+        first_whole = lh + 1;
+    }
+    let mut last_whole = hh;
+    let partial_top = hl != 0xffff;
+    if partial_top {
+        last_whole = hh - 1;
+    }
+    if first_whole <= last_whole {
+        out.push(((first_whole, last_whole), (0, 0xffff)));
+    }
+    if partial_top {
+        out.push(((hh, hh), (0, hl)));
+    }
+    out
+}
+
+/// Phase 2 and 3 for the phase-1 classes `ones` (remote, local, ports, protocol): the
+/// pairing (indexes into `ones`), its two tables and the final table with its classes,
+/// for the pairing whose final table is smallest; `None` when none fits `bytes`.
+type Rest = ([usize; 4], Cross, Cross, Cross, Classes);
+
+fn phases_2_and_3(
+    ones: [&Classes; 4],
+    bytes: usize,
+    narrow: usize,
+    work: &mut usize,
+) -> Option<Rest> {
+    const WAYS: [[usize; 4]; 3] = [[0, 1, 2, 3], [0, 2, 1, 3], [0, 3, 1, 2]];
+    let mut best: Option<([usize; 4], Cross, Classes, Cross, Classes)> = None;
+    let mut best_cells = usize::MAX;
+    for way in WAYS {
+        // The pair with the smaller table first: its class count bounds the other's.
+        let (p, q) =
+            if ones[way[0]].len() * ones[way[1]].len() <= ones[way[2]].len() * ones[way[3]].len() {
+                ((way[0], way[1]), (way[2], way[3]))
+            } else {
+                ((way[2], way[3]), (way[0], way[1]))
+            };
+        let unbounded = Limits {
+            bytes,
+            classes: usize::MAX,
+            narrow,
+        };
+        let Some((px, pc)) = combine(ones[p.0], ones[p.1], None, unbounded, work) else {
+            continue;
+        };
+        let spent = px.memory_usage();
+        // The final table needs |pc| × |qc| cells of two bytes, and must beat the best.
+        let cells = (bytes.saturating_sub(spent) / 2).min(best_cells.saturating_sub(1));
+        let limits = Limits {
+            bytes: bytes.saturating_sub(spent),
+            classes: cells / pc.len().max(1),
+            narrow,
+        };
+        let Some((qx, qc)) = combine(ones[q.0], ones[q.1], None, limits, work) else {
+            continue;
+        };
+        let total = pc.len() * qc.len();
+        if spent + qx.memory_usage() + total * 2 > bytes || total >= best_cells {
+            continue;
+        }
+        best_cells = total;
+        best = Some(([p.0, p.1, q.0, q.1], px, pc, qx, qc));
+    }
+    let (pairs, left, lc, right, rc) = best?;
+    let spent = left.memory_usage() + right.memory_usage();
+    let limits = Limits {
+        bytes: bytes - spent,
+        classes: usize::MAX,
+        narrow,
+    };
+    let (last, classes) = combine(&lc, &rc, None, limits, work)?;
+    Some((pairs, left, right, last, classes))
+}
+
+/// Builds the tables for `filters` (rank order), or `None` when they would take more
+/// than `budget` bytes.
+pub(crate) fn build(filters: &[Filter<u32>], budget: usize) -> Option<Rfc> {
+    build_with(filters, budget, 1 << 16)
+}
+
+/// [`build`], with two-byte cells only for tables of at most `narrow` classes.
+fn build_with(filters: &[Filter<u32>], budget: usize, narrow: usize) -> Option<Rfc> {
+    let n = filters.len();
+    // Phase 0 tables: six of 65,536 two-byte entries and one of 256.
+    let mut budget = budget.checked_sub(6 * 65_536 * 2 + 256 * 2)?;
+    let remote = Parts::of(filters, 0);
+    let local = Parts::of(filters, 1);
+    // Seven sweeps, each over at most two runs of values per span, each run scanning a
+    // bitset over the members.
+    let sweep = |spans: usize, members: usize| (2 * spans + 1) * members.div_ceil(64);
+    let sweeps = 2 * sweep(remote.high.len(), remote.members())
+        + 2 * sweep(local.high.len(), local.members())
+        + 3 * sweep(n, n);
+    if sweeps > MAX_SWEEP {
+        return None;
+    }
+    let mut work = MAX_WORK;
+    let spans = |dim: usize| -> Vec<Span> {
+        filters
+            .iter()
+            .enumerate()
+            .map(|(i, f)| Span {
+                member: i as u32,
+                lo: f.bounds.lo[dim],
+                hi: f.bounds.hi[dim],
+            })
+            .collect()
+    };
+    let (t0, c0) = chunk(&remote.high, 65_536, remote.members());
+    let (t1, c1) = chunk(&remote.low, 65_536, remote.members());
+    let (t2, c2) = chunk(&local.high, 65_536, local.members());
+    let (t3, c3) = chunk(&local.low, 65_536, local.members());
+    let (t4, c4) = chunk(&spans(2), 65_536, n);
+    let (t5, c5) = chunk(&spans(3), 65_536, n);
+    let (t6, c6) = chunk(&spans(4), 256, n);
+
+    // Phase 1 sizes are known now: give up before filling any table that cannot fit.
+    let phase1_cells = c0.len() * c1.len() + c2.len() * c3.len() + c4.len() * c5.len();
+    if phase1_cells.checked_mul(2)? > budget {
+        return None;
+    }
+    let mut phase1 = |a: &Classes, b: &Classes, fold: Option<&Parts>| {
+        let limits = Limits {
+            bytes: budget,
+            classes: usize::MAX,
+            narrow,
+        };
+        let (x, c) = combine(a, b, fold, limits, &mut work)?;
+        budget -= x.memory_usage();
+        Some((x, c))
+    };
+    let (remote_x, r) = phase1(&c0, &c1, Some(&remote))?;
+    let (local_x, l) = phase1(&c2, &c3, Some(&local))?;
+    let (ports_x, p) = phase1(&c4, &c5, None)?;
+    let (pairs, left, right, last, classes) =
+        phases_2_and_3([&r, &l, &p, &c6], budget, narrow, &mut work)?;
+    budget -= left.memory_usage() + right.memory_usage() + last.memory_usage();
+
+    let mut starts = Vec::with_capacity(classes.len() + 1);
+    let mut ranks = Vec::new();
+    starts.push(0);
+    for set in &classes.sets {
+        for &(w, word) in set {
+            let mut bits = word;
+            while bits != 0 {
+                let i = w as usize * 64 + bits.trailing_zeros() as usize;
+                ranks.push(filters[i].rank);
+                bits &= bits - 1;
+            }
+        }
+        starts.push(ranks.len() as u32);
+    }
+    budget.checked_sub((starts.len() + ranks.len()) * std::mem::size_of::<u32>())?;
+    Some(Rfc {
+        chunk: [t0, t1, t2, t3, t4, t5, t6],
+        remote: remote_x,
+        local: local_x,
+        ports: ports_x,
+        pairs,
+        left,
+        right,
+        last,
+        min: filters.iter().map(|f| f.rank).min().unwrap_or(u32::MAX),
+        filters: n,
+        starts,
+        ranks,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::classify::tree::{Bounds, Key, NONE};
+    use proptest::prelude::*;
+
+    /// The products cover `lo..=hi` exactly: disjoint, inside it, and as many addresses.
+    fn check_split(lo: u32, hi: u32) {
+        let parts = split(lo, hi);
+        assert!(
+            (1..=3).contains(&parts.len()),
+            "{lo:#x}..={hi:#x}: {parts:?}"
+        );
+        let mut total = 0u64;
+        let mut prev_high: Option<u32> = None;
+        for &((h0, h1), (l0, l1)) in &parts {
+            assert!(h0 <= h1 && l0 <= l1 && h1 <= 0xffff && l1 <= 0xffff);
+            assert!(prev_high.is_none_or(|p| p < h0), "overlap in {parts:?}");
+            prev_high = Some(h1);
+            assert!((h0 << 16 | l0) >= lo && (h1 << 16 | l1) <= hi, "{parts:?}");
+            total += u64::from(h1 - h0 + 1) * u64::from(l1 - l0 + 1);
+        }
+        assert_eq!(
+            total,
+            u64::from(hi - lo) + 1,
+            "{lo:#x}..={hi:#x}: {parts:?}"
+        );
+    }
+
+    #[test]
+    fn address_ranges_split_into_exact_products() {
+        check_split(0, u32::MAX);
+        check_split(0x0a00_0000, 0x0aff_ffff); // a /8: one product
+        check_split(0x0a01_0203, 0x0a01_0203); // a host
+        check_split(0x0a01_ff00, 0x0a02_00ff); // straddles one high-half boundary
+        check_split(0x0a01_0001, 0x0a05_fffe); // both ends partial, whole ones between
+        check_split(0x0a01_0000, 0x0a05_fffe); // only the top partial
+        check_split(0x0a01_0001, 0x0a05_ffff); // only the bottom partial
+        assert_eq!(split(0x0a01_0001, 0x0a05_fffe).len(), 3);
+    }
+
+    fn brute(filters: &[Filter<u32>], key: &[u32; 5], ok: impl Fn(u32) -> bool) -> u32 {
+        filters
+            .iter()
+            .find(|f| f.bounds.contains(key) && ok(f.rank))
+            .map_or(NONE, |f| f.rank)
+    }
+
+    /// A range of `0..=max` near a few edges (so that ranges nest, overlap and straddle the
+    /// 16-bit boundaries of addresses), or anywhere.
+    fn arb_range(max: u32, edges: &'static [u32]) -> impl Strategy<Value = (u32, u32)> {
+        let end = prop_oneof![
+            proptest::sample::select(edges).prop_flat_map(move |e| {
+                (e.saturating_sub(2)..=e.saturating_add(2).min(max)).boxed()
+            }),
+            (0..=max).boxed(),
+        ];
+        (end.clone(), end).prop_map(|(a, b)| (a.min(b), a.max(b)))
+    }
+
+    const ADDR_EDGES: &[u32] = &[
+        0,
+        0x0a00_0000,
+        0x0a00_ffff,
+        0x0a01_0000,
+        0x0a01_8000,
+        0x0a02_ffff,
+        0xc0a8_0000,
+        u32::MAX,
+    ];
+    const PORT_EDGES: &[u32] = &[0, 22, 80, 443, 1024, 65_535];
+    const PROTO_EDGES: &[u32] = &[0, 1, 6, 17, 255];
+
+    fn arb_filters() -> impl Strategy<Value = Vec<Filter<u32>>> {
+        let bounds = (
+            arb_range(u32::MAX, ADDR_EDGES),
+            arb_range(u32::MAX, ADDR_EDGES),
+            arb_range(65_535, PORT_EDGES),
+            arb_range(65_535, PORT_EDGES),
+            arb_range(255, PROTO_EDGES),
+        );
+        proptest::collection::vec(bounds, 0..40).prop_map(|v| {
+            v.into_iter()
+                .enumerate()
+                .map(|(i, (r, l, s, d, p))| Filter {
+                    bounds: Bounds {
+                        lo: [r.0, l.0, s.0, d.0, p.0],
+                        hi: [r.1, l.1, s.1, d.1, p.1],
+                    },
+                    // Ranks ascend with gaps, as a unit's ranks do.
+                    rank: 3 * i as u32 + 1,
+                })
+                .collect()
+        })
+    }
+
+    fn arb_key() -> impl Strategy<Value = [u32; 5]> {
+        let near = |max: u32, edges: &'static [u32]| {
+            prop_oneof![
+                proptest::sample::select(edges).prop_flat_map(move |e| {
+                    (e.saturating_sub(2)..=e.saturating_add(2).min(max)).boxed()
+                }),
+                (0..=max).boxed(),
+            ]
+        };
+        (
+            near(u32::MAX, ADDR_EDGES),
+            near(u32::MAX, ADDR_EDGES),
+            near(65_535, PORT_EDGES),
+            near(65_535, PORT_EDGES),
+            near(255, PROTO_EDGES),
+        )
+            .prop_map(|(r, l, s, d, p)| [r, l, s, d, p])
+    }
+
+    fn key_of(k: &[u32; 5]) -> Key<u32> {
+        Key::new(k[0], k[1], k[2] as u16, k[3] as u16, k[4] as u8)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+        /// One at a time and in lanes, with every filter or only some accepted (as
+        /// tombstones and membership conditions do), with two- and four-byte cells.
+        #[test]
+        fn tables_agree_with_brute_force(
+            filters in arb_filters(),
+            keys in proptest::collection::vec(arb_key(), 1..40),
+            wide in any::<bool>(),
+        ) {
+            let narrow = if wide { 0 } else { 1 << 16 };
+            let rfc = build_with(&filters, usize::MAX, narrow).expect("fits an unlimited budget");
+            let some = |r: u32| r.is_multiple_of(2);
+            let mut lanes = [NONE; 16];
+            let mut picky = [NONE; 16];
+            for chunk in keys.chunks(16) {
+                let ks: Vec<Key<u32>> = chunk.iter().map(key_of).collect();
+                let n = ks.len();
+                lanes[..n].fill(NONE);
+                picky[..n].fill(NONE);
+                rfc.lookup_lanes(&ks, &mut lanes[..n], &|_, _| true);
+                rfc.lookup_lanes(&ks, &mut picky[..n], &|_, r| some(r));
+                for (i, k) in chunk.iter().enumerate() {
+                    let all = brute(&filters, k, |_| true);
+                    prop_assert_eq!(rfc.lookup(&ks[i], NONE, &|_| true), all, "key {:?}", k);
+                    prop_assert_eq!(lanes[i], all, "lanes, key {:?}", k);
+                    let only = brute(&filters, k, some);
+                    prop_assert_eq!(rfc.lookup(&ks[i], NONE, &some), only, "key {:?}", k);
+                    prop_assert_eq!(picky[i], only, "lanes, key {:?}", k);
+                    // A bound stops the search: nothing at or after it is returned.
+                    let bound = all.min(NONE - 1);
+                    prop_assert_eq!(rfc.lookup(&ks[i], bound, &|_| true), bound);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_budget_too_small_gives_no_tables() {
+        let filters: Vec<Filter<u32>> = (0..64u32)
+            .map(|i| Filter {
+                bounds: Bounds {
+                    lo: [i << 24, 0, 0, i * 100, 6],
+                    hi: [(i << 24) | 0xffff, u32::MAX, 65_535, i * 100 + 50, 6],
+                },
+                rank: i,
+            })
+            .collect();
+        let fits = build(&filters, usize::MAX).expect("fits");
+        let needed = fits.memory_usage();
+        let phase0 = 6 * 65_536 * 2 + 256 * 2;
+        assert!(needed > phase0 + 4096, "later phases take room: {needed}");
+        // Phase 0 fits; the later tables do not.
+        assert!(build(&filters, phase0 + (needed - phase0) / 2).is_none());
+        // Phase 0 alone takes 768 KiB.
+        assert!(build(&filters, 700 << 10).is_none());
+        let again = build(&filters, needed + (64 << 10)).expect("fits what it took");
+        assert_eq!(again.memory_usage(), needed);
+    }
+}
