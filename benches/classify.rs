@@ -1,5 +1,6 @@
 //! Classification throughput by rule count (100 to 1M synthetic rules), on the
-//! security-group-shaped workload and per ClassBench set, compile time,
+//! security-group-shaped workload and per ClassBench set (as compiled by default, and with
+//! trees only where the default chose cross-product tables), compile time,
 //! revoke-to-visible latency, and batch scaling with threads. Results read as packets/s.
 //!
 //! ClassBench sets are read from `tests/data/classbench` (1k) and, when present, from
@@ -100,12 +101,24 @@ fn classify_classbench(c: &mut Criterion) {
                 .collect(),
             None => queries(&state, 3),
         };
-        let table = compile(&state, &Config::default()).expect("compiles");
-        let mut out = Vec::with_capacity(q.len());
+        // The compiler's choice, and trees alone where it chose cross-product tables.
+        let trees = Config {
+            cross_min_filters: usize::MAX,
+            ..Config::default()
+        };
         g.throughput(Throughput::Elements(q.len() as u64));
-        g.bench_with_input(BenchmarkId::from_parameter(&name), &q, |b, q| {
-            b.iter(|| table.classify_batch(black_box(q), &mut out))
-        });
+        let auto = compile(&state, &Config::default()).expect("compiles");
+        let tables = auto.index_summary().cross_product_tables > 0;
+        for (label, config) in [("auto", Config::default()), ("trees", trees)] {
+            if label == "trees" && !tables {
+                continue;
+            }
+            let table = compile(&state, &config).expect("compiles");
+            let mut out = Vec::with_capacity(q.len());
+            g.bench_with_input(BenchmarkId::new(label, &name), &q, |b, q| {
+                b.iter(|| table.classify_batch(black_box(q), &mut out))
+            });
+        }
     }
     g.finish();
 }

@@ -8,7 +8,8 @@
 //! ```text
 //! provider exports (JSON)  ──►  model (atomic rules, groups, ENIs, prefix lists)
 //! revoke request (native)  ──►  revoke semantics ──► new model        (errors exactly as the API)
-//! model ──► compile: decision trees over five header fields, priority order, drop before accept
+//! model ──► compile: decision trees or cross-product tables over five header fields,
+//!           ranked in priority order, drop before accept
 //!       ──► Arc-swapped compiled table (readers never see a half-applied revoke)
 //! traffic (pcap/pcapng, flow logs, synthetic) ──► decode ──► classify in parallel (rayon)
 //! before vs after ──► what-if report: flows that flip, deciding rules, exact header-space diff
@@ -25,8 +26,10 @@
 //!   matching rules and validation order, and render the response or error the API returns.
 //!   A rejected revoke changes nothing.
 //! - [`compile`]: model → immutable [`compile::Table`]. Per group and direction each rule
-//!   becomes a box over five fields indexed by decision trees, ranked in evaluation order so
-//!   that every ENI's group set shares its groups' trees; prefix-list references become
+//!   becomes a box over five fields indexed by decision trees (or, for a large group
+//!   searched alone, RFC-style cross-product tables: a fixed sixteen loads a packet),
+//!   ranked in evaluation order so that every ENI's group set shares its groups' indexes;
+//!   prefix-list references become
 //!   prefixes and group references a membership condition resolved once per packet. The
 //!   table reports its [`compile::Table::memory_usage`] and revises itself cheaply after a
 //!   revoke.

@@ -27,8 +27,8 @@
 //! # Engines
 //!
 //! - [`reference::Reference`]: a linear scan over the model. Obviously right; the oracle.
-//! - [`Table`](crate::compile::Table): the compiled engine (decision trees over the five
-//!   header fields, built by [`crate::compile`]).
+//! - [`Table`](crate::compile::Table): the compiled engine (decision trees or
+//!   cross-product tables over the five header fields, built by [`crate::compile`]).
 //! - [`live::Live`]: the one owner of the `ArcSwap` holding the current [`Table`](crate::compile::Table).
 //!
 //! All of them implement [`Engine`], which is what the behaviour suite and the property

@@ -1,14 +1,21 @@
 //! Model → immutable compiled [`Table`]: the rules of each group and direction lowered to
-//! five-field boxes and indexed by decision trees (one forest per address family), ranked
-//! in evaluation order, with group references resolved once per packet.
+//! five-field boxes and indexed by decision trees (one forest per address family) or, for
+//! the IPv4 rules of a large group, cross-product tables; ranked in evaluation order, with
+//! group references resolved once per packet.
 //!
 //! # Layout
 //!
 //! - *Ranks*: per direction, every rule of the state in evaluation order
 //!   ([`rule_order`]); a rule's rank is its position. Any group set's rules compare by
 //!   rank exactly as that set's evaluation order says, so trees need not be built per set.
-//! - *Units*: per (group, direction) with rules, the forests of that group's rules (ranks
-//!   as above). A unit is shared by every group set holding the group.
+//! - *Units*: per (group, direction) with rules, the index of that group's rules (ranks
+//!   as above). A unit is shared by every group set holding the group. IPv6 rules are in
+//!   a forest. IPv4 rules are in cross-product tables (`classify::rfc`) when the unit has
+//!   at least [`Config::cross_min_filters`] of them, no ENI searches it with another
+//!   unit of the same direction, and the tables fit [`Config::cross_bytes_per_filter`];
+//!   else in a forest. Tables answer in a fixed number of loads but take more memory
+//!   (1–10 KiB a rule on the 1k–10k ClassBench sets where they fit) and, where several
+//!   units are searched per packet, lose to trees that skip what cannot win.
 //! - *Contexts*: per distinct (group set, direction) seen on an ENI, the units to search
 //!   (a lookup takes the smallest rank found across them), the Alibaba inner-access grants
 //!   and the default. ENIs with the same groups share a context.
@@ -21,7 +28,8 @@
 //!   matches. So neither costs a filter per member address.
 //!
 //! Addresses are mapped to ENIs through a prefix trie (`ip_network_table`). A table answers
-//! revokes cheaply ([`Table::revise`]): removed rules are tombstoned; a unit where a removed
+//! revokes cheaply ([`Table::revise`]): removed rules are tombstoned (all a unit with
+//! tables ever needs: tables list every filter a packet class holds); a unit where a removed
 //! rule pruned a tree region gets a small *patch tree* holding the live filters it may have
 //! pruned (`tree::patch` explains why that is exact), or is rebuilt when the patch would be
 //! large; everything else is shared with the old table. Only when a quarter of the rules are
@@ -37,7 +45,9 @@
 //! runs; the ranks add 4 bytes (8 where some rule has a group peer), the rule-ID index 4.
 //! Per address: the membership map (about 18 bytes) and the address trie (estimated at 64).
 //! [`Table::memory_usage`] counts all of it (about 48–56 bytes a rule on the 100k ClassBench
-//! sets).
+//! sets). Cross-product tables instead take 768 KiB of phase-0 tables plus their phase
+//! tables and class lists, at most `cross_bytes_per_filter` a rule (16 KiB by default);
+//! past 10k–20k rules their build outgrows its bounds and trees serve.
 //!
 //! # Batches
 //!
