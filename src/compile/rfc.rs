@@ -128,6 +128,15 @@ fn chunk(spans: &[Span], size: u32, members: usize) -> (Vec<u16>, Classes) {
     (table, classes)
 }
 
+/// The work of combining `a` and `b` (see [`MAX_WORK`]): a cell merges one set of each.
+fn cost(a: &Classes, b: &Classes) -> Option<usize> {
+    let words = |c: &Classes| c.sets.iter().map(Vec::len).sum::<usize>();
+    a.len()
+        .checked_mul(b.len())?
+        .checked_add(b.len().checked_mul(words(a))?)?
+        .checked_add(a.len().checked_mul(words(b))?)
+}
+
 /// Limits of one [`combine`].
 #[derive(Clone, Copy)]
 struct Limits {
@@ -162,11 +171,7 @@ fn combine(
     if cells.checked_mul(2)? > limits.bytes {
         return None;
     }
-    let words = |c: &Classes| c.sets.iter().map(Vec::len).sum::<usize>();
-    let cost = cells
-        .checked_add(b.len().checked_mul(words(a))?)?
-        .checked_add(a.len().checked_mul(words(b))?)?;
-    *work = work.checked_sub(cost)?;
+    *work = work.checked_sub(cost(a, b)?)?;
     let mut out = Classes::default();
     let (mut both, mut folded) = (Set::new(), Set::new());
     let mut table = Vec::with_capacity(cells);
@@ -443,6 +448,14 @@ fn build_with(filters: &[Filter<u32>], budget: usize, narrow: usize) -> Option<R
     // Phase 1 sizes are known now: give up before filling any table that cannot fit.
     let phase1_cells = c0.len() * c1.len() + c2.len() * c3.len() + c4.len() * c5.len();
     if phase1_cells.checked_mul(2)? > budget {
+        return None;
+    }
+    // Phase 1 may take a quarter of the work: a set whose addresses alone cost more than
+    // that has no room left for phases 2 and 3.
+    let phase1 = cost(&c0, &c1)?
+        .checked_add(cost(&c2, &c3)?)?
+        .checked_add(cost(&c4, &c5)?)?;
+    if phase1 > MAX_WORK / 4 {
         return None;
     }
     let mut phase1 = |a: &Classes, b: &Classes, fold: Option<&Parts>| {
