@@ -457,21 +457,20 @@ fn decode_all<T: From<Packet> + Clone + Send + Sync>(
         }
         return;
     }
-    // Decode straight into place on the rayon pool (placeholders first), then close the
-    // gaps the few undecodable frames leave.
+    // Decode straight into the spare capacity on the rayon pool (an undecodable frame
+    // leaves a placeholder, and its reason aside), then close the gaps the few
+    // undecodable frames leave.
     let start = out.len();
-    out.resize(start + n, T::from(placeholder()));
-    let mut skips: Vec<(usize, Skip)> = out[start..]
-        .par_iter_mut()
-        .enumerate()
-        .filter_map(|(i, slot)| match decode_at(i) {
-            Ok(p) => {
-                *slot = T::from(p);
-                None
-            }
-            Err(skip) => Some((i, skip)),
-        })
-        .collect();
+    let skipped = std::sync::Mutex::new(Vec::new());
+    out.par_extend((0..n).into_par_iter().map(|i| match decode_at(i) {
+        Ok(p) => T::from(p),
+        Err(skip) => {
+            // Invariant: no holder of the lock panics.
+            skipped.lock().expect("not poisoned").push((i, skip));
+            T::from(placeholder())
+        }
+    }));
+    let mut skips: Vec<(usize, Skip)> = skipped.into_inner().expect("not poisoned");
     skips.sort_unstable_by_key(|s| s.0);
     summary.decoded += (n - skips.len()) as u64;
     if !skips.is_empty() {
