@@ -4,7 +4,10 @@
 //! µs or ns timestamps; pcapng with any number of sections and interfaces, each
 //! interface with its own link type, `if_tsresol` and `if_tsoffset`. Records are decoded by
 //! [`super::decode`]; those that cannot be are counted in the [`Summary`] under their
-//! reason.
+//! reason. [`Capture::read_chunk`] walks legacy pcap records in place in the reader's
+//! buffer and decodes them from there on the rayon pool; `pcap-parser` still reads the
+//! file header, pcapng blocks, and each record that straddles a buffer refill or ends the
+//! input, so errors and cut records are reported exactly as when iterating.
 
 use std::io::Read;
 
