@@ -4,7 +4,10 @@
 //! µs or ns timestamps; pcapng with any number of sections and interfaces, each
 //! interface with its own link type, `if_tsresol` and `if_tsoffset`. Records are decoded by
 //! [`super::decode`]; those that cannot be are counted in the [`Summary`] under their
-//! reason.
+//! reason. [`Capture::read_chunk`] walks legacy pcap records in place in the reader's
+//! buffer and decodes them from there on the rayon pool; `pcap-parser` still reads the
+//! file header, pcapng blocks, and each record that straddles a buffer refill or ends the
+//! input, so errors and cut records are reported exactly as when iterating.
 
 use std::io::Read;
 
@@ -54,6 +57,55 @@ pub enum CaptureError {
     },
 }
 
+/// The record layout of a legacy pcap file, from its header (as `pcap-parser` reads it).
+#[derive(Clone, Copy, Debug)]
+struct Legacy {
+    link_type: i32,
+    /// Nanosecond timestamps.
+    ns: bool,
+    /// Big-endian record headers.
+    big: bool,
+    /// Record header length: 16, or 24 in the "modified" format.
+    header: usize,
+}
+
+impl Legacy {
+    fn word(&self, b: &[u8], at: usize) -> u32 {
+        let w = [b[at], b[at + 1], b[at + 2], b[at + 3]];
+        if self.big {
+            u32::from_be_bytes(w)
+        } else {
+            u32::from_le_bytes(w)
+        }
+    }
+
+    /// The length of the record that starts `b`, header included, when `b` holds all of
+    /// it.
+    fn complete(&self, b: &[u8]) -> Option<usize> {
+        let head = b.get(..self.header)?;
+        let len = self.header.saturating_add(self.word(head, 8) as usize);
+        (len <= b.len()).then_some(len)
+    }
+
+    /// The metadata of record `index` from its header fields.
+    fn meta(&self, index: u64, ts_sec: u32, ts_frac: u32, origlen: u32) -> Meta {
+        let frac = u64::from(ts_frac) * if self.ns { 1 } else { 1000 };
+        Meta {
+            index,
+            ts_ns: u64::from(ts_sec) * 1_000_000_000 + frac,
+            wire_len: origlen,
+            interface: 0,
+        }
+    }
+
+    /// Decodes record `index`, which `b` holds (checked by [`Legacy::complete`]).
+    fn decode(&self, index: u64, b: &[u8]) -> Result<Packet, Skip> {
+        let caplen = self.word(b, 8) as usize;
+        let meta = self.meta(index, self.word(b, 0), self.word(b, 4), self.word(b, 12));
+        decode(self.link_type, &b[self.header..self.header + caplen], meta)
+    }
+}
+
 #[derive(Clone, Copy, Debug)]
 struct Iface {
     link_type: i32,
@@ -67,16 +119,17 @@ struct Iface {
 pub struct Capture<'r> {
     inner: Box<dyn PcapReaderIterator + Send + 'r>,
     format: &'static str,
-    /// Legacy pcap: link type and whether timestamps are ns.
-    legacy: Option<(i32, bool)>,
+    /// Legacy pcap: the record layout, once the file header has been read.
+    legacy: Option<Legacy>,
     /// pcapng: the current section's interfaces.
     ifaces: Vec<Iface>,
     index: u64,
     capacity: usize,
     done: bool,
     summary: Summary,
-    /// Reused buffer of [`Capture::read_chunk`].
+    /// Reused buffers of [`Capture::read_chunk`].
     frames: Frames,
+    starts: Vec<usize>,
 }
 
 fn ns_of(ts: u64, resolution: u64, offset: i64) -> u64 {
@@ -115,14 +168,14 @@ impl Frames {
         self.bytes.extend_from_slice(data);
     }
 
-    /// Frame `i`: link type, bytes, metadata.
-    fn get(&self, i: usize) -> (i32, &[u8], Meta) {
+    /// Decodes frame `i`.
+    fn decode(&self, i: usize) -> Result<Packet, Skip> {
         let (link_type, meta, start) = self.frames[i];
         let end = self
             .frames
             .get(i + 1)
             .map_or(self.bytes.len(), |next| next.2);
-        (link_type, &self.bytes[start..end], meta)
+        decode(link_type, &self.bytes[start..end], meta)
     }
 }
 
@@ -176,6 +229,7 @@ impl<'r> Capture<'r> {
             done: false,
             summary: Summary::default(),
             frames: Frames::default(),
+            starts: Vec::new(),
         })
     }
 
@@ -257,7 +311,8 @@ impl<'r> Capture<'r> {
             };
             match step {
                 Ok((len, step)) => {
-                    self.inner.consume(len);
+                    // Without shifting the rest of the buffer down (`refill` does that).
+                    self.inner.consume_noshift(len);
                     match step {
                         Step::Frame => return Some(Ok(())),
                         Step::Skipped | Step::Meta => continue,
@@ -309,21 +364,59 @@ impl<'r> Capture<'r> {
     }
 
     /// Reads up to `max` records and appends their decoded packets to `out`, in input
-    /// order; the frames are copied out of the reader first and decoded on the rayon pool
-    /// (the summary is the same as when iterating). Returns `Ok(false)` once the input is
-    /// exhausted. On `Err`, the packets of the records read before the failure have been
-    /// appended.
+    /// order, decoded on the rayon pool (the summary is the same as when iterating).
+    /// Legacy pcap records are walked and decoded in place, straight from the reader's
+    /// buffer, a buffer-full at a time; the records `pcap-parser` reads (pcapng blocks, a
+    /// record across a buffer refill, the end of the input) are copied out first. Returns
+    /// `Ok(false)` once the input is exhausted. On `Err`, the packets of the records read
+    /// before the failure have been appended.
     pub fn read_chunk<T: From<Packet> + Clone + Send + Sync>(
         &mut self,
         max: usize,
         out: &mut Vec<T>,
     ) -> Result<bool, CaptureError> {
         let mut frames = std::mem::take(&mut self.frames);
+        let mut starts = std::mem::take(&mut self.starts);
         frames.clear();
         let mut failure = None;
-        while frames.frames.len() < max {
+        let mut read = 0;
+        while read < max && !self.done {
+            if let Some(legacy) = self.legacy {
+                let data = self.inner.data();
+                starts.clear();
+                let mut at = 0;
+                while starts.len() < max - read {
+                    let Some(len) = legacy.complete(&data[at..]) else {
+                        break;
+                    };
+                    starts.push(at);
+                    at += len;
+                }
+                if !starts.is_empty() {
+                    // The frames copied so far come first.
+                    decode_all(
+                        frames.frames.len(),
+                        |i| frames.decode(i),
+                        out,
+                        &mut self.summary,
+                    );
+                    frames.clear();
+                    let (first, n) = (self.index, starts.len());
+                    decode_all(
+                        n,
+                        |i| legacy.decode(first + i as u64, &data[starts[i]..]),
+                        out,
+                        &mut self.summary,
+                    );
+                    self.index += n as u64;
+                    self.summary.records += n as u64;
+                    read += n;
+                    self.inner.consume_noshift(at);
+                    continue;
+                }
+            }
             match self.advance(&mut |lt, data, meta| frames.push(lt, data, meta)) {
-                Some(Ok(())) => {}
+                Some(Ok(())) => read += 1,
                 Some(Err(e)) => {
                     failure = Some(e);
                     break;
@@ -331,58 +424,73 @@ impl<'r> Capture<'r> {
                 None => break,
             }
         }
-        let n = frames.frames.len();
-        let decode_at = |i: usize| {
-            let (lt, data, meta) = frames.get(i);
-            decode(lt, data, meta)
-        };
-        if n < PARALLEL_DECODE {
-            out.reserve(n);
-            for i in 0..n {
-                if let Some(p) = self.count(decode_at(i)) {
-                    out.push(T::from(p));
-                }
-            }
-        } else {
-            // Decode straight into place on the rayon pool (placeholders first), then
-            // close the gaps the few undecodable frames leave.
-            let start = out.len();
-            out.resize(start + n, T::from(placeholder()));
-            let mut skips: Vec<(usize, Skip)> = out[start..]
-                .par_iter_mut()
-                .enumerate()
-                .filter_map(|(i, slot)| match decode_at(i) {
-                    Ok(p) => {
-                        *slot = T::from(p);
-                        None
-                    }
-                    Err(skip) => Some((i, skip)),
-                })
-                .collect();
-            skips.sort_unstable_by_key(|s| s.0);
-            self.summary.decoded += (n - skips.len()) as u64;
-            if !skips.is_empty() {
-                let mut kept = start;
-                let mut next_skip = skips.iter().map(|s| s.0).peekable();
-                for i in 0..n {
-                    if next_skip.peek() == Some(&i) {
-                        next_skip.next();
-                        continue;
-                    }
-                    out.swap(kept, start + i);
-                    kept += 1;
-                }
-                out.truncate(kept);
-            }
-            for (_, skip) in &skips {
-                self.summary.skip(skip);
-            }
-        }
+        decode_all(
+            frames.frames.len(),
+            |i| frames.decode(i),
+            out,
+            &mut self.summary,
+        );
         self.frames = frames;
+        self.starts = starts;
         match failure {
             Some(e) => Err(e),
             None => Ok(!self.done),
         }
+    }
+}
+
+/// Decodes frames `0..n` with `decode_at` and appends the packets to `out` in order,
+/// counting each result in `summary`; on the rayon pool from [`PARALLEL_DECODE`] frames.
+fn decode_all<T: From<Packet> + Clone + Send + Sync>(
+    n: usize,
+    decode_at: impl Fn(usize) -> Result<Packet, Skip> + Sync,
+    out: &mut Vec<T>,
+    summary: &mut Summary,
+) {
+    if n < PARALLEL_DECODE {
+        out.reserve(n);
+        for i in 0..n {
+            match decode_at(i) {
+                Ok(p) => {
+                    summary.decoded += 1;
+                    out.push(T::from(p));
+                }
+                Err(skip) => summary.skip(&skip),
+            }
+        }
+        return;
+    }
+    // Decode straight into the spare capacity on the rayon pool (an undecodable frame
+    // leaves a placeholder, and its reason aside), then close the gaps the few
+    // undecodable frames leave.
+    let start = out.len();
+    let skipped = std::sync::Mutex::new(Vec::new());
+    out.par_extend((0..n).into_par_iter().map(|i| match decode_at(i) {
+        Ok(p) => T::from(p),
+        Err(skip) => {
+            // Invariant: no holder of the lock panics.
+            skipped.lock().expect("not poisoned").push((i, skip));
+            T::from(placeholder())
+        }
+    }));
+    let mut skips: Vec<(usize, Skip)> = skipped.into_inner().expect("not poisoned");
+    skips.sort_unstable_by_key(|s| s.0);
+    summary.decoded += (n - skips.len()) as u64;
+    if !skips.is_empty() {
+        let mut kept = start;
+        let mut next_skip = skips.iter().map(|s| s.0).peekable();
+        for i in 0..n {
+            if next_skip.peek() == Some(&i) {
+                next_skip.next();
+                continue;
+            }
+            out.swap(kept, start + i);
+            kept += 1;
+        }
+        out.truncate(kept);
+    }
+    for (_, skip) in &skips {
+        summary.skip(skip);
     }
 }
 
@@ -407,7 +515,7 @@ impl Iterator for Capture<'_> {
 
 /// The mutable parts of a [`Capture`] a block updates, borrowed apart from the reader.
 struct Stepper<'a> {
-    legacy: &'a mut Option<(i32, bool)>,
+    legacy: &'a mut Option<Legacy>,
     ifaces: &'a mut Vec<Iface>,
     index: &'a mut u64,
     summary: &'a mut Summary,
@@ -442,20 +550,26 @@ impl Stepper<'_> {
         match block {
             PcapBlockOwned::LegacyHeader(h) => {
                 // The upper bits of the link-type field carry FCS information (pcap spec).
-                *self.legacy = Some((h.network.0 & 0xffff, h.is_nanosecond_precision()));
+                let modified = h.is_modified_format();
+                *self.legacy = Some(Legacy {
+                    link_type: h.network.0 & 0xffff,
+                    ns: h.is_nanosecond_precision(),
+                    // pcap-parser reads "modified" records little-endian.
+                    big: h.is_bigendian() && !modified,
+                    header: if modified { 24 } else { 16 },
+                });
                 Step::Meta
             }
             PcapBlockOwned::Legacy(b) => {
-                let (lt, ns) = self.legacy.unwrap_or((1, false));
-                let frac = u64::from(b.ts_usec) * if ns { 1 } else { 1000 };
-                let meta = Meta {
-                    index: *self.index,
-                    ts_ns: u64::from(b.ts_sec) * 1_000_000_000 + frac,
-                    wire_len: b.origlen,
-                    interface: 0,
-                };
+                let legacy = self.legacy.unwrap_or(Legacy {
+                    link_type: 1,
+                    ns: false,
+                    big: false,
+                    header: 16,
+                });
+                let meta = legacy.meta(*self.index, b.ts_sec, b.ts_usec, b.origlen);
                 let cut = (b.caplen as usize).min(b.data.len());
-                self.frame(lt, &b.data[..cut], meta, sink)
+                self.frame(legacy.link_type, &b.data[..cut], meta, sink)
             }
             PcapBlockOwned::NG(Block::SectionHeader(_)) => {
                 self.ifaces.clear();
@@ -507,7 +621,18 @@ mod tests {
     /// A legacy pcap with one Ethernet/IPv4/UDP frame, in the given byte order and
     /// precision.
     fn pcap(big: bool, ns: bool) -> Vec<u8> {
-        let magic: u32 = if ns { 0xa1b2_3c4d } else { 0xa1b2_c3d4 };
+        pcap_of(big, ns, false, 1)
+    }
+
+    /// A legacy pcap with `n` Ethernet/IPv4/UDP frames (record `i`: source port `53 + i`,
+    /// timestamp 100 s + 7 + `i` units, a growing tail; every 13th is not IP), in the
+    /// given byte order, precision and record format ("modified": 24-byte headers).
+    fn pcap_of(big: bool, ns: bool, modified: bool, n: u32) -> Vec<u8> {
+        let magic: u32 = match (modified, ns) {
+            (true, _) => 0xa1b2_cd34,
+            (false, true) => 0xa1b2_3c4d,
+            (false, false) => 0xa1b2_c3d4,
+        };
         let w32 = |v: u32| {
             if big {
                 v.to_be_bytes()
@@ -530,18 +655,87 @@ mod tests {
         f.extend_from_slice(&w32(0));
         f.extend_from_slice(&w32(65535));
         f.extend_from_slice(&w32(1));
-        let mut frame = vec![0u8; 12];
-        frame.extend_from_slice(&[0x08, 0x00]);
-        frame.extend_from_slice(&[
-            0x45, 0, 0, 28, 0, 0, 0, 0, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2,
-        ]);
-        frame.extend_from_slice(&[0, 53, 0x30, 0x39, 0, 8, 0, 0]);
-        f.extend_from_slice(&w32(100));
-        f.extend_from_slice(&w32(7));
-        f.extend_from_slice(&w32(frame.len() as u32));
-        f.extend_from_slice(&w32(frame.len() as u32));
-        f.extend_from_slice(&frame);
+        for i in 0..n {
+            let mut frame = vec![0u8; 12];
+            frame.extend_from_slice(if i % 13 == 12 {
+                &[0x08, 0x06]
+            } else {
+                &[0x08, 0x00]
+            });
+            frame.extend_from_slice(&[
+                0x45, 0, 0, 28, 0, 0, 0, 0, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2,
+            ]);
+            frame.extend_from_slice(&(53 + i as u16).to_be_bytes());
+            frame.extend_from_slice(&[0x30, 0x39, 0, 8, 0, 0]);
+            frame.resize(frame.len() + (i % 31) as usize, 0xee);
+            f.extend_from_slice(&w32(100));
+            f.extend_from_slice(&w32(7 + i));
+            f.extend_from_slice(&w32(frame.len() as u32));
+            f.extend_from_slice(&w32(frame.len() as u32 + 4));
+            if modified {
+                f.extend_from_slice(&[0; 8]);
+            }
+            f.extend_from_slice(&frame);
+        }
         f
+    }
+
+    /// A reader that hands out at most `piece` bytes at a time.
+    struct Pieces<'a> {
+        bytes: &'a [u8],
+        piece: usize,
+    }
+
+    impl Read for Pieces<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = buf.len().min(self.piece).min(self.bytes.len());
+            buf[..n].copy_from_slice(&self.bytes[..n]);
+            self.bytes = &self.bytes[n..];
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn legacy_records_read_in_place_equal_the_iterator() {
+        // Enough records to fill the reader's buffer several times (records cross every
+        // refill) and to decode on the pool; read whole, in odd pieces, and cut short.
+        for (big, ns, modified) in [
+            (false, false, false),
+            (true, true, false),
+            (false, true, false),
+            (false, false, true),
+        ] {
+            let data = pcap_of(big, ns, modified, 40_000);
+            assert!(data.len() > 2 * INITIAL_CAPACITY);
+            for (piece, cut) in [(usize::MAX, 0), (4093, 0), (usize::MAX, 9), (777, 30)] {
+                let bytes = &data[..data.len() - cut];
+                let open = || Capture::new(Pieces { bytes, piece }).unwrap();
+                let mut one = open();
+                let expected: Vec<Packet> = one.by_ref().map(Result::unwrap).collect();
+                let summary = one.into_summary();
+                assert_eq!(
+                    summary.records, 40_000,
+                    "{big} {ns} {modified} {piece} {cut}"
+                );
+                let not_ip = 40_000 / 13 + usize::from(cut > 0);
+                assert_eq!(expected.len(), 40_000 - not_ip);
+                let last = 40_000 - 1 - if cut > 0 { 1 } else { 0 };
+                let p = expected.last().unwrap();
+                assert_eq!(p.header.src_port, 53 + last as u16);
+                assert_eq!(p.index, last as u64);
+                assert_eq!(p.wire_len, p.cap_len + 4);
+                let frac = 7 + last as u64;
+                let scale = if ns && !modified { 1 } else { 1000 };
+                assert_eq!(p.ts_ns, 100_000_000_000 + frac * scale);
+                for max in [1, 4096, 16384, 100_000] {
+                    let mut chunked = open();
+                    let mut packets: Vec<Packet> = Vec::new();
+                    while chunked.read_chunk(max, &mut packets).unwrap() {}
+                    assert_eq!(packets, expected, "chunks of {max}");
+                    assert_eq!(chunked.summary(), &summary, "chunks of {max}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -229,6 +229,9 @@ struct Routed {
     evaluations: usize,
     unmatched: u64,
     latest: u64,
+    /// Whether the sub-chunk holds a fragment (then it is routed again once the chunk's
+    /// fragments have their ports).
+    fragments: bool,
 }
 
 /// A partition: the flows whose key hashes to it, and its outcomes of the current chunk.
@@ -683,10 +686,12 @@ impl<'t, E: Engine + ?Sized> Evaluator<'t, E> {
         r.evaluations = 0;
         r.unmatched = 0;
         r.latest = 0;
+        r.fragments = false;
         for (j, item) in items.iter().enumerate() {
             let (header, ts_ns) = match item {
                 Item::Flow(rec) => (rec.header, rec.start.saturating_mul(SECOND)),
                 Item::Packet(p) if p.fragment.is_some() => {
+                    r.fragments = true;
                     let h = fixed
                         .binary_search_by_key(&(first + j), |x| x.0)
                         .map_or(p.header, |at| fixed[at].1);
@@ -722,6 +727,34 @@ impl<'t, E: Engine + ?Sized> Evaluator<'t, E> {
                 });
                 r.evaluations += 1;
             }
+        }
+    }
+
+    /// Routes the sub-chunks of `size` items that `which` picks (in parallel with more than
+    /// one partition).
+    fn route_all(
+        &self,
+        routed: &mut [Routed],
+        items: &[Item],
+        size: usize,
+        fixed: &[(usize, Header)],
+        which: impl Fn(&Routed) -> bool + Sync,
+    ) {
+        let one = |s: usize, r: &mut Routed, chunk: &[Item]| {
+            if which(r) {
+                self.route(r, chunk, s * size, fixed);
+            }
+        };
+        if self.parts.len() == 1 {
+            for (s, (r, chunk)) in routed.iter_mut().zip(items.chunks(size)).enumerate() {
+                one(s, r, chunk);
+            }
+        } else {
+            routed
+                .par_iter_mut()
+                .zip(items.par_chunks(size))
+                .enumerate()
+                .for_each(|(s, (r, chunk))| one(s, r, chunk));
         }
     }
 
@@ -806,20 +839,14 @@ impl<'t, E: Engine + ?Sized> Evaluator<'t, E> {
     /// [`Evaluator::eval`] into a caller's buffer (cleared first), which can be reused from
     /// chunk to chunk.
     ///
-    /// Four steps: non-first fragments get their first fragment's ports (sequential, over
-    /// fragments only); sub-chunks of items are routed in parallel (points, flow-key hash,
-    /// partition); partitions judge their tasks in parallel, sub-chunk after sub-chunk, so
+    /// Four steps: sub-chunks of items are routed in parallel (points, flow-key hash,
+    /// partition), and when the chunk holds fragments, non-first fragments get their first
+    /// fragment's ports (sequential, over fragments only) and the sub-chunks that hold
+    /// fragments are routed again; partitions judge their tasks in parallel, sub-chunk after sub-chunk, so
     /// in input order; the outcomes are put back in input order and counted. Stateless
     /// evaluation judges in the routing step and needs no partitions.
     pub fn eval_into(&mut self, items: &[Item], out: &mut Vec<Outcome>) {
         let n = self.parts.len();
-        let mut fixed = Vec::new();
-        for (i, item) in items.iter().enumerate() {
-            if matches!(item, Item::Packet(p) if p.fragment.is_some()) {
-                let h = self.header(item);
-                fixed.push((i, h));
-            }
-        }
         let size = if n == 1 {
             items.len().max(1)
         } else {
@@ -832,18 +859,19 @@ impl<'t, E: Engine + ?Sized> Evaluator<'t, E> {
         let mut routed = std::mem::take(&mut self.routed);
         routed.resize_with(subs.max(routed.len()), Routed::default);
         let routed_now = &mut routed[..subs];
-        if n == 1 {
-            for (s, r) in routed_now.iter_mut().enumerate() {
-                let end = ((s + 1) * size).min(items.len());
-                self.route(r, &items[s * size..end], s * size, &fixed);
+        // Routed in parallel as if no item were a fragment; the sub-chunks that hold one
+        // are routed again once the fragments have their ports (rare: it takes a pass in
+        // input order over the chunk).
+        self.route_all(routed_now, items, size, &[], |_| true);
+        if routed_now.iter().any(|r| r.fragments) {
+            let mut fixed = Vec::new();
+            for (i, item) in items.iter().enumerate() {
+                if matches!(item, Item::Packet(p) if p.fragment.is_some()) {
+                    let h = self.header(item);
+                    fixed.push((i, h));
+                }
             }
-        } else {
-            let this = &*self;
-            routed_now
-                .par_iter_mut()
-                .zip(items.par_chunks(size))
-                .enumerate()
-                .for_each(|(s, (r, chunk))| this.route(r, chunk, s * size, &fixed));
+            self.route_all(routed_now, items, size, &fixed, |r| r.fragments);
         }
         let mut base = Vec::with_capacity(subs);
         let mut total = 0usize;
