@@ -84,8 +84,8 @@ struct Span {
 }
 
 /// Phase 0 of one chunk of `size` values: each value's class among the sets of members
-/// whose span holds it.
-fn chunk(spans: &[Span], size: u32, members: usize) -> (Vec<u16>, Classes) {
+/// whose span holds it; `None` once there are more than `limit` classes.
+fn chunk(spans: &[Span], size: u32, members: usize, limit: usize) -> Option<(Vec<u16>, Classes)> {
     // Events: (value, member, whether it enters); a member leaves after its high end.
     let mut events: Vec<(u32, u32, bool)> = Vec::with_capacity(spans.len() * 2);
     for s in spans {
@@ -122,10 +122,13 @@ fn chunk(spans: &[Span], size: u32, members: usize) -> (Vec<u16>, Classes) {
         );
         // Classes are at most the runs of values, so at most `size` (65,536): they fit.
         let class = classes.intern(&sparse) as u16;
+        if classes.len() > limit {
+            return None;
+        }
         table[at as usize..end as usize].fill(class);
         at = end;
     }
-    (table, classes)
+    Some((table, classes))
 }
 
 /// The work of combining `a` and `b` (see [`MAX_WORK`]): a cell merges one set of each.
@@ -437,27 +440,24 @@ fn build_with(filters: &[Filter<u32>], budget: usize, narrow: usize) -> Option<R
             })
             .collect()
     };
-    let (t0, c0) = chunk(&remote.high, 65_536, remote.members());
-    let (t1, c1) = chunk(&remote.low, 65_536, remote.members());
-    let (t2, c2) = chunk(&local.high, 65_536, local.members());
-    let (t3, c3) = chunk(&local.low, 65_536, local.members());
-    let (t4, c4) = chunk(&spans(2), 65_536, n);
-    let (t5, c5) = chunk(&spans(3), 65_536, n);
-    let (t6, c6) = chunk(&spans(4), 256, n);
-
-    // Phase 1 sizes are known now: give up before filling any table that cannot fit.
-    let phase1_cells = c0.len() * c1.len() + c2.len() * c3.len() + c4.len() * c5.len();
-    if phase1_cells.checked_mul(2)? > budget {
-        return None;
-    }
+    // Each pair of chunks makes a phase-1 table of two-byte cells: the second chunk of a
+    // pair gives up as soon as its classes would make the tables so far pass the budget.
     // Phase 1 may take a quarter of the work: a set whose addresses alone cost more than
     // that has no room left for phases 2 and 3.
-    let phase1 = cost(&c0, &c1)?
-        .checked_add(cost(&c2, &c3)?)?
-        .checked_add(cost(&c4, &c5)?)?;
-    if phase1 > MAX_WORK / 4 {
-        return None;
-    }
+    let mut cells = budget / 2;
+    let mut phase1_work = MAX_WORK / 4;
+    let mut pair = |a: &[Span], b: &[Span], members: usize| {
+        let (ta, ca) = chunk(a, 65_536, members, cells)?;
+        let (tb, cb) = chunk(b, 65_536, members, cells / ca.len().max(1))?;
+        cells -= ca.len() * cb.len();
+        phase1_work = phase1_work.checked_sub(cost(&ca, &cb)?)?;
+        Some(((ta, ca), (tb, cb)))
+    };
+    let ((t0, c0), (t1, c1)) = pair(&remote.high, &remote.low, remote.members())?;
+    let ((t2, c2), (t3, c3)) = pair(&local.high, &local.low, local.members())?;
+    let ((t4, c4), (t5, c5)) = pair(&spans(2), &spans(3), n)?;
+    let (t6, c6) = chunk(&spans(4), 256, n, usize::MAX)?;
+
     let mut phase1 = |a: &Classes, b: &Classes, fold: Option<&Parts>| {
         let limits = Limits {
             bytes: budget,
