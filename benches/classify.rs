@@ -108,12 +108,11 @@ fn classify_classbench(c: &mut Criterion) {
         };
         g.throughput(Throughput::Elements(q.len() as u64));
         let auto = compile(&state, &Config::default()).expect("compiles");
-        let tables = auto.index_summary().cross_product_tables > 0;
-        for (label, config) in [("auto", Config::default()), ("trees", trees)] {
-            if label == "trees" && !tables {
-                continue;
-            }
-            let table = compile(&state, &config).expect("compiles");
+        let mut tables = vec![("auto", auto)];
+        if tables[0].1.index_summary().cross_product_tables > 0 {
+            tables.push(("trees", compile(&state, &trees).expect("compiles")));
+        }
+        for (label, table) in tables {
             let mut out = Vec::with_capacity(q.len());
             g.bench_with_input(BenchmarkId::new(label, &name), &q, |b, q| {
                 b.iter(|| table.classify_batch(black_box(q), &mut out))

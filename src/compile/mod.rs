@@ -266,12 +266,13 @@ impl Unit {
     ) -> Unit {
         let exact = |rank: u32| ranks.exact(rank);
         let n = filters.0.len();
-        let budget = n
-            .saturating_mul(config.cross_bytes_per_filter)
-            .max(CROSS_MIN_BUDGET);
         let built = match tables {
             Tables::Keep(t) => Some(t),
-            Tables::Try if n >= config.cross_min_filters => {
+            // No tables for no filters: their phase-0 tables alone take 768 KiB.
+            Tables::Try if n > 0 && n >= config.cross_min_filters => {
+                let budget = n
+                    .saturating_mul(config.cross_bytes_per_filter)
+                    .max(CROSS_MIN_BUDGET);
                 rfc::build(&filters.0, budget).map(Arc::new)
             }
             _ => None,
@@ -338,11 +339,14 @@ impl V4 {
         }
     }
 
-    fn cover_ranks(&self) -> Box<dyn Iterator<Item = u32> + '_> {
+    /// Ranks of the filters that pruned a tree region (tables prune nothing).
+    fn cover_ranks(&self) -> impl Iterator<Item = u32> + '_ {
         match self {
-            V4::Trees(f) => Box::new(f.cover_ranks()),
-            V4::Tables(_) => Box::new(std::iter::empty()),
+            V4::Trees(f) => Some(f.cover_ranks()),
+            V4::Tables(_) => None,
         }
+        .into_iter()
+        .flatten()
     }
 
     fn memory_usage(&self) -> usize {

@@ -842,9 +842,9 @@ impl<'t, E: Engine + ?Sized> Evaluator<'t, E> {
     /// Four steps: sub-chunks of items are routed in parallel (points, flow-key hash,
     /// partition), and when the chunk holds fragments, non-first fragments get their first
     /// fragment's ports (sequential, over fragments only) and the sub-chunks that hold
-    /// fragments are routed again; partitions judge their tasks in parallel, sub-chunk after sub-chunk, so
-    /// in input order; the outcomes are put back in input order and counted. Stateless
-    /// evaluation judges in the routing step and needs no partitions.
+    /// fragments are routed again; partitions judge their tasks in parallel, sub-chunk
+    /// after sub-chunk, so in input order; the outcomes are put back in input order and
+    /// counted. Stateless evaluation judges in the routing step and needs no partitions.
     pub fn eval_into(&mut self, items: &[Item], out: &mut Vec<Outcome>) {
         let n = self.parts.len();
         let size = if n == 1 {
