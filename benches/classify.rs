@@ -171,8 +171,9 @@ fn batch_scaling(c: &mut Criterion) {
             .num_threads(threads)
             .build()
             .expect("thread pool");
+        let mut out = Vec::with_capacity(q.len());
         g.bench_with_input(BenchmarkId::from_parameter(threads), &q, |b, q| {
-            b.iter(|| pool.install(|| table.classify_par(black_box(q))))
+            b.iter(|| pool.install(|| table.classify_par_into(black_box(q), &mut out)))
         });
     }
     g.finish();

@@ -206,6 +206,19 @@ pub fn rule_order(state: &State, index: usize) -> (u32, bool, usize) {
     (r.priority.0, r.action == Action::Accept, index)
 }
 
+/// A placeholder verdict for output slots about to be overwritten.
+pub(crate) const DEFAULT_VERDICT: Verdict = Verdict {
+    action: Action::Drop,
+    by: By::Default,
+};
+
+/// Makes `out` exactly `len` verdicts long for a parallel pass to overwrite, filling only
+/// slots it did not have (a batch of the same size as the last one costs nothing).
+pub(crate) fn size_output(out: &mut Vec<Verdict>, len: usize) {
+    out.truncate(len);
+    out.resize(len, DEFAULT_VERDICT);
+}
+
 /// Anything that judges packets: the reference scan, the compiled table, the live table.
 pub trait Engine: Sync {
     /// Judges one packet at one point.
@@ -220,17 +233,12 @@ pub trait Engine: Sync {
         out.extend(queries.iter().map(|(p, h)| self.classify(*p, h)));
     }
 
-    /// Judges a batch on the rayon pool, in chunks; the result equals
-    /// [`Engine::classify_batch`]'s.
-    fn classify_par(&self, queries: &[(Point, Header)]) -> Vec<Verdict> {
+    /// Judges a batch on the rayon pool, in chunks, into `out` (its old contents are
+    /// replaced; its memory is reused, so repeated batches allocate nothing); the result
+    /// equals [`Engine::classify_batch`]'s.
+    fn classify_par_into(&self, queries: &[(Point, Header)], out: &mut Vec<Verdict>) {
         const CHUNK: usize = 4096;
-        let mut out = vec![
-            Verdict {
-                action: Action::Drop,
-                by: By::Default
-            };
-            queries.len()
-        ];
+        size_output(out, queries.len());
         out.par_chunks_mut(CHUNK)
             .zip(queries.par_chunks(CHUNK))
             .for_each(|(out, qs)| {
@@ -238,6 +246,12 @@ pub trait Engine: Sync {
                     *o = self.classify(*p, h);
                 }
             });
+    }
+
+    /// [`Engine::classify_par_into`] into a new vector.
+    fn classify_par(&self, queries: &[(Point, Header)]) -> Vec<Verdict> {
+        let mut out = Vec::new();
+        self.classify_par_into(queries, &mut out);
         out
     }
 

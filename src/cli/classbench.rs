@@ -114,7 +114,7 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
         if args.threads == 1 {
             table.classify_batch(&queries, &mut out);
         } else {
-            out = pool.install(|| table.classify_par(&queries));
+            pool.install(|| table.classify_par_into(&queries, &mut out));
         }
         times.push(started.elapsed().as_secs_f64());
     }

@@ -53,7 +53,7 @@
 //!
 //! [`Engine::classify_batch`] on a [`Table`] judges runs of up to [`LANES`] packets that
 //! share a point together, walking the trees in lockstep (see [`crate::classify`]'s tree
-//! module); [`Engine::classify_par`] hands 4096-packet chunks of the batch path to rayon.
+//! module); [`Engine::classify_par_into`] hands 4096-packet chunks of the batch path to rayon.
 
 pub(crate) mod rfc;
 pub(crate) mod tree;
@@ -70,7 +70,9 @@ use rustc_hash::FxHashMap;
 
 use crate::classify::rfc::Rfc;
 use crate::classify::tree::{Bounds, Filter, Forest, Key, Word, DIMS, LANES, NONE};
-use crate::classify::{rule_order, By, Engine, Point, Semantics, SemanticsError, Verdict};
+use crate::classify::{
+    rule_order, size_output, By, Engine, Point, Semantics, SemanticsError, Verdict, DEFAULT_VERDICT,
+};
 use crate::model::{
     Action, Cidr, Direction, EniId, Family, GroupId, Header, Peer, PortRange, Protocol, Rule,
     RuleId, State,
@@ -1253,7 +1255,7 @@ impl Table {
     /// Judges up to [`LANES`] IPv4 packets of one point at once (see
     /// [`Forest::lookup_lanes`]); packets of another family take the one-at-a-time path.
     #[inline]
-    fn classify_lanes(&self, point: Point, hs: &[&Header], out: &mut Vec<Verdict>) {
+    fn classify_lanes(&self, point: Point, hs: &[&Header]) -> [Verdict; LANES] {
         let direction = point.direction;
         let d = direction_index(direction);
         let context = &self.contexts[self.points[point.eni as usize][d] as usize];
@@ -1272,9 +1274,12 @@ impl Table {
                 n += 1;
             }
         }
+        let mut out = [DEFAULT_VERDICT; LANES];
         if n < hs.len() {
-            out.extend(hs.iter().map(|h| self.classify(point, h)));
-            return;
+            for (o, h) in out.iter_mut().zip(hs) {
+                *o = self.classify(point, h);
+            }
+            return out;
         }
         let mut classes = [0u32; LANES];
         if context.needs_class(ranks) {
@@ -1298,12 +1303,36 @@ impl Table {
                     .lookup_lanes(&keys[..n], &mut best[..n], &ok);
             }
         }
-        out.extend(
-            best[..n]
+        for ((o, &b), &class) in out.iter_mut().zip(&best[..n]).zip(&classes) {
+            *o = context.verdict(ranks, b, class, &self.members);
+        }
+        out
+    }
+
+    /// Judges `queries` in order, handing the verdicts to `emit` a run at a time:
+    /// [`LANES`] packets at once where consecutive packets share their point (see
+    /// [`Forest::lookup_lanes`]), else one by one. The result equals one-at-a-time
+    /// classification.
+    fn judge(&self, queries: &[(Point, Header)], mut emit: impl FnMut(&[Verdict])) {
+        let mut rest = queries;
+        while let Some(&(point, _)) = rest.first() {
+            let run = rest
                 .iter()
-                .zip(&classes)
-                .map(|(&b, &class)| context.verdict(ranks, b, class, &self.members)),
-        );
+                .take(LANES)
+                .take_while(|(p, _)| *p == point)
+                .count();
+            let (lanes, tail) = rest.split_at(run);
+            rest = tail;
+            if run == 1 {
+                emit(&[self.classify(point, &lanes[0].1)]);
+                continue;
+            }
+            let mut hs = [&lanes[0].1; LANES];
+            for (slot, (_, h)) in hs.iter_mut().zip(lanes) {
+                *slot = h;
+            }
+            emit(&self.classify_lanes(point, &hs[..run])[..run]);
+        }
     }
 }
 
@@ -1342,52 +1371,27 @@ impl Engine for Table {
         context.verdict(ranks, best, class, &self.members)
     }
 
-    /// Judges the batch [`LANES`] packets at a time where consecutive packets share their
-    /// point (see [`Forest::lookup_lanes`]); the result equals one-at-a-time classification.
+    /// Judges the batch through [`Table::judge`].
     fn classify_batch(&self, queries: &[(Point, Header)], out: &mut Vec<Verdict>) {
         out.clear();
         out.reserve(queries.len());
-        let mut rest = queries;
-        while let Some(&(point, _)) = rest.first() {
-            let run = rest
-                .iter()
-                .take(LANES)
-                .take_while(|(p, _)| *p == point)
-                .count();
-            let (lanes, tail) = rest.split_at(run);
-            rest = tail;
-            if run == 1 {
-                out.push(self.classify(point, &lanes[0].1));
-                continue;
-            }
-            let mut hs = [&lanes[0].1; LANES];
-            for (slot, (_, h)) in hs.iter_mut().zip(lanes) {
-                *slot = h;
-            }
-            self.classify_lanes(point, &hs[..run], out);
-        }
+        self.judge(queries, |v| out.extend_from_slice(v));
     }
 
-    /// Judges a batch on the rayon pool in chunks, each through [`Engine::classify_batch`].
-    fn classify_par(&self, queries: &[(Point, Header)]) -> Vec<Verdict> {
+    /// Judges a batch on the rayon pool in chunks, each through [`Table::judge`] straight
+    /// into its part of `out`.
+    fn classify_par_into(&self, queries: &[(Point, Header)], out: &mut Vec<Verdict>) {
         const CHUNK: usize = 4096;
-        let mut out = vec![
-            Verdict {
-                action: Action::Drop,
-                by: By::Default,
-            };
-            queries.len()
-        ];
+        size_output(out, queries.len());
         out.par_chunks_mut(CHUNK)
             .zip(queries.par_chunks(CHUNK))
-            .for_each_init(
-                || Vec::with_capacity(CHUNK),
-                |scratch, (out, qs)| {
-                    self.classify_batch(qs, scratch);
-                    out.copy_from_slice(scratch);
-                },
-            );
-        out
+            .for_each(|(out, qs)| {
+                let mut at = 0;
+                self.judge(qs, |v| {
+                    out[at..at + v.len()].copy_from_slice(v);
+                    at += v.len();
+                });
+            });
     }
 
     fn rule_id(&self, index: u32) -> &RuleId {

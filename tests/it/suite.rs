@@ -197,6 +197,12 @@ fn suite_parallel() {
         for (i, chunk) in out.chunks(n).enumerate() {
             assert_eq!(chunk, &out[..n], "{}: repetition {i} differs", s.file);
         }
+        // A reused output holding a longer batch, then a shorter one, is overwritten.
+        let mut reused = out.clone();
+        t.classify_par_into(&s.queries, &mut reused);
+        assert_eq!(reused, out[..n], "{}: shrunk output", s.file);
+        t.classify_par_into(&many, &mut reused);
+        assert_eq!(reused, out, "{}: regrown output", s.file);
         names(&t, out[..n].to_vec())
     });
 }
