@@ -258,6 +258,9 @@ pub(crate) struct Node<W> {
 /// Marks a child reference as a leaf (the rest is the leaf's index).
 pub(crate) const LEAF: u32 = 1 << 31;
 
+/// A lane that skips a tree in [`Tree::lookup_lanes`] (no tree has this many leaves).
+const SKIP: u32 = u32::MAX;
+
 /// No match (a rank larger than any real one).
 pub(crate) const NONE: u32 = u32::MAX;
 
@@ -419,7 +422,13 @@ impl<W: Word> Tree<W> {
         ok: &impl Fn(usize, u32) -> bool,
     ) {
         let n = keys.len().min(LANES).min(best.len());
-        let mut at = [self.root; LANES];
+        // Lanes whose match so far beats every filter here sit the tree out.
+        let mut at = [SKIP; LANES];
+        for (a, &b) in at.iter_mut().zip(&best[..n]) {
+            if b > self.min_rank {
+                *a = self.root;
+            }
+        }
         loop {
             let mut inner = false;
             for i in 0..n {
@@ -436,7 +445,9 @@ impl<W: Word> Tree<W> {
             }
         }
         for i in 0..n {
-            best[i] = self.scan(at[i] & !LEAF, &keys[i], best[i], &|r| ok(i, r));
+            if at[i] != SKIP {
+                best[i] = self.scan(at[i] & !LEAF, &keys[i], best[i], &|r| ok(i, r));
+            }
         }
     }
 
