@@ -41,10 +41,11 @@
 //!
 //! # Memory
 //!
-//! Per rule a unit holds a 32-byte packed filter (IPv4), its share of tree nodes and leaf
-//! runs; the ranks add 4 bytes (8 where some rule has a group peer), the rule-ID index 4.
+//! Per rule a unit holds a 32-byte packed filter (IPv4, copied into each leaf that holds it
+//! where cuts replicate little, else once with 4-byte leaf positions) and its share of tree
+//! nodes; the ranks add 4 bytes (8 where some rule has a group peer), the rule-ID index 4.
 //! Per address: the membership map (about 18 bytes) and the address trie (estimated at 64).
-//! [`Table::memory_usage`] counts all of it (about 48–56 bytes a rule on the 100k ClassBench
+//! [`Table::memory_usage`] counts all of it (about 44–52 bytes a rule on the 100k ClassBench
 //! sets). Cross-product tables instead take 768 KiB of phase-0 tables plus their phase
 //! tables and class lists, at most `cross_bytes_per_filter` a rule (16 KiB by default);
 //! past 10k–20k rules their build outgrows its bounds and trees serve.
@@ -53,7 +54,8 @@
 //!
 //! [`Engine::classify_batch`] on a [`Table`] judges runs of up to [`LANES`] packets that
 //! share a point together, walking the trees in lockstep (see [`crate::classify`]'s tree
-//! module); [`Engine::classify_par_into`] hands 4096-packet chunks of the batch path to rayon.
+//! module); [`Engine::classify_par_into`] hands 4096-packet chunks of the batch path to rayon,
+//! each writing straight into its part of a reused output.
 
 pub(crate) mod rfc;
 pub(crate) mod tree;
