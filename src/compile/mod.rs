@@ -1256,6 +1256,7 @@ impl Table {
 
     /// Judges up to [`LANES`] IPv4 packets of one point at once (see
     /// [`Forest::lookup_lanes`]); packets of another family take the one-at-a-time path.
+    /// The first `hs.len()` verdicts returned are theirs, in order.
     #[inline]
     fn classify_lanes(&self, point: Point, hs: &[&Header]) -> [Verdict; LANES] {
         let direction = point.direction;
