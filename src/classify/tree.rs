@@ -298,12 +298,19 @@ impl<W: Word> Leaves<W> {
         }
     }
 
+    /// Every filter held, in no particular order; a filter copied into several leaves comes
+    /// up once per copy.
+    pub fn copies(&self) -> impl Iterator<Item = &Packed<W>> {
+        let (held, rest): (&[Packed<W>], &[Packed<W>]) = match self {
+            Leaves::Inline { slots, hidden } => (slots, hidden),
+            Leaves::Indexed { filters, .. } => (filters, &[]),
+        };
+        held.iter().chain(rest)
+    }
+
     /// Every filter held, once each, in rank order.
     pub fn filters(&self) -> Vec<Packed<W>> {
-        let mut all: Vec<Packed<W>> = match self {
-            Leaves::Inline { slots, hidden } => slots.iter().chain(hidden).copied().collect(),
-            Leaves::Indexed { filters, .. } => filters.clone(),
-        };
+        let mut all: Vec<Packed<W>> = self.copies().copied().collect();
         all.sort_unstable_by_key(|f| f.rank);
         all.dedup_by_key(|f| f.rank);
         all
@@ -311,11 +318,7 @@ impl<W: Word> Leaves<W> {
 
     /// The filter of `rank`, if held.
     pub fn find(&self, rank: u32) -> Option<&Packed<W>> {
-        let mut all = match self {
-            Leaves::Inline { slots, hidden } => slots.iter().chain(hidden),
-            Leaves::Indexed { filters, .. } => filters.iter().chain(&[]),
-        };
-        all.find(|f| f.rank == rank)
+        self.copies().find(|f| f.rank == rank)
     }
 
     /// Bytes held.

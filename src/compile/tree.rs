@@ -133,7 +133,8 @@ pub(crate) fn patch<W: Word>(
         .collect();
     if !dead_covers.is_empty() {
         let mut picked: Vec<Filter<W>> = Vec::new();
-        for f in trees.iter().flat_map(|t| t.leaves.filters()) {
+        // Copies of one filter in several leaves are picked once each, then deduplicated.
+        for f in trees.iter().flat_map(|t| t.leaves.copies()) {
             if dead(f.rank) {
                 continue;
             }
@@ -149,6 +150,7 @@ pub(crate) fn patch<W: Word>(
             }
         }
         picked.sort_unstable_by_key(|f| f.rank);
+        picked.dedup_by_key(|f| f.rank);
         if picked.len() > max {
             return None;
         }
