@@ -52,7 +52,7 @@
 //!
 //! # Batches
 //!
-//! [`Engine::classify_batch`] on a [`Table`] judges runs of up to [`LANES`] packets that
+//! [`Engine::classify_batch`] on a [`Table`] judges runs of up to 16 packets that
 //! share a point together, walking the trees in lockstep (see [`crate::classify`]'s tree
 //! module); [`Engine::classify_par_into`] hands 4096-packet chunks of the batch path to rayon,
 //! each writing straight into its part of a reused output.
@@ -1374,14 +1374,15 @@ impl Engine for Table {
         context.verdict(ranks, best, class, &self.members)
     }
 
-    /// Judges the batch through [`Table::judge`].
+    /// Judges the batch in runs of up to 16 packets that share a point, walking the trees
+    /// in lockstep.
     fn classify_batch(&self, queries: &[(Point, Header)], out: &mut Vec<Verdict>) {
         out.clear();
         out.reserve(queries.len());
         self.judge(queries, |v| out.extend_from_slice(v));
     }
 
-    /// Judges a batch on the rayon pool in chunks, each through [`Table::judge`] straight
+    /// Judges a batch on the rayon pool in chunks, each judged as by `classify_batch` straight
     /// into its part of `out`.
     fn classify_par_into(&self, queries: &[(Point, Header)], out: &mut Vec<Verdict>) {
         const CHUNK: usize = 4096;

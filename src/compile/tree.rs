@@ -1,6 +1,7 @@
 //! Builds the decision tree of [`crate::classify::tree`] from filters in rank order
 //! (HyperSplit-style: binary cuts on one field at a time, chosen to balance the rules on
-//! either side, until a region holds at most `leaf_size` rules).
+//! either side, until a region holds at most `leaf_size` rules). The binary cuts are then
+//! grouped into nodes of [`LEVELS`] levels each ([`group`]).
 //!
 //! Two prunings keep trees small: a region's list stops at the first filter that covers the
 //! whole region (nothing after it can ever win there), and a cut that reduces neither side is
@@ -13,7 +14,12 @@ use std::sync::Arc;
 
 use std::mem::size_of;
 
-use crate::classify::tree::{Bounds, Filter, Forest, Leaves, Node, Packed, Tree, Word, DIMS, LEAF};
+use crate::classify::tree::{
+    Bounds, Filter, Forest, Leaves, Node, Packed, Tree, Word, CUTS, DIMS, FANOUT, LEVELS,
+};
+
+/// Marks a child reference as a leaf while the tree is built (the rest is the leaf's index).
+const LEAF: u32 = 1 << 31;
 
 /// Splits filters (in rank order) by whether each address field is specific (a prefix of at
 /// least half the address width: /16 for IPv4, /64 for IPv6) and builds one tree per
@@ -50,7 +56,7 @@ pub(crate) fn build_forest<W: Word>(
 /// Estimated steps of one lookup in a tree: the depth of a balanced tree with its leaves,
 /// plus the average leaf run.
 fn cost<W: Word>(t: &Tree<W>) -> f64 {
-    let leaves = (t.starts.len() - 1).max(1) as f64;
+    let leaves = t.leaf_count().max(1) as f64;
     leaves.log2() + t.leaves.entries() as f64 / leaves
 }
 
@@ -210,7 +216,7 @@ fn build_within<W: Word>(
     exact: &dyn Fn(u32) -> bool,
     budget: usize,
 ) -> Option<Tree<W>> {
-    let mut nodes: Vec<Node<W>> = Vec::new();
+    let mut nodes: Vec<Cut<W>> = Vec::new();
     let mut starts: Vec<u32> = Vec::new();
     let mut items: Vec<u32> = Vec::new();
     let mut root = LEAF;
@@ -237,7 +243,7 @@ fn build_within<W: Word>(
             }
             Some((dim, threshold)) => {
                 let node = nodes.len() as u32;
-                nodes.push(Node {
+                nodes.push(Cut {
                     dim: dim as u8,
                     threshold,
                     children: [LEAF, LEAF],
@@ -261,15 +267,17 @@ fn build_within<W: Word>(
             stack[len - 2].slot = Slot::Right(reference);
         }
     }
-    starts.push(items.len() as u32);
+    // The empty leaf (see `Tree::starts`), then the end of the last run.
+    starts.extend([items.len() as u32; 2]);
+    let (nodes, inner, root) = group(&nodes, root);
     let mut covers: Vec<u32> = covers.iter().map(|&i| filters[i as usize].rank).collect();
     covers.sort_unstable();
     covers.dedup();
-    nodes.shrink_to_fit();
     starts.shrink_to_fit();
     covers.shrink_to_fit();
     Some(Tree {
         nodes,
+        inner,
         starts,
         leaves: leaves(&filters, items),
         root,
@@ -278,6 +286,84 @@ fn build_within<W: Word>(
         len: filters.len(),
         patch: false,
     })
+}
+
+/// A binary cut as the build makes it: `key[dim] < threshold` goes to `children[0]`, else
+/// `children[1]`; a child is a cut's index or `LEAF | leaf index`.
+#[derive(Clone, Copy)]
+struct Cut<W> {
+    threshold: W,
+    children: [u32; 2],
+    dim: u8,
+}
+
+/// Groups binary cuts into the tree's nodes of [`LEVELS`] levels each, from `root` (a cut
+/// reference). Returns the nodes (the internal ones, then the one lanes at a leaf read), their
+/// count and the root's reference; leaf `k` becomes reference `inner + k`.
+fn group<W: Word>(cuts: &[Cut<W>], root: u32) -> (Vec<Node<W>>, u32, u32) {
+    // Number the cuts that start a node, in the order a depth-first walk reaches them.
+    let mut heads: Vec<u32> = Vec::new();
+    let mut number = vec![u32::MAX; cuts.len()];
+    let mut todo = vec![root];
+    while let Some(r) = todo.pop() {
+        if r & LEAF != 0 || number[r as usize] != u32::MAX {
+            continue;
+        }
+        number[r as usize] = heads.len() as u32;
+        heads.push(r);
+        // The references LEVELS levels below start the next nodes.
+        let mut level = vec![r];
+        for _ in 0..LEVELS {
+            level = level
+                .iter()
+                .flat_map(|&c| match c & LEAF {
+                    0 => cuts[c as usize].children,
+                    _ => [c, c],
+                })
+                .collect();
+        }
+        level.dedup();
+        todo.extend(level.iter().rev());
+    }
+    let inner = heads.len() as u32;
+    let reference = |r: u32| match r & LEAF {
+        0 => number[r as usize],
+        _ => inner + (r & !LEAF),
+    };
+    let mut nodes: Vec<Node<W>> = Vec::with_capacity(heads.len() + 1);
+    for &head in &heads {
+        let mut node = Node {
+            thresholds: [W::default(); CUTS],
+            children: [0; FANOUT],
+            dims: [0; CUTS],
+        };
+        // Slot j of the node holds reference at[j]; a leaf fills its slot with a cut every
+        // key passes (threshold 0: to the right), and both children below it.
+        let mut at = vec![head];
+        for j in 0..CUTS {
+            let r = at[j];
+            let children = match r & LEAF {
+                0 => {
+                    let c = &cuts[r as usize];
+                    node.dims[j] = c.dim;
+                    node.thresholds[j] = c.threshold;
+                    c.children
+                }
+                _ => [r, r],
+            };
+            at.extend(children);
+        }
+        for (child, &r) in node.children.iter_mut().zip(&at[CUTS..]) {
+            *child = reference(r);
+        }
+        nodes.push(node);
+    }
+    nodes.push(Node {
+        thresholds: [W::default(); CUTS],
+        children: [inner; FANOUT],
+        dims: [0; CUTS],
+    });
+    (nodes, inner, reference(root))
 }
 
 /// How much more memory leaf copies may take than positions (a ratio): a quarter more, the
@@ -482,7 +568,7 @@ mod tests {
             }
         }
         let tree = build(filters.clone(), 2, &|_| true);
-        assert!(!tree.nodes.is_empty(), "a cut was made");
+        assert!(tree.inner > 0, "a cut was made");
         for a in (0..7000u32).step_by(97) {
             for p in 0..45u32 {
                 for proto in [1, 6, 17] {
@@ -512,7 +598,7 @@ mod tests {
         let mut filters = vec![all];
         filters.extend(later);
         let tree = build(filters, 4, &|_| true);
-        assert!(tree.nodes.is_empty());
+        assert_eq!(tree.inner, 0, "no cut was made");
         assert_eq!(tree.leaves.entries(), 1);
         assert_eq!(
             tree.leaves.filters().len(),
@@ -628,6 +714,45 @@ mod tests {
         }
         assert_eq!(seen, [true, true], "both layouts were built");
     }
+
+    #[test]
+    fn lockstep_lanes_agree_with_brute_force() {
+        let mut rng = crate::packet::synth::Rng::new(5);
+        let mut depths = std::collections::BTreeSet::new();
+        for round in 0..30usize {
+            let filters = random_filters(&mut rng, 20 + 15 * round as u32);
+            let forest = build_forest(filters.clone(), 1 + round % 5, &|_| true);
+            for t in &forest.trees {
+                depths.insert(t.inner);
+            }
+            for _ in 0..40 {
+                let n = 1 + rng.below(LANES_IN_TEST as u64) as usize;
+                let raw: Vec<[u32; 5]> = (0..n)
+                    .map(|_| std::array::from_fn(|_| rng.below(26) as u32))
+                    .collect();
+                let keys: Vec<Key<u32>> = raw.iter().map(|r| k(*r)).collect();
+                // Some lanes start with a match already, so they sit some trees out.
+                let start: Vec<u32> = (0..n)
+                    .map(|_| match rng.below(3) {
+                        0 => rng.below(filters.len() as u64) as u32,
+                        _ => NONE,
+                    })
+                    .collect();
+                let mut best = start.clone();
+                forest.lookup_lanes(&keys, &mut best, &|_, _| true);
+                for i in 0..n {
+                    let want = brute(&filters, &raw[i]).map_or(start[i], |r| r.min(start[i]));
+                    assert_eq!(best[i], want, "round {round}, {:?}", raw[i]);
+                }
+            }
+        }
+        assert!(
+            depths.len() > 5,
+            "trees of many sizes were walked: {depths:?}"
+        );
+    }
+
+    const LANES_IN_TEST: usize = crate::classify::tree::LANES;
 
     #[test]
     fn empty_tree_matches_nothing() {
