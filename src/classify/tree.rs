@@ -405,8 +405,7 @@ pub(crate) struct Tree<W> {
     pub nodes: Vec<Node<W>>,
     /// Number of internal nodes: a reference `r` is node `r` below it, else leaf `r - inner`.
     pub inner: u32,
-    /// Per leaf, then one more leaf with no filters (where lanes that sit the tree out
-    /// wait): where its run starts in `leaves`; one more entry closes the last run.
+    /// Per leaf: where its run starts in `leaves`; one more entry closes the last run.
     pub starts: Vec<u32>,
     pub leaves: Leaves<W>,
     /// The root's reference.
@@ -471,43 +470,41 @@ impl<W: Word> Tree<W> {
         ok: &impl Fn(usize, u32) -> bool,
     ) {
         let n = keys.len().min(LANES).min(best.len());
-        // Lanes whose match so far beats every filter here sit the tree out, in the empty
-        // leaf.
-        let inner = self.inner;
-        let empty = inner + self.leaf_count() as u32;
-        let mut at = [empty; LANES];
-        for (a, &b) in at.iter_mut().zip(&best[..n]) {
-            if b > self.min_rank {
-                *a = self.root;
-            }
+        // Lanes whose match so far beats every filter here sit the tree out: the walk takes
+        // only the others (`lane[..m]`).
+        let mut lane = [0u8; LANES];
+        let mut m = 0;
+        for (i, &b) in best[..n].iter().enumerate() {
+            lane[m] = i as u8;
+            m += usize::from(b > self.min_rank);
         }
-        // Every lane steps each round, whether or not it has reached its leaf: a lane at a
-        // leaf reads the last node and keeps its place. No branch depends on a lane's state
+        let inner = self.inner;
+        let mut at = [self.root; LANES];
+        // Every walk steps each round, whether or not it has reached its leaf: a walk at a
+        // leaf reads the last node and keeps its place. No branch depends on a walk's state
         // and, as the index is at most `inner`, no bounds check is needed.
         let nodes = &self.nodes[..=inner as usize];
         loop {
             let mut pending = false;
-            for i in 0..n {
-                let a = at[i];
-                let next = nodes[a.min(inner) as usize].child(&keys[i]);
-                let step = a < inner;
-                at[i] = if step { next } else { a };
+            for (a, &i) in at.iter_mut().zip(&lane[..m]) {
+                let next = nodes[(*a).min(inner) as usize].child(&keys[usize::from(i)]);
+                let step = *a < inner;
+                *a = if step { next } else { *a };
                 pending |= step & (next < inner);
             }
             if !pending {
                 break;
             }
         }
-        for i in 0..n {
-            if at[i] != empty {
-                best[i] = self.scan(at[i] - inner, &keys[i], best[i], &|r| ok(i, r));
-            }
+        for (&a, &i) in at.iter().zip(&lane[..m]) {
+            let i = usize::from(i);
+            best[i] = self.scan(a - inner, &keys[i], best[i], &|r| ok(i, r));
         }
     }
 
-    /// Number of leaves (not counting the empty one).
+    /// Number of leaves.
     pub fn leaf_count(&self) -> usize {
-        self.starts.len() - 2
+        self.starts.len() - 1
     }
 
     /// The smallest rank the tree holds (`u32::MAX` when empty).

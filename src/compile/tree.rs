@@ -267,8 +267,7 @@ fn build_within<W: Word>(
             stack[len - 2].slot = Slot::Right(reference);
         }
     }
-    // The empty leaf (see `Tree::starts`), then the end of the last run.
-    starts.extend([items.len() as u32; 2]);
+    starts.push(items.len() as u32);
     let (nodes, inner, root) = group(&nodes, root);
     let mut covers: Vec<u32> = covers.iter().map(|&i| filters[i as usize].rank).collect();
     covers.sort_unstable();
