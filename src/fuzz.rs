@@ -274,11 +274,13 @@ pub fn differential(data: &[u8]) {
         assert!(compile(&state, &Config::default()).is_err());
         return;
     };
-    // The high bit picks cross-product tables for every unit, else trees for all.
+    // The high bit picks cross-product tables for every unit, else trees for all; the
+    // next one, tables with the split tail.
     let config = Config {
         leaf_size: usize::from(leaf % 16) + 1,
         cross_min_filters: if leaf & 0x80 != 0 { 0 } else { usize::MAX },
         cross_alone_only: false,
+        cross_product_tail: leaf & 0x40 == 0,
         ..Config::default()
     };
     // Invariant: the reference accepted the state, so the compiler must too.
@@ -311,13 +313,15 @@ pub fn live(data: &[u8]) {
         Config {
             leaf_size: 2,
             max_dead_fraction: 0.5,
-            // Cross-product tables for every unit or for none, as the input's length says.
-            cross_min_filters: if headers.len() % 2 == 0 {
+            // Cross-product tables for every unit (with the full product or the split
+            // tail) or for none, as the input's length says.
+            cross_min_filters: if headers.len() % 3 != 2 {
                 0
             } else {
                 usize::MAX
             },
             cross_alone_only: false,
+            cross_product_tail: headers.len() % 3 == 0,
             ..Config::default()
         },
     ) else {

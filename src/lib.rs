@@ -27,7 +27,9 @@
 //!   A rejected revoke changes nothing.
 //! - [`compile`]: model → immutable [`compile::Table`]. Per group and direction each rule
 //!   becomes a box over five fields indexed by decision trees (or, for a large group
-//!   searched alone, RFC-style cross-product tables: a fixed sixteen loads a packet),
+//!   searched alone, RFC-style cross-product tables: a fixed sixteen loads a packet, or
+//!   where the final product would not fit, address lists intersected with service
+//!   bitsets),
 //!   ranked in evaluation order so that every ENI's group set shares its groups' indexes;
 //!   prefix-list references become
 //!   prefixes and group references a membership condition resolved once per packet. The

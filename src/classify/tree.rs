@@ -63,6 +63,8 @@ pub(crate) trait Word:
     fn pred(self) -> Self;
     /// `self - other`, wrapping around.
     fn wrapping_sub(self, other: Self) -> Self;
+    /// The low 16 bits (a port or protocol widened by [`Word::from_u16`]).
+    fn low16(self) -> u16;
 }
 
 impl Word for u32 {
@@ -87,6 +89,9 @@ impl Word for u32 {
     fn wrapping_sub(self, other: u32) -> u32 {
         u32::wrapping_sub(self, other)
     }
+    fn low16(self) -> u16 {
+        self as u16
+    }
 }
 
 impl Word for u128 {
@@ -109,6 +114,9 @@ impl Word for u128 {
     }
     fn wrapping_sub(self, other: u128) -> u128 {
         u128::wrapping_sub(self, other)
+    }
+    fn low16(self) -> u16 {
+        self as u16
     }
 }
 
@@ -223,30 +231,24 @@ impl<W: Word> Packed<W> {
     /// Whether the filter's box contains the key.
     #[inline]
     pub fn contains(&self, key: &Key<W>) -> bool {
-        (key.addr[0].wrapping_sub(self.addr[0]) <= self.addr[1])
-            & (key.addr[1].wrapping_sub(self.addr[2]) <= self.addr[3])
-            & (key.ports[0].wrapping_sub(self.ports[0]) <= self.ports[1])
-            & (key.ports[1].wrapping_sub(self.ports[2]) <= self.ports[3])
-            & (key.proto.wrapping_sub(self.proto[0]) <= self.proto[1])
+        let k = &key.wide;
+        (k[0].wrapping_sub(self.addr[0]) <= self.addr[1])
+            & (k[1].wrapping_sub(self.addr[2]) <= self.addr[3])
+            & (k[2].low16().wrapping_sub(self.ports[0]) <= self.ports[1])
+            & (k[3].low16().wrapping_sub(self.ports[2]) <= self.ports[3])
+            & ((k[4].low16() as u8).wrapping_sub(self.proto[0]) <= self.proto[1])
     }
 }
 
 /// Length of [`Key::wide`].
 const WIDE: usize = 8;
 
-/// A packet's five fields, both as the tree's words (for the descent) and narrow (for the
-/// leaf scan).
+/// A packet's five fields as the tree's words, indexed by dimension, then zeros (a power
+/// of two in all, so that a node's dimension needs no bounds check and a lane's key is a
+/// shift away from the first).
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Key<W> {
-    /// All five fields widened, indexed by dimension, then zeros (a power of two in all, so
-    /// that a node's dimension needs no bounds check).
     pub wide: [W; WIDE],
-    /// Remote and local address.
-    pub addr: [W; 2],
-    /// Source and destination port.
-    pub ports: [u16; 2],
-    /// Protocol.
-    pub proto: u8,
 }
 
 impl<W: Word> Key<W> {
@@ -264,10 +266,31 @@ impl<W: Word> Key<W> {
                 W::default(),
                 W::default(),
             ],
-            addr: [remote, local],
-            ports: [sport, dport],
-            proto,
         }
+    }
+
+    /// The remote address.
+    #[inline]
+    pub fn remote(&self) -> W {
+        self.wide[0]
+    }
+
+    /// The local address.
+    #[inline]
+    pub fn local(&self) -> W {
+        self.wide[1]
+    }
+
+    /// The source and destination port (ICMP type and code).
+    #[inline]
+    pub fn ports(&self) -> [u16; 2] {
+        [self.wide[2].low16(), self.wide[3].low16()]
+    }
+
+    /// The protocol.
+    #[inline]
+    pub fn proto(&self) -> u8 {
+        self.wide[4].low16() as u8
     }
 }
 
@@ -462,6 +485,7 @@ impl<W: Word> Tree<W> {
     /// For each key, lowers `best[i]` to the smallest rank among filters containing
     /// `keys[i]` and accepted by `ok(i, rank)`, if smaller. The walks of all keys advance
     /// together, one level per round, so their memory accesses are independent and overlap.
+    /// `keys` may be longer than `best` (the lanes are `best`'s).
     #[inline]
     pub fn lookup_lanes(
         &self,
@@ -470,14 +494,30 @@ impl<W: Word> Tree<W> {
         ok: &impl Fn(usize, u32) -> bool,
     ) {
         let n = keys.len().min(LANES).min(best.len());
+        let best = &mut best[..n];
+        match keys.get(..LANES).map(<&[Key<W>; LANES]>::try_from) {
+            Some(Ok(all)) => self.walk(all, best, ok),
+            _ => {
+                let mut all = [Key::new(W::default(), W::default(), 0, 0, 0); LANES];
+                all[..n].copy_from_slice(&keys[..n]);
+                self.walk(&all, best, ok)
+            }
+        }
+    }
+
+    /// [`Tree::lookup_lanes`] for the first `best.len()` (at most [`LANES`]) of `keys`.
+    #[inline]
+    fn walk(&self, keys: &[Key<W>; LANES], best: &mut [u32], ok: &impl Fn(usize, u32) -> bool) {
+        const MASK: usize = LANES - 1;
         // Lanes whose match so far beats every filter here sit the tree out: the walk takes
         // only the others (`lane[..m]`).
         let mut lane = [0u8; LANES];
         let mut m = 0;
-        for (i, &b) in best[..n].iter().enumerate() {
-            lane[m] = i as u8;
+        for (i, &b) in best.iter().enumerate().take(LANES) {
+            lane[m & MASK] = i as u8;
             m += usize::from(b > self.min_rank);
         }
+        let m = m.min(LANES);
         let inner = self.inner;
         let mut at = [self.root; LANES];
         // Every walk steps each round, whether or not it has reached its leaf: a walk at a
@@ -486,8 +526,8 @@ impl<W: Word> Tree<W> {
         let nodes = &self.nodes[..=inner as usize];
         loop {
             let mut pending = false;
-            for (a, &i) in at.iter_mut().zip(&lane[..m]) {
-                let next = nodes[(*a).min(inner) as usize].child(&keys[usize::from(i)]);
+            for (a, &i) in at[..m].iter_mut().zip(&lane[..m]) {
+                let next = nodes[(*a).min(inner) as usize].child(&keys[usize::from(i) & MASK]);
                 let step = *a < inner;
                 *a = if step { next } else { *a };
                 pending |= step & (next < inner);
@@ -496,9 +536,11 @@ impl<W: Word> Tree<W> {
                 break;
             }
         }
-        for (&a, &i) in at.iter().zip(&lane[..m]) {
-            let i = usize::from(i);
-            best[i] = self.scan(a - inner, &keys[i], best[i], &|r| ok(i, r));
+        for (&a, &i) in at[..m].iter().zip(&lane[..m]) {
+            let i = usize::from(i) & MASK;
+            if let Some(b) = best.get_mut(i) {
+                *b = self.scan(a - inner, &keys[i], *b, &|r| ok(i, r));
+            }
         }
     }
 

@@ -39,7 +39,8 @@ pub struct Args {
     #[arg(long, default_value_t = 1)]
     seed: u64,
     /// How to index IPv4 rules: as the compiler chooses, decision trees only, or
-    /// cross-product tables wherever they fit their memory budget.
+    /// cross-product tables wherever they fit their memory budget (with the split tail
+    /// only: `split`).
     #[arg(long, value_enum, default_value_t = IndexChoice::Auto)]
     index: IndexChoice,
 }
@@ -54,6 +55,9 @@ pub enum IndexChoice {
     Trees,
     /// Cross-product tables for every group whose tables fit the budget, else trees.
     Tables,
+    /// As `tables`, with the split tail only (address lists intersected with service
+    /// bitsets), never the full product: to compare the two.
+    Split,
 }
 
 impl IndexChoice {
@@ -64,9 +68,10 @@ impl IndexChoice {
             cross_min_filters: match self {
                 IndexChoice::Auto => default.cross_min_filters,
                 IndexChoice::Trees => usize::MAX,
-                IndexChoice::Tables => 0,
+                IndexChoice::Tables | IndexChoice::Split => 0,
             },
             cross_alone_only: self == IndexChoice::Auto,
+            cross_product_tail: self != IndexChoice::Split,
             ..default
         }
     }

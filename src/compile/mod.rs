@@ -13,9 +13,10 @@
 //!   a forest. IPv4 rules are in cross-product tables (`classify::rfc`) when the unit has
 //!   at least [`Config::cross_min_filters`] of them, no ENI searches it with another
 //!   unit of the same direction, and the tables fit [`Config::cross_bytes_per_filter`];
-//!   else in a forest. Tables answer in a fixed number of loads but take more memory
-//!   (1–10 KiB a rule on the 1k–10k ClassBench sets where they fit) and, where several
-//!   units are searched per packet, lose to trees that skip what cannot win.
+//!   else in a forest. Tables answer in a fixed number of loads (plus a short list walk
+//!   where their last phase is split) but take more memory (1–10 KiB a rule on the
+//!   1k–10k ClassBench sets where they fit) and, where several units are searched per
+//!   packet, lose to trees that skip what cannot win.
 //! - *Contexts*: per distinct (group set, direction) seen on an ENI, the units to search
 //!   (a lookup takes the smallest rank found across them), the Alibaba inner-access grants
 //!   and the default. ENIs with the same groups share a context.
@@ -99,6 +100,10 @@ pub struct Config {
     /// Memory the cross-product tables of a unit may take, per filter (at least
     /// [`CROSS_MIN_BUDGET`] bytes in all); a unit whose tables would take more uses trees.
     pub cross_bytes_per_filter: usize,
+    /// Whether cross-product tables may end in the final phase of the full product
+    /// (fastest where it fits); else only the split tail (address lists intersected with
+    /// service bitsets, see `classify::rfc`) is tried, which is for comparisons.
+    pub cross_product_tail: bool,
 }
 
 /// How a table's units (one per group and direction with rules) index their IPv4 rules.
@@ -108,6 +113,9 @@ pub struct IndexSummary {
     pub units: usize,
     /// Units whose IPv4 rules are in cross-product tables.
     pub cross_product_tables: usize,
+    /// Of those, the tables whose last phase is split: address classes listing filters,
+    /// service classes as bitsets, intersected at lookup (see `classify::rfc`).
+    pub split_tables: usize,
     /// Units whose IPv4 rules are in decision trees.
     pub trees: usize,
 }
@@ -124,6 +132,7 @@ impl Default for Config {
             cross_min_filters: 512,
             cross_alone_only: true,
             cross_bytes_per_filter: 16 << 10,
+            cross_product_tail: true,
         }
     }
 }
@@ -277,7 +286,7 @@ impl Unit {
                 let budget = n
                     .saturating_mul(config.cross_bytes_per_filter)
                     .max(CROSS_MIN_BUDGET);
-                rfc::build(&filters.0, budget).map(Arc::new)
+                rfc::build(&filters.0, budget, config.cross_product_tail).map(Arc::new)
             }
             _ => None,
         };
@@ -1191,9 +1200,15 @@ impl Table {
             .iter()
             .filter(|u| matches!(u.v4, V4::Tables(_)))
             .count();
+        let split_tables = self
+            .units
+            .iter()
+            .filter(|u| matches!(&u.v4, V4::Tables(t) if t.split()))
+            .count();
         IndexSummary {
             units: self.units.len(),
             cross_product_tables: tables,
+            split_tables,
             trees: self.units.len() - tables,
         }
     }
@@ -1287,7 +1302,7 @@ impl Table {
         let mut classes = [0u32; LANES];
         if context.needs_class(ranks) {
             for (c, k) in classes.iter_mut().zip(&keys[..n]) {
-                *c = self.members.class_v4(k.addr[0]);
+                *c = self.members.class_v4(k.remote());
             }
         }
         let mut best = [NONE; LANES];
@@ -1296,14 +1311,14 @@ impl Table {
             for &u in &context.units {
                 self.units[u as usize]
                     .v4
-                    .lookup_lanes(&keys[..n], &mut best[..n], &|_, _| true);
+                    .lookup_lanes(&keys, &mut best[..n], &|_, _| true);
             }
         } else {
             let ok = |i: usize, rank: u32| ranks.ok(rank, dead, classes[i], &self.members);
             for &u in &context.units {
                 self.units[u as usize]
                     .v4
-                    .lookup_lanes(&keys[..n], &mut best[..n], &ok);
+                    .lookup_lanes(&keys, &mut best[..n], &ok);
             }
         }
         for ((o, &b), &class) in out.iter_mut().zip(&best[..n]).zip(&classes) {

@@ -56,14 +56,16 @@ fn revokes_agree_with_reference(
     Ok(())
 }
 
-/// A compile configuration: trees with leaves of `leaf_size`, or (`tables`) cross-product
-/// tables for every unit's IPv4 rules; half the rules may die before a full rebuild.
-fn config(leaf_size: usize, tables: bool) -> Config {
+/// A compile configuration: trees with leaves of `leaf_size` (`index` 0), or cross-product
+/// tables for every unit's IPv4 rules, ending in the full product (1) or split (2); half
+/// the rules may die before a full rebuild.
+fn config(leaf_size: usize, index: u8) -> Config {
     Config {
         leaf_size,
         max_dead_fraction: 0.5,
-        cross_min_filters: if tables { 0 } else { usize::MAX },
+        cross_min_filters: if index > 0 { 0 } else { usize::MAX },
         cross_alone_only: false,
+        cross_product_tail: index != 2,
         ..Config::default()
     }
 }
@@ -76,12 +78,12 @@ proptest! {
         state in arb_state(),
         headers in proptest::collection::vec(arb_header(), 1..40),
         leaf_size in 1usize..10,
-        tables in any::<bool>(),
+        index in 0u8..3,
     ) {
         let q = queries(&state, &headers);
         let reference = Reference::new(&state).unwrap();
         let expected = named(&reference, &q);
-        let table = compile(&state, &config(leaf_size, tables)).unwrap();
+        let table = compile(&state, &config(leaf_size, index)).unwrap();
         prop_assert_eq!(&named(&table, &q), &expected);
         let par: Vec<Named> = table.classify_par(&q).into_iter().map(|v| table.name(v)).collect();
         prop_assert_eq!(&par, &expected);
@@ -93,10 +95,10 @@ proptest! {
         headers in proptest::collection::vec(arb_header(), 1..30),
         picks in proptest::collection::vec(any::<proptest::sample::Index>(), 0..6),
         leaf_size in 1usize..6,
-        tables in any::<bool>(),
+        index in 0u8..3,
     ) {
         let q = queries(&state, &headers);
-        let config = config(leaf_size, tables);
+        let config = config(leaf_size, index);
         revokes_agree_with_reference(&state, config, &picks, &q)?;
     }
 }
@@ -113,12 +115,12 @@ proptest! {
         headers in proptest::collection::vec(arb_member_header(), 1..40),
         picks in proptest::collection::vec(any::<proptest::sample::Index>(), 0..5),
         leaf_size in 1usize..6,
-        tables in any::<bool>(),
+        index in 0u8..3,
     ) {
         let q = queries(&state, &headers);
         let reference = Reference::new(&state).unwrap();
         let expected = named(&reference, &q);
-        let config = config(leaf_size, tables);
+        let config = config(leaf_size, index);
         let table = compile(&state, &config).unwrap();
         prop_assert_eq!(&named(&table, &q), &expected);
         let one: Vec<Named> = q.iter().map(|(p, h)| table.name(table.classify(*p, h))).collect();

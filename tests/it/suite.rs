@@ -181,6 +181,32 @@ fn suite_compiled_cross_product_tables() {
 }
 
 #[test]
+fn suite_compiled_split_tables() {
+    // Every unit's IPv4 rules in cross-product tables whose last phase is split: address
+    // lists intersected with service bitsets.
+    run("compiled split tables", |s| {
+        let config = Config {
+            cross_min_filters: 0,
+            cross_alone_only: false,
+            cross_product_tail: false,
+            ..Config::default()
+        };
+        let t = compile(&s.state, &config).unwrap();
+        let summary = t.index_summary();
+        assert_eq!(
+            summary.split_tables, summary.cross_product_tables,
+            "{}",
+            s.file
+        );
+        let mut out = Vec::new();
+        t.classify_batch(&s.queries, &mut out);
+        let one: Vec<_> = s.queries.iter().map(|(p, h)| t.classify(*p, h)).collect();
+        assert_eq!(one, out, "{}: one at a time != batch", s.file);
+        names(&t, out)
+    });
+}
+
+#[test]
 fn suite_parallel() {
     run("rayon", |s| {
         let t = compile(&s.state, &Config::default()).unwrap();
