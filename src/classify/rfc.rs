@@ -76,21 +76,23 @@ impl Cross {
     }
 }
 
-/// The seven phase-0 chunks of a key.
+/// The six 16-bit phase-0 chunks of a key (the protocol is the seventh).
 #[inline]
-fn chunks(key: &Key<u32>) -> [usize; 7] {
+fn chunks(key: &Key<u32>) -> [u16; 6] {
     let (r, l) = (key.remote(), key.local());
     let [sport, dport] = key.ports();
     [
-        (r >> 16) as usize,
-        (r & 0xffff) as usize,
-        (l >> 16) as usize,
-        (l & 0xffff) as usize,
-        usize::from(sport),
-        usize::from(dport),
-        usize::from(key.proto()),
+        (r >> 16) as u16,
+        r as u16,
+        (l >> 16) as u16,
+        l as u16,
+        sport,
+        dport,
     ]
 }
+
+/// A phase-0 table of a 16-bit chunk: value → class.
+pub(crate) type Chunk16 = Box<[u16; 1 << 16]>;
 
 /// The first rank below `bound` accepted by `ok` among the filters at `list` (positions,
 /// ascending) whose bit is set in `bits`, else `bound`; `ranks` gives a position's rank.
@@ -120,8 +122,11 @@ fn first_split(
 /// Cross-product tables over one set of IPv4 filters (see the module docs).
 #[derive(Debug)]
 pub(crate) struct Rfc {
-    /// Phase 0, per chunk: value → class (65,536 entries; 256 for the protocol).
-    pub chunk: [Vec<u16>; 7],
+    /// Phase 0, per 16-bit chunk: value → class. (Whole tables indexed by the chunk's
+    /// value: no bounds check.)
+    pub chunk: [Chunk16; 6],
+    /// Phase 0 of the protocol: value → class.
+    pub proto: Box<[u16; 256]>,
     /// Phase 1: remote (high, low), local (high, low), ports (source, destination).
     pub remote: Cross,
     pub local: Cross,
@@ -176,7 +181,12 @@ impl Rfc {
     #[inline(always)]
     fn phase0(&self, key: &Key<u32>) -> [u32; 7] {
         let c = chunks(key);
-        std::array::from_fn(|k| self.chunk[k][c[k]].into())
+        let mut out = [0u32; 7];
+        for ((o, t), &v) in out.iter_mut().zip(&self.chunk).zip(&c) {
+            *o = t[usize::from(v)].into();
+        }
+        out[6] = self.proto[usize::from(key.proto())].into();
+        out
     }
 
     /// Phase 1, from the chunks' classes: remote, local, ports, protocol.
@@ -309,11 +319,8 @@ impl Rfc {
     /// Bytes held by the tables.
     pub fn memory_usage(&self) -> usize {
         use std::mem::size_of;
-        let front = self
-            .chunk
-            .iter()
-            .map(|c| c.capacity() * size_of::<u16>())
-            .sum::<usize>()
+        let front = self.chunk.len() * size_of::<[u16; 1 << 16]>()
+            + size_of::<[u16; 256]>()
             + [&self.remote, &self.local, &self.ports]
                 .iter()
                 .map(|x| x.memory_usage())

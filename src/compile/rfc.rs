@@ -541,7 +541,8 @@ fn build_with(filters: &[Filter<u32>], budget: usize, narrow: usize, product: bo
         None => split_tail(filters, ones, budget, narrow)?,
     };
     Some(Rfc {
-        chunk: [t0, t1, t2, t3, t4, t5, t6],
+        chunk: [t0, t1, t2, t3, t4, t5].map(whole),
+        proto: whole(t6),
         remote: remote_x,
         local: local_x,
         ports: ports_x,
@@ -549,6 +550,15 @@ fn build_with(filters: &[Filter<u32>], budget: usize, narrow: usize, product: bo
         min: filters.iter().map(|f| f.rank).min().unwrap_or(u32::MAX),
         filters: n,
     })
+}
+
+/// A phase-0 table of `N` entries as a whole array. Invariant: [`chunk`] fills exactly
+/// the size it is given, 65,536 or 256 entries, as its caller asks for `N`.
+fn whole<const N: usize>(table: Vec<u16>) -> Box<[u16; N]> {
+    match table.into_boxed_slice().try_into() {
+        Ok(t) => t,
+        Err(t) => unreachable!("a phase-0 table of {} entries, not {N}", t.len()),
+    }
 }
 
 /// Each class's members as `f(member)`, ascending by member: the lists of the classes
