@@ -275,12 +275,14 @@ pub fn differential(data: &[u8]) {
         return;
     };
     // The high bit picks cross-product tables for every unit, else trees for all; the
-    // next one, tables with the split tail.
+    // next one, tables with the split tail; the next, trees that start from address
+    // blocks wherever their rules allow.
     let config = Config {
         leaf_size: usize::from(leaf % 16) + 1,
         cross_min_filters: if leaf & 0x80 != 0 { 0 } else { usize::MAX },
         cross_alone_only: false,
         cross_product_tail: leaf & 0x40 == 0,
+        blocks_min_filters: if leaf & 0x20 != 0 { 0 } else { usize::MAX },
         ..Config::default()
     };
     // Invariant: the reference accepted the state, so the compiler must too.
@@ -322,6 +324,8 @@ pub fn live(data: &[u8]) {
             },
             cross_alone_only: false,
             cross_product_tail: headers.len() % 3 == 0,
+            // Trees from address blocks wherever their rules allow, or as by default.
+            blocks_min_filters: if ops.len() % 2 == 0 { 0 } else { 2048 },
             ..Config::default()
         },
     ) else {

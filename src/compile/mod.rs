@@ -44,10 +44,11 @@
 //!
 //! Per rule a unit holds a 32-byte packed filter (IPv4, copied into each leaf that holds it
 //! where cuts replicate little, else once with 4-byte leaf positions) and its share of tree
-//! nodes; the ranks add 4 bytes (8 where some rule has a group peer), the rule-ID index 4.
-//! Per address: the membership map (about 18 bytes) and the address trie (estimated at 64).
-//! [`Table::memory_usage`] counts all of it (about 44–52 bytes a rule on the 100k ClassBench
-//! sets). Cross-product tables instead take 768 KiB of phase-0 tables plus their phase
+//! nodes; the ranks add 4 bytes (8 where some rule has a group peer), the rule-ID index 4;
+//! a large tree that starts from address blocks adds their 256 KiB table (2.6 bytes a rule
+//! at 100k). Per address: the membership map (about 18 bytes) and the address trie
+//! (estimated at 64). [`Table::memory_usage`] counts all of it (46–61 bytes a rule on the
+//! 100k ClassBench sets). Cross-product tables instead take 768 KiB of phase-0 tables plus their phase
 //! tables and class lists, at most `cross_bytes_per_filter` a rule (16 KiB by default);
 //! past 10k–20k rules their build outgrows its bounds and trees serve.
 //!
@@ -86,6 +87,10 @@ use crate::model::{
 pub struct Config {
     /// A tree region holding this many rules or fewer becomes a leaf, scanned linearly.
     pub leaf_size: usize,
+    /// A tree of at least this many rules whose rules each lie in one or two 65,536-address
+    /// blocks of an address field starts from a table of the blocks' subtrees (256 KiB)
+    /// when they fall in enough distinct blocks (see `classify::tree`).
+    pub blocks_min_filters: usize,
     /// When more than this fraction of a table's rules are tombstoned, the next revise
     /// rebuilds everything.
     pub max_dead_fraction: f64,
@@ -128,11 +133,22 @@ impl Default for Config {
     fn default() -> Config {
         Config {
             leaf_size: 8,
+            blocks_min_filters: 2048,
             max_dead_fraction: 0.25,
             cross_min_filters: 512,
             cross_alone_only: true,
             cross_bytes_per_filter: 16 << 10,
             cross_product_tail: true,
+        }
+    }
+}
+
+impl Config {
+    /// How trees are built.
+    fn shape(&self) -> tree::Shape {
+        tree::Shape {
+            leaf_size: self.leaf_size,
+            blocks_min_filters: self.blocks_min_filters,
         }
     }
 }
@@ -292,9 +308,9 @@ impl Unit {
         };
         let v4 = match built {
             Some(tables) => V4::Tables(tables),
-            None => V4::Trees(tree::build_forest(filters.0, config.leaf_size, &exact)),
+            None => V4::Trees(tree::build_forest(filters.0, config.shape(), &exact)),
         };
-        let v6 = tree::build_forest(filters.1, config.leaf_size, &exact);
+        let v6 = tree::build_forest(filters.1, config.shape(), &exact);
         let covers = cover_rules(v4.cover_ranks().chain(v6.cover_ranks()), &ranks.targets);
         Unit {
             group,
@@ -312,10 +328,10 @@ impl Unit {
         let exact = |rank: u32| ranks.exact(rank);
         let max = (self.v4.len() + self.v6.len()) / 4;
         let v4 = match &self.v4 {
-            V4::Trees(f) => V4::Trees(tree::patch(f, dead_rank, &exact, config.leaf_size, max)?),
+            V4::Trees(f) => V4::Trees(tree::patch(f, dead_rank, &exact, config.shape(), max)?),
             V4::Tables(t) => V4::Tables(t.clone()),
         };
-        let v6 = tree::patch(&self.v6, dead_rank, &exact, config.leaf_size, max)?;
+        let v6 = tree::patch(&self.v6, dead_rank, &exact, config.shape(), max)?;
         let covers = cover_rules(v4.cover_ranks().chain(v6.cover_ranks()), &ranks.targets);
         Some(Unit {
             group: self.group,

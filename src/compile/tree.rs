@@ -3,6 +3,10 @@
 //! either side, until a region holds at most `leaf_size` rules). The binary cuts are then
 //! grouped into nodes of [`LEVELS`] levels each ([`group`]).
 //!
+//! A tree of many filters that each lie in one 65,536-address block of an address field
+//! starts from a table of those blocks (see `classify::tree`): the build then makes one
+//! subtree per block, over the block's region, and groups all of them at once.
+//!
 //! Two prunings keep trees small: a region's list stops at the first filter that covers the
 //! whole region (nothing after it can ever win there), and a cut that reduces neither side is
 //! never made. The first pruning is only sound while the covering filter lives, so the tree
@@ -15,8 +19,17 @@ use std::sync::Arc;
 use std::mem::size_of;
 
 use crate::classify::tree::{
-    Bounds, Filter, Forest, Leaves, Node, Packed, Tree, Word, CUTS, DIMS, FANOUT, LEVELS,
+    Blocks, Bounds, Filter, Forest, Leaves, Node, Packed, Tree, Word, CUTS, DIMS, FANOUT, LEVELS,
 };
+
+/// How trees are built (from [`crate::compile::Config`]).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Shape {
+    /// A region holding this many filters or fewer becomes a leaf.
+    pub leaf_size: usize,
+    /// Fewest filters for which a tree may start from blocks (see [`Tree::blocks`]).
+    pub blocks_min_filters: usize,
+}
 
 /// Marks a child reference as a leaf while the tree is built (the rest is the leaf's index).
 const LEAF: u32 = 1 << 31;
@@ -35,16 +48,16 @@ const LEAF: u32 = 1 << 31;
 /// filter matches only the members) never prunes what follows it.
 pub(crate) fn build_forest<W: Word>(
     filters: Vec<Filter<W>>,
-    leaf_size: usize,
+    shape: Shape,
     exact: &dyn Fn(u32) -> bool,
 ) -> Forest<W> {
     let single = (filters.len() <= SINGLE_TREE_MAX)
         .then(|| {
             let budget = SINGLE_TREE_REPLICATION * filters.len().max(1);
-            build_within(filters.clone(), leaf_size, exact, budget)
+            build_within(filters.clone(), shape, exact, budget)
         })
         .flatten();
-    let forest = partitioned(filters, leaf_size, exact);
+    let forest = partitioned(filters, shape, exact);
     match single {
         Some(t) if cost(&t) < expected_cost(&forest) => Forest {
             trees: vec![Arc::new(t)],
@@ -81,7 +94,7 @@ fn expected_cost<W: Word>(f: &Forest<W>) -> f64 {
 /// One tree per address-field shape (see [`build_forest`]).
 fn partitioned<W: Word>(
     filters: Vec<Filter<W>>,
-    leaf_size: usize,
+    shape: Shape,
     exact: &dyn Fn(u32) -> bool,
 ) -> Forest<W> {
     let small = |d: usize, f: &Filter<W>| {
@@ -95,7 +108,7 @@ fn partitioned<W: Word>(
     let mut trees: Vec<Arc<Tree<W>>> = parts
         .into_iter()
         .filter(|p| !p.is_empty())
-        .map(|p| Arc::new(build(p, leaf_size, exact)))
+        .map(|p| Arc::new(build(p, shape, exact)))
         .collect();
     trees.sort_by_key(|t| t.min_rank());
     Forest { trees }
@@ -119,7 +132,7 @@ pub(crate) fn patch<W: Word>(
     forest: &Forest<W>,
     dead: impl Fn(u32) -> bool,
     exact: &dyn Fn(u32) -> bool,
-    leaf_size: usize,
+    shape: Shape,
     max: usize,
 ) -> Option<Forest<W>> {
     let mut trees: Vec<Arc<Tree<W>>> = forest.trees.iter().filter(|t| !t.patch).cloned().collect();
@@ -161,7 +174,7 @@ pub(crate) fn patch<W: Word>(
             return None;
         }
         if !picked.is_empty() {
-            let mut tree = build(picked, leaf_size, exact);
+            let mut tree = build(picked, shape, exact);
             tree.patch = true;
             trees.push(Arc::new(tree));
             trees.sort_by_key(|t| t.min_rank());
@@ -180,6 +193,8 @@ const SINGLE_TREE_REPLICATION: usize = 6;
 #[derive(Clone, Copy)]
 enum Slot {
     Root,
+    /// The root of the subtree of a block (see [`Tree::blocks`]).
+    Block(u16),
     Left(u32),
     Right(u32),
 }
@@ -194,14 +209,74 @@ struct Task<W> {
 /// Deepest path allowed; a region this deep becomes a leaf whatever its size.
 const MAX_DEPTH: u32 = 96;
 
+/// Fewest distinct blocks the filters must fall in for a tree to start from blocks (or an
+/// eighth of the filters, if fewer): fewer would save too few levels for the cache
+/// footprint of the table of block roots (256 KiB).
+const BLOCKS_MIN_DISTINCT: usize = 256;
+
+/// The address field by whose 65,536-address blocks a tree of `filters` starts (see
+/// [`Tree::blocks`]), if any (never below `min_filters` filters): the one whose filters
+/// fall in the most distinct blocks, among those where filters spanning several blocks add
+/// at most a quarter more entries.
+fn block_dim<W: Word>(filters: &[Filter<W>], min_filters: usize) -> Option<usize> {
+    let n = filters.len();
+    if n < min_filters.max(1) {
+        return None;
+    }
+    let min_distinct = BLOCKS_MIN_DISTINCT.min(n / 8).max(2);
+    (0..2)
+        .filter_map(|d| {
+            let mut entries = 0usize;
+            let mut blocks: Vec<u16> = Vec::with_capacity(n);
+            for f in filters {
+                let (a, b) = (f.bounds.lo[d].top16(), f.bounds.hi[d].top16());
+                entries += usize::from(b - a) + 1;
+                blocks.push(a);
+            }
+            blocks.sort_unstable();
+            blocks.dedup();
+            (entries <= n + n / 4 && blocks.len() >= min_distinct).then_some((blocks.len(), d))
+        })
+        .max()
+        .map(|(_, d)| d)
+}
+
+/// The tasks of a tree starting from blocks of field `dim`: per block holding filters, its
+/// filters (rank order) and its region.
+fn block_tasks<W: Word>(filters: &[Filter<W>], dim: usize) -> Vec<Task<W>> {
+    let mut pairs: Vec<(u16, u32)> = Vec::with_capacity(filters.len());
+    for (i, f) in filters.iter().enumerate() {
+        for b in f.bounds.lo[dim].top16()..=f.bounds.hi[dim].top16() {
+            pairs.push((b, i as u32));
+        }
+    }
+    pairs.sort_unstable();
+    let shift = W::ADDR_BITS - 16;
+    pairs
+        .chunk_by(|x, y| x.0 == y.0)
+        .map(|run| {
+            let block = run[0].0;
+            let mut region = Bounds::full();
+            region.lo[dim] = W::from_u128(u128::from(block) << shift);
+            region.hi[dim] = W::from_u128(u128::from(block) << shift | ((1u128 << shift) - 1));
+            Task {
+                slot: Slot::Block(block),
+                items: run.iter().map(|p| p.1).collect(),
+                region,
+                depth: 0,
+            }
+        })
+        .collect()
+}
+
 /// Builds the tree. `filters` must be in rank order (ranks ascending); only filters whose
 /// rank is `exact` prune (see [`build_forest`]).
 pub(crate) fn build<W: Word>(
     filters: Vec<Filter<W>>,
-    leaf_size: usize,
+    shape: Shape,
     exact: &dyn Fn(u32) -> bool,
 ) -> Tree<W> {
-    match build_within(filters, leaf_size, exact, usize::MAX) {
+    match build_within(filters, shape, exact, usize::MAX) {
         Some(tree) => tree,
         // Invariant: with no budget the build never gives up.
         None => unreachable!("an unbounded build finished"),
@@ -212,7 +287,7 @@ pub(crate) fn build<W: Word>(
 /// entries.
 fn build_within<W: Word>(
     filters: Vec<Filter<W>>,
-    leaf_size: usize,
+    shape: Shape,
     exact: &dyn Fn(u32) -> bool,
     budget: usize,
 ) -> Option<Tree<W>> {
@@ -221,17 +296,28 @@ fn build_within<W: Word>(
     let mut items: Vec<u32> = Vec::new();
     let mut root = LEAF;
     let mut covers = Vec::new();
-    let mut stack = vec![Task {
-        slot: Slot::Root,
-        items: (0..filters.len() as u32).collect(),
-        region: Bounds::full(),
-        depth: 0,
-    }];
+    let dim = block_dim(&filters, shape.blocks_min_filters);
+    let mut stack = match dim {
+        // Blocks without filters start at an empty leaf; so does the unused root.
+        Some(d) => {
+            starts.push(0);
+            let mut tasks = block_tasks(&filters, d);
+            tasks.reverse();
+            tasks
+        }
+        None => vec![Task {
+            slot: Slot::Root,
+            items: (0..filters.len() as u32).collect(),
+            region: Bounds::full(),
+            depth: 0,
+        }],
+    };
+    let mut block_roots = dim.map(|_| vec![LEAF; 1 << 16]);
     while let Some(mut task) = stack.pop() {
         if let Some(cover) = prune(&filters, &mut task.items, &task.region, exact) {
             covers.push(cover);
         }
-        let reference = match choose_cut(&filters, &task, leaf_size) {
+        let reference = match choose_cut(&filters, &task, shape.leaf_size) {
             None => {
                 let leaf = starts.len() as u32;
                 starts.push(items.len() as u32);
@@ -256,6 +342,11 @@ fn build_within<W: Word>(
         };
         match task.slot {
             Slot::Root => root = reference,
+            Slot::Block(b) => {
+                if let Some(roots) = &mut block_roots {
+                    roots[usize::from(b)] = reference;
+                }
+            }
             Slot::Left(n) => nodes[n as usize].children[0] = reference,
             Slot::Right(n) => nodes[n as usize].children[1] = reference,
         }
@@ -268,7 +359,17 @@ fn build_within<W: Word>(
         }
     }
     starts.push(items.len() as u32);
-    let (nodes, inner, root) = group(&nodes, root);
+    let mut roots = vec![root];
+    roots.extend(block_roots.iter().flatten());
+    let (nodes, inner, references) = group(&nodes, &roots);
+    let blocks = dim.zip(block_roots).map(|(dim, _)| Blocks {
+        dim,
+        roots: match references[1..].to_vec().into_boxed_slice().try_into() {
+            Ok(r) => r,
+            // Invariant: one reference per block, 65,536 of them, after the root's.
+            Err(r) => unreachable!("{} block roots", r.len()),
+        },
+    });
     let mut covers: Vec<u32> = covers.iter().map(|&i| filters[i as usize].rank).collect();
     covers.sort_unstable();
     covers.dedup();
@@ -279,7 +380,8 @@ fn build_within<W: Word>(
         inner,
         starts,
         leaves: leaves(&filters, items),
-        root,
+        root: references[0],
+        blocks,
         covers,
         min_rank: filters.first().map_or(u32::MAX, |f| f.rank),
         len: filters.len(),
@@ -296,14 +398,15 @@ struct Cut<W> {
     dim: u8,
 }
 
-/// Groups binary cuts into the tree's nodes of [`LEVELS`] levels each, from `root` (a cut
-/// reference). Returns the nodes (the internal ones, then the one lanes at a leaf read), their
-/// count and the root's reference; leaf `k` becomes reference `inner + k`.
-fn group<W: Word>(cuts: &[Cut<W>], root: u32) -> (Vec<Node<W>>, u32, u32) {
-    // Number the cuts that start a node, in the order a depth-first walk reaches them.
+/// Groups binary cuts into the tree's nodes of [`LEVELS`] levels each, from `roots` (cut
+/// references). Returns the nodes (the internal ones, then the one lanes at a leaf read),
+/// their count and the roots' references; leaf `k` becomes reference `inner + k`.
+fn group<W: Word>(cuts: &[Cut<W>], roots: &[u32]) -> (Vec<Node<W>>, u32, Vec<u32>) {
+    // Number the cuts that start a node, in the order a depth-first walk from the roots,
+    // in turn, reaches them.
     let mut heads: Vec<u32> = Vec::new();
     let mut number = vec![u32::MAX; cuts.len()];
-    let mut todo = vec![root];
+    let mut todo: Vec<u32> = roots.iter().rev().copied().collect();
     while let Some(r) = todo.pop() {
         if r & LEAF != 0 || number[r as usize] != u32::MAX {
             continue;
@@ -362,7 +465,7 @@ fn group<W: Word>(cuts: &[Cut<W>], root: u32) -> (Vec<Node<W>>, u32, u32) {
         children: [inner; FANOUT],
         dims: [0; CUTS],
     });
-    (nodes, inner, reference(root))
+    (nodes, inner, roots.iter().map(|&r| reference(r)).collect())
 }
 
 /// How much more memory leaf copies may take than positions (a ratio): a quarter more, the
@@ -538,6 +641,14 @@ mod tests {
         }
     }
 
+    /// Leaves of `leaf_size`, never blocks.
+    fn shape(leaf_size: usize) -> Shape {
+        Shape {
+            leaf_size,
+            blocks_min_filters: usize::MAX,
+        }
+    }
+
     fn brute(filters: &[Filter<u32>], key: &[u32; 5]) -> Option<u32> {
         filters
             .iter()
@@ -566,7 +677,7 @@ mod tests {
                 rank += 1;
             }
         }
-        let tree = build(filters.clone(), 2, &|_| true);
+        let tree = build(filters.clone(), shape(2), &|_| true);
         assert!(tree.inner > 0, "a cut was made");
         for a in (0..7000u32).step_by(97) {
             for p in 0..45u32 {
@@ -596,7 +707,7 @@ mod tests {
         let later: Vec<_> = (1..50).map(|r| filter([r; 5], [r + 1; 5], r)).collect();
         let mut filters = vec![all];
         filters.extend(later);
-        let tree = build(filters, 4, &|_| true);
+        let tree = build(filters, shape(4), &|_| true);
         assert_eq!(tree.inner, 0, "no cut was made");
         assert_eq!(tree.leaves.entries(), 1);
         assert_eq!(
@@ -615,7 +726,7 @@ mod tests {
         let mut filters = vec![filter([0; 5], domain_max(), 0)];
         filters.extend((1..50).map(|r| filter([r; 5], [r + 1; 5], r)));
         let exact = |rank: u32| rank != 0;
-        let tree = build(filters.clone(), 2, &exact);
+        let tree = build(filters.clone(), shape(2), &exact);
         assert!(tree.covers.iter().all(|&rank| rank != 0));
         for r in 0..52u32 {
             let key = [r; 5];
@@ -649,15 +760,20 @@ mod tests {
         let mut patched_some = false;
         for round in 0..40 {
             let filters = random_filters(&mut rng, 60);
-            let forest = build_forest(filters.clone(), 1 + round % 4, &|_| true);
+            let forest = build_forest(filters.clone(), shape(1 + round % 4), &|_| true);
             let covers: Vec<u32> = forest.cover_ranks().collect();
             // Kill about half of the covers and a few other filters.
             let dead: Vec<bool> = (0..filters.len() as u32)
                 .map(|r| (covers.contains(&r) && rng.below(2) == 0) || rng.below(10) == 0)
                 .collect();
             let is_dead = |r: u32| dead[r as usize];
-            let Some(patched) = patch(&forest, is_dead, &|_| true, 1 + round % 4, usize::MAX)
-            else {
+            let Some(patched) = patch(
+                &forest,
+                is_dead,
+                &|_| true,
+                shape(1 + round % 4),
+                usize::MAX,
+            ) else {
                 continue;
             };
             patched_some |= patched.trees.iter().any(|t| t.patch);
@@ -696,7 +812,7 @@ mod tests {
         let crossing = random_filters(&mut rng, 200);
         let mut seen = [false; 2];
         for filters in [disjoint, crossing] {
-            let tree = build(filters.clone(), 2, &|_| true);
+            let tree = build(filters.clone(), shape(2), &|_| true);
             seen[usize::from(matches!(tree.leaves, Leaves::Indexed { .. }))] = true;
             assert_eq!(tree.leaves.filters().len(), filters.len());
             for _ in 0..3000 {
@@ -714,13 +830,117 @@ mod tests {
         assert_eq!(seen, [true, true], "both layouts were built");
     }
 
+    /// Filters whose remote ranges lie in `blocks` of the 65,536-address blocks (a few
+    /// spanning two blocks, a few covering a whole block and every other field, the rest
+    /// prefixes inside one), with local, port and protocol ranges as [`random_filters`].
+    fn block_filters(rng: &mut crate::packet::synth::Rng, n: u32, blocks: u64) -> Vec<Filter<u32>> {
+        (0..n)
+            .map(|rank| {
+                let block = rng.below(blocks) as u32 * 3;
+                let base = block << 16;
+                let (lo0, hi0) = match rng.below(12) {
+                    0 => (base | 0xff00, (base + 0x1_0000) | rng.below(256) as u32),
+                    1 => (base, base | 0xffff),
+                    _ => {
+                        let bits = rng.below(10) as u32;
+                        let lo = base | (rng.below(256) as u32) << 8;
+                        (lo, lo | ((1 << bits) - 1))
+                    }
+                };
+                let mut f = random_filters(rng, 1).remove(0);
+                if hi0 - lo0 == 0xffff {
+                    // A whole block, all of the other fields too: it covers its block.
+                    f.bounds = Bounds::full();
+                }
+                f.bounds.lo[0] = lo0;
+                f.bounds.hi[0] = hi0;
+                f.rank = rank;
+                f
+            })
+            .collect()
+    }
+
+    #[test]
+    fn trees_from_blocks_agree_with_brute_force() {
+        let mut rng = crate::packet::synth::Rng::new(11);
+        for round in 0..6usize {
+            let filters = block_filters(&mut rng, 700, 150);
+            let shape = Shape {
+                leaf_size: 1 + round % 5,
+                blocks_min_filters: 0,
+            };
+            let tree = build(filters.clone(), shape, &|_| true);
+            let blocks = tree.blocks.as_ref().expect("the tree starts from blocks");
+            assert_eq!(blocks.dim, 0, "the remote field falls in the most blocks");
+            assert!(
+                !tree.covers.is_empty(),
+                "whole-block filters pruned something"
+            );
+            let forest = Forest {
+                trees: vec![Arc::new(tree)],
+            };
+            for _ in 0..60 {
+                let raw: Vec<[u32; 5]> = (0..LANES_IN_TEST)
+                    .map(|_| {
+                        let mut key: [u32; 5] = std::array::from_fn(|_| rng.below(26) as u32);
+                        // Blocks holding filters, the blocks between them, and the edges.
+                        key[0] = (rng.below(460) as u32) << 16 | rng.below(1 << 16) as u32;
+                        key
+                    })
+                    .collect();
+                let keys: Vec<Key<u32>> = raw.iter().map(|r| k(*r)).collect();
+                let mut best = [NONE; LANES_IN_TEST];
+                forest.lookup_lanes(&keys, &mut best, &|_, _| true);
+                for (i, key) in raw.iter().enumerate() {
+                    let want = brute(&filters, key);
+                    assert_eq!(forest.trees[0].lookup(&k(*key), |_| true), want, "{key:?}");
+                    assert_eq!((best[i] != NONE).then_some(best[i]), want, "lanes, {key:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn patch_of_a_tree_from_blocks_equals_brute_force() {
+        let mut rng = crate::packet::synth::Rng::new(12);
+        let filters = block_filters(&mut rng, 700, 150);
+        let shape = Shape {
+            leaf_size: 3,
+            blocks_min_filters: 0,
+        };
+        let forest = build_forest(filters.clone(), shape, &|_| true);
+        assert!(forest.trees.iter().any(|t| t.blocks.is_some()));
+        let covers: Vec<u32> = forest.cover_ranks().collect();
+        assert!(!covers.is_empty());
+        let dead: Vec<bool> = (0..filters.len() as u32)
+            .map(|r| covers.contains(&r) && rng.below(2) == 0)
+            .collect();
+        let is_dead = |r: u32| dead[r as usize];
+        let patched = patch(&forest, is_dead, &|_| true, shape, usize::MAX).expect("patches");
+        let live: Vec<Filter<u32>> = filters
+            .iter()
+            .filter(|f| !is_dead(f.rank))
+            .copied()
+            .collect();
+        for _ in 0..3000 {
+            let mut key: [u32; 5] = std::array::from_fn(|_| rng.below(26) as u32);
+            key[0] = (rng.below(460) as u32) << 16 | rng.below(1 << 16) as u32;
+            let found = patched.lookup(&k(key), NONE, &|r| !is_dead(r));
+            assert_eq!(
+                (found != NONE).then_some(found),
+                brute(&live, &key),
+                "{key:?}"
+            );
+        }
+    }
+
     #[test]
     fn lockstep_lanes_agree_with_brute_force() {
         let mut rng = crate::packet::synth::Rng::new(5);
         let mut depths = std::collections::BTreeSet::new();
         for round in 0..30usize {
             let filters = random_filters(&mut rng, 20 + 15 * round as u32);
-            let forest = build_forest(filters.clone(), 1 + round % 5, &|_| true);
+            let forest = build_forest(filters.clone(), shape(1 + round % 5), &|_| true);
             for t in &forest.trees {
                 depths.insert(t.inner);
             }
@@ -755,7 +975,7 @@ mod tests {
 
     #[test]
     fn empty_tree_matches_nothing() {
-        let tree: Tree<u128> = build(Vec::new(), 8, &|_| true);
+        let tree: Tree<u128> = build(Vec::new(), shape(8), &|_| true);
         assert_eq!(tree.lookup(&Key::new(0u128, 0, 0, 0, 0), |_| true), None);
     }
 }

@@ -56,16 +56,22 @@ fn revokes_agree_with_reference(
     Ok(())
 }
 
-/// A compile configuration: trees with leaves of `leaf_size` (`index` 0), or cross-product
+/// A compile configuration: trees with leaves of `leaf_size` (`index` 0; 3: trees that
+/// start from address blocks wherever their rules allow, however few), or cross-product
 /// tables for every unit's IPv4 rules, ending in the full product (1) or split (2); half
 /// the rules may die before a full rebuild.
 fn config(leaf_size: usize, index: u8) -> Config {
     Config {
         leaf_size,
         max_dead_fraction: 0.5,
-        cross_min_filters: if index > 0 { 0 } else { usize::MAX },
+        cross_min_filters: if matches!(index, 1 | 2) {
+            0
+        } else {
+            usize::MAX
+        },
         cross_alone_only: false,
         cross_product_tail: index != 2,
+        blocks_min_filters: if index == 3 { 0 } else { usize::MAX },
         ..Config::default()
     }
 }
@@ -78,7 +84,7 @@ proptest! {
         state in arb_state(),
         headers in proptest::collection::vec(arb_header(), 1..40),
         leaf_size in 1usize..10,
-        index in 0u8..3,
+        index in 0u8..4,
     ) {
         let q = queries(&state, &headers);
         let reference = Reference::new(&state).unwrap();
@@ -95,7 +101,7 @@ proptest! {
         headers in proptest::collection::vec(arb_header(), 1..30),
         picks in proptest::collection::vec(any::<proptest::sample::Index>(), 0..6),
         leaf_size in 1usize..6,
-        index in 0u8..3,
+        index in 0u8..4,
     ) {
         let q = queries(&state, &headers);
         let config = config(leaf_size, index);
@@ -115,7 +121,7 @@ proptest! {
         headers in proptest::collection::vec(arb_member_header(), 1..40),
         picks in proptest::collection::vec(any::<proptest::sample::Index>(), 0..5),
         leaf_size in 1usize..6,
-        index in 0u8..3,
+        index in 0u8..4,
     ) {
         let q = queries(&state, &headers);
         let reference = Reference::new(&state).unwrap();

@@ -163,6 +163,24 @@ fn suite_compiled_tiny_leaves() {
 }
 
 #[test]
+fn suite_compiled_trees_from_blocks() {
+    // Every tree whose rules allow it starts from a table of address blocks, however few
+    // rules it has.
+    run("compiled trees from blocks", |s| {
+        let config = Config {
+            blocks_min_filters: 0,
+            ..Config::default()
+        };
+        let t = compile(&s.state, &config).unwrap();
+        let mut out = Vec::new();
+        t.classify_batch(&s.queries, &mut out);
+        let one: Vec<_> = s.queries.iter().map(|(p, h)| t.classify(*p, h)).collect();
+        assert_eq!(one, out, "{}: one at a time != batch", s.file);
+        names(&t, out)
+    });
+}
+
+#[test]
 fn suite_compiled_cross_product_tables() {
     // Every unit's IPv4 rules in cross-product tables, however few they are.
     run("compiled cross-product tables", |s| {
