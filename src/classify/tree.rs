@@ -27,17 +27,20 @@
 //!
 //! # Blocks
 //!
-//! A large tree whose filters each lie in one (or two) 65,536-address blocks of one
-//! address field (the top 16 bits of a remote or local address: the forest puts such
-//! filters together) starts from a table of the blocks ([`Tree::blocks`]): per block, the
-//! root of a subtree built from the filters in that block alone. The first load of a walk
-//! then does what the top levels of the tree would do in eight to sixteen binary cuts, and
-//! the subtrees are small (on fw1 10k most blocks hold one filter: the walk ends at a
-//! leaf). The table takes 256 KiB, so `compile::tree` uses it for trees of at least 2,048
-//! filters spread over at least 256 blocks, where filters spanning blocks add at most a
-//! quarter more leaf entries. Side by side on the two cores (two pairs of runs each), the
-//! trees ran 1.7× as fast on fw1 10k, 2.1× on acl1 100k, 2.9–3.3× on fw1 100k and
-//! 1.7–2.5× on ipc1 100k, and built four times as fast at 100k (fewer cuts to choose).
+//! A large tree whose filters each lie in one (or two) blocks of one address field
+//! (addresses that share their top bits; the forest puts filters specific in a field
+//! together) starts from a table of the blocks ([`Tree::blocks`]): per block, the root of a
+//! subtree built from the filters in that block alone. The first load of a walk then does
+//! what the top levels of the tree would do in eight to sixteen binary cuts, and the
+//! subtrees are small (on fw1 10k most blocks hold one filter: the walk ends at a leaf).
+//! The table has up to four entries a filter (16 bytes; blocks of the top 11 to 16 bits),
+//! 256 KiB at most; `compile::tree` uses it for trees of at least 1,024 filters (by
+//! default) spread over at least 256 blocks, where filters spanning blocks add at most a
+//! quarter more leaf entries. Side by side on the two cores (two pairs of runs each),
+//! trees from 65,536 blocks ran 1.7× as fast as before on fw1 10k, 2.1× on acl1 100k,
+//! 2.9–3.3× on fw1 100k and 1.7–2.5× on ipc1 100k, and built four times as fast at 100k
+//! (fewer cuts to choose); sized by filter count and used from 1,024 filters, fw1 10k
+//! gained 1.5× more (its 1,469-filter tree starts from blocks too).
 //!
 //! # Batches
 //!
@@ -79,8 +82,8 @@ pub(crate) trait Word:
     fn wrapping_sub(self, other: Self) -> Self;
     /// The low 16 bits (a port or protocol widened by [`Word::from_u16`]).
     fn low16(self) -> u16;
-    /// The top 16 bits of an address.
-    fn top16(self) -> u16;
+    /// The top `bits` bits of an address (1 to 16).
+    fn top(self, bits: u32) -> usize;
 }
 
 impl Word for u32 {
@@ -108,8 +111,8 @@ impl Word for u32 {
     fn low16(self) -> u16 {
         self as u16
     }
-    fn top16(self) -> u16 {
-        (self >> 16) as u16
+    fn top(self, bits: u32) -> usize {
+        (self >> (32 - bits)) as usize
     }
 }
 
@@ -137,8 +140,8 @@ impl Word for u128 {
     fn low16(self) -> u16 {
         self as u16
     }
-    fn top16(self) -> u16 {
-        (self >> 112) as u16
+    fn top(self, bits: u32) -> usize {
+        (self >> (128 - bits)) as usize
     }
 }
 
@@ -455,10 +458,10 @@ pub(crate) struct Tree<W> {
     pub leaves: Leaves<W>,
     /// The root's reference.
     pub root: u32,
-    /// For a large tree whose filters each lie in one or two 65,536-address blocks of one
-    /// address field: per block, the reference of the root of the subtree of that block's
-    /// filters. The walk then starts there: one load instead of the levels that would
-    /// narrow the field down to the block.
+    /// For a large tree whose filters each lie in one or two blocks of one address field
+    /// (addresses sharing their top bits): per block, the reference of the root of the
+    /// subtree of that block's filters. The walk then starts there: one load instead of
+    /// the levels that would narrow the field down to the block.
     pub blocks: Option<Blocks>,
     /// Ranks (ascending) of the filters that cut later filters out of some region because
     /// they cover it: only they may not be tombstoned without a rebuild.
@@ -471,14 +474,25 @@ pub(crate) struct Tree<W> {
     pub patch: bool,
 }
 
-/// The roots of a tree's subtrees by the top 16 bits of one address field (see
+/// The roots of a tree's subtrees by the top bits of one address field (see
 /// [`Tree::blocks`]).
 #[derive(Debug)]
 pub(crate) struct Blocks {
     /// The field: 0 remote, 1 local.
     pub dim: usize,
-    /// Per block, the reference of its subtree's root (a node or a leaf).
-    pub roots: Box<[u32; 1 << 16]>,
+    /// How many top bits of the field number a block (1 to 16).
+    pub bits: u32,
+    /// Per block, the reference of its subtree's root (a node or a leaf): `1 << bits` of
+    /// them.
+    pub roots: Box<[u32]>,
+}
+
+impl Blocks {
+    /// The reference a key's walk starts from.
+    #[inline]
+    fn root<W: Word>(&self, key: &Key<W>) -> u32 {
+        self.roots[key.wide[self.dim & 1].top(self.bits)]
+    }
 }
 
 impl<W: Word> Tree<W> {
@@ -487,7 +501,7 @@ impl<W: Word> Tree<W> {
     fn start(&self, key: &Key<W>) -> u32 {
         match &self.blocks {
             None => self.root,
-            Some(b) => b.roots[usize::from(key.wide[b.dim & 1].top16())],
+            Some(b) => b.root(key),
         }
     }
 
@@ -568,8 +582,7 @@ impl<W: Word> Tree<W> {
         let mut at = [self.root; LANES];
         if let Some(b) = &self.blocks {
             for (a, &i) in at[..m].iter_mut().zip(&lane[..m]) {
-                let key = &keys[usize::from(i) & MASK];
-                *a = b.roots[usize::from(key.wide[b.dim & 1].top16())];
+                *a = b.root(&keys[usize::from(i) & MASK]);
             }
         }
         // Every walk steps each round, whether or not it has reached its leaf: a walk at a
@@ -611,7 +624,7 @@ impl<W: Word> Tree<W> {
             + self
                 .blocks
                 .as_ref()
-                .map_or(0, |_| size_of::<[u32; 1 << 16]>())
+                .map_or(0, |b| b.roots.len() * size_of::<u32>())
             + self.starts.capacity() * size_of::<u32>()
             + self.leaves.memory_usage()
             + self.covers.capacity() * size_of::<u32>()

@@ -45,8 +45,8 @@
 //! Per rule a unit holds a 32-byte packed filter (IPv4, copied into each leaf that holds it
 //! where cuts replicate little, else once with 4-byte leaf positions) and its share of tree
 //! nodes; the ranks add 4 bytes (8 where some rule has a group peer), the rule-ID index 4;
-//! a large tree that starts from address blocks adds their 256 KiB table (2.6 bytes a rule
-//! at 100k). Per address: the membership map (about 18 bytes) and the address trie
+//! a large tree that starts from address blocks adds its table of block roots (at most 16
+//! bytes a rule and 256 KiB). Per address: the membership map (about 18 bytes) and the address trie
 //! (estimated at 64). [`Table::memory_usage`] counts all of it (46–61 bytes a rule on the
 //! 100k ClassBench sets). Cross-product tables instead take 768 KiB of phase-0 tables plus their phase
 //! tables and class lists, at most `cross_bytes_per_filter` a rule (16 KiB by default);
@@ -87,9 +87,10 @@ use crate::model::{
 pub struct Config {
     /// A tree region holding this many rules or fewer becomes a leaf, scanned linearly.
     pub leaf_size: usize,
-    /// A tree of at least this many rules whose rules each lie in one or two 65,536-address
-    /// blocks of an address field starts from a table of the blocks' subtrees (256 KiB)
-    /// when they fall in enough distinct blocks (see `classify::tree`).
+    /// A tree of at least this many rules whose rules each lie in one or two blocks of an
+    /// address field (addresses sharing their top bits) starts from a table of the blocks'
+    /// subtrees (16 bytes a rule, 256 KiB at most) when they fall in enough distinct
+    /// blocks (see `classify::tree`).
     pub blocks_min_filters: usize,
     /// When more than this fraction of a table's rules are tombstoned, the next revise
     /// rebuilds everything.
@@ -133,7 +134,7 @@ impl Default for Config {
     fn default() -> Config {
         Config {
             leaf_size: 8,
-            blocks_min_filters: 2048,
+            blocks_min_filters: 1024,
             max_dead_fraction: 0.25,
             cross_min_filters: 512,
             cross_alone_only: true,

@@ -194,7 +194,7 @@ const SINGLE_TREE_REPLICATION: usize = 6;
 enum Slot {
     Root,
     /// The root of the subtree of a block (see [`Tree::blocks`]).
-    Block(u16),
+    Block(u32),
     Left(u32),
     Right(u32),
 }
@@ -211,26 +211,32 @@ const MAX_DEPTH: u32 = 96;
 
 /// Fewest distinct blocks the filters must fall in for a tree to start from blocks (or an
 /// eighth of the filters, if fewer): fewer would save too few levels for the cache
-/// footprint of the table of block roots (256 KiB).
+/// footprint of the table of block roots.
 const BLOCKS_MIN_DISTINCT: usize = 256;
 
-/// The address field by whose 65,536-address blocks a tree of `filters` starts (see
-/// [`Tree::blocks`]), if any (never below `min_filters` filters): the one whose filters
-/// fall in the most distinct blocks, among those where filters spanning several blocks add
-/// at most a quarter more entries.
-fn block_dim<W: Word>(filters: &[Filter<W>], min_filters: usize) -> Option<usize> {
+/// Entries the table of block roots may have per filter (at most 65,536 in all): 16 bytes
+/// a filter.
+const BLOCKS_PER_FILTER: usize = 4;
+
+/// The address field by whose blocks a tree of `filters` starts (see [`Tree::blocks`]),
+/// with the number of top bits that make a block, if any (never below `min_filters`
+/// filters): the field whose filters fall in the most distinct blocks, among those where
+/// filters spanning several blocks add at most a quarter more entries.
+fn block_dim<W: Word>(filters: &[Filter<W>], min_filters: usize) -> Option<(usize, u32)> {
     let n = filters.len();
     if n < min_filters.max(1) {
         return None;
     }
+    let entries = (n * BLOCKS_PER_FILTER).min(1 << 16);
+    let bits = usize::BITS - 1 - entries.leading_zeros();
     let min_distinct = BLOCKS_MIN_DISTINCT.min(n / 8).max(2);
     (0..2)
         .filter_map(|d| {
             let mut entries = 0usize;
-            let mut blocks: Vec<u16> = Vec::with_capacity(n);
+            let mut blocks: Vec<usize> = Vec::with_capacity(n);
             for f in filters {
-                let (a, b) = (f.bounds.lo[d].top16(), f.bounds.hi[d].top16());
-                entries += usize::from(b - a) + 1;
+                let (a, b) = (f.bounds.lo[d].top(bits), f.bounds.hi[d].top(bits));
+                entries += b - a + 1;
                 blocks.push(a);
             }
             blocks.sort_unstable();
@@ -238,20 +244,20 @@ fn block_dim<W: Word>(filters: &[Filter<W>], min_filters: usize) -> Option<usize
             (entries <= n + n / 4 && blocks.len() >= min_distinct).then_some((blocks.len(), d))
         })
         .max()
-        .map(|(_, d)| d)
+        .map(|(_, d)| (d, bits))
 }
 
-/// The tasks of a tree starting from blocks of field `dim`: per block holding filters, its
-/// filters (rank order) and its region.
-fn block_tasks<W: Word>(filters: &[Filter<W>], dim: usize) -> Vec<Task<W>> {
-    let mut pairs: Vec<(u16, u32)> = Vec::with_capacity(filters.len());
+/// The tasks of a tree starting from blocks of field `dim` (its top `bits` bits): per block
+/// holding filters, its filters (rank order) and its region.
+fn block_tasks<W: Word>(filters: &[Filter<W>], dim: usize, bits: u32) -> Vec<Task<W>> {
+    let mut pairs: Vec<(u32, u32)> = Vec::with_capacity(filters.len());
     for (i, f) in filters.iter().enumerate() {
-        for b in f.bounds.lo[dim].top16()..=f.bounds.hi[dim].top16() {
-            pairs.push((b, i as u32));
+        for b in f.bounds.lo[dim].top(bits)..=f.bounds.hi[dim].top(bits) {
+            pairs.push((b as u32, i as u32));
         }
     }
     pairs.sort_unstable();
-    let shift = W::ADDR_BITS - 16;
+    let shift = W::ADDR_BITS - bits;
     pairs
         .chunk_by(|x, y| x.0 == y.0)
         .map(|run| {
@@ -299,9 +305,9 @@ fn build_within<W: Word>(
     let dim = block_dim(&filters, shape.blocks_min_filters);
     let mut stack = match dim {
         // Blocks without filters start at an empty leaf; so does the unused root.
-        Some(d) => {
+        Some((d, bits)) => {
             starts.push(0);
-            let mut tasks = block_tasks(&filters, d);
+            let mut tasks = block_tasks(&filters, d, bits);
             tasks.reverse();
             tasks
         }
@@ -312,7 +318,7 @@ fn build_within<W: Word>(
             depth: 0,
         }],
     };
-    let mut block_roots = dim.map(|_| vec![LEAF; 1 << 16]);
+    let mut block_roots = dim.map(|(_, bits)| vec![LEAF; 1 << bits]);
     while let Some(mut task) = stack.pop() {
         if let Some(cover) = prune(&filters, &mut task.items, &task.region, exact) {
             covers.push(cover);
@@ -344,7 +350,7 @@ fn build_within<W: Word>(
             Slot::Root => root = reference,
             Slot::Block(b) => {
                 if let Some(roots) = &mut block_roots {
-                    roots[usize::from(b)] = reference;
+                    roots[b as usize] = reference;
                 }
             }
             Slot::Left(n) => nodes[n as usize].children[0] = reference,
@@ -362,13 +368,10 @@ fn build_within<W: Word>(
     let mut roots = vec![root];
     roots.extend(block_roots.iter().flatten());
     let (nodes, inner, references) = group(&nodes, &roots);
-    let blocks = dim.zip(block_roots).map(|(dim, _)| Blocks {
+    let blocks = dim.map(|(dim, bits)| Blocks {
         dim,
-        roots: match references[1..].to_vec().into_boxed_slice().try_into() {
-            Ok(r) => r,
-            // Invariant: one reference per block, 65,536 of them, after the root's.
-            Err(r) => unreachable!("{} block roots", r.len()),
-        },
+        bits,
+        roots: references[1..].into(),
     });
     let mut covers: Vec<u32> = covers.iter().map(|&i| filters[i as usize].rank).collect();
     covers.sort_unstable();
@@ -830,26 +833,32 @@ mod tests {
         assert_eq!(seen, [true, true], "both layouts were built");
     }
 
-    /// Filters whose remote ranges lie in `blocks` of the 65,536-address blocks (a few
-    /// spanning two blocks, a few covering a whole block and every other field, the rest
-    /// prefixes inside one), with local, port and protocol ranges as [`random_filters`].
+    /// Filters whose remote ranges lie near `blocks` addresses 2^24 apart, so that they
+    /// fall in distinct blocks whatever the tree's block size (a few spanning two blocks,
+    /// a few covering a /16 and every other field, the rest prefixes of up to 2^12
+    /// addresses), with local, port and protocol ranges as [`random_filters`].
     fn block_filters(rng: &mut crate::packet::synth::Rng, n: u32, blocks: u64) -> Vec<Filter<u32>> {
         (0..n)
             .map(|rank| {
-                let block = rng.below(blocks) as u32 * 3;
-                let base = block << 16;
+                let base = (1 + rng.below(blocks) as u32) << 24;
                 let (lo0, hi0) = match rng.below(12) {
-                    0 => (base | 0xff00, (base + 0x1_0000) | rng.below(256) as u32),
-                    1 => (base, base | 0xffff),
+                    0 => (
+                        base - 1 - rng.below(256) as u32,
+                        base + rng.below(256) as u32,
+                    ),
+                    1 => {
+                        let lo = base | (rng.below(4) as u32) << 16;
+                        (lo, lo | 0xffff)
+                    }
                     _ => {
-                        let bits = rng.below(10) as u32;
-                        let lo = base | (rng.below(256) as u32) << 8;
+                        let bits = rng.below(13) as u32;
+                        let lo = base | (rng.below(1 << 8) as u32) << 12;
                         (lo, lo | ((1 << bits) - 1))
                     }
                 };
                 let mut f = random_filters(rng, 1).remove(0);
                 if hi0 - lo0 == 0xffff {
-                    // A whole block, all of the other fields too: it covers its block.
+                    // A whole /16, all of the other fields too: it covers regions.
                     f.bounds = Bounds::full();
                 }
                 f.bounds.lo[0] = lo0;
@@ -858,6 +867,17 @@ mod tests {
                 f
             })
             .collect()
+    }
+
+    /// A key near the filters of [`block_filters`], or anywhere.
+    fn block_key(rng: &mut crate::packet::synth::Rng, blocks: u64) -> [u32; 5] {
+        let mut key: [u32; 5] = std::array::from_fn(|_| rng.below(26) as u32);
+        key[0] = match rng.below(4) {
+            0 => rng.below(1 << 32) as u32,
+            1 => ((1 + rng.below(blocks) as u32) << 24).wrapping_sub(1 + rng.below(300) as u32),
+            _ => (1 + rng.below(blocks) as u32) << 24 | rng.below(1 << 20) as u32,
+        };
+        key
     }
 
     #[test]
@@ -872,6 +892,7 @@ mod tests {
             let tree = build(filters.clone(), shape, &|_| true);
             let blocks = tree.blocks.as_ref().expect("the tree starts from blocks");
             assert_eq!(blocks.dim, 0, "the remote field falls in the most blocks");
+            assert_eq!(blocks.bits, 11, "four entries a filter: 2,048 blocks");
             assert!(
                 !tree.covers.is_empty(),
                 "whole-block filters pruned something"
@@ -881,12 +902,7 @@ mod tests {
             };
             for _ in 0..60 {
                 let raw: Vec<[u32; 5]> = (0..LANES_IN_TEST)
-                    .map(|_| {
-                        let mut key: [u32; 5] = std::array::from_fn(|_| rng.below(26) as u32);
-                        // Blocks holding filters, the blocks between them, and the edges.
-                        key[0] = (rng.below(460) as u32) << 16 | rng.below(1 << 16) as u32;
-                        key
-                    })
+                    .map(|_| block_key(&mut rng, 150))
                     .collect();
                 let keys: Vec<Key<u32>> = raw.iter().map(|r| k(*r)).collect();
                 let mut best = [NONE; LANES_IN_TEST];
@@ -923,8 +939,7 @@ mod tests {
             .copied()
             .collect();
         for _ in 0..3000 {
-            let mut key: [u32; 5] = std::array::from_fn(|_| rng.below(26) as u32);
-            key[0] = (rng.below(460) as u32) << 16 | rng.below(1 << 16) as u32;
+            let key = block_key(&mut rng, 150);
             let found = patched.lookup(&k(key), NONE, &|r| !is_dead(r));
             assert_eq!(
                 (found != NONE).then_some(found),
