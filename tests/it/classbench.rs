@@ -28,12 +28,14 @@ fn summary(stdout: &str) -> serde_json::Value {
 #[test]
 fn first_match_equals_the_independent_scan_on_every_bundled_set() {
     // Every index: the compiler's choice (cross-product tables: the sets are searched
-    // alone and fit their budget) on one and two threads, trees, and tables.
+    // alone and fit their budget) on one and two threads, trees, tables, and tables with
+    // the split tail.
     let runs = [
         ("auto", "1", 1),
         ("auto", "2", 1),
         ("trees", "1", 0),
         ("tables", "1", 1),
+        ("split", "1", 1),
     ];
     for set in ["acl1_1k", "fw1_1k", "ipc1_1k"] {
         for (index, threads, tables) in runs {
@@ -59,6 +61,11 @@ fn first_match_equals_the_independent_scan_on_every_bundled_set() {
             assert_eq!(s["mismatches"], 0, "{set} {index} threads={threads}: {out}");
             assert_eq!(
                 s["index"]["cross_product_tables"], tables,
+                "{set} {index}: {out}"
+            );
+            assert_eq!(
+                s["index"]["split_tables"],
+                u64::from(index == "split"),
                 "{set} {index}: {out}"
             );
             assert_eq!(s["packets"], 100_000, "{set}");
@@ -212,4 +219,75 @@ fn bad_input_names_the_file_and_line_and_exits_2() {
 #[test]
 fn bundled_data_is_present() {
     assert!(Path::new(&data("acl1_1k")).exists());
+}
+
+#[test]
+fn bench_prints_the_compiled_and_reference_figures_of_one_run() {
+    // A bundled ClassBench file with its trace, and the security-group shape: each prints
+    // its figures for both engines, the revokes it timed, and the parallel figure.
+    let acl = data("acl1_1k");
+    let trace = data("acl1_1k_trace.xz");
+    let workloads: [&[&str]; 2] = [
+        &[
+            "--filters",
+            acl.to_str().unwrap(),
+            "--trace",
+            trace.to_str().unwrap(),
+        ],
+        &["--shape", "sg", "--packets", "5000"],
+    ];
+    for workload in workloads {
+        let mut args = vec!["bench"];
+        args.extend_from_slice(workload);
+        args.extend([
+            "--repeat",
+            "1",
+            "--revokes",
+            "3",
+            "--threads",
+            "2",
+            "--parallel-batch",
+            "20000",
+        ]);
+        let (code, out, err) = sgsim(&args);
+        assert_eq!(code, 0, "{workload:?}: {err}");
+        let s = summary(&out);
+        assert_eq!(s["mismatches_on_sample"], 0, "{out}");
+        let c = &s["compiled"];
+        for key in [
+            "lookups_per_s",
+            "build_ms",
+            "bytes_per_rule",
+            "revoke_to_visible_ms",
+        ] {
+            assert!(c[key].as_f64().unwrap() > 0.0, "compiled {key}: {out}");
+        }
+        assert_eq!(c["revokes_timed"], 3, "{out}");
+        assert!(
+            c["revoke_to_visible_max_ms"].as_f64() >= c["revoke_to_visible_ms"].as_f64(),
+            "{out}"
+        );
+        let p = &c["parallel"];
+        assert_eq!(p["threads"], 2, "{out}");
+        assert!(p["batch"].as_u64().unwrap() >= 20_000, "{out}");
+        assert!(
+            p["speedup_over_one_thread"].as_f64().unwrap() > 0.0,
+            "{out}"
+        );
+        for key in ["lookups_per_s", "build_ms", "revoke_to_visible_ms"] {
+            assert!(
+                s["reference"][key].as_f64().unwrap() > 0.0,
+                "reference {key}: {out}"
+            );
+        }
+        assert!(s["rules"].as_u64().unwrap() > 100, "{out}");
+    }
+}
+
+#[test]
+fn bench_rejects_an_unreadable_filter_file() {
+    let missing = data("no-such-set");
+    let (code, out, err) = sgsim(&["bench", "--filters", missing.to_str().unwrap()]);
+    assert_eq!(code, 2, "{out}");
+    assert!(err.contains("no-such-set"), "{err}");
 }
