@@ -120,6 +120,16 @@ fn run(engine: &str, judge: impl Fn(&Loaded) -> Vec<String>) {
     assert!(failures.is_empty(), "\n{}", failures.join("\n"));
 }
 
+/// The table's verdicts on the scenario's queries, judged as a batch, after checking that
+/// one at a time they are the same.
+fn batch_and_one_by_one(s: &Loaded, t: &sgsim::compile::Table) -> Vec<String> {
+    let mut out = Vec::new();
+    t.classify_batch(&s.queries, &mut out);
+    let one: Vec<_> = s.queries.iter().map(|(p, h)| t.classify(*p, h)).collect();
+    assert_eq!(one, out, "{}: one at a time != batch", s.file);
+    names(t, out)
+}
+
 fn names(engine: &impl Engine, verdicts: Vec<sgsim::classify::Verdict>) -> Vec<String> {
     verdicts
         .into_iter()
@@ -171,12 +181,7 @@ fn suite_compiled_trees_from_blocks() {
             blocks_min_filters: 0,
             ..Config::default()
         };
-        let t = compile(&s.state, &config).unwrap();
-        let mut out = Vec::new();
-        t.classify_batch(&s.queries, &mut out);
-        let one: Vec<_> = s.queries.iter().map(|(p, h)| t.classify(*p, h)).collect();
-        assert_eq!(one, out, "{}: one at a time != batch", s.file);
-        names(&t, out)
+        batch_and_one_by_one(s, &compile(&s.state, &config).unwrap())
     });
 }
 
@@ -189,12 +194,7 @@ fn suite_compiled_cross_product_tables() {
             cross_alone_only: false,
             ..Config::default()
         };
-        let t = compile(&s.state, &config).unwrap();
-        let mut out = Vec::new();
-        t.classify_batch(&s.queries, &mut out);
-        let one: Vec<_> = s.queries.iter().map(|(p, h)| t.classify(*p, h)).collect();
-        assert_eq!(one, out, "{}: one at a time != batch", s.file);
-        names(&t, out)
+        batch_and_one_by_one(s, &compile(&s.state, &config).unwrap())
     });
 }
 
@@ -216,11 +216,7 @@ fn suite_compiled_split_tables() {
             "{}",
             s.file
         );
-        let mut out = Vec::new();
-        t.classify_batch(&s.queries, &mut out);
-        let one: Vec<_> = s.queries.iter().map(|(p, h)| t.classify(*p, h)).collect();
-        assert_eq!(one, out, "{}: one at a time != batch", s.file);
-        names(&t, out)
+        batch_and_one_by_one(s, &t)
     });
 }
 
