@@ -66,11 +66,20 @@ pub(crate) fn build_forest<W: Word>(
     }
 }
 
-/// Estimated steps of one lookup in a tree: the depth of a balanced tree with its leaves,
-/// plus the average leaf run.
+/// Estimated steps of one lookup in a tree: the depth of a balanced tree with its leaves
+/// (for a tree from blocks: one step for the table, then a subtree with its share of the
+/// leaves), plus the average leaf run.
 fn cost<W: Word>(t: &Tree<W>) -> f64 {
     let leaves = t.leaf_count().max(1) as f64;
-    leaves.log2() + t.leaves.entries() as f64 / leaves
+    let depth = match &t.blocks {
+        None => leaves.log2(),
+        Some(b) => {
+            // Every empty block starts at leaf 0, which is empty (reference `inner`).
+            let held = b.roots.iter().filter(|&&r| r != t.inner).count().max(1);
+            1.0 + (leaves / held as f64).max(1.0).log2()
+        }
+    };
+    depth + t.leaves.entries() as f64 / leaves
 }
 
 /// Estimated steps of one lookup in a forest, assuming packets hit the filters uniformly
@@ -885,11 +894,19 @@ mod tests {
         let mut rng = crate::packet::synth::Rng::new(11);
         for round in 0..6usize {
             let filters = block_filters(&mut rng, 700, 150);
-            let shape = Shape {
-                leaf_size: 1 + round % 5,
+            let leaf_size = 1 + round % 5;
+            let with_blocks = Shape {
+                leaf_size,
                 blocks_min_filters: 0,
             };
-            let tree = build(filters.clone(), shape, &|_| true);
+            let tree = build(filters.clone(), with_blocks, &|_| true);
+            let plain = build(filters.clone(), shape(leaf_size), &|_| true);
+            assert!(
+                cost(&tree) < cost(&plain),
+                "the table's load saves levels: {} < {}",
+                cost(&tree),
+                cost(&plain)
+            );
             let blocks = tree.blocks.as_ref().expect("the tree starts from blocks");
             assert_eq!(blocks.dim, 0, "the remote field falls in the most blocks");
             assert_eq!(blocks.bits, 11, "four entries a filter: 2,048 blocks");
