@@ -40,7 +40,7 @@
 //! [`Rfc::lookup_lanes`] runs each phase over all lanes before the next: the loads of one
 //! phase are independent across packets, so the CPU overlaps their cache misses. (Running
 //! the split tail's list reads in stages across lanes as well measured no faster on ipc1
-//! 10k and 13% slower on the 1k sets, whose tables sit in cache.)
+//! 10k and 13% slower on acl1 1k, whose tables sit in cache.)
 
 use crate::classify::tree::{Key, LANES};
 
