@@ -456,7 +456,7 @@ pub(crate) struct Tree<W> {
     /// Per leaf: where its run starts in `leaves`; one more entry closes the last run.
     pub starts: Vec<u32>,
     pub leaves: Leaves<W>,
-    /// The root's reference.
+    /// The root's reference (an empty leaf, unused, when the tree starts from blocks).
     pub root: u32,
     /// For a large tree whose filters each lie in one or two blocks of one address field
     /// (addresses sharing their top bits): per block, the reference of the root of the
@@ -580,10 +580,8 @@ impl<W: Word> Tree<W> {
         let m = m.min(LANES);
         let inner = self.inner;
         let mut at = [self.root; LANES];
-        if let Some(b) = &self.blocks {
-            for (a, &i) in at[..m].iter_mut().zip(&lane[..m]) {
-                *a = b.root(&keys[usize::from(i) & MASK]);
-            }
+        for (a, &i) in at[..m].iter_mut().zip(&lane[..m]) {
+            *a = self.start(&keys[usize::from(i) & MASK]);
         }
         // Every walk steps each round, whether or not it has reached its leaf: a walk at a
         // leaf reads the last node and keeps its place. No branch depends on a walk's state
