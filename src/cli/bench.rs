@@ -5,8 +5,9 @@
 //! account (`--shape sg`), or a ClassBench filter file (`--filters F [--trace T]`).
 //! Figures: lookups/s (one thread through `classify_batch`, and with `--threads N` the
 //! rayon batch path against one thread on batches of at least 2^20 lookups, passes
-//! alternating, the speedup the median of adjacent pairs' ratios), build time, revoke-to-visible latency (`Live::apply` of one revoke,
-//! median over `--revokes` different rules), and bytes per rule (`Table::memory_usage`).
+//! alternating, the speedup the median of adjacent pairs' ratios), build time,
+//! revoke-to-visible latency (`Live::apply` of one revoke, median over `--revokes`
+//! different rules), and bytes per rule (`Table::memory_usage`).
 //! The reference engine is a linear scan: at large sizes it is timed on a sample of the
 //! packets (`reference_sampled_packets`), and the compiled engine's answers are checked
 //! against it on that sample.

@@ -46,11 +46,12 @@
 //! where cuts replicate little, else once with 4-byte leaf positions) and its share of tree
 //! nodes; the ranks add 4 bytes (8 where some rule has a group peer), the rule-ID index 4;
 //! a large tree that starts from address blocks adds its table of block roots (at most 16
-//! bytes a rule and 256 KiB). Per address: the membership map (about 18 bytes) and the address trie
-//! (estimated at 64). [`Table::memory_usage`] counts all of it (46–61 bytes a rule on the
-//! 100k ClassBench sets). Cross-product tables instead take 768 KiB of phase-0 tables plus their phase
-//! tables and class lists, at most `cross_bytes_per_filter` a rule (16 KiB by default);
-//! past 10k–20k rules their build outgrows its bounds and trees serve.
+//! bytes a rule and 256 KiB). Per address: the membership map (about 18 bytes) and the
+//! address trie (estimated at 64). [`Table::memory_usage`] counts all of it (46–59 bytes a
+//! rule on the 100k ClassBench sets). Cross-product tables instead take 768 KiB of phase-0
+//! tables plus their phase tables and class lists (or the split tail's lists and bitsets),
+//! at most `cross_bytes_per_filter` a rule (16 KiB by default); past 10k–20k rules their
+//! build outgrows its bounds and trees serve.
 //!
 //! # Batches
 //!

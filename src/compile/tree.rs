@@ -3,9 +3,10 @@
 //! either side, until a region holds at most `leaf_size` rules). The binary cuts are then
 //! grouped into nodes of [`LEVELS`] levels each ([`group`]).
 //!
-//! A tree of many filters that each lie in one 65,536-address block of an address field
-//! starts from a table of those blocks (see `classify::tree`): the build then makes one
-//! subtree per block, over the block's region, and groups all of them at once.
+//! A tree of many filters that each lie in one block of an address field (addresses that
+//! share their top 11 to 16 bits) starts from a table of those blocks (see
+//! `classify::tree`): the build then makes one subtree per block, over the block's region,
+//! and groups all of them at once.
 //!
 //! Two prunings keep trees small: a region's list stops at the first filter that covers the
 //! whole region (nothing after it can ever win there), and a cut that reduces neither side is
