@@ -88,7 +88,12 @@ pub fn run() -> anyhow::Result<Exit> {
         let state = provider::import_values(&docs)?.state;
         let request = RawRequest::parse(s.request)?;
         let mut plan = whatif::plan(&state, &request)?;
-        super::whatif::judge_traffic(&mut plan, &state, &[], Some((SYNTHETIC, 7)))?;
+        plan.report.request = Some(s.request.trim().to_string());
+        let config = sgsim::whatif::traffic::Config {
+            partitions: (rayon::current_num_threads() * 4).max(1),
+            ..Default::default()
+        };
+        super::whatif::judge_traffic(&mut plan, &state, &[], Some((SYNTHETIC, 7)), config)?;
         if i > 0 {
             println!("\n{}\n", "=".repeat(78));
         }
