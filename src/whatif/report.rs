@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde::Serialize;
 
-use crate::classify::Named;
+use crate::classify::{Decision, Named};
 use crate::model::{Action, Direction, EniId, Header, Provider, Rule, RuleId, State};
 use crate::provider::Outcome;
 use crate::whatif::space::{Decider, Region};
@@ -43,6 +43,10 @@ pub struct Changed {
     pub accept_to_drop: u64,
     /// Dropped before, accepted after.
     pub drop_to_accept: u64,
+    /// Accepted or dropped before, unknown after (an unresolved reference decides).
+    pub to_unknown: u64,
+    /// Unknown before, accepted or dropped after.
+    pub from_unknown: u64,
 }
 
 /// Totals over the traffic.
@@ -58,6 +62,10 @@ pub struct Totals {
     pub dropped_before: u64,
     /// Dropped after.
     pub dropped_after: u64,
+    /// Unknown before (an unresolved reference decides).
+    pub unknown_before: u64,
+    /// Unknown after.
+    pub unknown_after: u64,
 }
 
 /// A flow (5-tuple at one ENI and direction) whose verdict changes.
@@ -115,6 +123,8 @@ pub struct Agreement {
     pub logged_accept_model_drop: u64,
     /// Records the log rejected but the model accepts (a network ACL may explain these).
     pub logged_reject_model_accept: u64,
+    /// Records the model cannot judge (an unresolved reference decides).
+    pub model_unknown: u64,
 }
 
 /// Packets accepted and dropped before and after, over one slice of time.
@@ -203,8 +213,8 @@ fn caveats(before: &State, outcome: &Outcome, regions: &[Region]) -> Vec<String>
     if outcome.error.is_some() || outcome.revoked.is_empty() {
         return out;
     }
-    let closes = regions.iter().any(|r| r.before.action == Action::Accept);
-    let opens = regions.iter().any(|r| r.before.action == Action::Drop);
+    let closes = regions.iter().any(|r| r.before.action == Decision::Accept);
+    let opens = regions.iter().any(|r| r.before.action == Decision::Drop);
     match outcome.provider {
         Provider::Aws => {
             if closes {
@@ -297,12 +307,14 @@ impl Tally {
         let t = &mut self.totals;
         t.judged += n;
         match j.before.action {
-            Action::Accept => t.accepted_before += n,
-            Action::Drop => t.dropped_before += n,
+            Decision::Accept => t.accepted_before += n,
+            Decision::Drop => t.dropped_before += n,
+            Decision::Unknown => t.unknown_before += n,
         }
         match j.after.action {
-            Action::Accept => t.accepted_after += n,
-            Action::Drop => t.dropped_after += n,
+            Decision::Accept => t.accepted_after += n,
+            Decision::Drop => t.dropped_after += n,
+            Decision::Unknown => t.unknown_after += n,
         }
         if let Some(r) = &j.before.rule {
             *self.hits_before.entry(r.clone()).or_default() += n;
@@ -313,21 +325,15 @@ impl Tally {
         if let Some(time) = j.time_ns {
             let s = self.seconds.entry(time / 1_000_000_000).or_default();
             s.0 += n;
-            s.1 += if j.before.action == Action::Accept {
-                n
-            } else {
-                0
-            };
-            s.2 += if j.after.action == Action::Accept {
-                n
-            } else {
-                0
-            };
+            s.1 += if j.before.action.accepts() { n } else { 0 };
+            s.2 += if j.after.action.accepts() { n } else { 0 };
         }
         if let Some(logged) = j.logged {
             let a = &mut self.agreement;
             a.records += 1;
-            if logged == j.before.action {
+            if j.before.action == Decision::Unknown {
+                a.model_unknown += 1;
+            } else if Decision::from(logged) == j.before.action {
                 a.agree += 1;
             } else if logged == Action::Accept {
                 a.logged_accept_model_drop += 1;
@@ -338,9 +344,13 @@ impl Tally {
         if j.before.action == j.after.action {
             return;
         }
-        match j.before.action {
-            Action::Accept => self.changed.accept_to_drop += n,
-            Action::Drop => self.changed.drop_to_accept += n,
+        match (j.before.action, j.after.action) {
+            (Decision::Accept, Decision::Drop) => self.changed.accept_to_drop += n,
+            (Decision::Drop, Decision::Accept) => self.changed.drop_to_accept += n,
+            (_, Decision::Unknown) => self.changed.to_unknown += n,
+            (Decision::Unknown, _) => self.changed.from_unknown += n,
+            // Equal verdicts returned above.
+            _ => {}
         }
         let flow = self
             .flows
