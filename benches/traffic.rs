@@ -13,7 +13,7 @@ use std::hint::black_box;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use serde_json::json;
 use sgsim::compile::Table;
-use sgsim::model::{Action, Header, State};
+use sgsim::model::{Header, State};
 use sgsim::packet::track::{Config, Evaluator, Outcome};
 use sgsim::packet::{read_ahead, synth, Capture, Source};
 
@@ -90,7 +90,7 @@ fn evaluate(
     let mut accepted = 0;
     read_ahead(&mut source, CHUNK, |chunk, _| {
         ev.eval_into(chunk, out);
-        accepted += out.iter().filter(|o| o.action() == Action::Accept).count();
+        accepted += out.iter().filter(|o| o.action().accepts()).count();
         Ok::<_, ()>(())
     })
     .expect("no consumer error")

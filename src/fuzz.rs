@@ -431,7 +431,11 @@ pub fn header_space(data: &[u8]) {
         return;
     };
     let state = fs.state();
-    if state.rules.is_empty() || Reference::new(&state).is_err() {
+    // The diff does not yet model unknown verdicts (unresolved references, SEMANTICS 3.1).
+    if state.rules.is_empty()
+        || Reference::new(&state).is_err()
+        || state.unresolved_rules().contains(&true)
+    {
         return;
     }
     let removed: Vec<crate::model::RuleId> = picks

@@ -10,8 +10,9 @@ use serde_json::{json, Map, Value};
 use super::packets::{check_usable, for_each_chunk, open, progress};
 use super::revoke::StateArgs;
 use super::Exit;
+use sgsim::classify::By;
 use sgsim::compile::{compile, Config};
-use sgsim::model::Action;
+use sgsim::model::{Action, State};
 use sgsim::packet::track::{self, Evaluator, Outcome};
 use sgsim::packet::Item;
 
@@ -43,18 +44,43 @@ pub struct EvalArgs {
     pub strict: bool,
 }
 
-fn outcome_json(table: &sgsim::compile::Table, o: &Outcome, item: Option<&Item>) -> Value {
+fn outcome_json(
+    table: &sgsim::compile::Table,
+    state: &State,
+    o: &Outcome,
+    item: Option<&Item>,
+) -> Value {
+    let rule = match (o.established, o.verdict.by) {
+        (false, By::Rule(r) | By::Unresolved(r)) => table.rules().get(r as usize),
+        _ => None,
+    };
     let mut v = json!({
         "index": o.index,
         "eni": table.enis().get(o.point.eni as usize).map(|e| e.to_string()),
         "direction": o.point.direction.as_str(),
         "verdict": o.action().as_str(),
-        "rule_id": o.rule().and_then(|r| table.rules().get(r as usize)).map(|r| r.to_string()),
+        "rule_id": rule.map(|r| r.to_string()),
         "reason": o.reason(),
     });
     if let Value::Object(m) = &mut v {
         if let Some(d) = o.detail() {
             m.insert("detail".into(), json!(d));
+        }
+        let header = match item {
+            Some(Item::Packet(p)) => Some(&p.header),
+            Some(Item::Flow(r)) => Some(&r.header),
+            None => None,
+        };
+        if let (By::Unresolved(_), false, Some(h)) = (o.verdict.by, o.established, header) {
+            // The table was compiled from `state`: its rule indexes are the state's.
+            let mut refs: Vec<String> = table
+                .unresolved(o.point, h)
+                .into_iter()
+                .filter_map(|r| state.rules.get(r as usize))
+                .map(|r| State::reference_name(&r.remote))
+                .collect();
+            refs.dedup();
+            m.insert("unresolved".into(), json!(refs));
         }
         if let Some(Item::Flow(r)) = item {
             if let Some(a) = r.action {
@@ -113,7 +139,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<Exit> {
                 .binary_search_by_key(&o.index, |i| i.index())
                 .ok()
                 .map(|i| &chunk[i]);
-            writeln!(out, "{}", outcome_json(&table, &o, item))?;
+            writeln!(out, "{}", outcome_json(&table, &state, &o, item))?;
         }
         Ok(())
     });
@@ -141,6 +167,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<Exit> {
             "evaluations": s.evaluations,
             "accepted": s.accepted,
             "dropped": s.dropped,
+            "unknown": s.unknown,
             "established": s.established,
             "unmatched_eni": s.unmatched,
             "orphan_fragments": s.orphan_fragments,

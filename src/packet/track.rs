@@ -74,7 +74,7 @@ use rayon::prelude::*;
 use rustc_hash::{FxBuildHasher, FxHasher};
 
 use super::Item;
-use crate::classify::{By, Engine, Point, Semantics, SemanticsError, Verdict};
+use crate::classify::{By, Decision, Engine, Point, Semantics, SemanticsError, Verdict};
 use crate::compile::Table;
 use crate::model::{
     Action, Direction, EniId, Family, GroupId, Header, Peer, PortRange, Protocol, Provider, State,
@@ -122,10 +122,10 @@ pub struct Outcome {
 }
 
 impl Outcome {
-    /// The final action.
-    pub fn action(&self) -> Action {
+    /// The final verdict: accept, drop, or unknown where an unresolved reference decides.
+    pub fn action(&self) -> Decision {
         if self.established {
-            Action::Accept
+            Decision::Accept
         } else {
             self.verdict.action
         }
@@ -141,6 +141,7 @@ impl Outcome {
         match self.verdict.by {
             By::Rule(_) => "rule",
             By::InnerAccess(_) | By::Default => "default",
+            By::Unresolved(_) => "unresolved",
         }
     }
 
@@ -172,6 +173,8 @@ pub struct Stats {
     pub accepted: u64,
     /// Outcomes that drop.
     pub dropped: u64,
+    /// Outcomes an unresolved reference leaves unknown.
+    pub unknown: u64,
     /// Outcomes accepted as established.
     pub established: u64,
     /// Items that touch no known ENI (or not the selected one).
@@ -468,7 +471,8 @@ fn judge_flow<E: Engine + ?Sized, A: Copy + Eq + Hash>(
             enis.get(t.point.eni as usize)
                 .is_some_and(|e| e.untracked(t.point.direction, h))
         };
-        if verdict.action == Action::Accept && (!icmp || is_echo_request(h)) && !untracked() {
+        // An unknown verdict opens nothing: whether the packet passed is what is unknown.
+        if verdict.action.accepts() && (!icmp || is_echo_request(h)) && !untracked() {
             vacant.insert(Tracked {
                 key: k,
                 last_ns: t.ts_ns,
@@ -494,10 +498,7 @@ fn judge_flow<E: Engine + ?Sized, A: Copy + Eq + Hash>(
     let f = entry.get_mut();
     let reply = f.opened != t.point.direction && (!icmp || is_echo_reply(h));
     let verdict = if reply {
-        Verdict {
-            action: Action::Accept,
-            by: By::Default,
-        }
+        Verdict::default_of(Action::Accept)
     } else {
         engine.classify(t.point, h)
     };
@@ -506,8 +507,9 @@ fn judge_flow<E: Engine + ?Sized, A: Copy + Eq + Hash>(
         f.last_dir = t.point.direction;
     }
     f.last_ns = f.last_ns.max(t.ts_ns);
-    // A reply, or a packet of the flow the rules would now drop, passes as established.
-    outcome(verdict, reply || verdict.action == Action::Drop)
+    // A reply, or a packet of the flow the rules would now refuse (or may refuse), passes
+    // as established.
+    outcome(verdict, reply || !verdict.action.accepts())
 }
 
 /// Evaluates a stream of items chunk by chunk, keeping connection state between chunks.
@@ -812,10 +814,7 @@ impl<'t, E: Engine + ?Sized> Evaluator<'t, E> {
                 eni: 0,
                 direction: Direction::Ingress,
             },
-            verdict: Verdict {
-                action: Action::Drop,
-                by: By::Default,
-            },
+            verdict: Verdict::default_of(Action::Drop),
             established: false,
         };
         // Every slot is filled: each task of a partition yields exactly one outcome.
@@ -898,8 +897,9 @@ impl<'t, E: Engine + ?Sized> Evaluator<'t, E> {
         for o in out.iter() {
             stats.evaluations += 1;
             match o.action() {
-                Action::Accept => stats.accepted += 1,
-                Action::Drop => stats.dropped += 1,
+                Decision::Accept => stats.accepted += 1,
+                Decision::Drop => stats.dropped += 1,
+                Decision::Unknown => stats.unknown += 1,
             }
             if o.established {
                 stats.established += 1;
@@ -962,18 +962,18 @@ mod tests {
             pkt(5, "tcp 198.51.100.1:1 -> 198.51.100.2:2", 5),
         ];
         let out = ev.eval(&items);
-        let r: Vec<(u64, Action, &str)> = out
+        let r: Vec<(u64, Decision, &str)> = out
             .iter()
             .map(|o| (o.index, o.action(), o.reason()))
             .collect();
         assert_eq!(
             r,
             vec![
-                (0, Action::Accept, "rule"),
-                (1, Action::Accept, "established"),
-                (2, Action::Drop, "default"),
-                (3, Action::Drop, "default"),
-                (4, Action::Drop, "default"),
+                (0, Decision::Accept, "rule"),
+                (1, Decision::Accept, "established"),
+                (2, Decision::Drop, "default"),
+                (3, Decision::Drop, "default"),
+                (4, Decision::Drop, "default"),
             ]
         );
         assert_eq!(ev.stats().unmatched, 1);
@@ -1116,7 +1116,7 @@ mod tests {
             .collect();
         assert_eq!(later.len(), 1700);
         assert!(
-            later.iter().all(|o| o.action() == Action::Accept),
+            later.iter().all(|o| o.action() == Decision::Accept),
             "{later:?}"
         );
         assert_eq!(seq.stats().orphan_fragments, 300);

@@ -3,7 +3,8 @@
 
 use std::fmt::Write as _;
 
-use crate::model::{Action, Cidr, Protocol};
+use crate::classify::Decision;
+use crate::model::{Cidr, Protocol};
 use crate::whatif::report::Report;
 use crate::whatif::space::{Decider, Region};
 
@@ -50,10 +51,10 @@ impl Style {
     fn dim(&self, t: &str) -> String {
         self.paint("2", t)
     }
-    fn transition(&self, before: Action, after: Action, t: &str) -> String {
+    fn transition(&self, before: Decision, after: Decision, t: &str) -> String {
         match (before, after) {
-            (Action::Accept, Action::Drop) => self.red(t),
-            (Action::Drop, Action::Accept) => self.green(t),
+            (Decision::Accept, Decision::Drop) => self.red(t),
+            (Decision::Drop, Decision::Accept) => self.green(t),
             _ => t.to_string(),
         }
     }

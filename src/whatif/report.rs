@@ -8,7 +8,8 @@ use serde::Serialize;
 
 use std::net::IpAddr;
 
-use crate::model::{Action, Direction, EniId, Family, GroupId, Provider, Rule, RuleId, State};
+use crate::classify::Decision;
+use crate::model::{Direction, EniId, Family, GroupId, Provider, Rule, RuleId, State};
 use crate::provider::Outcome;
 use crate::whatif::space::{Decider, Region};
 
@@ -19,6 +20,10 @@ pub struct Changed {
     pub accept_to_drop: u64,
     /// Dropped before, accepted after.
     pub drop_to_accept: u64,
+    /// Accepted or dropped before, unknown after (an unresolved reference decides).
+    pub to_unknown: u64,
+    /// Unknown before, accepted or dropped after.
+    pub from_unknown: u64,
 }
 
 /// Totals over the traffic.
@@ -34,6 +39,10 @@ pub struct Totals {
     pub dropped_before: u64,
     /// Dropped after.
     pub dropped_after: u64,
+    /// Unknown before (an unresolved reference decides).
+    pub unknown_before: u64,
+    /// Unknown after.
+    pub unknown_after: u64,
 }
 
 /// A flow (5-tuple at one ENI and direction) whose verdict changes.
@@ -299,6 +308,8 @@ pub struct Agreement {
     pub logged_accept_model_drop: u64,
     /// Records the log rejected but the model accepts (a network ACL may explain these).
     pub logged_reject_model_accept: u64,
+    /// Records the model cannot judge (an unresolved reference decides).
+    pub model_unknown: u64,
 }
 
 /// Packets accepted and dropped before and after, over one slice of time.
@@ -473,8 +484,8 @@ fn caveats(before: &State, outcome: &Outcome, regions: &[Region]) -> Vec<String>
     if outcome.error.is_some() || outcome.revoked.is_empty() {
         return out;
     }
-    let closes = regions.iter().any(|r| r.before.action == Action::Accept);
-    let opens = regions.iter().any(|r| r.before.action == Action::Drop);
+    let closes = regions.iter().any(|r| r.before.action == Decision::Accept);
+    let opens = regions.iter().any(|r| r.before.action == Decision::Drop);
     match outcome.provider {
         Provider::Aws => {
             if closes {

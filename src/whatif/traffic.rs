@@ -69,7 +69,7 @@ use hashbrown::hash_table::{Entry, HashTable};
 use rayon::prelude::*;
 use rustc_hash::{FxBuildHasher, FxHashMap};
 
-use crate::classify::{By, Engine, Named, Point, Semantics, SemanticsError};
+use crate::classify::{By, Decision, Engine, Named, Point, Semantics, SemanticsError};
 use crate::compile::{compile, CompileError, Table};
 use crate::model::{Action, Direction, EniId, Header, Provider, State};
 use crate::packet::track::{self, is_echo_reply, is_echo_request, EniInfo, Open};
@@ -150,10 +150,11 @@ enum Act {
     Unknown,
 }
 
-fn act(a: Action) -> Act {
-    match a {
-        Action::Accept => Act::Accept,
-        Action::Drop => Act::Drop,
+fn act(d: Decision) -> Act {
+    match d {
+        Decision::Accept => Act::Accept,
+        Decision::Drop => Act::Drop,
+        Decision::Unknown => Act::Unknown,
     }
 }
 
@@ -168,6 +169,8 @@ enum Why {
     Established,
     /// The reply of a connection whose opener was refused: it never exists.
     Lost,
+    /// Unknown because of this rule's unresolved reference.
+    Unresolved(u32),
 }
 
 /// Which table a [`Why::Rule`] indexes.
@@ -339,6 +342,7 @@ impl Judge {
                 By::Rule(i) => Why::Rule(i),
                 By::InnerAccess(_) => Why::InnerAccess,
                 By::Default => Why::Default,
+                By::Unresolved(i) => Why::Unresolved(i),
             },
             side,
         }
@@ -511,11 +515,13 @@ impl Judge {
             Why::InnerAccess => (None, "inner-access"),
             Why::Established => (None, "established"),
             Why::Lost => (None, "lost"),
+            Why::Unresolved(i) => (t.rules().get(i as usize).cloned(), "unresolved"),
         };
         Named {
             action: match s.act {
-                Act::Accept => Action::Accept,
-                Act::Drop | Act::Unknown => Action::Drop,
+                Act::Accept => Decision::Accept,
+                Act::Drop => Decision::Drop,
+                Act::Unknown => Decision::Unknown,
             },
             rule,
             reason,
@@ -814,8 +820,12 @@ impl Agg {
         t.accepted_after += o.totals.accepted_after;
         t.dropped_before += o.totals.dropped_before;
         t.dropped_after += o.totals.dropped_after;
+        t.unknown_before += o.totals.unknown_before;
+        t.unknown_after += o.totals.unknown_after;
         self.changed.accept_to_drop += o.changed.accept_to_drop;
         self.changed.drop_to_accept += o.changed.drop_to_accept;
+        self.changed.to_unknown += o.changed.to_unknown;
+        self.changed.from_unknown += o.changed.from_unknown;
         let c = &mut self.connections;
         c.total += o.connections.total;
         c.broken += o.connections.broken;
@@ -857,6 +867,7 @@ impl Agg {
         a.agree += o.agreement.agree;
         a.logged_accept_model_drop += o.agreement.logged_accept_model_drop;
         a.logged_reject_model_accept += o.agreement.logged_reject_model_accept;
+        a.model_unknown += o.agreement.model_unknown;
         self.unmatched += o.unmatched;
         if self.enis.len() < o.enis.len() {
             self.enis.resize(o.enis.len(), false);
@@ -970,10 +981,13 @@ impl Books {
         if let Some(logged) = s.logged {
             let ag = &mut self.agg.agreement;
             ag.records += 1;
-            let model = if b == Act::Accept {
-                Action::Accept
-            } else {
-                Action::Drop
+            let model = match b {
+                Act::Accept => Action::Accept,
+                Act::Drop => Action::Drop,
+                Act::Unknown => {
+                    ag.model_unknown += 1;
+                    return;
+                }
             };
             if logged == model {
                 ag.agree += 1;
@@ -1009,11 +1023,13 @@ impl Books {
                 t.judged += n;
                 match b.act {
                     Act::Accept => t.accepted_before += n,
-                    _ => t.dropped_before += n,
+                    Act::Drop => t.dropped_before += n,
+                    Act::Unknown => t.unknown_before += n,
                 }
                 match a.act {
                     Act::Accept => t.accepted_after += n,
-                    _ => t.dropped_after += n,
+                    Act::Drop => t.dropped_after += n,
+                    Act::Unknown => t.unknown_after += n,
                 }
                 if let Why::Rule(r) = b.why {
                     bump(&mut agg.hits[0], r, n);
@@ -1036,6 +1052,8 @@ impl Books {
                         gained_p += n;
                         gained_b += c.bytes[d][post];
                     }
+                    (x, Act::Unknown) if x != Act::Unknown => agg.changed.to_unknown += n,
+                    (Act::Unknown, y) if y != Act::Unknown => agg.changed.from_unknown += n,
                     _ => {}
                 }
             }

@@ -758,3 +758,58 @@ fn synth_writes_a_capture_that_packets_reads_back() {
     assert_eq!(lines(&stdout).len(), 300);
     assert!(err.contains("300 records, 300 decoded, 0 skipped"), "{err}");
 }
+
+#[test]
+fn eval_names_unresolved_references_of_unknown_verdicts() {
+    let dir = std::env::temp_dir().join(format!("sgsim-unresolved-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let state = dir.join("state.json");
+    std::fs::write(
+        &state,
+        r#"{"sgsim_snapshot": 1,
+  "groups": [{"id": "sg-web", "provider": "aws"}],
+  "prefix_lists": [{"id": "pl-empty", "entries": []}],
+  "rules": [
+    {"id": "sgr-pl", "group": "sg-web", "direction": "ingress", "action": "accept",
+     "protocol": "tcp", "dst_ports": "443", "remote": {"prefix_list_id": "pl-missing"}},
+    {"id": "sgr-pl2", "group": "sg-web", "direction": "ingress", "action": "accept",
+     "protocol": "tcp", "dst_ports": "443-444", "remote": {"prefix_list_id": "pl-empty"}},
+    {"id": "sgr-ssh", "group": "sg-web", "direction": "ingress", "action": "accept",
+     "protocol": "tcp", "dst_ports": "22", "remote": {"cidr": "10.0.0.0/8"}}
+  ],
+  "enis": [{"id": "eni-web", "ips": ["10.0.0.5"], "groups": ["sg-web"]}]}"#,
+    )
+    .unwrap();
+    let log = dir.join("flows.log");
+    std::fs::write(
+        &log,
+        "2 1 eni-web 203.0.113.5 10.0.0.5 40000 443 6 3 180 1 2 ACCEPT OK\n\
+         2 1 eni-web 203.0.113.5 10.0.0.5 40000 22 6 3 180 1 2 REJECT OK\n",
+    )
+    .unwrap();
+    let (code, out, err) = sgsim(&[
+        "eval",
+        "--stateless",
+        "--state",
+        state.to_str().unwrap(),
+        "--traffic",
+        log.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let v = lines(&out);
+    assert_eq!(v[0]["verdict"], "unknown");
+    assert_eq!(v[0]["reason"], "unresolved");
+    assert_eq!(v[0]["rule_id"], "sgr-pl");
+    assert_eq!(
+        v[0]["unresolved"],
+        serde_json::json!(["pl-missing", "pl-empty"])
+    );
+    assert_eq!(v[1]["verdict"], "drop");
+    assert!(v[1].get("unresolved").is_none());
+    assert_eq!(summary(&err)["unknown"], 1);
+    assert!(
+        err.contains("pl-missing is unresolved") && err.contains("pl-empty has no entries"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -355,7 +355,7 @@ pub fn import(docs: &[(String, Value)]) -> Result<Imported, ImportError> {
         if let Peer::PrefixList { prefix_list_id } = &r.remote {
             if !known_lists.contains(&prefix_list_id.to_string()) {
                 warnings.push(format!(
-                    "rule {} references prefix list {prefix_list_id}, which no export describes; it matches nothing",
+                    "rule {} references prefix list {prefix_list_id}, which no export describes; where it would decide, verdicts are unknown",
                     r.id
                 ));
             }
