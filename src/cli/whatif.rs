@@ -105,12 +105,21 @@ fn parse_at(text: &str) -> anyhow::Result<u64> {
         );
         return Ok((secs * 1e9) as u64);
     }
-    let bad = || anyhow::anyhow!("--at {t}: expected RFC 3339 (2026-12-06T14:00:00Z) or Unix seconds");
+    let bad =
+        || anyhow::anyhow!("--at {t}: expected RFC 3339 (2026-12-06T14:00:00Z) or Unix seconds");
     let t = t.strip_suffix('Z').ok_or_else(bad)?;
     let (date, time) = t.split_once('T').ok_or_else(bad)?;
-    let d: Vec<i64> = date.split('-').map(str::parse).collect::<Result<_, _>>().map_err(|_| bad())?;
+    let d: Vec<i64> = date
+        .split('-')
+        .map(str::parse)
+        .collect::<Result<_, _>>()
+        .map_err(|_| bad())?;
     let (hms, frac) = time.split_once('.').unwrap_or((time, ""));
-    let h: Vec<i64> = hms.split(':').map(str::parse).collect::<Result<_, _>>().map_err(|_| bad())?;
+    let h: Vec<i64> = hms
+        .split(':')
+        .map(str::parse)
+        .collect::<Result<_, _>>()
+        .map_err(|_| bad())?;
     let (&[y, m, day], &[hh, mm, ss]) = (&d[..], &h[..]) else {
         return Err(bad());
     };
@@ -178,7 +187,10 @@ pub fn judge_traffic(
             .map(|(_, h)| h)
             .collect();
         // A fixed start (2026-01-01T00:00:00Z): the report stays deterministic.
-        run.feed(&traffic::synthetic_items(&headers, 1_767_225_600_000_000_000));
+        run.feed(&traffic::synthetic_items(
+            &headers,
+            1_767_225_600_000_000_000,
+        ));
         run.end_input();
         run.input(whatif::report::Input {
             name: "synthetic".into(),

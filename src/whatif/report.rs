@@ -241,9 +241,14 @@ impl<'s> Names<'s> {
     /// NetworkInterfaceName or InstanceName, else its description.
     pub fn eni(&self, id: &EniId) -> Option<String> {
         let e = self.state.eni(id)?;
-        ["Name", "InstanceName", "NetworkInterfaceName", "Description"]
-            .iter()
-            .find_map(|k| e.attrs.get(*k).filter(|v| !v.is_empty()).cloned())
+        [
+            "Name",
+            "InstanceName",
+            "NetworkInterfaceName",
+            "Description",
+        ]
+        .iter()
+        .find_map(|k| e.attrs.get(*k).filter(|v| !v.is_empty()).cloned())
     }
 
     /// The instance an ENI is attached to.
@@ -277,9 +282,9 @@ impl<'s> Names<'s> {
             addr: addr.to_string(),
             eni: eni.map(|e| e.id.clone()),
             name: eni.and_then(|e| self.eni(&e.id)),
-            group: eni.and_then(|e| e.groups.first()).map(|g| {
-                self.group(g).unwrap_or_else(|| g.to_string())
-            }),
+            group: eni
+                .and_then(|e| e.groups.first())
+                .map(|g| self.group(g).unwrap_or_else(|| g.to_string())),
         }
     }
 }

@@ -75,7 +75,7 @@ use crate::model::{Action, Direction, EniId, Header, Provider, State};
 use crate::packet::track::{self, is_echo_reply, is_echo_request, EniInfo, Open};
 use crate::packet::{Item, Packet, Source, TrafficError};
 use crate::whatif::report::{
-    self, Agreement, Changed, Connections, Flow, Hits, Impact, Effect, Report, Totals,
+    self, Agreement, Changed, Connections, Effect, Flow, Hits, Impact, Report, Totals,
 };
 
 const SECOND: u64 = 1_000_000_000;
@@ -196,6 +196,8 @@ struct Fate {
     before: [Step; 2],
     /// From the revoke instant on.
     post: [Step; 2],
+    /// The opener's verdict after, as a new connection.
+    fresh: Step,
     /// Open at the revoke instant and kept alive although the rules after refuse it.
     survive: bool,
     /// Where the opener's (else the reply's) verdict changes: ENI and direction.
@@ -222,7 +224,8 @@ struct Key<A> {
 const FIN_O: u8 = 1;
 const FIN_R: u8 = 2;
 const RESET: u8 = 4;
-const REPLIED: u8 = 8;
+/// The last packet went the reply's way.
+const LAST_R: u8 = 8;
 
 /// A live connection.
 #[derive(Clone, Debug)]
@@ -233,6 +236,8 @@ struct Conn<A> {
     /// Whether side `a` of the key is the opener.
     o_is_a: bool,
     flags: u8,
+    /// Direction changes, saturating (UDP becomes a stream at 3).
+    flips: u8,
     fate: u32,
     /// Packets and bytes by direction (opener, reply) and by time (before, from the revoke
     /// instant).
@@ -371,15 +376,17 @@ impl Judge {
             if let Some(e) = ends[i] {
                 let s = self.step(side, e, dirs[i], h);
                 o[i] = Some(s);
-                rep[i] = Some(if s.act == Act::Accept && self.tracked(side, e, dirs[i], h) {
-                    Step {
-                        act: Act::Accept,
-                        why: Why::Established,
-                        side,
-                    }
-                } else {
-                    self.step(side, e, dirs[1 - i], &r)
-                });
+                rep[i] = Some(
+                    if s.act == Act::Accept && self.tracked(side, e, dirs[i], h) {
+                        Step {
+                            act: Act::Accept,
+                            why: Why::Established,
+                            side,
+                        }
+                    } else {
+                        self.step(side, e, dirs[1 - i], &r)
+                    },
+                );
             }
         }
         [o, rep]
@@ -420,7 +427,11 @@ fn world(points: [[Option<Step>; 2]; 2]) -> Option<[Step; 2]> {
 }
 
 /// The first point where two worlds' per-point actions differ.
-fn change(a: &[[Option<Step>; 2]; 2], b: &[[Option<Step>; 2]; 2], ends: Ends) -> Option<(u32, Direction)> {
+fn change(
+    a: &[[Option<Step>; 2]; 2],
+    b: &[[Option<Step>; 2]; 2],
+    ends: Ends,
+) -> Option<(u32, Direction)> {
     let dirs = [
         [Direction::Egress, Direction::Ingress],
         [Direction::Ingress, Direction::Egress],
@@ -458,6 +469,7 @@ impl Judge {
             return Fate {
                 before: [none; 2],
                 post: [none; 2],
+                fresh: none,
                 survive: false,
                 change: None,
                 provider,
@@ -465,9 +477,10 @@ impl Judge {
                 ends,
             };
         };
-        let mut fate = Fate {
+        let fate = Fate {
             before,
             post: after,
+            fresh: after[0],
             survive: false,
             change: change(&pb, &pa, ends),
             provider,
@@ -477,10 +490,25 @@ impl Judge {
         if new || before[0].act != Act::Accept {
             return fate;
         }
+        let mut fate = self.open_fate(fate, &pb, &pa, ends, h);
+        Judge::kept(&mut fate.post);
+        fate
+    }
+
+    /// The fate of a connection open at the revoke instant (see the module docs).
+    fn open_fate(
+        &self,
+        mut fate: Fate,
+        pb: &[[Option<Step>; 2]; 2],
+        pa: &[[Option<Step>; 2]; 2],
+        ends: Ends,
+        h: &Header,
+    ) -> Fate {
+        let (before, after, provider) = (fate.before, fate.post, fate.provider);
         // Open at the revoke instant.
         match provider {
             Provider::Aliyun => {
-                let same = change(&pb, &pa, ends).is_none() && before[1].act == after[1].act;
+                let same = change(pb, pa, ends).is_none() && before[1].act == after[1].act;
                 if same || self.config.assume_survive {
                     fate.post = before;
                     fate.survive = after[0].act != Act::Accept;
@@ -489,7 +517,7 @@ impl Judge {
             Provider::Aws | Provider::Generic => {
                 // Tracked points keep the verdicts before; untracked ones take the rules'.
                 let dirs = [Direction::Egress, Direction::Ingress];
-                let mut mixed = pb;
+                let mut mixed = *pb;
                 for i in 0..2 {
                     if let Some(e) = ends[i] {
                         if !self.tracked(Side::Before, e, dirs[i], h) {
@@ -505,6 +533,20 @@ impl Judge {
             }
         }
         fate
+    }
+
+    /// Verdicts kept from before after the revoke instant: the connection passes as
+    /// established, not by a rule (which may be gone).
+    fn kept(post: &mut [Step; 2]) {
+        for s in post.iter_mut() {
+            if s.side == Side::Before && s.act == Act::Accept {
+                *s = Step {
+                    act: Act::Accept,
+                    why: Why::Established,
+                    side: Side::After,
+                };
+            }
+        }
     }
 
     fn named(&self, s: Step) -> Named {
@@ -735,11 +777,18 @@ struct Top {
 }
 
 impl Ord for Top {
-    /// Most packets first, then earliest, then by header: a total order, so the top-N does
-    /// not depend on the partitions.
+    /// Broken first, then unknown, restored, surviving; most packets first, then earliest,
+    /// then by header: a total order, so the top-N does not depend on the partitions.
     fn cmp(&self, o: &Self) -> Ordering {
-        o.packets
-            .cmp(&self.packets)
+        let rank = |e: Effect| match e {
+            Effect::Broken => 0,
+            Effect::Unknown => 1,
+            Effect::Restored => 2,
+            Effect::Surviving => 3,
+        };
+        rank(self.outcome)
+            .cmp(&rank(o.outcome))
+            .then(o.packets.cmp(&self.packets))
             .then(self.first_ns.cmp(&o.first_ns))
             .then(self.header.cmp(&o.header))
             .then(self.at.cmp(&o.at))
@@ -931,8 +980,7 @@ struct Books {
     agg: Agg,
 }
 
-fn timeout(c_flags: u8, provider: Provider, protocol: u8) -> u64 {
-    let flips = if c_flags & REPLIED != 0 { 3 } else { 0 };
+fn timeout(c_flags: u8, flips: u8, provider: Provider, protocol: u8) -> u64 {
     let t = track::timeout(provider, protocol, flips);
     if c_flags & RESET != 0 || c_flags & (FIN_O | FIN_R) == FIN_O | FIN_R {
         t.min(CLOSED_TIMEOUT)
@@ -958,8 +1006,15 @@ impl Books {
         c.packets[d][post] += s.packets;
         c.bytes[d][post] += s.bytes;
         c.last_ns = c.last_ns.max(s.ts_ns);
+        if (d == 1) != (c.flags & LAST_R != 0)
+            && c.packets.iter().flatten().sum::<u64>() > s.packets
+        {
+            c.flips = c.flips.saturating_add(1);
+        }
         if d == 1 {
-            c.flags |= REPLIED;
+            c.flags |= LAST_R;
+        } else {
+            c.flags &= !LAST_R;
         }
         if s.record.is_none() && c.key.protocol == 6 {
             if s.flags & RST != 0 {
@@ -1095,9 +1150,14 @@ impl Books {
             (c.key.b, c.key.a)
         };
         let (sp, dp) = if c.o_is_a {
-            (c.key.a_port, c.key.b_port & 0x7fff)
+            (c.key.a_port, c.key.b_port)
         } else {
-            (c.key.b_port & 0x7fff, c.key.a_port)
+            (c.key.b_port, c.key.a_port)
+        };
+        let dp = if matches!(c.key.protocol, 1 | 58) {
+            dp & 0x7fff
+        } else {
+            dp
         };
         let echo = matches!(c.key.protocol, 1 | 58) && c.key.b_port & 0x8000 == 0;
         let header = Header {
@@ -1145,7 +1205,7 @@ impl Books {
             svc.clients_capped = true;
         }
         if svc.example.is_none() {
-            svc.example = Some((f.before[0], f.post[0], header));
+            svc.example = Some((f.before[0], f.fresh, header));
         }
         push_top(
             &mut agg.top,
@@ -1197,7 +1257,14 @@ fn closed(flags: u8) -> bool {
 
 impl Books {
     /// Starts a connection with `s`, its first item.
-    fn open<A: Word>(&mut self, judge: &Judge, s: &Seen, k: Key<A>, src_is_a: bool, at: u64) -> Conn<A> {
+    fn open<A: Word>(
+        &mut self,
+        judge: &Judge,
+        s: &Seen,
+        k: Key<A>,
+        src_is_a: bool,
+        at: u64,
+    ) -> Conn<A> {
         let h = s.header;
         let flags = if s.record.is_none() { s.flags } else { 0 };
         let tcp = h.protocol == 6;
@@ -1227,19 +1294,30 @@ impl Books {
                 (judge.fate(judge.ends(s, &r, true), &r, false), false)
             }
             None => {
-                // The first item's direction opens, unless the rules before refuse it and
-                // accept the other way (a connection first seen by its reply).
+                // The higher port opens (the lower is the service); with equal ports, the
+                // first item's direction, unless the rules before refuse it and accept the
+                // other way.
                 let captured = !tcp || (s.record.is_some() && s.flags & SYN != 0);
-                let forward = judge.fate(judge.ends(s, &h, false), &h, captured && ahead);
-                if forward.before[0].act == Act::Accept || forward.unmatched {
-                    (forward, true)
-                } else {
+                let forward = || judge.fate(judge.ends(s, &h, false), &h, captured && ahead);
+                let back = || {
                     let r = reverse(&h);
-                    let back = judge.fate(judge.ends(s, &r, true), &r, false);
-                    if back.before[0].act == Act::Accept {
-                        (back, false)
-                    } else {
-                        (forward, true)
+                    judge.fate(judge.ends(s, &r, true), &r, false)
+                };
+                match h.src_port.cmp(&h.dst_port) {
+                    Ordering::Greater => (forward(), true),
+                    Ordering::Less => (back(), false),
+                    Ordering::Equal => {
+                        let f = forward();
+                        if f.before[0].act == Act::Accept || f.unmatched {
+                            (f, true)
+                        } else {
+                            let b = back();
+                            if b.before[0].act == Act::Accept {
+                                (b, false)
+                            } else {
+                                (f, true)
+                            }
+                        }
                     }
                 }
             }
@@ -1251,6 +1329,7 @@ impl Books {
             last_ns: s.ts_ns,
             o_is_a: opener_is_src == src_is_a,
             flags: 0,
+            flips: 0,
             fate: id,
             packets: [[0; 2]; 2],
             bytes: [[0; 2]; 2],
@@ -1522,11 +1601,31 @@ impl Part {
         match (h.src, h.dst) {
             (IpAddr::V4(a), IpAddr::V4(b)) => {
                 let (k, src_is_a) = key_of(h, u32::from(a), u32::from(b), eni);
-                step(&mut self.conns4, &mut self.books, judge, s, k, src_is_a, hash, at, top);
+                step(
+                    &mut self.conns4,
+                    &mut self.books,
+                    judge,
+                    s,
+                    k,
+                    src_is_a,
+                    hash,
+                    at,
+                    top,
+                );
             }
             (a, b) => {
                 let (k, src_is_a) = key_of(h, v6_bits(a), v6_bits(b), eni);
-                step(&mut self.conns6, &mut self.books, judge, s, k, src_is_a, hash, at, top);
+                step(
+                    &mut self.conns6,
+                    &mut self.books,
+                    judge,
+                    s,
+                    k,
+                    src_is_a,
+                    hash,
+                    at,
+                    top,
+                );
             }
         }
     }
@@ -1547,11 +1646,17 @@ impl Part {
             books,
             ..
         } = self;
-        fn sweep<A: Word>(conns: &mut HashTable<Conn<A>>, books: &mut Books, latest: u64, top: usize) {
+        fn sweep<A: Word>(
+            conns: &mut HashTable<Conn<A>>,
+            books: &mut Books,
+            latest: u64,
+            top: usize,
+        ) {
             let mut done = Vec::new();
             conns.retain(|c| {
                 let f = &books.fates[c.fate as usize];
-                let idle = latest.saturating_sub(c.last_ns) > timeout(c.flags, f.provider, c.key.protocol);
+                let idle = latest.saturating_sub(c.last_ns)
+                    > timeout(c.flags, c.flips, f.provider, c.key.protocol);
                 if idle {
                     done.push(c.clone());
                 }
@@ -1586,7 +1691,8 @@ fn step<A: Word>(
         Entry::Occupied(mut o) => {
             let c = o.get();
             let f = &books.fates[c.fate as usize];
-            let idle = s.ts_ns.saturating_sub(c.last_ns) > timeout(c.flags, f.provider, k.protocol);
+            let idle = s.ts_ns.saturating_sub(c.last_ns)
+                > timeout(c.flags, c.flips, f.provider, k.protocol);
             let syn = s.record.is_none() && s.flags & (SYN | ACK) == SYN;
             if idle || (closed(c.flags) && syn) {
                 let (old, vacant) = o.remove();

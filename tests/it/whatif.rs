@@ -507,8 +507,11 @@ fn whatif_on_flow_logs_reports_agreement_and_weights_records_by_packets() {
         (a["records"].as_u64(), a["agree"].as_u64()),
         (Some(3), Some(3))
     );
-    // The SSH record stands for 20 packets, all of which lose their rule.
-    assert_eq!(r["changed"]["accept_to_drop"], 20);
+    // The SSH record (20 packets) and its reply (18) are one connection, untracked (SSH
+    // open to anywhere, all egress open): cut at once, every packet lost.
+    assert_eq!(r["changed"]["accept_to_drop"], 38);
+    assert_eq!(r["connections"]["broken"], 1);
+    assert_eq!(r["connections"]["packets_broken"], 38);
     assert_eq!(r["flows"][0]["dst_port"], 22);
     assert_eq!(r["flows"][0]["before"]["rule"], "sgr-ssh");
 }
