@@ -45,6 +45,10 @@ const SCENARIOS: [Scenario; 2] = [
             ),
             ("aws/vpcs.json", include_str!("demo/aws/vpcs.json")),
             (
+                "aws/instances.json",
+                include_str!("demo/aws/instances.json"),
+            ),
+            (
                 "aws/prefix-list-vpn.json",
                 include_str!("demo/aws/prefix-list-vpn.json"),
             ),
@@ -99,7 +103,7 @@ pub fn run() -> anyhow::Result<Exit> {
         }
         println!("Scenario {}: {}\n{}\n", i + 1, s.title, s.story);
         println!("Request: {}", s.request.trim());
-        println!("Traffic: {SYNTHETIC} synthetic packets aimed at the rules (seed 7)\n");
+        println!("Traffic: {SYNTHETIC} synthetic packets: sessions opened by packets aimed at the rules (seed 7)\n");
         print!("{}", render::text(&plan.report, colour));
     }
     println!(

@@ -29,6 +29,10 @@ pub struct SynthArgs {
     /// Timestamp of the first packet, Unix seconds (packets are 1 ms apart).
     #[arg(long, default_value_t = 1_700_000_000, value_name = "SECS")]
     pub start: u64,
+    /// Whole sessions (TCP handshake, data and FIN; UDP and ICMP echo exchanges) opened by
+    /// the aimed packets, up to 1,000 at once, interleaved, instead of single packets.
+    #[arg(long)]
+    pub sessions: bool,
 }
 
 pub fn run(args: SynthArgs) -> anyhow::Result<Exit> {
@@ -39,9 +43,20 @@ pub fn run(args: SynthArgs) -> anyhow::Result<Exit> {
     let mut w = synth::PcapWriter::new(BufWriter::new(file))
         .with_context(|| format!("cannot write {}", args.out.display()))?;
     let start = args.start.saturating_mul(1_000_000_000);
-    for (i, (_, h)) in packets.iter().enumerate() {
-        w.write(start + i as u64 * 1_000_000, h)
-            .with_context(|| format!("cannot write {}", args.out.display()))?;
+    if args.sessions {
+        let openers: Vec<_> = packets.iter().map(|(_, h)| *h).collect();
+        for (i, (h, flags)) in synth::sessions(&openers, args.packets, 1000, args.seed)
+            .iter()
+            .enumerate()
+        {
+            w.write_flags(start + i as u64 * 1_000_000, h, *flags)
+                .with_context(|| format!("cannot write {}", args.out.display()))?;
+        }
+    } else {
+        for (i, (_, h)) in packets.iter().enumerate() {
+            w.write(start + i as u64 * 1_000_000, h)
+                .with_context(|| format!("cannot write {}", args.out.display()))?;
+        }
     }
     w.finish()
         .with_context(|| format!("cannot write {}", args.out.display()))?;

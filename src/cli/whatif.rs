@@ -32,8 +32,9 @@ pub struct Args {
     /// flow-log JSON lines (repeatable).
     #[arg(long, value_name = "PATH")]
     traffic: Vec<PathBuf>,
-    /// Also judge N seeded synthetic packets aimed at the rules (inside and around each
-    /// rule's box, both directions, plus background).
+    /// Also judge N seeded synthetic packets: whole sessions (TCP handshake, data, FIN;
+    /// UDP and ICMP echo exchanges) opened by packets aimed at the rules (inside and around
+    /// each rule's box, both directions, plus background).
     #[arg(long, value_name = "N")]
     synthetic: Option<usize>,
     /// Seed of the synthetic traffic.
@@ -187,15 +188,19 @@ pub fn judge_traffic(
             .map(|(_, h)| h)
             .collect();
         // A fixed start (2026-01-01T00:00:00Z): the report stays deterministic.
-        run.feed(&traffic::synthetic_items(
+        run.feed(&traffic::synthetic_sessions(
             &headers,
+            n,
             1_767_225_600_000_000_000,
+            seed,
         ));
         run.end_input();
         run.input(whatif::report::Input {
             name: "synthetic".into(),
-            kind: "synthetic".into(),
-            summary: format!("{n} packets aimed at the rules (seed {seed})"),
+            kind: "synthetic sessions".into(),
+            summary: format!(
+                "{n} packets of whole sessions opened by packets aimed at the rules (seed {seed})"
+            ),
         });
     }
     run.finish(&mut plan.report, state);

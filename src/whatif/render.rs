@@ -5,11 +5,11 @@ use std::fmt::Write as _;
 
 use crate::classify::Decision;
 use crate::model::{Cidr, Protocol};
-use crate::whatif::report::Report;
-use crate::whatif::space::{Decider, Region};
+use std::collections::BTreeSet;
 
-/// How many rows of a long table the terminal report shows.
-const ROWS: usize = 20;
+use crate::model::Direction;
+use crate::whatif::report::{GroupRef, Impact, Report};
+use crate::whatif::space::{Decider, Region};
 
 /// Columns of the revoked-rules tables (cells from `rule_cells`).
 const RULE_COLUMNS: [&str; 9] = [
@@ -185,6 +185,7 @@ fn region_cells(row: &Row<'_>) -> Vec<String> {
             .collect::<Vec<_>>()
             .join(","),
         r.direction.to_string(),
+        family(r.family).to_string(),
         protocols(r.protocols),
         remote_text(r.family, &row.remotes),
         cidrs(&r.local),
@@ -197,12 +198,29 @@ fn flow_cells(f: &crate::whatif::report::Flow) -> Vec<String> {
     vec![
         f.eni.to_string(),
         f.direction.to_string(),
+        family_of(&f.src).to_string(),
         Protocol::Number(f.protocol).to_string(),
-        format!("{}:{}", f.src, f.src_port),
-        format!("{}:{}", f.dst, f.dst_port),
+        if matches!(f.protocol, 1 | 58) {
+            format!("{} type {}", bracket(&f.src), f.src_port)
+        } else {
+            socket(&f.src, f.src_port)
+        },
+        if matches!(f.protocol, 1 | 58) {
+            bracket(&f.dst)
+        } else {
+            socket(&f.dst, f.dst_port)
+        },
         f.packets.to_string(),
         f.bytes.to_string(),
     ]
+}
+
+fn bracket(addr: &str) -> String {
+    if addr.contains(':') {
+        format!("[{addr}]")
+    } else {
+        addr.to_string()
+    }
 }
 
 fn protocols((lo, hi): (u8, u8)) -> String {
@@ -294,9 +312,185 @@ fn rule_cells(r: &serde_json::Value) -> Vec<String> {
     ]
 }
 
+/// Text from exports made safe for a terminal: control characters (escape sequences
+/// included) are shown escaped, never sent.
+fn term(s: &str) -> String {
+    if !s.chars().any(char::is_control) {
+        return s.to_string();
+    }
+    s.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
+/// `addr:port`, IPv6 in brackets.
+fn socket(addr: &str, port: u16) -> String {
+    if addr.contains(':') {
+        format!("[{addr}]:{port}")
+    } else {
+        format!("{addr}:{port}")
+    }
+}
+
+fn family(f: crate::model::Family) -> &'static str {
+    match f {
+        crate::model::Family::V4 => "IPv4",
+        crate::model::Family::V6 => "IPv6",
+    }
+}
+
+fn family_of(addr: &str) -> &'static str {
+    if addr.contains(':') {
+        "IPv6"
+    } else {
+        "IPv4"
+    }
+}
+
+/// An ENI for people: `name (eni-…)`, or the ID.
+fn eni_label(id: &str, name: Option<&str>) -> String {
+    match name {
+        Some(n) => format!("{} ({})", term(n), term(id)),
+        None => term(id),
+    }
+}
+
+/// `sg-… (name)` for each group.
+fn groups_label(groups: &[GroupRef]) -> String {
+    groups
+        .iter()
+        .map(|g| match &g.name {
+            Some(n) => format!("{} ({})", term(n), term(g.id.as_str())),
+            None => term(g.id.as_str()),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn plural(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// Who the clients of a service are: "2 app hosts" when every sampled client is an ENI of
+/// one group, else "2 clients" (egress: "2 destinations").
+fn clients_label(i: &Impact) -> String {
+    let noun = match i.direction {
+        Direction::Ingress => ("client", "clients"),
+        Direction::Egress => ("destination", "destinations"),
+    };
+    let at_least = if i.clients_exact { "" } else { "at least " };
+    let groups: BTreeSet<Option<&str>> =
+        i.client_sample.iter().map(|c| c.group.as_deref()).collect();
+    match (groups.len(), groups.iter().next()) {
+        (1, Some(Some(g))) if i.clients as usize == i.client_sample.len() => {
+            let names: Vec<String> = i
+                .client_sample
+                .iter()
+                .map(|c| term(c.name.as_deref().unwrap_or(&c.addr)))
+                .take(3)
+                .collect();
+            let more = if i.client_sample.len() > 3 {
+                ", …"
+            } else {
+                ""
+            };
+            format!(
+                "{at_least}{} {} ({}{more})",
+                i.clients,
+                if i.clients == 1 {
+                    format!("{} host", term(g))
+                } else {
+                    format!("{} hosts", term(g))
+                },
+                names.join(", ")
+            )
+        }
+        _ => format!("{at_least}{}", plural(i.clients, noun.0, noun.1)),
+    }
+}
+
+/// The sentences a report opens with: what breaks, what opens, what survives.
+fn lead(report: &Report) -> Vec<String> {
+    let mut out = Vec::new();
+    let c = &report.connections;
+    let shown = 3;
+    for i in report.impact.iter().filter(|i| i.broken > 0).take(shown) {
+        let (from, to) = match i.direction {
+            Direction::Ingress => (
+                clients_label(i),
+                eni_label(i.eni.as_str(), i.eni_name.as_deref()),
+            ),
+            Direction::Egress => (
+                eni_label(i.eni.as_str(), i.eni_name.as_deref()),
+                clients_label(i),
+            ),
+        };
+        out.push(format!(
+            "{} from {from} to {to} {} break ({} and {} lost).",
+            plural(i.broken, "connection", "connections"),
+            i.service,
+            plural(i.packets, "packet", "packets"),
+            plural(i.bytes, "byte", "bytes"),
+        ));
+    }
+    let broken_services = report.impact.iter().filter(|i| i.broken > 0).count();
+    if broken_services > shown {
+        out.push(format!(
+            "… and connections to {} more services break (services below).",
+            broken_services - shown
+        ));
+    }
+    for i in report.impact.iter().filter(|i| i.surviving > 0).take(shown) {
+        out.push(format!(
+            "{} to {} {} already open when the revoke lands survive until idle; new ones are refused.",
+            plural(i.surviving, "connection", "connections"),
+            eni_label(i.eni.as_str(), i.eni_name.as_deref()),
+            i.service,
+        ));
+    }
+    for i in report.impact.iter().filter(|i| i.restored > 0).take(shown) {
+        out.push(format!(
+            "{} from {} to {} {} refused today would be accepted.",
+            plural(i.restored, "connection", "connections"),
+            clients_label(i),
+            eni_label(i.eni.as_str(), i.eni_name.as_deref()),
+            i.service,
+        ));
+    }
+    if c.unknown > 0 {
+        out.push(format!(
+            "{} depend on references the exports do not resolve: their fate is unknown.",
+            plural(c.unknown, "connection", "connections")
+        ));
+    }
+    if out.is_empty() && c.total > 0 {
+        out.push(format!(
+            "No connection changes: all {} keep their verdicts.",
+            plural(c.total, "connection", "connections")
+        ));
+    }
+    out
+}
+
+/// "20 of 57 shown", or nothing when all are.
+fn shown(n: usize, total: usize) -> String {
+    if n < total {
+        format!(" ({n} of {total} shown)")
+    } else {
+        String::new()
+    }
+}
+
 /// The terminal report.
 pub fn text(report: &Report, colour: bool) -> String {
     let st = Style { colour };
+    let top = report.top.max(1);
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -312,11 +506,28 @@ pub fn text(report: &Report, colour: bool) -> String {
             out,
             "\nThe API would reject this request: HTTP {} {}: {}\nNothing is revoked and no traffic changes.",
             report.status,
-            st.red(code),
-            message
+            st.red(&term(code)),
+            term(message)
         );
-        let _ = writeln!(out, "\nResponse:\n{}", pretty(&report.response));
+        let _ = writeln!(out, "\nResponse:\n{}", term(&pretty(&report.response)));
         return out;
+    }
+    let c = &report.connections;
+    if c.total > 0 {
+        let _ = writeln!(out);
+        for line in lead(report) {
+            let painted = if line.contains(" break ") {
+                st.red(&line)
+            } else {
+                line
+            };
+            let _ = writeln!(out, "{}", st.bold(&painted));
+        }
+        let _ = writeln!(
+            out,
+            "  connections: {} judged, {} broken ({} packets, {} bytes lost), {} surviving, {} restored, {} unknown",
+            c.total, c.broken, c.packets_broken, c.bytes_broken, c.surviving, c.restored, c.unknown
+        );
     }
     let _ = writeln!(out, "\nResponse: HTTP {} (success)", report.status);
     let _ = writeln!(
@@ -330,8 +541,100 @@ pub fn text(report: &Report, colour: bool) -> String {
             "  none: the request matched no rule, so nothing changes"
         );
     } else {
-        let rows: Vec<Vec<String>> = report.revoked_rules.iter().map(rule_cells).collect();
+        let rows: Vec<Vec<String>> = report
+            .revoked_rules
+            .iter()
+            .map(|r| rule_cells(r).iter().map(|c| term(c)).collect())
+            .collect();
         table(&RULE_COLUMNS, &rows, &mut out);
+    }
+    if !report.impact.is_empty() {
+        let _ = writeln!(
+            out,
+            "\n{}",
+            st.bold(&format!(
+                "Services that change, most broken connections first{}",
+                shown(report.impact.len().min(top), report.impact.len())
+            ))
+        );
+        let rows: Vec<Vec<String>> = report
+            .impact
+            .iter()
+            .take(top)
+            .map(|i| {
+                let change = format!("{} -> {}", who(&i.before), who(&i.after));
+                vec![
+                    i.service.clone(),
+                    eni_label(i.eni.as_str(), i.eni_name.as_deref()),
+                    groups_label(&i.groups),
+                    i.direction.to_string(),
+                    family(i.family).to_string(),
+                    format!("{}{}", i.clients, if i.clients_exact { "" } else { "+" }),
+                    i.broken.to_string(),
+                    i.surviving.to_string(),
+                    i.restored.to_string(),
+                    i.unknown.to_string(),
+                    i.packets.to_string(),
+                    st.transition(i.before.action, i.after.action, &term(&change)),
+                ]
+            })
+            .collect();
+        table(
+            &[
+                "service",
+                "ENI",
+                "groups",
+                "dir",
+                "family",
+                "clients",
+                "broken",
+                "surviving",
+                "restored",
+                "unknown",
+                "packets",
+                "before -> after (new connections)",
+            ],
+            &rows,
+            &mut out,
+        );
+    }
+    if !report.flows.is_empty() {
+        let _ = writeln!(
+            out,
+            "\n{}",
+            st.bold(&format!(
+                "Connections that change, broken first, most packets first{}",
+                shown(report.flows.len().min(top), report.flows_total as usize)
+            ))
+        );
+        let rows: Vec<Vec<String>> = report
+            .flows
+            .iter()
+            .take(top)
+            .map(|f| {
+                let change = format!("{} -> {}", who(&f.before), who(&f.after));
+                let mut cells = vec![f.outcome.as_str().to_string()];
+                cells.extend(flow_cells(f));
+                cells.push(st.transition(f.before.action, f.after.action, &term(&change)));
+                cells
+            })
+            .collect();
+        table(
+            &[
+                "outcome",
+                "ENI",
+                "dir",
+                "family",
+                "proto",
+                "source",
+                "destination",
+                "packets",
+                "bytes",
+                "before -> after",
+            ],
+            &rows,
+            &mut out,
+        );
     }
     let _ = writeln!(
         out,
@@ -342,14 +645,19 @@ pub fn text(report: &Report, colour: bool) -> String {
         let _ = writeln!(out, "  none: every packet keeps its verdict");
     } else {
         let grouped = rows(&report.header_space);
+        let _ = writeln!(
+            out,
+            "  {}",
+            shown(grouped.len().min(top), grouped.len()).trim()
+        );
         let rows: Vec<Vec<String>> = grouped
             .iter()
-            .take(ROWS)
+            .take(top)
             .map(|row| {
                 let r = row.first;
                 let change = format!("{} -> {}", who(&r.before), who(&r.after));
-                let mut cells = region_cells(row);
-                cells.push(st.transition(r.before.action, r.after.action, &change));
+                let mut cells: Vec<String> = region_cells(row).iter().map(|c| term(c)).collect();
+                cells.push(st.transition(r.before.action, r.after.action, &term(&change)));
                 cells.push(st.dim(&r.witness.to_string()));
                 cells
             })
@@ -358,6 +666,7 @@ pub fn text(report: &Report, colour: bool) -> String {
             &[
                 "ENIs",
                 "dir",
+                "family",
                 "proto",
                 "remote",
                 "local",
@@ -368,67 +677,45 @@ pub fn text(report: &Report, colour: bool) -> String {
             &rows,
             &mut out,
         );
-        if grouped.len() > ROWS {
-            let _ = writeln!(out, "  … {} more in the JSON report", grouped.len() - ROWS);
-        }
     }
     if report.packets.judged > 0 {
         let p = &report.packets;
         let _ = writeln!(
             out,
-            "\n{}\n  {} packets judged; accepted {} before, {} after; {} and {}",
-            st.bold("Traffic"),
+            "\n{}\n  {} packets judged; accepted {} before, {} after; {}, {}{}",
+            st.bold("Packets"),
             p.judged,
             p.accepted_before,
             p.accepted_after,
             st.red(&format!("{} accept->drop", report.changed.accept_to_drop)),
             st.green(&format!("{} drop->accept", report.changed.drop_to_accept)),
+            if report.changed.to_unknown + report.changed.from_unknown > 0 {
+                format!(
+                    ", {} to unknown, {} from unknown",
+                    report.changed.to_unknown, report.changed.from_unknown
+                )
+            } else {
+                String::new()
+            }
         );
-        if report.flows.is_empty() {
-            let _ = writeln!(out, "  no flow changes verdict");
-        } else {
-            let _ = writeln!(
-                out,
-                "\n{}",
-                st.bold(&format!("Flows that change: {}", report.flows.len()))
-            );
-            let rows: Vec<Vec<String>> = report
-                .flows
-                .iter()
-                .take(ROWS)
-                .map(|f| {
-                    let change = format!("{} -> {}", who(&f.before), who(&f.after));
-                    let mut cells = flow_cells(f);
-                    cells.push(st.transition(f.before.action, f.after.action, &change));
-                    cells
-                })
-                .collect();
-            table(
-                &[
-                    "ENI",
-                    "dir",
-                    "proto",
-                    "source",
-                    "destination",
-                    "packets",
-                    "bytes",
-                    "before -> after",
-                ],
-                &rows,
-                &mut out,
-            );
-        }
         if !report.rules_without_hits.is_empty() {
+            let n = report.rules_without_hits.len();
             let _ = writeln!(
                 out,
-                "\n{} {}",
-                st.bold("Rules with no hits in this traffic:"),
+                "\n{} {}{}",
+                st.bold(&format!("Rules with no hits in this traffic ({n}):")),
                 report
                     .rules_without_hits
                     .iter()
-                    .map(|r| r.to_string())
+                    .take(top)
+                    .map(|r| term(r.as_str()))
                     .collect::<Vec<_>>()
-                    .join(", ")
+                    .join(", "),
+                if n > top {
+                    format!(" … ({top} of {n} shown)")
+                } else {
+                    String::new()
+                }
             );
         }
         if let Some(a) = &report.flow_log_agreement {
@@ -446,10 +733,10 @@ pub fn text(report: &Report, colour: bool) -> String {
         }
     }
     for c in &report.caveats {
-        let _ = writeln!(out, "\n{} {c}", st.bold("Caveat:"));
+        let _ = writeln!(out, "\n{} {}", st.bold("Caveat:"), term(c));
     }
     for w in &report.warnings {
-        let _ = writeln!(out, "{} {w}", st.bold("Warning:"));
+        let _ = writeln!(out, "{} {}", st.bold("Warning:"), term(w));
     }
     out
 }

@@ -1921,3 +1921,34 @@ pub fn synthetic_items(headers: &[Header], start_ns: u64) -> Vec<Item> {
         })
         .collect()
 }
+
+/// Synthetic sessions as traffic items, one packet every millisecond from `start_ns`: the
+/// conversations [`crate::packet::synth::sessions`] builds from `openers`, `n` packets in
+/// all, each as long as the frame `sgsim synth --sessions` writes for it.
+pub fn synthetic_sessions(openers: &[Header], n: usize, start_ns: u64, seed: u64) -> Vec<Item> {
+    crate::packet::synth::sessions(openers, n, 1000, seed)
+        .into_iter()
+        .enumerate()
+        .map(|(i, (h, flags))| {
+            let ip = if h.src.is_ipv6() { 40 } else { 20 };
+            let l4 = match h.protocol {
+                6 => 20,
+                17 => 12,
+                _ => 8,
+            };
+            let len = 14 + ip + l4;
+            Item::Packet(Packet {
+                index: i as u64,
+                ts_ns: start_ns + i as u64 * 1_000_000,
+                header: h,
+                wire_len: len,
+                cap_len: len,
+                tcp_flags: (h.protocol == 6).then_some(flags),
+                ports: matches!(h.protocol, 6 | 17).then_some((h.src_port, h.dst_port)),
+                icmp: matches!(h.protocol, 1 | 58).then(|| (h.src_port as u8, h.dst_port as u8)),
+                fragment: None,
+                interface: 0,
+            })
+        })
+        .collect()
+}
