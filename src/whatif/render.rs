@@ -24,9 +24,6 @@ const RULE_COLUMNS: [&str; 9] = [
     "description",
 ];
 
-/// How many changed flows the HTML report lists.
-const FLOW_ROWS: usize = 200;
-
 struct Style {
     colour: bool,
 }
@@ -196,7 +193,7 @@ fn region_cells(row: &Row<'_>) -> Vec<String> {
 /// The cells every changed-flow table starts with.
 fn flow_cells(f: &crate::whatif::report::Flow) -> Vec<String> {
     vec![
-        f.eni.to_string(),
+        eni_label(f.eni.as_str(), f.eni_name.as_deref()),
         f.direction.to_string(),
         family_of(&f.src).to_string(),
         Protocol::Number(f.protocol).to_string(),
@@ -645,11 +642,9 @@ pub fn text(report: &Report, colour: bool) -> String {
         let _ = writeln!(out, "  none: every packet keeps its verdict");
     } else {
         let grouped = rows(&report.header_space);
-        let _ = writeln!(
-            out,
-            "  {}",
-            shown(grouped.len().min(top), grouped.len()).trim()
-        );
+        if grouped.len() > top {
+            let _ = writeln!(out, "  {top} of {} shown", grouped.len());
+        }
         let rows: Vec<Vec<String>> = grouped
             .iter()
             .take(top)
@@ -748,7 +743,7 @@ fn pretty(v: &serde_json::Value) -> String {
 use crate::provider::xml_escape as esc;
 
 fn html_table(head: &[&str], rows: &[Vec<String>], out: &mut String) {
-    out.push_str("<table><thead><tr>");
+    out.push_str("<div class=\"scroll\"><table><thead><tr>");
     for h in head {
         let _ = write!(out, "<th>{}</th>", esc(h));
     }
@@ -760,7 +755,7 @@ fn html_table(head: &[&str], rows: &[Vec<String>], out: &mut String) {
         }
         out.push_str("</tr>");
     }
-    out.push_str("</tbody></table>");
+    out.push_str("</tbody></table></div>");
 }
 
 /// A bar chart of rule hits before (grey) and after (blue), one row per rule.
@@ -850,8 +845,30 @@ fn timeline_chart(report: &Report) -> String {
     )
 }
 
-/// A self-contained HTML page: summary, changed flows, header space, revoked rules, charts.
+/// A table whose first `visible` rows show; the rest sit in an expandable `<details>`.
+fn html_table_more(head: &[&str], rows: &[Vec<String>], visible: usize, out: &mut String) {
+    html_table(head, &rows[..rows.len().min(visible)], out);
+    if rows.len() > visible {
+        let _ = write!(
+            out,
+            "<details><summary>{} more ({} of {} shown above)</summary>",
+            rows.len() - visible,
+            visible,
+            rows.len()
+        );
+        html_table(head, &rows[visible..], out);
+        out.push_str("</details>");
+    }
+}
+
+fn or_dash(v: &Option<String>) -> String {
+    v.clone().unwrap_or_else(|| "-".into())
+}
+
+/// A self-contained HTML page (no scripts): the answer, the analysis's inputs, services,
+/// connections, header space, charts, rules, the API response.
 pub fn html(report: &Report) -> String {
+    let top = report.top.max(1);
     let mut body = String::new();
     if let Some(code) = &report.error {
         let _ = write!(
@@ -862,28 +879,198 @@ pub fn html(report: &Report) -> String {
             esc(&pretty(&report.response))
         );
     } else {
+        let c = &report.connections;
         let p = &report.packets;
+        if c.total > 0 {
+            body.push_str("<div class=\"answer\">");
+            for line in lead(report) {
+                let class = if line.contains(" break ") {
+                    " class=\"bad\""
+                } else {
+                    ""
+                };
+                let _ = write!(body, "<p{class}>{}</p>", esc(&line));
+            }
+            body.push_str("</div>");
+        }
         let _ = write!(
             body,
             "<div class=\"cards\">\
+             <div><b>{}</b>connections judged</div>\
+             <div class=\"bad\"><b>{}</b>broken ({} packets, {} bytes lost)</div>\
+             <div><b>{}</b>surviving until idle</div>\
+             <div class=\"good\"><b>{}</b>restored</div>\
+             <div><b>{}</b>unknown</div>\
              <div><b>{}</b>rules revoked</div>\
              <div><b>{}</b>header-space regions change</div>\
              <div><b>{}</b>packets judged</div>\
-             <div class=\"bad\"><b>{}</b>accept → drop</div>\
-             <div class=\"good\"><b>{}</b>drop → accept</div>\
-             <div><b>{}</b>flows change</div></div>",
+             <div class=\"bad\"><b>{}</b>packets accept → drop</div>\
+             <div class=\"good\"><b>{}</b>packets drop → accept</div></div>",
+            c.total,
+            c.broken,
+            c.packets_broken,
+            c.bytes_broken,
+            c.surviving,
+            c.restored,
+            c.unknown,
             report.revoked_rules.len(),
             rows(&report.header_space).len(),
             p.judged,
             report.changed.accept_to_drop,
             report.changed.drop_to_accept,
-            report.flows.len()
         );
+        // The analysis: what was asked, on what, when.
+        body.push_str("<h2>Analysis</h2><table class=\"kv\"><tbody>");
+        let mut kv = |k: &str, v: String| {
+            let _ = write!(body, "<tr><th>{}</th><td>{v}</td></tr>", esc(k));
+        };
+        kv(
+            "request",
+            format!(
+                "<pre>{}</pre>",
+                esc(report.request.as_deref().unwrap_or("-"))
+            ),
+        );
+        kv("provider", esc(&format!("{:?}", report.provider)));
+        let ctx = &report.context;
+        kv("accounts", esc(&ctx.accounts.join(", ")));
+        kv("regions", esc(&ctx.regions.join(", ")));
+        kv("VPCs", esc(&ctx.vpcs.join(", ")));
+        let inputs = report
+            .inputs
+            .iter()
+            .map(|i| {
+                format!(
+                    "<b>{}</b> ({})<br><small>{}</small>",
+                    esc(&i.name),
+                    esc(&i.kind),
+                    esc(&i.summary).replace('\n', "<br>")
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("<br>");
+        kv(
+            "traffic",
+            if inputs.is_empty() {
+                "none".into()
+            } else {
+                inputs
+            },
+        );
+        kv("revoke takes effect", esc(&report.revoke_at.join(", ")));
+        kv("analysed at", esc(&or_dash(&report.analysed_at)));
+        body.push_str("</tbody></table>");
         for c in &report.caveats {
             let _ = write!(body, "<p class=\"note\">{}</p>", esc(c));
         }
         for w in &report.warnings {
             let _ = write!(body, "<p class=\"note\">⚠ {}</p>", esc(w));
+        }
+        if !report.impact.is_empty() {
+            let _ = write!(
+                body,
+                "<h2>Services that change</h2><p>{} services, most broken connections first.</p>",
+                report.impact.len()
+            );
+            let rows: Vec<Vec<String>> = report
+                .impact
+                .iter()
+                .map(|i| {
+                    let mut sample = i
+                        .client_sample
+                        .iter()
+                        .take(5)
+                        .map(|c| match &c.name {
+                            Some(n) => format!("{} ({n})", c.addr),
+                            None => c.addr.clone(),
+                        })
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                    if i.clients > 5 {
+                        sample.push_str(", …");
+                    }
+                    let eni = match &i.instance {
+                        Some(inst) => format!(
+                            "{} {inst}",
+                            eni_label(i.eni.as_str(), i.eni_name.as_deref())
+                        ),
+                        None => eni_label(i.eni.as_str(), i.eni_name.as_deref()),
+                    };
+                    vec![
+                        i.service.clone(),
+                        eni,
+                        groups_label(&i.groups),
+                        format!("{} {}", i.direction, family(i.family)),
+                        format!(
+                            "{}{}: {sample}",
+                            i.clients,
+                            if i.clients_exact { "" } else { "+" }
+                        ),
+                        i.broken.to_string(),
+                        i.surviving.to_string(),
+                        i.restored.to_string(),
+                        i.unknown.to_string(),
+                        format!("{} / {}", i.packets, i.bytes),
+                        format!("{} – {}", or_dash(&i.first_seen), or_dash(&i.last_seen)),
+                        format!("{} → {}", who(&i.before), who(&i.after)),
+                    ]
+                })
+                .collect();
+            html_table_more(
+                &[
+                    "service",
+                    "ENI",
+                    "groups",
+                    "direction",
+                    "clients",
+                    "broken",
+                    "surviving",
+                    "restored",
+                    "unknown",
+                    "packets / bytes",
+                    "seen",
+                    "before → after (new connections)",
+                ],
+                &rows,
+                top,
+                &mut body,
+            );
+        }
+        if !report.flows.is_empty() {
+            let _ = write!(
+                body,
+                "<h2>Connections that change</h2><p>{} connections change; the {} with the most impact are listed (broken first, most packets first; <code>--top</code> sets how many).</p>",
+                report.flows_total,
+                report.flows.len()
+            );
+            let rows: Vec<Vec<String>> = report
+                .flows
+                .iter()
+                .map(|f| {
+                    let mut cells = vec![f.outcome.as_str().to_string()];
+                    cells.extend(flow_cells(f));
+                    cells.extend([who(&f.before), who(&f.after)]);
+                    cells
+                })
+                .collect();
+            html_table_more(
+                &[
+                    "outcome",
+                    "ENI",
+                    "dir",
+                    "family",
+                    "proto",
+                    "source",
+                    "destination",
+                    "packets",
+                    "bytes",
+                    "before",
+                    "after",
+                ],
+                &rows,
+                top,
+                &mut body,
+            );
         }
         body.push_str("<h2>Header space that changes (from the rules alone)</h2>");
         if report.header_space.is_empty() {
@@ -891,7 +1078,6 @@ pub fn html(report: &Report) -> String {
         } else {
             let rows: Vec<Vec<String>> = rows(&report.header_space)
                 .iter()
-                .take(500)
                 .map(|row| {
                     let r = row.first;
                     let mut cells = region_cells(row);
@@ -899,10 +1085,11 @@ pub fn html(report: &Report) -> String {
                     cells
                 })
                 .collect();
-            html_table(
+            html_table_more(
                 &[
                     "ENIs",
                     "dir",
+                    "family",
                     "proto",
                     "remote",
                     "local",
@@ -912,6 +1099,7 @@ pub fn html(report: &Report) -> String {
                     "example packet",
                 ],
                 &rows,
+                top,
                 &mut body,
             );
         }
@@ -925,43 +1113,29 @@ pub fn html(report: &Report) -> String {
             body.push_str("<h2>Hits per rule</h2><p class=\"legend\"><span class=\"k before\"></span>before <span class=\"k after\"></span>after</p>");
             body.push_str(&hits);
         }
-        if !report.flows.is_empty() {
-            let shown = report.flows.len().min(FLOW_ROWS);
+        if let Some(a) = &report.flow_log_agreement {
             let _ = write!(
                 body,
-                "<h2>Flows whose verdict changes</h2><p>{} flows{}; the JSON report has them all.</p>",
-                report.flows.len(),
-                if shown < report.flows.len() {
-                    format!(", the {shown} with the most packets shown")
-                } else {
-                    String::new()
-                }
+                "<h2>Agreement with flow logs</h2><p>The model's verdict before the revoke matches the logged action for <b>{}</b> of {} records ({:.1}%); {} logged ACCEPT the model drops, {} logged REJECT the model accepts (a network ACL can explain these), {} the model cannot judge.</p>",
+                a.agree,
+                a.records,
+                a.ratio * 100.0,
+                a.logged_accept_model_drop,
+                a.logged_reject_model_accept,
+                a.model_unknown
             );
-            let rows: Vec<Vec<String>> = report
-                .flows
-                .iter()
-                .take(FLOW_ROWS)
-                .map(|f| {
-                    let mut cells = flow_cells(f);
-                    cells.extend([who(&f.before), who(&f.after)]);
-                    cells
-                })
-                .collect();
-            html_table(
-                &[
-                    "ENI",
-                    "dir",
-                    "proto",
-                    "source",
-                    "destination",
-                    "packets",
-                    "bytes",
-                    "before",
-                    "after",
-                ],
-                &rows,
-                &mut body,
-            );
+        }
+        if p.judged > 0 {
+            let n = report.rules_without_hits.len();
+            let _ = write!(body, "<h2>Rules without hits</h2><p>{n} rules of the groups on ENIs that saw traffic decided none of it.</p>");
+            if n > 0 {
+                let rows: Vec<Vec<String>> = report
+                    .rules_without_hits
+                    .iter()
+                    .map(|r| vec![r.to_string()])
+                    .collect();
+                html_table_more(&["rule"], &rows, top, &mut body);
+            }
         }
         body.push_str("<h2>Rules revoked</h2>");
         let rows: Vec<Vec<String>> = report.revoked_rules.iter().map(rule_cells).collect();
@@ -979,9 +1153,14 @@ pub fn html(report: &Report) -> String {
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
          <title>sgsim what-if report</title><style>{CSS}</style></head>\
          <body><h1>sgsim what-if report <small>{:?}</small></h1>{body}\
-         <footer>Generated by sgsim {}. Verdicts are simulated from the exported rules.</footer></body></html>",
+         <footer>Generated by sgsim {}{}. Verdicts are simulated from the exported rules.</footer></body></html>",
         report.provider,
-        env!("CARGO_PKG_VERSION")
+        env!("CARGO_PKG_VERSION"),
+        report
+            .analysed_at
+            .as_deref()
+            .map(|t| format!(" at {}", esc(t)))
+            .unwrap_or_default()
     )
 }
 
@@ -995,4 +1174,7 @@ pre{background:#f6f6f6;padding:10px;overflow:auto}svg .l{font-size:11px;fill:#44
 svg rect.before{fill:#aaa}svg rect.after{fill:#1f6feb}svg .axis{stroke:#999}\
 svg polyline{fill:none;stroke-width:2}svg polyline.total{stroke:#ddd}svg polyline.before{stroke:#999}svg polyline.after{stroke:#1f6feb}\
 .legend .k{display:inline-block;width:14px;height:8px;margin:0 4px 0 10px}.k.total{background:#ddd}.k.before{background:#999}.k.after{background:#1f6feb}\
-footer{margin-top:3em;color:#888;font-size:12px}";
+footer{margin-top:3em;color:#888;font-size:12px}\
+.answer{border-left:4px solid #b00020;padding:4px 12px;margin:1em 0;font-size:16px}.answer p{margin:4px 0}\
+table.kv{width:auto}table.kv th{width:12em}table.kv pre{margin:0;padding:4px;white-space:pre-wrap;word-break:break-all}\
+details{margin:6px 0}summary{cursor:pointer;color:#1f6feb}.scroll{overflow-x:auto}td{overflow-wrap:break-word}";

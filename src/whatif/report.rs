@@ -48,8 +48,10 @@ pub struct Totals {
 /// A flow (5-tuple at one ENI and direction) whose verdict changes.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Flow {
-    /// The ENI.
+    /// The ENI where the verdict changes.
     pub eni: EniId,
+    /// Its name, when the exports give one.
+    pub eni_name: Option<String>,
     /// The direction.
     pub direction: Direction,
     /// Source address.

@@ -44,7 +44,8 @@
 //!
 //! A connection is **broken** when a packet accepted before is refused after (every such
 //! packet and byte is lost); **restored** when a packet refused before is accepted after;
-//! **unknown** when a verdict of either world is unknown; **surviving** when it is open at
+//! **unknown** when a packet's verdict is unknown in one world and not in the other;
+//! **surviving** when it is open at
 //! the revoke instant, carries packets after it, and survives although the rules after
 //! would refuse it as a new connection. Per-packet transitions, rule hits and the timeline
 //! are counted from the same verdicts.
@@ -1095,7 +1096,8 @@ impl Books {
                     let i = if a.side == Side::After { 1 } else { 2 };
                     bump(&mut agg.hits[i], r, n);
                 }
-                unknown |= b.act == Act::Unknown || a.act == Act::Unknown;
+                // Unknown in both worlds: the revoke does not change what is known of it.
+                unknown |= (b.act == Act::Unknown || a.act == Act::Unknown) && b.act != a.act;
                 match (b.act, a.act) {
                     (Act::Accept, Act::Drop) => {
                         agg.changed.accept_to_drop += n;
@@ -1754,8 +1756,10 @@ impl Run<'_> {
             .into_sorted_vec()
             .into_iter()
             .filter_map(|t| {
+                let eni = eni_id(t.at.0)?;
                 Some(Flow {
-                    eni: eni_id(t.at.0)?,
+                    eni_name: names.eni(&eni),
+                    eni,
                     direction: t.at.1,
                     src: t.header.src.to_string(),
                     dst: t.header.dst.to_string(),
