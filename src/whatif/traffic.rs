@@ -210,6 +210,57 @@ struct Fate {
     ends: Ends,
 }
 
+impl Step {
+    /// One word: action, side, what decided, and the rule's index.
+    fn pack(self) -> u64 {
+        let act = match self.act {
+            Act::Accept => 0u64,
+            Act::Drop => 1,
+            Act::Unknown => 2,
+        };
+        let side = u64::from(self.side == Side::After);
+        let (why, index) = match self.why {
+            Why::Rule(i) => (0u64, i),
+            Why::Default => (1, 0),
+            Why::InnerAccess => (2, 0),
+            Why::Established => (3, 0),
+            Why::Lost => (4, 0),
+            Why::Unresolved(i) => (5, i),
+        };
+        act | side << 2 | why << 3 | u64::from(index) << 8
+    }
+}
+
+impl Fate {
+    /// Eight words that tell fates apart (equal fates pack equally, and only they).
+    fn pack(&self) -> [u64; 8] {
+        let end = |e: Option<u32>| e.map_or(u64::MAX, u64::from);
+        let change = self.change.map_or(u64::MAX, |(e, d)| {
+            u64::from(e) << 1 | u64::from(d == Direction::Egress)
+        });
+        let provider = match self.provider {
+            Provider::Aws => 0u64,
+            Provider::Aliyun => 1,
+            Provider::Generic => 2,
+        };
+        [
+            self.before[0].pack(),
+            self.before[1].pack(),
+            self.post[0].pack(),
+            self.post[1].pack(),
+            self.fresh.pack(),
+            change,
+            end(self.ends[0]) ^ end(self.ends[1]).rotate_left(32),
+            u64::from(self.survive)
+                | u64::from(self.unmatched) << 1
+                | provider << 2
+                | u64::from(self.ends[0].is_none()) << 4
+                | u64::from(self.ends[1].is_none()) << 5
+                | (end(self.ends[0]) & 0xffff_ffff) << 8,
+        ]
+    }
+}
+
 /// A connection key of one address family: endpoints in canonical order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 struct Key<A> {
@@ -258,6 +309,8 @@ pub struct Judge {
     v4: FxHashMap<u32, u32>,
     v6: FxHashMap<u128, u32>,
     eni_ids: HashMap<EniId, u32>,
+    /// Per ENI: whether one of its groups loses a rule (elsewhere nothing changes).
+    touched: Vec<bool>,
     config: Config,
 }
 
@@ -294,7 +347,21 @@ impl Judge {
                 };
             }
         }
+        let kept: std::collections::HashSet<&crate::model::RuleId> =
+            after.rules.iter().map(|r| &r.id).collect();
+        let losing: BTreeSet<&crate::model::GroupId> = before
+            .rules
+            .iter()
+            .filter(|r| !kept.contains(&r.id))
+            .map(|r| &r.group)
+            .collect();
+        let touched = before
+            .enis
+            .iter()
+            .map(|e| e.groups.iter().any(|g| losing.contains(g)))
+            .collect();
         Ok(Judge {
+            touched,
             before: b?,
             after: a?,
             before_info: infos(before)?,
@@ -368,27 +435,43 @@ impl Judge {
 
     /// The per-point verdicts of a connection in one world: the opener at its source's
     /// ENI (egress) and its destination's (ingress), the reply at the same two ENIs.
-    fn points(&self, side: Side, ends: Ends, h: &Header) -> [[Option<Step>; 2]; 2] {
+    ///
+    /// `same`: the verdicts of the world before, reused at ENIs the revoke does not touch
+    /// (none of their groups lost a rule, so their rules and tracking are unchanged). A
+    /// reply is judged only where the opener passes (elsewhere it is lost anyway).
+    fn points(
+        &self,
+        side: Side,
+        ends: Ends,
+        h: &Header,
+        same: Option<&[[Option<Step>; 2]; 2]>,
+    ) -> [[Option<Step>; 2]; 2] {
         let r = reverse(h);
         let dirs = [Direction::Egress, Direction::Ingress];
         let mut o = [None; 2];
         let mut rep = [None; 2];
         for i in 0..2 {
-            if let Some(e) = ends[i] {
-                let s = self.step(side, e, dirs[i], h);
-                o[i] = Some(s);
-                rep[i] = Some(
-                    if s.act == Act::Accept && self.tracked(side, e, dirs[i], h) {
-                        Step {
-                            act: Act::Accept,
-                            why: Why::Established,
-                            side,
-                        }
-                    } else {
-                        self.step(side, e, dirs[1 - i], &r)
-                    },
-                );
+            let Some(e) = ends[i] else { continue };
+            if let Some(b) = same {
+                if !self.touched.get(e as usize).copied().unwrap_or(true) {
+                    o[i] = b[0][i];
+                    rep[i] = b[1][i];
+                    continue;
+                }
             }
+            let s = self.step(side, e, dirs[i], h);
+            o[i] = Some(s);
+            rep[i] = Some(if s.act != Act::Accept {
+                s
+            } else if self.tracked(side, e, dirs[i], h) {
+                Step {
+                    act: Act::Accept,
+                    why: Why::Established,
+                    side,
+                }
+            } else {
+                self.step(side, e, dirs[1 - i], &r)
+            });
         }
         [o, rep]
     }
@@ -459,8 +542,8 @@ impl Judge {
             .next()
             .and_then(|&e| self.before_info.get(e as usize))
             .map_or(Provider::Generic, |i| i.provider);
-        let pb = self.points(Side::Before, ends, h);
-        let pa = self.points(Side::After, ends, h);
+        let pb = self.points(Side::Before, ends, h, None);
+        let pa = self.points(Side::After, ends, h, Some(&pb));
         let (Some(before), Some(after)) = (world(pb), world(pa)) else {
             let none = Step {
                 act: Act::Drop,
@@ -977,7 +1060,9 @@ struct Part {
 #[derive(Default)]
 struct Books {
     fates: Vec<Fate>,
-    fate_ids: FxHashMap<Fate, u32>,
+    /// Fates by their packed form ([`Fate::pack`]): hashing eight words is much cheaper
+    /// than hashing the enums field by field.
+    fate_ids: FxHashMap<[u64; 8], u32>,
     agg: Agg,
 }
 
@@ -992,12 +1077,13 @@ fn timeout(c_flags: u8, flips: u8, provider: Provider, protocol: u8) -> u64 {
 
 impl Books {
     fn fate_id(&mut self, f: Fate) -> u32 {
-        if let Some(&i) = self.fate_ids.get(&f) {
+        let key = f.pack();
+        if let Some(&i) = self.fate_ids.get(&key) {
             return i;
         }
         let i = self.fates.len() as u32;
         self.fates.push(f);
-        self.fate_ids.insert(f, i);
+        self.fate_ids.insert(key, i);
         i
     }
 
@@ -1353,11 +1439,15 @@ fn reverse(h: &Header) -> Header {
     r
 }
 
-/// The tasks of one sub-chunk per partition: (position in the chunk, key hash).
+/// The tasks of one sub-chunk per partition: each item as the loop sees it, with its key
+/// hash. Partitions read their tasks in order, not the chunk's items scattered over it
+/// (which made every item a cache miss).
 #[derive(Default)]
 struct Routed {
-    tasks: Vec<Vec<(u32, u64)>>,
+    tasks: Vec<Vec<(Seen, u64)>>,
     latest: u64,
+    /// The sub-chunk holds a fragment.
+    fragments: bool,
 }
 
 /// The traffic what-if of one or more inputs: feed it items (or whole sources), then
@@ -1468,39 +1558,6 @@ impl<'j> Run<'j> {
         });
         self.items += items.len() as u64;
         self.pending = true;
-        // Non-first fragments take their first fragment's ports (sequential, fragments
-        // only).
-        let mut fixed: Vec<(usize, Header)> = Vec::new();
-        for (i, item) in items.iter().enumerate() {
-            if let Item::Packet(p) = item {
-                if let Some(f) = p.fragment {
-                    let h = p.header;
-                    let fk = (h.src, h.dst, h.protocol, f.id);
-                    if f.is_first() {
-                        if self.fragments.len() >= MAX_FRAGMENTS {
-                            self.fragments.clear();
-                        }
-                        self.fragments.insert(fk, (h.src_port, h.dst_port));
-                    } else if let Some(&(sp, dp)) = self.fragments.get(&fk) {
-                        let mut h = h;
-                        h.src_port = sp;
-                        h.dst_port = dp;
-                        fixed.push((i, h));
-                    } else {
-                        self.orphan_fragments += 1;
-                    }
-                }
-            }
-        }
-        let fix = |i: usize, item: &Item| -> Option<Header> {
-            match item {
-                Item::Packet(p) if p.fragment.is_some() => fixed
-                    .binary_search_by_key(&i, |x| x.0)
-                    .ok()
-                    .map(|at| fixed[at].1),
-                _ => None,
-            }
-        };
         let n = self.parts.len();
         let size = if n == 1 {
             items.len()
@@ -1513,36 +1570,74 @@ impl<'j> Run<'j> {
         let subs = items.len().div_ceil(size);
         let mut routed = std::mem::take(&mut self.routed);
         routed.resize_with(subs.max(routed.len()), Routed::default);
-        let route = |s: usize, r: &mut Routed, chunk: &[Item]| {
+        // Routed in parallel as if no item were a fragment; the sub-chunks that hold one
+        // are routed again once non-first fragments have their first fragment's ports
+        // (rare: it takes a pass in input order over the chunk).
+        let route = |s: usize, r: &mut Routed, chunk: &[Item], fixed: &[(usize, Header)]| {
             r.tasks.resize_with(n, Vec::new);
             r.tasks.iter_mut().for_each(Vec::clear);
             r.latest = 0;
+            r.fragments = false;
             for (j, item) in chunk.iter().enumerate() {
-                let i = s * size + j;
-                let seen = judge.seen(item, fix(i, item));
+                let fix = match item {
+                    Item::Packet(p) if p.fragment.is_some() => {
+                        r.fragments = true;
+                        fixed
+                            .binary_search_by_key(&(s * size + j), |x| x.0)
+                            .ok()
+                            .map(|at| fixed[at].1)
+                    }
+                    _ => None,
+                };
+                let seen = judge.seen(item, fix);
                 r.latest = r.latest.max(seen.ts_ns);
                 let hash = judge.hash(&seen);
-                r.tasks[partition(hash, n)].push((i as u32, hash));
+                r.tasks[partition(hash, n)].push((seen, hash));
             }
         };
-        if n == 1 {
-            route(0, &mut routed[0], items);
-        } else {
-            routed[..subs]
-                .par_iter_mut()
-                .zip(items.par_chunks(size))
-                .enumerate()
-                .for_each(|(s, (r, chunk))| route(s, r, chunk));
+        let route_all = |routed: &mut [Routed], fixed: &[(usize, Header)], again: bool| {
+            if n == 1 {
+                route(0, &mut routed[0], items, fixed);
+            } else {
+                routed[..subs]
+                    .par_iter_mut()
+                    .zip(items.par_chunks(size))
+                    .enumerate()
+                    .filter(|(_, (r, _))| !again || r.fragments)
+                    .for_each(|(s, (r, chunk))| route(s, r, chunk, fixed));
+            }
+        };
+        route_all(&mut routed, &[], false);
+        if routed[..subs].iter().any(|r| r.fragments) {
+            let mut fixed: Vec<(usize, Header)> = Vec::new();
+            for (i, item) in items.iter().enumerate() {
+                let Item::Packet(p) = item else { continue };
+                let Some(f) = p.fragment else { continue };
+                let h = p.header;
+                let fk = (h.src, h.dst, h.protocol, f.id);
+                if f.is_first() {
+                    if self.fragments.len() >= MAX_FRAGMENTS {
+                        self.fragments.clear();
+                    }
+                    self.fragments.insert(fk, (h.src_port, h.dst_port));
+                } else if let Some(&(sp, dp)) = self.fragments.get(&fk) {
+                    let mut h = h;
+                    h.src_port = sp;
+                    h.dst_port = dp;
+                    fixed.push((i, h));
+                } else {
+                    self.orphan_fragments += 1;
+                }
+            }
+            route_all(&mut routed, &fixed, true);
         }
         let routed_now = &routed[..subs];
         let latest = routed_now.iter().map(|r| r.latest).max().unwrap_or(0);
         let top = judge.config.top;
         let run = |(p, part): (usize, &mut Part)| {
             for r in routed_now {
-                for &(i, hash) in &r.tasks[p] {
-                    let item = &items[i as usize];
-                    let seen = judge.seen(item, fix(i as usize, item));
-                    part.judge(judge, &seen, hash, at, top);
+                for (seen, hash) in &r.tasks[p] {
+                    part.judge(judge, seen, *hash, at, top);
                 }
             }
             part.since += routed_now.iter().map(|r| r.tasks[p].len()).sum::<usize>();
@@ -1634,11 +1729,12 @@ impl Part {
 
     /// Finishes connections idle past their timeout, so that memory follows the live
     /// connections: once the clock has moved [`SWEEP_EVERY`] and a quarter as many items
-    /// as connections held have been judged, or once the table has doubled.
+    /// as connections held have been judged (a sweep costs at most one visit per item), or once
+    /// the table has doubled.
     fn sweep(&mut self, latest: u64, top: usize) {
         let (at, left) = self.swept;
         let held = self.conns4.len() + self.conns6.len();
-        let due = latest >= at.saturating_add(SWEEP_EVERY) && self.since >= held / 4;
+        let due = latest >= at.saturating_add(SWEEP_EVERY) && self.since >= held;
         if !(due || held > 2 * left + 4096) {
             return;
         }
