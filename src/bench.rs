@@ -208,23 +208,6 @@ pub fn sg_queries(state: &State, n: usize, seed: u64) -> Vec<(Point, Header)> {
     out
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sg_state_is_valid_and_deterministic() {
-        let shape = SgShape::default();
-        let a = sg_state(&shape, 3);
-        a.validate().expect("valid state");
-        assert_eq!(a, sg_state(&shape, 3));
-        assert_eq!(a.rules.len(), shape.rules);
-        let q = sg_queries(&a, 200, 5);
-        assert_eq!(q.len(), 200);
-        assert_eq!(q, sg_queries(&a, 200, 5));
-    }
-}
-
 /// A capture of whole sessions aimed at `state`'s rules, as `sgsim synth --sessions`
 /// writes it (legacy pcap in memory, one packet a millisecond from 2026-01-01): `packets`
 /// packets of up to 1,000 interleaved sessions opened by [`crate::packet::synth::aimed`]
@@ -250,4 +233,21 @@ pub fn session_capture(state: &State, packets: usize, seed: u64) -> Vec<u8> {
         }
     }
     w.finish().unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sg_state_is_valid_and_deterministic() {
+        let shape = SgShape::default();
+        let a = sg_state(&shape, 3);
+        a.validate().expect("valid state");
+        assert_eq!(a, sg_state(&shape, 3));
+        assert_eq!(a.rules.len(), shape.rules);
+        let q = sg_queries(&a, 200, 5);
+        assert_eq!(q.len(), 200);
+        assert_eq!(q, sg_queries(&a, 200, 5));
+    }
 }

@@ -538,6 +538,74 @@ pub fn pcap_bytes(headers: &[Header], start_ns: u64) -> Vec<u8> {
     w.finish().unwrap_or_default()
 }
 
+/// TCP flags of a synthetic session's packets.
+const SYN: u8 = 0x02;
+const ACK: u8 = 0x10;
+const FIN: u8 = 0x01;
+const PSH: u8 = 0x08;
+
+/// Whole conversations opened by `openers` (each used in turn, again from the start when
+/// all have been): TCP as handshake, two to eight data packets alternating, and FIN both
+/// ways; UDP and ICMP echo as one to four request/reply pairs (ICMP other than echo: one
+/// packet); other protocols as two to five packets each way. Up to `concurrent` sessions
+/// are open at once and their packets interleave at random: `n` packets in all, each with
+/// its TCP flags (0 for other protocols). Deterministic in `seed`.
+pub fn sessions(openers: &[Header], n: usize, concurrent: usize, seed: u64) -> Vec<(Header, u8)> {
+    let mut out = Vec::with_capacity(n);
+    if openers.is_empty() {
+        return out;
+    }
+    let mut rng = Rng::new(seed);
+    let mut next = openers.iter().cycle();
+    let mut open: Vec<(Vec<(Header, u8)>, usize)> = Vec::new();
+    let reply = |h: &Header| {
+        let mut r = h.reversed();
+        r.src_port = match (h.protocol, h.src_port) {
+            (1, 8) => 0,
+            (58, 128) => 129,
+            (_, p) if matches!(h.protocol, 1 | 58) => p,
+            _ => r.src_port,
+        };
+        r
+    };
+    while out.len() < n {
+        while open.len() < concurrent.max(1) {
+            let Some(h) = next.next() else { break };
+            let r = reply(h);
+            let mut steps = Vec::new();
+            match h.protocol {
+                6 => {
+                    steps.extend([(*h, SYN), (r, SYN | ACK), (*h, ACK)]);
+                    for i in 0..2 + rng.below(7) {
+                        steps.push((if i % 2 == 0 { *h } else { r }, PSH | ACK));
+                    }
+                    steps.extend([(*h, FIN | ACK), (r, FIN | ACK), (*h, ACK)]);
+                }
+                1 | 58 if !matches!(h.src_port, 8 | 128) => steps.push((*h, 0)),
+                17 | 1 | 58 => {
+                    for _ in 0..1 + rng.below(4) {
+                        steps.extend([(*h, 0), (r, 0)]);
+                    }
+                }
+                _ => {
+                    for _ in 0..2 + rng.below(4) {
+                        steps.extend([(*h, 0), (r, 0)]);
+                    }
+                }
+            }
+            open.push((steps, 0));
+        }
+        let i = rng.below(open.len() as u64) as usize;
+        let (steps, at) = &mut open[i];
+        out.push(steps[*at]);
+        *at += 1;
+        if *at == steps.len() {
+            open.swap_remove(i);
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -615,72 +683,4 @@ mod tests {
         let back: Vec<Header> = cap.map(|p| p.unwrap().header).collect();
         assert_eq!(back, headers);
     }
-}
-
-/// TCP flags of a synthetic session's packets.
-const SYN: u8 = 0x02;
-const ACK: u8 = 0x10;
-const FIN: u8 = 0x01;
-const PSH: u8 = 0x08;
-
-/// Whole conversations opened by `openers` (each used in turn, again from the start when
-/// all have been): TCP as handshake, two to eight data packets alternating, and FIN both
-/// ways; UDP and ICMP echo as one to four request/reply pairs (ICMP other than echo: one
-/// packet); other protocols as two to five packets each way. Up to `concurrent` sessions
-/// are open at once and their packets interleave at random: `n` packets in all, each with
-/// its TCP flags (0 for other protocols). Deterministic in `seed`.
-pub fn sessions(openers: &[Header], n: usize, concurrent: usize, seed: u64) -> Vec<(Header, u8)> {
-    let mut out = Vec::with_capacity(n);
-    if openers.is_empty() {
-        return out;
-    }
-    let mut rng = Rng::new(seed);
-    let mut next = openers.iter().cycle();
-    let mut open: Vec<(Vec<(Header, u8)>, usize)> = Vec::new();
-    let reply = |h: &Header| {
-        let mut r = h.reversed();
-        r.src_port = match (h.protocol, h.src_port) {
-            (1, 8) => 0,
-            (58, 128) => 129,
-            (_, p) if matches!(h.protocol, 1 | 58) => p,
-            _ => r.src_port,
-        };
-        r
-    };
-    while out.len() < n {
-        while open.len() < concurrent.max(1) {
-            let Some(h) = next.next() else { break };
-            let r = reply(h);
-            let mut steps = Vec::new();
-            match h.protocol {
-                6 => {
-                    steps.extend([(*h, SYN), (r, SYN | ACK), (*h, ACK)]);
-                    for i in 0..2 + rng.below(7) {
-                        steps.push((if i % 2 == 0 { *h } else { r }, PSH | ACK));
-                    }
-                    steps.extend([(*h, FIN | ACK), (r, FIN | ACK), (*h, ACK)]);
-                }
-                1 | 58 if !matches!(h.src_port, 8 | 128) => steps.push((*h, 0)),
-                17 | 1 | 58 => {
-                    for _ in 0..1 + rng.below(4) {
-                        steps.extend([(*h, 0), (r, 0)]);
-                    }
-                }
-                _ => {
-                    for _ in 0..2 + rng.below(4) {
-                        steps.extend([(*h, 0), (r, 0)]);
-                    }
-                }
-            }
-            open.push((steps, 0));
-        }
-        let i = rng.below(open.len() as u64) as usize;
-        let (steps, at) = &mut open[i];
-        out.push(steps[*at]);
-        *at += 1;
-        if *at == steps.len() {
-            open.swap_remove(i);
-        }
-    }
-    out
 }

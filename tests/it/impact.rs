@@ -636,6 +636,9 @@ fn traffic(seed: u64) -> Vec<Item> {
     items(raw)
 }
 
+/// Protocol and the two endpoints, lower first.
+type ReplayKey = (u8, (std::net::IpAddr, u16), (std::net::IpAddr, u16));
+
 /// One connection in the replay.
 struct ReplayConn {
     opener: Header,
@@ -703,8 +706,7 @@ fn replay(state: &State, after: &State, items: &[Item], at: u64) -> (Connections
         let g = state.group(&state.enis[e].groups[0]).unwrap();
         g.provider
     };
-    let mut conns: HashMap<(u8, (std::net::IpAddr, u16), (std::net::IpAddr, u16)), ReplayConn> =
-        HashMap::new();
+    let mut conns: HashMap<ReplayKey, ReplayConn> = HashMap::new();
     let mut done: Vec<ReplayConn> = Vec::new();
     let mut changed = (0, 0);
     for item in items {
@@ -741,9 +743,9 @@ fn replay(state: &State, after: &State, items: &[Item], at: u64) -> (Connections
             // only the other way is accepted before.
             let (opener, captured) = if h.protocol == 6 && syn {
                 (h, true)
-            } else if h.protocol == 6 && flags & (SYN | ACK) == SYN | ACK {
-                (reverse(&h), false)
-            } else if echo && h.src_port == 0 {
+            } else if (h.protocol == 6 && flags & (SYN | ACK) == SYN | ACK)
+                || (echo && h.src_port == 0)
+            {
                 (reverse(&h), false)
             } else if echo {
                 (h, true)

@@ -431,6 +431,8 @@ fn whatif_writes_html_and_json_files() {
         &[
             "--synthetic",
             "20000",
+            "--top",
+            "1",
             "--html",
             html.to_str().unwrap(),
             "--json",
@@ -441,7 +443,12 @@ fn whatif_writes_html_and_json_files() {
     let page = std::fs::read_to_string(&html).unwrap();
     for needle in [
         "<svg",
-        "Flows whose verdict changes",
+        "Services that change",
+        "Connections that change",
+        "web-1 (eni-bp1shopweb1)",
+        "analysed at",
+        "RevokeSecurityGroup",
+        "<details>",
         "sgr-bp1web-ssh-deny",
         "drop → accept",
         "</html>",
@@ -456,12 +463,25 @@ fn whatif_writes_html_and_json_files() {
         "revoked_rules",
         "packets",
         "changed",
+        "connections",
+        "impact",
         "flows",
         "rules",
         "header_space",
     ] {
         assert!(report.get(key).is_some(), "{key}");
     }
+    // The page shows the JSON's counts, and names.
+    let c = &report["connections"];
+    assert!(c["restored"].as_u64().unwrap() > 0, "{c}");
+    for (n, label) in [
+        (&c["total"], "connections judged"),
+        (&c["restored"], "restored"),
+    ] {
+        assert!(page.contains(&format!("<b>{n}</b>{label}")), "{n} {label}");
+    }
+    assert_eq!(report["impact"][0]["eni_name"], "web-1");
+    assert_eq!(report["impact"][0]["groups"][0]["name"], "shop-web");
 }
 
 #[test]
