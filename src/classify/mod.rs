@@ -83,6 +83,10 @@ pub enum By {
     /// change the verdict if it matched; the first such rule, by its index in the engine's
     /// rule list.
     Unresolved(u32),
+    /// No answer: an ICMP flow-log record whose type and code the log does not carry, on
+    /// which the rules give different verdicts for different types (see
+    /// [`crate::packet::track`]).
+    UnloggedIcmp,
 }
 
 /// What a packet meets: accept, drop, or unknown where a rule with an unresolved reference
@@ -200,6 +204,7 @@ impl Named {
             By::InnerAccess(_) => (None, "inner-access"),
             By::Default => (None, "default"),
             By::Unresolved(i) => (Some(rule_id(i)), "unresolved"),
+            By::UnloggedIcmp => (None, "unresolved"),
         };
         Named {
             action: v.action,

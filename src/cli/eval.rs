@@ -82,6 +82,9 @@ fn outcome_json(
             refs.dedup();
             m.insert("unresolved".into(), json!(refs));
         }
+        if let (By::UnloggedIcmp, false) = (o.verdict.by, o.established) {
+            m.insert("unresolved".into(), json!(["icmp-type"]));
+        }
         if let Some(Item::Flow(r)) = item {
             if let Some(a) = r.action {
                 m.insert(

@@ -19,12 +19,19 @@
 //!
 //! Security groups of both clouds are stateful. State is kept per ENI and per flow:
 //! `(ENI, protocol, local address, local port, remote address, remote port)`; for ICMP the
-//! ports are left out and only echo (request 8/128, reply 0/129) is tracked. A packet that
+//! ports are left out and only echo (request 8/128, reply 0/129) is tracked. A flow-log
+//! record of ICMP carries no type or code (AWS logs ports `0 0`): it is judged by what the
+//! rules give over every type and code (one probe per class of types the rules tell
+//! apart); where they differ, a logged ACCEPT means a type some rule accepts, else the
+//! verdict is unknown ([`By::UnloggedIcmp`]). Such a record may be a request or a reply:
+//! an accepted one opens an exchange and a record the other way within the timeout is its
+//! reply. A packet that
 //! a rule (or default) accepts opens or refreshes the flow; a later packet of the flow in
 //! the *other* direction passes as `established` without consulting the rules, and a later
 //! packet in the opening direction that the rules would now drop also passes as
 //! `established` (a revoke does not cut a tracked connection). Idle timeouts, measured
-//! between packet timestamps (flow-log records: their `start`):
+//! between packet timestamps (a flow-log record arrives at its `start` and keeps its flow
+//! active until its `end`, since it aggregates a window):
 //!
 //! | provider | TCP | UDP | ICMP echo | other |
 //! |---|---|---|---|---|
@@ -141,14 +148,16 @@ impl Outcome {
         match self.verdict.by {
             By::Rule(_) => "rule",
             By::InnerAccess(_) | By::Default => "default",
-            By::Unresolved(_) => "unresolved",
+            By::Unresolved(_) | By::UnloggedIcmp => "unresolved",
         }
     }
 
-    /// A finer reason where one exists (`inner-access`).
+    /// A finer reason where one exists (`inner-access`; `icmp-type-not-logged` for an
+    /// ICMP flow-log record the rules judge differently by type).
     pub fn detail(&self) -> Option<&'static str> {
         match (self.established, self.verdict.by) {
             (false, By::InnerAccess(_)) => Some("inner-access"),
+            (false, By::UnloggedIcmp) => Some("icmp-type-not-logged"),
             _ => None,
         }
     }
@@ -219,8 +228,14 @@ struct Task {
     index: u64,
     header: Header,
     ts_ns: u64,
+    /// When the item's traffic was last seen: the packet's time, a flow-log record's
+    /// `end` (a record spans its aggregation window, so its flow is active until then).
+    last_ns: u64,
     /// Hash of the flow key: picks the partition and the flow-table bucket.
     hash: u64,
+    /// A flow-log record of ICMP, whose type and code the log does not carry: the action
+    /// it logged, if any (see [`judge_unlogged_icmp`]).
+    unlogged_icmp: Option<Option<Action>>,
 }
 
 /// The routing of one sub-chunk of items: its tasks per partition, in input order.
@@ -421,10 +436,20 @@ fn provider_of(enis: &[EniInfo], eni: u32) -> Provider {
 
 /// Judges one task against a partition's flows, with one probe of the flow table of its
 /// address family.
-fn judge<E: Engine + ?Sized>(engine: &E, enis: &[EniInfo], part: &mut Part, t: &Task) -> Outcome {
+fn judge<E: Engine + ?Sized>(
+    engine: &E,
+    enis: &[EniInfo],
+    icmp_types: &[(u16, u16)],
+    part: &mut Part,
+    t: &Task,
+) -> Outcome {
     let h = &t.header;
     let icmp = matches!(h.protocol, 1 | 58);
-    if icmp && !is_echo_request(h) && !is_echo_reply(h) {
+    let classify = || match t.unlogged_icmp {
+        Some(logged) => judge_unlogged_icmp(engine, icmp_types, t.point, h, logged),
+        None => engine.classify(t.point, h),
+    };
+    if icmp && t.unlogged_icmp.is_none() && !is_echo_request(h) && !is_echo_reply(h) {
         // Untracked ICMP (errors, router messages): the rules alone decide.
         return Outcome {
             index: t.index,
@@ -437,18 +462,98 @@ fn judge<E: Engine + ?Sized>(engine: &E, enis: &[EniInfo], part: &mut Part, t: &
     match (h.local(d), h.remote(d)) {
         (IpAddr::V4(l), IpAddr::V4(r)) => {
             let k = key(t.point, h, u32::from(l), u32::from(r));
-            judge_flow(engine, enis, &mut part.flows4, t, k)
+            judge_flow(&classify, enis, &mut part.flows4, t, k)
         }
         (l, r) => {
             let k = key(t.point, h, v6_bits(l), v6_bits(r));
-            judge_flow(engine, enis, &mut part.flows6, t, k)
+            judge_flow(&classify, enis, &mut part.flows6, t, k)
         }
     }
 }
 
-/// [`judge`] for a trackable packet whose flow key is `k`.
-fn judge_flow<E: Engine + ?Sized, A: Copy + Eq + Hash>(
+/// Judges an ICMP flow-log record whose type and code the log does not carry (AWS logs
+/// ICMP with ports `0 0`): by the verdicts the rules give over every type and code
+/// (`types` holds one pair per class of types and codes the rules tell apart). When they
+/// agree, that verdict; when they differ and the log says ACCEPT, the record can only be a
+/// type some rule accepts (or a reply, which the tracker passes before this is asked), so
+/// the first accepting verdict; otherwise unknown ([`By::UnloggedIcmp`]).
+fn judge_unlogged_icmp<E: Engine + ?Sized>(
     engine: &E,
+    types: &[(u16, u16)],
+    point: Point,
+    h: &Header,
+    logged: Option<Action>,
+) -> Verdict {
+    let mut probe = *h;
+    let mut first: Option<Verdict> = None;
+    let mut accepting: Option<Verdict> = None;
+    let mut differ = false;
+    for &(ty, code) in types {
+        probe.src_port = ty;
+        probe.dst_port = code;
+        let v = engine.classify(point, &probe);
+        if accepting.is_none() && v.action.accepts() {
+            accepting = Some(v);
+        }
+        match first {
+            None => first = Some(v),
+            Some(f) if f.action != v.action => differ = true,
+            Some(_) => {}
+        }
+        if differ && accepting.is_some() {
+            break;
+        }
+    }
+    match (first, differ, logged, accepting) {
+        (Some(f), false, _, _) => f,
+        (_, true, Some(Action::Accept), Some(a)) => a,
+        (Some(_), true, _, _) => Verdict {
+            action: Decision::Unknown,
+            by: By::UnloggedIcmp,
+        },
+        // No probe at all: judged as logged (type 0 code 0).
+        (None, ..) => engine.classify(point, h),
+    }
+}
+
+/// One (type, code) pair per class of ICMP types and codes that the rules of `state` tell
+/// apart (their type and code ranges cut 0..=255 into classes), echo request first.
+fn icmp_classes(state: &State) -> Vec<(u16, u16)> {
+    let mut types = vec![0u16, 8, 9, 128, 129, 130];
+    let mut codes = vec![0u16];
+    for r in &state.rules {
+        let icmp = match r.protocol {
+            Protocol::Any => true,
+            Protocol::Number(n) => n == 1 || n == 58,
+        };
+        if !icmp {
+            continue;
+        }
+        for (cuts, range) in [(&mut types, r.src_ports), (&mut codes, r.dst_ports)] {
+            for edge in [range.lo(), range.hi().saturating_add(1)] {
+                if edge <= 255 {
+                    cuts.push(edge);
+                }
+            }
+        }
+    }
+    for cuts in [&mut types, &mut codes] {
+        cuts.sort_unstable();
+        cuts.dedup();
+    }
+    let mut out: Vec<(u16, u16)> = types
+        .iter()
+        .flat_map(|&t| codes.iter().map(move |&c| (t, c)))
+        .collect();
+    // Echo request (ICMP 8, ICMPv6 128) first: where every class agrees, its rule names
+    // the verdict.
+    out.sort_by_key(|&(t, c)| (t != 8 && t != 128, t, c));
+    out
+}
+
+/// [`judge`] for a trackable packet whose flow key is `k`.
+fn judge_flow<A: Copy + Eq + Hash>(
+    classify: &dyn Fn() -> Verdict,
     enis: &[EniInfo],
     flows: &mut HashTable<Tracked<A>>,
     t: &Task,
@@ -461,12 +566,13 @@ fn judge_flow<E: Engine + ?Sized, A: Copy + Eq + Hash>(
         verdict,
         established,
     };
-    let icmp = matches!(h.protocol, 1 | 58);
+    // An ICMP record whose type the log does not carry may be a request or a reply.
+    let icmp = matches!(h.protocol, 1 | 58) && t.unlogged_icmp.is_none();
     let provider = provider_of(enis, t.point.eni);
     // A new flow: the rules decide; an accepted packet opens the flow (ICMP: a request),
     // unless the flow is untracked.
     let open = |vacant: VacantEntry<'_, Tracked<A>>| {
-        let verdict = engine.classify(t.point, h);
+        let verdict = classify();
         let untracked = || {
             enis.get(t.point.eni as usize)
                 .is_some_and(|e| e.untracked(t.point.direction, h))
@@ -475,7 +581,7 @@ fn judge_flow<E: Engine + ?Sized, A: Copy + Eq + Hash>(
         if verdict.action.accepts() && (!icmp || is_echo_request(h)) && !untracked() {
             vacant.insert(Tracked {
                 key: k,
-                last_ns: t.ts_ns,
+                last_ns: t.last_ns,
                 opened: t.point.direction,
                 last_dir: t.point.direction,
                 flips: 0,
@@ -500,13 +606,13 @@ fn judge_flow<E: Engine + ?Sized, A: Copy + Eq + Hash>(
     let verdict = if reply {
         Verdict::default_of(Action::Accept)
     } else {
-        engine.classify(t.point, h)
+        classify()
     };
     if f.last_dir != t.point.direction {
         f.flips = f.flips.saturating_add(1);
         f.last_dir = t.point.direction;
     }
-    f.last_ns = f.last_ns.max(t.ts_ns);
+    f.last_ns = f.last_ns.max(t.last_ns);
     // A reply, or a packet of the flow the rules would now refuse (or may refuse), passes
     // as established.
     outcome(verdict, reply || !verdict.action.accepts())
@@ -529,6 +635,8 @@ pub struct Evaluator<'t, E: Engine + ?Sized = Table> {
     v6: Map<u128, u32>,
     /// ENI ID → ENI index, for flow-log records that name their interface.
     eni_ids: Map<&'t EniId, u32>,
+    /// One (type, code) per class of ICMP types and codes the rules tell apart.
+    icmp_types: Vec<(u16, u16)>,
     stats: Stats,
 }
 
@@ -591,6 +699,7 @@ impl<'t, E: Engine + ?Sized> Evaluator<'t, E> {
                 .enumerate()
                 .map(|(i, id)| (id, i as u32))
                 .collect(),
+            icmp_types: icmp_classes(state),
             stats: Stats {
                 rule_hits: vec![0; table.rules().len()],
                 ..Stats::default()
@@ -690,6 +799,14 @@ impl<'t, E: Engine + ?Sized> Evaluator<'t, E> {
         r.latest = 0;
         r.fragments = false;
         for (j, item) in items.iter().enumerate() {
+            let unlogged_icmp = match item {
+                Item::Flow(rec) if matches!(rec.header.protocol, 1 | 58) => Some(rec.action),
+                _ => None,
+            };
+            let last_ns = match item {
+                Item::Flow(rec) => rec.end.max(rec.start).saturating_mul(SECOND),
+                Item::Packet(p) => p.ts_ns,
+            };
             let (header, ts_ns) = match item {
                 Item::Flow(rec) => (rec.header, rec.start.saturating_mul(SECOND)),
                 Item::Packet(p) if p.fragment.is_some() => {
@@ -709,10 +826,20 @@ impl<'t, E: Engine + ?Sized> Evaluator<'t, E> {
             }
             for point in points.into_iter().flatten() {
                 if self.config.stateless {
+                    let verdict = match unlogged_icmp {
+                        Some(logged) => judge_unlogged_icmp(
+                            self.engine,
+                            &self.icmp_types,
+                            point,
+                            &header,
+                            logged,
+                        ),
+                        None => self.engine.classify(point, &header),
+                    };
                     r.outcomes.push(Outcome {
                         index: item.index(),
                         point,
-                        verdict: self.engine.classify(point, &header),
+                        verdict,
                         established: false,
                     });
                     r.evaluations += 1;
@@ -725,7 +852,9 @@ impl<'t, E: Engine + ?Sized> Evaluator<'t, E> {
                     index: item.index(),
                     header,
                     ts_ns,
+                    last_ns,
                     hash,
+                    unlogged_icmp,
                 });
                 r.evaluations += 1;
             }
@@ -773,11 +902,12 @@ impl<'t, E: Engine + ?Sized> Evaluator<'t, E> {
         let n = self.parts.len();
         let engine = self.engine;
         let enis = &self.enis;
+        let icmp_types = &self.icmp_types[..];
         let run = |(p, part): (usize, &mut Part)| {
             part.out.clear();
             for (r, &b) in routed_now.iter().zip(base) {
                 for t in &r.tasks[p] {
-                    let o = judge(engine, enis, part, t);
+                    let o = judge(engine, enis, icmp_types, part, t);
                     part.out.push((b + t.slot as usize, o));
                 }
             }

@@ -512,3 +512,19 @@ fn whatif_on_flow_logs_reports_agreement_and_weights_records_by_packets() {
     assert_eq!(r["flows"][0]["dst_port"], 22);
     assert_eq!(r["flows"][0]["before"]["rule"], "sgr-ssh");
 }
+
+/// Revoking the only rule that lets ping in changes AWS's documented ping records: the
+/// request is now refused, and its reply no longer follows an accepted request.
+#[test]
+fn whatif_revoking_allow_ping_changes_the_documented_icmp_records() {
+    let (code, r) = whatif(
+        &root("tests/data/flowlogs/aws-ping-state.json"),
+        "Action=RevokeSecurityGroupIngress&Version=2016-11-15&GroupId=sg-web&IpPermissions.1.IpProtocol=icmp&IpPermissions.1.FromPort=8&IpPermissions.1.ToPort=-1&IpPermissions.1.IpRanges.1.CidrIp=0.0.0.0/0",
+        &["--traffic", &root("tests/data/flowlogs/aws-ping.log")],
+    );
+    assert_eq!(code, 0, "{r}");
+    assert_eq!(r["revoked_rules"][0]["rule_id"], "sgr-ping");
+    assert_eq!(r["changed"]["accept_to_drop"], 8, "{}", r["changed"]);
+    assert_eq!(r["packets"]["accepted_before"], 8);
+    assert_eq!(r["packets"]["dropped_after"], 8);
+}
