@@ -84,7 +84,8 @@ use super::Item;
 use crate::classify::{By, Decision, Engine, Point, Semantics, SemanticsError, Verdict};
 use crate::compile::Table;
 use crate::model::{
-    Action, Direction, EniId, Family, GroupId, Header, Peer, PortRange, Protocol, Provider, State,
+    Action, Direction, EniId, Family, GroupId, Header, Peer, PortRange, Protocol, Provider, Rule,
+    State,
 };
 
 /// Hash maps on the per-packet path use FxHash: fast, and the keys are not attacker-chosen
@@ -319,6 +320,62 @@ impl Open {
             .map(|(_, _, sports, dports)| sports.is_any() && dports.is_any())
             .reduce(|a, b| a || b)
     }
+}
+
+impl Open {
+    /// Whether some TCP/UDP packet that an open rule `(v6, protocol, sports, dports)` of
+    /// this direction accepts has a reply that a rule of `other` (the other direction)
+    /// accepts, one of the two covering all ports: the flows that rule lets through are
+    /// untracked (the condition [`EniInfo::untracked`] checks packet by packet).
+    fn untracks(rule: (bool, Protocol, PortRange, PortRange), other: &Open) -> bool {
+        let (v6, protocol, sports, dports) = rule;
+        other.rules.iter().any(|&(o6, oproto, osports, odports)| {
+            o6 == v6
+                && [6u8, 17]
+                    .iter()
+                    .any(|&p| protocol.matches(p) && oproto.matches(p))
+                // The reply's source ports are the packet's destination ports.
+                && osports.intersects(dports)
+                && odports.intersects(sports)
+                && ((sports.is_any() && dports.is_any()) || (osports.is_any() && odports.is_any()))
+        })
+    }
+}
+
+/// The ENIs where an accepting rule of `state` lets through untracked flows (SEMANTICS
+/// 3.2): an AWS ENI carrying the rule's group, where the rule's peer is open to anywhere and
+/// the other direction's rules of *all* the ENI's groups (AWS aggregates them) accept the
+/// replies, one of the two on all ports. Revoking such a rule cuts those flows at once.
+/// The same definition the evaluator applies to each packet.
+pub fn untracked_enis<'s>(state: &'s State, rule: &Rule) -> Vec<&'s EniId> {
+    let Peer::Cidr { cidr } = &rule.remote else {
+        return Vec::new();
+    };
+    if rule.action != Action::Accept || !cidr.is_any() {
+        return Vec::new();
+    }
+    let by_group = open_by_group(state);
+    let entry = (
+        cidr.family() == Family::V6,
+        rule.protocol,
+        rule.src_ports,
+        rule.dst_ports,
+    );
+    let other = match rule.direction {
+        Direction::Ingress => Direction::Egress,
+        Direction::Egress => Direction::Ingress,
+    };
+    state
+        .enis
+        .iter()
+        .enumerate()
+        .filter(|(e, eni)| {
+            eni.groups.contains(&rule.group)
+                && Semantics::of(state, *e).is_ok_and(|s| s.provider == Provider::Aws)
+                && Open::untracks(entry, &Open::of(&by_group, &eni.groups, other))
+        })
+        .map(|(_, eni)| &eni.id)
+        .collect()
 }
 
 /// What the evaluation needs to know of each ENI.
@@ -1060,6 +1117,44 @@ mod tests {
             "enis": [{"id": "eni-a", "ips": ["10.0.0.1"], "groups": ["sg-web"]}]
         }))
         .unwrap()
+    }
+
+    /// The untracked condition aggregates every group on the ENI, and never holds for a
+    /// group-reference rule (whatever its protocol) or a rule open to part of the space.
+    #[test]
+    fn untracked_enis_aggregate_groups_and_ignore_references() {
+        let state: State = serde_json::from_value(serde_json::json!({
+            "groups": [{"id": "sg-a", "provider": "aws"}, {"id": "sg-b", "provider": "aws"}],
+            "rules": [
+                {"id": "a-ssh", "group": "sg-a", "direction": "ingress", "action": "accept",
+                 "protocol": 6, "dst_ports": "22", "remote": {"cidr": "0.0.0.0/0"}},
+                {"id": "a-all-from-b", "group": "sg-a", "direction": "ingress", "action": "accept",
+                 "protocol": -1, "remote": {"group_id": "sg-b"}},
+                {"id": "a-web-office", "group": "sg-a", "direction": "ingress", "action": "accept",
+                 "protocol": 6, "dst_ports": "443", "remote": {"cidr": "198.51.100.0/24"}},
+                {"id": "b-out", "group": "sg-b", "direction": "egress", "action": "accept",
+                 "protocol": -1, "remote": {"cidr": "0.0.0.0/0"}}
+            ],
+            "enis": [
+                {"id": "eni-ab", "ips": ["10.0.0.1"], "groups": ["sg-a", "sg-b"]},
+                {"id": "eni-a", "ips": ["10.0.0.2"], "groups": ["sg-a"]}
+            ]
+        }))
+        .unwrap();
+        let ids = |rule: &str| -> Vec<String> {
+            let r = state.rules.iter().find(|r| r.id.as_str() == rule).unwrap();
+            untracked_enis(&state, r)
+                .into_iter()
+                .map(|e| e.to_string())
+                .collect()
+        };
+        // eni-ab's egress (from sg-b) answers SSH from anywhere on all ports; eni-a has no
+        // egress rule at all.
+        assert_eq!(ids("a-ssh"), vec!["eni-ab"]);
+        assert!(ids("a-all-from-b").is_empty());
+        assert!(ids("a-web-office").is_empty());
+        // The egress rule is the other half of the same condition.
+        assert_eq!(ids("b-out"), vec!["eni-ab"]);
     }
 
     fn pkt(index: u64, text: &str, ts: u64) -> Item {

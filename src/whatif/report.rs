@@ -224,36 +224,31 @@ fn caveats(before: &State, outcome: &Outcome, regions: &[Region]) -> Vec<String>
                      UDP: 30 s, 180 s for streams); only new connections are refused at once."
                         .to_string(),
                 );
-                // Untracked flows: an allow of 0.0.0.0/0 (or ::/0) on all ports both ways.
-                let untracked: Vec<&Rule> = outcome
+                // Untracked flows: the tracker's own definition, per ENI (AWS aggregates
+                // every group on the ENI).
+                let untracked: Vec<String> = outcome
                     .revoked
                     .iter()
-                    .filter(|r| {
-                        matches!(&r.remote, crate::model::Peer::Cidr { cidr } if cidr.is_any())
-                            && r.protocol.has_ports()
-                            || r.protocol == crate::model::Protocol::Any
-                    })
-                    .filter(|r| {
-                        before.rules.iter().any(|o| {
-                            o.group == r.group
-                                && o.direction != r.direction
-                                && matches!(&o.remote, crate::model::Peer::Cidr { cidr } if cidr.is_any())
-                                && o.dst_ports.is_any()
-                                && (o.protocol == r.protocol
-                                    || o.protocol == crate::model::Protocol::Any)
+                    .filter_map(|r| {
+                        let enis = crate::packet::track::untracked_enis(before, r);
+                        (!enis.is_empty()).then(|| {
+                            let shown: Vec<String> =
+                                enis.iter().take(5).map(|e| e.to_string()).collect();
+                            let more = if enis.len() > 5 {
+                                format!(" and {} more", enis.len() - 5)
+                            } else {
+                                String::new()
+                            };
+                            format!("{} (on {}{more})", r.id, shown.join(", "))
                         })
                     })
                     .collect();
                 if !untracked.is_empty() {
                     out.push(format!(
-                        "AWS: {} allowed traffic from/to anywhere while the other direction is open to \
-                         anywhere on all ports, so those flows are untracked: they are cut immediately \
-                         when the rule goes, established or not.",
-                        untracked
-                            .iter()
-                            .map(|r| r.id.to_string())
-                            .collect::<Vec<_>>()
-                            .join(", ")
+                        "AWS: {} allowed traffic from/to anywhere while the other direction is open \
+                         to anywhere for its replies, one of the two on all ports, so those flows are \
+                         untracked: they are cut immediately when the rule goes, established or not.",
+                        untracked.join("; ")
                     ));
                 }
             }

@@ -335,6 +335,11 @@ fn whatif_aws_group_reference_revoke_cuts_the_server_outside_the_cidr() {
         .filter(|h| h["rule_id"] == "sgr-0db5432fromappsg")
         .collect();
     assert!(hits[0]["before"].as_u64().unwrap() > 0 && hits[0]["after"] == 0);
+    // A group-reference rule never makes flows untracked (regression: a `-1` reference
+    // was once called untracked).
+    let caveats = r["caveats"].to_string();
+    assert!(caveats.contains("keep flowing until"), "{caveats}");
+    assert!(!caveats.contains("untracked"), "{caveats}");
 }
 
 #[test]
