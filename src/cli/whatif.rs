@@ -126,6 +126,13 @@ pub fn judge_traffic(
         }
     }
     tally.finish(&mut plan.report, state);
+    if plan.report.packets.judged == 0 {
+        plan.report.warnings.push(
+            "no packet or record of the traffic was judged (none touched an ENI of the state): \
+             the traffic sections say nothing about this revoke"
+                .to_string(),
+        );
+    }
     Ok(())
 }
 

@@ -338,7 +338,16 @@ pub fn text(report: &Report, colour: bool) -> String {
         "\n{}",
         st.bold("Header space that changes, from the rules alone")
     );
-    if report.header_space.is_empty() {
+    if report.header_space.is_empty()
+        && !report.revoked_rules.is_empty()
+        && report.enis_in_scope == 0
+    {
+        let _ = writeln!(
+            out,
+            "  nothing judged: no network interface of the state carries the revoked rules' \
+             groups (see the warnings)"
+        );
+    } else if report.header_space.is_empty() {
         let _ = writeln!(out, "  none: every packet keeps its verdict");
     } else {
         let grouped = rows(&report.header_space);
@@ -599,7 +608,15 @@ pub fn html(report: &Report) -> String {
             let _ = write!(body, "<p class=\"note\">⚠ {}</p>", esc(w));
         }
         body.push_str("<h2>Header space that changes (from the rules alone)</h2>");
-        if report.header_space.is_empty() {
+        if report.header_space.is_empty()
+            && !report.revoked_rules.is_empty()
+            && report.enis_in_scope == 0
+        {
+            body.push_str(
+                "<p class=\"note\">⚠ Nothing judged: no network interface of the state \
+                 carries the revoked rules' groups (see the warnings).</p>",
+            );
+        } else if report.header_space.is_empty() {
             body.push_str("<p>None: every packet keeps its verdict.</p>");
         } else {
             let rows: Vec<Vec<String>> = rows(&report.header_space)

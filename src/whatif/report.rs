@@ -7,7 +7,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use serde::Serialize;
 
 use crate::classify::{Decision, Named};
-use crate::model::{Action, Direction, EniId, Header, Provider, Rule, RuleId, State};
+use crate::model::{
+    Action, Direction, EniId, GroupId, Header, Peer, Provider, Rule, RuleId, State,
+};
 use crate::provider::Outcome;
 use crate::whatif::space::{Decider, Region};
 
@@ -171,8 +173,12 @@ pub struct Report {
     pub flow_log_agreement: Option<Agreement>,
     /// Packets over time (when the traffic has timestamps), in equal buckets.
     pub timeline: Vec<Bucket>,
-    /// Things worth knowing (provider warnings, traffic that touched no ENI, …).
+    /// Things worth knowing (provider warnings, unresolved references, groups no ENI
+    /// carries, traffic that touched no ENI, …).
     pub warnings: Vec<String>,
+    /// ENIs of the state that carry a group of a revoked rule: where the header-space
+    /// answer applies. 0 with revoked rules means nothing could be judged.
+    pub enis_in_scope: usize,
 }
 
 /// The part of the report that depends on the request alone: the response, the revoked
@@ -204,8 +210,72 @@ pub fn skeleton(
         caveats,
         flow_log_agreement: None,
         timeline: Vec::new(),
-        warnings: outcome.warnings.clone(),
+        warnings: outcome
+            .warnings
+            .iter()
+            .cloned()
+            .chain(coverage_warnings(before, outcome))
+            .collect(),
+        enis_in_scope: before
+            .enis
+            .iter()
+            .filter(|e| outcome.revoked.iter().any(|r| e.groups.contains(&r.group)))
+            .count(),
     }
+}
+
+/// What would make an empty answer silently wrong (issue: "no silent nothing changes"):
+/// a state without ENIs, a revoked rule's group that no ENI carries, and references of
+/// the revoked rules' groups that the state cannot resolve or that resolve to no member.
+fn coverage_warnings(before: &State, outcome: &Outcome) -> Vec<String> {
+    let mut out = Vec::new();
+    if outcome.error.is_some() {
+        return out;
+    }
+    if before.enis.is_empty() {
+        out.push(
+            "the state holds no network interface, so no packet can be judged: export \
+             describe-network-interfaces (AWS) or DescribeNetworkInterfaces (Alibaba) too"
+                .to_string(),
+        );
+        return out;
+    }
+    let carried: BTreeSet<&GroupId> = before.enis.iter().flat_map(|e| &e.groups).collect();
+    let groups: BTreeSet<&GroupId> = outcome.revoked.iter().map(|r| &r.group).collect();
+    for g in &groups {
+        if !carried.contains(g) {
+            out.push(format!(
+                "group {g} is attached to no network interface of the state: its revoked rules \
+                 change no verdict here (export the interfaces that carry it to see their traffic)"
+            ));
+        }
+    }
+    let unresolved = before.unresolved_rules();
+    let mut seen = BTreeSet::new();
+    for (r, rule) in before.rules.iter().enumerate() {
+        if !groups.contains(&rule.group) {
+            continue;
+        }
+        let name = State::reference_name(&rule.remote);
+        if unresolved[r] {
+            if seen.insert(name.clone()) {
+                out.push(format!(
+                    "{name} (in rule {} and maybe others) is unresolved: no export describes it; \
+                     verdicts it could decide are reported as unknown",
+                    rule.id
+                ));
+            }
+        } else if let Peer::Group { group_id, .. } = &rule.remote {
+            if !carried.contains(group_id) && seen.insert(name.clone()) {
+                out.push(format!(
+                    "group {group_id} (referenced by rule {}) has no member in the state: the \
+                     reference matches no address here",
+                    rule.id
+                ));
+            }
+        }
+    }
+    out
 }
 
 fn caveats(before: &State, outcome: &Outcome, regions: &[Region]) -> Vec<String> {

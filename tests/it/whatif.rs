@@ -533,3 +533,41 @@ fn whatif_revoking_allow_ping_changes_the_documented_icmp_records() {
     assert_eq!(r["packets"]["accepted_before"], 8);
     assert_eq!(r["packets"]["dropped_after"], 8);
 }
+
+/// A state without network interfaces judges nothing: the report says so loudly (text,
+/// JSON) and never claims that every packet keeps its verdict.
+#[test]
+fn whatif_without_enis_warns_instead_of_saying_nothing_changes() {
+    let dir = std::env::temp_dir().join(format!("sgsim-no-enis-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for f in [
+        "security-groups.json",
+        "security-group-rules.json",
+        "vpcs.json",
+    ] {
+        std::fs::copy(root(&format!("src/cli/demo/aws/{f}")), dir.join(f)).unwrap();
+    }
+    let request = format!("@{}", root("src/cli/demo/aws/revoke.txt"));
+    let (code, r) = whatif(dir.to_str().unwrap(), &request, &[]);
+    assert_eq!(code, 0, "{r}");
+    assert_eq!(r["enis_in_scope"], 0);
+    let warnings = r["warnings"].to_string();
+    assert!(warnings.contains("no network interface"), "{warnings}");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sgsim"))
+        .args([
+            "whatif",
+            "--state",
+            dir.to_str().unwrap(),
+            "--request",
+            &request,
+        ])
+        .args(["--output", "text"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("nothing judged"), "{text}");
+    assert!(!text.contains("every packet keeps its verdict"), "{text}");
+    assert!(text.contains("no network interface"), "{text}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
