@@ -734,6 +734,24 @@ mod tests {
         assert_eq!(p.fragment.map(|f| (f.id, f.more)), Some((9, true)));
     }
 
+    /// SEMANTICS 3.1: both ends IPv4-mapped are judged as IPv4 (above); a mapped address
+    /// with a native IPv6 one is malformed, not judged.
+    #[test]
+    fn ipv6_mixing_mapped_and_native_addresses_is_malformed() {
+        let mut ip = vec![0x60, 0, 0, 0, 0, 8, 17, 64];
+        let src: Ipv6Addr = "::ffff:10.0.0.1".parse().unwrap();
+        let dst: Ipv6Addr = "2001:db8::2".parse().unwrap();
+        ip.extend_from_slice(&src.octets());
+        ip.extend_from_slice(&dst.octets());
+        ip.extend_from_slice(&[0, 53, 0, 53, 0, 8, 0, 0]);
+        assert_eq!(
+            decode(229, &ip, Meta::default()),
+            Err(Skip::Malformed(
+                "addresses (IPv4-mapped and native IPv6 mixed)"
+            ))
+        );
+    }
+
     #[test]
     fn null_loopback_in_both_byte_orders() {
         let ip = ipv4_tcp(1, 2);

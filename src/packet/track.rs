@@ -1219,6 +1219,31 @@ mod tests {
         assert_eq!(r, vec!["default", "rule", "established"]);
     }
 
+    /// SEMANTICS 3.1: a packet to a public (elastic) address is judged at the ENI behind
+    /// it; the public address does not make the ENI a member of anything.
+    #[test]
+    fn packets_to_a_public_address_are_judged_at_its_eni() {
+        let mut s = state();
+        s.enis[0].public_ips = vec!["54.1.2.3".parse().unwrap()];
+        let table = Table::new(&s).unwrap();
+        let mut ev = Evaluator::new(&table, &s, Config::default()).unwrap();
+        let out = ev.eval(&[
+            pkt(0, "tcp 203.0.113.9:40000 -> 54.1.2.3:22", 0),
+            pkt(1, "tcp 203.0.113.9:40000 -> 54.1.2.3:80", 1),
+        ]);
+        let r: Vec<_> = out
+            .iter()
+            .map(|o| (o.point.eni, o.point.direction, o.action(), o.reason()))
+            .collect();
+        assert_eq!(
+            r,
+            vec![
+                (0, Direction::Ingress, Decision::Accept, "rule"),
+                (0, Direction::Ingress, Decision::Drop, "default"),
+            ]
+        );
+    }
+
     #[test]
     fn parallel_partitions_equal_sequential() {
         let s = state();
