@@ -678,6 +678,11 @@ impl<W: Word> Forest<W> {
         self.trees.iter().map(|t| t.len).sum()
     }
 
+    /// Number of trees that start from a table of address blocks.
+    pub fn block_trees(&self) -> usize {
+        self.trees.iter().filter(|t| t.blocks.is_some()).count()
+    }
+
     /// Ranks of the filters that pruned a region of some tree (see [`Tree::covers`]).
     pub fn cover_ranks(&self) -> impl Iterator<Item = u32> + '_ {
         self.trees.iter().flat_map(|t| t.covers.iter().copied())

@@ -126,6 +126,8 @@ pub struct IndexSummary {
     pub split_tables: usize,
     /// Units whose IPv4 rules are in decision trees.
     pub trees: usize,
+    /// Trees (IPv4 and IPv6, across units) that start from a table of address blocks.
+    pub block_trees: usize,
 }
 
 /// The smallest budget cross-product tables get, whatever the number of filters: their
@@ -1333,11 +1335,23 @@ impl Table {
             .iter()
             .filter(|u| matches!(&u.v4, V4::Tables(t) if t.split()))
             .count();
+        let block_trees = self
+            .units
+            .iter()
+            .map(|u| {
+                let v4 = match &u.v4 {
+                    V4::Trees(f) => f.block_trees(),
+                    V4::Tables(_) => 0,
+                };
+                v4 + u.v6.block_trees()
+            })
+            .sum();
         IndexSummary {
             units: self.units.len(),
             cross_product_tables: tables,
             split_tables,
             trees: self.units.len() - tables,
+            block_trees,
         }
     }
 
