@@ -45,8 +45,8 @@
 //!   cross-product tables over the five header fields, built by [`crate::compile`]).
 //! - [`live::Live`]: the one owner of the `ArcSwap` holding the current [`Table`](crate::compile::Table).
 //!
-//! All of them implement [`Engine`], which is what the behaviour suite and the property
-//! tests drive.
+//! The reference and the table implement [`Engine`], which is what the behaviour suite and
+//! the property tests drive; [`live::Live`] hands out snapshots of its table, which do.
 
 pub mod live;
 pub mod reference;

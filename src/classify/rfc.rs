@@ -38,9 +38,9 @@
 //! # Batches
 //!
 //! [`Rfc::lookup_lanes`] runs each phase over all lanes before the next: the loads of one
-//! phase are independent across packets, so the CPU overlaps their cache misses. (Running
-//! the split tail's list reads in stages across lanes as well measured no faster on ipc1
-//! 10k and 13% slower on acl1 1k, whose tables sit in cache.)
+//! phase are independent across packets, so the CPU overlaps their cache misses. The split
+//! tail's list reads stay one lane at a time: staging them across lanes gained nothing
+//! where tables miss the cache and lost where they sit in it.
 
 use crate::classify::tree::{Key, LANES};
 

@@ -20,10 +20,8 @@
 //! reads contiguous memory ([`Leaves::Inline`]). Where they replicate much, leaves hold
 //! positions into one filter array laid out in the order the leaves first reach them
 //! ([`Leaves::Indexed`]). The choice is by memory: copies where they take at most a quarter
-//! more than positions would (see `compile::tree`). Against positions into a rank-ordered
-//! array, copies ran 7–11% faster on the fw1 and ipc1 10k sets and 19–56% on the acl1 and
-//! ipc1 100k sets (medians of six runs of each build side by side on the two cores, which
-//! cancels most of this shared VM's drift), and took 4 bytes a rule less at 100k.
+//! more than positions would (see `compile::tree`): a contiguous scan beats chasing positions
+//! into a rank-ordered array, and where cuts replicate little, copies cost no more memory.
 //!
 //! # Blocks
 //!
@@ -36,11 +34,7 @@
 //! The table has up to four entries a filter (16 bytes; blocks of the top 11 to 16 bits),
 //! 256 KiB at most; `compile::tree` uses it for trees of at least 1,024 filters (by
 //! default) spread over at least 256 blocks, where filters spanning blocks add at most a
-//! quarter more leaf entries. Side by side on the two cores (two pairs of runs each),
-//! trees from 65,536 blocks ran 1.7× as fast as before on fw1 10k, 2.1× on acl1 100k,
-//! 2.9–3.3× on fw1 100k and 1.7–2.5× on ipc1 100k, and built four times as fast at 100k
-//! (fewer cuts to choose); sized by filter count and used from 1,024 filters, fw1 10k
-//! gained 1.5× more (its 1,469-filter tree starts from blocks too).
+//! quarter more leaf entries. Such trees also build faster (fewer cuts to choose).
 //!
 //! # Batches
 //!
@@ -51,11 +45,9 @@
 //! unstable intrinsics; the crate forbids both.) Every lane steps in every round, also once
 //! at its leaf (it then stays put), so no branch depends on a lane's state.
 //!
-//! Counted with cachegrind on the ClassBench traces, grouping two levels a node and the
-//! branch-free rounds took 10–37% fewer instructions and 25–65% fewer mispredicted branches
-//! than binary nodes walked with a branch per lane (ipc1 10k: 314 → 282 million instructions
-//! for three passes, 3.5 → 2.3 million mispredictions; fw1 10k: 437 → 320; ipc1 100k: 184 →
-//! 147). Three levels a node counted the same as two and took more memory.
+//! Grouping two levels a node and stepping every lane every round trade a few wasted steps
+//! for no mispredicted branches; three levels a node cost more memory for no fewer
+//! instructions. (The measurements are in the commit history.)
 
 /// Number of header fields a filter constrains.
 pub(crate) const DIMS: usize = 5;

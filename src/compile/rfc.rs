@@ -16,7 +16,7 @@
 //!
 //! The rows of a later phase's table are combined on the rayon pool, a run of rows a task
 //! with classes of its own, numbered afterwards in row order: the tables are the same as
-//! one pass would make (ipc1 10k builds in about 370 ms instead of 550 on two cores).
+//! one pass would make.
 //!
 //! An address range need not be one product of a high-half and a low-half range (a group
 //! peer's box spans arbitrary members), so each address range is split into up to three

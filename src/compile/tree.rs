@@ -481,10 +481,9 @@ fn group<W: Word>(cuts: &[Cut<W>], roots: &[u32]) -> (Vec<Node<W>>, u32, Vec<u32
     (nodes, inner, roots.iter().map(|&r| reference(r)).collect())
 }
 
-/// How much more memory leaf copies may take than positions (a ratio): a quarter more, the
-/// price of about 20% faster lookups on ipc1 10k, whose cuts replicate a third of its
-/// filters (measured side by side); the 100k sets replicate almost nothing, so there
-/// copies save memory.
+/// How much more memory leaf copies may take than positions (a ratio): a quarter more,
+/// the price of contiguous leaf scans where cuts replicate filters (a third of them on
+/// ipc1 10k); where they replicate almost nothing (the 100k sets), copies save memory.
 const INLINE_MEMORY: (usize, usize) = (5, 4);
 
 /// The leaves for leaf entries `items` (positions into `filters`): copies where they take
