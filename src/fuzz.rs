@@ -9,9 +9,9 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use arbitrary::{Arbitrary, Unstructured};
 
-use crate::classify::live::{Change, Live};
 use crate::classify::reference::Reference;
 use crate::classify::{Engine, Named, Point};
+use crate::compile::live::{Change, Live};
 use crate::compile::{compile, Config, Table};
 use crate::model::{
     Action, Cidr, Direction, Eni, GroupKind, Header, Peer, PortRange, PrefixList, Priority,

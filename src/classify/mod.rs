@@ -43,15 +43,12 @@
 //! - [`reference::Reference`]: a linear scan over the model. Obviously right; the oracle.
 //! - [`Table`](crate::compile::Table): the compiled engine (decision trees or
 //!   cross-product tables over the five header fields, built by [`crate::compile`]).
-//! - [`live::Live`]: the one owner of the `ArcSwap` holding the current [`Table`](crate::compile::Table).
+//! - [`crate::compile::live::Live`]: the one owner of the `ArcSwap` holding the current [`Table`](crate::compile::Table).
 //!
 //! The reference and the table implement [`Engine`], which is what the behaviour suite and
-//! the property tests drive; [`live::Live`] hands out snapshots of its table, which do.
+//! the property tests drive; [`crate::compile::live::Live`] hands out snapshots of its table, which do.
 
-pub mod live;
 pub mod reference;
-pub(crate) mod rfc;
-pub(crate) mod tree;
 
 use std::collections::HashSet;
 use std::fmt;

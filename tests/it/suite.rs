@@ -4,9 +4,9 @@
 use std::path::PathBuf;
 
 use serde::Deserialize;
-use sgsim::classify::live::{Change, Live};
 use sgsim::classify::reference::Reference;
 use sgsim::classify::{By, Decision, Engine, Point};
+use sgsim::compile::live::{Change, Live};
 use sgsim::compile::{compile, Config};
 use sgsim::model::{
     Action, Cidr, Direction, Family, Header, Peer, PortRange, Priority, Protocol, Rule, State,

@@ -1,4 +1,4 @@
-//! Builds the cross-product tables of [`crate::classify::rfc`] from IPv4 filters in rank
+//! Builds the cross-product tables of [`crate::index::rfc`] from IPv4 filters in rank
 //! order, within a memory budget.
 //!
 //! Sets of filters are sparse bitsets (the non-zero 64-bit words with their positions),
@@ -10,7 +10,7 @@
 //! is smallest is kept. Each table's size is checked against the budget before it is
 //! filled, and a phase-2 table stops as soon as its classes are too many for the final
 //! table to fit. Then the split tail is tried (phase 2 pairs remote with local and ports
-//! with protocol, no phase 3; see `classify::rfc`), with its own work bound, and only when
+//! with protocol, no phase 3; see `index::rfc`), with its own work bound, and only when
 //! its address lists are short on average; a set whose tables would not fit either way
 //! gives `None` and trees serve it.
 //!
@@ -26,8 +26,8 @@
 use hashbrown::HashTable;
 use rayon::prelude::*;
 
-use crate::classify::rfc::{Cells, Cross, Rfc, Tail};
-use crate::classify::tree::Filter;
+use super::{Cells, Cross, Rfc, Tail};
+use crate::index::boxes::Filter;
 
 /// A set as its non-zero words: `(word index, word)`, ascending by index.
 type Set = Vec<(u32, u64)>;
@@ -645,7 +645,10 @@ fn split_tail(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::classify::tree::{Bounds, Key, NONE};
+    use crate::index::{
+        boxes::Bounds,
+        tree::{Key, NONE},
+    };
     use proptest::prelude::*;
 
     /// The products cover `lo..=hi` exactly: disjoint, inside it, and as many addresses.
