@@ -634,8 +634,8 @@ pub fn import(data: &[u8]) {
 /// same outcomes sequentially, in flow partitions and with the reference engine (with and
 /// without connection state).
 pub fn traffic(data: &[u8]) {
-    use crate::packet::track::{self, Evaluator};
     use crate::packet::{Item, Source};
+    use crate::track::{self, Evaluator};
     let Ok(mut source) = Source::open(data) else {
         return;
     };

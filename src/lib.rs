@@ -42,9 +42,9 @@
 //!   revoke; [`compile::live::Live`] owns the `ArcSwap` that swaps tables atomically.
 //! - [`packet`]: traffic. Streaming pcap/pcapng decoding behind a bounds-checked layer over
 //!   `pnet_packet` (chunks read ahead on their own thread and decoded on the rayon pool),
-//!   AWS and Alibaba flow logs, seeded synthetic traffic, and evaluation at the right ENI
-//!   and direction with connection state (AWS untracked flows included), partitioned by
-//!   flow for rayon, or by the rules alone.
+//!   AWS and Alibaba flow logs, and seeded synthetic traffic. It imports only the model.
+//! - [`track`]: evaluation of traffic at the right ENI and direction with connection state
+//!   (AWS untracked flows included), partitioned by flow for rayon, or by the rules alone.
 //! - [`whatif`]: the product's main job. [`whatif::plan`] applies a revoke to a copy of the
 //!   state; [`whatif::space::revoke_diff`] computes the exact header space whose verdict
 //!   changes, from the rules alone; [`whatif::traffic`] judges traffic before and after;
@@ -75,4 +75,5 @@ mod index;
 pub mod model;
 pub mod packet;
 pub mod provider;
+pub mod track;
 pub mod whatif;

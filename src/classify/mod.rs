@@ -82,7 +82,7 @@ pub enum By {
     Unresolved(u32),
     /// No answer: an ICMP flow-log record whose type and code the log does not carry, on
     /// which the rules give different verdicts for different types (see
-    /// [`crate::packet::track`]).
+    /// [`crate::track`]).
     UnloggedIcmp,
 }
 

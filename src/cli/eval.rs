@@ -13,8 +13,8 @@ use super::Exit;
 use sgsim::classify::By;
 use sgsim::compile::{compile, Config};
 use sgsim::model::{Action, State};
-use sgsim::packet::track::{self, Evaluator, Outcome};
 use sgsim::packet::Item;
+use sgsim::track::{self, Evaluator, Outcome};
 
 #[derive(clap::Args, Debug)]
 pub struct EvalArgs {

@@ -19,7 +19,7 @@
 //! A first fragment (offset 0) is decoded as usual and marked with [`Fragment`]. A
 //! non-first fragment carries no upper-layer header: its ports (or ICMP type/code) are
 //! absent ([`Packet::ports`] and [`Packet::icmp`] are `None`, the [`Header`] words are 0)
-//! and [`Fragment::offset`] is non-zero. Evaluation ([`super::track`]) gives such a fragment
+//! and [`Fragment::offset`] is non-zero. Evaluation ([`crate::track`]) gives such a fragment
 //! the ports of its first fragment when that was seen earlier in the same input.
 //!
 //! Tunnels (GRE, VXLAN, Geneve, IP-in-IP) are not decapsulated: the outer header is what

@@ -300,7 +300,7 @@ fn caveats(before: &State, outcome: &Outcome, regions: &[Region]) -> Vec<String>
                     .revoked
                     .iter()
                     .filter_map(|r| {
-                        let enis = crate::packet::track::untracked_enis(before, r);
+                        let enis = crate::track::untracked_enis(before, r);
                         (!enis.is_empty()).then(|| {
                             let shown: Vec<String> =
                                 enis.iter().take(5).map(|e| e.to_string()).collect();

@@ -80,13 +80,13 @@ use hashbrown::hash_table::{Entry, HashTable, VacantEntry};
 use rayon::prelude::*;
 use rustc_hash::{FxBuildHasher, FxHasher};
 
-use super::Item;
 use crate::classify::{By, Decision, Engine, Point, Semantics, SemanticsError, Verdict};
 use crate::compile::Table;
 use crate::model::{
     Action, Direction, EniId, Family, GroupId, Header, Peer, PortRange, Protocol, Provider, Rule,
     State,
 };
+use crate::packet::Item;
 
 /// Hash maps on the per-packet path use FxHash: fast, and the keys are not attacker-chosen
 /// in a way that matters to an offline simulator.
