@@ -52,8 +52,9 @@
 //!   [`whatif::lint`] finds shadowed, redundant and conflicting rules.
 //! - [`classbench`]: the ClassBench filter, trace and first-match formats, read into a
 //!   generic state, and a seeded ClassBench-shaped generator.
-//! - [`fuzz`]: the harnesses the cargo-fuzz targets in `fuzz/` call, also replayed over
-//!   every committed corpus file by `cargo test`.
+//! - `internal` (hidden, not API): the harnesses the cargo-fuzz targets in `fuzz/` call
+//!   (also replayed over every committed corpus file by `cargo test`) and the synthetic
+//!   benchmark workloads.
 //!
 //! ## Guarantees
 //!
@@ -66,12 +67,12 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
-pub mod bench;
 pub mod classbench;
 pub mod classify;
 pub mod compile;
-pub mod fuzz;
 mod index;
+#[doc(hidden)]
+pub mod internal;
 pub mod model;
 pub mod packet;
 pub mod provider;
