@@ -33,7 +33,7 @@ pub struct Args {
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=1000))]
     repeat: u32,
     /// Synthetic trace length when no --trace is given.
-    #[arg(long, default_value_t = 100_000)]
+    #[arg(long, default_value_t = 100_000, value_parser = super::count(1, super::MAX_IN_MEMORY))]
     packets: usize,
     /// Seed of the synthetic trace.
     #[arg(long, default_value_t = 1)]

@@ -36,7 +36,8 @@ pub struct EvalArgs {
     #[arg(long)]
     pub stateless: bool,
     /// Items per evaluation chunk (read ahead while the previous one is judged).
-    #[arg(long, default_value_t = 16384, value_name = "N")]
+    #[arg(long, default_value_t = 16384, value_name = "N",
+          value_parser = super::count(1, 1 << 20))]
     pub chunk: usize,
     /// Treat a malformed flow-log line as an error (exit 2) instead of a counted skip.
     #[arg(long)]
@@ -76,7 +77,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<Exit> {
     let state = args.state.load()?;
     let table = compile(&state, &Config::default()).context("--state")?;
     for w in table.warnings() {
-        eprintln!("sgsim: warning: {w}");
+        super::warn(w);
     }
     let only = match (&args.eni, args.ip) {
         (Some(id), _) => Some(
@@ -129,12 +130,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<Exit> {
         }
     }
     let decode = source.summary();
-    eprintln!(
-        "sgsim: {} ({}): {}",
-        args.traffic.display(),
-        source.kind(),
-        decode
-    );
+    super::note_read(&args.traffic, &source);
     let summary = json!({
         "summary": {
             "packets": s.items,

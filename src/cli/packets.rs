@@ -128,12 +128,7 @@ pub fn run(args: PacketsArgs) -> anyhow::Result<Exit> {
     };
     out.flush()?;
     bar.finish_and_clear();
-    eprintln!(
-        "sgsim: {} ({}): {}",
-        args.traffic.display(),
-        source.kind(),
-        source.summary()
-    );
+    super::note_read(&args.traffic, &source);
     result.with_context(|| format!("{}", args.traffic.display()))?;
     check_usable(&source, &args.traffic)?;
     Ok(Exit::Ok)

@@ -406,8 +406,10 @@ pub fn rule_json(state: &State, rule: &Rule) -> Value {
     v
 }
 
-/// Escapes text for XML (and HTML) character data and attribute values. Control
-/// characters that XML 1.0 cannot carry become character references.
+/// Escapes text for XML (and HTML) character data and attribute values. Characters XML
+/// 1.0 forbids (C0 controls other than tab, line feed and carriage return; U+FFFE, U+FFFF)
+/// become U+FFFD, so that every body parses; the other controls (tab, line feed, carriage
+/// return, DEL, C1) become character references.
 pub fn xml_escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
@@ -417,8 +419,14 @@ pub fn xml_escape(text: &str) -> String {
             '>' => out.push_str("&gt;"),
             '"' => out.push_str("&quot;"),
             '\'' => out.push_str("&apos;"),
-            c if (c as u32) < 0x20 && !matches!(c, '\t' | '\n' | '\r') => {
-                out.push_str(&format!("&#x{:X};", c as u32))
+            // Not characters in XML 1.0, not even as references: replaced.
+            c if matches!(c as u32, 0..=0x8 | 0xb | 0xc | 0xe..=0x1f | 0xfffe | 0xffff) => {
+                out.push('\u{fffd}')
+            }
+            // Allowed, but written as references so that no control character reaches a
+            // terminal that prints the body (tab, line feed and carriage return survive).
+            c if crate::term::is_control(c) => {
+                let _ = std::fmt::Write::write_fmt(&mut out, format_args!("&#x{:X};", c as u32));
             }
             c => out.push(c),
         }
