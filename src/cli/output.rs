@@ -107,7 +107,7 @@ mod tests {
         })
         .unwrap_err();
         assert!(format!("{e:#}").contains(&out.display().to_string()), "{e:#}");
-        assert!(!format!("{e:#}").contains(".tmp"), "{e:#}");
+        assert!(!format!("{e:#}").contains(".sgsim-"), "{e:#}");
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
     }
 
