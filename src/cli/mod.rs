@@ -122,7 +122,12 @@ pub fn warn(w: &dyn std::fmt::Display) {
 /// Prints what was read from a traffic input on stderr, control characters escaped (its
 /// examples quote the input).
 pub fn note_read(path: &std::path::Path, source: &sgsim::packet::Source<'_>) {
-    let text = format!("{} ({}): {}", path.display(), source.kind(), source.summary());
+    let text = format!(
+        "{} ({}): {}",
+        path.display(),
+        source.kind(),
+        source.summary()
+    );
     eprintln!("sgsim: {}", sgsim::term::escape_lines(&text));
 }
 

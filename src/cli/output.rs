@@ -106,7 +106,10 @@ mod tests {
             anyhow::bail!("boom")
         })
         .unwrap_err();
-        assert!(format!("{e:#}").contains(&out.display().to_string()), "{e:#}");
+        assert!(
+            format!("{e:#}").contains(&out.display().to_string()),
+            "{e:#}"
+        );
         assert!(!format!("{e:#}").contains(".sgsim-"), "{e:#}");
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
     }
