@@ -157,6 +157,9 @@ impl Spec {
 pub struct Request {
     /// `RevokeSecurityGroup` (ingress) or `RevokeSecurityGroupEgress`.
     pub direction: Direction,
+    /// The first parameter (or JSON key path) given more than once: the request is
+    /// rejected with `InvalidParameter` before anything else is checked.
+    pub repeated: Option<String>,
     /// `RegionId`.
     pub region: Option<String>,
     /// `SecurityGroupId`.
@@ -235,6 +238,10 @@ impl Request {
             placeholder: false,
             fingerprint: String::new(),
             notes: Vec::new(),
+            repeated: match raw {
+                RawRequest::Repeated { name, .. } => Some(name.clone()),
+                _ => None,
+            },
         };
         let mut seen: BTreeMap<&str, ()> = BTreeMap::new();
         let mut ids: BTreeMap<u32, String> = BTreeMap::new();
@@ -242,9 +249,8 @@ impl Request {
         let mut identifying: Vec<(String, String)> = Vec::new();
         for (key, value) in &params {
             if seen.insert(key.as_str(), ()).is_some() {
-                req.notes.push(format!(
-                    "parameter {key} is given more than once; the first value is used"
-                ));
+                // A JSON list flattened onto a parameter also given flat.
+                req.repeated.get_or_insert_with(|| key.clone());
                 continue;
             }
             if key == "Action" {
@@ -399,6 +405,7 @@ pub fn flatten(raw: &RawRequest) -> Result<Vec<(String, String)>, RequestError> 
                 }
             }
         }
+        RawRequest::Repeated { request, .. } => return flatten(request),
         RawRequest::Json(value) => {
             let Some(obj) = value.as_object() else {
                 return Err(RequestError::NotARequest);

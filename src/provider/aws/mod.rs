@@ -188,6 +188,7 @@ fn seed(request: &RawRequest) -> String {
                 .join("&")
         }
         RawRequest::Json(v) => v.to_string(),
+        RawRequest::Repeated { request, .. } => seed(request),
     }
 }
 
