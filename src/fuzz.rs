@@ -704,9 +704,12 @@ pub fn traffic(data: &[u8]) {
     let reference = Reference::new(&state).expect("the fuzz state is consistent");
     let chunk = 1 + data.len() % 7;
     for stateless in [false, true] {
+        // A small flow bound: evictions (issue 22) must not depend on the partitioning.
+        let max_flows = 2 + data.len() % 8;
         let config = |partitions| track::Config {
             partitions,
             stateless,
+            max_flows,
             ..track::Config::default()
         };
         let mut sequential = Evaluator::new(&table, &state, config(1)).expect("evaluator");

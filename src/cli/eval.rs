@@ -42,6 +42,11 @@ pub struct EvalArgs {
     /// Treat a malformed flow-log line as an error (exit 2) instead of a counted skip.
     #[arg(long)]
     pub strict: bool,
+    /// The most tracked connections held (then the least recently seen are evicted and
+    /// counted in the summary as `evicted_flows`).
+    #[arg(long, default_value_t = track::MAX_FLOWS, value_name = "N",
+          value_parser = super::count(1, 1 << 28))]
+    pub max_flows: usize,
 }
 
 fn outcome_json(table: &sgsim::compile::Table, o: &Outcome, item: Option<&Item>) -> Value {
@@ -103,6 +108,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<Exit> {
             (rayon::current_num_threads() * 4).max(1)
         },
         stateless: args.stateless,
+        max_flows: args.max_flows,
     };
     let mut evaluator = Evaluator::new(&table, &state, config).context("--state")?;
     let (mut source, len) = open(&args.traffic, args.strict)?;
@@ -140,6 +146,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<Exit> {
             "established": s.established,
             "unmatched_eni": s.unmatched,
             "orphan_fragments": s.orphan_fragments,
+            "evicted_flows": s.evicted,
             "rules": rules,
             "decode": {
                 "records": decode.records,
