@@ -687,7 +687,11 @@ pub fn traffic(data: &[u8]) {
     // Mid-file corruption (issue 22): a capture that ends without an error was read to its
     // end, but for a last record cut short, which is counted.
     if let (Source::Capture(c), false) = (&source, failed) {
-        let cut = c.summary().skipped.keys().any(|k| k.contains("runs past the end"));
+        let cut = c
+            .summary()
+            .skipped
+            .keys()
+            .any(|k| k.contains("runs past the end"));
         assert!(
             c.consumed() == data.len() as u64 || cut,
             "a capture ended early without an error: {} of {} bytes",

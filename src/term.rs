@@ -50,6 +50,24 @@ fn escape_except(text: &str, keep: Option<char>) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// Serialized JSON made safe for a terminal without changing what it means: serde_json
+/// escapes C0 controls in strings but writes DEL and C1 as they are; they become `\u007f`
+/// … `\u009f` (outside strings JSON has no such characters).
+pub fn json_safe(json: &str) -> Cow<'_, str> {
+    if !json.chars().any(|c| matches!(c as u32, 0x7f..=0x9f)) {
+        return Cow::Borrowed(json);
+    }
+    let mut out = String::with_capacity(json.len() + 8);
+    for c in json.chars() {
+        if matches!(c as u32, 0x7f..=0x9f) {
+            let _ = write!(out, "\\u{:04x}", c as u32);
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -67,5 +85,14 @@ mod tests {
         assert_eq!(escape_lines("a\nb\x1bc\r"), "a\nb\\x1bc\\r");
         assert!(matches!(escape("plain é ✓ \\x"), Cow::Borrowed(_)));
         assert_eq!(escape("tab\there"), "tab\\there");
+    }
+
+    #[test]
+    fn json_for_a_terminal_escapes_del_and_c1_and_means_the_same() {
+        let v = serde_json::json!({"d": "a\u{7f}b\u{9b}c\u{1b}é"});
+        let text = v.to_string();
+        let safe = json_safe(&text);
+        assert!(!safe.chars().any(is_control), "{safe}");
+        assert_eq!(serde_json::from_str::<serde_json::Value>(&safe).unwrap(), v);
     }
 }

@@ -272,7 +272,7 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
         "mismatches_on_sample": mismatches,
         "speedup_over_reference": round(compiled_lps / ref_lps),
     });
-    println!("{summary}");
+    println!("{}", sgsim::term::json_safe(&summary.to_string()));
     anyhow::ensure!(
         mismatches == 0,
         "{mismatches} packets judged differently by the compiled and reference engines"

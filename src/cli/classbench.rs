@@ -174,7 +174,7 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
         "bytes_per_rule": round(table.memory_usage() as f64 / state.rules.len() as f64),
         "index": table.index_summary(),
     });
-    println!("{summary}");
+    println!("{}", sgsim::term::json_safe(&summary.to_string()));
     Ok(Exit::Ok)
 }
 

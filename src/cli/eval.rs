@@ -120,7 +120,8 @@ pub fn run(args: EvalArgs) -> anyhow::Result<Exit> {
                 .binary_search_by_key(&o.index, |i| i.index())
                 .ok()
                 .map(|i| &chunk[i]);
-            writeln!(out, "{}", outcome_json(&table, &o, item))?;
+            let line = outcome_json(&table, &o, item).to_string();
+            writeln!(out, "{}", sgsim::term::json_safe(&line))?;
         }
         Ok(())
     });
@@ -155,7 +156,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<Exit> {
             },
         }
     });
-    eprintln!("{summary}");
+    eprintln!("{}", sgsim::term::json_safe(&summary.to_string()));
     read?;
     check_usable(&source, &args.traffic)?;
     Ok(Exit::Ok)

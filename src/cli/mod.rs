@@ -75,9 +75,15 @@ pub fn run() -> i32 {
     quiet_on_broken_pipe();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
+        Err(e) if e.use_stderr() => {
+            // clap quotes the offending argument: no raw control characters.
+            let text = e.render().to_string();
+            eprint!("{}", sgsim::term::escape_lines(&text));
+            return 2;
+        }
         Err(e) => {
             let _ = e.print();
-            return if e.use_stderr() { 2 } else { 0 };
+            return 0;
         }
     };
     let result = match cli.command.unwrap_or(Command::Demo) {
@@ -108,7 +114,12 @@ pub fn run() -> i32 {
 pub fn text_or_file(arg: &str) -> anyhow::Result<String> {
     match arg.strip_prefix('@') {
         Some(path) => {
-            std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("cannot read {path}: {e}"))
+            let bytes =
+                std::fs::read(path).map_err(|e| anyhow::anyhow!("cannot read {path}: {e}"))?;
+            // As exports: a UTF-8 byte-order mark is dropped, UTF-16 and bad bytes named.
+            let text = sgsim::provider::json::text(&bytes)
+                .map_err(|e| anyhow::anyhow!("cannot read {path}: {e}"))?;
+            Ok(text.to_string())
         }
         None => Ok(arg.to_string()),
     }

@@ -118,7 +118,12 @@ pub fn run(args: PacketsArgs) -> anyhow::Result<Exit> {
         };
         match item {
             Ok(Item::Packet(p)) => writeln!(out, "{}", packet_json(&p))?,
-            Ok(Item::Flow(r)) => writeln!(out, "{}", record_json(&r))?,
+            // Flow-log records carry the log's own text (ENI IDs): no raw DEL or C1.
+            Ok(Item::Flow(r)) => writeln!(
+                out,
+                "{}",
+                sgsim::term::json_safe(&record_json(&r).to_string())
+            )?,
             Err(e) => break Err(e),
         }
         n += 1;

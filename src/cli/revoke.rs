@@ -74,7 +74,11 @@ pub fn run_revoke(args: RevokeArgs) -> anyhow::Result<Exit> {
         FormatArg::Xml => Format::Xml,
     });
     // The body echoes request values: its lines are printed with controls escaped.
-    println!("{}", sgsim::term::escape_lines(&outcome.body(format)));
+    let body = outcome.body(format);
+    println!(
+        "{}",
+        sgsim::term::escape_lines(&sgsim::term::json_safe(&body))
+    );
     if outcome.error.is_some() {
         return Ok(Exit::ApiError);
     }
@@ -95,7 +99,8 @@ pub fn run_rules(args: RulesArgs) -> anyhow::Result<Exit> {
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     for rule in &state.rules {
         use std::io::Write;
-        writeln!(out, "{}", provider::rule_json(&state, rule))?;
+        let line = provider::rule_json(&state, rule).to_string();
+        writeln!(out, "{}", sgsim::term::json_safe(&line))?;
     }
     Ok(Exit::Ok)
 }

@@ -152,7 +152,7 @@ pub fn emit(
 ) -> anyhow::Result<()> {
     let json_text = serde_json::to_string_pretty(report)?;
     match output {
-        Output::Json => println!("{json_text}"),
+        Output::Json => println!("{}", sgsim::term::json_safe(&json_text)),
         Output::Text => print!("{}", render::text(report, std::io::stdout().is_terminal())),
     }
     if let Some(path) = json {
@@ -218,10 +218,11 @@ pub fn run_lint(args: LintArgs) -> anyhow::Result<Exit> {
     };
     if args.json {
         for f in &findings {
-            println!("{}", serde_json::to_string(f)?);
+            println!("{}", sgsim::term::json_safe(&serde_json::to_string(f)?));
         }
         for r in &unhit {
-            println!("{}", serde_json::json!({"rule": r, "kind": "no_hits"}));
+            let line = serde_json::json!({"rule": r, "kind": "no_hits"}).to_string();
+            println!("{}", sgsim::term::json_safe(&line));
         }
         return Ok(Exit::Ok);
     }

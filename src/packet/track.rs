@@ -1392,7 +1392,11 @@ mod tests {
             outcomes.extend(r);
             (outcomes, ev.stats().evicted)
         };
-        assert_eq!(run(1), run(4), "eviction does not depend on the partitioning");
+        assert_eq!(
+            run(1),
+            run(4),
+            "eviction does not depend on the partitioning"
+        );
     }
 
     #[test]

@@ -180,7 +180,10 @@ mod tests {
         assert_eq!(p.value["b"][0]["c"], 2);
         let p = parse(r#"{"x": {"y": null}, "z": [1.5, "s", true]}"#).unwrap();
         assert!(p.duplicates.is_empty());
-        assert_eq!(p.value, serde_json::json!({"x": {"y": null}, "z": [1.5, "s", true]}));
+        assert_eq!(
+            p.value,
+            serde_json::json!({"x": {"y": null}, "z": [1.5, "s", true]})
+        );
         assert!(parse("{} x").is_err());
         assert!(parse(&"[".repeat(10_000)).is_err(), "depth stays bounded");
     }
@@ -200,7 +203,10 @@ mod tests {
             text(b"\xfe\xff\x00{"),
             Err(TextError::Utf16("big-endian, with a byte-order mark"))
         );
-        assert_eq!(text(b"{\"a\": \"\xc3\x28\"}"), Err(TextError::InvalidUtf8(7)));
+        assert_eq!(
+            text(b"{\"a\": \"\xc3\x28\"}"),
+            Err(TextError::InvalidUtf8(7))
+        );
         assert_eq!(
             text(b"\xef\xbb\xbf{\"a\": \"\xff\"}"),
             Err(TextError::InvalidUtf8(10))

@@ -377,7 +377,9 @@ fn read_export(path: &str, bytes: &[u8]) -> Result<(serde_json::Value, Vec<Strin
     let warnings = parsed
         .duplicates
         .iter()
-        .map(|d| format!("{path}: {d}: key given more than once in its object; the last value is used"))
+        .map(|d| {
+            format!("{path}: {d}: key given more than once in its object; the last value is used")
+        })
         .collect();
     Ok((parsed.value, warnings))
 }

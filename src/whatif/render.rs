@@ -460,14 +460,14 @@ pub fn text(report: &Report, colour: bool) -> String {
 }
 
 /// Pretty JSON for the terminal: its strings escape C0 controls; DEL and C1 are escaped
-/// here.
+/// here, as JSON escapes.
 fn pretty(v: &serde_json::Value) -> String {
     let text = serde_json::to_string_pretty(v).unwrap_or_else(|_| v.to_string());
-    escape_lines(&text).into_owned()
+    escape_lines(&json_safe(&text)).into_owned()
 }
 
 use crate::provider::xml_escape as esc;
-use crate::term::{escape, escape_lines};
+use crate::term::{escape, escape_lines, json_safe};
 
 fn html_table(head: &[&str], rows: &[Vec<String>], out: &mut String) {
     out.push_str("<table><thead><tr>");
