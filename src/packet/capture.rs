@@ -517,7 +517,10 @@ impl<'r> Capture<'r> {
                 })
             };
             let len = word(4)? as usize;
-            (len >= 12 && len % 4 == 0 && len <= data.len() && word(len - 4)? as usize == len)
+            (len >= 12
+                && len.is_multiple_of(4)
+                && len <= data.len()
+                && word(len - 4)? as usize == len)
                 .then_some(len)
         };
         let Some(len) = framed(false).or_else(|| framed(true)) else {

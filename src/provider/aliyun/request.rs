@@ -391,11 +391,12 @@ pub fn flatten(raw: &RawRequest) -> Result<Vec<(String, String)>, RequestError> 
     flatten_noting_repeats(raw).map(|(pairs, _)| pairs)
 }
 
+/// Flattened parameters, and the first parameter given twice (see [`flatten_noting_repeats`]).
+type Flat = (Vec<(String, String)>, Option<String>);
+
 /// [`flatten`], and the first key a query parameter's JSON list gives twice in one object
 /// (as `Permissions[0].PortRange`).
-fn flatten_noting_repeats(
-    raw: &RawRequest,
-) -> Result<(Vec<(String, String)>, Option<String>), RequestError> {
+fn flatten_noting_repeats(raw: &RawRequest) -> Result<Flat, RequestError> {
     let mut out = Vec::new();
     let mut repeated = None;
     match raw {
