@@ -51,6 +51,12 @@
 //! timestamps are assumed to be roughly in order, as captures and flow logs are). An idle
 //! flow found before its sweep is forgotten on the spot.
 //!
+//! The table is bounded ([`Config::max_flows`]): when a chunk leaves more flows than that,
+//! every expired flow is forgotten, then the least recently seen flows of all partitions
+//! together until a quarter of the bound is free ([`Stats::evicted`]), as a full
+//! connection-tracking table forgets connections. The choice depends on the flows alone, so
+//! the result does not depend on the partitioning.
+//!
 //! # Fragments
 //!
 //! A non-first fragment (no ports) takes the ports of the first fragment with the same
