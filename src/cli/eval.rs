@@ -35,9 +35,10 @@ pub struct EvalArgs {
     /// `established` verdicts).
     #[arg(long)]
     pub stateless: bool,
-    /// Items per evaluation chunk (read ahead while the previous one is judged).
+    /// Items per evaluation chunk (read ahead while the previous one is judged; three
+    /// chunks are held at most, so at most 2^18).
     #[arg(long, default_value_t = 16384, value_name = "N",
-          value_parser = super::count(1, 1 << 20))]
+          value_parser = super::count(1, 1 << 18))]
     pub chunk: usize,
     /// Treat a malformed flow-log line as an error (exit 2) instead of a counted skip.
     #[arg(long)]

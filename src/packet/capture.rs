@@ -473,23 +473,14 @@ impl<'r> Capture<'r> {
             ));
             return Ok(());
         }
+        // Read the rest, a buffer at a time, only to count it.
         let mut unread = 0u64;
         loop {
             let n = self.inner.data().len();
-            if n == 0 && self.inner.reader_exhausted() {
-                break;
-            }
             unread += n as u64;
             self.inner.consume_noshift(n);
-            self.fill()?;
-            if self.inner.data().is_empty() && !self.inner.reader_exhausted() {
-                // A reader that returns nothing yet is not exhausted: refill once more.
-                if self.inner.refill().is_err() {
-                    break;
-                }
-                if self.inner.data().is_empty() {
-                    break;
-                }
+            if self.inner.reader_exhausted() || self.inner.refill().is_err() {
+                break;
             }
         }
         Err(CaptureError::Unsynchronised {
