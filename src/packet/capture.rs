@@ -19,8 +19,9 @@ use rayon::prelude::*;
 use super::decode::{decode, Meta, Packet, Skip};
 use super::Summary;
 
-/// The most a single record may take in memory before the file is declared unusable.
-const MAX_RECORD: usize = 256 << 20;
+/// The most a single record or block may take in memory before the file is declared
+/// unusable: twice the largest legacy record ([`SNAPLEN_CEILING`]), as the buffer doubles.
+const MAX_RECORD: usize = 32 << 20;
 const INITIAL_CAPACITY: usize = 1 << 20;
 
 /// Why a capture cannot be read (any further).
@@ -43,7 +44,8 @@ pub enum CaptureError {
         /// What the parser said.
         what: String,
     },
-    /// A record larger than 256 MiB.
+    /// A record or block larger than 32 MiB (a pcapng block declaring more is refused
+    /// before it is read).
     #[error("record at offset {offset} is larger than {MAX_RECORD} bytes")]
     TooLarge {
         /// Byte offset of the record.
@@ -422,6 +424,12 @@ impl<'r> Capture<'r> {
                     }
                 }
                 Err(Some(Err(1))) => {
+                    if self
+                        .declared_ng_length()
+                        .is_some_and(|len| len > MAX_RECORD)
+                    {
+                        return self.fail(CaptureError::TooLarge { offset });
+                    }
                     self.capacity *= 2;
                     if self.capacity > MAX_RECORD || !self.inner.grow(self.capacity) {
                         return self.fail(CaptureError::TooLarge { offset });
@@ -488,6 +496,16 @@ impl<'r> Capture<'r> {
             caplen,
             unread,
         })
+    }
+
+    /// pcapng: the total length the block at the start of the buffer declares (the smaller
+    /// of its two byte orders: the section's is not kept).
+    fn declared_ng_length(&self) -> Option<usize> {
+        if self.format != "pcapng" {
+            return None;
+        }
+        let w: [u8; 4] = self.inner.data().get(4..8)?.try_into().ok()?;
+        Some(u32::from_le_bytes(w).min(u32::from_be_bytes(w)) as usize)
     }
 
     /// pcapng: when the block at `offset` is complete by its own framing (total length at
@@ -1121,6 +1139,20 @@ mod tests {
         assert!(
             message.contains(&format!("{unread} bytes left unread")),
             "{message}"
+        );
+    }
+
+    #[test]
+    fn pcapng_block_declaring_gigabytes_is_refused_before_it_is_read() {
+        let mut data = pcapng_of(&[epb(&udp_frame(0), 42)]);
+        data.extend_from_slice(&6u32.to_le_bytes());
+        data.extend_from_slice(&0x7fff_fff0u32.to_le_bytes());
+        data.resize(data.len() + (3 << 20), 0);
+        let (packets, _, error) = read_both(&data);
+        assert_eq!(packets.len(), 1);
+        assert!(
+            matches!(error, Some(CaptureError::TooLarge { .. })),
+            "{error:?}"
         );
     }
 
