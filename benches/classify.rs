@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use sgsim::classbench::{self, POINT};
-use sgsim::classify::live::{Change, Live};
 use sgsim::classify::{Engine, Point};
+use sgsim::compile::live::{Change, Live};
 use sgsim::compile::{compile, Config};
 use sgsim::model::{Header, State};
 use sgsim::packet::synth;

@@ -13,9 +13,9 @@ use std::hint::black_box;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use serde_json::json;
 use sgsim::compile::Table;
-use sgsim::model::{Action, Header, State};
-use sgsim::packet::track::{Config, Evaluator, Outcome};
+use sgsim::model::{Header, State};
 use sgsim::packet::{read_ahead, synth, Capture, Source};
+use sgsim::track::{Config, Evaluator, Outcome};
 
 const PACKETS: usize = 1_000_000;
 /// Items per evaluation chunk, as `sgsim eval` reads them by default.
@@ -90,7 +90,7 @@ fn evaluate(
     let mut accepted = 0;
     read_ahead(&mut source, CHUNK, |chunk, _| {
         ev.eval_into(chunk, out);
-        accepted += out.iter().filter(|o| o.action() == Action::Accept).count();
+        accepted += out.iter().filter(|o| o.action().accepts()).count();
         Ok::<_, ()>(())
     })
     .expect("no consumer error")

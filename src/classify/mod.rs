@@ -3,16 +3,24 @@
 //!
 //! # Semantics
 //!
-//! A packet is judged at a [`Point`]: one ENI, one direction. The rules in play are those of
-//! every group attached to the ENI for that direction, ordered by
-//! `(priority ascending, drop before accept, position in the state)`; the first rule that
-//! matches decides. When none matches, the ENI's defaults decide ([`By::Default`] or
-//! [`By::InnerAccess`]):
+//! A packet is judged at a [`Point`]: one ENI, one direction (SEMANTICS 3.1: the ENI that
+//! owns the packet's destination address for ingress, its source for egress, private or
+//! public). In order:
+//!
+//! 1. *Alibaba inner access* ([`By::InnerAccess`]): when the remote address is a member (a
+//!    private IP of an attached ENI) of a basic group on the ENI whose inner-access policy
+//!    is accept, the packet is accepted before any rule is looked at, both ways (SEMANTICS
+//!    3.3 and Q8, revised 2026-12-06: a custom drop cannot isolate members). The ENI
+//!    itself is a member of its groups.
+//! 2. *Rules*: those of every group attached to the ENI for that direction, ordered by
+//!    `(priority ascending, drop before accept, position in the state)`; the first rule
+//!    that matches decides.
+//! 3. *Defaults* ([`By::Default`]):
 //!
 //! | groups on the ENI | ingress default | egress default |
 //! |---|---|---|
 //! | AWS | drop | drop (AWS groups carry their allow-all egress as an explicit rule) |
-//! | Alibaba basic | accept from the private IPs of members of any attached group whose inner-access policy is accept, else drop | accept |
+//! | Alibaba basic | drop | accept |
 //! | Alibaba enterprise | drop | drop |
 //! | generic (ClassBench, tests) | drop | drop |
 //!
@@ -21,23 +29,26 @@
 //! matches, the ports (or ICMP type/code, see [`crate::model::Header`]) fall in its ranges,
 //! the local address falls in its local prefix (if any), and the remote address falls in its
 //! peer: a CIDR block, the private IPs of the ENIs in a referenced group, or the entries of a
-//! prefix list. A reference to something the state does not hold matches nothing; the
-//! compiler reports it as a warning.
+//! prefix list.
+//!
+//! A peer the state cannot resolve ([`State::unresolved_rules`]: a prefix list it lacks or
+//! holds without entries, a group no export describes and no ENI carries) may or may not
+//! match. Such a rule is read both ways: where its other fields hold the packet, it ranks
+//! before the verdict the resolved rules give, and its action differs, the verdict is
+//! [`Decision::Unknown`] ([`By::Unresolved`] names the first such rule); otherwise the
+//! resolved verdict stands (both readings agree). The compiler warns about each such peer.
 //!
 //! # Engines
 //!
 //! - [`reference::Reference`]: a linear scan over the model. Obviously right; the oracle.
 //! - [`Table`](crate::compile::Table): the compiled engine (decision trees or
 //!   cross-product tables over the five header fields, built by [`crate::compile`]).
-//! - [`live::Live`]: the one owner of the `ArcSwap` holding the current [`Table`](crate::compile::Table).
+//! - [`crate::compile::live::Live`]: the one owner of the `ArcSwap` holding the current [`Table`](crate::compile::Table).
 //!
-//! All of them implement [`Engine`], which is what the behaviour suite and the property
-//! tests drive.
+//! The reference and the table implement [`Engine`], which is what the behaviour suite and
+//! the property tests drive; [`crate::compile::live::Live`] hands out snapshots of its table, which do.
 
-pub mod live;
 pub mod reference;
-pub(crate) mod rfc;
-pub(crate) mod tree;
 
 use std::collections::HashSet;
 use std::fmt;
@@ -65,26 +76,120 @@ pub enum By {
     InnerAccess(u32),
     /// The ENI's default for the direction.
     Default,
+    /// No answer: a rule whose peer the state cannot resolve (see [`State::unresolved_rules`]) would
+    /// change the verdict if it matched; the first such rule, by its index in the engine's
+    /// rule list.
+    Unresolved(u32),
+    /// No answer: an ICMP flow-log record whose type and code the log does not carry, on
+    /// which the rules give different verdicts for different types (see
+    /// [`crate::track`]).
+    UnloggedIcmp,
+}
+
+/// What a packet meets: accept, drop, or unknown where a rule with an unresolved reference
+/// makes the answer depend on what the state does not say.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Decision {
+    /// The packet passes.
+    Accept,
+    /// The packet is dropped.
+    Drop,
+    /// Either, depending on an unresolved reference.
+    Unknown,
+}
+
+impl Decision {
+    /// `accept`, `drop` or `unknown`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Decision::Accept => "accept",
+            Decision::Drop => "drop",
+            Decision::Unknown => "unknown",
+        }
+    }
+
+    /// Whether the packet surely passes.
+    pub fn accepts(self) -> bool {
+        self == Decision::Accept
+    }
+
+    /// Whether the packet is surely dropped.
+    pub fn drops(self) -> bool {
+        self == Decision::Drop
+    }
+}
+
+impl From<Action> for Decision {
+    fn from(a: Action) -> Decision {
+        match a {
+            Action::Accept => Decision::Accept,
+            Action::Drop => Decision::Drop,
+        }
+    }
+}
+
+impl fmt::Display for Decision {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// The outcome of judging one packet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Verdict {
-    /// Accept or drop.
-    pub action: Action,
+    /// Accept, drop or unknown.
+    pub action: Decision,
     /// What decided it.
     pub by: By,
+}
+
+impl Verdict {
+    /// The verdict of a rule of this action, by its index.
+    pub fn rule(action: Action, index: u32) -> Verdict {
+        Verdict {
+            action: action.into(),
+            by: By::Rule(index),
+        }
+    }
+
+    /// Alibaba's inner-access accept, by the group's index.
+    pub fn inner_access(group: u32) -> Verdict {
+        Verdict {
+            action: Decision::Accept,
+            by: By::InnerAccess(group),
+        }
+    }
+
+    /// The ENI's default.
+    pub fn default_of(action: Action) -> Verdict {
+        Verdict {
+            action: action.into(),
+            by: By::Default,
+        }
+    }
+
+    /// Unknown because of the rule of this index (its peer is unresolved).
+    pub fn unresolved(index: u32) -> Verdict {
+        Verdict {
+            action: Decision::Unknown,
+            by: By::Unresolved(index),
+        }
+    }
 }
 
 /// A verdict with its deciding rule named, comparable across engines whose rule indexes
 /// differ (a table after a live revoke keeps its compile-time indexes).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
 pub struct Named {
-    /// Accept or drop.
-    pub action: Action,
-    /// The deciding rule, if a rule decided.
+    /// Accept, drop or unknown.
+    pub action: Decision,
+    /// The deciding rule, if a rule decided (for an unknown verdict: the rule whose
+    /// unresolved reference makes it unknown).
     pub rule: Option<RuleId>,
-    /// What decided: `rule`, `inner-access` or `default`.
+    /// What decided: `rule`, `inner-access`, `default` or `unresolved`.
     pub reason: &'static str,
 }
 
@@ -95,6 +200,8 @@ impl Named {
             By::Rule(i) => (Some(rule_id(i)), "rule"),
             By::InnerAccess(_) => (None, "inner-access"),
             By::Default => (None, "default"),
+            By::Unresolved(i) => (Some(rule_id(i)), "unresolved"),
+            By::UnloggedIcmp => (None, "unresolved"),
         };
         Named {
             action: v.action,
@@ -208,7 +315,7 @@ pub fn rule_order(state: &State, index: usize) -> (u32, bool, usize) {
 
 /// A placeholder verdict for output slots about to be overwritten.
 pub(crate) const DEFAULT_VERDICT: Verdict = Verdict {
-    action: Action::Drop,
+    action: Decision::Drop,
     by: By::Default,
 };
 

@@ -2,13 +2,21 @@
 //!
 //! It is the oracle every other engine is tested against. It shares nothing with the
 //! compiler but the model's own matching primitives ([`Cidr::contains`],
-//! [`PortRange::contains`](crate::model::PortRange::contains)) and the ordering and defaults
-//! of [`super::Semantics`].
+//! [`PortRange::contains`](crate::model::PortRange::contains)), the ordering and defaults
+//! of [`super::Semantics`] and [`State::unresolved_rules`].
+//!
+//! A packet is judged as SEMANTICS 3.1 and 3.3 say, step by step: Alibaba inner access
+//! first (the remote address is a member of a basic group on the ENI whose policy is
+//! accept); then the rules in evaluation order, where the first rule that matches decides;
+//! then the default. A rule whose peer is unresolved is read both ways: as matching
+//! nothing (the scan goes on) and, where its other fields match, as matching (its action
+//! would decide). If the two readings of any such rule met before the decision differ, the
+//! verdict is unknown.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 
-use super::{rule_order, By, Engine, Point, Semantics, SemanticsError, Verdict};
+use super::{rule_order, Decision, Engine, Point, Semantics, SemanticsError, Verdict};
 use crate::model::{Cidr, Direction, GroupId, Header, Peer, RuleId, State};
 
 /// The linear-scan engine over a borrowed state.
@@ -18,6 +26,8 @@ pub struct Reference<'a> {
     /// Per ENI, per direction (ingress, egress): rule indexes in evaluation order.
     order: Vec<[Vec<u32>; 2]>,
     semantics: Vec<Semantics>,
+    /// Per rule: its peer is unresolved.
+    unresolved: Vec<bool>,
 }
 
 impl<'a> Reference<'a> {
@@ -47,6 +57,7 @@ impl<'a> Reference<'a> {
             members: state.members(),
             order,
             semantics,
+            unresolved: state.unresolved_rules(),
         })
     }
 
@@ -65,6 +76,15 @@ impl<'a> Reference<'a> {
     }
 }
 
+impl Reference<'_> {
+    /// Whether `remote` is a member of group `g` (by state index).
+    fn member(&self, g: u32, remote: IpAddr) -> bool {
+        self.members
+            .get(&self.state.groups[g as usize].id)
+            .is_some_and(|ips| ips.contains(&remote))
+    }
+}
+
 impl Engine for Reference<'_> {
     fn classify(&self, point: Point, h: &Header) -> Verdict {
         let d = match point.direction {
@@ -72,34 +92,33 @@ impl Engine for Reference<'_> {
             Direction::Egress => 1,
         };
         let remote = h.remote(point.direction);
+        let sem = &self.semantics[point.eni as usize];
+        // Alibaba inner access comes before every custom rule (SEMANTICS 3.3, Q8).
+        if let Some(&g) = sem.inner_access.iter().find(|&&g| self.member(g, remote)) {
+            return Verdict::inner_access(g);
+        }
+        // Unresolved rules met so far whose "matches" reading is not yet ruled out.
+        let mut doubts: Vec<u32> = Vec::new();
+        let mut decided = None;
         for &r in &self.order[point.eni as usize][d] {
             let rule = &self.state.rules[r as usize];
-            if rule.matches_fields(h) && self.peer_contains(&rule.remote, remote) {
-                return Verdict {
-                    action: rule.action,
-                    by: By::Rule(r),
-                };
+            if !rule.matches_fields(h) {
+                continue;
+            }
+            if self.unresolved[r as usize] {
+                doubts.push(r);
+            } else if self.peer_contains(&rule.remote, remote) {
+                decided = Some(Verdict::rule(rule.action, r));
+                break;
             }
         }
-        let sem = &self.semantics[point.eni as usize];
-        if point.direction == Direction::Ingress {
-            for &g in &sem.inner_access {
-                let group = &self.state.groups[g as usize];
-                if self
-                    .members
-                    .get(&group.id)
-                    .is_some_and(|ips| ips.contains(&remote))
-                {
-                    return Verdict {
-                        action: crate::model::Action::Accept,
-                        by: By::InnerAccess(g),
-                    };
-                }
-            }
-        }
-        Verdict {
-            action: sem.fallback(point.direction),
-            by: By::Default,
+        let verdict = decided.unwrap_or_else(|| Verdict::default_of(sem.fallback(point.direction)));
+        match doubts
+            .iter()
+            .find(|&&r| Decision::from(self.state.rules[r as usize].action) != verdict.action)
+        {
+            Some(&r) => Verdict::unresolved(r),
+            None => verdict,
         }
     }
 

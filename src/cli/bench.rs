@@ -21,9 +21,9 @@ use super::classbench::IndexChoice;
 use super::Exit;
 use sgsim::bench::{sg_queries, sg_state, SgShape};
 use sgsim::classbench::{self, POINT};
-use sgsim::classify::live::{Change, Live};
 use sgsim::classify::reference::Reference;
 use sgsim::classify::{Engine, Point, Verdict};
+use sgsim::compile::live::{Change, Live};
 use sgsim::compile::{compile, Config, Table};
 use sgsim::model::{Header, State};
 

@@ -10,10 +10,11 @@ use serde_json::{json, Map, Value};
 use super::packets::{check_usable, for_each_chunk, open, progress};
 use super::revoke::StateArgs;
 use super::Exit;
+use sgsim::classify::By;
 use sgsim::compile::{compile, Config};
-use sgsim::model::Action;
-use sgsim::packet::track::{self, Evaluator, Outcome};
+use sgsim::model::{Action, State};
 use sgsim::packet::Item;
+use sgsim::track::{self, Evaluator, Outcome};
 
 #[derive(clap::Args, Debug)]
 pub struct EvalArgs {
@@ -50,18 +51,46 @@ pub struct EvalArgs {
     pub max_flows: usize,
 }
 
-fn outcome_json(table: &sgsim::compile::Table, o: &Outcome, item: Option<&Item>) -> Value {
+fn outcome_json(
+    table: &sgsim::compile::Table,
+    state: &State,
+    o: &Outcome,
+    item: Option<&Item>,
+) -> Value {
+    let rule = match (o.established, o.verdict.by) {
+        (false, By::Rule(r) | By::Unresolved(r)) => table.rules().get(r as usize),
+        _ => None,
+    };
     let mut v = json!({
         "index": o.index,
         "eni": table.enis().get(o.point.eni as usize).map(|e| e.to_string()),
         "direction": o.point.direction.as_str(),
         "verdict": o.action().as_str(),
-        "rule_id": o.rule().and_then(|r| table.rules().get(r as usize)).map(|r| r.to_string()),
+        "rule_id": rule.map(|r| r.to_string()),
         "reason": o.reason(),
     });
     if let Value::Object(m) = &mut v {
         if let Some(d) = o.detail() {
             m.insert("detail".into(), json!(d));
+        }
+        let header = match item {
+            Some(Item::Packet(p)) => Some(&p.header),
+            Some(Item::Flow(r)) => Some(&r.header),
+            None => None,
+        };
+        if let (By::Unresolved(_), false, Some(h)) = (o.verdict.by, o.established, header) {
+            // The table was compiled from `state`: its rule indexes are the state's.
+            let mut refs: Vec<String> = table
+                .unresolved(o.point, h)
+                .into_iter()
+                .filter_map(|r| state.rules.get(r as usize))
+                .map(|r| State::reference_name(&r.remote))
+                .collect();
+            refs.dedup();
+            m.insert("unresolved".into(), json!(refs));
+        }
+        if let (By::UnloggedIcmp, false) = (o.verdict.by, o.established) {
+            m.insert("unresolved".into(), json!(["icmp-type"]));
         }
         if let Some(Item::Flow(r)) = item {
             if let Some(a) = r.action {
@@ -121,7 +150,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<Exit> {
                 .binary_search_by_key(&o.index, |i| i.index())
                 .ok()
                 .map(|i| &chunk[i]);
-            let line = outcome_json(&table, &o, item).to_string();
+            let line = outcome_json(&table, &state, &o, item).to_string();
             writeln!(out, "{}", sgsim::term::json_safe(&line))?;
         }
         Ok(())
@@ -145,6 +174,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<Exit> {
             "evaluations": s.evaluations,
             "accepted": s.accepted,
             "dropped": s.dropped,
+            "unknown": s.unknown,
             "established": s.established,
             "unmatched_eni": s.unmatched,
             "orphan_fragments": s.orphan_fragments,

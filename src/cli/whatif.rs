@@ -9,8 +9,9 @@ use super::packets::{check_usable, for_each_chunk, open, progress};
 use super::revoke::StateArgs;
 use super::{output, text_or_file, Exit};
 use sgsim::model::State;
-use sgsim::packet::{synth, track};
+use sgsim::packet::synth;
 use sgsim::provider::RawRequest;
+use sgsim::track;
 use sgsim::whatif::report::Tally;
 use sgsim::whatif::traffic::{synthetic_items, Judge};
 use sgsim::whatif::{self, render};
@@ -140,6 +141,13 @@ pub fn judge_traffic(
         }
     }
     tally.finish(&mut plan.report, state);
+    if plan.report.packets.judged == 0 {
+        plan.report.warnings.push(
+            "no packet or record of the traffic was judged (none touched an ENI of the state): \
+             the traffic sections say nothing about this revoke"
+                .to_string(),
+        );
+    }
     Ok(())
 }
 

@@ -10,7 +10,7 @@
 //!   rank exactly as that set's evaluation order says, so trees need not be built per set.
 //! - *Units*: per (group, direction) with rules, the index of that group's rules (ranks
 //!   as above). A unit is shared by every group set holding the group. IPv6 rules are in
-//!   a forest. IPv4 rules are in cross-product tables (`classify::rfc`) when the unit has
+//!   a forest. IPv4 rules are in cross-product tables (`index::rfc`) when the unit has
 //!   at least [`Config::cross_min_filters`] of them, no ENI searches it with another
 //!   unit of the same direction, and the tables fit [`Config::cross_bytes_per_filter`];
 //!   else in a forest. Tables answer in a fixed number of loads (plus a short list walk
@@ -60,8 +60,7 @@
 //! module); [`Engine::classify_par_into`] hands 4096-packet chunks of the batch path to rayon,
 //! each writing straight into its part of a reused output.
 
-pub(crate) mod rfc;
-pub(crate) mod tree;
+pub mod live;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -73,11 +72,13 @@ use ip_network::{Ipv4Network, Ipv6Network};
 use ip_network_table::IpNetworkTable;
 use rustc_hash::FxHashMap;
 
-use crate::classify::rfc::Rfc;
-use crate::classify::tree::{Bounds, Filter, Forest, Key, Word, DIMS, LANES, NONE};
 use crate::classify::{
-    rule_order, size_output, By, Engine, Point, Semantics, SemanticsError, Verdict, DEFAULT_VERDICT,
+    rule_order, size_output, Decision, Engine, Point, Semantics, SemanticsError, Verdict,
+    DEFAULT_VERDICT,
 };
+use crate::index::boxes::{Bounds, Filter, Word, DIMS};
+use crate::index::rfc::{build as rfc, Rfc};
+use crate::index::tree::{build as tree, Forest, Key, LANES, NONE};
 use crate::model::{
     Action, Cidr, Direction, EniId, Family, GroupId, Header, Peer, PortRange, Protocol, Rule,
     RuleId, State,
@@ -91,13 +92,13 @@ pub struct Config {
     /// A tree of at least this many rules whose rules each lie in one or two blocks of an
     /// address field (addresses sharing their top bits) starts from a table of the blocks'
     /// subtrees (16 bytes a rule, 256 KiB at most) when they fall in enough distinct
-    /// blocks (see `classify::tree`).
+    /// blocks (see `index::tree`).
     pub blocks_min_filters: usize,
     /// When more than this fraction of a table's rules are tombstoned, the next revise
     /// rebuilds everything.
     pub max_dead_fraction: f64,
     /// A group's IPv4 filters in one direction are indexed by cross-product tables
-    /// (`classify::rfc`) instead of trees when there are at least this many of them
+    /// (`index::rfc`) instead of trees when there are at least this many of them
     /// (`usize::MAX`: never) and the tables fit `cross_bytes_per_filter`.
     pub cross_min_filters: usize,
     /// Tables only for groups searched alone: no ENI has another group with rules in that
@@ -109,7 +110,7 @@ pub struct Config {
     pub cross_bytes_per_filter: usize,
     /// Whether cross-product tables may end in the final phase of the full product
     /// (fastest where it fits); else only the split tail (address lists intersected with
-    /// service bitsets, see `classify::rfc`) is tried, which is for comparisons.
+    /// service bitsets, see `index::rfc`) is tried, which is for comparisons.
     pub cross_product_tail: bool,
 }
 
@@ -121,10 +122,12 @@ pub struct IndexSummary {
     /// Units whose IPv4 rules are in cross-product tables.
     pub cross_product_tables: usize,
     /// Of those, the tables whose last phase is split: address classes listing filters,
-    /// service classes as bitsets, intersected at lookup (see `classify::rfc`).
+    /// service classes as bitsets, intersected at lookup (see `index::rfc`).
     pub split_tables: usize,
     /// Units whose IPv4 rules are in decision trees.
     pub trees: usize,
+    /// Trees (IPv4 and IPv6, across units) that start from a table of address blocks.
+    pub block_trees: usize,
 }
 
 /// The smallest budget cross-product tables get, whatever the number of filters: their
@@ -198,15 +201,17 @@ impl Target {
     }
 
     #[inline]
-    fn verdict(self) -> Verdict {
-        Verdict {
-            action: if self.0 & Target::ACCEPT != 0 {
-                Action::Accept
-            } else {
-                Action::Drop
-            },
-            by: By::Rule(self.index()),
+    fn action(self) -> Action {
+        if self.0 & Target::ACCEPT != 0 {
+            Action::Accept
+        } else {
+            Action::Drop
         }
+    }
+
+    #[inline]
+    fn verdict(self) -> Verdict {
+        Verdict::rule(self.action(), self.index())
     }
 }
 
@@ -420,18 +425,33 @@ impl Index<u32> for V4 {
     }
 }
 
-/// One (group set, direction): the units to search, the inner-access grants and the
-/// default.
+/// One (group set, direction): the units to search, the inner-access grants, the rules
+/// with unresolved peers and the default.
 #[derive(Debug)]
 struct Context {
     /// Indexes into the table's units, one per group of the set with rules this way.
     units: Vec<u32>,
-    /// Alibaba inner access (ingress only): when no rule matches, a remote address that is
-    /// a member of one of these groups is accepted; `(slot, state group index)` in
-    /// attachment order.
+    /// Alibaba inner access, both directions: a remote address that is a member of one of
+    /// these groups is accepted before any rule is looked at; `(slot, state group index)`
+    /// in attachment order.
     inner: Vec<(u32, u32)>,
+    /// Rules of the set in this direction whose peer is unresolved, in rank order. The
+    /// units hold none of them (they match nothing there); a lookup reads each one that
+    /// ranks before the verdict it found as matching too (see [`Doubt`]).
+    doubts: Vec<Doubt>,
     /// When nothing matches.
     fallback: Action,
+}
+
+/// A rule whose peer the state cannot resolve: it may match any remote address, so where
+/// its other fields hold a packet and it ranks before the verdict found, a different action
+/// makes the verdict unknown.
+#[derive(Debug)]
+struct Doubt {
+    rank: u32,
+    /// The rule (its fields, action and table index).
+    rule: Rule,
+    index: u32,
 }
 
 impl Context {
@@ -441,24 +461,69 @@ impl Context {
         !ranks.conds.is_empty() || !self.inner.is_empty()
     }
 
-    /// The verdict given the best rank found (`NONE`: no rule matched).
+    /// Alibaba inner access: the verdict when the remote address (of membership class
+    /// `class`) is a member of an inner-access group of the set.
     #[inline]
-    fn verdict(&self, ranks: &Ranks, best: u32, class: u32, members: &Membership) -> Verdict {
+    fn inner_access(&self, class: u32, members: &Membership) -> Option<Verdict> {
+        self.inner
+            .iter()
+            .find(|&&(slot, _)| members.has(class, slot))
+            .map(|&(_, group)| Verdict::inner_access(group))
+    }
+
+    /// The verdict given the best rank found (`NONE`: no rule matched) for header `h`.
+    #[inline]
+    #[allow(clippy::too_many_arguments)]
+    fn verdict(
+        &self,
+        ranks: &Ranks,
+        best: u32,
+        class: u32,
+        members: &Membership,
+        dead: Option<&[u64]>,
+        h: &Header,
+    ) -> Verdict {
+        if let Some(v) = self.inner_access(class, members) {
+            return v;
+        }
+        let verdict = self.resolved(ranks, best);
+        if self.doubts.is_empty() {
+            return verdict;
+        }
+        self.doubting(best, verdict, dead, h)
+            .next()
+            .map_or(verdict, |d| Verdict::unresolved(d.index))
+    }
+
+    /// The verdict when every unresolved rule matches nothing.
+    #[inline]
+    fn resolved(&self, ranks: &Ranks, best: u32) -> Verdict {
         if best != NONE {
-            return ranks.targets[best as usize].verdict();
+            ranks.targets[best as usize].verdict()
+        } else {
+            Verdict::default_of(self.fallback)
         }
-        for &(slot, group) in &self.inner {
-            if members.has(class, slot) {
-                return Verdict {
-                    action: Action::Accept,
-                    by: By::InnerAccess(group),
-                };
-            }
-        }
-        Verdict {
-            action: self.fallback,
-            by: By::Default,
-        }
+    }
+
+    /// The live unresolved rules ranked before `best` that hold `h` but for their peer and
+    /// whose action differs from `verdict`: each would change it by matching.
+    fn doubting<'c>(
+        &'c self,
+        best: u32,
+        verdict: Verdict,
+        dead: Option<&'c [u64]>,
+        h: &'c Header,
+    ) -> impl Iterator<Item = &'c Doubt> + 'c {
+        self.doubts
+            .iter()
+            .take_while(move |d| d.rank < best)
+            .filter(move |d| {
+                Decision::from(d.rule.action) != verdict.action
+                    && dead.is_none_or(|dead| {
+                        dead[(d.index / 64) as usize] & (1 << (d.index % 64)) == 0
+                    })
+                    && d.rule.matches_fields(h)
+            })
     }
 
     fn memory_usage(&self) -> usize {
@@ -466,6 +531,7 @@ impl Context {
         size_of::<Context>()
             + self.units.capacity() * size_of::<u32>()
             + self.inner.capacity() * size_of::<(u32, u32)>()
+            + self.doubts.capacity() * size_of::<Doubt>()
     }
 }
 
@@ -650,9 +716,17 @@ impl<'a> Resolver<'a> {
     }
 
     fn warn_missing_group(&mut self, rule: &RuleId, group_id: &GroupId) {
-        if !self.group_index.contains_key(group_id) {
+        let described = self.group_index.contains_key(group_id);
+        let members = self.members.get(group_id).map_or(0, |m| m.len());
+        if !described && members == 0 {
             self.warnings.push(format!(
-                "rule {rule}: referenced group {group_id} is not in the state; the rule matches nothing"
+                "rule {rule}: group {group_id} is unresolved (no export describes it and no ENI \
+                 carries it); where the rule would decide, verdicts are unknown"
+            ));
+        } else if members == 0 {
+            self.warnings.push(format!(
+                "rule {rule}: group {group_id} has no member (no ENI of the state carries it); \
+                 the rule matches nothing"
             ));
         }
     }
@@ -669,10 +743,19 @@ impl<'a> Resolver<'a> {
                     .unwrap_or_default()
             }
             Peer::PrefixList { prefix_list_id } => match self.state.prefix_list(prefix_list_id) {
+                Some(pl) if pl.entries.is_empty() => {
+                    self.warnings.push(format!(
+                        "rule {rule}: prefix list {prefix_list_id} has no entries in the state \
+                         (export get-managed-prefix-list-entries / DescribePrefixListAttributes); \
+                         where the rule would decide, verdicts are unknown"
+                    ));
+                    Vec::new()
+                }
                 Some(pl) => pl.entries.clone(),
                 None => {
                     self.warnings.push(format!(
-                        "rule {rule}: prefix list {prefix_list_id} is not in the state; the rule matches nothing"
+                        "rule {rule}: prefix list {prefix_list_id} is unresolved (not in the \
+                         state); where the rule would decide, verdicts are unknown"
                     ));
                     Vec::new()
                 }
@@ -757,6 +840,31 @@ impl<'a> Resolver<'a> {
         let mut v4 = Vec::new();
         let mut v6 = Vec::new();
         let mut targets = Vec::new();
+        // Alibaba inner access comes before every rule (SEMANTICS 3.3, Q8).
+        for &g in &semantics.inner_access {
+            let gid = &state.groups[g as usize].id;
+            for &ip in self.members.get(gid).into_iter().flatten() {
+                let rank = targets.len() as u32;
+                targets.push(Verdict::inner_access(g));
+                let remote = Cidr::host(ip);
+                let local = if remote.family() == Family::V4 {
+                    Cidr::ANY_V4
+                } else {
+                    Cidr::ANY_V6
+                };
+                push_filter(
+                    &mut v4,
+                    &mut v6,
+                    rank,
+                    remote.family(),
+                    remote.range(),
+                    local,
+                    PortRange::ANY,
+                    PortRange::ANY,
+                    (0, 255),
+                );
+            }
+        }
         for &r in &order {
             let rule = &state.rules[r as usize];
             let ti = table_index(r);
@@ -770,39 +878,7 @@ impl<'a> Resolver<'a> {
                     remote.range(),
                     rule,
                 ) {
-                    targets.push(Verdict {
-                        action: rule.action,
-                        by: By::Rule(ti),
-                    });
-                }
-            }
-        }
-        if direction == Direction::Ingress {
-            for &g in &semantics.inner_access {
-                let gid = &state.groups[g as usize].id;
-                for &ip in self.members.get(gid).into_iter().flatten() {
-                    let rank = targets.len() as u32;
-                    targets.push(Verdict {
-                        action: Action::Accept,
-                        by: By::InnerAccess(g),
-                    });
-                    let remote = Cidr::host(ip);
-                    let local = if remote.family() == Family::V4 {
-                        Cidr::ANY_V4
-                    } else {
-                        Cidr::ANY_V6
-                    };
-                    push_filter(
-                        &mut v4,
-                        &mut v6,
-                        rank,
-                        remote.family(),
-                        remote.range(),
-                        local,
-                        PortRange::ANY,
-                        PortRange::ANY,
-                        (0, 255),
-                    );
+                    targets.push(Verdict::rule(rule.action, ti));
                 }
             }
         }
@@ -810,7 +886,7 @@ impl<'a> Resolver<'a> {
             v4,
             v6,
             targets,
-            fallback: semantics.fallback(direction),
+            fallback: semantics.fallback(direction).into(),
         }
     }
 }
@@ -832,7 +908,7 @@ pub(crate) struct Lowered {
     pub v4: Vec<Filter<u32>>,
     pub v6: Vec<Filter<u128>>,
     pub targets: Vec<Verdict>,
-    pub fallback: Action,
+    pub fallback: Decision,
 }
 
 /// Lowers the rules seen at ENI `eni` of `state` in `direction` (rule indexes are the
@@ -978,6 +1054,7 @@ pub fn compile(state: &State, config: &Config) -> Result<Table, CompileError> {
     state.validate()?;
     let mut resolver = Resolver::new(state);
     let sets = group_sets(state, &resolver.group_index);
+    let unresolved = state.unresolved_rules();
 
     // Ranks: per direction, every rule of that direction in evaluation order.
     let mut rank_of = vec![0u32; state.rules.len()];
@@ -1033,20 +1110,35 @@ pub fn compile(state: &State, config: &Config) -> Result<Table, CompileError> {
                 });
                 context_units.extend(unit);
             }
-            let inner = match direction {
-                Direction::Ingress => semantics
-                    .inner_access
-                    .iter()
-                    .filter_map(|&g| {
-                        let slot = resolver.slots.get(&state.groups[g as usize].id)?;
-                        Some((*slot, g))
-                    })
-                    .collect(),
-                Direction::Egress => Vec::new(),
-            };
+            let inner = semantics
+                .inner_access
+                .iter()
+                .filter_map(|&g| {
+                    let slot = resolver.slots.get(&state.groups[g as usize].id)?;
+                    Some((*slot, g))
+                })
+                .collect();
+            let mut doubts: Vec<Doubt> = set
+                .iter()
+                .flat_map(|&g| {
+                    resolver
+                        .by_group
+                        .get(&(direction, &state.groups[g as usize].id))
+                        .into_iter()
+                        .flatten()
+                })
+                .filter(|&&r| unresolved[r as usize])
+                .map(|&r| Doubt {
+                    rank: rank_of[r as usize],
+                    rule: state.rules[r as usize].clone(),
+                    index: r,
+                })
+                .collect();
+            doubts.sort_by_key(|d| d.rank);
             contexts.push(Context {
                 units: context_units,
                 inner,
+                doubts,
                 fallback: semantics.fallback(direction),
             });
             point[d] = (contexts.len() - 1) as u32;
@@ -1191,6 +1283,26 @@ impl Table {
         }
     }
 
+    /// For a verdict that [`Engine::classify`] finds unknown, every rule (by table index)
+    /// whose unresolved peer makes it so, in evaluation order; else nothing.
+    pub fn unresolved(&self, point: Point, h: &Header) -> Vec<u32> {
+        let d = direction_index(point.direction);
+        let context = &self.contexts[self.points[point.eni as usize][d] as usize];
+        let ranks = &self.ranks[d];
+        if context.doubts.is_empty() {
+            return Vec::new();
+        }
+        let (best, class) = self.best_of(context, ranks, point.direction, h);
+        if context.inner_access(class, &self.members).is_some() {
+            return Vec::new();
+        }
+        let verdict = context.resolved(ranks, best);
+        context
+            .doubting(best, verdict, self.tombstones(), h)
+            .map(|d| d.index)
+            .collect()
+    }
+
     /// ENI IDs, by index.
     pub fn enis(&self) -> &[EniId] {
         &self.enis
@@ -1223,11 +1335,23 @@ impl Table {
             .iter()
             .filter(|u| matches!(&u.v4, V4::Tables(t) if t.split()))
             .count();
+        let block_trees = self
+            .units
+            .iter()
+            .map(|u| {
+                let v4 = match &u.v4 {
+                    V4::Trees(f) => f.block_trees(),
+                    V4::Tables(_) => 0,
+                };
+                v4 + u.v6.block_trees()
+            })
+            .sum();
         IndexSummary {
             units: self.units.len(),
             cross_product_tables: tables,
             split_tables,
             trees: self.units.len() - tables,
+            block_trees,
         }
     }
 
@@ -1287,6 +1411,44 @@ impl Table {
         best
     }
 
+    /// The best rank among the context's units for `h` (`NONE`: no rule matched), and the
+    /// remote address's membership class where the context needs it (else 0).
+    #[inline]
+    fn best_of(
+        &self,
+        context: &Context,
+        ranks: &Ranks,
+        direction: Direction,
+        h: &Header,
+    ) -> (u32, u32) {
+        let needs_class = context.needs_class(ranks);
+        match (h.remote(direction), h.local(direction)) {
+            (IpAddr::V4(r), IpAddr::V4(l)) => {
+                let (r, l) = (u32::from(r), u32::from(l));
+                let class = if needs_class {
+                    self.members.class_v4(r)
+                } else {
+                    0
+                };
+                let key = Key::new(r, l, h.src_port, h.dst_port, h.protocol);
+                (self.best(context, ranks, |u| &u.v4, &key, class), class)
+            }
+            (IpAddr::V6(r), IpAddr::V6(l)) => {
+                let (r, l) = (u128::from(r), u128::from(l));
+                let class = if needs_class {
+                    self.members.class_v6(r)
+                } else {
+                    0
+                };
+                let key = Key::new(r, l, h.src_port, h.dst_port, h.protocol);
+                (self.best(context, ranks, |u| &u.v6, &key, class), class)
+            }
+            // Invariant: `Header::new` never builds a header of mixed families; a hand-made
+            // one matches no rule (the defaults decide).
+            _ => (NONE, 0),
+        }
+    }
+
     /// Judges up to [`LANES`] IPv4 packets of one point at once (see
     /// [`Forest::lookup_lanes`]); packets of another family take the one-at-a-time path.
     /// The first `hs.len()` verdicts returned are theirs, in order.
@@ -1339,8 +1501,8 @@ impl Table {
                     .lookup_lanes(&keys, &mut best[..n], &ok);
             }
         }
-        for ((o, &b), &class) in out.iter_mut().zip(&best[..n]).zip(&classes) {
-            *o = context.verdict(ranks, b, class, &self.members);
+        for (((o, &b), &class), h) in out.iter_mut().zip(&best[..n]).zip(&classes).zip(hs) {
+            *o = context.verdict(ranks, b, class, &self.members, dead, h);
         }
         out
     }
@@ -1378,33 +1540,8 @@ impl Engine for Table {
         let d = direction_index(point.direction);
         let context = &self.contexts[self.points[point.eni as usize][d] as usize];
         let ranks = &self.ranks[d];
-        let needs_class = context.needs_class(ranks);
-        let (best, class) = match (h.remote(point.direction), h.local(point.direction)) {
-            (IpAddr::V4(r), IpAddr::V4(l)) => {
-                let (r, l) = (u32::from(r), u32::from(l));
-                let class = if needs_class {
-                    self.members.class_v4(r)
-                } else {
-                    0
-                };
-                let key = Key::new(r, l, h.src_port, h.dst_port, h.protocol);
-                (self.best(context, ranks, |u| &u.v4, &key, class), class)
-            }
-            (IpAddr::V6(r), IpAddr::V6(l)) => {
-                let (r, l) = (u128::from(r), u128::from(l));
-                let class = if needs_class {
-                    self.members.class_v6(r)
-                } else {
-                    0
-                };
-                let key = Key::new(r, l, h.src_port, h.dst_port, h.protocol);
-                (self.best(context, ranks, |u| &u.v6, &key, class), class)
-            }
-            // Invariant: `Header::new` never builds a header of mixed families; a hand-made
-            // one matches no rule (the defaults decide).
-            _ => (NONE, 0),
-        };
-        context.verdict(ranks, best, class, &self.members)
+        let (best, class) = self.best_of(context, ranks, point.direction, h);
+        context.verdict(ranks, best, class, &self.members, self.tombstones(), h)
     }
 
     /// Judges the batch in runs of up to 16 packets that share a point, walking the trees

@@ -574,6 +574,40 @@ impl State {
         out
     }
 
+    /// Per rule, whether its peer is *unresolved* (SEMANTICS 3.1): a prefix list the state
+    /// does not hold or holds without entries, or a group that no export describes and no
+    /// ENI carries. Such a rule may or may not match; engines judge it both ways.
+    pub fn unresolved_rules(&self) -> Vec<bool> {
+        let groups: HashSet<&GroupId> = self.groups.iter().map(|g| &g.id).collect();
+        let carried: HashSet<&GroupId> = self.enis.iter().flat_map(|e| &e.groups).collect();
+        let lists: HashMap<&PrefixListId, bool> = self
+            .prefix_lists
+            .iter()
+            .map(|p| (&p.id, p.entries.is_empty()))
+            .collect();
+        self.rules
+            .iter()
+            .map(|r| match &r.remote {
+                Peer::Cidr { .. } => false,
+                Peer::Group { group_id, .. } => {
+                    !groups.contains(group_id) && !carried.contains(group_id)
+                }
+                Peer::PrefixList { prefix_list_id } => {
+                    lists.get(prefix_list_id).copied().unwrap_or(true)
+                }
+            })
+            .collect()
+    }
+
+    /// The unresolved reference of a peer as text (`sg-…` or `pl-…`), for reports.
+    pub fn reference_name(peer: &Peer) -> String {
+        match peer {
+            Peer::Cidr { cidr } => cidr.to_string(),
+            Peer::Group { group_id, .. } => group_id.to_string(),
+            Peer::PrefixList { prefix_list_id } => prefix_list_id.to_string(),
+        }
+    }
+
     /// Merges another state into this one (used when several export files are given).
     /// Objects whose ID is already present are replaced by the newer one, except rules
     /// and ENIs, which are appended when new.

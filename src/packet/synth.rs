@@ -58,9 +58,54 @@ impl Rng {
     }
 }
 
+/// Whether packets of `protocol` carry ports (or, for ICMP and ICMPv6, a type and code)
+/// that rules can select: TCP, UDP, DCCP, SCTP, UDP-Lite, ICMP, ICMPv6.
+fn carries_ports(protocol: u8) -> bool {
+    matches!(protocol, 1 | 6 | 17 | 33 | 58 | 132 | 136)
+}
+
+/// IPv4 addresses no packet comes from: "this network" (0.0.0.0/8) and the reserved
+/// 240.0.0.0/4 (broadcast included).
+fn bogus_source(a: IpAddr) -> bool {
+    match a {
+        IpAddr::V4(a) => a.octets()[0] == 0 || a.octets()[0] >= 240,
+        IpAddr::V6(_) => false,
+    }
+}
+
+/// Whether every address of `c` is one no packet comes from (then a rule covers only
+/// those, and a packet aimed at it may use one).
+fn all_bogus(c: Cidr) -> bool {
+    let (lo, hi) = c.range();
+    c.family() == Family::V4 && (hi < 1 << 24 || lo >= 240 << 24)
+}
+
+/// A header that can exist on a wire (SEMANTICS-free sanity, issue 16 item 8): ICMP only
+/// over IPv4 and ICMPv6 only over IPv6, type and code 0-255, no ports on protocols
+/// without them, source different from destination, and no source in 0.0.0.0/8 or
+/// 240.0.0.0/4 unless `source_block` (where the source was drawn) holds nothing else.
+fn wire_ok(h: &Header, source_block: Option<Cidr>) -> bool {
+    let v6 = h.src.is_ipv6();
+    let family_ok = match h.protocol {
+        1 => !v6,
+        58 => v6,
+        _ => true,
+    };
+    let icmp_ok = !matches!(h.protocol, 1 | 58) || (h.src_port <= 255 && h.dst_port <= 255);
+    let ports_ok = carries_ports(h.protocol) || (h.src_port == 0 && h.dst_port == 0);
+    let source_ok = !bogus_source(h.src) || source_block.is_some_and(all_bogus);
+    family_ok && icmp_ok && ports_ok && source_ok && h.src != h.dst
+}
+
+/// `r` limited to ICMP's type and code values (0-255), else `None` when it holds none.
+fn icmp_range(r: PortRange) -> Option<PortRange> {
+    (r.lo() <= 255).then(|| PortRange::new(r.lo(), r.hi().min(255)).ok())?
+}
+
 /// A header inside the box of `rule`, as seen from `direction`, with `remote` standing in
-/// for the rule's peer. Returns `None` when the rule's local side and the remote are of
-/// different families.
+/// for the rule's peer, that can exist on a wire (see `wire_ok`). Returns `None` when the
+/// rule's local side and the remote are of different families, or no header of its box
+/// can exist (ICMP over IPv6, say); a few draws are tried before giving up.
 pub fn header_in(rng: &mut Rng, rule: &Rule, remote: Cidr) -> Option<Header> {
     let local = match rule.local {
         Some(l) if l.family() != remote.family() => return None,
@@ -68,22 +113,39 @@ pub fn header_in(rng: &mut Rng, rule: &Rule, remote: Cidr) -> Option<Header> {
         None if remote.family() == Family::V4 => Cidr::ANY_V4,
         None => Cidr::ANY_V6,
     };
-    let proto = match rule.protocol {
-        Protocol::Number(n) => n,
-        Protocol::Any => [6u8, 17, 1, 47][rng.below(4) as usize],
+    let v6 = remote.family() == Family::V6;
+    let source_block = match rule.direction {
+        Direction::Ingress => remote,
+        Direction::Egress => local,
     };
-    let (r, l) = (rng.addr(remote), rng.addr(local));
-    let (src, dst) = match rule.direction {
-        Direction::Ingress => (r, l),
-        Direction::Egress => (l, r),
-    };
-    let mut sport = rng.port(rule.src_ports);
-    let mut dport = rng.port(rule.dst_ports);
-    if matches!(proto, 1 | 58) {
-        sport = sport.min(255);
-        dport = dport.min(255);
+    for _ in 0..8 {
+        let proto = match rule.protocol {
+            Protocol::Number(n) => n,
+            Protocol::Any => [6u8, 17, if v6 { 58 } else { 1 }, 47][rng.below(4) as usize],
+        };
+        let (r, l) = (rng.addr(remote), rng.addr(local));
+        let (src, dst) = match rule.direction {
+            Direction::Ingress => (r, l),
+            Direction::Egress => (l, r),
+        };
+        let (sport, dport) = if matches!(proto, 1 | 58) {
+            let (Some(t), Some(c)) = (icmp_range(rule.src_ports), icmp_range(rule.dst_ports))
+            else {
+                return None;
+            };
+            (rng.port(t), rng.port(c))
+        } else if carries_ports(proto) {
+            (rng.port(rule.src_ports), rng.port(rule.dst_ports))
+        } else {
+            (0, 0)
+        };
+        if let Ok(h) = Header::new(src, dst, proto, sport, dport) {
+            if wire_ok(&h, Some(source_block)) {
+                return Some(h);
+            }
+        }
     }
-    Header::new(src, dst, proto, sport, dport).ok()
+    None
 }
 
 /// A rule that selects every IPv4 packet arriving at an ENI: drawing headers "inside" it
@@ -203,7 +265,9 @@ fn uniform(rng: &mut Rng, state: &State) -> Option<Header> {
     } else {
         (rng.below(65536) as u16, rng.below(65536) as u16)
     };
-    Header::new(src, dst, proto, sp, dp).ok()
+    Header::new(src, dst, proto, sp, dp)
+        .ok()
+        .filter(|h| wire_ok(h, None))
 }
 
 /// One packet aimed at `rule` (whose peer is `remote`) in the way `aim` says.
@@ -263,12 +327,15 @@ fn aimed_at(rng: &mut Rng, state: &State, rule: &Rule, remote: Cidr, aim: Aim) -
         }
         Aim::Reply => h = h.reversed(),
     }
-    if !matches!(h.protocol, 1 | 6 | 17 | 33 | 58 | 132 | 136) {
-        // Protocols without ports carry none on the wire.
-        h.src_port = 0;
-        h.dst_port = 0;
-    }
-    Header::new(h.src, h.dst, h.protocol, h.src_port, h.dst_port).ok()
+    // An edge probe may step outside what can exist (a source in 0.0.0.0/8, say): the
+    // source block is the rule's peer for ingress (its local side for egress).
+    let source_block = match rule.direction {
+        Direction::Ingress => remote,
+        Direction::Egress => rule.local.unwrap_or(Cidr::ANY_V4),
+    };
+    Header::new(h.src, h.dst, h.protocol, h.src_port, h.dst_port)
+        .ok()
+        .filter(|h| wire_ok(h, Some(source_block)))
 }
 
 /// `n` packets aimed at the rules of `state`: per packet, with probability `background`
@@ -362,7 +429,8 @@ impl Iterator for Aimed<'_> {
                 // A reply answers the rule's latest inside packet when there is one, so
                 // that connections appear in both directions.
                 if let (Aim::Reply, Some(h)) = (aim, self.last_inside[pick]) {
-                    Some((aim, h.reversed()))
+                    let reply = h.reversed();
+                    wire_ok(&reply, None).then_some((aim, reply))
                 } else {
                     let h = aimed_at(rng, self.state, rule, remote, aim);
                     if let (Aim::Inside, Some(h)) = (aim, h) {
@@ -586,6 +654,48 @@ mod tests {
             assert!(rule.matches_fields(h), "{h}");
             assert!("10.0.0.0/8".parse::<Cidr>().unwrap().contains(h.src));
         }
+    }
+
+    /// Issue 16 item 8: every synthetic header can exist on a wire, checked here without
+    /// the generator's own helper.
+    #[test]
+    fn synthetic_headers_can_exist_on_a_wire() {
+        let s: State = serde_json::from_value(serde_json::json!({
+            "groups": [{"id": "sg-a", "provider": "aws"}],
+            "rules": [
+                {"id": "all-v4", "group": "sg-a", "direction": "ingress", "action": "accept",
+                 "protocol": -1, "remote": {"cidr": "0.0.0.0/0"}},
+                {"id": "all-v6", "group": "sg-a", "direction": "ingress", "action": "accept",
+                 "protocol": -1, "remote": {"cidr": "::/0"}},
+                {"id": "icmp-any-v6", "group": "sg-a", "direction": "ingress", "action": "accept",
+                 "protocol": 1, "remote": {"cidr": "::/0"}},
+                {"id": "gre", "group": "sg-a", "direction": "egress", "action": "accept",
+                 "protocol": 47, "remote": {"cidr": "0.0.0.0/0"}},
+                {"id": "ping", "group": "sg-a", "direction": "ingress", "action": "accept",
+                 "protocol": 1, "src_ports": "8", "remote": {"cidr": "1.0.0.0/8"}}
+            ],
+            "enis": [{"id": "eni-a", "ips": ["10.0.0.1", "2001:db8::1"], "groups": ["sg-a"]}]
+        }))
+        .unwrap();
+        let all = aimed(&s, 20_000, 3, 0.3);
+        assert!(all.len() > 15_000, "{}", all.len());
+        let mut families = [false; 2];
+        for (aim, h) in &all {
+            let v6 = h.src.is_ipv6();
+            families[usize::from(v6)] = true;
+            assert_ne!(h.src, h.dst, "{aim:?} {h}");
+            match h.protocol {
+                1 => assert!(!v6 && h.src_port <= 255 && h.dst_port <= 255, "{aim:?} {h}"),
+                58 => assert!(v6 && h.src_port <= 255 && h.dst_port <= 255, "{aim:?} {h}"),
+                6 | 17 => {}
+                _ => assert_eq!((h.src_port, h.dst_port), (0, 0), "{aim:?} {h}"),
+            }
+            if let IpAddr::V4(a) = h.src {
+                let first = a.octets()[0];
+                assert!(first != 0 && first < 240, "{aim:?} {h}");
+            }
+        }
+        assert_eq!(families, [true, true]);
     }
 
     fn aws_state() -> State {

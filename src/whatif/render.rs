@@ -3,7 +3,8 @@
 
 use std::fmt::Write as _;
 
-use crate::model::{Action, Cidr, Protocol};
+use crate::classify::Decision;
+use crate::model::{Cidr, Protocol};
 use crate::whatif::report::Report;
 use crate::whatif::space::{Decider, Region};
 
@@ -50,10 +51,10 @@ impl Style {
     fn dim(&self, t: &str) -> String {
         self.paint("2", t)
     }
-    fn transition(&self, before: Action, after: Action, t: &str) -> String {
+    fn transition(&self, before: Decision, after: Decision, t: &str) -> String {
         match (before, after) {
-            (Action::Accept, Action::Drop) => self.red(t),
-            (Action::Drop, Action::Accept) => self.green(t),
+            (Decision::Accept, Decision::Drop) => self.red(t),
+            (Decision::Drop, Decision::Accept) => self.green(t),
             _ => t.to_string(),
         }
     }
@@ -341,7 +342,16 @@ pub fn text(report: &Report, colour: bool) -> String {
         "\n{}",
         st.bold("Header space that changes, from the rules alone")
     );
-    if report.header_space.is_empty() {
+    if report.header_space.is_empty()
+        && !report.revoked_rules.is_empty()
+        && report.enis_in_scope == 0
+    {
+        let _ = writeln!(
+            out,
+            "  nothing judged: no network interface of the state carries the revoked rules' \
+             groups (see the warnings)"
+        );
+    } else if report.header_space.is_empty() {
         let _ = writeln!(out, "  none: every packet keeps its verdict");
     } else {
         let grouped = rows(&report.header_space);
@@ -608,7 +618,15 @@ pub fn html(report: &Report) -> String {
             let _ = write!(body, "<p class=\"note\">⚠ {}</p>", esc(w));
         }
         body.push_str("<h2>Header space that changes (from the rules alone)</h2>");
-        if report.header_space.is_empty() {
+        if report.header_space.is_empty()
+            && !report.revoked_rules.is_empty()
+            && report.enis_in_scope == 0
+        {
+            body.push_str(
+                "<p class=\"note\">⚠ Nothing judged: no network interface of the state \
+                 carries the revoked rules' groups (see the warnings).</p>",
+            );
+        } else if report.header_space.is_empty() {
             body.push_str("<p>None: every packet keeps its verdict.</p>");
         } else {
             let rows: Vec<Vec<String>> = rows(&report.header_space)

@@ -6,8 +6,10 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde::Serialize;
 
-use crate::classify::Named;
-use crate::model::{Action, Direction, EniId, Header, Provider, Rule, RuleId, State};
+use crate::classify::{Decision, Named};
+use crate::model::{
+    Action, Direction, EniId, GroupId, Header, Peer, Provider, Rule, RuleId, State,
+};
 use crate::provider::Outcome;
 use crate::whatif::space::{Decider, Region};
 
@@ -43,6 +45,10 @@ pub struct Changed {
     pub accept_to_drop: u64,
     /// Dropped before, accepted after.
     pub drop_to_accept: u64,
+    /// Accepted or dropped before, unknown after (an unresolved reference decides).
+    pub to_unknown: u64,
+    /// Unknown before, accepted or dropped after.
+    pub from_unknown: u64,
 }
 
 /// Totals over the traffic.
@@ -58,6 +64,10 @@ pub struct Totals {
     pub dropped_before: u64,
     /// Dropped after.
     pub dropped_after: u64,
+    /// Unknown before (an unresolved reference decides).
+    pub unknown_before: u64,
+    /// Unknown after.
+    pub unknown_after: u64,
 }
 
 /// A flow (5-tuple at one ENI and direction) whose verdict changes.
@@ -115,6 +125,8 @@ pub struct Agreement {
     pub logged_accept_model_drop: u64,
     /// Records the log rejected but the model accepts (a network ACL may explain these).
     pub logged_reject_model_accept: u64,
+    /// Records the model cannot judge (an unresolved reference decides).
+    pub model_unknown: u64,
 }
 
 /// Packets accepted and dropped before and after, over one slice of time.
@@ -161,8 +173,12 @@ pub struct Report {
     pub flow_log_agreement: Option<Agreement>,
     /// Packets over time (when the traffic has timestamps), in equal buckets.
     pub timeline: Vec<Bucket>,
-    /// Things worth knowing (provider warnings, traffic that touched no ENI, …).
+    /// Things worth knowing (provider warnings, unresolved references, groups no ENI
+    /// carries, traffic that touched no ENI, …).
     pub warnings: Vec<String>,
+    /// ENIs of the state that carry a group of a revoked rule: where the header-space
+    /// answer applies. 0 with revoked rules means nothing could be judged.
+    pub enis_in_scope: usize,
 }
 
 /// The part of the report that depends on the request alone: the response, the revoked
@@ -194,8 +210,72 @@ pub fn skeleton(
         caveats,
         flow_log_agreement: None,
         timeline: Vec::new(),
-        warnings: outcome.warnings.clone(),
+        warnings: outcome
+            .warnings
+            .iter()
+            .cloned()
+            .chain(coverage_warnings(before, outcome))
+            .collect(),
+        enis_in_scope: before
+            .enis
+            .iter()
+            .filter(|e| outcome.revoked.iter().any(|r| e.groups.contains(&r.group)))
+            .count(),
     }
+}
+
+/// What would make an empty answer silently wrong (issue: "no silent nothing changes"):
+/// a state without ENIs, a revoked rule's group that no ENI carries, and references of
+/// the revoked rules' groups that the state cannot resolve or that resolve to no member.
+fn coverage_warnings(before: &State, outcome: &Outcome) -> Vec<String> {
+    let mut out = Vec::new();
+    if outcome.error.is_some() {
+        return out;
+    }
+    if before.enis.is_empty() {
+        out.push(
+            "the state holds no network interface, so no packet can be judged: export \
+             describe-network-interfaces (AWS) or DescribeNetworkInterfaces (Alibaba) too"
+                .to_string(),
+        );
+        return out;
+    }
+    let carried: BTreeSet<&GroupId> = before.enis.iter().flat_map(|e| &e.groups).collect();
+    let groups: BTreeSet<&GroupId> = outcome.revoked.iter().map(|r| &r.group).collect();
+    for g in &groups {
+        if !carried.contains(g) {
+            out.push(format!(
+                "group {g} is attached to no network interface of the state: its revoked rules \
+                 change no verdict here (export the interfaces that carry it to see their traffic)"
+            ));
+        }
+    }
+    let unresolved = before.unresolved_rules();
+    let mut seen = BTreeSet::new();
+    for (r, rule) in before.rules.iter().enumerate() {
+        if !groups.contains(&rule.group) {
+            continue;
+        }
+        let name = State::reference_name(&rule.remote);
+        if unresolved[r] {
+            if seen.insert(name.clone()) {
+                out.push(format!(
+                    "{name} (in rule {} and maybe others) is unresolved: no export describes it; \
+                     verdicts it could decide are reported as unknown",
+                    rule.id
+                ));
+            }
+        } else if let Peer::Group { group_id, .. } = &rule.remote {
+            if !carried.contains(group_id) && seen.insert(name.clone()) {
+                out.push(format!(
+                    "group {group_id} (referenced by rule {}) has no member in the state: the \
+                     reference matches no address here",
+                    rule.id
+                ));
+            }
+        }
+    }
+    out
 }
 
 fn caveats(before: &State, outcome: &Outcome, regions: &[Region]) -> Vec<String> {
@@ -203,8 +283,8 @@ fn caveats(before: &State, outcome: &Outcome, regions: &[Region]) -> Vec<String>
     if outcome.error.is_some() || outcome.revoked.is_empty() {
         return out;
     }
-    let closes = regions.iter().any(|r| r.before.action == Action::Accept);
-    let opens = regions.iter().any(|r| r.before.action == Action::Drop);
+    let closes = regions.iter().any(|r| r.before.action == Decision::Accept);
+    let opens = regions.iter().any(|r| r.before.action == Decision::Drop);
     match outcome.provider {
         Provider::Aws => {
             if closes {
@@ -214,36 +294,31 @@ fn caveats(before: &State, outcome: &Outcome, regions: &[Region]) -> Vec<String>
                      UDP: 30 s, 180 s for streams); only new connections are refused at once."
                         .to_string(),
                 );
-                // Untracked flows: an allow of 0.0.0.0/0 (or ::/0) on all ports both ways.
-                let untracked: Vec<&Rule> = outcome
+                // Untracked flows: the tracker's own definition, per ENI (AWS aggregates
+                // every group on the ENI).
+                let untracked: Vec<String> = outcome
                     .revoked
                     .iter()
-                    .filter(|r| {
-                        matches!(&r.remote, crate::model::Peer::Cidr { cidr } if cidr.is_any())
-                            && r.protocol.has_ports()
-                            || r.protocol == crate::model::Protocol::Any
-                    })
-                    .filter(|r| {
-                        before.rules.iter().any(|o| {
-                            o.group == r.group
-                                && o.direction != r.direction
-                                && matches!(&o.remote, crate::model::Peer::Cidr { cidr } if cidr.is_any())
-                                && o.dst_ports.is_any()
-                                && (o.protocol == r.protocol
-                                    || o.protocol == crate::model::Protocol::Any)
+                    .filter_map(|r| {
+                        let enis = crate::track::untracked_enis(before, r);
+                        (!enis.is_empty()).then(|| {
+                            let shown: Vec<String> =
+                                enis.iter().take(5).map(|e| e.to_string()).collect();
+                            let more = if enis.len() > 5 {
+                                format!(" and {} more", enis.len() - 5)
+                            } else {
+                                String::new()
+                            };
+                            format!("{} (on {}{more})", r.id, shown.join(", "))
                         })
                     })
                     .collect();
                 if !untracked.is_empty() {
                     out.push(format!(
-                        "AWS: {} allowed traffic from/to anywhere while the other direction is open to \
-                         anywhere on all ports, so those flows are untracked: they are cut immediately \
-                         when the rule goes, established or not.",
-                        untracked
-                            .iter()
-                            .map(|r| r.id.to_string())
-                            .collect::<Vec<_>>()
-                            .join(", ")
+                        "AWS: {} allowed traffic from/to anywhere while the other direction is open \
+                         to anywhere for its replies, one of the two on all ports, so those flows are \
+                         untracked: they are cut immediately when the rule goes, established or not.",
+                        untracked.join("; ")
                     ));
                 }
             }
@@ -297,12 +372,14 @@ impl Tally {
         let t = &mut self.totals;
         t.judged += n;
         match j.before.action {
-            Action::Accept => t.accepted_before += n,
-            Action::Drop => t.dropped_before += n,
+            Decision::Accept => t.accepted_before += n,
+            Decision::Drop => t.dropped_before += n,
+            Decision::Unknown => t.unknown_before += n,
         }
         match j.after.action {
-            Action::Accept => t.accepted_after += n,
-            Action::Drop => t.dropped_after += n,
+            Decision::Accept => t.accepted_after += n,
+            Decision::Drop => t.dropped_after += n,
+            Decision::Unknown => t.unknown_after += n,
         }
         if let Some(r) = &j.before.rule {
             *self.hits_before.entry(r.clone()).or_default() += n;
@@ -313,21 +390,15 @@ impl Tally {
         if let Some(time) = j.time_ns {
             let s = self.seconds.entry(time / 1_000_000_000).or_default();
             s.0 += n;
-            s.1 += if j.before.action == Action::Accept {
-                n
-            } else {
-                0
-            };
-            s.2 += if j.after.action == Action::Accept {
-                n
-            } else {
-                0
-            };
+            s.1 += if j.before.action.accepts() { n } else { 0 };
+            s.2 += if j.after.action.accepts() { n } else { 0 };
         }
         if let Some(logged) = j.logged {
             let a = &mut self.agreement;
             a.records += 1;
-            if logged == j.before.action {
+            if j.before.action == Decision::Unknown {
+                a.model_unknown += 1;
+            } else if Decision::from(logged) == j.before.action {
                 a.agree += 1;
             } else if logged == Action::Accept {
                 a.logged_accept_model_drop += 1;
@@ -338,9 +409,13 @@ impl Tally {
         if j.before.action == j.after.action {
             return;
         }
-        match j.before.action {
-            Action::Accept => self.changed.accept_to_drop += n,
-            Action::Drop => self.changed.drop_to_accept += n,
+        match (j.before.action, j.after.action) {
+            (Decision::Accept, Decision::Drop) => self.changed.accept_to_drop += n,
+            (Decision::Drop, Decision::Accept) => self.changed.drop_to_accept += n,
+            (_, Decision::Unknown) => self.changed.to_unknown += n,
+            (Decision::Unknown, _) => self.changed.from_unknown += n,
+            // Equal verdicts returned above.
+            _ => {}
         }
         let flow = self
             .flows

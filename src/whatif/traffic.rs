@@ -8,8 +8,8 @@
 use crate::classify::{Named, SemanticsError};
 use crate::compile::{compile, CompileError, Config, Table};
 use crate::model::{Header, State};
-use crate::packet::track::{self, Evaluator, Outcome};
 use crate::packet::{Item, Packet};
+use crate::track::{self, Evaluator, Outcome};
 use crate::whatif::report::Judged;
 
 /// Judges traffic against the state before and after a revoke.

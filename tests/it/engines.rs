@@ -6,9 +6,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use proptest::prelude::*;
-use sgsim::classify::live::{Change, Live};
 use sgsim::classify::reference::Reference;
 use sgsim::classify::{Engine, Named, Point};
+use sgsim::compile::live::{Change, Live};
 use sgsim::compile::{compile, Config};
 use sgsim::model::{Direction, Header, State};
 

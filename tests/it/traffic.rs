@@ -759,3 +759,110 @@ fn synth_writes_a_capture_that_packets_reads_back() {
     assert_eq!(lines(&stdout).len(), 300);
     assert!(err.contains("300 records, 300 decoded, 0 skipped"), "{err}");
 }
+
+#[test]
+fn eval_names_unresolved_references_of_unknown_verdicts() {
+    let dir = std::env::temp_dir().join(format!("sgsim-unresolved-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let state = dir.join("state.json");
+    std::fs::write(
+        &state,
+        r#"{"sgsim_snapshot": 1,
+  "groups": [{"id": "sg-web", "provider": "aws"}],
+  "prefix_lists": [{"id": "pl-empty", "entries": []}],
+  "rules": [
+    {"id": "sgr-pl", "group": "sg-web", "direction": "ingress", "action": "accept",
+     "protocol": "tcp", "dst_ports": "443", "remote": {"prefix_list_id": "pl-missing"}},
+    {"id": "sgr-pl2", "group": "sg-web", "direction": "ingress", "action": "accept",
+     "protocol": "tcp", "dst_ports": "443-444", "remote": {"prefix_list_id": "pl-empty"}},
+    {"id": "sgr-ssh", "group": "sg-web", "direction": "ingress", "action": "accept",
+     "protocol": "tcp", "dst_ports": "22", "remote": {"cidr": "10.0.0.0/8"}}
+  ],
+  "enis": [{"id": "eni-web", "ips": ["10.0.0.5"], "groups": ["sg-web"]}]}"#,
+    )
+    .unwrap();
+    let log = dir.join("flows.log");
+    std::fs::write(
+        &log,
+        "2 1 eni-web 203.0.113.5 10.0.0.5 40000 443 6 3 180 1 2 ACCEPT OK\n\
+         2 1 eni-web 203.0.113.5 10.0.0.5 40000 22 6 3 180 1 2 REJECT OK\n",
+    )
+    .unwrap();
+    let (code, out, err) = sgsim(&[
+        "eval",
+        "--stateless",
+        "--state",
+        state.to_str().unwrap(),
+        "--traffic",
+        log.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let v = lines(&out);
+    assert_eq!(v[0]["verdict"], "unknown");
+    assert_eq!(v[0]["reason"], "unresolved");
+    assert_eq!(v[0]["rule_id"], "sgr-pl");
+    assert_eq!(
+        v[0]["unresolved"],
+        serde_json::json!(["pl-missing", "pl-empty"])
+    );
+    assert_eq!(v[1]["verdict"], "drop");
+    assert!(v[1].get("unresolved").is_none());
+    assert_eq!(summary(&err)["unknown"], 1);
+    assert!(
+        err.contains("pl-missing is unresolved") && err.contains("pl-empty has no entries"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// AWS logs ICMP with ports `0 0` and no type or code (its documented ping example): the
+/// request is judged by what the ICMP rules allow for some type (a logged ACCEPT settles
+/// it), the reply as part of the same tracked exchange; where the log does not settle it,
+/// the verdict is unknown, never a drop of type 0.
+#[test]
+fn eval_aws_icmp_records_without_type_as_aws_logged_them() {
+    let state = path("flowlogs/aws-ping-state.json");
+    let log = path("flowlogs/aws-ping.log");
+    let (rows, s) = eval_rows(&state, &log, &[]);
+    let got: Vec<_> = rows
+        .iter()
+        .map(|r| (r.1.as_str(), r.2.as_str(), r.3.as_str(), r.4.clone()))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("ingress", "accept", "rule", Value::from("sgr-ping")),
+            ("egress", "accept", "established", Value::Null),
+        ]
+    );
+    assert_eq!(s["dropped"], 0);
+    // Without state, the reply is judged by the egress rules: none takes ICMP.
+    let (rows, _) = eval_rows(&state, &log, &["--stateless"]);
+    assert_eq!(
+        (rows[1].2.as_str(), rows[1].3.as_str()),
+        ("drop", "default")
+    );
+    // A REJECT (or no action) does not settle which type it was: unknown, and it says why.
+    let dir = std::env::temp_dir().join(format!("sgsim-ping-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let rejected = dir.join("rejected.log");
+    std::fs::write(
+        &rejected,
+        "2 123456789010 eni-1235b8ca123456789 203.0.113.12 172.31.16.139 0 0 1 4 336 1432917027 1432917142 REJECT OK\n",
+    )
+    .unwrap();
+    let (code, out, err) = sgsim(&[
+        "eval",
+        "--state",
+        &state,
+        "--traffic",
+        rejected.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let v = lines(&out);
+    assert_eq!(v[0]["verdict"], "unknown");
+    assert_eq!(v[0]["reason"], "unresolved");
+    assert_eq!(v[0]["detail"], "icmp-type-not-logged");
+    assert_eq!(v[0]["unresolved"], serde_json::json!(["icmp-type"]));
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -355,7 +355,7 @@ pub fn import(docs: &[(String, Value)]) -> Result<Imported, ImportError> {
         if let Peer::PrefixList { prefix_list_id } = &r.remote {
             if !known_lists.contains(&prefix_list_id.to_string()) {
                 warnings.push(format!(
-                    "rule {} references prefix list {prefix_list_id}, which no export describes; it matches nothing",
+                    "rule {} references prefix list {prefix_list_id}, which no export describes; where it would decide, verdicts are unknown",
                     r.id
                 ));
             }
@@ -908,7 +908,18 @@ mod tests {
             json!({"PrefixListId": "pl-1", "Entries": {"Entry": [{"Cidr": 7}]}}),
             json!([{"SecurityGroups": {"SecurityGroup": []}}, 3]),
         ] {
-            let _ = one(v);
+            // Each is refused with a message naming where, or imported as a valid state;
+            // never a panic.
+            match one(v.clone()) {
+                Err(e) => {
+                    let msg = e.to_string();
+                    assert!(msg.contains("x.json"), "{v}: {msg}");
+                }
+                Ok(imported) => imported
+                    .state
+                    .validate()
+                    .unwrap_or_else(|e| panic!("{v}: {e}")),
+            }
         }
     }
 }
