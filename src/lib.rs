@@ -52,6 +52,8 @@
 //!   [`whatif::lint`] finds shadowed, redundant and conflicting rules.
 //! - [`classbench`]: the ClassBench filter, trace and first-match formats, read into a
 //!   generic state, and a seeded ClassBench-shaped generator.
+//! - [`term`]: text bound for a terminal, control characters escaped (account data in
+//!   reports, warnings and error messages).
 //! - `internal` (hidden, not API): the harnesses the cargo-fuzz targets in `fuzz/` call
 //!   (also replayed over every committed corpus file by `cargo test`) and the synthetic
 //!   benchmark workloads.
@@ -76,5 +78,6 @@ pub mod internal;
 pub mod model;
 pub mod packet;
 pub mod provider;
+pub mod term;
 pub mod track;
 pub mod whatif;

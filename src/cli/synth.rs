@@ -1,13 +1,9 @@
 //! `sgsim synth`: write seeded synthetic traffic aimed at a state's rules as a pcap.
 
-use std::fs::File;
-use std::io::BufWriter;
 use std::path::PathBuf;
 
-use anyhow::Context as _;
-
 use super::revoke::StateArgs;
-use super::Exit;
+use super::{output, Exit};
 use sgsim::packet::synth;
 
 #[derive(clap::Args, Debug)]
@@ -17,38 +13,40 @@ pub struct SynthArgs {
     /// Where to write the capture (pcap, Ethernet, nanosecond timestamps).
     #[arg(long, value_name = "PATH")]
     pub out: PathBuf,
-    /// Number of packets.
-    #[arg(long, default_value_t = 10_000, value_name = "N")]
+    /// Number of packets (streamed to the file: memory does not grow with it).
+    #[arg(long, default_value_t = 10_000, value_name = "N",
+          value_parser = super::count(0, super::MAX_STREAMED))]
     pub packets: usize,
     /// Seed: the same state, count and seed give the same capture.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
     /// Fraction of uniform background traffic (0 to 1).
-    #[arg(long, default_value_t = 0.2, value_name = "F")]
+    #[arg(long, default_value_t = 0.2, value_name = "F", value_parser = super::fraction)]
     pub background: f64,
-    /// Timestamp of the first packet, Unix seconds (packets are 1 ms apart).
-    #[arg(long, default_value_t = 1_700_000_000, value_name = "SECS")]
+    /// Timestamp of the first packet, Unix seconds (packets are 1 ms apart; pcap holds
+    /// 32-bit seconds).
+    #[arg(long, default_value_t = 1_700_000_000, value_name = "SECS",
+          value_parser = clap::value_parser!(u64).range(0..=u64::from(u32::MAX)))]
     pub start: u64,
 }
 
 pub fn run(args: SynthArgs) -> anyhow::Result<Exit> {
+    output::check("--out", &args.out)?;
     let state = args.state.load()?;
-    let packets = synth::aimed(&state, args.packets, args.seed, args.background);
-    let file =
-        File::create(&args.out).with_context(|| format!("cannot write {}", args.out.display()))?;
-    let mut w = synth::PcapWriter::new(BufWriter::new(file))
-        .with_context(|| format!("cannot write {}", args.out.display()))?;
     let start = args.start.saturating_mul(1_000_000_000);
-    for (i, (_, h)) in packets.iter().enumerate() {
-        w.write(start + i as u64 * 1_000_000, h)
-            .with_context(|| format!("cannot write {}", args.out.display()))?;
-    }
-    w.finish()
-        .with_context(|| format!("cannot write {}", args.out.display()))?;
+    let written = output::write_with(&args.out, |out| {
+        let mut w = synth::PcapWriter::new(out)?;
+        let mut n = 0u64;
+        for (_, h) in synth::Aimed::new(&state, args.packets as u64, args.seed, args.background) {
+            w.write(start.saturating_add(n.saturating_mul(1_000_000)), &h)?;
+            n += 1;
+        }
+        w.finish()?;
+        Ok(n)
+    })?;
     eprintln!(
-        "sgsim: wrote {} packets to {}",
-        packets.len(),
-        args.out.display()
+        "sgsim: wrote {written} packets to {}",
+        sgsim::term::escape(&args.out.display().to_string())
     );
     Ok(Exit::Ok)
 }

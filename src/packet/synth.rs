@@ -343,72 +343,109 @@ fn aimed_at(rng: &mut Rng, state: &State, rule: &Rule, remote: Cidr, aim: Aim) -
 /// uniformly (with one of the blocks its peer stands for: a CIDR, a referenced group's
 /// member IPs, a prefix list's entries) and a packet inside its box, on or just past a port or prefix
 /// edge, or a reply (to the rule's latest inside packet when there is one), with the ENI IPs of the rule's group as the local side. Deterministic
-/// in `seed`.
+/// in `seed`. [`Aimed`] yields the same packets one at a time, in constant memory.
 pub fn aimed(state: &State, n: usize, seed: u64, background: f64) -> Vec<(Aim, Header)> {
-    const AIMS: [Aim; 6] = [
-        Aim::Inside,
-        Aim::PortEdgeIn,
-        Aim::PortEdgeOut,
-        Aim::AddrEdgeIn,
-        Aim::AddrEdgeOut,
-        Aim::Reply,
-    ];
-    let mut rng = Rng::new(seed);
-    // Every rule with each block its peer stands for: group references resolve to the
-    // members' private IPs, prefix lists to their entries.
-    let members = state.members();
-    let usable: Vec<(&Rule, Cidr)> = state
-        .rules
-        .iter()
-        .flat_map(|r| -> Vec<(&Rule, Cidr)> {
-            match &r.remote {
-                Peer::Cidr { cidr } => vec![(r, *cidr)],
-                Peer::Group { group_id, .. } => members
-                    .get(group_id)
-                    .into_iter()
-                    .flatten()
-                    .map(|ip| (r, Cidr::host(*ip)))
-                    .collect(),
-                Peer::PrefixList { prefix_list_id } => state
-                    .prefix_list(prefix_list_id)
-                    .into_iter()
-                    .flat_map(|pl| pl.entries.iter().map(|c| (r, *c)))
-                    .collect(),
-            }
-        })
-        .collect();
-    let threshold = (background.clamp(0.0, 1.0) * 1_000_000.0) as u64;
-    let mut last_inside: Vec<Option<Header>> = vec![None; usable.len()];
-    let mut out = Vec::with_capacity(n);
-    let mut attempts = 0usize;
-    while out.len() < n && attempts < n.saturating_mul(20).max(100) {
-        attempts += 1;
-        if usable.is_empty() || rng.below(1_000_000) < threshold {
-            if let Some(h) = uniform(&mut rng, state) {
-                out.push((Aim::Background, h));
-            }
-            continue;
-        }
-        let pick = rng.below(usable.len() as u64) as usize;
-        let (rule, remote) = usable[pick];
-        let aim = AIMS[rng.below(AIMS.len() as u64) as usize];
-        // A reply answers the rule's latest inside packet when there is one, so that
-        // connections appear in both directions.
-        if let (Aim::Reply, Some(h)) = (aim, last_inside[pick]) {
-            let reply = h.reversed();
-            if wire_ok(&reply, None) {
-                out.push((aim, reply));
-            }
-            continue;
-        }
-        if let Some(h) = aimed_at(&mut rng, state, rule, remote, aim) {
-            if aim == Aim::Inside {
-                last_inside[pick] = Some(h);
-            }
-            out.push((aim, h));
+    Aimed::new(state, n as u64, seed, background).collect()
+}
+
+/// The packets of [`aimed`], generated one at a time: memory depends on the rules, not on
+/// the packet count.
+pub struct Aimed<'s> {
+    state: &'s State,
+    rng: Rng,
+    /// Every rule with each block its peer stands for.
+    usable: Vec<(&'s Rule, Cidr)>,
+    /// Per usable block: the latest inside packet, which a reply answers.
+    last_inside: Vec<Option<Header>>,
+    /// Background probability in millionths.
+    threshold: u64,
+    /// Packets still to yield, and attempts left (an aim can miss: a rule with no room
+    /// past its edge).
+    left: u64,
+    attempts: u64,
+}
+
+impl<'s> Aimed<'s> {
+    /// Up to `n` packets aimed at the rules of `state` (see [`aimed`]); `background` is
+    /// clamped to 0..=1 (NaN counts as 0).
+    pub fn new(state: &'s State, n: u64, seed: u64, background: f64) -> Aimed<'s> {
+        // Every rule with each block its peer stands for: group references resolve to the
+        // members' private IPs, prefix lists to their entries.
+        let members = state.members();
+        let usable: Vec<(&Rule, Cidr)> = state
+            .rules
+            .iter()
+            .flat_map(|r| -> Vec<(&Rule, Cidr)> {
+                match &r.remote {
+                    Peer::Cidr { cidr } => vec![(r, *cidr)],
+                    Peer::Group { group_id, .. } => members
+                        .get(group_id)
+                        .into_iter()
+                        .flatten()
+                        .map(|ip| (r, Cidr::host(*ip)))
+                        .collect(),
+                    Peer::PrefixList { prefix_list_id } => state
+                        .prefix_list(prefix_list_id)
+                        .into_iter()
+                        .flat_map(|pl| pl.entries.iter().map(|c| (r, *c)))
+                        .collect(),
+                }
+            })
+            .collect();
+        let background = if background.is_nan() { 0.0 } else { background };
+        Aimed {
+            state,
+            rng: Rng::new(seed),
+            last_inside: vec![None; usable.len()],
+            usable,
+            threshold: (background.clamp(0.0, 1.0) * 1_000_000.0) as u64,
+            left: n,
+            attempts: n.saturating_mul(20).max(100),
         }
     }
-    out
+}
+
+impl Iterator for Aimed<'_> {
+    type Item = (Aim, Header);
+
+    fn next(&mut self) -> Option<(Aim, Header)> {
+        const AIMS: [Aim; 6] = [
+            Aim::Inside,
+            Aim::PortEdgeIn,
+            Aim::PortEdgeOut,
+            Aim::AddrEdgeIn,
+            Aim::AddrEdgeOut,
+            Aim::Reply,
+        ];
+        while self.left > 0 && self.attempts > 0 {
+            self.attempts -= 1;
+            let rng = &mut self.rng;
+            let found = if self.usable.is_empty() || rng.below(1_000_000) < self.threshold {
+                uniform(rng, self.state).map(|h| (Aim::Background, h))
+            } else {
+                let pick = rng.below(self.usable.len() as u64) as usize;
+                let (rule, remote) = self.usable[pick];
+                let aim = AIMS[rng.below(AIMS.len() as u64) as usize];
+                // A reply answers the rule's latest inside packet when there is one, so
+                // that connections appear in both directions.
+                if let (Aim::Reply, Some(h)) = (aim, self.last_inside[pick]) {
+                    let reply = h.reversed();
+                    wire_ok(&reply, None).then_some((aim, reply))
+                } else {
+                    let h = aimed_at(rng, self.state, rule, remote, aim);
+                    if let (Aim::Inside, Some(h)) = (aim, h) {
+                        self.last_inside[pick] = Some(h);
+                    }
+                    h.map(|h| (aim, h))
+                }
+            };
+            if found.is_some() {
+                self.left -= 1;
+                return found;
+            }
+        }
+        None
+    }
 }
 
 fn checksum(data: &[u8], mut sum: u32) -> u16 {
@@ -566,7 +603,9 @@ impl<W: std::io::Write> PcapWriter<W> {
         let f = frame(h, flags, self.count as u16);
         self.count = self.count.wrapping_add(1);
         let mut rec = Vec::with_capacity(16 + f.len());
-        rec.extend_from_slice(&((ts_ns / 1_000_000_000) as u32).to_le_bytes());
+        // Past 2106 the 32-bit seconds saturate.
+        let secs = u32::try_from(ts_ns / 1_000_000_000).unwrap_or(u32::MAX);
+        rec.extend_from_slice(&secs.to_le_bytes());
         rec.extend_from_slice(&((ts_ns % 1_000_000_000) as u32).to_le_bytes());
         rec.extend_from_slice(&(f.len() as u32).to_le_bytes());
         rec.extend_from_slice(&(f.len() as u32).to_le_bytes());

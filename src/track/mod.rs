@@ -58,6 +58,12 @@
 //! timestamps are assumed to be roughly in order, as captures and flow logs are). An idle
 //! flow found before its sweep is forgotten on the spot.
 //!
+//! The table is bounded ([`Config::max_flows`]): when a chunk leaves more flows than that,
+//! every expired flow is forgotten, then the least recently seen flows of all partitions
+//! together until a quarter of the bound is free ([`Stats::evicted`]), as a full
+//! connection-tracking table forgets connections. The choice depends on the flows alone, so
+//! the result does not depend on the partitioning.
+//!
 //! # Fragments
 //!
 //! A non-first fragment (no ports) takes the ports of the first fragment with the same
@@ -103,7 +109,17 @@ pub struct Config {
     /// outcomes (what a stateless filter, or a check of the rules against each flow-log
     /// record on its own, would say).
     pub stateless: bool,
+    /// The most tracked flows kept between chunks (all partitions together): past it, flows
+    /// idle past their timeout are forgotten, then the least recently seen until a
+    /// quarter of the bound is free ([`Stats::evicted`] counts them). A flow evicted early
+    /// treats its next packet as new, as a full connection-tracking table would.
+    pub max_flows: usize,
 }
+
+/// The default [`Config::max_flows`]: about 69 MiB of IPv4 flow tables (136 MiB of IPv6)
+/// at most over 8 partitions, hashbrown tables being sized in powers of two at a 7/8
+/// load.
+pub const MAX_FLOWS: usize = 1_000_000;
 
 impl Default for Config {
     fn default() -> Self {
@@ -111,6 +127,7 @@ impl Default for Config {
             only: None,
             partitions: 16,
             stateless: false,
+            max_flows: MAX_FLOWS,
         }
     }
 }
@@ -193,6 +210,9 @@ pub struct Stats {
     pub orphan_fragments: u64,
     /// Hits per rule, by table index.
     pub rule_hits: Vec<u64>,
+    /// Tracked flows forgotten before their idle timeout because the flow table was full
+    /// ([`Config::max_flows`]).
+    pub evicted: u64,
 }
 
 /// A flow key of one address family: the ENI, the protocol and both endpoints as the ENI
@@ -489,6 +509,14 @@ fn timeout(provider: Provider, protocol: u8, flips: u8) -> u64 {
 fn provider_of(enis: &[EniInfo], eni: u32) -> Provider {
     enis.get(eni as usize)
         .map_or(Provider::Generic, |e| e.provider)
+}
+
+/// Forgets the flows idle past their timeout at `latest`.
+fn sweep<A>(flows: &mut HashTable<Tracked<A>>, enis: &[EniInfo], latest: u64) {
+    flows.retain(|e| {
+        let provider = provider_of(enis, e.key.eni);
+        latest.saturating_sub(e.last_ns) <= timeout(provider, e.key.protocol, e.flips)
+    });
 }
 
 /// Judges one task against a partition's flows, with one probe of the flow table of its
@@ -977,13 +1005,6 @@ impl<'t, E: Engine + ?Sized> Evaluator<'t, E> {
             // have been judged, so that it costs at most four visits per packet.
             let due = latest >= at.saturating_add(SWEEP_EVERY) && part.since >= held / 4;
             if due || held > 2 * left + 1024 {
-                fn sweep<A>(flows: &mut HashTable<Tracked<A>>, enis: &[EniInfo], latest: u64) {
-                    flows.retain(|e| {
-                        let provider = provider_of(enis, e.key.eni);
-                        latest.saturating_sub(e.last_ns)
-                            <= timeout(provider, e.key.protocol, e.flips)
-                    });
-                }
                 sweep(&mut part.flows4, enis, latest);
                 sweep(&mut part.flows6, enis, latest);
                 part.swept = (latest, part.flows4.len() + part.flows6.len());
@@ -1012,6 +1033,42 @@ impl<'t, E: Engine + ?Sized> Evaluator<'t, E> {
                 out[slot] = o;
             }
         }
+        self.bound(latest);
+    }
+
+    /// Holds the flow tables to [`Config::max_flows`]: past it, every partition forgets
+    /// its flows idle past their timeout, then the least recently seen flows of all
+    /// partitions together are evicted until a quarter of the bound is free. The choice
+    /// depends on the flows alone, never on the partitioning.
+    fn bound(&mut self, latest: u64) {
+        let max = self.config.max_flows.max(1);
+        if self.flows() <= max {
+            return;
+        }
+        for part in &mut self.parts {
+            sweep(&mut part.flows4, &self.enis, latest);
+            sweep(&mut part.flows6, &self.enis, latest);
+            part.swept = (latest, part.flows4.len() + part.flows6.len());
+            part.since = 0;
+        }
+        let held = self.flows();
+        if held <= max {
+            return;
+        }
+        let evict = held - (max - max / 4);
+        let mut seen: Vec<u64> = Vec::with_capacity(held);
+        for part in &self.parts {
+            seen.extend(part.flows4.iter().map(|f| f.last_ns));
+            seen.extend(part.flows6.iter().map(|f| f.last_ns));
+        }
+        let (_, &mut cut, _) = seen.select_nth_unstable(evict - 1);
+        drop(seen);
+        for part in &mut self.parts {
+            part.flows4.retain(|f| f.last_ns > cut);
+            part.flows6.retain(|f| f.last_ns > cut);
+            part.swept.1 = part.flows4.len() + part.flows6.len();
+        }
+        self.stats.evicted += (held - self.flows()) as u64;
     }
 
     /// Evaluates a chunk of items (in input order); returns the outcomes in input order
@@ -1552,6 +1609,50 @@ mod tests {
         assert_eq!(ev.flows(), 2);
         ev.eval(&[pkt(2, "tcp 198.51.100.1:1 -> 198.51.100.2:2", 500_000)]);
         assert_eq!(ev.flows(), 1);
+    }
+
+    #[test]
+    fn flow_table_is_bounded_evicting_the_oldest_and_counting() {
+        let s = state();
+        let table = Table::new(&s).unwrap();
+        let run = |partitions| {
+            let config = Config {
+                partitions,
+                max_flows: 1000,
+                ..Config::default()
+            };
+            let mut ev = Evaluator::new(&table, &s, config).unwrap();
+            // 5,000 scan-like flows a second apart, well within TCP's 5-day idle timeout.
+            let mut outcomes = Vec::new();
+            for chunk in 0..10u64 {
+                let items: Vec<Item> = (0..500u64)
+                    .map(|i| {
+                        let n = chunk * 500 + i;
+                        let text = format!("tcp 203.0.113.9:{} -> 10.0.0.1:22", 10_000 + n);
+                        pkt(n, &text, n)
+                    })
+                    .collect();
+                outcomes.extend(ev.eval(&items));
+                assert!(ev.flows() <= 1000, "{}", ev.flows());
+            }
+            let held = ev.flows() as u64;
+            assert_eq!(ev.stats().evicted, 5000 - held);
+            // The reply to the first flow (evicted) is judged by the rules; the reply to
+            // the last one passes as established.
+            let replies = [
+                pkt(5000, "tcp 10.0.0.1:22 -> 203.0.113.9:10000", 5000),
+                pkt(5001, "tcp 10.0.0.1:22 -> 203.0.113.9:14999", 5000),
+            ];
+            let r = ev.eval(&replies);
+            assert_eq!((r[0].established, r[1].established), (false, true));
+            outcomes.extend(r);
+            (outcomes, ev.stats().evicted)
+        };
+        assert_eq!(
+            run(1),
+            run(4),
+            "eviction does not depend on the partitioning"
+        );
     }
 
     #[test]

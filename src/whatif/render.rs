@@ -61,10 +61,11 @@ impl Style {
 }
 
 fn who(d: &Decider) -> String {
-    match &d.rule {
+    let text = match &d.rule {
         Some(r) => format!("{} by {}", d.action, r),
         None => format!("{} by {}", d.action, d.reason),
-    }
+    };
+    escape(&text).into_owned()
 }
 
 fn cidrs(list: &[Cidr]) -> String {
@@ -179,11 +180,14 @@ fn except(gaps: &[Cidr], blocks: &[Cidr]) -> String {
 fn region_cells(row: &Row<'_>) -> Vec<String> {
     let r = row.first;
     vec![
-        r.enis
-            .iter()
-            .map(|e| e.to_string())
-            .collect::<Vec<_>>()
-            .join(","),
+        escape(
+            &r.enis
+                .iter()
+                .map(|e| e.to_string())
+                .collect::<Vec<_>>()
+                .join(","),
+        )
+        .into_owned(),
         r.direction.to_string(),
         protocols(r.protocols),
         remote_text(r.family, &row.remotes),
@@ -195,7 +199,7 @@ fn region_cells(row: &Row<'_>) -> Vec<String> {
 /// The cells every changed-flow table starts with.
 fn flow_cells(f: &crate::whatif::report::Flow) -> Vec<String> {
     vec![
-        f.eni.to_string(),
+        escape(&f.eni.to_string()).into_owned(),
         f.direction.to_string(),
         Protocol::Number(f.protocol).to_string(),
         format!("{}:{}", f.src, f.src_port),
@@ -268,15 +272,15 @@ fn visible_len(s: &str) -> usize {
 
 fn rule_cells(r: &serde_json::Value) -> Vec<String> {
     let s = |k: &str| match &r[k] {
-        serde_json::Value::String(v) => v.clone(),
+        serde_json::Value::String(v) => escape(v).into_owned(),
         serde_json::Value::Null => "-".to_string(),
-        other => other.to_string(),
+        other => escape(&other.to_string()).into_owned(),
     };
     let peer = match &r["peer"] {
         serde_json::Value::Object(o) => o
             .values()
             .filter(|v| !v.is_null())
-            .map(|v| v.as_str().map_or(v.to_string(), str::to_string))
+            .map(|v| escape(&v.as_str().map_or(v.to_string(), str::to_string)).into_owned())
             .collect::<Vec<_>>()
             .join(" "),
         _ => "-".to_string(),
@@ -312,8 +316,8 @@ pub fn text(report: &Report, colour: bool) -> String {
             out,
             "\nThe API would reject this request: HTTP {} {}: {}\nNothing is revoked and no traffic changes.",
             report.status,
-            st.red(code),
-            message
+            st.red(&escape(code)),
+            escape(message)
         );
         let _ = writeln!(out, "\nResponse:\n{}", pretty(&report.response));
         return out;
@@ -432,12 +436,14 @@ pub fn text(report: &Report, colour: bool) -> String {
                 out,
                 "\n{} {}",
                 st.bold("Rules with no hits in this traffic:"),
-                report
-                    .rules_without_hits
-                    .iter()
-                    .map(|r| r.to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                escape(
+                    &report
+                        .rules_without_hits
+                        .iter()
+                        .map(|r| r.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
             );
         }
         if let Some(a) = &report.flow_log_agreement {
@@ -455,19 +461,23 @@ pub fn text(report: &Report, colour: bool) -> String {
         }
     }
     for c in &report.caveats {
-        let _ = writeln!(out, "\n{} {c}", st.bold("Caveat:"));
+        let _ = writeln!(out, "\n{} {}", st.bold("Caveat:"), escape(c));
     }
     for w in &report.warnings {
-        let _ = writeln!(out, "{} {w}", st.bold("Warning:"));
+        let _ = writeln!(out, "{} {}", st.bold("Warning:"), escape(w));
     }
     out
 }
 
+/// Pretty JSON for the terminal: its strings escape C0 controls; DEL and C1 are escaped
+/// here, as JSON escapes.
 fn pretty(v: &serde_json::Value) -> String {
-    serde_json::to_string_pretty(v).unwrap_or_else(|_| v.to_string())
+    let text = serde_json::to_string_pretty(v).unwrap_or_else(|_| v.to_string());
+    escape_lines(&json_safe(&text)).into_owned()
 }
 
 use crate::provider::xml_escape as esc;
+use crate::term::{escape, escape_lines, json_safe};
 
 fn html_table(head: &[&str], rows: &[Vec<String>], out: &mut String) {
     out.push_str("<table><thead><tr>");

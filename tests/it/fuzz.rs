@@ -74,3 +74,8 @@ fn replay_traffic() {
 fn replay_frame() {
     replay("frame", sgsim::internal::fuzz::frame);
 }
+
+#[test]
+fn replay_synthetic() {
+    replay("synthetic", sgsim::internal::fuzz::synthetic);
+}

@@ -532,12 +532,13 @@ fn unusable_input_exits_2_naming_the_file() {
     let f = dir.join("bad.pcap");
     std::fs::write(&f, &bad).unwrap();
     let (code, _, err) = sgsim(&["packets", "--traffic", f.to_str().unwrap()]);
-    assert_eq!(
-        code, 0,
-        "a cut-short last record is counted, not fatal: {err}"
-    );
+    // Issue 22: a captured length no capture can hold, with nothing plausible after it,
+    // is not a cut-short last record: exit 2, saying how many bytes were left unread.
+    assert_eq!(code, 2, "{err}");
     assert!(
-        err.contains("bad.pcap") && err.contains("record at offset 24"),
+        err.contains("bad.pcap")
+            && err.contains("record at offset 24")
+            && err.contains("80 bytes left unread"),
         "{err}"
     );
     // A pcapng block with an impossible length in the middle of the file.
