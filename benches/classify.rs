@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use sgsim::classbench::{self, POINT};
-use sgsim::classify::live::{Change, Live};
 use sgsim::classify::{Engine, Point};
+use sgsim::compile::live::{Change, Live};
 use sgsim::compile::{compile, Config};
 use sgsim::model::{Header, State};
 use sgsim::packet::synth;
@@ -45,9 +45,9 @@ fn classify_by_rule_count(c: &mut Criterion) {
 fn classify_sg(c: &mut Criterion) {
     let mut g = c.benchmark_group("classify/sg");
     g.sample_size(10);
-    let state = sgsim::bench::sg_state(&sgsim::bench::SgShape::default(), 1);
+    let state = sgsim::internal::bench::sg_state(&sgsim::internal::bench::SgShape::default(), 1);
     let table = compile(&state, &Config::default()).expect("compiles");
-    let q = sgsim::bench::sg_queries(&state, PACKETS, 2);
+    let q = sgsim::internal::bench::sg_queries(&state, PACKETS, 2);
     let mut out = Vec::with_capacity(q.len());
     g.throughput(Throughput::Elements(q.len() as u64));
     g.bench_with_input(

@@ -14,8 +14,8 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use serde_json::json;
 use sgsim::compile::Table;
 use sgsim::model::{Header, State};
-use sgsim::packet::track::{Config, Evaluator, Outcome};
 use sgsim::packet::{read_ahead, synth, Capture, Source};
+use sgsim::track::{Config, Evaluator, Outcome};
 
 const PACKETS: usize = 1_000_000;
 /// Items per evaluation chunk, as `sgsim eval` reads them by default.

@@ -25,25 +25,26 @@
 //!   users have (query string, URL, form body, JSON), apply them with the API's exact
 //!   matching rules and validation order, and render the response or error the API returns.
 //!   A rejected revoke changes nothing.
-//! - [`compile`]: model → immutable [`compile::Table`]. Per group and direction each rule
-//!   becomes a box over five fields indexed by decision trees (or, for a large group
-//!   searched alone, RFC-style cross-product tables: a fixed sixteen loads a packet, or
-//!   where the final product would not fit, address lists intersected with service
-//!   bitsets),
-//!   ranked in evaluation order so that every ENI's group set shares its groups' indexes;
-//!   prefix-list references become
+//! - [`classify`]: the evaluation semantics of both providers (inner access first, rules
+//!   in order, defaults, unknown verdicts for unresolved references), the
+//!   [`classify::Engine`] trait (single, batch and rayon-parallel lookups) and the
+//!   linear-scan [`classify::reference::Reference`] engine (the oracle). It imports only
+//!   the model.
+//! - `index` (internal): the lookup structures over five-field boxes, each with its
+//!   builder beside its layout: decision trees (`index::tree`) and RFC-style cross-product
+//!   tables (`index::rfc`: a fixed sixteen loads a packet, or where the final product would
+//!   not fit, address lists intersected with service bitsets).
+//! - [`compile`]: model → immutable [`compile::Table`], an [`classify::Engine`]. Per group
+//!   and direction each rule is lowered to a box and indexed, ranked in evaluation order so
+//!   that every ENI's group set shares its groups' indexes; prefix-list references become
 //!   prefixes and group references a membership condition resolved once per packet. The
 //!   table reports its [`compile::Table::memory_usage`] and revises itself cheaply after a
-//!   revoke.
-//! - [`classify`]: the evaluation semantics of both providers, the [`classify::Engine`]
-//!   trait (single, batch and rayon-parallel lookups), the linear-scan
-//!   [`classify::reference::Reference`] engine (the oracle), and the
-//!   [`classify::live::Live`] table that swaps compiled tables atomically.
+//!   revoke; [`compile::live::Live`] owns the `ArcSwap` that swaps tables atomically.
 //! - [`packet`]: traffic. Streaming pcap/pcapng decoding behind a bounds-checked layer over
 //!   `pnet_packet` (chunks read ahead on their own thread and decoded on the rayon pool),
-//!   AWS and Alibaba flow logs, seeded synthetic traffic, and evaluation at the right ENI
-//!   and direction with connection state (AWS untracked flows included), partitioned by
-//!   flow for rayon, or by the rules alone.
+//!   AWS and Alibaba flow logs, and seeded synthetic traffic. It imports only the model.
+//! - [`track`]: evaluation of traffic at the right ENI and direction with connection state
+//!   (AWS untracked flows included), partitioned by flow for rayon, or by the rules alone.
 //! - [`whatif`]: the product's main job. [`whatif::plan`] applies a revoke to a copy of the
 //!   state; [`whatif::space::revoke_diff`] computes the exact header space whose verdict
 //!   changes, from the rules alone; [`whatif::traffic`] judges traffic before and after;
@@ -51,8 +52,11 @@
 //!   [`whatif::lint`] finds shadowed, redundant and conflicting rules.
 //! - [`classbench`]: the ClassBench filter, trace and first-match formats, read into a
 //!   generic state, and a seeded ClassBench-shaped generator.
-//! - [`fuzz`]: the harnesses the cargo-fuzz targets in `fuzz/` call, also replayed over
-//!   every committed corpus file by `cargo test`.
+//! - [`term`]: text bound for a terminal, control characters escaped (account data in
+//!   reports, warnings and error messages).
+//! - `internal` (hidden, not API): the harnesses the cargo-fuzz targets in `fuzz/` call
+//!   (also replayed over every committed corpus file by `cargo test`) and the synthetic
+//!   benchmark workloads.
 //!
 //! ## Guarantees
 //!
@@ -65,12 +69,15 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
-pub mod bench;
 pub mod classbench;
 pub mod classify;
 pub mod compile;
-pub mod fuzz;
+mod index;
+#[doc(hidden)]
+pub mod internal;
 pub mod model;
 pub mod packet;
 pub mod provider;
+pub mod term;
+pub mod track;
 pub mod whatif;

@@ -43,15 +43,12 @@
 //! - [`reference::Reference`]: a linear scan over the model. Obviously right; the oracle.
 //! - [`Table`](crate::compile::Table): the compiled engine (decision trees or
 //!   cross-product tables over the five header fields, built by [`crate::compile`]).
-//! - [`live::Live`]: the one owner of the `ArcSwap` holding the current [`Table`](crate::compile::Table).
+//! - [`crate::compile::live::Live`]: the one owner of the `ArcSwap` holding the current [`Table`](crate::compile::Table).
 //!
-//! All of them implement [`Engine`], which is what the behaviour suite and the property
-//! tests drive.
+//! The reference and the table implement [`Engine`], which is what the behaviour suite and
+//! the property tests drive; [`crate::compile::live::Live`] hands out snapshots of its table, which do.
 
-pub mod live;
 pub mod reference;
-pub(crate) mod rfc;
-pub(crate) mod tree;
 
 use std::collections::HashSet;
 use std::fmt;
@@ -83,6 +80,10 @@ pub enum By {
     /// change the verdict if it matched; the first such rule, by its index in the engine's
     /// rule list.
     Unresolved(u32),
+    /// No answer: an ICMP flow-log record whose type and code the log does not carry, on
+    /// which the rules give different verdicts for different types (see
+    /// [`crate::track`]).
+    UnloggedIcmp,
 }
 
 /// What a packet meets: accept, drop, or unknown where a rule with an unresolved reference
@@ -200,6 +201,7 @@ impl Named {
             By::InnerAccess(_) => (None, "inner-access"),
             By::Default => (None, "default"),
             By::Unresolved(i) => (Some(rule_id(i)), "unresolved"),
+            By::UnloggedIcmp => (None, "unresolved"),
         };
         Named {
             action: v.action,

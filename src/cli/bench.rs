@@ -19,12 +19,12 @@ use serde_json::{json, Value};
 
 use super::classbench::IndexChoice;
 use super::Exit;
-use sgsim::bench::{sg_queries, sg_state, SgShape};
 use sgsim::classbench::{self, POINT};
-use sgsim::classify::live::{Change, Live};
 use sgsim::classify::reference::Reference;
 use sgsim::classify::{Engine, Point, Verdict};
+use sgsim::compile::live::{Change, Live};
 use sgsim::compile::{compile, Config, Table};
+use sgsim::internal::bench::{sg_queries, sg_state, SgShape};
 use sgsim::model::{Header, State};
 
 /// Which rule set to measure.
@@ -39,7 +39,8 @@ enum Shape {
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// Synthetic ClassBench-shaped rule count (default workload: 10000 rules).
-    #[arg(long, value_name = "N", conflicts_with = "filters")]
+    #[arg(long, value_name = "N", conflicts_with = "filters",
+          value_parser = super::count(1, super::MAX_IN_MEMORY))]
     rules: Option<usize>,
     /// Workload shape for generated rules.
     #[arg(long, value_enum, conflicts_with = "filters")]
@@ -51,7 +52,7 @@ pub struct Args {
     #[arg(long, value_name = "T", requires = "filters")]
     trace: Option<PathBuf>,
     /// Packets per pass for generated traffic.
-    #[arg(long, default_value_t = 100_000)]
+    #[arg(long, default_value_t = 100_000, value_parser = super::count(1, super::MAX_IN_MEMORY))]
     packets: usize,
     /// Threads for the parallel batch figure (1 = single-thread only).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1024))]
@@ -63,7 +64,7 @@ pub struct Args {
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=1000))]
     revokes: u32,
     /// Upper bound on rules x packets for the reference's timed pass (it scans linearly).
-    #[arg(long, default_value_t = 200_000_000)]
+    #[arg(long, default_value_t = 200_000_000, value_parser = clap::value_parser!(u64).range(1..))]
     reference_budget: u64,
     /// Seed of generated rules and traffic.
     #[arg(long, default_value_t = 1)]
@@ -75,7 +76,8 @@ pub struct Args {
     /// repeated): at tens of millions of lookups a second, a pass over 100,000 packets
     /// takes a few milliseconds, of which rayon's hand-off and the VM's scheduling take a
     /// visible share.
-    #[arg(long, default_value_t = 1 << 20, value_name = "N")]
+    #[arg(long, default_value_t = 1 << 20, value_name = "N",
+          value_parser = super::count(1, 1 << 24))]
     parallel_batch: usize,
     /// The what-if workload instead: a capture of whole sessions (`sgsim synth --sessions`
     /// on the security-group-shaped account) of this many packets, judged before and after
@@ -230,8 +232,9 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
     let memory = table.memory_usage();
 
     // Reference engine, on a bounded sample.
-    let sample =
-        (args.reference_budget / rules.max(1) as u64).clamp(1000, queries.len() as u64) as usize;
+    let sample = (args.reference_budget / rules.max(1) as u64)
+        .max(1000)
+        .min(queries.len() as u64) as usize;
     let sampled = &queries[..sample.min(queries.len())];
     let t = Instant::now();
     let reference = Reference::new(&state)?;
@@ -277,7 +280,7 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
         "mismatches_on_sample": mismatches,
         "speedup_over_reference": round(compiled_lps / ref_lps),
     });
-    println!("{summary}");
+    println!("{}", sgsim::term::json_safe(&summary.to_string()));
     anyhow::ensure!(
         mismatches == 0,
         "{mismatches} packets judged differently by the compiled and reference engines"
@@ -360,7 +363,7 @@ fn whatif(args: &Args, packets: usize) -> anyhow::Result<Exit> {
     let (victim, plan) =
         chosen.ok_or_else(|| anyhow::anyhow!("no revoke of the workload changes anything"))?;
     let t = Instant::now();
-    let bytes = sgsim::bench::session_capture(&state, packets, args.seed);
+    let bytes = sgsim::internal::bench::session_capture(&state, packets, args.seed);
     let synth_ms = t.elapsed().as_secs_f64() * 1e3;
     let config = sgsim::whatif::traffic::Config {
         partitions: (rayon::current_num_threads() * 4).max(1),

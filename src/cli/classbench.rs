@@ -33,7 +33,7 @@ pub struct Args {
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=1000))]
     repeat: u32,
     /// Synthetic trace length when no --trace is given.
-    #[arg(long, default_value_t = 100_000)]
+    #[arg(long, default_value_t = 100_000, value_parser = super::count(1, super::MAX_IN_MEMORY))]
     packets: usize,
     /// Seed of the synthetic trace.
     #[arg(long, default_value_t = 1)]
@@ -174,7 +174,7 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
         "bytes_per_rule": round(table.memory_usage() as f64 / state.rules.len() as f64),
         "index": table.index_summary(),
     });
-    println!("{summary}");
+    println!("{}", sgsim::term::json_safe(&summary.to_string()));
     Ok(Exit::Ok)
 }
 

@@ -13,8 +13,8 @@ use super::Exit;
 use sgsim::classify::By;
 use sgsim::compile::{compile, Config};
 use sgsim::model::{Action, State};
-use sgsim::packet::track::{self, Evaluator, Outcome};
 use sgsim::packet::Item;
+use sgsim::track::{self, Evaluator, Outcome};
 
 #[derive(clap::Args, Debug)]
 pub struct EvalArgs {
@@ -36,12 +36,19 @@ pub struct EvalArgs {
     /// `established` verdicts).
     #[arg(long)]
     pub stateless: bool,
-    /// Items per evaluation chunk (read ahead while the previous one is judged).
-    #[arg(long, default_value_t = 16384, value_name = "N")]
+    /// Items per evaluation chunk (read ahead while the previous one is judged; three
+    /// chunks are held at most, so at most 2^18).
+    #[arg(long, default_value_t = 16384, value_name = "N",
+          value_parser = super::count(1, 1 << 18))]
     pub chunk: usize,
     /// Treat a malformed flow-log line as an error (exit 2) instead of a counted skip.
     #[arg(long)]
     pub strict: bool,
+    /// The most tracked connections held (then the least recently seen are evicted and
+    /// counted in the summary as `evicted_flows`).
+    #[arg(long, default_value_t = track::MAX_FLOWS, value_name = "N",
+          value_parser = super::count(1, 1 << 28))]
+    pub max_flows: usize,
 }
 
 fn outcome_json(
@@ -82,6 +89,9 @@ fn outcome_json(
             refs.dedup();
             m.insert("unresolved".into(), json!(refs));
         }
+        if let (By::UnloggedIcmp, false) = (o.verdict.by, o.established) {
+            m.insert("unresolved".into(), json!(["icmp-type"]));
+        }
         if let Some(Item::Flow(r)) = item {
             if let Some(a) = r.action {
                 m.insert(
@@ -102,7 +112,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<Exit> {
     let state = args.state.load()?;
     let table = compile(&state, &Config::default()).context("--state")?;
     for w in table.warnings() {
-        eprintln!("sgsim: warning: {w}");
+        super::warn(w);
     }
     let only = match (&args.eni, args.ip) {
         (Some(id), _) => Some(
@@ -128,6 +138,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<Exit> {
             (rayon::current_num_threads() * 4).max(1)
         },
         stateless: args.stateless,
+        max_flows: args.max_flows,
     };
     let mut evaluator = Evaluator::new(&table, &state, config).context("--state")?;
     let (mut source, len) = open(&args.traffic, args.strict)?;
@@ -139,7 +150,8 @@ pub fn run(args: EvalArgs) -> anyhow::Result<Exit> {
                 .binary_search_by_key(&o.index, |i| i.index())
                 .ok()
                 .map(|i| &chunk[i]);
-            writeln!(out, "{}", outcome_json(&table, &state, &o, item))?;
+            let line = outcome_json(&table, &state, &o, item).to_string();
+            writeln!(out, "{}", sgsim::term::json_safe(&line))?;
         }
         Ok(())
     });
@@ -155,12 +167,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<Exit> {
         }
     }
     let decode = source.summary();
-    eprintln!(
-        "sgsim: {} ({}): {}",
-        args.traffic.display(),
-        source.kind(),
-        decode
-    );
+    super::note_read(&args.traffic, &source);
     let summary = json!({
         "summary": {
             "packets": s.items,
@@ -171,6 +178,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<Exit> {
             "established": s.established,
             "unmatched_eni": s.unmatched,
             "orphan_fragments": s.orphan_fragments,
+            "evicted_flows": s.evicted,
             "rules": rules,
             "decode": {
                 "records": decode.records,
@@ -179,7 +187,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<Exit> {
             },
         }
     });
-    eprintln!("{summary}");
+    eprintln!("{}", sgsim::term::json_safe(&summary.to_string()));
     read?;
     check_usable(&source, &args.traffic)?;
     Ok(Exit::Ok)

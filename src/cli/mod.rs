@@ -5,13 +5,11 @@ mod bench;
 mod classbench;
 mod demo;
 mod eval;
+mod output;
 mod packets;
 mod revoke;
 mod synth;
 mod whatif;
-
-use std::io::Write;
-use std::path::{Path, PathBuf};
 
 use clap::{Parser, Subcommand};
 
@@ -77,9 +75,15 @@ pub fn run() -> i32 {
     quiet_on_broken_pipe();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
+        Err(e) if e.use_stderr() => {
+            // clap quotes the offending argument: no raw control characters.
+            let text = e.render().to_string();
+            eprint!("{}", sgsim::term::escape_lines(&text));
+            return 2;
+        }
         Err(e) => {
             let _ = e.print();
-            return if e.use_stderr() { 2 } else { 0 };
+            return 0;
         }
     };
     let result = match cli.command.unwrap_or(Command::Demo) {
@@ -98,7 +102,9 @@ pub fn run() -> i32 {
         Ok(Exit::Ok) => 0,
         Ok(Exit::ApiError) => 1,
         Err(e) => {
-            eprintln!("sgsim: error: {e:#}");
+            // Account data and request values reach error messages: no raw control
+            // characters on the terminal.
+            eprintln!("sgsim: error: {}", sgsim::term::escape(&format!("{e:#}")));
             2
         }
     }
@@ -108,28 +114,56 @@ pub fn run() -> i32 {
 pub fn text_or_file(arg: &str) -> anyhow::Result<String> {
     match arg.strip_prefix('@') {
         Some(path) => {
-            std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("cannot read {path}: {e}"))
+            let bytes =
+                std::fs::read(path).map_err(|e| anyhow::anyhow!("cannot read {path}: {e}"))?;
+            // As exports: a UTF-8 byte-order mark is dropped, UTF-16 and bad bytes named.
+            let text = sgsim::provider::json::text(&bytes)
+                .map_err(|e| anyhow::anyhow!("cannot read {path}: {e}"))?;
+            Ok(text.to_string())
         }
         None => Ok(arg.to_string()),
     }
 }
 
-/// Writes `contents` to `path` atomically (a temporary file renamed into place).
-pub fn write_atomic(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let tmp: PathBuf = dir.join(format!(
-        ".{}.tmp",
-        path.file_name()
-            .map(|n| n.to_string_lossy())
-            .unwrap_or_default()
-    ));
-    let mut f = std::fs::File::create(&tmp)
-        .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", tmp.display()))?;
-    f.write_all(contents)
-        .and_then(|_| f.sync_all())
-        .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", tmp.display()))?;
-    std::fs::rename(&tmp, path).map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))
+/// Prints a warning on stderr, its control characters escaped ([`sgsim::term`]).
+pub fn warn(w: &dyn std::fmt::Display) {
+    eprintln!("sgsim: warning: {}", sgsim::term::escape(&w.to_string()));
+}
+
+/// Prints what was read from a traffic input on stderr, control characters escaped (its
+/// examples quote the input).
+pub fn note_read(path: &std::path::Path, source: &sgsim::packet::Source<'_>) {
+    let text = format!(
+        "{} ({}): {}",
+        path.display(),
+        source.kind(),
+        source.summary()
+    );
+    eprintln!("sgsim: {}", sgsim::term::escape_lines(&text));
+}
+
+/// The most packets a streamed synthetic flag (`synth --packets`, `whatif --synthetic`)
+/// takes: about three minutes of generation.
+pub const MAX_STREAMED: u64 = 1_000_000_000;
+/// The most rules or packets a flag that builds them in memory takes (`bench --rules`,
+/// `--packets`): 10 million, a few hundred MB at most.
+pub const MAX_IN_MEMORY: u64 = 10_000_000;
+
+/// A count flag: an integer in `min..=max`, else clap's range error (exit 2), never a
+/// capacity overflow or an out-of-memory abort later.
+pub fn count(min: u64, max: u64) -> clap::builder::RangedU64ValueParser<usize> {
+    clap::builder::RangedU64ValueParser::<usize>::new().range(min..=max)
+}
+
+/// A fraction flag: a number in 0..=1 (NaN and infinities refused).
+pub fn fraction(text: &str) -> Result<f64, String> {
+    let x: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number"))?;
+    if (0.0..=1.0).contains(&x) {
+        Ok(x)
+    } else {
+        Err(format!("{text} is not in 0..=1"))
+    }
 }

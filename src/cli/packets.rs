@@ -118,7 +118,12 @@ pub fn run(args: PacketsArgs) -> anyhow::Result<Exit> {
         };
         match item {
             Ok(Item::Packet(p)) => writeln!(out, "{}", packet_json(&p))?,
-            Ok(Item::Flow(r)) => writeln!(out, "{}", record_json(&r))?,
+            // Flow-log records carry the log's own text (ENI IDs): no raw DEL or C1.
+            Ok(Item::Flow(r)) => writeln!(
+                out,
+                "{}",
+                sgsim::term::json_safe(&record_json(&r).to_string())
+            )?,
             Err(e) => break Err(e),
         }
         n += 1;
@@ -128,12 +133,7 @@ pub fn run(args: PacketsArgs) -> anyhow::Result<Exit> {
     };
     out.flush()?;
     bar.finish_and_clear();
-    eprintln!(
-        "sgsim: {} ({}): {}",
-        args.traffic.display(),
-        source.kind(),
-        source.summary()
-    );
+    super::note_read(&args.traffic, &source);
     result.with_context(|| format!("{}", args.traffic.display()))?;
     check_usable(&source, &args.traffic)?;
     Ok(Exit::Ok)

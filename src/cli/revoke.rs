@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use serde_json::{json, Value};
 
-use super::{text_or_file, write_atomic, Exit};
+use super::{output, text_or_file, Exit};
 use sgsim::model::State;
 use sgsim::provider::{self, Format, RawRequest};
 
@@ -21,7 +21,7 @@ impl StateArgs {
     pub fn load(&self) -> anyhow::Result<State> {
         let imported = provider::import_paths(&self.state)?;
         for w in &imported.warnings {
-            eprintln!("sgsim: warning: {w}");
+            super::warn(w);
         }
         Ok(imported.state)
     }
@@ -59,23 +59,31 @@ pub fn snapshot_json(state: &State) -> anyhow::Result<String> {
 }
 
 pub fn run_revoke(args: RevokeArgs) -> anyhow::Result<Exit> {
+    if let Some(out) = &args.out {
+        output::check("--out", out)?;
+    }
     let state = args.state.load()?;
     let text = text_or_file(&args.request)?;
     let request = RawRequest::parse(&text).context("--request")?;
     let outcome = provider::revoke(&state, &request).context("--request")?;
     for w in &outcome.warnings {
-        eprintln!("sgsim: warning: {w}");
+        super::warn(w);
     }
     let format = args.format.map(|f| match f {
         FormatArg::Json => Format::Json,
         FormatArg::Xml => Format::Xml,
     });
-    println!("{}", outcome.body(format));
+    // The body echoes request values: its lines are printed with controls escaped.
+    let body = outcome.body(format);
+    println!(
+        "{}",
+        sgsim::term::escape_lines(&sgsim::term::json_safe(&body))
+    );
     if outcome.error.is_some() {
         return Ok(Exit::ApiError);
     }
     if let Some(out) = &args.out {
-        write_atomic(out, snapshot_json(&outcome.state)?.as_bytes())?;
+        output::write(out, snapshot_json(&outcome.state)?.as_bytes())?;
     }
     Ok(Exit::Ok)
 }
@@ -91,7 +99,8 @@ pub fn run_rules(args: RulesArgs) -> anyhow::Result<Exit> {
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     for rule in &state.rules {
         use std::io::Write;
-        writeln!(out, "{}", provider::rule_json(&state, rule))?;
+        let line = provider::rule_json(&state, rule).to_string();
+        writeln!(out, "{}", sgsim::term::json_safe(&line))?;
     }
     Ok(Exit::Ok)
 }

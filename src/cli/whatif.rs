@@ -7,10 +7,11 @@ use anyhow::Context as _;
 
 use super::packets::{check_usable, for_each_chunk, open, progress};
 use super::revoke::StateArgs;
-use super::{text_or_file, write_atomic, Exit};
+use super::{output, text_or_file, Exit};
 use sgsim::model::State;
-use sgsim::packet::{synth, track};
+use sgsim::packet::synth;
 use sgsim::provider::RawRequest;
+use sgsim::track;
 use sgsim::whatif::{self, render, traffic};
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -35,7 +36,7 @@ pub struct Args {
     /// Also judge N seeded synthetic packets: whole sessions (TCP handshake, data, FIN;
     /// UDP and ICMP echo exchanges) opened by packets aimed at the rules (inside and around
     /// each rule's box, both directions, plus background).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = super::count(0, super::MAX_STREAMED))]
     synthetic: Option<usize>,
     /// Seed of the synthetic traffic.
     #[arg(long, default_value_t = 1)]
@@ -63,6 +64,12 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<Exit> {
+    if let Some(path) = &args.json {
+        output::check("--json", path)?;
+    }
+    if let Some(path) = &args.html {
+        output::check("--html", path)?;
+    }
     let state = args.state.load()?;
     let text = text_or_file(&args.request)?;
     let request = RawRequest::parse(&text).context("--request")?;
@@ -170,12 +177,7 @@ pub fn judge_traffic(
         })?;
         bar.finish_and_clear();
         check_usable(&source, path)?;
-        eprintln!(
-            "sgsim: {} ({}): {}",
-            path.display(),
-            source.kind(),
-            source.summary()
-        );
+        super::note_read(path, &source);
         run.input(whatif::report::Input {
             name,
             kind: source.kind().to_string(),
@@ -183,17 +185,22 @@ pub fn judge_traffic(
         });
     }
     if let Some((n, seed)) = synthetic {
-        let headers: Vec<_> = synth::aimed(state, n, seed, 0.2)
-            .into_iter()
-            .map(|(_, h)| h)
-            .collect();
-        // A fixed start (2026-01-01T00:00:00Z): the report stays deterministic.
-        run.feed(&traffic::synthetic_sessions(
-            &headers,
-            n,
-            1_767_225_600_000_000_000,
-            seed,
-        ));
+        // Generated and judged a block at a time: memory does not grow with `n`. A fixed
+        // start (2026-01-01T00:00:00Z): the report stays deterministic.
+        let mut done = 0u64;
+        synth::sessions_streamed(state, n as u64, seed, 0.2, |block| {
+            let start = 1_767_225_600_000_000_000 + done * 1_000_000;
+            let mut items = traffic::synthetic_items_with_flags(block, start);
+            for item in &mut items {
+                if let sgsim::packet::Item::Packet(p) = item {
+                    p.index += done;
+                }
+            }
+            run.feed(&items);
+            done += block.len() as u64;
+            Ok::<(), std::convert::Infallible>(())
+        })
+        .unwrap_or_else(|never| match never {});
         run.end_input();
         run.input(whatif::report::Input {
             name: "synthetic".into(),
@@ -204,6 +211,13 @@ pub fn judge_traffic(
         });
     }
     run.finish(&mut plan.report, state);
+    if plan.report.packets.judged == 0 {
+        plan.report.warnings.push(
+            "no packet or record of the traffic was judged (none touched an ENI of the state): \
+             the traffic sections say nothing about this revoke"
+                .to_string(),
+        );
+    }
     Ok(())
 }
 
@@ -216,14 +230,14 @@ pub fn emit(
 ) -> anyhow::Result<()> {
     let json_text = serde_json::to_string_pretty(report)?;
     match output {
-        Output::Json => println!("{json_text}"),
+        Output::Json => println!("{}", sgsim::term::json_safe(&json_text)),
         Output::Text => print!("{}", render::text(report, std::io::stdout().is_terminal())),
     }
     if let Some(path) = json {
-        write_atomic(path, json_text.as_bytes())?;
+        output::write(path, json_text.as_bytes())?;
     }
     if let Some(path) = html {
-        write_atomic(path, render::html(report).as_bytes())?;
+        output::write(path, render::html(report).as_bytes())?;
     }
     Ok(())
 }
@@ -282,18 +296,20 @@ pub fn run_lint(args: LintArgs) -> anyhow::Result<Exit> {
     };
     if args.json {
         for f in &findings {
-            println!("{}", serde_json::to_string(f)?);
+            println!("{}", sgsim::term::json_safe(&serde_json::to_string(f)?));
         }
         for r in &unhit {
-            println!("{}", serde_json::json!({"rule": r, "kind": "no_hits"}));
+            let line = serde_json::json!({"rule": r, "kind": "no_hits"}).to_string();
+            println!("{}", sgsim::term::json_safe(&line));
         }
         return Ok(Exit::Ok);
     }
     if !unhit.is_empty() {
-        println!(
+        let line = format!(
             "no_hits            rules that decided none of the traffic: {}",
             unhit.join(", ")
         );
+        println!("{}", sgsim::term::escape(&line));
     }
     if findings.is_empty() {
         println!("no shadowed, redundant or conflicting rules");
@@ -311,7 +327,7 @@ pub fn run_lint(args: LintArgs) -> anyhow::Result<Exit> {
             } else {
                 format!(" ({})", f.related.join(", "))
             };
-            println!(
+            let line = format!(
                 "{:<18} {:<7} {:<28} {}{}",
                 kind.as_str().unwrap_or("?"),
                 f.direction,
@@ -319,6 +335,7 @@ pub fn run_lint(args: LintArgs) -> anyhow::Result<Exit> {
                 enis,
                 related
             );
+            println!("{}", sgsim::term::escape(&line));
         }
     }
     Ok(Exit::Ok)

@@ -10,7 +10,7 @@
 //!   rank exactly as that set's evaluation order says, so trees need not be built per set.
 //! - *Units*: per (group, direction) with rules, the index of that group's rules (ranks
 //!   as above). A unit is shared by every group set holding the group. IPv6 rules are in
-//!   a forest. IPv4 rules are in cross-product tables (`classify::rfc`) when the unit has
+//!   a forest. IPv4 rules are in cross-product tables (`index::rfc`) when the unit has
 //!   at least [`Config::cross_min_filters`] of them, no ENI searches it with another
 //!   unit of the same direction, and the tables fit [`Config::cross_bytes_per_filter`];
 //!   else in a forest. Tables answer in a fixed number of loads (plus a short list walk
@@ -60,8 +60,7 @@
 //! module); [`Engine::classify_par_into`] hands 4096-packet chunks of the batch path to rayon,
 //! each writing straight into its part of a reused output.
 
-pub(crate) mod rfc;
-pub(crate) mod tree;
+pub mod live;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -73,12 +72,13 @@ use ip_network::{Ipv4Network, Ipv6Network};
 use ip_network_table::IpNetworkTable;
 use rustc_hash::FxHashMap;
 
-use crate::classify::rfc::Rfc;
-use crate::classify::tree::{Bounds, Filter, Forest, Key, Word, DIMS, LANES, NONE};
 use crate::classify::{
     rule_order, size_output, Decision, Engine, Point, Semantics, SemanticsError, Verdict,
     DEFAULT_VERDICT,
 };
+use crate::index::boxes::{Bounds, Filter, Word, DIMS};
+use crate::index::rfc::{build as rfc, Rfc};
+use crate::index::tree::{build as tree, Forest, Key, LANES, NONE};
 use crate::model::{
     Action, Cidr, Direction, EniId, Family, GroupId, Header, Peer, PortRange, Protocol, Rule,
     RuleId, State,
@@ -92,13 +92,13 @@ pub struct Config {
     /// A tree of at least this many rules whose rules each lie in one or two blocks of an
     /// address field (addresses sharing their top bits) starts from a table of the blocks'
     /// subtrees (16 bytes a rule, 256 KiB at most) when they fall in enough distinct
-    /// blocks (see `classify::tree`).
+    /// blocks (see `index::tree`).
     pub blocks_min_filters: usize,
     /// When more than this fraction of a table's rules are tombstoned, the next revise
     /// rebuilds everything.
     pub max_dead_fraction: f64,
     /// A group's IPv4 filters in one direction are indexed by cross-product tables
-    /// (`classify::rfc`) instead of trees when there are at least this many of them
+    /// (`index::rfc`) instead of trees when there are at least this many of them
     /// (`usize::MAX`: never) and the tables fit `cross_bytes_per_filter`.
     pub cross_min_filters: usize,
     /// Tables only for groups searched alone: no ENI has another group with rules in that
@@ -110,7 +110,7 @@ pub struct Config {
     pub cross_bytes_per_filter: usize,
     /// Whether cross-product tables may end in the final phase of the full product
     /// (fastest where it fits); else only the split tail (address lists intersected with
-    /// service bitsets, see `classify::rfc`) is tried, which is for comparisons.
+    /// service bitsets, see `index::rfc`) is tried, which is for comparisons.
     pub cross_product_tail: bool,
 }
 
@@ -122,10 +122,12 @@ pub struct IndexSummary {
     /// Units whose IPv4 rules are in cross-product tables.
     pub cross_product_tables: usize,
     /// Of those, the tables whose last phase is split: address classes listing filters,
-    /// service classes as bitsets, intersected at lookup (see `classify::rfc`).
+    /// service classes as bitsets, intersected at lookup (see `index::rfc`).
     pub split_tables: usize,
     /// Units whose IPv4 rules are in decision trees.
     pub trees: usize,
+    /// Trees (IPv4 and IPv6, across units) that start from a table of address blocks.
+    pub block_trees: usize,
 }
 
 /// The smallest budget cross-product tables get, whatever the number of filters: their
@@ -1333,11 +1335,23 @@ impl Table {
             .iter()
             .filter(|u| matches!(&u.v4, V4::Tables(t) if t.split()))
             .count();
+        let block_trees = self
+            .units
+            .iter()
+            .map(|u| {
+                let v4 = match &u.v4 {
+                    V4::Trees(f) => f.block_trees(),
+                    V4::Tables(_) => 0,
+                };
+                v4 + u.v6.block_trees()
+            })
+            .sum();
         IndexSummary {
             units: self.units.len(),
             cross_product_tables: tables,
             split_tables,
             trees: self.units.len() - tables,
+            block_trees,
         }
     }
 

@@ -270,6 +270,11 @@ impl PortRange {
     pub fn covers(&self, other: &PortRange) -> bool {
         self.lo <= other.lo && other.hi <= self.hi
     }
+
+    /// Whether some value lies in both ranges.
+    pub fn intersects(&self, other: PortRange) -> bool {
+        self.lo <= other.hi && other.lo <= self.hi
+    }
 }
 
 impl FromStr for PortRange {

@@ -19,8 +19,9 @@ use rayon::prelude::*;
 use super::decode::{decode, Meta, Packet, Skip};
 use super::Summary;
 
-/// The most a single record may take in memory before the file is declared unusable.
-const MAX_RECORD: usize = 256 << 20;
+/// The most a single record or block may take in memory before the file is declared
+/// unusable: twice the largest legacy record ([`SNAPLEN_CEILING`]), as the buffer doubles.
+const MAX_RECORD: usize = 32 << 20;
 const INITIAL_CAPACITY: usize = 1 << 20;
 
 /// Why a capture cannot be read (any further).
@@ -43,11 +44,26 @@ pub enum CaptureError {
         /// What the parser said.
         what: String,
     },
-    /// A record larger than 256 MiB.
+    /// A record or block larger than 32 MiB (a pcapng block declaring more is refused
+    /// before it is read).
     #[error("record at offset {offset} is larger than {MAX_RECORD} bytes")]
     TooLarge {
         /// Byte offset of the record.
         offset: u64,
+    },
+    /// A legacy pcap record whose captured length no capture can hold, with no plausible
+    /// record after it to resynchronise on: the rest of the input is left unread.
+    #[error(
+        "corrupt pcap record at offset {offset}: captured length {caplen} is beyond any \
+         snapshot length and no plausible record follows it; {unread} bytes left unread"
+    )]
+    Unsynchronised {
+        /// Byte offset of the record.
+        offset: u64,
+        /// The captured length it claims.
+        caplen: u32,
+        /// Bytes from the record to the end of the input.
+        unread: u64,
     },
     /// Reading failed.
     #[error("read error at offset {offset}")]
@@ -67,7 +83,20 @@ struct Legacy {
     big: bool,
     /// Record header length: 16, or 24 in the "modified" format.
     header: usize,
+    /// The largest captured length a record may claim: the file's snapshot length, at
+    /// least 256 KiB (libpcap's largest) and at most 16 MiB. A larger one is corrupt.
+    limit: usize,
 }
+
+/// The smallest and largest [`Legacy::limit`].
+const SNAPLEN_FLOOR: usize = 256 << 10;
+const SNAPLEN_CEILING: usize = 16 << 20;
+
+/// How a corrupt record or block is counted in the summary.
+const CORRUPT_LEGACY: &str =
+    "pcap record with an impossible captured length (skipped to the next plausible record)";
+const CORRUPT_NG: &str =
+    "pcapng block whose contents contradict its length (skipped by its total length)";
 
 impl Legacy {
     fn word(&self, b: &[u8], at: usize) -> u32 {
@@ -80,11 +109,49 @@ impl Legacy {
     }
 
     /// The length of the record that starts `b`, header included, when `b` holds all of
-    /// it.
+    /// it and its captured length is plausible.
     fn complete(&self, b: &[u8]) -> Option<usize> {
         let head = b.get(..self.header)?;
-        let len = self.header.saturating_add(self.word(head, 8) as usize);
-        (len <= b.len()).then_some(len)
+        let caplen = self.word(head, 8) as usize;
+        let len = self.header.saturating_add(caplen);
+        (caplen <= self.limit && len <= b.len()).then_some(len)
+    }
+
+    /// The captured length the record starting `b` claims, when `b` holds its header and
+    /// the length is beyond [`Legacy::limit`].
+    fn impossible(&self, b: &[u8]) -> Option<u32> {
+        let head = b.get(..self.header)?;
+        let caplen = self.word(head, 8);
+        (caplen as usize > self.limit).then_some(caplen)
+    }
+
+    /// Whether a record header plausibly starts `b` (a resynchronisation candidate): a
+    /// captured length of 1 byte to the limit, an original length no shorter, and a
+    /// sub-second field below one second.
+    fn plausible(&self, b: &[u8]) -> bool {
+        let Some(head) = b.get(..self.header) else {
+            return false;
+        };
+        let (frac, caplen, origlen) = (self.word(head, 4), self.word(head, 8), self.word(head, 12));
+        let second = if self.ns { 1_000_000_000 } else { 1_000_000 };
+        caplen >= 1
+            && caplen as usize <= self.limit
+            && origlen >= caplen
+            && origlen <= 1 << 24
+            && frac < second
+    }
+
+    /// Where, after the corrupt record starting `b`, two plausible records follow each
+    /// other (the second may end exactly at the end of the input, when `end` says `b`
+    /// holds all of it).
+    fn resync(&self, b: &[u8], end: bool) -> Option<usize> {
+        (1..b.len().saturating_sub(self.header)).find(|&at| {
+            if !self.plausible(&b[at..]) {
+                return false;
+            }
+            let next = at + self.header + self.word(b, at + 8) as usize;
+            (end && next == b.len()) || self.plausible(b.get(next..).unwrap_or(&[]))
+        })
     }
 
     /// The metadata of record `index` from its header fields.
@@ -268,6 +335,12 @@ impl<'r> Capture<'r> {
     ) -> Option<Result<(), CaptureError>> {
         while !self.done {
             let offset = self.inner.consumed() as u64;
+            if let Some(caplen) = self.legacy.and_then(|l| l.impossible(self.inner.data())) {
+                if let Err(e) = self.resync_legacy(offset, caplen) {
+                    return self.fail(e);
+                }
+                continue;
+            }
             // The block borrows the reader's buffer: the sink copies or decodes the frame
             // before the block is consumed.
             let step = match self.inner.next() {
@@ -285,14 +358,27 @@ impl<'r> Capture<'r> {
                 }
                 Err(PcapError::Eof) => Err(None),
                 Err(PcapError::UnexpectedEof) => {
+                    if self.skip_ng_block(offset) {
+                        continue;
+                    }
                     if self.inner.data().is_empty() {
                         Err(None)
                     } else {
                         Err(Some(Ok(())))
                     }
                 }
-                Err(PcapError::Incomplete(_)) => Err(Some(Err(0))),
-                Err(PcapError::BufferTooSmall) => Err(Some(Err(1))),
+                Err(PcapError::Incomplete(_)) => {
+                    if self.skip_ng_block(offset) {
+                        continue;
+                    }
+                    Err(Some(Err(0)))
+                }
+                Err(PcapError::BufferTooSmall) => {
+                    if self.skip_ng_block(offset) {
+                        continue;
+                    }
+                    Err(Some(Err(1)))
+                }
                 Err(PcapError::ReadError) => Err(Some(Err(2))),
                 Err(e) => {
                     let what = match e {
@@ -302,6 +388,9 @@ impl<'r> Capture<'r> {
                         PcapError::HeaderNotRecognized => "header not recognized".to_string(),
                         other => format!("{other:?}").chars().take(80).collect(),
                     };
+                    if self.skip_ng_block(offset) {
+                        continue;
+                    }
                     return self.fail(CaptureError::Corrupt {
                         format: self.format,
                         offset,
@@ -335,6 +424,12 @@ impl<'r> Capture<'r> {
                     }
                 }
                 Err(Some(Err(1))) => {
+                    if self
+                        .declared_ng_length()
+                        .is_some_and(|len| len > MAX_RECORD)
+                    {
+                        return self.fail(CaptureError::TooLarge { offset });
+                    }
                     self.capacity *= 2;
                     if self.capacity > MAX_RECORD || !self.inner.grow(self.capacity) {
                         return self.fail(CaptureError::TooLarge { offset });
@@ -347,6 +442,118 @@ impl<'r> Capture<'r> {
             }
         }
         None
+    }
+
+    /// Fills the reader's buffer as far as its capacity and the input allow.
+    fn fill(&mut self) -> Result<(), CaptureError> {
+        while !self.inner.reader_exhausted() && self.inner.data().len() < self.capacity {
+            let before = (self.inner.data().len(), self.inner.position());
+            let offset = self.inner.consumed() as u64;
+            self.inner
+                .refill()
+                .map_err(|_| CaptureError::Read { offset })?;
+            if (self.inner.data().len(), self.inner.position()) == before {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// A legacy record at `offset` claims `caplen` captured bytes, more than any record
+    /// can hold: skips to the next two plausible records in the buffer and counts the
+    /// skipped bytes as one corrupt record, or, when none follow, reads the rest of the
+    /// input to count it and fails with [`CaptureError::Unsynchronised`].
+    fn resync_legacy(&mut self, offset: u64, caplen: u32) -> Result<(), CaptureError> {
+        let Some(legacy) = self.legacy else {
+            return Ok(());
+        };
+        self.fill()?;
+        let end = self.inner.reader_exhausted();
+        if let Some(at) = legacy.resync(self.inner.data(), end) {
+            self.inner.consume_noshift(at);
+            self.index += 1;
+            self.summary.records += 1;
+            self.summary.skip(&CORRUPT_LEGACY);
+            self.summary.example(format!(
+                "pcap record at offset {offset}: captured length {caplen} is beyond the \
+                 snapshot length; {at} bytes skipped to the next plausible record at offset {}",
+                offset + at as u64
+            ));
+            return Ok(());
+        }
+        // Read the rest, a buffer at a time, only to count it.
+        let mut unread = 0u64;
+        loop {
+            let n = self.inner.data().len();
+            unread += n as u64;
+            self.inner.consume_noshift(n);
+            if self.inner.reader_exhausted() || self.inner.refill().is_err() {
+                break;
+            }
+        }
+        Err(CaptureError::Unsynchronised {
+            offset,
+            caplen,
+            unread,
+        })
+    }
+
+    /// pcapng: the total length the block at the start of the buffer declares (the smaller
+    /// of its two byte orders: the section's is not kept).
+    fn declared_ng_length(&self) -> Option<usize> {
+        if self.format != "pcapng" {
+            return None;
+        }
+        let w: [u8; 4] = self.inner.data().get(4..8)?.try_into().ok()?;
+        Some(u32::from_le_bytes(w).min(u32::from_be_bytes(w)) as usize)
+    }
+
+    /// pcapng: when the block at `offset` is complete by its own framing (total length at
+    /// both ends, in the buffer) yet does not parse or claims more than it holds, skips it
+    /// by its total length and counts it. Returns whether it did.
+    fn skip_ng_block(&mut self, offset: u64) -> bool {
+        if self.format != "pcapng" {
+            return false;
+        }
+        let data = self.inner.data();
+        let framed = |big: bool| {
+            let word = |at: usize| {
+                let w: [u8; 4] = data.get(at..at + 4)?.try_into().ok()?;
+                Some(if big {
+                    u32::from_be_bytes(w)
+                } else {
+                    u32::from_le_bytes(w)
+                })
+            };
+            let len = word(4)? as usize;
+            (len >= 12
+                && len.is_multiple_of(4)
+                && len <= data.len()
+                && word(len - 4)? as usize == len)
+                .then_some(len)
+        };
+        let Some(len) = framed(false).or_else(|| framed(true)) else {
+            return false;
+        };
+        let kind = data
+            .get(..4)
+            .map_or(0, |k| u32::from_le_bytes([k[0], k[1], k[2], k[3]]));
+        if kind == 0x0a0d_0d0a {
+            // A section header that does not parse: its byte order is unknown, so is the
+            // rest of the section.
+            return false;
+        }
+        if matches!(kind, 2 | 3 | 6) {
+            // A packet block: it keeps its place in the numbering.
+            self.index += 1;
+        }
+        self.inner.consume_noshift(len);
+        self.summary.records += 1;
+        self.summary.skip(&CORRUPT_NG);
+        self.summary.example(format!(
+            "pcapng block at offset {offset} ({len} bytes): its contents contradict its length"
+        ));
+        true
     }
 
     /// Counts one decode result in the summary, returning the packet.
@@ -557,6 +764,7 @@ impl Stepper<'_> {
                     // pcap-parser reads "modified" records little-endian.
                     big: h.is_bigendian() && !modified,
                     header: if modified { 24 } else { 16 },
+                    limit: (h.snaplen as usize).clamp(SNAPLEN_FLOOR, SNAPLEN_CEILING),
                 });
                 Step::Meta
             }
@@ -566,6 +774,7 @@ impl Stepper<'_> {
                     ns: false,
                     big: false,
                     header: 16,
+                    limit: SNAPLEN_CEILING,
                 });
                 let meta = legacy.meta(*self.index, b.ts_sec, b.ts_usec, b.origlen);
                 let cut = (b.caplen as usize).min(b.data.len());
@@ -769,6 +978,182 @@ mod tests {
         ));
         assert!(Capture::new(&b"hello world, not a capture"[..]).is_err());
         assert!(matches!(Capture::new(&b""[..]), Err(CaptureError::Empty)));
+    }
+
+    /// The Ethernet/IPv4/UDP frame of record `i` of [`pcap_of`] (without its tail).
+    fn udp_frame(i: u32) -> Vec<u8> {
+        let mut frame = vec![0u8; 12];
+        frame.extend_from_slice(&[0x08, 0x00]);
+        frame.extend_from_slice(&[
+            0x45, 0, 0, 28, 0, 0, 0, 0, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2,
+        ]);
+        frame.extend_from_slice(&(53 + i as u16).to_be_bytes());
+        frame.extend_from_slice(&[0x30, 0x39, 0, 8, 0, 0]);
+        frame
+    }
+
+    /// A little-endian pcapng block of `kind` with `body`, padded to 32 bits.
+    fn ng_block(kind: u32, body: &[u8]) -> Vec<u8> {
+        let mut body = body.to_vec();
+        body.resize(body.len().div_ceil(4) * 4, 0);
+        let len = (body.len() + 12) as u32;
+        let mut b = Vec::new();
+        b.extend_from_slice(&kind.to_le_bytes());
+        b.extend_from_slice(&len.to_le_bytes());
+        b.extend_from_slice(&body);
+        b.extend_from_slice(&len.to_le_bytes());
+        b
+    }
+
+    /// An enhanced packet block on interface 0 whose captured length field says `caplen`.
+    fn epb(frame: &[u8], caplen: u32) -> Vec<u8> {
+        let mut body = Vec::new();
+        body.extend_from_slice(&0u32.to_le_bytes());
+        body.extend_from_slice(&0u32.to_le_bytes());
+        body.extend_from_slice(&1000u32.to_le_bytes());
+        body.extend_from_slice(&caplen.to_le_bytes());
+        body.extend_from_slice(&(frame.len() as u32).to_le_bytes());
+        body.extend_from_slice(frame);
+        ng_block(6, &body)
+    }
+
+    /// A pcapng file (one Ethernet interface) of the blocks.
+    fn pcapng_of(blocks: &[Vec<u8>]) -> Vec<u8> {
+        let mut shb = Vec::new();
+        shb.extend_from_slice(&0x1a2b_3c4du32.to_le_bytes());
+        shb.extend_from_slice(&1u16.to_le_bytes());
+        shb.extend_from_slice(&0u16.to_le_bytes());
+        shb.extend_from_slice(&(-1i64).to_le_bytes());
+        let mut idb = Vec::new();
+        idb.extend_from_slice(&1u16.to_le_bytes());
+        idb.extend_from_slice(&0u16.to_le_bytes());
+        idb.extend_from_slice(&65535u32.to_le_bytes());
+        let mut f = ng_block(0x0a0d_0d0a, &shb);
+        f.extend(ng_block(1, &idb));
+        for b in blocks {
+            f.extend_from_slice(b);
+        }
+        f
+    }
+
+    /// Reads `data` whole with the iterator and in chunks; both must agree.
+    fn read_both(data: &[u8]) -> (Vec<Packet>, Summary, Option<CaptureError>) {
+        let mut one = Capture::new(data).unwrap();
+        let mut packets = Vec::new();
+        let mut error = None;
+        for p in one.by_ref() {
+            match p {
+                Ok(p) => packets.push(p),
+                Err(e) => error = Some(e),
+            }
+        }
+        let summary = one.into_summary();
+        let mut chunked = Capture::new(data).unwrap();
+        let mut again: Vec<Packet> = Vec::new();
+        let chunk_error = loop {
+            match chunked.read_chunk(100, &mut again) {
+                Ok(true) => {}
+                Ok(false) => break None,
+                Err(e) => break Some(e),
+            }
+        };
+        assert_eq!(again, packets);
+        assert_eq!(chunked.summary(), &summary);
+        assert_eq!(chunk_error, error);
+        (packets, summary, error)
+    }
+
+    #[test]
+    fn pcapng_block_with_caplen_past_its_block_is_skipped_and_counted() {
+        let mut blocks = vec![epb(&udp_frame(0), 42)];
+        // Captured length 70,000 in a block of 96 bytes: the block is skipped by its
+        // total length, and the 1,000 good blocks after it are read.
+        blocks.push(epb(&udp_frame(1), 70_000));
+        blocks.push(epb(&udp_frame(2), u32::MAX - 2));
+        blocks.extend((3..1003).map(|i| epb(&udp_frame(i), 42)));
+        let (packets, summary, error) = read_both(&pcapng_of(&blocks));
+        assert_eq!(error, None);
+        assert_eq!(packets.len(), 1001);
+        assert_eq!(packets.last().unwrap().header.src_port, 53 + 1002);
+        assert_eq!(packets.last().unwrap().index, 1002);
+        assert_eq!((summary.records, summary.decoded), (1003, 1001));
+        assert_eq!(summary.skipped[CORRUPT_NG], 2, "{summary}");
+        assert!(summary.examples[0].contains("offset"), "{summary}");
+    }
+
+    /// Sets the captured length of record `i` of a [`pcap_of`] file (little-endian, µs).
+    fn corrupt_caplen(data: &mut [u8], i: usize, caplen: u32) -> usize {
+        let mut at = 24;
+        for _ in 0..i {
+            let len = u32::from_le_bytes(data[at + 8..at + 12].try_into().unwrap());
+            at += 16 + len as usize;
+        }
+        data[at + 8..at + 12].copy_from_slice(&caplen.to_le_bytes());
+        at
+    }
+
+    #[test]
+    fn pcap_record_with_absurd_caplen_resynchronises() {
+        let mut data = pcap_of(false, false, false, 1_001);
+        let at = corrupt_caplen(&mut data, 1, 0x7fff_ffff);
+        let (packets, summary, error) = read_both(&data);
+        assert_eq!(error, None);
+        assert_eq!(summary.records, 1_001, "{summary}");
+        assert_eq!(summary.skipped[CORRUPT_LEGACY], 1, "{summary}");
+        assert!(
+            summary.examples[0].contains(&format!("offset {at}")),
+            "{summary}"
+        );
+        // Every record after the corrupt one is read (1,000 is not IP: 999 is the last
+        // packet), starting with the next one, no garbage between.
+        let after: Vec<u64> = packets
+            .iter()
+            .map(|p| p.index)
+            .filter(|&i| i > 0)
+            .take(2)
+            .collect();
+        assert_eq!(after, [2, 3]);
+        assert_eq!(packets[1].header.src_port, 53 + 2);
+        assert_eq!(packets.last().unwrap().header.src_port, 53 + 999);
+        assert_eq!(packets.last().unwrap().index, 999);
+    }
+
+    #[test]
+    fn pcap_record_with_absurd_caplen_and_nothing_after_says_bytes_unread() {
+        // The corrupt record is followed by bytes no record header fits.
+        let mut data = pcap_of(false, false, false, 3);
+        let at = corrupt_caplen(&mut data, 2, 0x7fff_ffff);
+        data.extend(std::iter::repeat_n(0xffu8, 70_000));
+        let (packets, _, error) = read_both(&data);
+        assert_eq!(packets.len(), 2);
+        let unread = (data.len() - at) as u64;
+        assert_eq!(
+            error,
+            Some(CaptureError::Unsynchronised {
+                offset: at as u64,
+                caplen: 0x7fff_ffff,
+                unread
+            })
+        );
+        let message = error.unwrap().to_string();
+        assert!(
+            message.contains(&format!("{unread} bytes left unread")),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn pcapng_block_declaring_gigabytes_is_refused_before_it_is_read() {
+        let mut data = pcapng_of(&[epb(&udp_frame(0), 42)]);
+        data.extend_from_slice(&6u32.to_le_bytes());
+        data.extend_from_slice(&0x7fff_fff0u32.to_le_bytes());
+        data.resize(data.len() + (3 << 20), 0);
+        let (packets, _, error) = read_both(&data);
+        assert_eq!(packets.len(), 1);
+        assert!(
+            matches!(error, Some(CaptureError::TooLarge { .. })),
+            "{error:?}"
+        );
     }
 
     #[test]

@@ -19,7 +19,7 @@
 //! A first fragment (offset 0) is decoded as usual and marked with [`Fragment`]. A
 //! non-first fragment carries no upper-layer header: its ports (or ICMP type/code) are
 //! absent ([`Packet::ports`] and [`Packet::icmp`] are `None`, the [`Header`] words are 0)
-//! and [`Fragment::offset`] is non-zero. Evaluation ([`super::track`]) gives such a fragment
+//! and [`Fragment::offset`] is non-zero. Evaluation ([`crate::track`]) gives such a fragment
 //! the ports of its first fragment when that was seen earlier in the same input.
 //!
 //! Tunnels (GRE, VXLAN, Geneve, IP-in-IP) are not decapsulated: the outer header is what
@@ -732,6 +732,24 @@ mod tests {
         assert_eq!(p.icmp, Some((128, 0)));
         assert_eq!(p.header.src, v4(0x0a00_0001));
         assert_eq!(p.fragment.map(|f| (f.id, f.more)), Some((9, true)));
+    }
+
+    /// SEMANTICS 3.1: both ends IPv4-mapped are judged as IPv4 (above); a mapped address
+    /// with a native IPv6 one is malformed, not judged.
+    #[test]
+    fn ipv6_mixing_mapped_and_native_addresses_is_malformed() {
+        let mut ip = vec![0x60, 0, 0, 0, 0, 8, 17, 64];
+        let src: Ipv6Addr = "::ffff:10.0.0.1".parse().unwrap();
+        let dst: Ipv6Addr = "2001:db8::2".parse().unwrap();
+        ip.extend_from_slice(&src.octets());
+        ip.extend_from_slice(&dst.octets());
+        ip.extend_from_slice(&[0, 53, 0, 53, 0, 8, 0, 0]);
+        assert_eq!(
+            decode(229, &ip, Meta::default()),
+            Err(Skip::Malformed(
+                "addresses (IPv4-mapped and native IPv6 mixed)"
+            ))
+        );
     }
 
     #[test]

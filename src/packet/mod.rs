@@ -1,5 +1,5 @@
-//! Traffic: decoded packets from captures, flow logs and synthetic generators, and their
-//! evaluation with connection state.
+//! Traffic: decoded packets from captures, flow logs and synthetic generators. This stage
+//! depends on the model alone; judging traffic is [`crate::track`]'s.
 //!
 //! - [`decode`]: bytes of one frame → [`Packet`] (bounds-checked; `pnet_packet` views only
 //!   over validated lengths).
@@ -7,8 +7,6 @@
 //! - [`flowlog`]: AWS VPC Flow Logs (default v2 and custom formats with a header line) and
 //!   Alibaba VPC flow logs (JSON lines).
 //! - [`synth`]: seeded synthetic traffic aimed at a rule set, and a pcap writer.
-//! - [`track`]: where each packet is judged (egress at the source ENI, ingress at the
-//!   destination ENI), connection state, and the parallel evaluation.
 //!
 //! [`Source`] auto-detects the kind of an input (pcap magic, pcapng magic, JSON lines, text
 //! flow log) and yields [`Item`]s one at a time, or a chunk at a time
@@ -19,7 +17,6 @@ pub mod capture;
 pub mod decode;
 pub mod flowlog;
 pub mod synth;
-pub mod track;
 
 use std::collections::BTreeMap;
 use std::fmt;

@@ -58,9 +58,54 @@ impl Rng {
     }
 }
 
+/// Whether packets of `protocol` carry ports (or, for ICMP and ICMPv6, a type and code)
+/// that rules can select: TCP, UDP, DCCP, SCTP, UDP-Lite, ICMP, ICMPv6.
+fn carries_ports(protocol: u8) -> bool {
+    matches!(protocol, 1 | 6 | 17 | 33 | 58 | 132 | 136)
+}
+
+/// IPv4 addresses no packet comes from: "this network" (0.0.0.0/8) and the reserved
+/// 240.0.0.0/4 (broadcast included).
+fn bogus_source(a: IpAddr) -> bool {
+    match a {
+        IpAddr::V4(a) => a.octets()[0] == 0 || a.octets()[0] >= 240,
+        IpAddr::V6(_) => false,
+    }
+}
+
+/// Whether every address of `c` is one no packet comes from (then a rule covers only
+/// those, and a packet aimed at it may use one).
+fn all_bogus(c: Cidr) -> bool {
+    let (lo, hi) = c.range();
+    c.family() == Family::V4 && (hi < 1 << 24 || lo >= 240 << 24)
+}
+
+/// A header that can exist on a wire (SEMANTICS-free sanity, issue 16 item 8): ICMP only
+/// over IPv4 and ICMPv6 only over IPv6, type and code 0-255, no ports on protocols
+/// without them, source different from destination, and no source in 0.0.0.0/8 or
+/// 240.0.0.0/4 unless `source_block` (where the source was drawn) holds nothing else.
+fn wire_ok(h: &Header, source_block: Option<Cidr>) -> bool {
+    let v6 = h.src.is_ipv6();
+    let family_ok = match h.protocol {
+        1 => !v6,
+        58 => v6,
+        _ => true,
+    };
+    let icmp_ok = !matches!(h.protocol, 1 | 58) || (h.src_port <= 255 && h.dst_port <= 255);
+    let ports_ok = carries_ports(h.protocol) || (h.src_port == 0 && h.dst_port == 0);
+    let source_ok = !bogus_source(h.src) || source_block.is_some_and(all_bogus);
+    family_ok && icmp_ok && ports_ok && source_ok && h.src != h.dst
+}
+
+/// `r` limited to ICMP's type and code values (0-255), else `None` when it holds none.
+fn icmp_range(r: PortRange) -> Option<PortRange> {
+    (r.lo() <= 255).then(|| PortRange::new(r.lo(), r.hi().min(255)).ok())?
+}
+
 /// A header inside the box of `rule`, as seen from `direction`, with `remote` standing in
-/// for the rule's peer. Returns `None` when the rule's local side and the remote are of
-/// different families.
+/// for the rule's peer, that can exist on a wire (see `wire_ok`). Returns `None` when the
+/// rule's local side and the remote are of different families, or no header of its box
+/// can exist (ICMP over IPv6, say); a few draws are tried before giving up.
 pub fn header_in(rng: &mut Rng, rule: &Rule, remote: Cidr) -> Option<Header> {
     let local = match rule.local {
         Some(l) if l.family() != remote.family() => return None,
@@ -68,22 +113,39 @@ pub fn header_in(rng: &mut Rng, rule: &Rule, remote: Cidr) -> Option<Header> {
         None if remote.family() == Family::V4 => Cidr::ANY_V4,
         None => Cidr::ANY_V6,
     };
-    let proto = match rule.protocol {
-        Protocol::Number(n) => n,
-        Protocol::Any => [6u8, 17, 1, 47][rng.below(4) as usize],
+    let v6 = remote.family() == Family::V6;
+    let source_block = match rule.direction {
+        Direction::Ingress => remote,
+        Direction::Egress => local,
     };
-    let (r, l) = (rng.addr(remote), rng.addr(local));
-    let (src, dst) = match rule.direction {
-        Direction::Ingress => (r, l),
-        Direction::Egress => (l, r),
-    };
-    let mut sport = rng.port(rule.src_ports);
-    let mut dport = rng.port(rule.dst_ports);
-    if matches!(proto, 1 | 58) {
-        sport = sport.min(255);
-        dport = dport.min(255);
+    for _ in 0..8 {
+        let proto = match rule.protocol {
+            Protocol::Number(n) => n,
+            Protocol::Any => [6u8, 17, if v6 { 58 } else { 1 }, 47][rng.below(4) as usize],
+        };
+        let (r, l) = (rng.addr(remote), rng.addr(local));
+        let (src, dst) = match rule.direction {
+            Direction::Ingress => (r, l),
+            Direction::Egress => (l, r),
+        };
+        let (sport, dport) = if matches!(proto, 1 | 58) {
+            let (Some(t), Some(c)) = (icmp_range(rule.src_ports), icmp_range(rule.dst_ports))
+            else {
+                return None;
+            };
+            (rng.port(t), rng.port(c))
+        } else if carries_ports(proto) {
+            (rng.port(rule.src_ports), rng.port(rule.dst_ports))
+        } else {
+            (0, 0)
+        };
+        if let Ok(h) = Header::new(src, dst, proto, sport, dport) {
+            if wire_ok(&h, Some(source_block)) {
+                return Some(h);
+            }
+        }
     }
-    Header::new(src, dst, proto, sport, dport).ok()
+    None
 }
 
 /// A rule that selects every IPv4 packet arriving at an ENI: drawing headers "inside" it
@@ -203,7 +265,9 @@ fn uniform(rng: &mut Rng, state: &State) -> Option<Header> {
     } else {
         (rng.below(65536) as u16, rng.below(65536) as u16)
     };
-    Header::new(src, dst, proto, sp, dp).ok()
+    Header::new(src, dst, proto, sp, dp)
+        .ok()
+        .filter(|h| wire_ok(h, None))
 }
 
 /// One packet aimed at `rule` (whose peer is `remote`) in the way `aim` says.
@@ -263,12 +327,15 @@ fn aimed_at(rng: &mut Rng, state: &State, rule: &Rule, remote: Cidr, aim: Aim) -
         }
         Aim::Reply => h = h.reversed(),
     }
-    if !matches!(h.protocol, 1 | 6 | 17 | 33 | 58 | 132 | 136) {
-        // Protocols without ports carry none on the wire.
-        h.src_port = 0;
-        h.dst_port = 0;
-    }
-    Header::new(h.src, h.dst, h.protocol, h.src_port, h.dst_port).ok()
+    // An edge probe may step outside what can exist (a source in 0.0.0.0/8, say): the
+    // source block is the rule's peer for ingress (its local side for egress).
+    let source_block = match rule.direction {
+        Direction::Ingress => remote,
+        Direction::Egress => rule.local.unwrap_or(Cidr::ANY_V4),
+    };
+    Header::new(h.src, h.dst, h.protocol, h.src_port, h.dst_port)
+        .ok()
+        .filter(|h| wire_ok(h, Some(source_block)))
 }
 
 /// `n` packets aimed at the rules of `state`: per packet, with probability `background`
@@ -276,69 +343,109 @@ fn aimed_at(rng: &mut Rng, state: &State, rule: &Rule, remote: Cidr, aim: Aim) -
 /// uniformly (with one of the blocks its peer stands for: a CIDR, a referenced group's
 /// member IPs, a prefix list's entries) and a packet inside its box, on or just past a port or prefix
 /// edge, or a reply (to the rule's latest inside packet when there is one), with the ENI IPs of the rule's group as the local side. Deterministic
-/// in `seed`.
+/// in `seed`. [`Aimed`] yields the same packets one at a time, in constant memory.
 pub fn aimed(state: &State, n: usize, seed: u64, background: f64) -> Vec<(Aim, Header)> {
-    const AIMS: [Aim; 6] = [
-        Aim::Inside,
-        Aim::PortEdgeIn,
-        Aim::PortEdgeOut,
-        Aim::AddrEdgeIn,
-        Aim::AddrEdgeOut,
-        Aim::Reply,
-    ];
-    let mut rng = Rng::new(seed);
-    // Every rule with each block its peer stands for: group references resolve to the
-    // members' private IPs, prefix lists to their entries.
-    let members = state.members();
-    let usable: Vec<(&Rule, Cidr)> = state
-        .rules
-        .iter()
-        .flat_map(|r| -> Vec<(&Rule, Cidr)> {
-            match &r.remote {
-                Peer::Cidr { cidr } => vec![(r, *cidr)],
-                Peer::Group { group_id, .. } => members
-                    .get(group_id)
-                    .into_iter()
-                    .flatten()
-                    .map(|ip| (r, Cidr::host(*ip)))
-                    .collect(),
-                Peer::PrefixList { prefix_list_id } => state
-                    .prefix_list(prefix_list_id)
-                    .into_iter()
-                    .flat_map(|pl| pl.entries.iter().map(|c| (r, *c)))
-                    .collect(),
-            }
-        })
-        .collect();
-    let threshold = (background.clamp(0.0, 1.0) * 1_000_000.0) as u64;
-    let mut last_inside: Vec<Option<Header>> = vec![None; usable.len()];
-    let mut out = Vec::with_capacity(n);
-    let mut attempts = 0usize;
-    while out.len() < n && attempts < n.saturating_mul(20).max(100) {
-        attempts += 1;
-        if usable.is_empty() || rng.below(1_000_000) < threshold {
-            if let Some(h) = uniform(&mut rng, state) {
-                out.push((Aim::Background, h));
-            }
-            continue;
-        }
-        let pick = rng.below(usable.len() as u64) as usize;
-        let (rule, remote) = usable[pick];
-        let aim = AIMS[rng.below(AIMS.len() as u64) as usize];
-        // A reply answers the rule's latest inside packet when there is one, so that
-        // connections appear in both directions.
-        if let (Aim::Reply, Some(h)) = (aim, last_inside[pick]) {
-            out.push((aim, h.reversed()));
-            continue;
-        }
-        if let Some(h) = aimed_at(&mut rng, state, rule, remote, aim) {
-            if aim == Aim::Inside {
-                last_inside[pick] = Some(h);
-            }
-            out.push((aim, h));
+    Aimed::new(state, n as u64, seed, background).collect()
+}
+
+/// The packets of [`aimed`], generated one at a time: memory depends on the rules, not on
+/// the packet count.
+pub struct Aimed<'s> {
+    state: &'s State,
+    rng: Rng,
+    /// Every rule with each block its peer stands for.
+    usable: Vec<(&'s Rule, Cidr)>,
+    /// Per usable block: the latest inside packet, which a reply answers.
+    last_inside: Vec<Option<Header>>,
+    /// Background probability in millionths.
+    threshold: u64,
+    /// Packets still to yield, and attempts left (an aim can miss: a rule with no room
+    /// past its edge).
+    left: u64,
+    attempts: u64,
+}
+
+impl<'s> Aimed<'s> {
+    /// Up to `n` packets aimed at the rules of `state` (see [`aimed`]); `background` is
+    /// clamped to 0..=1 (NaN counts as 0).
+    pub fn new(state: &'s State, n: u64, seed: u64, background: f64) -> Aimed<'s> {
+        // Every rule with each block its peer stands for: group references resolve to the
+        // members' private IPs, prefix lists to their entries.
+        let members = state.members();
+        let usable: Vec<(&Rule, Cidr)> = state
+            .rules
+            .iter()
+            .flat_map(|r| -> Vec<(&Rule, Cidr)> {
+                match &r.remote {
+                    Peer::Cidr { cidr } => vec![(r, *cidr)],
+                    Peer::Group { group_id, .. } => members
+                        .get(group_id)
+                        .into_iter()
+                        .flatten()
+                        .map(|ip| (r, Cidr::host(*ip)))
+                        .collect(),
+                    Peer::PrefixList { prefix_list_id } => state
+                        .prefix_list(prefix_list_id)
+                        .into_iter()
+                        .flat_map(|pl| pl.entries.iter().map(|c| (r, *c)))
+                        .collect(),
+                }
+            })
+            .collect();
+        let background = if background.is_nan() { 0.0 } else { background };
+        Aimed {
+            state,
+            rng: Rng::new(seed),
+            last_inside: vec![None; usable.len()],
+            usable,
+            threshold: (background.clamp(0.0, 1.0) * 1_000_000.0) as u64,
+            left: n,
+            attempts: n.saturating_mul(20).max(100),
         }
     }
-    out
+}
+
+impl Iterator for Aimed<'_> {
+    type Item = (Aim, Header);
+
+    fn next(&mut self) -> Option<(Aim, Header)> {
+        const AIMS: [Aim; 6] = [
+            Aim::Inside,
+            Aim::PortEdgeIn,
+            Aim::PortEdgeOut,
+            Aim::AddrEdgeIn,
+            Aim::AddrEdgeOut,
+            Aim::Reply,
+        ];
+        while self.left > 0 && self.attempts > 0 {
+            self.attempts -= 1;
+            let rng = &mut self.rng;
+            let found = if self.usable.is_empty() || rng.below(1_000_000) < self.threshold {
+                uniform(rng, self.state).map(|h| (Aim::Background, h))
+            } else {
+                let pick = rng.below(self.usable.len() as u64) as usize;
+                let (rule, remote) = self.usable[pick];
+                let aim = AIMS[rng.below(AIMS.len() as u64) as usize];
+                // A reply answers the rule's latest inside packet when there is one, so
+                // that connections appear in both directions.
+                if let (Aim::Reply, Some(h)) = (aim, self.last_inside[pick]) {
+                    let reply = h.reversed();
+                    wire_ok(&reply, None).then_some((aim, reply))
+                } else {
+                    let h = aimed_at(rng, self.state, rule, remote, aim);
+                    if let (Aim::Inside, Some(h)) = (aim, h) {
+                        self.last_inside[pick] = Some(h);
+                    }
+                    h.map(|h| (aim, h))
+                }
+            };
+            if found.is_some() {
+                self.left -= 1;
+                return found;
+            }
+        }
+        None
+    }
 }
 
 fn checksum(data: &[u8], mut sum: u32) -> u16 {
@@ -496,7 +603,9 @@ impl<W: std::io::Write> PcapWriter<W> {
         let f = frame(h, flags, self.count as u16);
         self.count = self.count.wrapping_add(1);
         let mut rec = Vec::with_capacity(16 + f.len());
-        rec.extend_from_slice(&((ts_ns / 1_000_000_000) as u32).to_le_bytes());
+        // Past 2106 the 32-bit seconds saturate.
+        let secs = u32::try_from(ts_ns / 1_000_000_000).unwrap_or(u32::MAX);
+        rec.extend_from_slice(&secs.to_le_bytes());
         rec.extend_from_slice(&((ts_ns % 1_000_000_000) as u32).to_le_bytes());
         rec.extend_from_slice(&(f.len() as u32).to_le_bytes());
         rec.extend_from_slice(&(f.len() as u32).to_le_bytes());
@@ -606,6 +715,35 @@ pub fn sessions(openers: &[Header], n: usize, concurrent: usize, seed: u64) -> V
     out
 }
 
+/// Packets of whole sessions opened by [`Aimed`] packets, `n` in all, handed to `f` a
+/// block at a time (memory does not grow with `n`): each block is [`sessions`] of up to
+/// 8,192 openers cut at 32,768 packets, so a few sessions at the end of each block stop
+/// short. Stops at `f`'s first error.
+pub fn sessions_streamed<E>(
+    state: &State,
+    n: u64,
+    seed: u64,
+    background: f64,
+    mut f: impl FnMut(&[(Header, u8)]) -> Result<(), E>,
+) -> Result<(), E> {
+    const BLOCK: u64 = 32_768;
+    let mut openers = Aimed::new(state, n, seed, background).map(|(_, h)| h);
+    let mut done = 0u64;
+    let mut block = 0u64;
+    while done < n {
+        let heads: Vec<Header> = openers.by_ref().take((BLOCK / 4) as usize).collect();
+        if heads.is_empty() {
+            break;
+        }
+        let want = (n - done).min(BLOCK) as usize;
+        let packets = sessions(&heads, want, 1000, seed.wrapping_add(block));
+        f(&packets)?;
+        done += packets.len() as u64;
+        block += 1;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -626,6 +764,48 @@ mod tests {
             assert!(rule.matches_fields(h), "{h}");
             assert!("10.0.0.0/8".parse::<Cidr>().unwrap().contains(h.src));
         }
+    }
+
+    /// Issue 16 item 8: every synthetic header can exist on a wire, checked here without
+    /// the generator's own helper.
+    #[test]
+    fn synthetic_headers_can_exist_on_a_wire() {
+        let s: State = serde_json::from_value(serde_json::json!({
+            "groups": [{"id": "sg-a", "provider": "aws"}],
+            "rules": [
+                {"id": "all-v4", "group": "sg-a", "direction": "ingress", "action": "accept",
+                 "protocol": -1, "remote": {"cidr": "0.0.0.0/0"}},
+                {"id": "all-v6", "group": "sg-a", "direction": "ingress", "action": "accept",
+                 "protocol": -1, "remote": {"cidr": "::/0"}},
+                {"id": "icmp-any-v6", "group": "sg-a", "direction": "ingress", "action": "accept",
+                 "protocol": 1, "remote": {"cidr": "::/0"}},
+                {"id": "gre", "group": "sg-a", "direction": "egress", "action": "accept",
+                 "protocol": 47, "remote": {"cidr": "0.0.0.0/0"}},
+                {"id": "ping", "group": "sg-a", "direction": "ingress", "action": "accept",
+                 "protocol": 1, "src_ports": "8", "remote": {"cidr": "1.0.0.0/8"}}
+            ],
+            "enis": [{"id": "eni-a", "ips": ["10.0.0.1", "2001:db8::1"], "groups": ["sg-a"]}]
+        }))
+        .unwrap();
+        let all = aimed(&s, 20_000, 3, 0.3);
+        assert!(all.len() > 15_000, "{}", all.len());
+        let mut families = [false; 2];
+        for (aim, h) in &all {
+            let v6 = h.src.is_ipv6();
+            families[usize::from(v6)] = true;
+            assert_ne!(h.src, h.dst, "{aim:?} {h}");
+            match h.protocol {
+                1 => assert!(!v6 && h.src_port <= 255 && h.dst_port <= 255, "{aim:?} {h}"),
+                58 => assert!(v6 && h.src_port <= 255 && h.dst_port <= 255, "{aim:?} {h}"),
+                6 | 17 => {}
+                _ => assert_eq!((h.src_port, h.dst_port), (0, 0), "{aim:?} {h}"),
+            }
+            if let IpAddr::V4(a) = h.src {
+                let first = a.octets()[0];
+                assert!(first != 0 && first < 240, "{aim:?} {h}");
+            }
+        }
+        assert_eq!(families, [true, true]);
     }
 
     fn aws_state() -> State {

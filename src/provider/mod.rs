@@ -9,6 +9,7 @@
 
 pub mod aliyun;
 pub mod aws;
+pub mod json;
 
 use std::fmt;
 use std::path::Path;
@@ -47,6 +48,15 @@ pub enum RawRequest {
     Query(Params),
     /// A JSON object.
     Json(serde_json::Value),
+    /// A request that gives a parameter (query) or a key (JSON, in any object) more than
+    /// once. Every provider rejects it with its error for a repeated parameter, the same
+    /// way whichever parameter it is; `request` is what was read.
+    Repeated {
+        /// The request as read (query: every pair; JSON: the last value of a key).
+        request: Box<RawRequest>,
+        /// The first repeated parameter, or the JSON path of the first repeated key.
+        name: String,
+    },
 }
 
 impl RawRequest {
@@ -59,11 +69,22 @@ impl RawRequest {
             return Err(RequestError::Empty);
         }
         if t.starts_with('{') {
-            let v: serde_json::Value =
-                serde_json::from_str(t).map_err(|e| RequestError::Json(e.to_string()))?;
-            return Ok(RawRequest::Json(v));
+            let parsed = json::parse(t).map_err(|e| RequestError::Json(e.to_string()))?;
+            let request = RawRequest::Json(parsed.value);
+            return Ok(match parsed.duplicates.into_iter().next() {
+                Some(name) => RawRequest::Repeated {
+                    request: Box::new(request),
+                    name,
+                },
+                None => request,
+            });
         }
         let joined: String = t.lines().map(str::trim).collect();
+        // A URL's `#fragment` is never sent; a `#` inside a value is written `%23`.
+        let joined = match joined.split_once('#') {
+            Some((before, _)) => before.to_string(),
+            None => joined,
+        };
         let query = if joined.starts_with("http://") || joined.starts_with("https://") {
             match joined.split_once('?') {
                 Some((_, q)) => q.to_string(),
@@ -76,7 +97,21 @@ impl RawRequest {
         if params.0.is_empty() || params.0.iter().all(|(_, v)| v.is_empty()) {
             return Err(RequestError::NotARequest);
         }
-        Ok(RawRequest::Query(params))
+        let mut seen = std::collections::HashSet::new();
+        let repeated = params
+            .0
+            .iter()
+            .map(|(k, _)| k.trim())
+            .find(|k| !seen.insert(*k))
+            .map(str::to_string);
+        let request = RawRequest::Query(params);
+        Ok(match repeated {
+            Some(name) => RawRequest::Repeated {
+                request: Box::new(request),
+                name,
+            },
+            None => request,
+        })
     }
 
     /// The `Action` the request names, if any.
@@ -84,6 +119,7 @@ impl RawRequest {
         match self {
             RawRequest::Query(p) => p.get("Action").map(str::trim),
             RawRequest::Json(v) => v.get("Action").and_then(|a| a.as_str()).map(str::trim),
+            RawRequest::Repeated { request, .. } => request.action(),
         }
     }
 }
@@ -203,7 +239,12 @@ pub fn provider_of(state: &State, request: &RawRequest) -> Result<Provider, Requ
         "RevokeSecurityGroupEgress" => {}
         _ => return Err(RequestError::UnknownAction(action)),
     }
+    let request = match request {
+        RawRequest::Repeated { request, .. } => request,
+        other => other,
+    };
     let has = |prefix: &str| match request {
+        RawRequest::Repeated { .. } => false,
         RawRequest::Query(p) => p.0.iter().any(|(k, _)| k.starts_with(prefix)),
         RawRequest::Json(v) => v
             .as_object()
@@ -307,20 +348,40 @@ pub fn import_paths(paths: &[impl AsRef<Path>]) -> Result<Imported, ImportError>
         }
     }
     let mut docs = Vec::new();
+    let mut warnings = Vec::new();
     for f in &files {
         let path = f.display().to_string();
-        let text = std::fs::read_to_string(f).map_err(|source| ImportError::Io {
+        let bytes = std::fs::read(f).map_err(|source| ImportError::Io {
             path: path.clone(),
             source,
         })?;
-        let value: serde_json::Value =
-            serde_json::from_str(&text).map_err(|e| ImportError::Json {
-                path: path.clone(),
-                why: e.to_string(),
-            })?;
+        let (value, duplicates) = read_export(&path, &bytes)?;
+        warnings.extend(duplicates);
         docs.push((path, value));
     }
-    import_values(&docs)
+    let mut imported = import_values(&docs)?;
+    imported.warnings.splice(0..0, warnings);
+    Ok(imported)
+}
+
+/// One export file's JSON (a UTF-8 byte-order mark accepted; UTF-16 and invalid UTF-8
+/// named), and a warning for each key it gives twice in one object (the last value is
+/// taken, as by the clouds' own CLIs).
+fn read_export(path: &str, bytes: &[u8]) -> Result<(serde_json::Value, Vec<String>), ImportError> {
+    let bad = |why: String| ImportError::Json {
+        path: path.to_string(),
+        why,
+    };
+    let text = json::text(bytes).map_err(|e| bad(e.to_string()))?;
+    let parsed = json::parse(text).map_err(|e| bad(e.to_string()))?;
+    let warnings = parsed
+        .duplicates
+        .iter()
+        .map(|d| {
+            format!("{path}: {d}: key given more than once in its object; the last value is used")
+        })
+        .collect();
+    Ok((parsed.value, warnings))
 }
 
 /// Imports parsed JSON documents (`(name, value)`), each recognised by its shape.
@@ -406,8 +467,10 @@ pub fn rule_json(state: &State, rule: &Rule) -> Value {
     v
 }
 
-/// Escapes text for XML (and HTML) character data and attribute values. Control
-/// characters that XML 1.0 cannot carry become character references.
+/// Escapes text for XML (and HTML) character data and attribute values. Characters XML
+/// 1.0 forbids (C0 controls other than tab, line feed and carriage return; U+FFFE, U+FFFF)
+/// become U+FFFD, so that every body parses; the other controls (tab, line feed, carriage
+/// return, DEL, C1) become character references.
 pub fn xml_escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
@@ -417,8 +480,14 @@ pub fn xml_escape(text: &str) -> String {
             '>' => out.push_str("&gt;"),
             '"' => out.push_str("&quot;"),
             '\'' => out.push_str("&apos;"),
-            c if (c as u32) < 0x20 && !matches!(c, '\t' | '\n' | '\r') => {
-                out.push_str(&format!("&#x{:X};", c as u32))
+            // Not characters in XML 1.0, not even as references: replaced.
+            c if matches!(c as u32, 0..=0x8 | 0xb | 0xc | 0xe..=0x1f | 0xfffe | 0xffff) => {
+                out.push('\u{fffd}')
+            }
+            // Allowed, but written as references so that no control character reaches a
+            // terminal that prints the body (tab, line feed and carriage return survive).
+            c if crate::term::is_control(c) => {
+                let _ = std::fmt::Write::write_fmt(&mut out, format_args!("&#x{:X};", c as u32));
             }
             c => out.push(c),
         }

@@ -17,9 +17,9 @@ use std::collections::BTreeSet;
 
 use serde::Serialize;
 
-use crate::classify::tree::{Filter, Word};
 use crate::classify::By;
 use crate::compile::{lower, CompileError, Lowered};
+use crate::index::boxes::{Filter, Word};
 use crate::model::{Direction, EniId, RuleId, State};
 use crate::whatif::space::{decided, decider, eni_sets, intersects};
 

@@ -58,10 +58,11 @@ impl Style {
 }
 
 fn who(d: &Decider) -> String {
-    match &d.rule {
+    let text = match &d.rule {
         Some(r) => format!("{} by {}", d.action, r),
         None => format!("{} by {}", d.action, d.reason),
-    }
+    };
+    escape(&text).into_owned()
 }
 
 fn cidrs(list: &[Cidr]) -> String {
@@ -176,11 +177,14 @@ fn except(gaps: &[Cidr], blocks: &[Cidr]) -> String {
 fn region_cells(row: &Row<'_>) -> Vec<String> {
     let r = row.first;
     vec![
-        r.enis
-            .iter()
-            .map(|e| e.to_string())
-            .collect::<Vec<_>>()
-            .join(","),
+        escape(
+            &r.enis
+                .iter()
+                .map(|e| e.to_string())
+                .collect::<Vec<_>>()
+                .join(","),
+        )
+        .into_owned(),
         r.direction.to_string(),
         family(r.family).to_string(),
         protocols(r.protocols),
@@ -283,15 +287,15 @@ fn visible_len(s: &str) -> usize {
 
 fn rule_cells(r: &serde_json::Value) -> Vec<String> {
     let s = |k: &str| match &r[k] {
-        serde_json::Value::String(v) => v.clone(),
+        serde_json::Value::String(v) => escape(v).into_owned(),
         serde_json::Value::Null => "-".to_string(),
-        other => other.to_string(),
+        other => escape(&other.to_string()).into_owned(),
     };
     let peer = match &r["peer"] {
         serde_json::Value::Object(o) => o
             .values()
             .filter(|v| !v.is_null())
-            .map(|v| v.as_str().map_or(v.to_string(), str::to_string))
+            .map(|v| escape(&v.as_str().map_or(v.to_string(), str::to_string)).into_owned())
             .collect::<Vec<_>>()
             .join(" "),
         _ => "-".to_string(),
@@ -309,21 +313,9 @@ fn rule_cells(r: &serde_json::Value) -> Vec<String> {
     ]
 }
 
-/// Text from exports made safe for a terminal: control characters (escape sequences
-/// included) are shown escaped, never sent.
+/// Text from exports made safe for a terminal ([`crate::term::escape`]).
 fn term(s: &str) -> String {
-    if !s.chars().any(char::is_control) {
-        return s.to_string();
-    }
-    s.chars()
-        .map(|c| {
-            if c.is_control() {
-                c.escape_default().to_string()
-            } else {
-                c.to_string()
-            }
-        })
-        .collect()
+    escape(s).into_owned()
 }
 
 /// `addr:port`, IPv6 in brackets.
@@ -638,7 +630,16 @@ pub fn text(report: &Report, colour: bool) -> String {
         "\n{}",
         st.bold("Header space that changes, from the rules alone")
     );
-    if report.header_space.is_empty() {
+    if report.header_space.is_empty()
+        && !report.revoked_rules.is_empty()
+        && report.enis_in_scope == 0
+    {
+        let _ = writeln!(
+            out,
+            "  nothing judged: no network interface of the state carries the revoked rules' \
+             groups (see the warnings)"
+        );
+    } else if report.header_space.is_empty() {
         let _ = writeln!(out, "  none: every packet keeps its verdict");
     } else {
         let grouped = rows(&report.header_space);
@@ -736,11 +737,15 @@ pub fn text(report: &Report, colour: bool) -> String {
     out
 }
 
+/// Pretty JSON for the terminal: its strings escape C0 controls; DEL and C1 are escaped
+/// here, as JSON escapes.
 fn pretty(v: &serde_json::Value) -> String {
-    serde_json::to_string_pretty(v).unwrap_or_else(|_| v.to_string())
+    let text = serde_json::to_string_pretty(v).unwrap_or_else(|_| v.to_string());
+    escape_lines(&json_safe(&text)).into_owned()
 }
 
 use crate::provider::xml_escape as esc;
+use crate::term::{escape, escape_lines, json_safe};
 
 fn html_table(head: &[&str], rows: &[Vec<String>], out: &mut String) {
     out.push_str("<div class=\"scroll\"><table><thead><tr>");
@@ -1073,7 +1078,15 @@ pub fn html(report: &Report) -> String {
             );
         }
         body.push_str("<h2>Header space that changes (from the rules alone)</h2>");
-        if report.header_space.is_empty() {
+        if report.header_space.is_empty()
+            && !report.revoked_rules.is_empty()
+            && report.enis_in_scope == 0
+        {
+            body.push_str(
+                "<p class=\"note\">⚠ Nothing judged: no network interface of the state \
+                 carries the revoked rules' groups (see the warnings).</p>",
+            );
+        } else if report.header_space.is_empty() {
             body.push_str("<p>None: every packet keeps its verdict.</p>");
         } else {
             let rows: Vec<Vec<String>> = rows(&report.header_space)

@@ -9,7 +9,7 @@ use serde::Serialize;
 use std::net::IpAddr;
 
 use crate::classify::Decision;
-use crate::model::{Direction, EniId, Family, GroupId, Provider, Rule, RuleId, State};
+use crate::model::{Direction, EniId, Family, GroupId, Peer, Provider, Rule, RuleId, State};
 use crate::provider::Outcome;
 use crate::whatif::space::{Decider, Region};
 
@@ -370,7 +370,8 @@ pub struct Report {
     pub flow_log_agreement: Option<Agreement>,
     /// Packets over time (when the traffic has timestamps), in equal buckets.
     pub timeline: Vec<Bucket>,
-    /// Things worth knowing (provider warnings, traffic that touched no ENI, …).
+    /// Things worth knowing (provider warnings, unresolved references, groups no ENI
+    /// carries, traffic that touched no ENI, …).
     pub warnings: Vec<String>,
     /// The request as given.
     pub request: Option<String>,
@@ -384,6 +385,9 @@ pub struct Report {
     pub context: Context,
     /// How many rows the human reports show per list.
     pub top: usize,
+    /// ENIs of the state that carry a group of a revoked rule: where the header-space
+    /// answer applies. 0 with revoked rules means nothing could be judged.
+    pub enis_in_scope: usize,
 }
 
 /// The part of the report that depends on the request alone: the response, the revoked
@@ -418,7 +422,17 @@ pub fn skeleton(
         caveats,
         flow_log_agreement: None,
         timeline: Vec::new(),
-        warnings: outcome.warnings.clone(),
+        warnings: outcome
+            .warnings
+            .iter()
+            .cloned()
+            .chain(coverage_warnings(before, outcome))
+            .collect(),
+        enis_in_scope: before
+            .enis
+            .iter()
+            .filter(|e| outcome.revoked.iter().any(|r| e.groups.contains(&r.group)))
+            .count(),
         request: None,
         inputs: Vec::new(),
         revoke_at: Vec::new(),
@@ -486,6 +500,60 @@ pub fn rfc3339(ns: u64) -> String {
     )
 }
 
+/// What would make an empty answer silently wrong (issue: "no silent nothing changes"):
+/// a state without ENIs, a revoked rule's group that no ENI carries, and references of
+/// the revoked rules' groups that the state cannot resolve or that resolve to no member.
+fn coverage_warnings(before: &State, outcome: &Outcome) -> Vec<String> {
+    let mut out = Vec::new();
+    if outcome.error.is_some() {
+        return out;
+    }
+    if before.enis.is_empty() {
+        out.push(
+            "the state holds no network interface, so no packet can be judged: export \
+             describe-network-interfaces (AWS) or DescribeNetworkInterfaces (Alibaba) too"
+                .to_string(),
+        );
+        return out;
+    }
+    let carried: BTreeSet<&GroupId> = before.enis.iter().flat_map(|e| &e.groups).collect();
+    let groups: BTreeSet<&GroupId> = outcome.revoked.iter().map(|r| &r.group).collect();
+    for g in &groups {
+        if !carried.contains(g) {
+            out.push(format!(
+                "group {g} is attached to no network interface of the state: its revoked rules \
+                 change no verdict here (export the interfaces that carry it to see their traffic)"
+            ));
+        }
+    }
+    let unresolved = before.unresolved_rules();
+    let mut seen = BTreeSet::new();
+    for (r, rule) in before.rules.iter().enumerate() {
+        if !groups.contains(&rule.group) {
+            continue;
+        }
+        let name = State::reference_name(&rule.remote);
+        if unresolved[r] {
+            if seen.insert(name.clone()) {
+                out.push(format!(
+                    "{name} (in rule {} and maybe others) is unresolved: no export describes it; \
+                     verdicts it could decide are reported as unknown",
+                    rule.id
+                ));
+            }
+        } else if let Peer::Group { group_id, .. } = &rule.remote {
+            if !carried.contains(group_id) && seen.insert(name.clone()) {
+                out.push(format!(
+                    "group {group_id} (referenced by rule {}) has no member in the state: the \
+                     reference matches no address here",
+                    rule.id
+                ));
+            }
+        }
+    }
+    out
+}
+
 fn caveats(before: &State, outcome: &Outcome, regions: &[Region]) -> Vec<String> {
     let mut out = Vec::new();
     if outcome.error.is_some() || outcome.revoked.is_empty() {
@@ -502,36 +570,31 @@ fn caveats(before: &State, outcome: &Outcome, regions: &[Region]) -> Vec<String>
                      UDP: 30 s, 180 s for streams); only new connections are refused at once."
                         .to_string(),
                 );
-                // Untracked flows: an allow of 0.0.0.0/0 (or ::/0) on all ports both ways.
-                let untracked: Vec<&Rule> = outcome
+                // Untracked flows: the tracker's own definition, per ENI (AWS aggregates
+                // every group on the ENI).
+                let untracked: Vec<String> = outcome
                     .revoked
                     .iter()
-                    .filter(|r| {
-                        matches!(&r.remote, crate::model::Peer::Cidr { cidr } if cidr.is_any())
-                            && r.protocol.has_ports()
-                            || r.protocol == crate::model::Protocol::Any
-                    })
-                    .filter(|r| {
-                        before.rules.iter().any(|o| {
-                            o.group == r.group
-                                && o.direction != r.direction
-                                && matches!(&o.remote, crate::model::Peer::Cidr { cidr } if cidr.is_any())
-                                && o.dst_ports.is_any()
-                                && (o.protocol == r.protocol
-                                    || o.protocol == crate::model::Protocol::Any)
+                    .filter_map(|r| {
+                        let enis = crate::track::untracked_enis(before, r);
+                        (!enis.is_empty()).then(|| {
+                            let shown: Vec<String> =
+                                enis.iter().take(5).map(|e| e.to_string()).collect();
+                            let more = if enis.len() > 5 {
+                                format!(" and {} more", enis.len() - 5)
+                            } else {
+                                String::new()
+                            };
+                            format!("{} (on {}{more})", r.id, shown.join(", "))
                         })
                     })
                     .collect();
                 if !untracked.is_empty() {
                     out.push(format!(
-                        "AWS: {} allowed traffic from/to anywhere while the other direction is open to \
-                         anywhere on all ports, so those flows are untracked: they are cut immediately \
-                         when the rule goes, established or not.",
-                        untracked
-                            .iter()
-                            .map(|r| r.id.to_string())
-                            .collect::<Vec<_>>()
-                            .join(", ")
+                        "AWS: {} allowed traffic from/to anywhere while the other direction is open \
+                         to anywhere for its replies, one of the two on all ports, so those flows are \
+                         untracked: they are cut immediately when the rule goes, established or not.",
+                        untracked.join("; ")
                     ));
                 }
             }

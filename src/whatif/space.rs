@@ -15,9 +15,9 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use serde::Serialize;
 
-use crate::classify::tree::{Bounds, Filter, Word, DIMS};
 use crate::classify::{By, Verdict};
 use crate::compile::{lower, CompileError, Lowered};
+use crate::index::boxes::{Bounds, Filter, Word, DIMS};
 use crate::model::{Cidr, Direction, EniId, Family, GroupId, Header, PortRange, RuleId, State};
 
 /// Who decided, on one side of the revoke: the action and the deciding rule, or the kind of

@@ -7,7 +7,7 @@
 //! 5-tuple with the two endpoints in a canonical order (flow-log records also by their ENI,
 //! as each ENI logs its own records): TCP is opened by a SYN and closed by an RST or a FIN
 //! from each side; TCP, UDP, ICMP echo and other protocols end when idle past their
-//! provider's timeout ([`crate::packet::track`]'s table). ICMP other than echo (errors,
+//! provider's timeout ([`crate::track`]'s table). ICMP other than echo (errors,
 //! router messages) is never tracked: each such exchange is judged by the rules alone.
 //!
 //! The *opener* of a connection is the sender of its SYN (the receiver of a SYN-ACK), the
@@ -73,8 +73,8 @@ use rustc_hash::{FxBuildHasher, FxHashMap};
 use crate::classify::{By, Decision, Engine, Named, Point, Semantics, SemanticsError};
 use crate::compile::{compile, CompileError, Table};
 use crate::model::{Action, Direction, EniId, Header, Provider, State};
-use crate::packet::track::{self, is_echo_reply, is_echo_request, EniInfo, Open};
 use crate::packet::{Item, Packet, Source, TrafficError};
+use crate::track::{self, is_echo_reply, is_echo_request, EniInfo, Open};
 use crate::whatif::report::{
     self, Agreement, Changed, Connections, Effect, Flow, Hits, Impact, Report, Totals,
 };
@@ -172,6 +172,8 @@ enum Why {
     Lost,
     /// Unknown because of this rule's unresolved reference.
     Unresolved(u32),
+    /// Unknown: an ICMP flow-log record whose type the log does not carry.
+    UnloggedIcmp,
 }
 
 /// Which table a [`Why::Rule`] indexes.
@@ -226,6 +228,7 @@ impl Step {
             Why::Established => (3, 0),
             Why::Lost => (4, 0),
             Why::Unresolved(i) => (5, i),
+            Why::UnloggedIcmp => (6, 0),
         };
         act | side << 2 | why << 3 | u64::from(index) << 8
     }
@@ -416,6 +419,7 @@ impl Judge {
                 By::InnerAccess(_) => Why::InnerAccess,
                 By::Default => Why::Default,
                 By::Unresolved(i) => Why::Unresolved(i),
+                By::UnloggedIcmp => Why::UnloggedIcmp,
             },
             side,
         }
@@ -642,6 +646,7 @@ impl Judge {
             Why::Established => (None, "established"),
             Why::Lost => (None, "lost"),
             Why::Unresolved(i) => (t.rules().get(i as usize).cloned(), "unresolved"),
+            Why::UnloggedIcmp => (None, "unresolved"),
         };
         Named {
             action: match s.act {
@@ -1353,7 +1358,15 @@ impl Books {
         src_is_a: bool,
         at: u64,
     ) -> Conn<A> {
-        let h = s.header;
+        let mut h = s.header;
+        // An ICMP flow-log record carries no type (AWS logs ports 0 0): the first record of
+        // an exchange is taken for its echo request, the other way for its replies.
+        let unlogged_icmp = s.record.is_some()
+            && matches!(h.protocol, 1 | 58)
+            && (h.src_port, h.dst_port) == (0, 0);
+        if unlogged_icmp {
+            h.src_port = if h.protocol == 1 { 8 } else { 128 };
+        }
         let flags = if s.record.is_none() { s.flags } else { 0 };
         let tcp = h.protocol == 6;
         let icmp = matches!(h.protocol, 1 | 58);
@@ -2024,12 +2037,21 @@ pub fn synthetic_items(headers: &[Header], start_ns: u64) -> Vec<Item> {
 
 /// Synthetic sessions as traffic items, one packet every millisecond from `start_ns`: the
 /// conversations [`crate::packet::synth::sessions`] builds from `openers`, `n` packets in
-/// all, each as long as the frame `sgsim synth --sessions` writes for it.
+/// all.
 pub fn synthetic_sessions(openers: &[Header], n: usize, start_ns: u64, seed: u64) -> Vec<Item> {
-    crate::packet::synth::sessions(openers, n, 1000, seed)
-        .into_iter()
+    synthetic_items_with_flags(
+        &crate::packet::synth::sessions(openers, n, 1000, seed),
+        start_ns,
+    )
+}
+
+/// Packets with their TCP flags as traffic items, one every millisecond from `start_ns`,
+/// each as long as the frame `sgsim synth --sessions` writes for it.
+pub fn synthetic_items_with_flags(packets: &[(Header, u8)], start_ns: u64) -> Vec<Item> {
+    packets
+        .iter()
         .enumerate()
-        .map(|(i, (h, flags))| {
+        .map(|(i, &(h, flags))| {
             let ip = if h.src.is_ipv6() { 40 } else { 20 };
             let l4 = match h.protocol {
                 6 => 20,

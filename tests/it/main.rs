@@ -7,6 +7,7 @@ mod classbench;
 mod engines;
 mod fuzz;
 mod gen;
+mod hardening;
 mod impact;
 mod suite;
 mod traffic;

@@ -4,12 +4,12 @@
 use std::path::PathBuf;
 
 use serde::Deserialize;
-use sgsim::classify::live::{Change, Live};
 use sgsim::classify::reference::Reference;
 use sgsim::classify::{By, Decision, Engine, Point};
+use sgsim::compile::live::{Change, Live};
 use sgsim::compile::{compile, Config};
 use sgsim::model::{
-    Action, Cidr, Direction, Header, Peer, PortRange, Priority, Protocol, Rule, State,
+    Action, Cidr, Direction, Family, Header, Peer, PortRange, Priority, Protocol, Rule, State,
 };
 
 #[derive(Deserialize)]
@@ -176,13 +176,36 @@ fn suite_compiled_tiny_leaves() {
 fn suite_compiled_trees_from_blocks() {
     // Every tree whose rules allow it starts from a table of address blocks, however few
     // rules it has.
+    let used = std::sync::atomic::AtomicUsize::new(0);
     run("compiled trees from blocks", |s| {
         let config = Config {
             blocks_min_filters: 0,
             ..Config::default()
         };
-        batch_and_one_by_one(s, &compile(&s.state, &config).unwrap())
+        let t = compile(&s.state, &config).unwrap();
+        used.fetch_add(
+            t.index_summary().block_trees,
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        batch_and_one_by_one(s, &t)
     });
+    // The forced index was used (a tree qualifies when its rules fall in distinct blocks).
+    assert!(used.into_inner() > 0, "no tree started from blocks");
+}
+
+/// Units of a scenario whose IPv4 rules are surely in a unit's tables when tables are
+/// forced: a group and direction with a rule whose peer is an IPv4 block.
+fn units_with_ipv4_blocks(s: &Loaded) -> usize {
+    let mut units = std::collections::HashSet::new();
+    for r in &s.state.rules {
+        if let Peer::Cidr { cidr } = &r.remote {
+            let v4 = |c: &Cidr| c.family() == Family::V4;
+            if v4(cidr) && r.local.as_ref().is_none_or(v4) {
+                units.insert((r.group.clone(), r.direction));
+            }
+        }
+    }
+    units.len()
 }
 
 #[test]
@@ -194,7 +217,15 @@ fn suite_compiled_cross_product_tables() {
             cross_alone_only: false,
             ..Config::default()
         };
-        batch_and_one_by_one(s, &compile(&s.state, &config).unwrap())
+        let t = compile(&s.state, &config).unwrap();
+        // The forced index was used: every unit with IPv4 filters has tables.
+        assert!(
+            t.index_summary().cross_product_tables >= units_with_ipv4_blocks(s),
+            "{}: {:?}",
+            s.file,
+            t.index_summary()
+        );
+        batch_and_one_by_one(s, &t)
     });
 }
 
@@ -214,6 +245,12 @@ fn suite_compiled_split_tables() {
         assert_eq!(
             summary.split_tables, summary.cross_product_tables,
             "{}",
+            s.file
+        );
+        // The forced index was used (regression: this passed with both counts 0).
+        assert!(
+            summary.split_tables >= units_with_ipv4_blocks(s),
+            "{}: {summary:?}",
             s.file
         );
         batch_and_one_by_one(s, &t)

@@ -532,12 +532,13 @@ fn unusable_input_exits_2_naming_the_file() {
     let f = dir.join("bad.pcap");
     std::fs::write(&f, &bad).unwrap();
     let (code, _, err) = sgsim(&["packets", "--traffic", f.to_str().unwrap()]);
-    assert_eq!(
-        code, 0,
-        "a cut-short last record is counted, not fatal: {err}"
-    );
+    // Issue 22: a captured length no capture can hold, with nothing plausible after it,
+    // is not a cut-short last record: exit 2, saying how many bytes were left unread.
+    assert_eq!(code, 2, "{err}");
     assert!(
-        err.contains("bad.pcap") && err.contains("record at offset 24"),
+        err.contains("bad.pcap")
+            && err.contains("record at offset 24")
+            && err.contains("80 bytes left unread"),
         "{err}"
     );
     // A pcapng block with an impossible length in the middle of the file.
@@ -811,5 +812,57 @@ fn eval_names_unresolved_references_of_unknown_verdicts() {
         err.contains("pl-missing is unresolved") && err.contains("pl-empty has no entries"),
         "{err}"
     );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// AWS logs ICMP with ports `0 0` and no type or code (its documented ping example): the
+/// request is judged by what the ICMP rules allow for some type (a logged ACCEPT settles
+/// it), the reply as part of the same tracked exchange; where the log does not settle it,
+/// the verdict is unknown, never a drop of type 0.
+#[test]
+fn eval_aws_icmp_records_without_type_as_aws_logged_them() {
+    let state = path("flowlogs/aws-ping-state.json");
+    let log = path("flowlogs/aws-ping.log");
+    let (rows, s) = eval_rows(&state, &log, &[]);
+    let got: Vec<_> = rows
+        .iter()
+        .map(|r| (r.1.as_str(), r.2.as_str(), r.3.as_str(), r.4.clone()))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("ingress", "accept", "rule", Value::from("sgr-ping")),
+            ("egress", "accept", "established", Value::Null),
+        ]
+    );
+    assert_eq!(s["dropped"], 0);
+    // Without state, the reply is judged by the egress rules: none takes ICMP.
+    let (rows, _) = eval_rows(&state, &log, &["--stateless"]);
+    assert_eq!(
+        (rows[1].2.as_str(), rows[1].3.as_str()),
+        ("drop", "default")
+    );
+    // A REJECT (or no action) does not settle which type it was: unknown, and it says why.
+    let dir = std::env::temp_dir().join(format!("sgsim-ping-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let rejected = dir.join("rejected.log");
+    std::fs::write(
+        &rejected,
+        "2 123456789010 eni-1235b8ca123456789 203.0.113.12 172.31.16.139 0 0 1 4 336 1432917027 1432917142 REJECT OK\n",
+    )
+    .unwrap();
+    let (code, out, err) = sgsim(&[
+        "eval",
+        "--state",
+        &state,
+        "--traffic",
+        rejected.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let v = lines(&out);
+    assert_eq!(v[0]["verdict"], "unknown");
+    assert_eq!(v[0]["reason"], "unresolved");
+    assert_eq!(v[0]["detail"], "icmp-type-not-logged");
+    assert_eq!(v[0]["unresolved"], serde_json::json!(["icmp-type"]));
     std::fs::remove_dir_all(&dir).unwrap();
 }

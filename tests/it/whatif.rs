@@ -335,6 +335,11 @@ fn whatif_aws_group_reference_revoke_cuts_the_server_outside_the_cidr() {
         .filter(|h| h["rule_id"] == "sgr-0db5432fromappsg")
         .collect();
     assert!(hits[0]["before"].as_u64().unwrap() > 0 && hits[0]["after"] == 0);
+    // A group-reference rule never makes flows untracked (regression: a `-1` reference
+    // was once called untracked).
+    let caveats = r["caveats"].to_string();
+    assert!(caveats.contains("keep flowing until"), "{caveats}");
+    assert!(!caveats.contains("untracked"), "{caveats}");
 }
 
 #[test]
@@ -534,4 +539,58 @@ fn whatif_on_flow_logs_reports_agreement_and_weights_records_by_packets() {
     assert_eq!(r["connections"]["packets_broken"], 38);
     assert_eq!(r["flows"][0]["dst_port"], 22);
     assert_eq!(r["flows"][0]["before"]["rule"], "sgr-ssh");
+}
+
+/// Revoking the only rule that lets ping in changes AWS's documented ping records: the
+/// request is now refused, and its reply no longer follows an accepted request.
+#[test]
+fn whatif_revoking_allow_ping_changes_the_documented_icmp_records() {
+    let (code, r) = whatif(
+        &root("tests/data/flowlogs/aws-ping-state.json"),
+        "Action=RevokeSecurityGroupIngress&Version=2016-11-15&GroupId=sg-web&IpPermissions.1.IpProtocol=icmp&IpPermissions.1.FromPort=8&IpPermissions.1.ToPort=-1&IpPermissions.1.IpRanges.1.CidrIp=0.0.0.0/0",
+        &["--traffic", &root("tests/data/flowlogs/aws-ping.log")],
+    );
+    assert_eq!(code, 0, "{r}");
+    assert_eq!(r["revoked_rules"][0]["rule_id"], "sgr-ping");
+    assert_eq!(r["changed"]["accept_to_drop"], 8, "{}", r["changed"]);
+    assert_eq!(r["packets"]["accepted_before"], 8);
+    assert_eq!(r["packets"]["dropped_after"], 8);
+}
+
+/// A state without network interfaces judges nothing: the report says so loudly (text,
+/// JSON) and never claims that every packet keeps its verdict.
+#[test]
+fn whatif_without_enis_warns_instead_of_saying_nothing_changes() {
+    let dir = std::env::temp_dir().join(format!("sgsim-no-enis-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for f in [
+        "security-groups.json",
+        "security-group-rules.json",
+        "vpcs.json",
+    ] {
+        std::fs::copy(root(&format!("src/cli/demo/aws/{f}")), dir.join(f)).unwrap();
+    }
+    let request = format!("@{}", root("src/cli/demo/aws/revoke.txt"));
+    let (code, r) = whatif(dir.to_str().unwrap(), &request, &[]);
+    assert_eq!(code, 0, "{r}");
+    assert_eq!(r["enis_in_scope"], 0);
+    let warnings = r["warnings"].to_string();
+    assert!(warnings.contains("no network interface"), "{warnings}");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sgsim"))
+        .args([
+            "whatif",
+            "--state",
+            dir.to_str().unwrap(),
+            "--request",
+            &request,
+        ])
+        .args(["--output", "text"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("nothing judged"), "{text}");
+    assert!(!text.contains("every packet keeps its verdict"), "{text}");
+    assert!(text.contains("no network interface"), "{text}");
+    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -788,6 +788,15 @@ fn near_miss_note(entry: &Entry, rule: &Rule, part: Part) -> Option<String> {
 }
 
 fn run(state: &State, req: &Request, notes: &mut Vec<String>) -> Result<Done, ApiError> {
+    // 0. A repeated parameter or JSON key (sgsim's decision: the documents do not say; one
+    //    error for every parameter, as AWS has).
+    if let Some(name) = &req.repeated {
+        return Err(ApiError::new(
+            "InvalidParameter",
+            400,
+            format!("The specified parameter {name} is given more than once."),
+        ));
+    }
     // 1. Required parameters.
     if req.region.is_none() {
         if req.placeholder {

@@ -908,7 +908,18 @@ mod tests {
             json!({"PrefixListId": "pl-1", "Entries": {"Entry": [{"Cidr": 7}]}}),
             json!([{"SecurityGroups": {"SecurityGroup": []}}, 3]),
         ] {
-            let _ = one(v);
+            // Each is refused with a message naming where, or imported as a valid state;
+            // never a panic.
+            match one(v.clone()) {
+                Err(e) => {
+                    let msg = e.to_string();
+                    assert!(msg.contains("x.json"), "{v}: {msg}");
+                }
+                Ok(imported) => imported
+                    .state
+                    .validate()
+                    .unwrap_or_else(|e| panic!("{v}: {e}")),
+            }
         }
     }
 }

@@ -16,6 +16,11 @@
 //! What is not simulated: rule IDs of other accounts, port lists' contents (a rule using a
 //! port list is taken to cover every port), and `Format=XML` in the request (both bodies are
 //! always produced; the caller picks one).
+//!
+//! Decision where the documents say nothing: a parameter given twice, a key given twice in
+//! a JSON object (the request's, or one of a `Permissions` list), is rejected first of all
+//! with `InvalidParameter` (400) naming it, whichever parameter it is, as AWS rejects a
+//! repeated parameter.
 
 pub mod apply;
 pub mod errors;

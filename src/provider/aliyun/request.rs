@@ -157,6 +157,9 @@ impl Spec {
 pub struct Request {
     /// `RevokeSecurityGroup` (ingress) or `RevokeSecurityGroupEgress`.
     pub direction: Direction,
+    /// The first parameter (or JSON key path) given more than once: the request is
+    /// rejected with `InvalidParameter` before anything else is checked.
+    pub repeated: Option<String>,
     /// `RegionId`.
     pub region: Option<String>,
     /// `SecurityGroupId`.
@@ -210,7 +213,7 @@ impl Request {
 
     /// Reads a request. Fails only for text that is not an Alibaba revoke at all.
     pub fn parse(raw: &RawRequest) -> Result<Request, RequestError> {
-        let params = flatten(raw)?;
+        let (params, repeated) = flatten_noting_repeats(raw)?;
         let action = params
             .iter()
             .find(|(k, _)| k == "Action")
@@ -235,6 +238,7 @@ impl Request {
             placeholder: false,
             fingerprint: String::new(),
             notes: Vec::new(),
+            repeated,
         };
         let mut seen: BTreeMap<&str, ()> = BTreeMap::new();
         let mut ids: BTreeMap<u32, String> = BTreeMap::new();
@@ -242,9 +246,8 @@ impl Request {
         let mut identifying: Vec<(String, String)> = Vec::new();
         for (key, value) in &params {
             if seen.insert(key.as_str(), ()).is_some() {
-                req.notes.push(format!(
-                    "parameter {key} is given more than once; the first value is used"
-                ));
+                // A JSON list flattened onto a parameter also given flat.
+                req.repeated.get_or_insert_with(|| key.clone());
                 continue;
             }
             if key == "Action" {
@@ -385,19 +388,36 @@ fn index(text: &str) -> Option<u32> {
 /// strings) flattened the way Alibaba's SDKs put them on the wire (`Permissions.1.IpProtocol`).
 /// In JSON a single `Permissions` object or `SecurityGroupRuleId` string is a list of one.
 pub fn flatten(raw: &RawRequest) -> Result<Vec<(String, String)>, RequestError> {
+    flatten_noting_repeats(raw).map(|(pairs, _)| pairs)
+}
+
+/// Flattened parameters, and the first parameter given twice (see [`flatten_noting_repeats`]).
+type Flat = (Vec<(String, String)>, Option<String>);
+
+/// [`flatten`], and the first key a query parameter's JSON list gives twice in one object
+/// (as `Permissions[0].PortRange`).
+fn flatten_noting_repeats(raw: &RawRequest) -> Result<Flat, RequestError> {
     let mut out = Vec::new();
+    let mut repeated = None;
     match raw {
         RawRequest::Query(params) => {
             for (k, v) in &params.0 {
                 let list = matches!(k.as_str(), "Permissions" | "SecurityGroupRuleId");
                 if list && v.trim_start().starts_with('[') {
-                    let parsed: Value = serde_json::from_str(v)
+                    let parsed = crate::provider::json::parse(v)
                         .map_err(|e| RequestError::Json(format!("{k}: {e}")))?;
-                    flatten_value(k, &parsed, &mut out)?;
+                    if let Some(d) = parsed.duplicates.first() {
+                        repeated.get_or_insert_with(|| format!("{k}{d}"));
+                    }
+                    flatten_value(k, &parsed.value, &mut out)?;
                 } else {
                     out.push((k.clone(), v.clone()));
                 }
             }
+        }
+        RawRequest::Repeated { request, name } => {
+            let (pairs, _) = flatten_noting_repeats(request)?;
+            return Ok((pairs, Some(name.clone())));
         }
         RawRequest::Json(value) => {
             let Some(obj) = value.as_object() else {
@@ -408,7 +428,7 @@ pub fn flatten(raw: &RawRequest) -> Result<Vec<(String, String)>, RequestError> 
             }
         }
     }
-    Ok(out)
+    Ok((out, repeated))
 }
 
 fn scalar(path: &str, v: &Value) -> Result<Option<String>, RequestError> {

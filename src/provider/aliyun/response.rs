@@ -61,6 +61,7 @@ mod tests {
             success_xml("RevokeSecurityGroupEgress", "R"),
             "<?xml version=\"1.0\" encoding=\"UTF-8\"?><RevokeSecurityGroupEgressResponse><RequestId>R</RequestId></RevokeSecurityGroupEgressResponse>"
         );
-        assert_eq!(escape("\u{1}"), "&#x1;");
+        assert_eq!(escape("\u{1}"), "\u{fffd}");
+        assert_eq!(escape("\t\u{7f}\u{9b}"), "&#x9;&#x7F;&#x9B;");
     }
 }

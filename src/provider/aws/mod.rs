@@ -44,7 +44,8 @@
 //!
 //! 1. parse: an unrecognised parameter (including a list index of 0 or with a leading zero) →
 //!    `UnknownParameter`; a value of the wrong type (non-integer port, non-boolean `DryRun`, a
-//!    parameter given twice) → `InvalidParameterValue`; neither `GroupId` nor `GroupName` →
+//!    parameter given twice — any parameter, `Action` included — or a key given twice in a
+//!    JSON object) → `InvalidParameterValue`; neither `GroupId` nor `GroupName` →
 //!    `MissingParameter`; legacy fields on the egress call ("not supported") →
 //!    `InvalidParameterValue`;
 //! 2. [`Config::authorized`] false → `UnauthorizedOperation` (403); `DryRun` →
@@ -188,6 +189,7 @@ fn seed(request: &RawRequest) -> String {
                 .join("&")
         }
         RawRequest::Json(v) => v.to_string(),
+        RawRequest::Repeated { request, .. } => seed(request),
     }
 }
 

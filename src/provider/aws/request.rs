@@ -100,6 +100,7 @@ pub(super) fn parse(
         RawRequest::Query(params) => from_query(params, direction),
         RawRequest::Json(Value::Object(o)) => from_json(o, direction),
         RawRequest::Json(_) => return Err(RequestError::NotARequest),
+        RawRequest::Repeated { name, .. } => Err(repeated(name)),
     }
     .and_then(|r| finish(r, direction)))
 }

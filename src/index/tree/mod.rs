@@ -1,5 +1,5 @@
 //! The compiled lookup structure: a decision tree over the five header fields whose leaves
-//! hold short lists of filters in rank order (built by `compile::tree`).
+//! hold short lists of filters in rank order (built by `index::tree::build`).
 //!
 //! Fields (dimensions): 0 remote address, 1 local address, 2 source port (ICMP type),
 //! 3 destination port (ICMP code), 4 protocol. IPv4 trees use `u32` words, IPv6 trees `u128`.
@@ -7,7 +7,7 @@
 //! # Layout
 //!
 //! A family's filters are split into a [`Forest`] of up to four trees by the shape of their
-//! address fields (see `compile::tree`), plus, after revokes of rules that pruned a region,
+//! address fields (see `index::tree::build`), plus, after revokes of rules that pruned a region,
 //! one *patch* tree (see `compile::Table::revise`). A [`Tree`] is internal [`Node`]s and
 //! [`Leaves`]: runs of [`Packed`] filters (each field a low bound and a width; ports as `u16`,
 //! protocol as `u8`), each in rank order. A node holds [`LEVELS`] levels of binary cuts (a
@@ -20,10 +20,8 @@
 //! reads contiguous memory ([`Leaves::Inline`]). Where they replicate much, leaves hold
 //! positions into one filter array laid out in the order the leaves first reach them
 //! ([`Leaves::Indexed`]). The choice is by memory: copies where they take at most a quarter
-//! more than positions would (see `compile::tree`). Against positions into a rank-ordered
-//! array, copies ran 7–11% faster on the fw1 and ipc1 10k sets and 19–56% on the acl1 and
-//! ipc1 100k sets (medians of six runs of each build side by side on the two cores, which
-//! cancels most of this shared VM's drift), and took 4 bytes a rule less at 100k.
+//! more than positions would (see `index::tree::build`): a contiguous scan beats chasing positions
+//! into a rank-ordered array, and where cuts replicate little, copies cost no more memory.
 //!
 //! # Blocks
 //!
@@ -34,13 +32,9 @@
 //! what the top levels of the tree would do in eight to sixteen binary cuts, and the
 //! subtrees are small (on fw1 10k most blocks hold one filter: the walk ends at a leaf).
 //! The table has up to four entries a filter (16 bytes; blocks of the top 11 to 16 bits),
-//! 256 KiB at most; `compile::tree` uses it for trees of at least 1,024 filters (by
+//! 256 KiB at most; `index::tree::build` uses it for trees of at least 1,024 filters (by
 //! default) spread over at least 256 blocks, where filters spanning blocks add at most a
-//! quarter more leaf entries. Side by side on the two cores (two pairs of runs each),
-//! trees from 65,536 blocks ran 1.7× as fast as before on fw1 10k, 2.1× on acl1 100k,
-//! 2.9–3.3× on fw1 100k and 1.7–2.5× on ipc1 100k, and built four times as fast at 100k
-//! (fewer cuts to choose); sized by filter count and used from 1,024 filters, fw1 10k
-//! gained 1.5× more (its 1,469-filter tree starts from blocks too).
+//! quarter more leaf entries. Such trees also build faster (fewer cuts to choose).
 //!
 //! # Batches
 //!
@@ -51,150 +45,13 @@
 //! unstable intrinsics; the crate forbids both.) Every lane steps in every round, also once
 //! at its leaf (it then stays put), so no branch depends on a lane's state.
 //!
-//! Counted with cachegrind on the ClassBench traces, grouping two levels a node and the
-//! branch-free rounds took 10–37% fewer instructions and 25–65% fewer mispredicted branches
-//! than binary nodes walked with a branch per lane (ipc1 10k: 314 → 282 million instructions
-//! for three passes, 3.5 → 2.3 million mispredictions; fw1 10k: 437 → 320; ipc1 100k: 184 →
-//! 147). Three levels a node counted the same as two and took more memory.
+//! Grouping two levels a node and stepping every lane every round trade a few wasted steps
+//! for no mispredicted branches; three levels a node cost more memory for no fewer
+//! instructions. (The measurements are in the commit history.)
 
-/// Number of header fields a filter constrains.
-pub(crate) const DIMS: usize = 5;
+pub(crate) mod build;
 
-/// The integer type of one tree's fields.
-pub(crate) trait Word:
-    Copy + Ord + Default + Send + Sync + std::fmt::Debug + 'static
-{
-    /// The largest address of the family.
-    const ADDR_MAX: Self;
-    /// Address width in bits.
-    const ADDR_BITS: u32;
-    /// Widens to `u128`.
-    fn to_u128(self) -> u128;
-    /// Widens a port or protocol value.
-    fn from_u16(v: u16) -> Self;
-    /// Narrows an address range end (the caller knows it fits).
-    fn from_u128(v: u128) -> Self;
-    /// `self + 1` (never called on the maximum).
-    fn succ(self) -> Self;
-    /// `self - 1` (never called on zero).
-    fn pred(self) -> Self;
-    /// `self - other`, wrapping around.
-    fn wrapping_sub(self, other: Self) -> Self;
-    /// The low 16 bits (a port or protocol widened by [`Word::from_u16`]).
-    fn low16(self) -> u16;
-    /// The top `bits` bits of an address (1 to 16).
-    fn top(self, bits: u32) -> usize;
-}
-
-impl Word for u32 {
-    const ADDR_MAX: u32 = u32::MAX;
-    const ADDR_BITS: u32 = 32;
-    fn to_u128(self) -> u128 {
-        u128::from(self)
-    }
-    fn from_u16(v: u16) -> u32 {
-        u32::from(v)
-    }
-    fn from_u128(v: u128) -> u32 {
-        // Invariant: IPv4 ranges come from `Cidr::range` of an IPv4 block, so they fit.
-        v as u32
-    }
-    fn succ(self) -> u32 {
-        self + 1
-    }
-    fn pred(self) -> u32 {
-        self - 1
-    }
-    fn wrapping_sub(self, other: u32) -> u32 {
-        u32::wrapping_sub(self, other)
-    }
-    fn low16(self) -> u16 {
-        self as u16
-    }
-    fn top(self, bits: u32) -> usize {
-        (self >> (32 - bits)) as usize
-    }
-}
-
-impl Word for u128 {
-    const ADDR_MAX: u128 = u128::MAX;
-    const ADDR_BITS: u32 = 128;
-    fn to_u128(self) -> u128 {
-        self
-    }
-    fn from_u16(v: u16) -> u128 {
-        u128::from(v)
-    }
-    fn from_u128(v: u128) -> u128 {
-        v
-    }
-    fn succ(self) -> u128 {
-        self + 1
-    }
-    fn pred(self) -> u128 {
-        self - 1
-    }
-    fn wrapping_sub(self, other: u128) -> u128 {
-        u128::wrapping_sub(self, other)
-    }
-    fn low16(self) -> u16 {
-        self as u16
-    }
-    fn top(self, bits: u32) -> usize {
-        (self >> (128 - bits)) as usize
-    }
-}
-
-/// The largest value of each dimension.
-pub(crate) fn domain_hi<W: Word>() -> [W; DIMS] {
-    [
-        W::ADDR_MAX,
-        W::ADDR_MAX,
-        W::from_u16(u16::MAX),
-        W::from_u16(u16::MAX),
-        W::from_u16(255),
-    ]
-}
-
-/// A box in header space: inclusive bounds per dimension.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Bounds<W> {
-    pub lo: [W; DIMS],
-    pub hi: [W; DIMS],
-}
-
-impl<W: Word> Bounds<W> {
-    /// The whole header space.
-    pub fn full() -> Bounds<W> {
-        Bounds {
-            lo: [W::default(); DIMS],
-            hi: domain_hi(),
-        }
-    }
-
-    /// Whether the point lies inside.
-    #[cfg(test)]
-    pub fn contains(&self, key: &[W; DIMS]) -> bool {
-        (0..DIMS).all(|d| self.lo[d] <= key[d] && key[d] <= self.hi[d])
-    }
-
-    /// Whether the two boxes share a point.
-    pub fn intersects(&self, other: &Bounds<W>) -> bool {
-        (0..DIMS).all(|d| self.lo[d] <= other.hi[d] && other.lo[d] <= self.hi[d])
-    }
-
-    /// Whether every point of `other` lies inside.
-    pub fn covers(&self, other: &Bounds<W>) -> bool {
-        (0..DIMS).all(|d| self.lo[d] <= other.lo[d] && other.hi[d] <= self.hi[d])
-    }
-}
-
-/// A filter: a box and the rank of its target (smaller rank wins).
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Filter<W> {
-    pub bounds: Bounds<W>,
-    pub rank: u32,
-}
+use super::boxes::{Bounds, Filter, Word};
 
 /// A filter as the tree stores it: each field as its low bound and its width (high minus
 /// low), addresses in the family's word, ports as `u16` and the protocol as `u8` (32 bytes
@@ -470,7 +327,7 @@ pub(crate) struct Tree<W> {
     pub min_rank: u32,
     /// Number of distinct filters held.
     pub len: usize,
-    /// Whether this is a patch tree (built after a revoke, see `compile::tree::patch`).
+    /// Whether this is a patch tree (built after a revoke, see `index::tree::build::patch`).
     pub patch: bool,
 }
 
@@ -676,6 +533,11 @@ impl<W: Word> Forest<W> {
     /// Number of filters held (across trees).
     pub fn len(&self) -> usize {
         self.trees.iter().map(|t| t.len).sum()
+    }
+
+    /// Number of trees that start from a table of address blocks.
+    pub fn block_trees(&self) -> usize {
+        self.trees.iter().filter(|t| t.blocks.is_some()).count()
     }
 
     /// Ranks of the filters that pruned a region of some tree (see [`Tree::covers`]).

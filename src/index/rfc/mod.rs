@@ -1,6 +1,6 @@
 //! Cross-product tables (Recursive Flow Classification, Gupta & McKeown 1999) over one
 //! group's IPv4 filters: a fixed number of table lookups per packet, whatever the rules.
-//! Built by `compile::rfc` for sets where they fit a memory budget; trees serve the rest.
+//! Built by `index::rfc::build` for sets where they fit a memory budget; trees serve the rest.
 //!
 //! # Layout
 //!
@@ -38,11 +38,13 @@
 //! # Batches
 //!
 //! [`Rfc::lookup_lanes`] runs each phase over all lanes before the next: the loads of one
-//! phase are independent across packets, so the CPU overlaps their cache misses. (Running
-//! the split tail's list reads in stages across lanes as well measured no faster on ipc1
-//! 10k and 13% slower on acl1 1k, whose tables sit in cache.)
+//! phase are independent across packets, so the CPU overlaps their cache misses. The split
+//! tail's list reads stay one lane at a time: staging them across lanes gained nothing
+//! where tables miss the cache and lost where they sit in it.
 
-use crate::classify::tree::{Key, LANES};
+pub(crate) mod build;
+
+use crate::index::tree::{Key, LANES};
 
 /// The table of a phase: cell `a * width + b` is the class of the pair `(a, b)`.
 #[derive(Debug, Clone)]

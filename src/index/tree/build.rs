@@ -1,11 +1,11 @@
-//! Builds the decision tree of [`crate::classify::tree`] from filters in rank order
+//! Builds the decision tree of [`crate::index::tree`] from filters in rank order
 //! (HyperSplit-style: binary cuts on one field at a time, chosen to balance the rules on
 //! either side, until a region holds at most `leaf_size` rules). The binary cuts are then
 //! grouped into nodes of [`LEVELS`] levels each ([`group`]).
 //!
 //! A tree of many filters that each lie in one block of an address field (addresses that
 //! share their top 11 to 16 bits) starts from a table of those blocks (see
-//! `classify::tree`): the build then makes one subtree per block, over the block's region,
+//! `index::tree`): the build then makes one subtree per block, over the block's region,
 //! and groups all of them at once.
 //!
 //! Two prunings keep trees small: a region's list stops at the first filter that covers the
@@ -19,9 +19,8 @@ use std::sync::Arc;
 
 use std::mem::size_of;
 
-use crate::classify::tree::{
-    Blocks, Bounds, Filter, Forest, Leaves, Node, Packed, Tree, Word, CUTS, DIMS, FANOUT, LEVELS,
-};
+use super::{Blocks, Forest, Leaves, Node, Packed, Tree, CUTS, FANOUT, LEVELS};
+use crate::index::boxes::{Bounds, Filter, Word, DIMS};
 
 /// How trees are built (from [`crate::compile::Config`]).
 #[derive(Clone, Copy, Debug)]
@@ -481,10 +480,9 @@ fn group<W: Word>(cuts: &[Cut<W>], roots: &[u32]) -> (Vec<Node<W>>, u32, Vec<u32
     (nodes, inner, roots.iter().map(|&r| reference(r)).collect())
 }
 
-/// How much more memory leaf copies may take than positions (a ratio): a quarter more, the
-/// price of about 20% faster lookups on ipc1 10k, whose cuts replicate a third of its
-/// filters (measured side by side); the 100k sets replicate almost nothing, so there
-/// copies save memory.
+/// How much more memory leaf copies may take than positions (a ratio): a quarter more,
+/// the price of contiguous leaf scans where cuts replicate filters (a third of them on
+/// ipc1 10k); where they replicate almost nothing (the 100k sets), copies save memory.
 const INLINE_MEMORY: (usize, usize) = (5, 4);
 
 /// The leaves for leaf entries `items` (positions into `filters`): copies where they take
@@ -645,7 +643,7 @@ fn split<W: Word>(filters: &[Filter<W>], task: &Task<W>, dim: usize, t: W) -> (T
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::classify::tree::{Key, NONE};
+    use crate::index::tree::{Key, NONE};
 
     fn filter(lo: [u32; 5], hi: [u32; 5], rank: u32) -> Filter<u32> {
         Filter {
@@ -711,7 +709,7 @@ mod tests {
     }
 
     fn domain_max() -> [u32; 5] {
-        crate::classify::tree::domain_hi()
+        crate::index::boxes::domain_hi()
     }
 
     #[test]
@@ -1004,7 +1002,7 @@ mod tests {
         );
     }
 
-    const LANES_IN_TEST: usize = crate::classify::tree::LANES;
+    const LANES_IN_TEST: usize = crate::index::tree::LANES;
 
     #[test]
     fn empty_tree_matches_nothing() {

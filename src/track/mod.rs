@@ -19,12 +19,19 @@
 //!
 //! Security groups of both clouds are stateful. State is kept per ENI and per flow:
 //! `(ENI, protocol, local address, local port, remote address, remote port)`; for ICMP the
-//! ports are left out and only echo (request 8/128, reply 0/129) is tracked. A packet that
+//! ports are left out and only echo (request 8/128, reply 0/129) is tracked. A flow-log
+//! record of ICMP carries no type or code (AWS logs ports `0 0`): it is judged by what the
+//! rules give over every type and code (one probe per class of types the rules tell
+//! apart); where they differ, a logged ACCEPT means a type some rule accepts, else the
+//! verdict is unknown ([`By::UnloggedIcmp`]). Such a record may be a request or a reply:
+//! an accepted one opens an exchange and a record the other way within the timeout is its
+//! reply. A packet that
 //! a rule (or default) accepts opens or refreshes the flow; a later packet of the flow in
 //! the *other* direction passes as `established` without consulting the rules, and a later
 //! packet in the opening direction that the rules would now drop also passes as
 //! `established` (a revoke does not cut a tracked connection). Idle timeouts, measured
-//! between packet timestamps (flow-log records: their `start`):
+//! between packet timestamps (a flow-log record arrives at its `start` and keeps its flow
+//! active until its `end`, since it aggregates a window):
 //!
 //! | provider | TCP | UDP | ICMP echo | other |
 //! |---|---|---|---|---|
@@ -51,6 +58,12 @@
 //! timestamps are assumed to be roughly in order, as captures and flow logs are). An idle
 //! flow found before its sweep is forgotten on the spot.
 //!
+//! The table is bounded ([`Config::max_flows`]): when a chunk leaves more flows than that,
+//! every expired flow is forgotten, then the least recently seen flows of all partitions
+//! together until a quarter of the bound is free ([`Stats::evicted`]), as a full
+//! connection-tracking table forgets connections. The choice depends on the flows alone, so
+//! the result does not depend on the partitioning.
+//!
 //! # Fragments
 //!
 //! A non-first fragment (no ports) takes the ports of the first fragment with the same
@@ -73,12 +86,13 @@ use hashbrown::hash_table::{Entry, HashTable, VacantEntry};
 use rayon::prelude::*;
 use rustc_hash::{FxBuildHasher, FxHasher};
 
-use super::Item;
 use crate::classify::{By, Decision, Engine, Point, Semantics, SemanticsError, Verdict};
 use crate::compile::Table;
 use crate::model::{
-    Action, Direction, EniId, Family, GroupId, Header, Peer, PortRange, Protocol, Provider, State,
+    Action, Direction, EniId, Family, GroupId, Header, Peer, PortRange, Protocol, Provider, Rule,
+    State,
 };
+use crate::packet::Item;
 
 /// Hash maps on the per-packet path use FxHash: fast, and the keys are not attacker-chosen
 /// in a way that matters to an offline simulator.
@@ -95,7 +109,17 @@ pub struct Config {
     /// outcomes (what a stateless filter, or a check of the rules against each flow-log
     /// record on its own, would say).
     pub stateless: bool,
+    /// The most tracked flows kept between chunks (all partitions together): past it, flows
+    /// idle past their timeout are forgotten, then the least recently seen until a
+    /// quarter of the bound is free ([`Stats::evicted`] counts them). A flow evicted early
+    /// treats its next packet as new, as a full connection-tracking table would.
+    pub max_flows: usize,
 }
+
+/// The default [`Config::max_flows`]: about 69 MiB of IPv4 flow tables (136 MiB of IPv6)
+/// at most over 8 partitions, hashbrown tables being sized in powers of two at a 7/8
+/// load.
+pub const MAX_FLOWS: usize = 1_000_000;
 
 impl Default for Config {
     fn default() -> Self {
@@ -103,6 +127,7 @@ impl Default for Config {
             only: None,
             partitions: 16,
             stateless: false,
+            max_flows: MAX_FLOWS,
         }
     }
 }
@@ -141,14 +166,16 @@ impl Outcome {
         match self.verdict.by {
             By::Rule(_) => "rule",
             By::InnerAccess(_) | By::Default => "default",
-            By::Unresolved(_) => "unresolved",
+            By::Unresolved(_) | By::UnloggedIcmp => "unresolved",
         }
     }
 
-    /// A finer reason where one exists (`inner-access`).
+    /// A finer reason where one exists (`inner-access`; `icmp-type-not-logged` for an
+    /// ICMP flow-log record the rules judge differently by type).
     pub fn detail(&self) -> Option<&'static str> {
         match (self.established, self.verdict.by) {
             (false, By::InnerAccess(_)) => Some("inner-access"),
+            (false, By::UnloggedIcmp) => Some("icmp-type-not-logged"),
             _ => None,
         }
     }
@@ -183,6 +210,9 @@ pub struct Stats {
     pub orphan_fragments: u64,
     /// Hits per rule, by table index.
     pub rule_hits: Vec<u64>,
+    /// Tracked flows forgotten before their idle timeout because the flow table was full
+    /// ([`Config::max_flows`]).
+    pub evicted: u64,
 }
 
 /// A flow key of one address family: the ENI, the protocol and both endpoints as the ENI
@@ -219,8 +249,14 @@ struct Task {
     index: u64,
     header: Header,
     ts_ns: u64,
+    /// When the item's traffic was last seen: the packet's time, a flow-log record's
+    /// `end` (a record spans its aggregation window, so its flow is active until then).
+    last_ns: u64,
     /// Hash of the flow key: picks the partition and the flow-table bucket.
     hash: u64,
+    /// A flow-log record of ICMP, whose type and code the log does not carry: the action
+    /// it logged, if any (see [`judge_unlogged_icmp`]).
+    unlogged_icmp: Option<Option<Action>>,
 }
 
 /// The routing of one sub-chunk of items: its tasks per partition, in input order.
@@ -304,6 +340,62 @@ impl Open {
             .map(|(_, _, sports, dports)| sports.is_any() && dports.is_any())
             .reduce(|a, b| a || b)
     }
+}
+
+impl Open {
+    /// Whether some TCP/UDP packet that an open rule `(v6, protocol, sports, dports)` of
+    /// this direction accepts has a reply that a rule of `other` (the other direction)
+    /// accepts, one of the two covering all ports: the flows that rule lets through are
+    /// untracked (the condition [`EniInfo::untracked`] checks packet by packet).
+    fn untracks(rule: (bool, Protocol, PortRange, PortRange), other: &Open) -> bool {
+        let (v6, protocol, sports, dports) = rule;
+        other.rules.iter().any(|&(o6, oproto, osports, odports)| {
+            o6 == v6
+                && [6u8, 17]
+                    .iter()
+                    .any(|&p| protocol.matches(p) && oproto.matches(p))
+                // The reply's source ports are the packet's destination ports.
+                && osports.intersects(dports)
+                && odports.intersects(sports)
+                && ((sports.is_any() && dports.is_any()) || (osports.is_any() && odports.is_any()))
+        })
+    }
+}
+
+/// The ENIs where an accepting rule of `state` lets through untracked flows (SEMANTICS
+/// 3.2): an AWS ENI carrying the rule's group, where the rule's peer is open to anywhere and
+/// the other direction's rules of *all* the ENI's groups (AWS aggregates them) accept the
+/// replies, one of the two on all ports. Revoking such a rule cuts those flows at once.
+/// The same definition the evaluator applies to each packet.
+pub fn untracked_enis<'s>(state: &'s State, rule: &Rule) -> Vec<&'s EniId> {
+    let Peer::Cidr { cidr } = &rule.remote else {
+        return Vec::new();
+    };
+    if rule.action != Action::Accept || !cidr.is_any() {
+        return Vec::new();
+    }
+    let by_group = open_by_group(state);
+    let entry = (
+        cidr.family() == Family::V6,
+        rule.protocol,
+        rule.src_ports,
+        rule.dst_ports,
+    );
+    let other = match rule.direction {
+        Direction::Ingress => Direction::Egress,
+        Direction::Egress => Direction::Ingress,
+    };
+    state
+        .enis
+        .iter()
+        .enumerate()
+        .filter(|(e, eni)| {
+            eni.groups.contains(&rule.group)
+                && Semantics::of(state, *e).is_ok_and(|s| s.provider == Provider::Aws)
+                && Open::untracks(entry, &Open::of(&by_group, &eni.groups, other))
+        })
+        .map(|(_, eni)| &eni.id)
+        .collect()
 }
 
 /// What the evaluation needs to know of each ENI.
@@ -419,12 +511,30 @@ fn provider_of(enis: &[EniInfo], eni: u32) -> Provider {
         .map_or(Provider::Generic, |e| e.provider)
 }
 
+/// Forgets the flows idle past their timeout at `latest`.
+fn sweep<A>(flows: &mut HashTable<Tracked<A>>, enis: &[EniInfo], latest: u64) {
+    flows.retain(|e| {
+        let provider = provider_of(enis, e.key.eni);
+        latest.saturating_sub(e.last_ns) <= timeout(provider, e.key.protocol, e.flips)
+    });
+}
+
 /// Judges one task against a partition's flows, with one probe of the flow table of its
 /// address family.
-fn judge<E: Engine + ?Sized>(engine: &E, enis: &[EniInfo], part: &mut Part, t: &Task) -> Outcome {
+fn judge<E: Engine + ?Sized>(
+    engine: &E,
+    enis: &[EniInfo],
+    icmp_types: &[(u16, u16)],
+    part: &mut Part,
+    t: &Task,
+) -> Outcome {
     let h = &t.header;
     let icmp = matches!(h.protocol, 1 | 58);
-    if icmp && !is_echo_request(h) && !is_echo_reply(h) {
+    let classify = || match t.unlogged_icmp {
+        Some(logged) => judge_unlogged_icmp(engine, icmp_types, t.point, h, logged),
+        None => engine.classify(t.point, h),
+    };
+    if icmp && t.unlogged_icmp.is_none() && !is_echo_request(h) && !is_echo_reply(h) {
         // Untracked ICMP (errors, router messages): the rules alone decide.
         return Outcome {
             index: t.index,
@@ -437,18 +547,98 @@ fn judge<E: Engine + ?Sized>(engine: &E, enis: &[EniInfo], part: &mut Part, t: &
     match (h.local(d), h.remote(d)) {
         (IpAddr::V4(l), IpAddr::V4(r)) => {
             let k = key(t.point, h, u32::from(l), u32::from(r));
-            judge_flow(engine, enis, &mut part.flows4, t, k)
+            judge_flow(&classify, enis, &mut part.flows4, t, k)
         }
         (l, r) => {
             let k = key(t.point, h, v6_bits(l), v6_bits(r));
-            judge_flow(engine, enis, &mut part.flows6, t, k)
+            judge_flow(&classify, enis, &mut part.flows6, t, k)
         }
     }
 }
 
-/// [`judge`] for a trackable packet whose flow key is `k`.
-fn judge_flow<E: Engine + ?Sized, A: Copy + Eq + Hash>(
+/// Judges an ICMP flow-log record whose type and code the log does not carry (AWS logs
+/// ICMP with ports `0 0`): by the verdicts the rules give over every type and code
+/// (`types` holds one pair per class of types and codes the rules tell apart). When they
+/// agree, that verdict; when they differ and the log says ACCEPT, the record can only be a
+/// type some rule accepts (or a reply, which the tracker passes before this is asked), so
+/// the first accepting verdict; otherwise unknown ([`By::UnloggedIcmp`]).
+fn judge_unlogged_icmp<E: Engine + ?Sized>(
     engine: &E,
+    types: &[(u16, u16)],
+    point: Point,
+    h: &Header,
+    logged: Option<Action>,
+) -> Verdict {
+    let mut probe = *h;
+    let mut first: Option<Verdict> = None;
+    let mut accepting: Option<Verdict> = None;
+    let mut differ = false;
+    for &(ty, code) in types {
+        probe.src_port = ty;
+        probe.dst_port = code;
+        let v = engine.classify(point, &probe);
+        if accepting.is_none() && v.action.accepts() {
+            accepting = Some(v);
+        }
+        match first {
+            None => first = Some(v),
+            Some(f) if f.action != v.action => differ = true,
+            Some(_) => {}
+        }
+        if differ && accepting.is_some() {
+            break;
+        }
+    }
+    match (first, differ, logged, accepting) {
+        (Some(f), false, _, _) => f,
+        (_, true, Some(Action::Accept), Some(a)) => a,
+        (Some(_), true, _, _) => Verdict {
+            action: Decision::Unknown,
+            by: By::UnloggedIcmp,
+        },
+        // No probe at all: judged as logged (type 0 code 0).
+        (None, ..) => engine.classify(point, h),
+    }
+}
+
+/// One (type, code) pair per class of ICMP types and codes that the rules of `state` tell
+/// apart (their type and code ranges cut 0..=255 into classes), echo request first.
+fn icmp_classes(state: &State) -> Vec<(u16, u16)> {
+    let mut types = vec![0u16, 8, 9, 128, 129, 130];
+    let mut codes = vec![0u16];
+    for r in &state.rules {
+        let icmp = match r.protocol {
+            Protocol::Any => true,
+            Protocol::Number(n) => n == 1 || n == 58,
+        };
+        if !icmp {
+            continue;
+        }
+        for (cuts, range) in [(&mut types, r.src_ports), (&mut codes, r.dst_ports)] {
+            for edge in [range.lo(), range.hi().saturating_add(1)] {
+                if edge <= 255 {
+                    cuts.push(edge);
+                }
+            }
+        }
+    }
+    for cuts in [&mut types, &mut codes] {
+        cuts.sort_unstable();
+        cuts.dedup();
+    }
+    let mut out: Vec<(u16, u16)> = types
+        .iter()
+        .flat_map(|&t| codes.iter().map(move |&c| (t, c)))
+        .collect();
+    // Echo request (ICMP 8, ICMPv6 128) first: where every class agrees, its rule names
+    // the verdict.
+    out.sort_by_key(|&(t, c)| (t != 8 && t != 128, t, c));
+    out
+}
+
+/// [`judge`] for a trackable packet whose flow key is `k`.
+fn judge_flow<A: Copy + Eq + Hash>(
+    classify: &dyn Fn() -> Verdict,
     enis: &[EniInfo],
     flows: &mut HashTable<Tracked<A>>,
     t: &Task,
@@ -461,12 +651,13 @@ fn judge_flow<E: Engine + ?Sized, A: Copy + Eq + Hash>(
         verdict,
         established,
     };
-    let icmp = matches!(h.protocol, 1 | 58);
+    // An ICMP record whose type the log does not carry may be a request or a reply.
+    let icmp = matches!(h.protocol, 1 | 58) && t.unlogged_icmp.is_none();
     let provider = provider_of(enis, t.point.eni);
     // A new flow: the rules decide; an accepted packet opens the flow (ICMP: a request),
     // unless the flow is untracked.
     let open = |vacant: VacantEntry<'_, Tracked<A>>| {
-        let verdict = engine.classify(t.point, h);
+        let verdict = classify();
         let untracked = || {
             enis.get(t.point.eni as usize)
                 .is_some_and(|e| e.untracked(t.point.direction, h))
@@ -475,7 +666,7 @@ fn judge_flow<E: Engine + ?Sized, A: Copy + Eq + Hash>(
         if verdict.action.accepts() && (!icmp || is_echo_request(h)) && !untracked() {
             vacant.insert(Tracked {
                 key: k,
-                last_ns: t.ts_ns,
+                last_ns: t.last_ns,
                 opened: t.point.direction,
                 last_dir: t.point.direction,
                 flips: 0,
@@ -500,13 +691,13 @@ fn judge_flow<E: Engine + ?Sized, A: Copy + Eq + Hash>(
     let verdict = if reply {
         Verdict::default_of(Action::Accept)
     } else {
-        engine.classify(t.point, h)
+        classify()
     };
     if f.last_dir != t.point.direction {
         f.flips = f.flips.saturating_add(1);
         f.last_dir = t.point.direction;
     }
-    f.last_ns = f.last_ns.max(t.ts_ns);
+    f.last_ns = f.last_ns.max(t.last_ns);
     // A reply, or a packet of the flow the rules would now refuse (or may refuse), passes
     // as established.
     outcome(verdict, reply || !verdict.action.accepts())
@@ -529,6 +720,8 @@ pub struct Evaluator<'t, E: Engine + ?Sized = Table> {
     v6: Map<u128, u32>,
     /// ENI ID → ENI index, for flow-log records that name their interface.
     eni_ids: Map<&'t EniId, u32>,
+    /// One (type, code) per class of ICMP types and codes the rules tell apart.
+    icmp_types: Vec<(u16, u16)>,
     stats: Stats,
 }
 
@@ -591,6 +784,7 @@ impl<'t, E: Engine + ?Sized> Evaluator<'t, E> {
                 .enumerate()
                 .map(|(i, id)| (id, i as u32))
                 .collect(),
+            icmp_types: icmp_classes(state),
             stats: Stats {
                 rule_hits: vec![0; table.rules().len()],
                 ..Stats::default()
@@ -690,6 +884,14 @@ impl<'t, E: Engine + ?Sized> Evaluator<'t, E> {
         r.latest = 0;
         r.fragments = false;
         for (j, item) in items.iter().enumerate() {
+            let unlogged_icmp = match item {
+                Item::Flow(rec) if matches!(rec.header.protocol, 1 | 58) => Some(rec.action),
+                _ => None,
+            };
+            let last_ns = match item {
+                Item::Flow(rec) => rec.end.max(rec.start).saturating_mul(SECOND),
+                Item::Packet(p) => p.ts_ns,
+            };
             let (header, ts_ns) = match item {
                 Item::Flow(rec) => (rec.header, rec.start.saturating_mul(SECOND)),
                 Item::Packet(p) if p.fragment.is_some() => {
@@ -709,10 +911,20 @@ impl<'t, E: Engine + ?Sized> Evaluator<'t, E> {
             }
             for point in points.into_iter().flatten() {
                 if self.config.stateless {
+                    let verdict = match unlogged_icmp {
+                        Some(logged) => judge_unlogged_icmp(
+                            self.engine,
+                            &self.icmp_types,
+                            point,
+                            &header,
+                            logged,
+                        ),
+                        None => self.engine.classify(point, &header),
+                    };
                     r.outcomes.push(Outcome {
                         index: item.index(),
                         point,
-                        verdict: self.engine.classify(point, &header),
+                        verdict,
                         established: false,
                     });
                     r.evaluations += 1;
@@ -725,7 +937,9 @@ impl<'t, E: Engine + ?Sized> Evaluator<'t, E> {
                     index: item.index(),
                     header,
                     ts_ns,
+                    last_ns,
                     hash,
+                    unlogged_icmp,
                 });
                 r.evaluations += 1;
             }
@@ -773,11 +987,12 @@ impl<'t, E: Engine + ?Sized> Evaluator<'t, E> {
         let n = self.parts.len();
         let engine = self.engine;
         let enis = &self.enis;
+        let icmp_types = &self.icmp_types[..];
         let run = |(p, part): (usize, &mut Part)| {
             part.out.clear();
             for (r, &b) in routed_now.iter().zip(base) {
                 for t in &r.tasks[p] {
-                    let o = judge(engine, enis, part, t);
+                    let o = judge(engine, enis, icmp_types, part, t);
                     part.out.push((b + t.slot as usize, o));
                 }
             }
@@ -790,13 +1005,6 @@ impl<'t, E: Engine + ?Sized> Evaluator<'t, E> {
             // have been judged, so that it costs at most four visits per packet.
             let due = latest >= at.saturating_add(SWEEP_EVERY) && part.since >= held / 4;
             if due || held > 2 * left + 1024 {
-                fn sweep<A>(flows: &mut HashTable<Tracked<A>>, enis: &[EniInfo], latest: u64) {
-                    flows.retain(|e| {
-                        let provider = provider_of(enis, e.key.eni);
-                        latest.saturating_sub(e.last_ns)
-                            <= timeout(provider, e.key.protocol, e.flips)
-                    });
-                }
                 sweep(&mut part.flows4, enis, latest);
                 sweep(&mut part.flows6, enis, latest);
                 part.swept = (latest, part.flows4.len() + part.flows6.len());
@@ -825,6 +1033,42 @@ impl<'t, E: Engine + ?Sized> Evaluator<'t, E> {
                 out[slot] = o;
             }
         }
+        self.bound(latest);
+    }
+
+    /// Holds the flow tables to [`Config::max_flows`]: past it, every partition forgets
+    /// its flows idle past their timeout, then the least recently seen flows of all
+    /// partitions together are evicted until a quarter of the bound is free. The choice
+    /// depends on the flows alone, never on the partitioning.
+    fn bound(&mut self, latest: u64) {
+        let max = self.config.max_flows.max(1);
+        if self.flows() <= max {
+            return;
+        }
+        for part in &mut self.parts {
+            sweep(&mut part.flows4, &self.enis, latest);
+            sweep(&mut part.flows6, &self.enis, latest);
+            part.swept = (latest, part.flows4.len() + part.flows6.len());
+            part.since = 0;
+        }
+        let held = self.flows();
+        if held <= max {
+            return;
+        }
+        let evict = held - (max - max / 4);
+        let mut seen: Vec<u64> = Vec::with_capacity(held);
+        for part in &self.parts {
+            seen.extend(part.flows4.iter().map(|f| f.last_ns));
+            seen.extend(part.flows6.iter().map(|f| f.last_ns));
+        }
+        let (_, &mut cut, _) = seen.select_nth_unstable(evict - 1);
+        drop(seen);
+        for part in &mut self.parts {
+            part.flows4.retain(|f| f.last_ns > cut);
+            part.flows6.retain(|f| f.last_ns > cut);
+            part.swept.1 = part.flows4.len() + part.flows6.len();
+        }
+        self.stats.evicted += (held - self.flows()) as u64;
     }
 
     /// Evaluates a chunk of items (in input order); returns the outcomes in input order
@@ -932,6 +1176,44 @@ mod tests {
         .unwrap()
     }
 
+    /// The untracked condition aggregates every group on the ENI, and never holds for a
+    /// group-reference rule (whatever its protocol) or a rule open to part of the space.
+    #[test]
+    fn untracked_enis_aggregate_groups_and_ignore_references() {
+        let state: State = serde_json::from_value(serde_json::json!({
+            "groups": [{"id": "sg-a", "provider": "aws"}, {"id": "sg-b", "provider": "aws"}],
+            "rules": [
+                {"id": "a-ssh", "group": "sg-a", "direction": "ingress", "action": "accept",
+                 "protocol": 6, "dst_ports": "22", "remote": {"cidr": "0.0.0.0/0"}},
+                {"id": "a-all-from-b", "group": "sg-a", "direction": "ingress", "action": "accept",
+                 "protocol": -1, "remote": {"group_id": "sg-b"}},
+                {"id": "a-web-office", "group": "sg-a", "direction": "ingress", "action": "accept",
+                 "protocol": 6, "dst_ports": "443", "remote": {"cidr": "198.51.100.0/24"}},
+                {"id": "b-out", "group": "sg-b", "direction": "egress", "action": "accept",
+                 "protocol": -1, "remote": {"cidr": "0.0.0.0/0"}}
+            ],
+            "enis": [
+                {"id": "eni-ab", "ips": ["10.0.0.1"], "groups": ["sg-a", "sg-b"]},
+                {"id": "eni-a", "ips": ["10.0.0.2"], "groups": ["sg-a"]}
+            ]
+        }))
+        .unwrap();
+        let ids = |rule: &str| -> Vec<String> {
+            let r = state.rules.iter().find(|r| r.id.as_str() == rule).unwrap();
+            untracked_enis(&state, r)
+                .into_iter()
+                .map(|e| e.to_string())
+                .collect()
+        };
+        // eni-ab's egress (from sg-b) answers SSH from anywhere on all ports; eni-a has no
+        // egress rule at all.
+        assert_eq!(ids("a-ssh"), vec!["eni-ab"]);
+        assert!(ids("a-all-from-b").is_empty());
+        assert!(ids("a-web-office").is_empty());
+        // The egress rule is the other half of the same condition.
+        assert_eq!(ids("b-out"), vec!["eni-ab"]);
+    }
+
     fn pkt(index: u64, text: &str, ts: u64) -> Item {
         let header: Header = text.parse().unwrap();
         Item::Packet(Packet {
@@ -992,6 +1274,31 @@ mod tests {
         ]);
         let r: Vec<&str> = out.iter().map(|o| o.reason()).collect();
         assert_eq!(r, vec!["default", "rule", "established"]);
+    }
+
+    /// SEMANTICS 3.1: a packet to a public (elastic) address is judged at the ENI behind
+    /// it; the public address does not make the ENI a member of anything.
+    #[test]
+    fn packets_to_a_public_address_are_judged_at_its_eni() {
+        let mut s = state();
+        s.enis[0].public_ips = vec!["54.1.2.3".parse().unwrap()];
+        let table = Table::new(&s).unwrap();
+        let mut ev = Evaluator::new(&table, &s, Config::default()).unwrap();
+        let out = ev.eval(&[
+            pkt(0, "tcp 203.0.113.9:40000 -> 54.1.2.3:22", 0),
+            pkt(1, "tcp 203.0.113.9:40000 -> 54.1.2.3:80", 1),
+        ]);
+        let r: Vec<_> = out
+            .iter()
+            .map(|o| (o.point.eni, o.point.direction, o.action(), o.reason()))
+            .collect();
+        assert_eq!(
+            r,
+            vec![
+                (0, Direction::Ingress, Decision::Accept, "rule"),
+                (0, Direction::Ingress, Decision::Drop, "default"),
+            ]
+        );
     }
 
     #[test]
@@ -1302,6 +1609,50 @@ mod tests {
         assert_eq!(ev.flows(), 2);
         ev.eval(&[pkt(2, "tcp 198.51.100.1:1 -> 198.51.100.2:2", 500_000)]);
         assert_eq!(ev.flows(), 1);
+    }
+
+    #[test]
+    fn flow_table_is_bounded_evicting_the_oldest_and_counting() {
+        let s = state();
+        let table = Table::new(&s).unwrap();
+        let run = |partitions| {
+            let config = Config {
+                partitions,
+                max_flows: 1000,
+                ..Config::default()
+            };
+            let mut ev = Evaluator::new(&table, &s, config).unwrap();
+            // 5,000 scan-like flows a second apart, well within TCP's 5-day idle timeout.
+            let mut outcomes = Vec::new();
+            for chunk in 0..10u64 {
+                let items: Vec<Item> = (0..500u64)
+                    .map(|i| {
+                        let n = chunk * 500 + i;
+                        let text = format!("tcp 203.0.113.9:{} -> 10.0.0.1:22", 10_000 + n);
+                        pkt(n, &text, n)
+                    })
+                    .collect();
+                outcomes.extend(ev.eval(&items));
+                assert!(ev.flows() <= 1000, "{}", ev.flows());
+            }
+            let held = ev.flows() as u64;
+            assert_eq!(ev.stats().evicted, 5000 - held);
+            // The reply to the first flow (evicted) is judged by the rules; the reply to
+            // the last one passes as established.
+            let replies = [
+                pkt(5000, "tcp 10.0.0.1:22 -> 203.0.113.9:10000", 5000),
+                pkt(5001, "tcp 10.0.0.1:22 -> 203.0.113.9:14999", 5000),
+            ];
+            let r = ev.eval(&replies);
+            assert_eq!((r[0].established, r[1].established), (false, true));
+            outcomes.extend(r);
+            (outcomes, ev.stats().evicted)
+        };
+        assert_eq!(
+            run(1),
+            run(4),
+            "eviction does not depend on the partitioning"
+        );
     }
 
     #[test]

@@ -210,28 +210,22 @@ pub fn sg_queries(state: &State, n: usize, seed: u64) -> Vec<(Point, Header)> {
 
 /// A capture of whole sessions aimed at `state`'s rules, as `sgsim synth --sessions`
 /// writes it (legacy pcap in memory, one packet a millisecond from 2026-01-01): `packets`
-/// packets of up to 1,000 interleaved sessions opened by [`crate::packet::synth::aimed`]
-/// packets (20% background). Deterministic in `seed`.
+/// packets of [`crate::packet::synth::sessions_streamed`] (20% background).
+/// Deterministic in `seed`.
 pub fn session_capture(state: &State, packets: usize, seed: u64) -> Vec<u8> {
-    let openers: Vec<Header> = crate::packet::synth::aimed(state, packets / 4 + 1, seed, 0.2)
-        .into_iter()
-        .map(|(_, h)| h)
-        .collect();
     let mut w = match crate::packet::synth::PcapWriter::new(Vec::with_capacity(packets * 80)) {
         Ok(w) => w,
         Err(_) => return Vec::new(), // writing to a Vec cannot fail
     };
     let start = 1_767_225_600_000_000_000u64;
-    for (i, (h, flags)) in crate::packet::synth::sessions(&openers, packets, 1000, seed)
-        .iter()
-        .enumerate()
-    {
-        if w.write_flags(start + i as u64 * 1_000_000, h, *flags)
-            .is_err()
-        {
-            break;
+    let mut i = 0u64;
+    let _ = crate::packet::synth::sessions_streamed(state, packets as u64, seed, 0.2, |block| {
+        for (h, flags) in block {
+            w.write_flags(start + i * 1_000_000, h, *flags)?;
+            i += 1;
         }
-    }
+        Ok::<(), std::io::Error>(())
+    });
     w.finish().unwrap_or_default()
 }
 
