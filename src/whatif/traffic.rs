@@ -743,6 +743,9 @@ fn v6_bits(a: IpAddr) -> u128 {
 struct Seen {
     header: Header,
     ts_ns: u64,
+    /// Until when it keeps its connection active: a packet's time, a flow-log record's
+    /// window end (it aggregates the window).
+    until_ns: u64,
     packets: u64,
     bytes: u64,
     flags: u8,
@@ -757,6 +760,7 @@ impl Judge {
             Item::Packet(p) => Seen {
                 header: fixed.unwrap_or(p.header),
                 ts_ns: p.ts_ns,
+                until_ns: p.ts_ns,
                 packets: 1,
                 bytes: u64::from(p.wire_len),
                 flags: p.tcp_flags.unwrap_or(0),
@@ -766,6 +770,7 @@ impl Judge {
             Item::Flow(r) => Seen {
                 header: r.header,
                 ts_ns: r.start.saturating_mul(SECOND),
+                until_ns: r.end.max(r.start).saturating_mul(SECOND),
                 packets: r.packets.max(1),
                 bytes: r.bytes,
                 flags: r.tcp_flags.unwrap_or(0),
@@ -1097,7 +1102,7 @@ impl Books {
         let post = usize::from(s.ts_ns >= at);
         c.packets[d][post] += s.packets;
         c.bytes[d][post] += s.bytes;
-        c.last_ns = c.last_ns.max(s.ts_ns);
+        c.last_ns = c.last_ns.max(s.until_ns);
         if (d == 1) != (c.flags & LAST_R != 0)
             && c.packets.iter().flatten().sum::<u64>() > s.packets
         {
@@ -1427,7 +1432,7 @@ impl Books {
         Conn {
             key: k,
             first_ns: s.ts_ns,
-            last_ns: s.ts_ns,
+            last_ns: s.until_ns,
             o_is_a: opener_is_src == src_is_a,
             flags: 0,
             flips: 0,

