@@ -168,7 +168,8 @@ pub struct Impact {
     pub port: u16,
     /// `5432/tcp`, `icmp type 8`, `gre`.
     pub service: String,
-    /// Distinct clients (ingress: openers; egress: destinations).
+    /// Distinct clients of its broken, restored and unknown connections (ingress: openers;
+    /// egress: destinations).
     pub clients: u64,
     /// Whether `clients` is exact (it is a lower bound past 65,536).
     pub clients_exact: bool,

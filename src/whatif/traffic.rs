@@ -1297,10 +1297,13 @@ impl Books {
             Direction::Ingress => header.src,
             Direction::Egress => header.dst,
         };
-        if svc.clients.len() < MAX_CLIENTS {
-            svc.clients.insert(client);
-        } else if !svc.clients.contains(&client) {
-            svc.clients_capped = true;
+        // Clients of the connections that change now (a surviving one keeps its client).
+        if outcome != Effect::Surviving {
+            if svc.clients.len() < MAX_CLIENTS {
+                svc.clients.insert(client);
+            } else if !svc.clients.contains(&client) {
+                svc.clients_capped = true;
+            }
         }
         if svc.example.is_none() {
             svc.example = Some((f.before[0], f.fresh, header));
