@@ -12,7 +12,7 @@
 //!           ranked in priority order, drop before accept
 //!       ──► Arc-swapped compiled table (readers never see a half-applied revoke)
 //! traffic (pcap/pcapng, flow logs, synthetic) ──► decode ──► classify in parallel (rayon)
-//! before vs after ──► what-if report: flows that flip, deciding rules, exact header-space diff
+//! before vs after ──► what-if report: connections broken by service, deciding rules, exact header-space diff
 //! ```
 //!
 //! ## Stages
@@ -47,7 +47,8 @@
 //!   (AWS untracked flows included), partitioned by flow for rayon, or by the rules alone.
 //! - [`whatif`]: the product's main job. [`whatif::plan`] applies a revoke to a copy of the
 //!   state; [`whatif::space::revoke_diff`] computes the exact header space whose verdict
-//!   changes, from the rules alone; [`whatif::traffic`] judges traffic before and after;
+//!   changes, from the rules alone; [`whatif::traffic`] judges traffic before and after by
+//!   connection (broken, surviving, restored, unknown) and by service, in bounded memory;
 //!   [`whatif::report`] and [`whatif::render`] produce the JSON, terminal and HTML reports;
 //!   [`whatif::lint`] finds shadowed, redundant and conflicting rules.
 //! - [`classbench`]: the ClassBench filter, trace and first-match formats, read into a

@@ -4,7 +4,8 @@
 //! [`plan`] applies the revoke with the provider's exact semantics to a copy of the state.
 //! If the API would reject the request, the report is that error response and nothing else.
 //! Otherwise it names the revoked rules, computes the [`space::revoke_diff`] and the
-//! stateful caveats; [`report::add_traffic`] adds what the traffic shows.
+//! stateful caveats; [`traffic::Run`] adds what the traffic shows, by connection and by
+//! service (the whole loop: the binary only adds progress bars and rendering).
 
 pub mod lint;
 pub mod render;
