@@ -52,6 +52,9 @@
 //!   [`whatif::lint`] finds shadowed, redundant and conflicting rules.
 //! - [`classbench`]: the ClassBench filter, trace and first-match formats, read into a
 //!   generic state, and a seeded ClassBench-shaped generator.
+//! - `serve` (feature `serve`, on by default): `sgsim serve`, the EC2 Query and ECS RPC
+//!   APIs over HTTP on localhost (axum/hyper on tokio), revokes through the providers' own
+//!   code, describes rendered from the model, the session's what-if report.
 //! - [`fuzz`]: the harnesses the cargo-fuzz targets in `fuzz/` call, also replayed over
 //!   every committed corpus file by `cargo test`.
 //!
@@ -75,4 +78,6 @@ mod index;
 pub mod model;
 pub mod packet;
 pub mod provider;
+#[cfg(feature = "serve")]
+pub mod serve;
 pub mod whatif;
