@@ -245,41 +245,43 @@ async fn report_html(AxState(shared): AxState<Arc<Shared>>) -> Response {
     }
 }
 
-/// Which API a request speaks (see the module docs).
-fn which_api(headers: &HeaderMap, params: &Params, state: &State) -> Api {
+/// Which API a request speaks, when its headers or parameters say so (see the module
+/// docs); `None` leaves it to the request's shape ([`crate::provider::provider_of`]).
+fn which_api(headers: &HeaderMap, params: &Params) -> Option<Api> {
     let auth = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     if auth.starts_with("ACS3-") || headers.keys().any(|k| k.as_str().starts_with("x-acs-")) {
-        return Api::Ecs;
+        return Some(Api::Ecs);
     }
     if auth.starts_with("AWS4-") || params.get("X-Amz-Algorithm").is_some() {
-        return Api::Ec2;
+        return Some(Api::Ec2);
     }
     match params.get("Version") {
-        Some("2016-11-15") => return Api::Ec2,
-        Some("2014-05-26") => return Api::Ecs,
+        Some("2016-11-15") => return Some(Api::Ec2),
+        Some("2014-05-26") => return Some(Api::Ecs),
         _ => {}
     }
     if ["SignatureMethod", "SignatureNonce", "Format", "RegionId"]
         .iter()
         .any(|k| params.get(k).is_some())
     {
-        return Api::Ecs;
+        return Some(Api::Ecs);
     }
     match params.get("Action").unwrap_or("") {
         "RevokeSecurityGroupIngress"
         | "DescribeSecurityGroupRules"
         | "DescribeVpcs"
         | "DescribeManagedPrefixLists"
-        | "GetManagedPrefixListEntries" => return Api::Ec2,
-        "RevokeSecurityGroup" | "DescribeSecurityGroupAttribute" => return Api::Ecs,
-        _ => {}
+        | "GetManagedPrefixListEntries" => Some(Api::Ec2),
+        "RevokeSecurityGroup" | "DescribeSecurityGroupAttribute" => Some(Api::Ecs),
+        _ => None,
     }
-    if params.get("SecurityGroupId").is_some() {
-        return Api::Ecs;
-    }
+}
+
+/// The API of the providers the state holds: ECS when it holds Alibaba groups only.
+fn state_api(state: &State) -> Api {
     let aws = state.groups.iter().any(|g| g.provider == Provider::Aws);
     let ali = state.groups.iter().any(|g| g.provider == Provider::Aliyun);
     if ali && !aws {
@@ -362,7 +364,7 @@ async fn api(AxState(shared): AxState<Arc<Shared>>, req: Request) -> Response {
         Ok(b) => b,
         Err(_) => {
             let params = Params::from_query(&query);
-            let api = which_api(&parts.headers, &params, &state);
+            let api = which_api(&parts.headers, &params).unwrap_or_else(|| state_api(&state));
             let e = ApiError::new(
                 "RequestEntityTooLarge",
                 413,
@@ -377,7 +379,8 @@ async fn api(AxState(shared): AxState<Arc<Shared>>, req: Request) -> Response {
     if is_form {
         all.0.extend(Params::from_query(&text).0);
     }
-    let api = which_api(&parts.headers, &all, &state);
+    let told = which_api(&parts.headers, &all);
+    let mut api = told.unwrap_or_else(|| state_api(&state));
     let xml = api == Api::Ecs && ecs::wants_xml(&all);
     let seed = format!("{query}&{text}");
     let headers: Vec<(String, String)> = parts
@@ -420,6 +423,12 @@ async fn api(AxState(shared): AxState<Arc<Shared>>, req: Request) -> Response {
             return with_note(api_error(api, &e, &seed, xml), format!("{api:?} - {}", e.code));
         }
     };
+    if told.is_none() && request.action().is_some_and(|a| a.starts_with("Revoke")) {
+        api = match crate::provider::provider_of(&state, &request) {
+            Ok(Provider::Aliyun) => Api::Ecs,
+            _ => Api::Ec2,
+        };
+    }
     let action = request.action().unwrap_or("").to_string();
     let note = |code: &str| format!("{api:?} {} {code}", if action.is_empty() { "-" } else { &action });
     let revoke = match api {

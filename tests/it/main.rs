@@ -8,5 +8,7 @@ mod engines;
 mod fuzz;
 mod gen;
 mod suite;
+#[cfg(feature = "serve")]
+mod serve;
 mod traffic;
 mod whatif;
