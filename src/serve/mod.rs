@@ -328,6 +328,11 @@ fn auth_error(api: Api, verdict: &sign::Verdict) -> ApiError {
             400,
             "The request signature does not conform to Aliyun standards.",
         ),
+        (Api::Ecs, Verdict::Mismatch(Some(to_sign))) => ApiError::new(
+            "SignatureDoesNotMatch",
+            400,
+            format!("Specified signature is not matched with our calculation. server string to sign is:{to_sign}"),
+        ),
         (Api::Ecs, _) => ApiError::new(
             "SignatureDoesNotMatch",
             400,

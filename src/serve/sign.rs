@@ -107,8 +107,9 @@ pub enum Verdict {
     Missing,
     /// The access key is not in the credentials.
     UnknownKey(String),
-    /// The signature differs from the server's.
-    Mismatch,
+    /// The signature differs from the server's; for the RPC signature, the server's string
+    /// to sign (Alibaba puts it in the error message, and the legacy SDK reads it back).
+    Mismatch(Option<String>),
 }
 
 impl<'a> Signed<'a> {
@@ -236,7 +237,7 @@ impl<'a> Signed<'a> {
                 return Verdict::Good;
             }
         }
-        Verdict::Mismatch
+        Verdict::Mismatch(None)
     }
 
     fn acs3(&self, creds: &Credentials) -> Verdict {
@@ -273,7 +274,7 @@ impl<'a> Signed<'a> {
         if hex::encode(hmac256(secret.as_bytes(), to_sign.as_bytes())) == *signature {
             Verdict::Good
         } else {
-            Verdict::Mismatch
+            Verdict::Mismatch(None)
         }
     }
 
@@ -305,7 +306,7 @@ impl<'a> Signed<'a> {
         if base64::engine::general_purpose::STANDARD.encode(mac) == signature {
             Verdict::Good
         } else {
-            Verdict::Mismatch
+            Verdict::Mismatch(Some(to_sign))
         }
     }
 
@@ -423,7 +424,7 @@ mod tests {
         assert_eq!(req.style(&[]), Style::SigV4Header);
         assert_eq!(req.verify(&creds(), &[]), Verdict::Good);
         req.query = "Action=ListUsers&Version=2010-05-09";
-        assert_eq!(req.verify(&creds(), &[]), Verdict::Mismatch);
+        assert_eq!(req.verify(&creds(), &[]), Verdict::Mismatch(None));
         let other = Credentials::parse("{\"AKIDOTHER\": \"x\"}").unwrap();
         assert_eq!(
             req.verify(&other, &[]),
@@ -458,7 +459,7 @@ mod tests {
         params.push(("Signature".into(), sig));
         assert_eq!(req.verify(&creds(), &params), Verdict::Good);
         params[0].1 = "DescribeZones".into();
-        assert_eq!(req.verify(&creds(), &params), Verdict::Mismatch);
+        assert!(matches!(req.verify(&creds(), &params), Verdict::Mismatch(Some(s)) if s.starts_with("GET&%2F&AccessKeyId")));
     }
 
     #[test]
