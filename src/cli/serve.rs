@@ -57,9 +57,12 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
         None
     } else {
         let paths = args.traffic.clone();
-        Some(Arc::new(move |plan: &mut sgsim::whatif::Plan, before: &sgsim::model::State| {
-            super::whatif::judge_traffic(plan, before, &paths, None).map_err(|e| format!("{e:#}"))
-        }))
+        Some(Arc::new(
+            move |plan: &mut sgsim::whatif::Plan, before: &sgsim::model::State| {
+                super::whatif::judge_traffic(plan, before, &paths, None)
+                    .map_err(|e| format!("{e:#}"))
+            },
+        ))
     };
     let config = serve::Config {
         store,

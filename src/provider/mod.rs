@@ -151,7 +151,9 @@ impl RawRequest {
         for (name, value) in headers {
             for (header, key) in [("x-acs-action", "Action"), ("x-acs-version", "Version")] {
                 if name.eq_ignore_ascii_case(header) && params.get(key).is_none() {
-                    params.0.insert(0, (key.to_string(), value.trim().to_string()));
+                    params
+                        .0
+                        .insert(0, (key.to_string(), value.trim().to_string()));
                 }
             }
         }
@@ -203,10 +205,8 @@ impl<'t> Wire<'t> {
             let Some((name, value)) = line.split_once(':') else {
                 break;
             };
-            let is_name = !name.is_empty()
-                && name
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-');
+            let is_name =
+                !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
             if !is_name || value.starts_with('/') {
                 break;
             }
@@ -217,7 +217,10 @@ impl<'t> Wire<'t> {
             return None;
         }
         let rest: Vec<&str> = lines.collect();
-        let body = if rest.first().is_some_and(|l| l.trim_start().starts_with('{')) {
+        let body = if rest
+            .first()
+            .is_some_and(|l| l.trim_start().starts_with('{'))
+        {
             rest.join("\n")
         } else {
             rest.iter().map(|l| l.trim()).collect()
@@ -232,12 +235,10 @@ impl<'t> Wire<'t> {
     fn request(self) -> Result<RawRequest, RequestError> {
         // A URL as the body (`https://host/?…`) keeps its query.
         let body = match self.body.split_once("://") {
-            Some((scheme, rest)) if matches!(scheme, "http" | "https") => {
-                match rest.split_once('?') {
-                    Some((_, q)) => q.to_string(),
-                    None => return Err(RequestError::NoQuery),
-                }
-            }
+            Some(("http" | "https", rest)) => match rest.split_once('?') {
+                Some((_, q)) => q.to_string(),
+                None => return Err(RequestError::NoQuery),
+            },
             _ => self.body,
         };
         RawRequest::from_http(self.query, self.headers, &body)
@@ -673,17 +674,19 @@ mod tests {
             "POST /?SecurityGroupId=sg-1&RegionId=cn-hangzhou HTTP/1.1\nhost: ecs.aliyuncs.com\nx-acs-action: RevokeSecurityGroupEgress\n\nPermissions.1.IpProtocol=TCP",
         )
         .unwrap();
-        let RawRequest::Query(p) = &line else { panic!() };
+        let RawRequest::Query(p) = &line else {
+            panic!()
+        };
         assert_eq!(p.get("Action"), Some("RevokeSecurityGroupEgress"));
         assert_eq!(p.get("SecurityGroupId"), Some("sg-1"));
         assert_eq!(p.get("Permissions.1.IpProtocol"), Some("TCP"));
-        let json = RawRequest::parse(
-            "x-acs-action: RevokeSecurityGroup\n{\"SecurityGroupId\": \"sg-1\"}",
-        )
-        .unwrap();
+        let json =
+            RawRequest::parse("x-acs-action: RevokeSecurityGroup\n{\"SecurityGroupId\": \"sg-1\"}")
+                .unwrap();
         assert_eq!(json.action(), Some("RevokeSecurityGroup"));
         // A URL is not a header line.
-        let url = RawRequest::parse("https://ecs.aliyuncs.com/?Action=RevokeSecurityGroup").unwrap();
+        let url =
+            RawRequest::parse("https://ecs.aliyuncs.com/?Action=RevokeSecurityGroup").unwrap();
         assert_eq!(url.action(), Some("RevokeSecurityGroup"));
     }
 

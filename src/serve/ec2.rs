@@ -126,7 +126,11 @@ impl<'p> Query<'p> {
         self.params
             .0
             .iter()
-            .filter(|(k, _)| k == name || k.strip_prefix(&prefix).is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit())))
+            .filter(|(k, _)| {
+                k == name
+                    || k.strip_prefix(&prefix)
+                        .is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit()))
+            })
             .map(|(_, v)| v.clone())
             .collect()
     }
@@ -139,7 +143,12 @@ impl<'p> Query<'p> {
     }
 
     /// The page `MaxResults` / `NextToken` select from `n` items: range and next token.
-    fn page(&self, n: usize, min: usize, max: usize) -> Result<(usize, usize, Option<String>), ApiError> {
+    fn page(
+        &self,
+        n: usize,
+        min: usize,
+        max: usize,
+    ) -> Result<(usize, usize, Option<String>), ApiError> {
         let start = match self.params.get("NextToken") {
             None | Some("") => 0,
             Some(t) => t
@@ -202,7 +211,12 @@ fn group_ok(id: &str) -> bool {
 }
 
 /// Answers an EC2 describe from `state`.
-pub fn describe(state: &State, action: &str, params: &Params, id: &str) -> Result<String, ApiError> {
+pub fn describe(
+    state: &State,
+    action: &str,
+    params: &Params,
+    id: &str,
+) -> Result<String, ApiError> {
     let mut x = Xml(format!(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<{action}Response xmlns=\"{XMLNS}\">"
     ));
@@ -220,7 +234,10 @@ pub fn describe(state: &State, action: &str, params: &Params, id: &str) -> Resul
     Ok(x.0)
 }
 
-fn selected_groups<'s>(state: &'s State, q: &Query<'_>) -> Result<Vec<&'s SecurityGroup>, ApiError> {
+fn selected_groups<'s>(
+    state: &'s State,
+    q: &Query<'_>,
+) -> Result<Vec<&'s SecurityGroup>, ApiError> {
     let ids = q.list("GroupId");
     let names = q.list("GroupName");
     for id in &ids {
@@ -313,7 +330,12 @@ fn permissions(state: &State, g: &SecurityGroup, egress: bool, x: &mut Xml) {
                 x.open("item");
                 x.opt("userId", owner.as_deref());
                 x.leaf("groupId", group_id.as_str());
-                for (attr, tag) in [("GroupName", "groupName"), ("VpcId", "vpcId"), ("VpcPeeringConnectionId", "vpcPeeringConnectionId"), ("PeeringStatus", "peeringStatus")] {
+                for (attr, tag) in [
+                    ("GroupName", "groupName"),
+                    ("VpcId", "vpcId"),
+                    ("VpcPeeringConnectionId", "vpcPeeringConnectionId"),
+                    ("PeeringStatus", "peeringStatus"),
+                ] {
                     x.opt(tag, r.attrs.get(attr).map(String::as_str));
                 }
                 x.opt("description", r.description.as_deref());
@@ -321,7 +343,10 @@ fn permissions(state: &State, g: &SecurityGroup, egress: bool, x: &mut Xml) {
             }
         }
         x.close("groups");
-        for (tag, family, leaf) in [("ipRanges", Family::V4, "cidrIp"), ("ipv6Ranges", Family::V6, "cidrIpv6")] {
+        for (tag, family, leaf) in [
+            ("ipRanges", Family::V4, "cidrIp"),
+            ("ipv6Ranges", Family::V6, "cidrIpv6"),
+        ] {
             x.open(tag);
             for r in rules {
                 if let Peer::Cidr { cidr } = &r.remote {
@@ -355,7 +380,11 @@ fn rules(state: &State, params: &Params, x: &mut Xml) -> Result<(), ApiError> {
     let selected: Vec<&Rule> = state
         .rules
         .iter()
-        .filter(|r| state.group(&r.group).is_some_and(|g| g.provider == Provider::Aws))
+        .filter(|r| {
+            state
+                .group(&r.group)
+                .is_some_and(|g| g.provider == Provider::Aws)
+        })
         .filter(|r| ids.is_empty() || ids.iter().any(|i| i == r.id.as_str()))
         .filter(|r| q.pass("group-id", Some(r.group.as_str())))
         .filter(|r| q.pass("security-group-rule-id", Some(r.id.as_str())))
@@ -386,13 +415,19 @@ fn rules(state: &State, params: &Params, x: &mut Xml) -> Result<(), ApiError> {
         );
         x.leaf(
             "isEgress",
-            if r.direction == crate::model::Direction::Egress { "true" } else { "false" },
+            if r.direction == crate::model::Direction::Egress {
+                "true"
+            } else {
+                "false"
+            },
         );
         x.leaf("ipProtocol", &protocol(r.protocol));
         x.leaf("fromPort", &from.to_string());
         x.leaf("toPort", &to.to_string());
         match &r.remote {
-            Peer::Cidr { cidr } if cidr.family() == Family::V4 => x.leaf("cidrIpv4", &cidr.to_string()),
+            Peer::Cidr { cidr } if cidr.family() == Family::V4 => {
+                x.leaf("cidrIpv4", &cidr.to_string())
+            }
             Peer::Cidr { cidr } => x.leaf("cidrIpv6", &cidr.to_string()),
             Peer::PrefixList { prefix_list_id } => x.leaf("prefixListId", prefix_list_id.as_str()),
             Peer::Group { group_id, owner } => {
@@ -404,9 +439,16 @@ fn rules(state: &State, params: &Params, x: &mut Xml) -> Result<(), ApiError> {
             }
         }
         x.opt("description", r.description.as_deref());
-        x.opt("securityGroupRuleArn", r.attrs.get("SecurityGroupRuleArn").map(String::as_str));
+        x.opt(
+            "securityGroupRuleArn",
+            r.attrs.get("SecurityGroupRuleArn").map(String::as_str),
+        );
         x.open("tagSet");
-        if let Some(tags) = r.attrs.get("Tags").and_then(|t| serde_json::from_str::<serde_json::Value>(t).ok()) {
+        if let Some(tags) = r
+            .attrs
+            .get("Tags")
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(t).ok())
+        {
             for t in tags.as_array().into_iter().flatten() {
                 x.open("item");
                 x.opt("key", t["Key"].as_str());
@@ -423,7 +465,15 @@ fn rules(state: &State, params: &Params, x: &mut Xml) -> Result<(), ApiError> {
 }
 
 fn enis(state: &State, params: &Params, x: &mut Xml) -> Result<(), ApiError> {
-    let q = Query::new(params, &["network-interface-id", "vpc-id", "group-id", "addresses.private-ip-address"])?;
+    let q = Query::new(
+        params,
+        &[
+            "network-interface-id",
+            "vpc-id",
+            "group-id",
+            "addresses.private-ip-address",
+        ],
+    )?;
     let ids = q.list("NetworkInterfaceId");
     let aws = |e: &&crate::model::Eni| {
         e.groups
@@ -437,8 +487,20 @@ fn enis(state: &State, params: &Params, x: &mut Xml) -> Result<(), ApiError> {
         .filter(|e| ids.is_empty() || ids.iter().any(|i| i == e.id.as_str()))
         .filter(|e| q.pass("network-interface-id", Some(e.id.as_str())))
         .filter(|e| q.pass("vpc-id", e.vpc.as_ref().map(|v| v.as_str())))
-        .filter(|e| q.filters.get("group-id").is_none_or(|vs| e.groups.iter().any(|g| vs.iter().any(|v| v == g.as_str()))))
-        .filter(|e| q.filters.get("addresses.private-ip-address").is_none_or(|vs| e.ips.iter().any(|ip| vs.iter().any(|v| *v == ip.to_string()))))
+        .filter(|e| {
+            q.filters
+                .get("group-id")
+                .is_none_or(|vs| e.groups.iter().any(|g| vs.iter().any(|v| v == g.as_str())))
+        })
+        .filter(|e| {
+            q.filters
+                .get("addresses.private-ip-address")
+                .is_none_or(|vs| {
+                    e.ips
+                        .iter()
+                        .any(|ip| vs.iter().any(|v| *v == ip.to_string()))
+                })
+        })
         .collect();
     for id in &ids {
         if !selected.iter().any(|e| e.id.as_str() == id) {
@@ -452,7 +514,12 @@ fn enis(state: &State, params: &Params, x: &mut Xml) -> Result<(), ApiError> {
     let (start, end, next) = q.page(selected.len(), 5, 1000)?;
     x.open("networkInterfaceSet");
     for e in &selected[start..end] {
-        let v4: Vec<String> = e.ips.iter().filter(|i| i.is_ipv4()).map(|i| i.to_string()).collect();
+        let v4: Vec<String> = e
+            .ips
+            .iter()
+            .filter(|i| i.is_ipv4())
+            .map(|i| i.to_string())
+            .collect();
         x.open("item");
         x.leaf("networkInterfaceId", e.id.as_str());
         x.opt("vpcId", e.vpc.as_ref().map(|v| v.as_str()));
@@ -500,7 +567,12 @@ fn vpcs(state: &State, params: &Params, x: &mut Xml) -> Result<(), ApiError> {
         .iter()
         .filter(|v| ids.is_empty() || ids.iter().any(|i| i == v.id.as_str()))
         .filter(|v| q.pass("vpc-id", Some(v.id.as_str())))
-        .filter(|v| q.pass("is-default", Some(if v.is_default { "true" } else { "false" })))
+        .filter(|v| {
+            q.pass(
+                "is-default",
+                Some(if v.is_default { "true" } else { "false" }),
+            )
+        })
         .collect();
     let (start, end, next) = q.page(selected.len(), 5, 1000)?;
     x.open("vpcSet");

@@ -26,7 +26,9 @@ pub fn invalid_action() -> ApiError {
 
 /// Whether the request asks for XML.
 pub fn wants_xml(params: &Params) -> bool {
-    params.get("Format").is_some_and(|f| f.eq_ignore_ascii_case("xml"))
+    params
+        .get("Format")
+        .is_some_and(|f| f.eq_ignore_ascii_case("xml"))
 }
 
 /// Alibaba's error body in the format asked for.
@@ -142,7 +144,10 @@ fn permission(r: &Rule) -> Value {
         }),
     );
     put("Priority".into(), json!(r.priority.0.to_string()));
-    put("Description".into(), json!(r.description.clone().unwrap_or_default()));
+    put(
+        "Description".into(),
+        json!(r.description.clone().unwrap_or_default()),
+    );
     for side in [peer, local] {
         for k in ["CidrIp", "GroupId", "GroupOwnerAccount", "PrefixListId"] {
             put(format!("{side}{k}"), json!(""));
@@ -150,13 +155,20 @@ fn permission(r: &Rule) -> Value {
         put(format!("Ipv6{side}CidrIp"), json!(""));
     }
     match &r.remote {
-        Peer::Cidr { cidr } if cidr.family() == Family::V4 => put(format!("{peer}CidrIp"), json!(cidr.to_string())),
+        Peer::Cidr { cidr } if cidr.family() == Family::V4 => {
+            put(format!("{peer}CidrIp"), json!(cidr.to_string()))
+        }
         Peer::Cidr { cidr } => put(format!("Ipv6{peer}CidrIp"), json!(cidr.to_string())),
         Peer::Group { group_id, owner } => {
             put(format!("{peer}GroupId"), json!(group_id));
-            put(format!("{peer}GroupOwnerAccount"), json!(owner.clone().unwrap_or_default()));
+            put(
+                format!("{peer}GroupOwnerAccount"),
+                json!(owner.clone().unwrap_or_default()),
+            );
         }
-        Peer::PrefixList { prefix_list_id } => put(format!("{peer}PrefixListId"), json!(prefix_list_id)),
+        Peer::PrefixList { prefix_list_id } => {
+            put(format!("{peer}PrefixListId"), json!(prefix_list_id))
+        }
     }
     if let Some(l) = &r.local {
         let key = match l.family() {
@@ -191,13 +203,23 @@ fn attribute(state: &State, params: &Params, id: &str) -> Result<Value, ApiError
     else {
         return Err(group_not_found());
     };
-    let direction = match params.get("Direction").unwrap_or("all").to_ascii_lowercase().as_str() {
+    let direction = match params
+        .get("Direction")
+        .unwrap_or("all")
+        .to_ascii_lowercase()
+        .as_str()
+    {
         "all" | "" => None,
         "ingress" => Some(Direction::Ingress),
         "egress" => Some(Direction::Egress),
         other => return Err(invalid("Direction", other)),
     };
-    let nic = match params.get("NicType").unwrap_or("intranet").to_ascii_lowercase().as_str() {
+    let nic = match params
+        .get("NicType")
+        .unwrap_or("intranet")
+        .to_ascii_lowercase()
+        .as_str()
+    {
         "" | "intranet" => "intranet",
         "internet" => "internet",
         other => return Err(invalid("NicType", other)),
@@ -207,7 +229,12 @@ fn attribute(state: &State, params: &Params, id: &str) -> Result<Value, ApiError
         .iter()
         .filter(|r| r.group == g.id)
         .filter(|r| direction.is_none_or(|d| d == r.direction))
-        .filter(|r| r.attrs.get("NicType").map_or("intranet", String::as_str).eq_ignore_ascii_case(nic))
+        .filter(|r| {
+            r.attrs
+                .get("NicType")
+                .map_or("intranet", String::as_str)
+                .eq_ignore_ascii_case(nic)
+        })
         .map(permission)
         .collect();
     Ok(json!({
@@ -245,7 +272,11 @@ fn page(params: &Params, n: usize) -> Result<(usize, usize, Value), ApiError> {
                 .ok_or_else(|| invalid("NextToken", t))?,
         };
         let end = (start + size).min(n);
-        let next = if end < n { end.to_string() } else { String::new() };
+        let next = if end < n {
+            end.to_string()
+        } else {
+            String::new()
+        };
         return Ok((start, end, json!({"NextToken": next, "MaxResults": size})));
     }
     let number = num("PageNumber", 1, usize::MAX)?;
@@ -273,9 +304,22 @@ fn groups(state: &State, params: &Params, id: &str) -> Result<Value, ApiError> {
         .iter()
         .filter(|g| g.provider == Provider::Aliyun)
         .filter(|g| one.is_none_or(|o| o == g.id.as_str()))
-        .filter(|g| ids.as_ref().is_none_or(|l| l.iter().any(|i| i == g.id.as_str())))
-        .filter(|g| params.get("VpcId").filter(|v| !v.is_empty()).is_none_or(|v| g.vpc.as_ref().is_some_and(|x| x.as_str() == v)))
-        .filter(|g| params.get("SecurityGroupName").filter(|v| !v.is_empty()).is_none_or(|v| g.name.as_deref() == Some(v)))
+        .filter(|g| {
+            ids.as_ref()
+                .is_none_or(|l| l.iter().any(|i| i == g.id.as_str()))
+        })
+        .filter(|g| {
+            params
+                .get("VpcId")
+                .filter(|v| !v.is_empty())
+                .is_none_or(|v| g.vpc.as_ref().is_some_and(|x| x.as_str() == v))
+        })
+        .filter(|g| {
+            params
+                .get("SecurityGroupName")
+                .filter(|v| !v.is_empty())
+                .is_none_or(|v| g.name.as_deref() == Some(v))
+        })
         .collect();
     let (start, end, paging) = page(params, selected.len())?;
     let items: Vec<Value> = selected[start..end]
@@ -283,12 +327,25 @@ fn groups(state: &State, params: &Params, id: &str) -> Result<Value, ApiError> {
         .map(|g| {
             let mut o = Map::new();
             o.insert("SecurityGroupId".into(), json!(g.id));
-            o.insert("SecurityGroupName".into(), json!(g.name.clone().unwrap_or_default()));
-            o.insert("Description".into(), json!(g.description.clone().unwrap_or_default()));
-            o.insert("VpcId".into(), json!(g.vpc.as_ref().map(|v| v.to_string()).unwrap_or_default()));
+            o.insert(
+                "SecurityGroupName".into(),
+                json!(g.name.clone().unwrap_or_default()),
+            );
+            o.insert(
+                "Description".into(),
+                json!(g.description.clone().unwrap_or_default()),
+            );
+            o.insert(
+                "VpcId".into(),
+                json!(g.vpc.as_ref().map(|v| v.to_string()).unwrap_or_default()),
+            );
             o.insert(
                 "SecurityGroupType".into(),
-                json!(if g.kind == GroupKind::Enterprise { "enterprise" } else { "normal" }),
+                json!(if g.kind == GroupKind::Enterprise {
+                    "enterprise"
+                } else {
+                    "normal"
+                }),
             );
             o.insert(
                 "RuleCount".into(),
@@ -335,7 +392,13 @@ fn enis(state: &State, params: &Params, id: &str) -> Result<Value, ApiError> {
     let selected: Vec<_> = state
         .enis
         .iter()
-        .filter(|e| e.groups.iter().any(|g| state.group(g).is_some_and(|g| g.provider == Provider::Aliyun)))
+        .filter(|e| {
+            e.groups.iter().any(|g| {
+                state
+                    .group(g)
+                    .is_some_and(|g| g.provider == Provider::Aliyun)
+            })
+        })
         .filter(|e| ids.is_empty() || ids.iter().any(|i| i == e.id.as_str()))
         .filter(|e| group.is_none_or(|g| e.groups.iter().any(|x| x.as_str() == g)))
         .filter(|e| vpc.is_none_or(|v| e.vpc.as_ref().is_some_and(|x| x.as_str() == v)))

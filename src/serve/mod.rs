@@ -373,7 +373,10 @@ async fn api(AxState(shared): AxState<Arc<Shared>>, req: Request) -> Response {
             let e = ApiError::new(
                 "RequestEntityTooLarge",
                 413,
-                format!("The request body is larger than {} bytes.", shared.limits.body),
+                format!(
+                    "The request body is larger than {} bytes.",
+                    shared.limits.body
+                ),
             );
             return with_note(api_error(api, &e, &query, false), "body too large".into());
         }
@@ -391,7 +394,12 @@ async fn api(AxState(shared): AxState<Arc<Shared>>, req: Request) -> Response {
     let headers: Vec<(String, String)> = parts
         .headers
         .iter()
-        .map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+        .map(|(k, v)| {
+            (
+                k.as_str().to_string(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
         .collect();
     if let Some(creds) = &shared.credentials {
         let signed = sign::Signed {
@@ -406,16 +414,27 @@ async fn api(AxState(shared): AxState<Arc<Shared>>, req: Request) -> Response {
             let e = auth_error(api, &verdict);
             return with_note(
                 api_error(api, &e, &seed, xml),
-                format!("{api:?} {} auth {}", all.get("Action").unwrap_or("-"), e.code),
+                format!(
+                    "{api:?} {} auth {}",
+                    all.get("Action").unwrap_or("-"),
+                    e.code
+                ),
             );
         }
     }
     if !matches!(parts.method, Method::GET | Method::POST) {
         let e = match api {
-            Api::Ec2 => ApiError::new("InvalidHttpRequest", 400, "The HTTP method is not supported."),
+            Api::Ec2 => ApiError::new(
+                "InvalidHttpRequest",
+                400,
+                "The HTTP method is not supported.",
+            ),
             Api::Ecs => ecs::invalid_action(),
         };
-        return with_note(api_error(api, &e, &seed, xml), format!("{api:?} bad method"));
+        return with_note(
+            api_error(api, &e, &seed, xml),
+            format!("{api:?} bad method"),
+        );
     }
     let request = match RawRequest::from_http(
         &query,
@@ -425,7 +444,10 @@ async fn api(AxState(shared): AxState<Arc<Shared>>, req: Request) -> Response {
         Ok(r) => r,
         Err(e) => {
             let e = request_error(api, &e);
-            return with_note(api_error(api, &e, &seed, xml), format!("{api:?} - {}", e.code));
+            return with_note(
+                api_error(api, &e, &seed, xml),
+                format!("{api:?} - {}", e.code),
+            );
         }
     };
     if told.is_none() && request.action().is_some_and(|a| a.starts_with("Revoke")) {
@@ -435,10 +457,21 @@ async fn api(AxState(shared): AxState<Arc<Shared>>, req: Request) -> Response {
         };
     }
     let action = request.action().unwrap_or("").to_string();
-    let note = |code: &str| format!("{api:?} {} {code}", if action.is_empty() { "-" } else { &action });
+    let note = |code: &str| {
+        format!(
+            "{api:?} {} {code}",
+            if action.is_empty() { "-" } else { &action }
+        )
+    };
     let revoke = match api {
-        Api::Ec2 => matches!(action.as_str(), "RevokeSecurityGroupIngress" | "RevokeSecurityGroupEgress"),
-        Api::Ecs => matches!(action.as_str(), "RevokeSecurityGroup" | "RevokeSecurityGroupEgress"),
+        Api::Ec2 => matches!(
+            action.as_str(),
+            "RevokeSecurityGroupIngress" | "RevokeSecurityGroupEgress"
+        ),
+        Api::Ecs => matches!(
+            action.as_str(),
+            "RevokeSecurityGroup" | "RevokeSecurityGroupEgress"
+        ),
     };
     if revoke {
         let s = Arc::clone(&shared);
@@ -452,11 +485,16 @@ async fn api(AxState(shared): AxState<Arc<Shared>>, req: Request) -> Response {
         .await;
         return match done {
             Ok(Ok(Ok(applied))) => {
-                let code = applied.change.error.clone().unwrap_or_else(|| {
-                    format!("ok revoked={}", applied.change.revoked.len())
-                });
+                let code = applied
+                    .change
+                    .error
+                    .clone()
+                    .unwrap_or_else(|| format!("ok revoked={}", applied.change.revoked.len()));
                 let ct = if api == Api::Ec2 || xml { XML } else { JSON };
-                with_note(body(applied.outcome.status, ct, applied.change.response), note(&code))
+                with_note(
+                    body(applied.outcome.status, ct, applied.change.response),
+                    note(&code),
+                )
             }
             Ok(Ok(Err(e))) => with_note(
                 body(500, JSON, json!({"error": e.to_string()}).to_string()),
@@ -484,11 +522,13 @@ async fn api(AxState(shared): AxState<Arc<Shared>>, req: Request) -> Response {
                 Err(e) => with_note(api_error(api, &e, &seed, xml), note(&e.code)),
             }
         }
-        Api::Ecs if ecs::is_describe(&action) => match ecs::describe(&state, &action, params, &id) {
-            Ok(v) if xml => with_note(body(200, XML, ecs::to_xml(&action, &v)), note("ok")),
-            Ok(v) => with_note(body(200, JSON, v.to_string()), note("ok")),
-            Err(e) => with_note(api_error(api, &e, &seed, xml), note(&e.code)),
-        },
+        Api::Ecs if ecs::is_describe(&action) => {
+            match ecs::describe(&state, &action, params, &id) {
+                Ok(v) if xml => with_note(body(200, XML, ecs::to_xml(&action, &v)), note("ok")),
+                Ok(v) => with_note(body(200, JSON, v.to_string()), note("ok")),
+                Err(e) => with_note(api_error(api, &e, &seed, xml), note(&e.code)),
+            }
+        }
         _ => {
             let e = request_error(api, &RequestError::UnknownAction(action.clone()));
             with_note(api_error(api, &e, &seed, xml), note(&e.code))

@@ -173,7 +173,13 @@ impl<'a> Signed<'a> {
         };
         let query = canonical_query(&self.query_pairs(), None);
         self.sigv4_check(
-            creds, credential, signed, signature, date, &query, &[payload],
+            creds,
+            credential,
+            signed,
+            signature,
+            date,
+            &query,
+            &[payload],
         )
     }
 
@@ -193,7 +199,9 @@ impl<'a> Signed<'a> {
             hex::encode(Sha256::digest(self.body)),
             "UNSIGNED-PAYLOAD".to_string(),
         ];
-        self.sigv4_check(creds, credential, signed, signature, date, &query, &payloads)
+        self.sigv4_check(
+            creds, credential, signed, signature, date, &query, &payloads,
+        )
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -459,7 +467,9 @@ mod tests {
         params.push(("Signature".into(), sig));
         assert_eq!(req.verify(&creds(), &params), Verdict::Good);
         params[0].1 = "DescribeZones".into();
-        assert!(matches!(req.verify(&creds(), &params), Verdict::Mismatch(Some(s)) if s.starts_with("GET&%2F&AccessKeyId")));
+        assert!(
+            matches!(req.verify(&creds(), &params), Verdict::Mismatch(Some(s)) if s.starts_with("GET&%2F&AccessKeyId"))
+        );
     }
 
     #[test]

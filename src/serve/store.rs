@@ -168,7 +168,7 @@ impl Data {
     /// The saved session, if the folder holds one: baseline, state, changes. Changes that
     /// altered the state but are newer than the saved state were never acknowledged (the
     /// server crashed between the two writes) and are dropped; so is a torn last line.
-    fn load(&self) -> Result<Option<(State, State, u64, Vec<Change>)>, Error> {
+    fn load(&self) -> Result<Option<Resumed>, Error> {
         if !self.path("state.json").exists() {
             return Ok(None);
         }
@@ -190,8 +190,21 @@ impl Data {
             }
         }
         let seq = changes.last().map_or(saved.seq, |c| c.seq.max(saved.seq));
-        Ok(Some((baseline, saved.state, seq, changes)))
+        Ok(Some(Resumed {
+            baseline,
+            current: saved.state,
+            seq,
+            changes,
+        }))
     }
+}
+
+/// A session read back from `--data`.
+struct Resumed {
+    baseline: State,
+    current: State,
+    seq: u64,
+    changes: Vec<Change>,
 }
 
 /// The writer's side: serialized by a mutex.
@@ -229,7 +242,13 @@ impl Store {
         });
         if let Some(d) = &data {
             std::fs::create_dir_all(&d.dir).map_err(io(&d.dir))?;
-            if let Some((baseline, current, seq, changes)) = d.load()? {
+            if let Some(Resumed {
+                baseline,
+                current,
+                seq,
+                changes,
+            }) = d.load()?
+            {
                 let n = changes.len();
                 let store = Store {
                     baseline: Arc::new(baseline),

@@ -7,8 +7,8 @@ mod classbench;
 mod engines;
 mod fuzz;
 mod gen;
-mod suite;
 #[cfg(feature = "serve")]
 mod serve;
+mod suite;
 mod traffic;
 mod whatif;

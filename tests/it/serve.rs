@@ -26,7 +26,15 @@ struct Server {
 impl Server {
     fn start(extra: &[&str]) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_sgsim"))
-            .args(["serve", "--state", AWS_STATE, "--state", ALI_STATE, "--bind", "127.0.0.1:0"])
+            .args([
+                "serve",
+                "--state",
+                AWS_STATE,
+                "--state",
+                ALI_STATE,
+                "--bind",
+                "127.0.0.1:0",
+            ])
             .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -53,7 +61,13 @@ impl Server {
         Server { child, addr, log }
     }
 
-    fn request(&self, method: &str, target: &str, headers: &[(&str, &str)], body: &[u8]) -> (u16, String) {
+    fn request(
+        &self,
+        method: &str,
+        target: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> (u16, String) {
         http(self.addr, method, target, headers, body)
     }
 
@@ -61,7 +75,10 @@ impl Server {
         self.request(
             "POST",
             "/",
-            &[("Content-Type", "application/x-www-form-urlencoded; charset=utf-8")],
+            &[(
+                "Content-Type",
+                "application/x-www-form-urlencoded; charset=utf-8",
+            )],
             body.as_bytes(),
         )
     }
@@ -90,10 +107,19 @@ impl Drop for Server {
 }
 
 /// One HTTP/1.1 request on a fresh connection: status and body.
-fn http(addr: SocketAddr, method: &str, target: &str, headers: &[(&str, &str)], body: &[u8]) -> (u16, String) {
+fn http(
+    addr: SocketAddr,
+    method: &str,
+    target: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, String) {
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    let mut head = format!("{method} {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    let mut head = format!(
+        "{method} {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
     for (k, v) in headers {
         head.push_str(&format!("{k}: {v}\r\n"));
     }
@@ -147,28 +173,45 @@ fn suite_requests() -> Vec<(String, String)> {
         if text.lines().any(|l| l.starts_with("config:")) {
             continue;
         }
-        let Some((_, rest)) = text.split_once("request:\n") else { continue };
+        let Some((_, rest)) = text.split_once("request:\n") else {
+            continue;
+        };
         let req = rest.split("\nexpect:").next().unwrap().to_string();
         out.push((f.display().to_string(), req));
     }
     let cases = std::fs::read_to_string("tests/data/aliyun/cases.txt").unwrap();
     for block in cases.split("\n[").skip(1) {
         let name = block.split(']').next().unwrap().to_string();
-        if block.lines().any(|l| l.starts_with("extra") || l.starts_with("owner")) {
+        if block
+            .lines()
+            .any(|l| l.starts_with("extra") || l.starts_with("owner"))
+        {
             continue;
         }
         for line in block.lines() {
-            let Some((k, v)) = line.split_once(" = ") else { continue };
+            let Some((k, v)) = line.split_once(" = ") else {
+                continue;
+            };
             let v = v.trim();
             let req = match k.trim() {
                 "request" => match v.strip_prefix('@') {
-                    Some(file) => std::fs::read_to_string(Path::new("tests/data/aliyun").join(file)).unwrap(),
+                    Some(file) => {
+                        std::fs::read_to_string(Path::new("tests/data/aliyun").join(file)).unwrap()
+                    }
                     None => v.to_string(),
                 },
                 "ingress" | "egress" => {
                     let (g, q) = v.split_once('|').unwrap();
-                    let action = if k.trim() == "ingress" { "RevokeSecurityGroup" } else { "RevokeSecurityGroupEgress" };
-                    format!("Action={action}&RegionId=cn-hangzhou&SecurityGroupId={}&{}", g.trim(), q.trim())
+                    let action = if k.trim() == "ingress" {
+                        "RevokeSecurityGroup"
+                    } else {
+                        "RevokeSecurityGroupEgress"
+                    };
+                    format!(
+                        "Action={action}&RegionId=cn-hangzhou&SecurityGroupId={}&{}",
+                        g.trim(),
+                        q.trim()
+                    )
                 }
                 _ => continue,
             };
@@ -186,8 +229,12 @@ fn serve_answers_suite_revokes_like_sgsim_revoke() {
     let state = load(&[AWS_STATE, ALI_STATE]);
     let mut compared = 0;
     for (name, text) in suite_requests() {
-        let Ok(raw) = RawRequest::parse(&text) else { continue };
-        let Ok(expected) = provider::revoke(&state, &raw) else { continue };
+        let Ok(raw) = RawRequest::parse(&text) else {
+            continue;
+        };
+        let Ok(expected) = provider::revoke(&state, &raw) else {
+            continue;
+        };
         server.reset();
         let (body, ct) = wire(&raw);
         let (status, got) = server.request("POST", "/", &[("Content-Type", ct)], body.as_bytes());
@@ -199,7 +246,11 @@ fn serve_answers_suite_revokes_like_sgsim_revoke() {
                 if wants_xml {
                     assert_eq!(got, expected.xml, "{name}");
                 } else {
-                    assert_eq!(serde_json::from_str::<Value>(&got).unwrap(), expected.json, "{name}");
+                    assert_eq!(
+                        serde_json::from_str::<Value>(&got).unwrap(),
+                        expected.json,
+                        "{name}"
+                    );
                 }
             }
         }
@@ -236,7 +287,8 @@ fn serve_describes_show_the_remaining_rules() {
     let mut seen = Vec::new();
     let mut token = String::new();
     loop {
-        let mut body = "Action=DescribeSecurityGroupRules&Version=2016-11-15&MaxResults=5".to_string();
+        let mut body =
+            "Action=DescribeSecurityGroupRules&Version=2016-11-15&MaxResults=5".to_string();
         if !token.is_empty() {
             body.push_str(&format!("&NextToken={token}"));
         }
@@ -255,7 +307,9 @@ fn serve_describes_show_the_remaining_rules() {
     let egress: Vec<String> = state
         .rules
         .iter()
-        .filter(|r| r.group.as_str() == "sg-bp1web" && r.direction == sgsim::model::Direction::Egress)
+        .filter(|r| {
+            r.group.as_str() == "sg-bp1web" && r.direction == sgsim::model::Direction::Egress
+        })
         .filter(|r| r.attrs.get("NicType").is_none_or(|n| n == "intranet"))
         .map(|r| r.id.to_string())
         .collect();
@@ -278,7 +332,10 @@ fn serve_describes_show_the_remaining_rules() {
     assert_eq!(listed, want);
     let (status, xml) = server.request("GET", "/?Action=DescribeSecurityGroupAttribute&RegionId=cn-hangzhou&SecurityGroupId=sg-nope&Format=XML", &[], b"");
     assert_eq!(status, 404);
-    assert!(xml.contains("<Code>InvalidSecurityGroupId.NotFound</Code>"), "{xml}");
+    assert!(
+        xml.contains("<Code>InvalidSecurityGroupId.NotFound</Code>"),
+        "{xml}"
+    );
     let changes = server.json("/sgsim/changes");
     assert_eq!(changes["changes"].as_array().unwrap().len(), 1);
     let (status, html) = server.request("GET", "/sgsim/report.html", &[], b"");
@@ -347,8 +404,17 @@ fn serve_concurrent_clients_end_in_the_logged_order() {
                     let mut n = 0;
                     for i in 0..125 {
                         let body = mixed(baseline, c, i);
-                        let (status, text) = http(addr, "POST", "/", &[("Content-Type", "application/x-www-form-urlencoded")], body.as_bytes());
-                        assert!(status >= 200 && !text.is_empty(), "no answer to {body}: {status}");
+                        let (status, text) = http(
+                            addr,
+                            "POST",
+                            "/",
+                            &[("Content-Type", "application/x-www-form-urlencoded")],
+                            body.as_bytes(),
+                        );
+                        assert!(
+                            status >= 200 && !text.is_empty(),
+                            "no answer to {body}: {status}"
+                        );
                         n += 1;
                     }
                     n
@@ -362,8 +428,14 @@ fn serve_concurrent_clients_end_in_the_logged_order() {
     let changes = server.json("/sgsim/changes");
     let log = changes["changes"].as_array().unwrap();
     let seqs: Vec<u64> = log.iter().map(|c| c["seq"].as_u64().unwrap()).collect();
-    assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "the log is in order");
-    let accepted = log.iter().filter(|c| c["accepted"].as_bool().unwrap()).count();
+    assert!(
+        seqs.windows(2).all(|w| w[1] == w[0] + 1),
+        "the log is in order"
+    );
+    let accepted = log
+        .iter()
+        .filter(|c| c["accepted"].as_bool().unwrap())
+        .count();
     assert!(accepted > 0 && accepted < log.len());
     let replayed = replay(&baseline, &changes);
     let served = server.state();
@@ -392,7 +464,13 @@ fn serve_data_survives_a_kill_mid_stream() {
     let ids: Vec<(String, String, bool)> = baseline
         .rules
         .iter()
-        .map(|r| (r.group.to_string(), r.id.to_string(), state_is_aws(&baseline, r)))
+        .map(|r| {
+            (
+                r.group.to_string(),
+                r.id.to_string(),
+                state_is_aws(&baseline, r),
+            )
+        })
         .collect();
     let sender = std::thread::spawn(move || {
         for (group, id, aws) in ids {
@@ -401,7 +479,9 @@ fn serve_data_survives_a_kill_mid_stream() {
             } else {
                 format!("Action=RevokeSecurityGroup&Version=2014-05-26&RegionId=cn-hangzhou&SecurityGroupId={group}&SecurityGroupRuleId.1={id}")
             };
-            let Ok(mut s) = TcpStream::connect(addr) else { break };
+            let Ok(mut s) = TcpStream::connect(addr) else {
+                break;
+            };
             let head = format!("POST / HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}", body.len());
             if s.write_all(head.as_bytes()).is_err() {
                 break;
@@ -422,15 +502,25 @@ fn serve_data_survives_a_kill_mid_stream() {
     server.child.wait().unwrap();
     sender.join().unwrap();
     let acked = acked.lock().unwrap().clone();
-    assert!(!acked.is_empty(), "no revoke was acknowledged before the kill");
+    assert!(
+        !acked.is_empty(),
+        "no revoke was acknowledged before the kill"
+    );
     let back = Server::start(&["--quiet", "--data", &data]);
     assert!(
-        back.log.lock().unwrap().iter().any(|l| l.contains("resumed the session")),
+        back.log
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|l| l.contains("resumed the session")),
         "the restart did not resume"
     );
     let served = back.state();
     for id in &acked {
-        assert!(!served.rules.iter().any(|r| r.id.as_str() == id), "acknowledged revoke of {id} lost");
+        assert!(
+            !served.rules.iter().any(|r| r.id.as_str() == id),
+            "acknowledged revoke of {id} lost"
+        );
     }
     let changes = back.json("/sgsim/changes");
     assert_eq!(replay(&baseline, &changes).rules, served.rules);
@@ -448,7 +538,10 @@ fn tempfile_dir() -> PathBuf {
     let dir = std::env::temp_dir().join(format!(
         "sgsim-serve-{}-{}",
         std::process::id(),
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
     ));
     std::fs::create_dir_all(&dir).unwrap();
     dir
@@ -461,19 +554,39 @@ fn serve_garbage_gets_provider_errors_never_a_crash() {
     let cases: Vec<(Vec<u8>, &str)> = vec![
         (b"\xff\xfe\x00garbage".to_vec(), "MissingAction"),
         (b"{\"Action\": ".to_vec(), "<Code>"),
-        (b"Action=RevokeSecurityGroupIngress&GroupId=sg-1&IpPermissions.0.IpProtocol=tcp".to_vec(), "UnknownParameter"),
-        (b"Action=RevokeSecurityGroup&RegionId=cn-hangzhou&Permissions=[1]".to_vec(), "\"Code\""),
+        (
+            b"Action=RevokeSecurityGroupIngress&GroupId=sg-1&IpPermissions.0.IpProtocol=tcp"
+                .to_vec(),
+            "UnknownParameter",
+        ),
+        (
+            b"Action=RevokeSecurityGroup&RegionId=cn-hangzhou&Permissions=[1]".to_vec(),
+            "\"Code\"",
+        ),
         (vec![b'A'; 10_000], "RequestEntityTooLarge"),
-        (b"Action=DeleteVpc&Version=2016-11-15".to_vec(), "InvalidAction"),
-        (b"Action=DeleteVpc&Version=2014-05-26".to_vec(), "InvalidAction.NotFound"),
+        (
+            b"Action=DeleteVpc&Version=2016-11-15".to_vec(),
+            "InvalidAction",
+        ),
+        (
+            b"Action=DeleteVpc&Version=2014-05-26".to_vec(),
+            "InvalidAction.NotFound",
+        ),
     ];
     for (body, code) in cases {
-        let (status, text) = server.request("POST", "/", &[("Content-Type", "application/x-www-form-urlencoded")], &body);
+        let (status, text) = server.request(
+            "POST",
+            "/",
+            &[("Content-Type", "application/x-www-form-urlencoded")],
+            &body,
+        );
         assert!(status >= 400, "{code}: {status} {text}");
         assert!(text.contains(code), "{code}: {text}");
     }
     // Too many headers: refused by hyper (431), and the server still answers.
-    let many: Vec<(String, String)> = (0..200).map(|i| (format!("X-H{i}"), "v".to_string())).collect();
+    let many: Vec<(String, String)> = (0..200)
+        .map(|i| (format!("X-H{i}"), "v".to_string()))
+        .collect();
     let refs: Vec<(&str, &str)> = many.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let (status, _) = server.request("GET", "/?Action=DescribeVpcs", &refs, b"");
     assert!(status == 431 || status == 400 || status == 0, "{status}");
@@ -523,19 +636,30 @@ fn serve_exits_cleanly_on_sigterm() {
     let (status, _) = server.form("Action=DescribeVpcs&Version=2016-11-15");
     assert_eq!(status, 200);
     let pid = server.child.id().to_string();
-    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
     let started = std::time::Instant::now();
     loop {
         if let Some(status) = server.child.try_wait().unwrap() {
             assert!(status.success(), "{status}");
             break;
         }
-        assert!(started.elapsed() < Duration::from_secs(10), "still running 10 s after SIGTERM");
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "still running 10 s after SIGTERM"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     std::thread::sleep(Duration::from_millis(100));
     let log = server.log.lock().unwrap().clone();
-    assert!(log.iter().any(|l| l.contains("POST / 200") && l.contains("DescribeVpcs")), "{log:?}");
+    assert!(
+        log.iter()
+            .any(|l| l.contains("POST / 200") && l.contains("DescribeVpcs")),
+        "{log:?}"
+    );
 }
 
 /// `--action` and `x-acs-action` request text through `sgsim revoke` and `sgsim whatif`.
@@ -545,7 +669,14 @@ fn revoke_takes_requests_as_clients_write_them() {
     let cli_json = dir.join("in.json");
     std::fs::write(&cli_json, r#"{"GroupId": "sg-0fffffffffffffff0", "IpPermissions": [{"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "IpRanges": [{"CidrIp": "10.0.0.0/8"}]}]}"#).unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_sgsim"))
-        .args(["revoke", "--state", AWS_STATE, "--action", "RevokeSecurityGroupIngress", "--request"])
+        .args([
+            "revoke",
+            "--state",
+            AWS_STATE,
+            "--action",
+            "RevokeSecurityGroupIngress",
+            "--request",
+        ])
         .arg(format!("@{}", cli_json.display()))
         .output()
         .unwrap();
@@ -554,7 +685,14 @@ fn revoke_takes_requests_as_clients_write_them() {
     let acs = dir.join("acs.txt");
     std::fs::write(&acs, "x-acs-action: RevokeSecurityGroup\nx-acs-version: 2014-05-26\n\nRegionId=cn-hangzhou&SecurityGroupId=sg-bp1web&SecurityGroupRuleId.1=sgr-nope\n").unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_sgsim"))
-        .args(["whatif", "--state", ALI_STATE, "--output", "json", "--request"])
+        .args([
+            "whatif",
+            "--state",
+            ALI_STATE,
+            "--output",
+            "json",
+            "--request",
+        ])
         .arg(format!("@{}", acs.display()))
         .output()
         .unwrap();
@@ -579,7 +717,11 @@ fn python_clients() {
         return;
     };
     let out = Command::new(&python)
-        .args(["tests/py/clients.py", "--sgsim", env!("CARGO_BIN_EXE_sgsim")])
+        .args([
+            "tests/py/clients.py",
+            "--sgsim",
+            env!("CARGO_BIN_EXE_sgsim"),
+        ])
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
