@@ -25,16 +25,16 @@ struct Server {
 
 impl Server {
     fn start(extra: &[&str]) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_sgsim"))
-            .args([
-                "serve",
-                "--state",
-                AWS_STATE,
-                "--state",
-                ALI_STATE,
-                "--bind",
-                "127.0.0.1:0",
-            ])
+        Server::start_on(&[AWS_STATE, ALI_STATE], extra)
+    }
+
+    fn start_on(states: &[&str], extra: &[&str]) -> Server {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_sgsim"));
+        command.args(["serve", "--bind", "127.0.0.1:0"]);
+        for s in states {
+            command.args(["--state", s]);
+        }
+        let mut child = command
             .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -365,6 +365,47 @@ fn serve_describes_show_the_remaining_rules() {
     let (status, html) = server.request("GET", "/sgsim/report.html", &[], b"");
     assert_eq!(status, 200);
     assert!(html.contains(victim.as_str()));
+}
+
+/// `--traffic`: the session report judges it against the baseline and the state now, the
+/// same sections `sgsim whatif` writes.
+#[test]
+fn serve_report_judges_traffic_both_ways() {
+    let states = ["tests/data/flowlogs/aws-state.json"];
+    let server = Server::start_on(
+        &states,
+        &["--quiet", "--traffic", "tests/data/flowlogs/aws-v2.log"],
+    );
+    let state = load(&states);
+    let before = server.json("/sgsim/report.json");
+    assert!(before["revoked_rules"].as_array().unwrap().is_empty());
+    let total = before["packets"]["judged"].as_u64().unwrap();
+    assert!(total > 0, "{}", before["packets"]);
+    for r in state
+        .rules
+        .iter()
+        .filter(|r| r.direction == sgsim::model::Direction::Ingress)
+    {
+        let (status, body) = server.form(&format!(
+            "Action=RevokeSecurityGroupIngress&Version=2016-11-15&GroupId={}&SecurityGroupRuleId.1={}",
+            r.group, r.id
+        ));
+        assert_eq!(status, 200, "{body}");
+    }
+    let after = server.json("/sgsim/report.json");
+    let ingress = state
+        .rules
+        .iter()
+        .filter(|r| r.direction == sgsim::model::Direction::Ingress)
+        .count();
+    assert_eq!(after["revoked_rules"].as_array().unwrap().len(), ingress);
+    assert_eq!(after["packets"]["judged"].as_u64().unwrap(), total);
+    assert!(
+        after["changed"].to_string() != before["changed"].to_string(),
+        "{}",
+        after["changed"]
+    );
+    assert!(!after["header_space"].as_array().unwrap().is_empty());
 }
 
 /// Replays the accepted changes of the log, in order, from `baseline`.
