@@ -115,7 +115,8 @@ fn protocol(p: Protocol) -> String {
 
 fn port_text(r: &Rule, src: bool) -> String {
     let range = if src { r.src_ports } else { r.dst_ports };
-    if !r.protocol.has_ports() || r.protocol.is_icmp() {
+    // Any port is how an export's `-1/-1` (or a port-list rule's) reads: print it back so.
+    if !r.protocol.has_ports() || r.protocol.is_icmp() || range.is_any() {
         "-1/-1".into()
     } else {
         format!("{}/{}", range.lo(), range.hi())
@@ -249,8 +250,9 @@ fn attribute(state: &State, params: &Params, id: &str) -> Result<Value, ApiError
     }))
 }
 
-/// `PageNumber` / `PageSize` (default 1 and 10, at most 50), or `MaxResults` / `NextToken`.
-fn page(params: &Params, n: usize) -> Result<(usize, usize, Value), ApiError> {
+/// `PageNumber` / `PageSize` (default 1 and 10, at most `max_page`), or `MaxResults` /
+/// `NextToken`.
+fn page(params: &Params, n: usize, max_page: usize) -> Result<(usize, usize, Value), ApiError> {
     let num = |name: &str, default: usize, max: usize| -> Result<usize, ApiError> {
         match params.get(name) {
             None | Some("") => Ok(default),
@@ -280,7 +282,7 @@ fn page(params: &Params, n: usize) -> Result<(usize, usize, Value), ApiError> {
         return Ok((start, end, json!({"NextToken": next, "MaxResults": size})));
     }
     let number = num("PageNumber", 1, usize::MAX)?;
-    let size = num("PageSize", 10, 50)?;
+    let size = num("PageSize", 10, max_page)?;
     let start = (number - 1).saturating_mul(size).min(n);
     let end = (start + size).min(n);
     Ok((start, end, json!({"PageNumber": number, "PageSize": size})))
@@ -321,7 +323,7 @@ fn groups(state: &State, params: &Params, id: &str) -> Result<Value, ApiError> {
                 .is_none_or(|v| g.name.as_deref() == Some(v))
         })
         .collect();
-    let (start, end, paging) = page(params, selected.len())?;
+    let (start, end, paging) = page(params, selected.len(), 50)?;
     let items: Vec<Value> = selected[start..end]
         .iter()
         .map(|g| {
@@ -403,7 +405,7 @@ fn enis(state: &State, params: &Params, id: &str) -> Result<Value, ApiError> {
         .filter(|e| group.is_none_or(|g| e.groups.iter().any(|x| x.as_str() == g)))
         .filter(|e| vpc.is_none_or(|v| e.vpc.as_ref().is_some_and(|x| x.as_str() == v)))
         .collect();
-    let (start, end, paging) = page(params, selected.len())?;
+    let (start, end, paging) = page(params, selected.len(), 1000)?;
     let items: Vec<Value> = selected[start..end]
         .iter()
         .map(|e| {

@@ -460,6 +460,35 @@ def extra_checks(server, client, aws_bin):
             # when it equals its own, reports InvalidAccessKeySecret (as against ECS).
             if "SignatureDoesNotMatch" not in str(e) and "InvalidAccessKeySecret" not in str(e):
                 failures.append(f"{label} wrong secret: {e}")
+    # Describes are faithful: their output, saved as the CLI prints it, imports back into
+    # the same rules (`sgsim rules`), for both clouds.
+    server.post("/sgsim/reset")
+    failures += round_trip(server, client)
+    # A presigned (SigV4 query) GET is verified too.
+    aws_req = botocore.awsrequest.AWSRequest(
+        method="GET", url=server.url + "?Action=DescribeVpcs&Version=2016-11-15")
+    botocore.auth.SigV4QueryAuth(botocore.credentials.Credentials(KEY, SECRET), "ec2", REGION, expires=300).add_auth(aws_req)
+    resp = botocore.httpsession.URLLib3Session().send(aws_req.prepare())
+    if resp.status_code != 200 or "vpcSet" not in resp.text:
+        failures.append(f"presigned GET: {resp.status_code} {resp.text[:300]}")
+    # The other EC2 describes boto3 parses.
+    try:
+        enis = client.describe_network_interfaces()["NetworkInterfaces"]
+        vpcs = client.describe_vpcs()["Vpcs"]
+        pls = client.describe_managed_prefix_lists()["PrefixLists"]
+        entries = client.get_managed_prefix_list_entries(PrefixListId=pls[0]["PrefixListId"])["Entries"]
+        if not (enis and vpcs and pls and entries):
+            failures.append("an EC2 describe came back empty")
+    except Exception as e:
+        failures.append(f"EC2 describes: {e}")
+    try:
+        r = ALI_ECS.describe_network_interfaces_with_options(
+            ecs_models.DescribeNetworkInterfacesRequest(region_id="cn-hangzhou"),
+            util_models.RuntimeOptions())
+        if not r.body.network_interface_sets.network_interface_set:
+            failures.append("DescribeNetworkInterfaces came back empty")
+    except Exception as e:
+        failures.append(f"ECS DescribeNetworkInterfaces: {e}")
     # The aws CLI's --cli-input-json file: the server and `sgsim revoke --action` agree.
     server.post("/sgsim/reset")
     cli_json = os.path.join(os.path.dirname(SGSIM_TMP), "cli-input.json")
@@ -476,6 +505,63 @@ def extra_checks(server, client, aws_bin):
     if not m or (m.group(1) not in p.stderr) or served[-1]["error"] != m.group(1):
         failures.append(f"--cli-input-json: aws CLI {p.stderr[-200:]!r}, sgsim revoke {q.stdout[-200:]!r}")
     server.post("/sgsim/reset")
+    return failures
+
+
+def sgsim_rules(paths):
+    args = [SGSIM, "rules"]
+    for p in paths:
+        args += ["--state", p]
+    p = subprocess.run(args, capture_output=True, text=True)
+    if p.returncode != 0:
+        raise RuntimeError(p.stderr[-500:])
+    return sorted((json.loads(l) for l in p.stdout.splitlines()), key=lambda r: r["rule_id"])
+
+
+def round_trip(server, client):
+    failures = []
+    d = tempfile.mkdtemp(prefix="sgsim-rt-")
+    aws_dir, ali_dir = os.path.join(d, "aws"), os.path.join(d, "ali")
+    os.makedirs(aws_dir)
+    os.makedirs(ali_dir)
+
+    def save(dirname, name, value):
+        value.pop("ResponseMetadata", None)
+        with open(os.path.join(dirname, name), "w") as f:
+            json.dump(value, f, default=str)
+
+    save(aws_dir, "sg.json", client.describe_security_groups())
+    rules = [r for p in client.get_paginator("describe_security_group_rules").paginate() for r in p["SecurityGroupRules"]]
+    save(aws_dir, "rules.json", {"SecurityGroupRules": rules})
+    save(aws_dir, "vpcs.json", client.describe_vpcs())
+    save(aws_dir, "enis.json", client.describe_network_interfaces())
+    for pl in client.describe_managed_prefix_lists()["PrefixLists"]:
+        entries = client.get_managed_prefix_list_entries(PrefixListId=pl["PrefixListId"])
+        entries["PrefixListId"] = pl["PrefixListId"]
+        save(aws_dir, f"entries-{pl['PrefixListId']}.json", entries)
+    save(aws_dir, "pls.json", client.describe_managed_prefix_lists())
+    runtime = util_models.RuntimeOptions()
+    groups = ALI_ECS.describe_security_groups_with_options(
+        ecs_models.DescribeSecurityGroupsRequest(region_id="cn-hangzhou", page_size=50), runtime).body.to_map()
+    save(ali_dir, "groups.json", groups)
+    for g in groups["SecurityGroups"]["SecurityGroup"]:
+        for nic in ("intranet", "internet"):
+            a = ALI_ECS.describe_security_group_attribute_with_options(
+                ecs_models.DescribeSecurityGroupAttributeRequest(
+                    region_id="cn-hangzhou", security_group_id=g["SecurityGroupId"], nic_type=nic),
+                runtime).body.to_map()
+            save(ali_dir, f"dsga-{g['SecurityGroupId']}-{nic}.json", a)
+    save(ali_dir, "enis.json", ALI_ECS.describe_network_interfaces_with_options(
+        ecs_models.DescribeNetworkInterfacesRequest(region_id="cn-hangzhou", page_size=100), runtime).body.to_map())
+    for label, exported, original in [("aws", aws_dir, AWS_STATE), ("aliyun", ali_dir, ALI_STATE)]:
+        try:
+            got, want = sgsim_rules([exported]), sgsim_rules([original])
+        except RuntimeError as e:
+            failures.append(f"{label} describes do not import: {e}")
+            continue
+        if got != want:
+            diff = [(a, b) for a, b in zip(got, want) if a != b][:2]
+            failures.append(f"{label} describes import as other rules ({len(got)} vs {len(want)}): {diff}")
     return failures
 
 
