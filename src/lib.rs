@@ -64,7 +64,8 @@
 //!   (`tests/data/suite/`), property tests and fuzz targets check it, as they check that
 //!   the header-space difference equals brute-force evaluation.
 //! - Parsers turn bad input into typed errors that say where (file, line, field); they never
-//!   panic. The library reads no clock and no OS randomness.
+//!   panic. The library reads no clock and no OS randomness, except the `serve` module
+//!   (its log's times and its timeouts).
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]

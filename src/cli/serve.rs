@@ -49,7 +49,7 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
     let (store, resumed) = Store::open(state, args.data.as_deref())?;
     if let (Some(n), Some(dir)) = (resumed, &args.data) {
         eprintln!(
-            "sgsim serve: resumed the session in {} ({n} changes); --state is its baseline no more",
+            "sgsim serve: resumed the session in {} ({n} changes); its saved baseline is used, not --state",
             dir.display()
         );
     }
