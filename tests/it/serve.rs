@@ -578,8 +578,10 @@ fn serve_data_survives_a_kill_mid_stream() {
         })
         .collect();
     let sender = std::thread::spawn(move || {
-        for (group, id, aws) in ids {
-            let body = if aws {
+        // Round and round (revokes of rules already gone are refused, and logged) until the
+        // server dies: the kill lands mid-stream.
+        for (group, id, aws) in ids.iter().cycle() {
+            let body = if *aws {
                 format!("Action=RevokeSecurityGroupIngress&Version=2016-11-15&GroupId={group}&SecurityGroupRuleId.1={id}")
             } else {
                 format!("Action=RevokeSecurityGroup&Version=2014-05-26&RegionId=cn-hangzhou&SecurityGroupId={group}&SecurityGroupRuleId.1={id}")
@@ -598,7 +600,7 @@ fn serve_data_survives_a_kill_mid_stream() {
                 break;
             }
             if status == 200 {
-                sink.lock().unwrap().push(id);
+                sink.lock().unwrap().push(id.clone());
             }
         }
     });
@@ -629,6 +631,12 @@ fn serve_data_survives_a_kill_mid_stream() {
     }
     let changes = back.json("/sgsim/changes");
     assert_eq!(replay(&baseline, &changes).rules, served.rules);
+    eprintln!(
+        "serve_data: killed after {} acknowledged revokes; resumed with {} logged requests, {} rules left",
+        acked.len(),
+        changes["changes"].as_array().unwrap().len(),
+        served.rules.len()
+    );
     let report = back.json("/sgsim/report.json");
     assert!(report["revoked_rules"].as_array().unwrap().len() >= acked.len());
     drop(back);
