@@ -31,6 +31,10 @@ pub struct Args {
     /// The revoke request: a query string, a URL, a JSON object, or @FILE.
     #[arg(long, value_name = "REQ")]
     request: String,
+    /// The action, for request files that do not name one (the AWS CLI's
+    /// `--cli-input-json` files), e.g. RevokeSecurityGroupIngress.
+    #[arg(long, value_name = "NAME")]
+    action: Option<String>,
     /// Traffic to judge before and after: pcap/pcapng captures, AWS VPC flow logs or Alibaba
     /// flow-log JSON lines (repeatable).
     #[arg(long, value_name = "PATH")]
@@ -62,7 +66,10 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
     }
     let state = args.state.load()?;
     let text = text_or_file(&args.request)?;
-    let request = RawRequest::parse(&text).context("--request")?;
+    let mut request = RawRequest::parse(&text).context("--request")?;
+    if let Some(action) = &args.action {
+        request = request.with_action(action).context("--action")?;
+    }
     let mut plan = whatif::plan(&state, &request).context("--request")?;
     if plan.report.error.is_none() && (!args.traffic.is_empty() || args.synthetic.is_some()) {
         let synthetic = args.synthetic.map(|n| (n, args.seed));

@@ -8,6 +8,8 @@ mod engines;
 mod fuzz;
 mod gen;
 mod hardening;
+#[cfg(feature = "serve")]
+mod serve;
 mod suite;
 mod traffic;
 mod whatif;
