@@ -45,9 +45,9 @@ fn classify_by_rule_count(c: &mut Criterion) {
 fn classify_sg(c: &mut Criterion) {
     let mut g = c.benchmark_group("classify/sg");
     g.sample_size(10);
-    let state = sgsim::bench::sg_state(&sgsim::bench::SgShape::default(), 1);
+    let state = sgsim::internal::bench::sg_state(&sgsim::internal::bench::SgShape::default(), 1);
     let table = compile(&state, &Config::default()).expect("compiles");
-    let q = sgsim::bench::sg_queries(&state, PACKETS, 2);
+    let q = sgsim::internal::bench::sg_queries(&state, PACKETS, 2);
     let mut out = Vec::with_capacity(q.len());
     g.throughput(Throughput::Elements(q.len() as u64));
     g.bench_with_input(

@@ -54,8 +54,9 @@
 //!   generic state, and a seeded ClassBench-shaped generator.
 //! - [`term`]: text bound for a terminal, control characters escaped (account data in
 //!   reports, warnings and error messages).
-//! - [`fuzz`]: the harnesses the cargo-fuzz targets in `fuzz/` call, also replayed over
-//!   every committed corpus file by `cargo test`.
+//! - `internal` (hidden, not API): the harnesses the cargo-fuzz targets in `fuzz/` call
+//!   (also replayed over every committed corpus file by `cargo test`) and the synthetic
+//!   benchmark workloads.
 //!
 //! ## Guarantees
 //!
@@ -68,12 +69,12 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
-pub mod bench;
 pub mod classbench;
 pub mod classify;
 pub mod compile;
-pub mod fuzz;
 mod index;
+#[doc(hidden)]
+pub mod internal;
 pub mod model;
 pub mod packet;
 pub mod provider;

@@ -1,2 +1,2 @@
 #![no_main]
-libfuzzer_sys::fuzz_target!(|data: &[u8]| sgsim::fuzz::classbench(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| sgsim::internal::fuzz::classbench(data));

@@ -1,2 +1,2 @@
 #![no_main]
-libfuzzer_sys::fuzz_target!(|data: &[u8]| sgsim::fuzz::header_space(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| sgsim::internal::fuzz::header_space(data));

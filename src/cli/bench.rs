@@ -19,12 +19,12 @@ use serde_json::{json, Value};
 
 use super::classbench::IndexChoice;
 use super::Exit;
-use sgsim::bench::{sg_queries, sg_state, SgShape};
 use sgsim::classbench::{self, POINT};
 use sgsim::classify::reference::Reference;
 use sgsim::classify::{Engine, Point, Verdict};
 use sgsim::compile::live::{Change, Live};
 use sgsim::compile::{compile, Config, Table};
+use sgsim::internal::bench::{sg_queries, sg_state, SgShape};
 use sgsim::model::{Header, State};
 
 /// Which rule set to measure.

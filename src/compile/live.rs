@@ -180,7 +180,8 @@ mod tests {
 
     #[test]
     fn taken_rules_come_back_in_place_unless_kept() {
-        let state = crate::bench::sg_state(&crate::bench::SgShape::default(), 1);
+        let state =
+            crate::internal::bench::sg_state(&crate::internal::bench::SgShape::default(), 1);
         for k in [1usize, 3, 8, 9, 40] {
             let ids: Vec<RuleId> = (0..k)
                 .map(|i| state.rules[(i * 37 + 5) % state.rules.len()].id.clone())

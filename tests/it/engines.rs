@@ -267,7 +267,7 @@ fn group_peer_box_does_not_hide_later_rules_from_non_members() {
 /// mostly host filters.) Cross-product tables trade memory for speed within their budget.
 #[test]
 fn sg_shaped_table_memory_per_rule_is_bounded() {
-    use sgsim::bench::{sg_state, SgShape};
+    use sgsim::internal::bench::{sg_state, SgShape};
     let trees = Config {
         cross_min_filters: usize::MAX,
         ..Config::default()
@@ -279,7 +279,7 @@ fn sg_shaped_table_memory_per_rule_is_bounded() {
         };
         let state = sg_state(&shape, 1);
         let reference = Reference::new(&state).unwrap();
-        let q = sgsim::bench::sg_queries(&state, 2_000, 2);
+        let q = sgsim::internal::bench::sg_queries(&state, 2_000, 2);
         let table = compile(&state, &trees).unwrap();
         let per_rule = table.memory_usage() as f64 / rules as f64;
         assert!(

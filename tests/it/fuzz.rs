@@ -27,55 +27,55 @@ fn replay(target: &str, harness: fn(&[u8])) {
 
 #[test]
 fn replay_differential() {
-    replay("differential", sgsim::fuzz::differential);
+    replay("differential", sgsim::internal::fuzz::differential);
 }
 
 #[test]
 fn replay_live() {
-    replay("live", sgsim::fuzz::live);
+    replay("live", sgsim::internal::fuzz::live);
 }
 
 #[test]
 fn replay_classbench() {
-    replay("classbench", sgsim::fuzz::classbench);
+    replay("classbench", sgsim::internal::fuzz::classbench);
 }
 
 #[test]
 fn replay_model_text() {
-    replay("model_text", sgsim::fuzz::model_text);
+    replay("model_text", sgsim::internal::fuzz::model_text);
 }
 
 #[test]
 fn replay_header_space() {
-    replay("header_space", sgsim::fuzz::header_space);
+    replay("header_space", sgsim::internal::fuzz::header_space);
 }
 
 #[test]
 fn replay_aws_request() {
-    replay("aws_request", sgsim::fuzz::aws_request);
+    replay("aws_request", sgsim::internal::fuzz::aws_request);
 }
 
 #[test]
 fn replay_aliyun_request() {
-    replay("aliyun_request", sgsim::fuzz::aliyun_request);
+    replay("aliyun_request", sgsim::internal::fuzz::aliyun_request);
 }
 
 #[test]
 fn replay_import() {
-    replay("import", sgsim::fuzz::import);
+    replay("import", sgsim::internal::fuzz::import);
 }
 
 #[test]
 fn replay_traffic() {
-    replay("traffic", sgsim::fuzz::traffic);
+    replay("traffic", sgsim::internal::fuzz::traffic);
 }
 
 #[test]
 fn replay_frame() {
-    replay("frame", sgsim::fuzz::frame);
+    replay("frame", sgsim::internal::fuzz::frame);
 }
 
 #[test]
 fn replay_synthetic() {
-    replay("synthetic", sgsim::fuzz::synthetic);
+    replay("synthetic", sgsim::internal::fuzz::synthetic);
 }
