@@ -441,7 +441,9 @@ pub fn header_space(data: &[u8]) {
         .collect();
     let mut after = state.clone();
     after.rules.retain(|r| !removed.contains(&r.id));
-    let regions = crate::whatif::space::revoke_diff(&state, &removed).expect("valid state");
+    let diff = crate::whatif::space::revoke_diff(&state, &removed).expect("valid state");
+    assert!(diff.complete, "{:?}", diff.stopped);
+    let regions = diff.regions;
     let (rb, ra) = (
         Reference::new(&state).expect("valid"),
         Reference::new(&after).expect("valid"),
