@@ -576,13 +576,29 @@ impl State {
 
     /// Merges another state into this one (used when several export files are given).
     /// Objects whose ID is already present are replaced by the newer one, except rules
-    /// and ENIs, which are appended when new.
+    /// and ENIs, which are appended when new. Linear: objects are found by ID in a hash
+    /// map.
     pub fn merge(&mut self, other: State) {
-        fn upsert<T, K: PartialEq>(into: &mut Vec<T>, from: Vec<T>, key: impl Fn(&T) -> &K) {
+        fn upsert<T, K: Eq + std::hash::Hash + Clone>(
+            into: &mut Vec<T>,
+            from: Vec<T>,
+            key: impl Fn(&T) -> &K,
+        ) {
+            if from.is_empty() {
+                return;
+            }
+            let mut index: HashMap<K, usize> = into
+                .iter()
+                .enumerate()
+                .map(|(i, x)| (key(x).clone(), i))
+                .collect();
             for item in from {
-                match into.iter().position(|x| key(x) == key(&item)) {
-                    Some(i) => into[i] = item,
-                    None => into.push(item),
+                match index.get(key(&item)) {
+                    Some(&i) => into[i] = item,
+                    None => {
+                        index.insert(key(&item).clone(), into.len());
+                        into.push(item);
+                    }
                 }
             }
         }

@@ -331,9 +331,11 @@ fn ordered_family(
         &[false]
     };
     let n = items.len();
-    // Per reading: is each item's packet set decided (shadowed = false) and redundant.
+    // Per reading: whether each item decides some header, and whether the items after it
+    // decide any of those differently; under "nothing", what it decides.
     let mut decides = vec![false; n];
     let mut differs = vec![false; n];
+    let mut decided_n = vec![FALSE; n];
     for &all in readings {
         let node = |it: &Item| match (&it.unresolved, all) {
             (Some((_, m)), true) => *m,
@@ -361,6 +363,9 @@ fn ordered_family(
         for (i, it) in items.iter().enumerate() {
             let m = node(it);
             let decided = d.and_not(m, earlier)?;
+            if !all {
+                decided_n[i] = decided;
+            }
             if decided != FALSE {
                 decides[i] = true;
                 let wrong = if it.verdict.action == Action::Accept {
@@ -377,9 +382,7 @@ fn ordered_family(
     }
     for (i, it) in items.iter().enumerate() {
         let By::Rule(r) = it.verdict.by else { continue };
-        let Some(acc) = accs.get_mut(&r) else {
-            continue;
-        };
+        let Some(acc) = accs.get_mut(&r) else { continue };
         if it.unresolved.is_some() {
             acc.unresolved = true;
             continue;
@@ -389,22 +392,27 @@ fn ordered_family(
         }
         acc.matches = true;
         let d: &mut Dd = &mut ctx.dd[f];
-        // Earlier items that meet it: covering (any action) and conflicting (opposite).
-        for e in &items[..i] {
-            if acc.covering.full() && acc.conflicting.full() {
-                break;
-            }
-            if e.node == FALSE
-                || !Dd::cubes_meet(&e.cube, &it.cube)
-                || d.and(e.node, it.node)? == FALSE
-            {
-                continue;
-            }
-            if !decides[i] {
-                acc.covering.add(name(state, e));
-            }
-            if e.verdict.action != it.verdict.action {
-                acc.conflicting.add(name(state, e));
+        if !decides[i] || differs[i] {
+            // Shadowed: the earlier items that meet it cover it. Deciding differently
+            // after it: the earlier items of the opposite action that meet it conflict.
+            let names = if decides[i] {
+                &mut acc.conflicting
+            } else {
+                &mut acc.covering
+            };
+            for e in &items[..i] {
+                if e.node == FALSE
+                    || (decides[i] && e.verdict.action == it.verdict.action)
+                    || !Dd::cubes_meet(&e.cube, &it.cube)
+                    || d.and(e.node, it.node)? == FALSE
+                {
+                    continue;
+                }
+                if names.full() {
+                    names.more = true;
+                    break;
+                }
+                names.add(name(state, e));
             }
         }
         if !decides[i] {
@@ -416,19 +424,9 @@ fn ordered_family(
             continue;
         }
         // Who takes over: the later items in order, then the default.
-        let mut earlier = FALSE;
-        for e in &items[..i] {
-            if e.node != FALSE && Dd::cubes_meet(&e.cube, &it.cube) {
-                earlier = d.or(earlier, e.node)?;
-            }
-        }
-        let mut rest = d.and_not(it.node, earlier)?;
+        let mut rest = decided_n[i];
         for q in &items[i + 1..] {
             if rest == FALSE {
-                break;
-            }
-            if acc.takers.full() {
-                acc.takers.more = true;
                 break;
             }
             if q.node == FALSE || !Dd::cubes_meet(&q.cube, &it.cube) {
@@ -436,12 +434,21 @@ fn ordered_family(
             }
             let part = d.and(rest, q.node)?;
             if part != FALSE {
+                if acc.takers.full() {
+                    acc.takers.more = true;
+                    rest = FALSE;
+                    break;
+                }
                 acc.takers.add(name(state, q));
                 rest = d.and_not(rest, q.node)?;
             }
         }
-        if rest != FALSE && !acc.takers.more {
-            acc.takers.add("default".into());
+        if rest != FALSE {
+            if acc.takers.full() {
+                acc.takers.more = true;
+            } else {
+                acc.takers.add("default".into());
+            }
         }
     }
     Ok(())
@@ -532,15 +539,15 @@ fn union_lint(
             let mut names = Names::default();
             'find: for (k, &f) in set.families.iter().enumerate() {
                 for j in (0..n).filter(|&j| j != i && !removed[j] && !duplicate[j]) {
-                    if names.full() {
-                        names.more = true;
-                        break 'find;
-                    }
                     let (a, b) = (&items[k][i], &items[k][j]);
                     if a.node == FALSE || !Dd::cubes_meet(&a.cube, &b.cube) {
                         continue;
                     }
                     if ctx.dd[f].and(a.node, b.node)? != FALSE {
+                        if names.full() && !names.names.contains(&name(state, b)) {
+                            names.more = true;
+                            break 'find;
+                        }
                         names.add(name(state, b));
                     }
                 }
