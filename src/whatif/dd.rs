@@ -55,7 +55,13 @@ pub(crate) struct Limit;
 struct Node {
     field: u8,
     /// `(low end, child)`, sorted; the first low end is 0; neighbours differ in child.
-    edges: Box<[(u128, Id)]>,
+    /// Shared, so that an operation reads a node's edges while the store grows.
+    edges: Rc<[(u128, Id)]>,
+}
+
+fn hash(node: &Node) -> u64 {
+    use std::hash::BuildHasher;
+    rustc_hash::FxBuildHasher.hash_one(node)
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
@@ -72,7 +78,8 @@ pub(crate) struct Dd {
     /// Node count at which operations stop with [`Limit`].
     pub limit: usize,
     nodes: Vec<Node>,
-    unique: FxHashMap<Node, Id>,
+    /// Node ids by their node's hash (each node stored once, in `nodes`).
+    unique: hashbrown::HashTable<Id>,
     cache: FxHashMap<(Op, Id, Id), Id>,
 }
 
@@ -81,14 +88,14 @@ impl Dd {
     pub fn new(addr_max: u128, limit: usize) -> Dd {
         let terminal = |field| Node {
             field,
-            edges: Box::new([]),
+            edges: Rc::from([]),
         };
         Dd {
             max: [255, 65535, 65535, addr_max, addr_max],
             limit,
             // Terminals sit past the last field.
             nodes: vec![terminal(FIELDS as u8), terminal(FIELDS as u8 + 1)],
-            unique: FxHashMap::default(),
+            unique: hashbrown::HashTable::new(),
             cache: FxHashMap::default(),
         }
     }
@@ -113,18 +120,46 @@ impl Dd {
         }
         let node = Node {
             field: field as u8,
-            edges: edges.into_boxed_slice(),
+            edges: Rc::from(edges),
         };
-        if let Some(&id) = self.unique.get(&node) {
+        let h = hash(&node);
+        let nodes = &self.nodes;
+        if let Some(&id) = self.unique.find(h, |&id| nodes[id as usize] == node) {
             return Ok(id);
         }
         if self.nodes.len() >= self.limit {
             return Err(Limit);
         }
         let id = self.nodes.len() as Id;
-        self.nodes.push(node.clone());
-        self.unique.insert(node, id);
+        self.nodes.push(node);
+        let nodes = &self.nodes;
+        self.unique
+            .insert_unique(h, id, |&i| hash(&nodes[i as usize]));
         Ok(id)
+    }
+
+    /// A point to go back to with [`Dd::rollback`].
+    pub fn checkpoint(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// Forgets every node made since `checkpoint` (their ids must no longer be used), and
+    /// the cached operations that involve them: what one group set computed is garbage
+    /// once its answer is read out.
+    pub fn rollback(&mut self, checkpoint: usize) {
+        if checkpoint >= self.nodes.len() {
+            return;
+        }
+        for id in (checkpoint..self.nodes.len()).rev() {
+            let h = hash(&self.nodes[id]);
+            if let Ok(e) = self.unique.find_entry(h, |&i| i as usize == id) {
+                e.remove();
+            }
+        }
+        self.nodes.truncate(checkpoint);
+        let keep = checkpoint as Id;
+        self.cache
+            .retain(|&(_, a, b), r| a < keep && b < keep && *r < keep);
     }
 
     /// The set of headers whose `field` lies in `set` and whose later fields lead to
@@ -247,12 +282,12 @@ impl Dd {
         let (fa, fb) = (self.field(a), self.field(b));
         let f = fa.min(fb);
         let ea: Rc<[(u128, Id)]> = if fa == f {
-            self.nodes[a as usize].edges.clone().into()
+            self.nodes[a as usize].edges.clone()
         } else {
             Rc::from([(0u128, a)])
         };
         let eb: Rc<[(u128, Id)]> = if fb == f {
-            self.nodes[b as usize].edges.clone().into()
+            self.nodes[b as usize].edges.clone()
         } else {
             Rc::from([(0u128, b)])
         };

@@ -287,12 +287,22 @@ fn lint_set(ctx: &mut Ctx<'_>, set: &Set<'_>) -> Result<PerRule, Limit> {
         && items[0]
             .iter()
             .all(|it| it.verdict.action == Action::Accept);
-    if union {
-        union_lint(ctx, set, &items, &mut out, &key)?;
-        return Ok(out);
+    // What a set computes beyond its rules' own sets is garbage once it is linted.
+    let checkpoints: Vec<usize> = set.families.iter().map(|&f| ctx.dd[f].checkpoint()).collect();
+    let r = if union {
+        union_lint(ctx, set, &items, &mut out, &key)
+    } else {
+        set.families
+            .iter()
+            .enumerate()
+            .try_for_each(|(k, &f)| ordered_family(ctx, set, f, &items[k], &mut accs))
+    };
+    for (&f, &c) in set.families.iter().zip(&checkpoints) {
+        ctx.dd[f].rollback(c);
     }
-    for (k, &f) in set.families.iter().enumerate() {
-        ordered_family(ctx, set, f, &items[k], &mut accs)?;
+    r?;
+    if union {
+        return Ok(out);
     }
     for r in order {
         let Some(acc) = accs.remove(&r) else { continue };

@@ -595,6 +595,20 @@ impl<'a> Ctx<'a> {
     fn diff_set(&mut self, set: &SetDiff<'_>, out: &mut Vec<Region>) -> Result<(), Stop> {
         let f = fam(set.family);
         let items = self.items(set.enis[0], set.semantics, set.direction, f)?;
+        // Everything below is garbage once this set's regions are read out.
+        let checkpoint = self.dd[f].checkpoint();
+        let r = self.diff_items(set, &items, out);
+        self.dd[f].rollback(checkpoint);
+        r
+    }
+
+    fn diff_items(
+        &mut self,
+        set: &SetDiff<'_>,
+        items: &[Item],
+        out: &mut Vec<Region>,
+    ) -> Result<(), Stop> {
+        let f = fam(set.family);
         let fallback = set.semantics.fallback(set.direction);
         let gone = |it: &Item| matches!(it.verdict.by, By::Rule(r) if set.gone[r as usize]);
         let unresolved: Vec<String> = items
