@@ -225,7 +225,11 @@ fn rules_without_hits(state: &State, traffic: &[PathBuf]) -> anyhow::Result<Vec<
 
 pub fn run_lint(args: LintArgs) -> anyhow::Result<Exit> {
     let state = args.state.load()?;
-    let findings = whatif::lint::lint(&state)?;
+    let lint = whatif::lint::lint(&state)?;
+    if let Some(why) = &lint.stopped {
+        eprintln!("warning: lint is incomplete: {why}");
+    }
+    let findings = lint.findings;
     let unhit = if args.traffic.is_empty() {
         Vec::new()
     } else {
@@ -259,18 +263,21 @@ pub fn run_lint(args: LintArgs) -> anyhow::Result<Exit> {
                 .collect::<Vec<_>>()
                 .join(",");
             let kind = serde_json::to_value(f.kind)?;
+            let more = if f.related_more { ", …" } else { "" };
             let related = if f.related.is_empty() {
                 String::new()
             } else {
-                format!(" ({})", f.related.join(", "))
+                format!(" ({}{more})", f.related.join(", "))
             };
             let line = format!(
-                "{:<18} {:<7} {:<28} {}{}",
+                "{:<18} {:<7} {:<28} {}{}\n{:<18} {}",
                 kind.as_str().unwrap_or("?"),
                 f.direction,
                 f.rule,
                 enis,
-                related
+                related,
+                "",
+                f.effect
             );
             println!("{}", sgsim::term::escape(&line));
         }

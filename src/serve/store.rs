@@ -415,13 +415,19 @@ impl Store {
             revoked,
             warnings: Vec::new(),
         };
-        let regions = if outcome.revoked.is_empty() {
-            Vec::new()
+        let diff = if outcome.revoked.is_empty() {
+            space::Diff {
+                regions: Vec::new(),
+                complete: true,
+                stopped: None,
+            }
         } else {
             let removed: Vec<RuleId> = outcome.revoked.iter().map(|r| r.id.clone()).collect();
             space::revoke_diff(before, &removed)?
         };
-        let report = report::skeleton(before, &outcome, regions, provider::rule_json);
+        let mut report = report::skeleton(before, &outcome, diff.regions, provider::rule_json);
+        report.header_space_complete = diff.complete;
+        report.header_space_stopped = diff.stopped;
         Ok(whatif::Plan { outcome, report })
     }
 }
