@@ -53,6 +53,9 @@
 //!   [`whatif::lint`] finds shadowed, redundant and conflicting rules.
 //! - [`classbench`]: the ClassBench filter, trace and first-match formats, read into a
 //!   generic state, and a seeded ClassBench-shaped generator.
+//! - `serve` (feature `serve`, on by default): `sgsim serve`, the EC2 Query and ECS RPC
+//!   APIs over HTTP on localhost (axum/hyper on tokio), revokes through the providers' own
+//!   code, describes rendered from the model, the session's what-if report.
 //! - [`term`]: text bound for a terminal, control characters escaped (account data in
 //!   reports, warnings and error messages).
 //! - `internal` (hidden, not API): the harnesses the cargo-fuzz targets in `fuzz/` call
@@ -65,7 +68,8 @@
 //!   (`tests/data/suite/`), property tests and fuzz targets check it, as they check that
 //!   the header-space difference equals brute-force evaluation.
 //! - Parsers turn bad input into typed errors that say where (file, line, field); they never
-//!   panic. The library reads no clock and no OS randomness.
+//!   panic. The library reads no clock and no OS randomness, except the `serve` module
+//!   (its log's times and its timeouts).
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -79,6 +83,8 @@ pub mod internal;
 pub mod model;
 pub mod packet;
 pub mod provider;
+#[cfg(feature = "serve")]
+pub mod serve;
 pub mod term;
 pub mod track;
 pub mod whatif;

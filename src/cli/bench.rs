@@ -84,6 +84,126 @@ pub struct Args {
     /// a revoke end to end (decode included), next to decoding it alone, in the same run.
     #[arg(long, value_name = "PACKETS", num_args = 0..=1, default_missing_value = "3000000")]
     whatif: Option<usize>,
+    /// Instead of lookups: the header-space diff (of revoking the catch-all) and lint
+    /// against rules per group for each of issue #21's field shapes, and against ENIs on
+    /// its fleet; one JSON object per line (a curve point), medians of `--repeat` runs.
+    #[arg(long)]
+    space: bool,
+    /// Rule counts of the `--space` curves.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "10,20,50,100,200,400,1000,1601"
+    )]
+    space_rules: Vec<usize>,
+    /// ENI counts of the `--space` fleet curve.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "1000,2000,4000,8000,16000"
+    )]
+    space_enis: Vec<usize>,
+    /// Write the `--space` workloads the issue's targets name (as snapshots, with their
+    /// revoke requests) into this folder instead of timing them.
+    #[arg(long, value_name = "DIR", requires = "space")]
+    emit: Option<PathBuf>,
+}
+
+/// The `--space` workloads the targets of issue #21 name: snapshot and revoke request.
+fn emit(dir: &std::path::Path) -> anyhow::Result<()> {
+    use sgsim::internal::bench::{field_state, fleet_state, FieldShape};
+    std::fs::create_dir_all(dir)?;
+    let write = |name: &str, state: &State, request: &str| -> anyhow::Result<()> {
+        std::fs::write(dir.join(format!("{name}.json")), serde_json::to_vec(state)?)?;
+        std::fs::write(dir.join(format!("{name}.req")), request)?;
+        Ok(())
+    };
+    let ali = |group: &str, rule: &str| {
+        format!("Action=RevokeSecurityGroup&RegionId=cn-hangzhou&SecurityGroupId={group}&SecurityGroupRuleId.1={rule}")
+    };
+    for (shape, rules) in [
+        (FieldShape::Four, 201),
+        (FieldShape::PortsRemote, 1601),
+        (FieldShape::Ports, 1001),
+    ] {
+        let state = field_state(shape, shape.k_for(rules));
+        let name = format!(
+            "{}-{rules}",
+            serde_json::to_value(shape)?.as_str().unwrap_or("shape")
+        );
+        write(&name, &state, &ali("sg-fields", "catch-all"))?;
+    }
+    let aws = field_state(FieldShape::Aws, FieldShape::Aws.k_for(1601));
+    write(
+        "aws-1601",
+        &aws,
+        "Action=RevokeSecurityGroupIngress&Version=2016-11-15&GroupId=sg-fields&SecurityGroupRuleId.1=catch-all",
+    )?;
+    for enis in [16_000, 64_000, 100_000] {
+        write(
+            &format!("fleet-{enis}"),
+            &fleet_state(enis, 1),
+            &ali("sg-00", "sg-00-r0"),
+        )?;
+    }
+    Ok(())
+}
+
+/// The `--space` curves: one JSON line per point.
+fn space(args: &Args) -> anyhow::Result<Exit> {
+    use sgsim::internal::bench::{field_state, fleet_state, FieldShape};
+    use sgsim::whatif::{lint, space};
+    if let Some(dir) = &args.emit {
+        emit(dir)?;
+        return Ok(Exit::Ok);
+    }
+    let point = |state: &State, removed: &[sgsim::model::RuleId]| -> anyhow::Result<Value> {
+        let mut diff = None;
+        let diff_s = timed(args.repeat, || {
+            diff = Some(space::revoke_diff(state, removed))
+        });
+        let diff = diff.ok_or_else(|| anyhow::anyhow!("no run"))??;
+        let mut found = None;
+        let lint_s = timed(args.repeat, || found = Some(lint::lint(state)));
+        let found = found.ok_or_else(|| anyhow::anyhow!("no run"))??;
+        Ok(json!({
+            "diff_ms": round(diff_s * 1e3),
+            "regions": diff.regions.len(),
+            "complete": diff.complete,
+            "lint_ms": round(lint_s * 1e3),
+            "findings": found.findings.len(),
+            "lint_complete": found.complete,
+        }))
+    };
+    for shape in FieldShape::ALL {
+        for &rules in &args.space_rules {
+            let k = shape.k_for(rules);
+            let state = field_state(shape, k);
+            let mut p = point(&state, &["catch-all".into()])?;
+            p["shape"] = serde_json::to_value(shape)?;
+            p["rules"] = json!(state.rules.len());
+            println!("{p}");
+        }
+    }
+    for &enis in &args.space_enis {
+        let state = fleet_state(enis, args.seed);
+        let mut p = point(&state, &["sg-00-r0".into()])?;
+        p["shape"] = json!("fleet");
+        p["enis"] = json!(enis);
+        p["group_sets"] = json!(sgsim_sets(&state));
+        println!("{p}");
+    }
+    Ok(Exit::Ok)
+}
+
+/// Distinct group sets of a state's ENIs.
+fn sgsim_sets(state: &State) -> usize {
+    state
+        .enis
+        .iter()
+        .map(|e| &e.groups)
+        .collect::<std::collections::HashSet<_>>()
+        .len()
 }
 
 fn median(mut xs: Vec<f64>) -> f64 {
@@ -142,6 +262,9 @@ fn per_s(items: usize, secs: f64) -> f64 {
 pub fn run(args: Args) -> anyhow::Result<Exit> {
     if let Some(packets) = args.whatif {
         return whatif(&args, packets);
+    }
+    if args.space {
+        return space(&args);
     }
     let (workload, state, queries): (Value, State, Vec<(Point, Header)>) =
         match (&args.filters, args.shape) {

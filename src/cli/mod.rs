@@ -8,6 +8,8 @@ mod eval;
 mod output;
 mod packets;
 mod revoke;
+#[cfg(feature = "serve")]
+mod serve;
 mod synth;
 mod whatif;
 
@@ -31,6 +33,9 @@ enum Command {
     Classbench(classbench::Args),
     /// Apply a revoke request as the cloud API would; print the API's response.
     Revoke(revoke::RevokeArgs),
+    /// Serve the EC2 Query and ECS RPC APIs on localhost for real clients.
+    #[cfg(feature = "serve")]
+    Serve(serve::Args),
     /// Print every atomic rule of a state, one JSON object per line.
     Rules(revoke::RulesArgs),
     /// What a revoke changes: the API's answer, the exact header space, traffic before/after.
@@ -92,6 +97,8 @@ pub fn run() -> i32 {
         Command::Classbench(args) => classbench::run(args),
         Command::Revoke(args) => revoke::run_revoke(args),
         Command::Rules(args) => revoke::run_rules(args),
+        #[cfg(feature = "serve")]
+        Command::Serve(args) => serve::run(args),
         Command::Whatif(args) => whatif::run(args),
         Command::Lint(args) => whatif::run_lint(args),
         Command::Packets(args) => packets::run(args),

@@ -115,6 +115,21 @@ mod tests {
     }
 
     #[test]
+    fn output_written_by_concurrent_runs_never_shares_a_temporary_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("snapshot.json");
+        let contents: Vec<Vec<u8>> = (0..8u8).map(|i| vec![b'a' + i; 100_000]).collect();
+        std::thread::scope(|s| {
+            for c in &contents {
+                let out = &out;
+                s.spawn(move || write(out, c).unwrap());
+            }
+        });
+        assert!(contents.contains(&std::fs::read(&out).unwrap()));
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
     fn output_directory_is_refused_before_work() {
         let dir = tempfile::tempdir().unwrap();
         let e = check("--out", dir.path()).unwrap_err();

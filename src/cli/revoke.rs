@@ -40,6 +40,10 @@ pub struct RevokeArgs {
     /// The request: a query string, a URL, a JSON object, or @FILE.
     #[arg(long, value_name = "REQ")]
     request: String,
+    /// The action, for request files that do not name one (the AWS CLI's
+    /// `--cli-input-json` files), e.g. RevokeSecurityGroupIngress.
+    #[arg(long, value_name = "NAME")]
+    action: Option<String>,
     /// Write the state after the revoke here, as an sgsim snapshot (nothing is written when
     /// the API would answer with an error).
     #[arg(long, value_name = "SNAPSHOT")]
@@ -64,7 +68,10 @@ pub fn run_revoke(args: RevokeArgs) -> anyhow::Result<Exit> {
     }
     let state = args.state.load()?;
     let text = text_or_file(&args.request)?;
-    let request = RawRequest::parse(&text).context("--request")?;
+    let mut request = RawRequest::parse(&text).context("--request")?;
+    if let Some(action) = &args.action {
+        request = request.with_action(action).context("--action")?;
+    }
     let outcome = provider::revoke(&state, &request).context("--request")?;
     for w in &outcome.warnings {
         super::warn(w);

@@ -29,6 +29,10 @@ pub struct Args {
     /// The revoke request: a query string, a URL, a JSON object, or @FILE.
     #[arg(long, value_name = "REQ")]
     request: String,
+    /// The action, for request files that do not name one (the AWS CLI's
+    /// `--cli-input-json` files), e.g. RevokeSecurityGroupIngress.
+    #[arg(long, value_name = "NAME")]
+    action: Option<String>,
     /// Traffic to judge before and after: pcap/pcapng captures, AWS VPC flow logs or Alibaba
     /// flow-log JSON lines (repeatable).
     #[arg(long, value_name = "PATH")]
@@ -72,7 +76,10 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
     }
     let state = args.state.load()?;
     let text = text_or_file(&args.request)?;
-    let request = RawRequest::parse(&text).context("--request")?;
+    let mut request = RawRequest::parse(&text).context("--request")?;
+    if let Some(action) = &args.action {
+        request = request.with_action(action).context("--action")?;
+    }
     let mut plan = whatif::plan(&state, &request).context("--request")?;
     plan.report.request = Some(text.trim().to_string());
     plan.report.top = args.top;
@@ -288,7 +295,11 @@ fn rules_without_hits(state: &State, traffic: &[PathBuf]) -> anyhow::Result<Vec<
 
 pub fn run_lint(args: LintArgs) -> anyhow::Result<Exit> {
     let state = args.state.load()?;
-    let findings = whatif::lint::lint(&state)?;
+    let lint = whatif::lint::lint(&state)?;
+    if let Some(why) = &lint.stopped {
+        eprintln!("warning: lint is incomplete: {why}");
+    }
+    let findings = lint.findings;
     let unhit = if args.traffic.is_empty() {
         Vec::new()
     } else {
@@ -322,18 +333,21 @@ pub fn run_lint(args: LintArgs) -> anyhow::Result<Exit> {
                 .collect::<Vec<_>>()
                 .join(",");
             let kind = serde_json::to_value(f.kind)?;
+            let more = if f.related_more { ", …" } else { "" };
             let related = if f.related.is_empty() {
                 String::new()
             } else {
-                format!(" ({})", f.related.join(", "))
+                format!(" ({}{more})", f.related.join(", "))
             };
             let line = format!(
-                "{:<18} {:<7} {:<28} {}{}",
+                "{:<18} {:<7} {:<28} {}{}\n{:<18} {}",
                 kind.as_str().unwrap_or("?"),
                 f.direction,
                 f.rule,
                 enis,
-                related
+                related,
+                "",
+                f.effect
             );
             println!("{}", sgsim::term::escape(&line));
         }

@@ -36,9 +36,8 @@
 //! large; everything else is shared with the old table. Only when a quarter of the rules are
 //! dead is the whole table rebuilt.
 //!
-//! The header-space diff ([`crate::whatif::space`]) and lint need boxes that match exactly
-//! what they hold: `lower` gives them, per group set, group peers and inner access as one
-//! host box per member address.
+//! The header-space diff and lint ([`crate::whatif::space`]) build their own exact header
+//! sets from the model and share nothing with this module.
 //!
 //! # Memory
 //!
@@ -814,81 +813,6 @@ impl<'a> Resolver<'a> {
         }
         (v4, v6)
     }
-
-    /// The rules of `groups` in `direction`, in evaluation order, as boxes with ranks, plus
-    /// the implicit inner-access boxes and the fallback: one box per member address, so
-    /// that each box matches exactly its headers (what the header-space diff needs).
-    fn lower(
-        &mut self,
-        groups: &[u32],
-        direction: Direction,
-        semantics: &Semantics,
-        table_index: &dyn Fn(u32) -> u32,
-    ) -> Lowered {
-        let state = self.state;
-        let mut order: Vec<u32> = groups
-            .iter()
-            .flat_map(|&g| {
-                self.by_group
-                    .get(&(direction, &state.groups[g as usize].id))
-                    .into_iter()
-                    .flatten()
-                    .copied()
-            })
-            .collect();
-        order.sort_by_key(|&r| rule_order(state, r as usize));
-        let mut v4 = Vec::new();
-        let mut v6 = Vec::new();
-        let mut targets = Vec::new();
-        // Alibaba inner access comes before every rule (SEMANTICS 3.3, Q8).
-        for &g in &semantics.inner_access {
-            let gid = &state.groups[g as usize].id;
-            for &ip in self.members.get(gid).into_iter().flatten() {
-                let rank = targets.len() as u32;
-                targets.push(Verdict::inner_access(g));
-                let remote = Cidr::host(ip);
-                let local = if remote.family() == Family::V4 {
-                    Cidr::ANY_V4
-                } else {
-                    Cidr::ANY_V6
-                };
-                push_filter(
-                    &mut v4,
-                    &mut v6,
-                    rank,
-                    remote.family(),
-                    remote.range(),
-                    local,
-                    PortRange::ANY,
-                    PortRange::ANY,
-                    (0, 255),
-                );
-            }
-        }
-        for &r in &order {
-            let rule = &state.rules[r as usize];
-            let ti = table_index(r);
-            for remote in self.resolve(&rule.id, &rule.remote) {
-                let rank = targets.len() as u32;
-                if push_rule(
-                    &mut v4,
-                    &mut v6,
-                    rank,
-                    remote.family(),
-                    remote.range(),
-                    rule,
-                ) {
-                    targets.push(Verdict::rule(rule.action, ti));
-                }
-            }
-        }
-        Lowered {
-            v4,
-            v6,
-            targets,
-            fallback: semantics.fallback(direction).into(),
-        }
-    }
 }
 
 /// Table rule indexes (sorted) of the filters that pruned a region of some tree.
@@ -898,30 +822,6 @@ fn cover_rules(ranks: impl Iterator<Item = u32>, targets: &[Target]) -> Vec<u32>
     covers.dedup();
     covers.shrink_to_fit();
     covers
-}
-
-/// One (group set, direction) lowered to boxes: the input of the header-space diff and of
-/// lint. Ranks index `targets`; filters are in rank order; every box matches exactly the
-/// headers in it (group peers and inner access are one box per member address).
-#[derive(Debug)]
-pub(crate) struct Lowered {
-    pub v4: Vec<Filter<u32>>,
-    pub v6: Vec<Filter<u128>>,
-    pub targets: Vec<Verdict>,
-    pub fallback: Decision,
-}
-
-/// Lowers the rules seen at ENI `eni` of `state` in `direction` (rule indexes are the
-/// state's).
-pub(crate) fn lower(
-    state: &State,
-    eni: usize,
-    direction: Direction,
-) -> Result<Lowered, CompileError> {
-    let mut resolver = Resolver::new(state);
-    let sets = group_sets(state, &resolver.group_index);
-    let semantics = Semantics::of(state, eni)?;
-    Ok(resolver.lower(&sets[eni], direction, &semantics, &|r| r))
 }
 
 /// Pushes the filter of `rule` with remote range `remote` of `family` (nothing when the

@@ -229,6 +229,252 @@ pub fn session_capture(state: &State, packets: usize, seed: u64) -> Vec<u8> {
     w.finish().unwrap_or_default()
 }
 
+/// Which fields the rules of a [`field_state`] workload narrow.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FieldShape {
+    /// Alibaba: `k` rules on destination ports only.
+    Ports,
+    /// Alibaba: `k` rules each on destination ports and on remote /24s.
+    PortsRemote,
+    /// Alibaba: `k` rules each on destination ports, remote /24s, source ports and local
+    /// /32s (the shape that made box splitting explode).
+    Four,
+    /// AWS: `k` single-port rules from anywhere and one all-ports rule with `k` /24s.
+    Aws,
+}
+
+impl FieldShape {
+    /// Every shape.
+    pub const ALL: [FieldShape; 4] = [
+        FieldShape::Ports,
+        FieldShape::PortsRemote,
+        FieldShape::Four,
+        FieldShape::Aws,
+    ];
+
+    /// Rules of a workload with `k` rules per field (the revoked catch-all included).
+    pub fn rules(self, k: usize) -> usize {
+        match self {
+            FieldShape::Ports => k + 1,
+            FieldShape::PortsRemote | FieldShape::Aws => 2 * k + 1,
+            FieldShape::Four => 4 * k + 1,
+        }
+    }
+
+    /// The `k` giving about `rules` rules.
+    pub fn k_for(self, rules: usize) -> usize {
+        let per = self.rules(1) - 1;
+        (rules.saturating_sub(1) / per).max(1)
+    }
+}
+
+/// The single-group workloads of issue #21's review, with `k` rules per field: one group
+/// with one ENI (172.16.0.10), and the catch-all that the what-if revokes, by its ID
+/// (`catch-all`).
+///
+/// Alibaba (basic group, inner access accept): `k` accept rules at priority 1 per field —
+/// `PortRange p/p` for p = 100+50i; `SourceCidrIp 10.(i%256).(i/256).0/24`;
+/// `SourcePortRange s/s` for s = 1000+50i; `DestCidrIp 192.168.(i%256).(i/256)/32` (TCP,
+/// the fields not named are any) — plus `TCP 1/65535 from 0.0.0.0/0` at priority 100. AWS:
+/// `k` single-port TCP rules from 0.0.0.0/0, one TCP rule on all ports with `k` /24
+/// ranges, and TCP 0-65535 from 0.0.0.0/0.
+pub fn field_state(shape: FieldShape, k: usize) -> State {
+    let aws = shape == FieldShape::Aws;
+    let provider = if aws { Provider::Aws } else { Provider::Aliyun };
+    let group = "sg-fields";
+    let all_ports = if aws {
+        PortRange::ANY
+    } else {
+        PortRange::new(1, 65535).unwrap_or(PortRange::ANY)
+    };
+    let any = Cidr::ANY_V4;
+    let rule =
+        |id: String, dst: PortRange, src: PortRange, remote: Cidr, local: Option<Cidr>| Rule {
+            id: id.into(),
+            group: group.into(),
+            direction: Direction::Ingress,
+            action: Action::Accept,
+            priority: Priority(if aws { 0 } else { 1 }),
+            protocol: Protocol::TCP,
+            src_ports: src,
+            dst_ports: dst,
+            remote: Peer::cidr(remote),
+            local,
+            description: None,
+            attrs: Default::default(),
+        };
+    let net24 = |i: usize| {
+        let a = Ipv4Addr::new(10, (i % 256) as u8, ((i / 256) % 256) as u8, 0);
+        Cidr::new(IpAddr::V4(a), 24).unwrap_or(Cidr::ANY_V4)
+    };
+    let host = |i: usize| {
+        Cidr::host(IpAddr::V4(Ipv4Addr::new(
+            192,
+            168,
+            (i % 256) as u8,
+            ((i / 256) % 256) as u8,
+        )))
+    };
+    let port = |base: usize, i: usize| PortRange::single(((base + 50 * i) % 65535 + 1) as u16);
+    let mut rules = Vec::new();
+    let fields: &[u8] = match shape {
+        FieldShape::Ports => &[0],
+        FieldShape::PortsRemote | FieldShape::Aws => &[0, 1],
+        FieldShape::Four => &[0, 1, 2, 3],
+    };
+    for &f in fields {
+        for i in 0..k {
+            rules.push(match f {
+                0 => rule(format!("port-{i}"), port(99, i), PortRange::ANY, any, None),
+                1 => rule(
+                    format!("remote-{i}"),
+                    all_ports,
+                    PortRange::ANY,
+                    net24(i),
+                    None,
+                ),
+                2 => rule(format!("sport-{i}"), all_ports, port(999, i), any, None),
+                _ => rule(
+                    format!("local-{i}"),
+                    all_ports,
+                    PortRange::ANY,
+                    any,
+                    Some(host(i)),
+                ),
+            });
+        }
+    }
+    let mut catch_all = rule("catch-all".into(), all_ports, PortRange::ANY, any, None);
+    if !aws {
+        catch_all.priority = Priority(100);
+    }
+    rules.push(catch_all);
+    State {
+        groups: vec![SecurityGroup {
+            id: group.into(),
+            provider,
+            name: Some("fields".into()),
+            description: None,
+            kind: GroupKind::Basic,
+            inner_access: Action::Accept,
+            vpc: Some("vpc-1".into()),
+            owner: None,
+            attrs: Default::default(),
+        }],
+        rules,
+        enis: vec![Eni {
+            id: "eni-fields".into(),
+            ips: vec![IpAddr::V4(Ipv4Addr::new(172, 16, 0, 10))],
+            public_ips: Vec::new(),
+            groups: vec![group.into()],
+            vpc: Some("vpc-1".into()),
+            attrs: Default::default(),
+        }],
+        vpcs: vec![crate::model::Vpc {
+            id: "vpc-1".into(),
+            is_default: false,
+        }],
+        ..State::default()
+    }
+}
+
+/// The fleet of issue #21's review: 20 Alibaba basic groups of 20 rules (service ports
+/// from office /24s and VPC /16s, a drop, and references to two other groups), and `enis`
+/// ENIs, each in one of two target groups plus one to four others (seeded), one private
+/// IPv4 address each. The what-if revokes `target-0` (rule `sg-00-r0`, tcp/22 from
+/// 10.0.0.0/8).
+pub fn fleet_state(enis: usize, seed: u64) -> State {
+    let mut rng = Rng::new(seed);
+    let groups = 20usize;
+    let gid = |g: usize| format!("sg-{g:02}");
+    let mut rules = Vec::new();
+    for g in 0..groups {
+        for r in 0..20usize {
+            let (remote, action, priority) = match r {
+                0 => (cidr(0x0a00_0000, 8), Action::Accept, 10),
+                1 | 2 => (
+                    Peer::Group {
+                        group_id: gid((g + r) % groups).into(),
+                        owner: None,
+                    },
+                    Action::Accept,
+                    20,
+                ),
+                3 => (cidr(0xcb00_7100, 24), Action::Drop, 5),
+                _ => (
+                    cidr(
+                        0xc0a8_0000 | ((g as u32) << 8) | r as u32,
+                        24 + (r % 9) as u8,
+                    ),
+                    Action::Accept,
+                    1 + (r as u32 % 50),
+                ),
+            };
+            rules.push(Rule {
+                id: format!("{}-r{r}", gid(g)).into(),
+                group: gid(g).into(),
+                direction: if r % 5 == 4 {
+                    Direction::Egress
+                } else {
+                    Direction::Ingress
+                },
+                action,
+                priority: Priority(priority),
+                protocol: Protocol::TCP,
+                src_ports: PortRange::ANY,
+                dst_ports: PortRange::single(SERVICES[(g + r) % SERVICES.len()]),
+                remote,
+                local: None,
+                description: None,
+                attrs: Default::default(),
+            });
+        }
+    }
+    let mut list = Vec::with_capacity(enis);
+    for i in 0..enis {
+        let mut gs = vec![gid(rng.below(2) as usize)];
+        let extra = 1 + rng.below(4) as usize;
+        while gs.len() < extra + 1 {
+            let g = gid(2 + rng.below(groups as u64 - 2) as usize);
+            if !gs.contains(&g) {
+                gs.push(g);
+            }
+        }
+        let ip = 0x0a00_0000u32 + 1 + i as u32;
+        list.push(Eni {
+            id: format!("eni-{i:06}").into(),
+            ips: vec![IpAddr::V4(Ipv4Addr::from(ip))],
+            public_ips: Vec::new(),
+            groups: gs.into_iter().map(Into::into).collect(),
+            vpc: Some("vpc-1".into()),
+            attrs: Default::default(),
+        });
+    }
+    State {
+        groups: (0..groups)
+            .map(|g| SecurityGroup {
+                id: gid(g).into(),
+                provider: Provider::Aliyun,
+                name: None,
+                description: None,
+                kind: GroupKind::Basic,
+                inner_access: if g % 2 == 0 {
+                    Action::Accept
+                } else {
+                    Action::Drop
+                },
+                vpc: Some("vpc-1".into()),
+                owner: None,
+                attrs: Default::default(),
+            })
+            .collect(),
+        rules,
+        enis: list,
+        ..State::default()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -431,11 +431,7 @@ pub fn header_space(data: &[u8]) {
         return;
     };
     let state = fs.state();
-    // The diff does not yet model unknown verdicts (unresolved references, SEMANTICS 3.1).
-    if state.rules.is_empty()
-        || Reference::new(&state).is_err()
-        || state.unresolved_rules().contains(&true)
-    {
+    if state.rules.is_empty() || Reference::new(&state).is_err() {
         return;
     }
     let removed: Vec<crate::model::RuleId> = picks
@@ -445,14 +441,29 @@ pub fn header_space(data: &[u8]) {
         .collect();
     let mut after = state.clone();
     after.rules.retain(|r| !removed.contains(&r.id));
-    let regions = crate::whatif::space::revoke_diff(&state, &removed).expect("valid state");
-    let (rb, ra) = (
-        Reference::new(&state).expect("valid"),
-        Reference::new(&after).expect("valid"),
-    );
+    let diff = crate::whatif::space::revoke_diff(&state, &removed).expect("valid state");
+    assert!(diff.complete, "{:?}", diff.stopped);
+    let regions = diff.regions;
+    // Unresolved references are read both ways (SEMANTICS 3.1): a header is in a region
+    // when either reading changes its verdict.
+    let readings: Vec<(State, State)> = [false, true]
+        .into_iter()
+        .map(|all| (state.resolved_as(all), after.resolved_as(all)))
+        .collect();
+    let engines: Vec<(Reference<'_>, Reference<'_>)> = readings
+        .iter()
+        .map(|(b, a)| {
+            (
+                Reference::new(b).expect("valid"),
+                Reference::new(a).expect("valid"),
+            )
+        })
+        .collect();
     for (point, h) in queries(&state, &headers) {
         let eni = &state.enis[point.eni as usize].id;
-        let changed = rb.classify(point, &h).action != ra.classify(point, &h).action;
+        let changed = engines
+            .iter()
+            .any(|(rb, ra)| rb.classify(point, &h).action != ra.classify(point, &h).action);
         let inside = regions
             .iter()
             .filter(|r| r.direction == point.direction && r.enis.contains(eni) && r.contains(&h))
@@ -464,7 +475,8 @@ pub fn header_space(data: &[u8]) {
             point.direction
         );
     }
-    for r in &regions {
+    let (rb, ra) = &engines[0];
+    for r in regions.iter().filter(|r| r.before.reason != "unresolved") {
         for eni in &r.enis {
             let e = state
                 .enis

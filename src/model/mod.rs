@@ -599,6 +599,38 @@ impl State {
             .collect()
     }
 
+    /// This state with every unresolved reference ([`State::unresolved_rules`]) read one
+    /// way: as matching nothing (`everything = false`: such rules left out) or as matching
+    /// every address of either family (`true`: each becomes an IPv4 and an IPv6 any-address
+    /// rule, the IPv6 one with `#v6` after its ID). The two readings whose verdicts decide
+    /// whether a verdict is unknown; the oracles of the header-space diff use them.
+    pub fn resolved_as(&self, everything: bool) -> State {
+        let unresolved = self.unresolved_rules();
+        let mut out = self.clone();
+        out.rules.clear();
+        for (r, &u) in self.rules.iter().zip(&unresolved) {
+            if !u {
+                out.rules.push(r.clone());
+                continue;
+            }
+            if !everything {
+                continue;
+            }
+            for any in [Cidr::ANY_V4, Cidr::ANY_V6] {
+                if r.local.is_some_and(|l| l.family() != any.family()) {
+                    continue;
+                }
+                let mut c = r.clone();
+                c.remote = Peer::cidr(any);
+                if any.family() == Family::V6 {
+                    c.id = format!("{}#v6", r.id).into();
+                }
+                out.rules.push(c);
+            }
+        }
+        out
+    }
+
     /// The unresolved reference of a peer as text (`sg-…` or `pl-…`), for reports.
     pub fn reference_name(peer: &Peer) -> String {
         match peer {
@@ -610,13 +642,29 @@ impl State {
 
     /// Merges another state into this one (used when several export files are given).
     /// Objects whose ID is already present are replaced by the newer one, except rules
-    /// and ENIs, which are appended when new.
+    /// and ENIs, which are appended when new. Linear: objects are found by ID in a hash
+    /// map.
     pub fn merge(&mut self, other: State) {
-        fn upsert<T, K: PartialEq>(into: &mut Vec<T>, from: Vec<T>, key: impl Fn(&T) -> &K) {
+        fn upsert<T, K: Eq + std::hash::Hash + Clone>(
+            into: &mut Vec<T>,
+            from: Vec<T>,
+            key: impl Fn(&T) -> &K,
+        ) {
+            if from.is_empty() {
+                return;
+            }
+            let mut index: HashMap<K, usize> = into
+                .iter()
+                .enumerate()
+                .map(|(i, x)| (key(x).clone(), i))
+                .collect();
             for item in from {
-                match into.iter().position(|x| key(x) == key(&item)) {
-                    Some(i) => into[i] = item,
-                    None => into.push(item),
+                match index.get(key(&item)) {
+                    Some(&i) => into[i] = item,
+                    None => {
+                        index.insert(key(&item).clone(), into.len());
+                        into.push(item);
+                    }
                 }
             }
         }

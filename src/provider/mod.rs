@@ -68,6 +68,9 @@ impl RawRequest {
         if t.is_empty() {
             return Err(RequestError::Empty);
         }
+        if let Some(wire) = Wire::split(t) {
+            return wire.request();
+        }
         if t.starts_with('{') {
             let parsed = json::parse(t).map_err(|e| RequestError::Json(e.to_string()))?;
             let request = RawRequest::Json(parsed.value);
@@ -97,6 +100,12 @@ impl RawRequest {
         if params.0.is_empty() || params.0.iter().all(|(_, v)| v.is_empty()) {
             return Err(RequestError::NotARequest);
         }
+        Ok(RawRequest::of_params(params))
+    }
+
+    /// A query request, marked [`RawRequest::Repeated`] when a parameter name appears twice
+    /// (every reader of parameters goes through here, so repeats are treated alike).
+    fn of_params(params: Params) -> RawRequest {
         let mut seen = std::collections::HashSet::new();
         let repeated = params
             .0
@@ -105,12 +114,110 @@ impl RawRequest {
             .find(|k| !seen.insert(*k))
             .map(str::to_string);
         let request = RawRequest::Query(params);
-        Ok(match repeated {
+        match repeated {
             Some(name) => RawRequest::Repeated {
                 request: Box::new(request),
                 name,
             },
             None => request,
+        }
+    }
+
+    /// The request with `Action` set to `action` when it names none (the AWS CLI's
+    /// `--cli-input-json` files and Alibaba's `x-acs-action` header leave it out). A request
+    /// that names another action is an error.
+    pub fn with_action(self, action: &str) -> Result<RawRequest, RequestError> {
+        let action = action.trim();
+        match self.action() {
+            Some(given) if given == action => return Ok(self),
+            Some(given) => {
+                return Err(RequestError::ActionMismatch {
+                    given: given.to_string(),
+                    expected: action.to_string(),
+                })
+            }
+            None => {}
+        }
+        Ok(match self {
+            RawRequest::Query(mut p) => {
+                p.0.retain(|(k, _)| k != "Action");
+                p.0.insert(0, ("Action".into(), action.into()));
+                RawRequest::Query(p)
+            }
+            RawRequest::Json(Value::Object(mut o)) => {
+                o.insert("Action".into(), Value::String(action.into()));
+                RawRequest::Json(Value::Object(o))
+            }
+            RawRequest::Json(_) => return Err(RequestError::NotARequest),
+            RawRequest::Repeated { request, name } => RawRequest::Repeated {
+                request: Box::new(request.with_action(action)?),
+                name,
+            },
+        })
+    }
+
+    /// Reads a request as it arrives over HTTP: the query string's parameters, then a form
+    /// body's (or a JSON body's members), then the action and version from Alibaba's
+    /// `x-acs-action` / `x-acs-version` headers when the parameters name none. `sgsim serve`
+    /// and `--request` text with header lines share this reader.
+    pub fn from_http<'h>(
+        query: &str,
+        headers: impl IntoIterator<Item = (&'h str, &'h str)>,
+        body: &str,
+    ) -> Result<RawRequest, RequestError> {
+        let mut params = Params::from_query(query);
+        let body = body.trim();
+        let json = body.starts_with('{');
+        let mut duplicate = None;
+        if json {
+            let parsed = json::parse(body).map_err(|e| RequestError::Json(e.to_string()))?;
+            duplicate = parsed.duplicates.into_iter().next();
+            let Value::Object(o) = parsed.value else {
+                return Err(RequestError::NotARequest);
+            };
+            if params.0.is_empty() {
+                let mut req = RawRequest::Json(Value::Object(o));
+                for (name, value) in headers {
+                    if name.eq_ignore_ascii_case("x-acs-action") {
+                        req = req.with_action(value)?;
+                    }
+                }
+                return Ok(match duplicate {
+                    Some(name) => RawRequest::Repeated {
+                        request: Box::new(req),
+                        name,
+                    },
+                    None => req,
+                });
+            }
+            for (k, v) in o {
+                let text = match v {
+                    Value::String(s) => s,
+                    other => other.to_string(),
+                };
+                params.0.push((k, text));
+            }
+        } else if !body.is_empty() {
+            params.0.extend(Params::from_query(body).0);
+        }
+        for (name, value) in headers {
+            for (header, key) in [("x-acs-action", "Action"), ("x-acs-version", "Version")] {
+                if name.eq_ignore_ascii_case(header) && params.get(key).is_none() {
+                    params
+                        .0
+                        .insert(0, (key.to_string(), value.trim().to_string()));
+                }
+            }
+        }
+        if params.0.is_empty() {
+            return Err(RequestError::NotARequest);
+        }
+        Ok(match duplicate {
+            Some(name) => RawRequest::Repeated {
+                request: Box::new(RawRequest::Query(params)),
+                name,
+            },
+            None => RawRequest::of_params(params),
         })
     }
 
@@ -121,6 +228,79 @@ impl RawRequest {
             RawRequest::Json(v) => v.get("Action").and_then(|a| a.as_str()).map(str::trim),
             RawRequest::Repeated { request, .. } => request.action(),
         }
+    }
+}
+
+/// Request text written as it goes over the wire: an optional request line
+/// (`POST /?… HTTP/1.1`), header lines (`x-acs-action: RevokeSecurityGroup`), a blank line
+/// or none, then a body (parameters or JSON).
+struct Wire<'t> {
+    query: &'t str,
+    headers: Vec<(&'t str, &'t str)>,
+    body: String,
+}
+
+impl<'t> Wire<'t> {
+    /// Splits text that starts with a request line or a header line; `None` for plain
+    /// request text.
+    fn split(text: &'t str) -> Option<Wire<'t>> {
+        let mut lines = text.lines().peekable();
+        let mut query = "";
+        let first = lines.peek().copied()?.trim();
+        let request_line = first.split_whitespace().collect::<Vec<_>>();
+        if let [method, target, version] = request_line[..] {
+            if method.bytes().all(|b| b.is_ascii_uppercase()) && version.starts_with("HTTP/") {
+                query = target.split_once('?').map_or("", |(_, q)| q);
+                lines.next();
+            }
+        }
+        let mut headers = Vec::new();
+        while let Some(line) = lines.peek().copied() {
+            let line = line.trim();
+            if line.is_empty() {
+                lines.next();
+                break;
+            }
+            let Some((name, value)) = line.split_once(':') else {
+                break;
+            };
+            let is_name =
+                !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+            if !is_name || value.starts_with('/') {
+                break;
+            }
+            headers.push((name, value.trim()));
+            lines.next();
+        }
+        if query.is_empty() && headers.is_empty() {
+            return None;
+        }
+        let rest: Vec<&str> = lines.collect();
+        let body = if rest
+            .first()
+            .is_some_and(|l| l.trim_start().starts_with('{'))
+        {
+            rest.join("\n")
+        } else {
+            rest.iter().map(|l| l.trim()).collect()
+        };
+        Some(Wire {
+            query,
+            headers,
+            body,
+        })
+    }
+
+    fn request(self) -> Result<RawRequest, RequestError> {
+        // A URL as the body (`https://host/?…`) keeps its query.
+        let body = match self.body.split_once("://") {
+            Some(("http" | "https", rest)) => match rest.split_once('?') {
+                Some((_, q)) => q.to_string(),
+                None => return Err(RequestError::NoQuery),
+            },
+            _ => self.body,
+        };
+        RawRequest::from_http(self.query, self.headers, &body)
     }
 }
 
@@ -144,6 +324,14 @@ pub enum RequestError {
     /// No `Action`, or one sgsim does not simulate.
     #[error("unsupported or missing Action '{0}': expected RevokeSecurityGroupIngress/Egress (AWS) or RevokeSecurityGroup/RevokeSecurityGroupEgress (Alibaba)")]
     UnknownAction(String),
+    /// `--action` names another action than the request does.
+    #[error("the request's Action is '{given}' but --action says '{expected}'")]
+    ActionMismatch {
+        /// The request's own.
+        given: String,
+        /// The one asked for.
+        expected: String,
+    },
     /// The state has no groups of the request's provider.
     #[error("the request is for {request:?} but the state holds no {request:?} security groups")]
     ProviderMismatch {
@@ -546,6 +734,52 @@ mod tests {
         let j = RawRequest::parse(r#"{"Action":"RevokeSecurityGroupEgress","GroupId":"sg-1"}"#)
             .unwrap();
         assert_eq!(j.action(), Some("RevokeSecurityGroupEgress"));
+    }
+
+    #[test]
+    fn reads_requests_as_clients_write_them() {
+        let cli = RawRequest::parse(r#"{"GroupId":"sg-1","IpPermissions":[]}"#)
+            .unwrap()
+            .with_action("RevokeSecurityGroupIngress")
+            .unwrap();
+        assert_eq!(cli.action(), Some("RevokeSecurityGroupIngress"));
+        let q = RawRequest::parse("GroupId=sg-1")
+            .unwrap()
+            .with_action("RevokeSecurityGroupEgress")
+            .unwrap();
+        assert_eq!(q.action(), Some("RevokeSecurityGroupEgress"));
+        assert!(matches!(
+            RawRequest::parse("Action=RevokeSecurityGroup&SecurityGroupId=sg-1")
+                .unwrap()
+                .with_action("RevokeSecurityGroupEgress"),
+            Err(RequestError::ActionMismatch { .. })
+        ));
+        // Alibaba's current SDK: the action in a header, parameters in the query or body.
+        let acs = RawRequest::parse(
+            "x-acs-action: RevokeSecurityGroup\nx-acs-version: 2014-05-26\n\nRegionId=cn-hangzhou&SecurityGroupId=sg-1",
+        )
+        .unwrap();
+        assert_eq!(acs.action(), Some("RevokeSecurityGroup"));
+        let RawRequest::Query(p) = &acs else { panic!() };
+        assert_eq!(p.get("Version"), Some("2014-05-26"));
+        let line = RawRequest::parse(
+            "POST /?SecurityGroupId=sg-1&RegionId=cn-hangzhou HTTP/1.1\nhost: ecs.aliyuncs.com\nx-acs-action: RevokeSecurityGroupEgress\n\nPermissions.1.IpProtocol=TCP",
+        )
+        .unwrap();
+        let RawRequest::Query(p) = &line else {
+            panic!()
+        };
+        assert_eq!(p.get("Action"), Some("RevokeSecurityGroupEgress"));
+        assert_eq!(p.get("SecurityGroupId"), Some("sg-1"));
+        assert_eq!(p.get("Permissions.1.IpProtocol"), Some("TCP"));
+        let json =
+            RawRequest::parse("x-acs-action: RevokeSecurityGroup\n{\"SecurityGroupId\": \"sg-1\"}")
+                .unwrap();
+        assert_eq!(json.action(), Some("RevokeSecurityGroup"));
+        // A URL is not a header line.
+        let url =
+            RawRequest::parse("https://ecs.aliyuncs.com/?Action=RevokeSecurityGroup").unwrap();
+        assert_eq!(url.action(), Some("RevokeSecurityGroup"));
     }
 
     #[test]

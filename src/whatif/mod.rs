@@ -7,6 +7,7 @@
 //! stateful caveats; [`traffic::Run`] adds what the traffic shows, by connection and by
 //! service (the whole loop: the binary only adds progress bars and rendering).
 
+mod dd;
 pub mod lint;
 pub mod render;
 pub mod report;
@@ -28,6 +29,9 @@ pub enum Error {
     /// The state cannot be compiled.
     #[error(transparent)]
     Compile(#[from] CompileError),
+    /// The header space cannot be computed.
+    #[error(transparent)]
+    Space(#[from] space::Error),
 }
 
 /// A revoke applied to a copy of the state, and the report of what it changes.
@@ -42,12 +46,18 @@ pub struct Plan {
 /// Applies `request` to a copy of `before` and reports what changes from the rules alone.
 pub fn plan(before: &State, request: &RawRequest) -> Result<Plan, Error> {
     let outcome = provider::revoke(before, request)?;
-    let regions = if outcome.error.is_none() && !outcome.revoked.is_empty() {
+    let diff = if outcome.error.is_none() && !outcome.revoked.is_empty() {
         let removed: Vec<_> = outcome.revoked.iter().map(|r| r.id.clone()).collect();
         space::revoke_diff(before, &removed)?
     } else {
-        Vec::new()
+        space::Diff {
+            regions: Vec::new(),
+            complete: true,
+            stopped: None,
+        }
     };
-    let report = report::skeleton(before, &outcome, regions, provider::rule_json);
+    let mut report = report::skeleton(before, &outcome, diff.regions, provider::rule_json);
+    report.header_space_complete = diff.complete;
+    report.header_space_stopped = diff.stopped;
     Ok(Plan { outcome, report })
 }

@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 
 use crate::classify::Decision;
-use crate::model::{Cidr, Protocol};
+use crate::model::{Cidr, PortRange, Protocol};
 use std::collections::BTreeSet;
 
 use crate::model::Direction;
@@ -97,6 +97,7 @@ fn rows(regions: &[Region]) -> Vec<Row<'_>> {
                 && o.protocols == r.protocols
                 && o.before == r.before
                 && o.after == r.after
+                && o.unresolved == r.unresolved
         };
         let ranges = r.remote.iter().map(Cidr::range);
         match out.iter_mut().find(|row| same(row.first)) {
@@ -187,7 +188,7 @@ fn region_cells(row: &Row<'_>) -> Vec<String> {
         .into_owned(),
         r.direction.to_string(),
         family(r.family).to_string(),
-        protocols(r.protocols),
+        protocols(&r.protocols),
         remote_text(r.family, &row.remotes),
         cidrs(&r.local),
         ports(r),
@@ -224,22 +225,84 @@ fn bracket(addr: &str) -> String {
     }
 }
 
-fn protocols((lo, hi): (u8, u8)) -> String {
-    match (lo, hi) {
-        (0, 255) => "any".to_string(),
+fn protocols(list: &[(u8, u8)]) -> String {
+    let one = |&(lo, hi): &(u8, u8)| match (lo, hi) {
         (a, b) if a == b => Protocol::Number(a).to_string(),
         (a, b) => format!("{a}-{b}"),
+    };
+    match list {
+        [(0, 255)] => "any".to_string(),
+        many => listed(&many.iter().map(one).collect::<Vec<_>>()),
+    }
+}
+
+/// Up to four items joined, then a count of the rest.
+fn listed(items: &[String]) -> String {
+    if items.len() <= 4 {
+        items.join(",")
+    } else {
+        format!("{} (+{} more)", items[..3].join(","), items.len() - 3)
+    }
+}
+
+/// Port ranges for people: `any`, the ranges, or `any except …` when the gaps are fewer.
+fn port_text(list: &[PortRange], max: u16) -> String {
+    let mut gaps = Vec::new();
+    let mut at = 0u32;
+    for p in list {
+        if u32::from(p.lo()) > at {
+            gaps.push((at as u16, p.lo() - 1));
+        }
+        at = u32::from(p.hi()) + 1;
+    }
+    if at <= u32::from(max) {
+        gaps.push((at as u16, max));
+    }
+    let range = |(lo, hi): (u16, u16)| {
+        if lo == hi {
+            lo.to_string()
+        } else {
+            format!("{lo}-{hi}")
+        }
+    };
+    match list {
+        [one] if one.lo() == 0 && one.hi() >= max => "any".to_string(),
+        _ if gaps.len() < list.len() => format!(
+            "any except {}",
+            listed(&gaps.into_iter().map(range).collect::<Vec<_>>())
+        ),
+        _ => listed(
+            &list
+                .iter()
+                .map(|p| range((p.lo(), p.hi())))
+                .collect::<Vec<_>>(),
+        ),
     }
 }
 
 fn ports(r: &Region) -> String {
-    let icmp = r.protocols.0 == r.protocols.1 && matches!(r.protocols.0, 1 | 58);
+    let icmp = matches!(r.protocols.as_slice(), [(a, b)] if a == b && matches!(a, 1 | 58));
+    let ported = r.protocols.iter().any(|&(lo, hi)| {
+        [6u8, 17, 33, 132, 136]
+            .iter()
+            .any(|p| (lo..=hi).contains(p))
+    });
     if icmp {
-        format!("type {} code {}", r.src_ports, r.dst_ports)
-    } else if r.src_ports.is_any() {
-        r.dst_ports.to_string()
+        format!(
+            "type {} code {}",
+            port_text(&r.src_ports, 255),
+            port_text(&r.dst_ports, 255)
+        )
+    } else if !ported {
+        "-".to_string()
+    } else if port_text(&r.src_ports, 65535) == "any" {
+        port_text(&r.dst_ports, 65535)
     } else {
-        format!("{} from {}", r.dst_ports, r.src_ports)
+        format!(
+            "{} from {}",
+            port_text(&r.dst_ports, 65535),
+            port_text(&r.src_ports, 65535)
+        )
     }
 }
 
@@ -630,6 +693,9 @@ pub fn text(report: &Report, colour: bool) -> String {
         "\n{}",
         st.bold("Header space that changes, from the rules alone")
     );
+    if let Some(why) = &report.header_space_stopped {
+        let _ = writeln!(out, "  {}", st.red(&format!("incomplete: {why}")));
+    }
     if report.header_space.is_empty()
         && !report.revoked_rules.is_empty()
         && report.enis_in_scope == 0
@@ -639,9 +705,9 @@ pub fn text(report: &Report, colour: bool) -> String {
             "  nothing judged: no network interface of the state carries the revoked rules' \
              groups (see the warnings)"
         );
-    } else if report.header_space.is_empty() {
+    } else if report.header_space.is_empty() && report.header_space_complete {
         let _ = writeln!(out, "  none: every packet keeps its verdict");
-    } else {
+    } else if !report.header_space.is_empty() {
         let grouped = rows(&report.header_space);
         if grouped.len() > top {
             let _ = writeln!(out, "  {top} of {} shown", grouped.len());
@@ -651,7 +717,13 @@ pub fn text(report: &Report, colour: bool) -> String {
             .take(top)
             .map(|row| {
                 let r = row.first;
-                let change = format!("{} -> {}", who(&r.before), who(&r.after));
+                let mut change = format!("{} -> {}", who(&r.before), who(&r.after));
+                if !r.unresolved.is_empty() {
+                    change.push_str(&format!(
+                        " (unknown: depends on {})",
+                        r.unresolved.join(", ")
+                    ));
+                }
                 let mut cells: Vec<String> = region_cells(row).iter().map(|c| term(c)).collect();
                 cells.push(st.transition(r.before.action, r.after.action, &term(&change)));
                 cells.push(st.dim(&r.witness.to_string()));

@@ -365,6 +365,12 @@ pub struct Report {
     pub rules_without_hits: Vec<RuleId>,
     /// The exact header-space difference, from the rules alone.
     pub header_space: Vec<Region>,
+    /// Whether `header_space` is the whole answer (false only when a bound of
+    /// [`crate::whatif::space::Config`] was reached).
+    pub header_space_complete: bool,
+    /// When incomplete: how far the header-space computation got.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub header_space_stopped: Option<String>,
     /// What connection tracking means for this revoke.
     pub caveats: Vec<String>,
     /// Agreement with flow logs, when flow logs were given.
@@ -420,6 +426,8 @@ pub fn skeleton(
         rules: Vec::new(),
         rules_without_hits: Vec::new(),
         header_space,
+        header_space_complete: true,
+        header_space_stopped: None,
         caveats,
         flow_log_agreement: None,
         timeline: Vec::new(),

@@ -1,54 +1,133 @@
 //! The exact header-space difference of a revoke, computed from the rules alone.
 //!
 //! A revoke only removes rules, so a packet's verdict can change only where a removed rule
-//! decided it before. For each removed rule (as a box over the five header fields, see
-//! [`crate::compile`]) the box is cut recursively along the edges of the other rules until
-//! every piece is uniform: either an earlier rule covers it (the removed rule never decided
-//! there), or the removed rule decided all of it before and one rule (or the default)
-//! decides all of it after. Pieces whose action differs are the changed regions. Pieces of
-//! different removed rules never overlap, because each point has one deciding rule before.
-//! Adjacent pieces with the same deciders are merged, and each region carries a witness
-//! packet that lies in it.
+//! decided it before. Per distinct set of groups on the ENIs, direction and address family,
+//! each rule (and each Alibaba inner-access grant, which comes first) is a set of headers
+//! in an interval decision diagram ([`super::dd`]). For a removed rule `r` the headers it
+//! decided are `match(r) ∧ ¬(match of everything earlier)`; the rules after it, in order,
+//! take those headers over (or the default does), and the parts where the action differs
+//! are the changed regions. Every set is exact: nothing is sampled or cut off. Sets are
+//! only intersected with the headers that can exist (ICMP type and code 0-255, no ports on
+//! protocols without them, ICMP over IPv4 and ICMPv6 over IPv6).
+//!
+//! Each changed set is read out as products of field sets (protocols, port ranges, address
+//! blocks: "any except …" is one product), each with a witness packet that lies in it, is
+//! judged as the region says, has source ≠ destination where the region allows it, and a
+//! local address of the ENI where the region allows one. A region is listed for the ENIs
+//! that have an address of its family.
+//!
+//! # Cost
+//!
+//! A rule's diagram is built once per family (group references resolve once per group);
+//! the earlier rules' union is built pairwise, so a group whose rules each narrow a
+//! different field costs a few nodes per rule instead of (rules per field)^fields pieces.
+//! ENIs sharing a group set share everything. [`Config::max_nodes`] and
+//! [`Config::max_regions`] bound the work: past them the answer says it is incomplete
+//! ([`Diff::complete`]) and how far it got, rather than running unbounded.
+//!
+//! # Unresolved references
+//!
+//! A rule whose peer the state cannot resolve (a prefix list absent or without entries, a
+//! group no export describes and no ENI carries) may match nothing or everything of its
+//! family (SEMANTICS 3.1). Where its group set holds such a rule the diff is computed under
+//! both readings; headers whose change is the same under both are reported as usual, the
+//! others in regions that name the references in `unresolved`.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::rc::Rc;
 
 use serde::Serialize;
 
-use crate::classify::{By, Verdict};
-use crate::compile::{lower, CompileError, Lowered};
-use crate::index::boxes::{Bounds, Filter, Word, DIMS};
-use crate::model::{Cidr, Direction, EniId, Family, GroupId, Header, PortRange, RuleId, State};
+use crate::classify::{rule_order, By, Decision, Semantics, SemanticsError, Verdict};
+use crate::model::{
+    Action, Cidr, Direction, EniId, Family, GroupId, Header, Peer, PortRange, Protocol, RuleId,
+    State,
+};
+use crate::whatif::dd::{self, Cube, Dd, Id, Limit, Set, FALSE, TRUE};
 
 /// Who decided, on one side of the revoke: the action and the deciding rule, or the kind of
 /// default.
 pub type Decider = crate::classify::Named;
 
-/// A box of header space whose verdict the revoke changes.
+/// Bounds of the exact computation.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Diagram nodes per address family before the computation stops (about 100 bytes a
+    /// node with its share of the tables).
+    pub max_nodes: usize,
+    /// Regions reported before the computation stops.
+    pub max_regions: usize,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            max_nodes: 2_000_000,
+            max_regions: 200_000,
+        }
+    }
+}
+
+/// Why the header space could not be computed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The state's semantics are inconsistent.
+    #[error(transparent)]
+    Semantics(#[from] SemanticsError),
+}
+
+impl From<crate::model::StateError> for Error {
+    fn from(e: crate::model::StateError) -> Error {
+        Error::Semantics(e.into())
+    }
+}
+
+/// The header space a revoke changes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Diff {
+    /// The changed regions, disjoint.
+    pub regions: Vec<Region>,
+    /// Whether `regions` is the whole answer (false only when a bound of [`Config`] was
+    /// reached).
+    pub complete: bool,
+    /// When incomplete: how far the computation got.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stopped: Option<String>,
+}
+
+/// A product of field sets whose verdict the revoke changes.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Region {
-    /// The ENIs that see this change (all share the same groups).
+    /// The ENIs that see this change (they share their groups and have an address of the
+    /// region's family).
     pub enis: Vec<EniId>,
     /// Which way the packets cross them.
     pub direction: Direction,
     /// Address family.
     pub family: Family,
-    /// Remote addresses, as the fewest CIDR blocks covering exactly the range.
+    /// Protocol numbers, as inclusive ranges.
+    pub protocols: Vec<(u8, u8)>,
+    /// Remote addresses, as the fewest CIDR blocks covering exactly the set.
     pub remote: Vec<Cidr>,
     /// Local addresses, likewise.
     pub local: Vec<Cidr>,
     /// Source ports (ICMP: types).
-    pub src_ports: PortRange,
+    pub src_ports: Vec<PortRange>,
     /// Destination ports (ICMP: codes).
-    pub dst_ports: PortRange,
-    /// Protocol numbers, inclusive.
-    pub protocols: (u8, u8),
-    /// The verdict before the revoke.
+    pub dst_ports: Vec<PortRange>,
+    /// The verdict before the revoke (with unresolved references: as if they matched
+    /// nothing).
     pub before: Decider,
     /// The verdict after.
     pub after: Decider,
     /// A packet in the region.
     pub witness: Header,
+    /// Unresolved references on which this region's change depends: the change holds if
+    /// they match nothing and may not otherwise (or the reverse). Empty when certain.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unresolved: Vec<String>,
 }
 
 impl Region {
@@ -59,51 +138,118 @@ impl Region {
         Family::of(remote) == self.family
             && self.remote.iter().any(|c| c.contains(remote))
             && self.local.iter().any(|c| c.contains(local))
-            && self.src_ports.contains(h.src_port)
-            && self.dst_ports.contains(h.dst_port)
-            && (self.protocols.0..=self.protocols.1).contains(&h.protocol)
+            && self.src_ports.iter().any(|p| p.contains(h.src_port))
+            && self.dst_ports.iter().any(|p| p.contains(h.dst_port))
+            && self
+                .protocols
+                .iter()
+                .any(|&(lo, hi)| (lo..=hi).contains(&h.protocol))
     }
 }
 
+/// Whether a header can exist as sgsim decodes packets and flow records: ports only on
+/// port-bearing protocols (0 otherwise), ICMP type and code 0-255, ICMP over IPv4 and
+/// ICMPv6 over IPv6 (each as a protocol without ports over the other family).
+pub fn realizable(h: &Header) -> bool {
+    let icmp = match h.family() {
+        Family::V4 => 1,
+        Family::V6 => 58,
+    };
+    if PORTED.contains(&h.protocol) {
+        true
+    } else if h.protocol == icmp {
+        h.src_port <= 255 && h.dst_port <= 255
+    } else {
+        h.src_port == 0 && h.dst_port == 0
+    }
+}
+
+/// Protocols whose packets carry ports (TCP, UDP, DCCP, SCTP, UDP-Lite), as decoded.
+const PORTED: [u8; 5] = [6, 17, 33, 132, 136];
+
 /// The regions whose verdict changes when the rules `removed` are taken out of `before`.
-/// Deterministic: regions come ordered by ENI set, direction, family and box.
-pub fn revoke_diff(before: &State, removed: &[RuleId]) -> Result<Vec<Region>, CompileError> {
+/// Deterministic: regions come ordered by ENI set, direction, family, removed rule and
+/// the order the rules take over.
+pub fn revoke_diff(before: &State, removed: &[RuleId]) -> Result<Diff, Error> {
+    revoke_diff_with(before, removed, &Config::default())
+}
+
+/// [`revoke_diff`] with explicit bounds.
+pub fn revoke_diff_with(
+    before: &State,
+    removed: &[RuleId],
+    config: &Config,
+) -> Result<Diff, Error> {
+    before.validate()?;
     let gone: HashSet<&RuleId> = removed.iter().collect();
-    let mut after = before.clone();
-    after.rules.retain(|r| !gone.contains(&r.id));
-    let mut out = Vec::new();
-    for enis in &eni_sets(before) {
-        let first = enis[0];
-        let touched = before.enis[first].groups.iter().any(|g| {
-            before
-                .rules
+    let gone_idx: Vec<bool> = before.rules.iter().map(|r| gone.contains(&r.id)).collect();
+    let touched_groups: HashSet<&GroupId> = before
+        .rules
+        .iter()
+        .zip(&gone_idx)
+        .filter(|(_, &g)| g)
+        .map(|(r, _)| &r.group)
+        .collect();
+    let mut ctx = Ctx::new(before, config);
+    let mut out = Diff {
+        regions: Vec::new(),
+        complete: true,
+        stopped: None,
+    };
+    let sets = eni_sets(before);
+    let touched: Vec<&Vec<usize>> = sets
+        .iter()
+        .filter(|enis| {
+            before.enis[enis[0]]
+                .groups
                 .iter()
-                .any(|r| &r.group == g && gone.contains(&r.id))
-        });
-        if !touched {
-            continue;
-        }
-        let ids: Vec<EniId> = enis.iter().map(|&e| before.enis[e].id.clone()).collect();
-        let own_ips: Vec<IpAddr> = before.enis[first].ips.clone();
+                .any(|g| touched_groups.contains(g))
+        })
+        .collect();
+    for (n, enis) in touched.iter().enumerate() {
+        let semantics = Semantics::of(before, enis[0])?;
         for direction in Direction::BOTH {
-            let lb = lower(before, first, direction)?;
-            let la = lower(&after, first, direction)?;
-            let side = Sides {
-                before,
-                after: &after,
-                lb: &lb,
-                la: &la,
-                gone: &gone,
-            };
-            let mut pieces = Vec::new();
-            diff_family(&side, &lb.v4, &la.v4, &mut pieces);
-            let mut pieces6 = Vec::new();
-            diff_family(&side, &lb.v6, &la.v6, &mut pieces6);
-            for (family, boxes) in [(Family::V4, to_u128(pieces)), (Family::V6, pieces6)] {
-                for (bounds, b, a) in merge(boxes) {
-                    out.push(region(
-                        &ids, &own_ips, direction, family, bounds, &side, b, a,
+            for family in [Family::V4, Family::V6] {
+                let f = fam(family);
+                let listed: Vec<EniId> = enis
+                    .iter()
+                    .map(|&e| &before.enis[e])
+                    .filter(|e| has_family(e, family))
+                    .map(|e| e.id.clone())
+                    .collect();
+                if listed.is_empty() {
+                    continue;
+                }
+                let set = SetDiff {
+                    enis: enis.as_slice(),
+                    listed: &listed,
+                    semantics: &semantics,
+                    direction,
+                    family,
+                    gone: &gone_idx,
+                };
+                let r = ctx.diff_set(&set, &mut out.regions);
+                let stop = match r {
+                    Ok(()) => None,
+                    Err(Stop::Regions) => {
+                        Some(format!("region limit of {} reached", config.max_regions))
+                    }
+                    Err(Stop::Nodes) => Some(format!(
+                        "node limit of {} reached ({} diagram nodes)",
+                        config.max_nodes,
+                        ctx.dd[f].len()
+                    )),
+                };
+                if let Some(why) = stop {
+                    out.complete = false;
+                    out.stopped = Some(format!(
+                        "{why} at ENI set {} of {} ({}), {direction}, {}; the regions listed are exact but others may be missing",
+                        n + 1,
+                        touched.len(),
+                        before.enis[enis[0]].id,
+                        family_name(family),
                     ));
+                    return Ok(out);
                 }
             }
         }
@@ -111,219 +257,662 @@ pub fn revoke_diff(before: &State, removed: &[RuleId]) -> Result<Vec<Region>, Co
     Ok(out)
 }
 
+fn family_name(f: Family) -> &'static str {
+    match f {
+        Family::V4 => "IPv4",
+        Family::V6 => "IPv6",
+    }
+}
+
+pub(crate) fn fam(f: Family) -> usize {
+    match f {
+        Family::V4 => 0,
+        Family::V6 => 1,
+    }
+}
+
+fn has_family(eni: &crate::model::Eni, family: Family) -> bool {
+    eni.ips
+        .iter()
+        .chain(&eni.public_ips)
+        .any(|&ip| Family::of(crate::model::normalize_addr(ip)) == family)
+}
+
 /// ENI indexes grouped by their set of attached groups (which decides the rules they see),
 /// in a stable order.
 pub(crate) fn eni_sets(state: &State) -> Vec<Vec<usize>> {
     let mut sets: BTreeMap<Vec<GroupId>, Vec<usize>> = BTreeMap::new();
     for (i, eni) in state.enis.iter().enumerate() {
-        let mut groups = Vec::new();
-        for g in &eni.groups {
-            if !groups.contains(g) {
-                groups.push(g.clone());
-            }
-        }
+        let mut seen = HashSet::new();
+        let groups: Vec<GroupId> = eni
+            .groups
+            .iter()
+            .filter(|g| seen.insert(*g))
+            .cloned()
+            .collect();
         sets.entry(groups).or_default().push(i);
     }
     sets.into_values().collect()
 }
 
-struct Sides<'a> {
-    before: &'a State,
-    after: &'a State,
-    lb: &'a Lowered,
-    la: &'a Lowered,
-    gone: &'a HashSet<&'a RuleId>,
+/// One rule or inner-access grant in a group set's evaluation order, as a header set.
+#[derive(Clone)]
+pub(crate) struct Item {
+    /// What decides when it matches.
+    pub verdict: Verdict,
+    /// The headers it matches (that can exist); unresolved rules: nothing.
+    pub node: Id,
+    /// Its fields (a superset of `node`, for quick disjointness tests).
+    pub cube: Rc<Cube>,
+    /// The reference it cannot resolve, if any, with the headers it matches when read as
+    /// matching everything of the family.
+    pub unresolved: Option<(String, Id)>,
 }
 
-/// A uniform piece: its box and the ranks deciding it before and after (`u32::MAX` for the
-/// fallback).
-type Piece<W> = (Bounds<W>, u32, u32);
+/// One group set, direction and family to diff.
+struct SetDiff<'s> {
+    enis: &'s [usize],
+    listed: &'s [EniId],
+    semantics: &'s Semantics,
+    direction: Direction,
+    family: Family,
+    gone: &'s [bool],
+}
 
-fn diff_family<W: Word>(
-    side: &Sides<'_>,
-    before: &[Filter<W>],
-    after: &[Filter<W>],
-    out: &mut Vec<Piece<W>>,
-) {
-    for (i, f) in before.iter().enumerate() {
-        let removed = match side.lb.targets[f.rank as usize].by {
-            By::Rule(r) => side.gone.contains(&side.before.rules[r as usize].id),
-            _ => false,
-        };
-        if !removed {
-            continue;
-        }
-        let action = side.lb.targets[f.rank as usize].action;
-        for (bounds, after_rank) in decided(before, i, after) {
-            let after_action = match after_rank {
-                u32::MAX => side.la.fallback,
-                r => side.la.targets[r as usize].action,
-            };
-            if after_action != action {
-                out.push((bounds, f.rank, after_rank));
+/// What the diff and lint share: the state indexed once, and one diagram store per family.
+pub(crate) struct Ctx<'a> {
+    pub state: &'a State,
+    pub dd: [Dd; 2],
+    /// Per group: its members' private addresses as host intervals, per family.
+    members: HashMap<&'a GroupId, [Set; 2]>,
+    groups: HashSet<&'a GroupId>,
+    group_index: HashMap<&'a GroupId, u32>,
+    prefix_lists: HashMap<&'a str, &'a crate::model::PrefixList>,
+    /// Per (direction, group): rule indexes in evaluation order.
+    by_group: HashMap<(Direction, &'a GroupId), Vec<u32>>,
+    /// Per family: the headers that can exist.
+    universe: [Id; 2],
+    /// Per (rule, family): its item.
+    rules: HashMap<(u32, usize), Item>,
+    /// Per (group, family): its inner-access item.
+    inner: HashMap<(u32, usize), Item>,
+    config: Config,
+}
+
+fn host(ip: IpAddr) -> (usize, u128) {
+    match crate::model::normalize_addr(ip) {
+        IpAddr::V4(a) => (0, u128::from(u32::from(a))),
+        IpAddr::V6(a) => (1, u128::from(a)),
+    }
+}
+
+fn family_max(f: usize) -> u128 {
+    if f == 0 {
+        u128::from(u32::MAX)
+    } else {
+        u128::MAX
+    }
+}
+
+impl<'a> Ctx<'a> {
+    pub fn new(state: &'a State, config: &Config) -> Ctx<'a> {
+        let mut members: HashMap<&GroupId, [Set; 2]> = HashMap::new();
+        for eni in &state.enis {
+            let mut seen = HashSet::new();
+            for g in eni.groups.iter().filter(|g| seen.insert(*g)) {
+                let m = members.entry(g).or_default();
+                for &ip in &eni.ips {
+                    let (f, v) = host(ip);
+                    m[f].push((v, v));
+                }
             }
+        }
+        for m in members.values_mut() {
+            for s in m.iter_mut() {
+                *s = dd::normalize(std::mem::take(s));
+            }
+        }
+        let mut by_group: HashMap<(Direction, &GroupId), Vec<u32>> = HashMap::new();
+        for (i, r) in state.rules.iter().enumerate() {
+            by_group
+                .entry((r.direction, &r.group))
+                .or_default()
+                .push(i as u32);
+        }
+        for v in by_group.values_mut() {
+            v.sort_by_key(|&r| rule_order(state, r as usize));
+        }
+        let mut dd = [
+            Dd::new(family_max(0), config.max_nodes),
+            Dd::new(family_max(1), config.max_nodes),
+        ];
+        let universe = [universe(&mut dd[0], 0), universe(&mut dd[1], 1)];
+        Ctx {
+            state,
+            dd,
+            members,
+            groups: state.groups.iter().map(|g| &g.id).collect(),
+            group_index: state
+                .groups
+                .iter()
+                .enumerate()
+                .map(|(i, g)| (&g.id, i as u32))
+                .collect(),
+            prefix_lists: state
+                .prefix_lists
+                .iter()
+                .map(|p| (p.id.as_str(), p))
+                .collect(),
+            by_group,
+            universe,
+            rules: HashMap::new(),
+            inner: HashMap::new(),
+            config: config.clone(),
+        }
+    }
+
+    /// The remote addresses of a peer in family `f`, or the reference it cannot resolve.
+    fn remote(&self, peer: &Peer, f: usize) -> Result<Set, String> {
+        match peer {
+            Peer::Cidr { cidr } => Ok(if fam(cidr.family()) == f {
+                vec![cidr.range()]
+            } else {
+                Vec::new()
+            }),
+            Peer::Group { group_id, .. } => match self.members.get(group_id) {
+                Some(m) => Ok(m[f].clone()),
+                None if self.groups.contains(group_id) => Ok(Vec::new()),
+                None => Err(group_id.to_string()),
+            },
+            Peer::PrefixList { prefix_list_id } => {
+                match self.prefix_lists.get(prefix_list_id.as_str()) {
+                    Some(pl) if !pl.entries.is_empty() => Ok(dd::normalize(
+                        pl.entries
+                            .iter()
+                            .filter(|c| fam(c.family()) == f)
+                            .map(|c| c.range())
+                            .collect(),
+                    )),
+                    _ => Err(prefix_list_id.to_string()),
+                }
+            }
+        }
+    }
+
+    /// Rule `r`'s item in family `f` (built once).
+    pub fn rule_item(&mut self, r: u32, f: usize) -> Result<Item, Limit> {
+        if let Some(it) = self.rules.get(&(r, f)) {
+            return Ok(it.clone());
+        }
+        let rule = &self.state.rules[r as usize];
+        let full = family_max(f);
+        let local = match rule.local {
+            Some(l) if fam(l.family()) == f => vec![l.range()],
+            Some(_) => Vec::new(),
+            None => vec![(0, full)],
+        };
+        let proto = match rule.protocol {
+            Protocol::Any => vec![(0, 255)],
+            Protocol::Number(n) => vec![(u128::from(n), u128::from(n))],
+        };
+        let ports = |p: PortRange| vec![(u128::from(p.lo()), u128::from(p.hi()))];
+        let fields = |remote: Set| -> Cube {
+            [
+                proto.clone(),
+                ports(rule.dst_ports),
+                ports(rule.src_ports),
+                remote,
+                local.clone(),
+            ]
+        };
+        let (cube, unresolved_name) = match self.remote(&rule.remote, f) {
+            Ok(set) => (fields(set), None),
+            Err(name) => (fields(vec![(0, full)]), Some(name)),
+        };
+        let raw = self.dd[f].cube(&cube)?;
+        let node = self.dd[f].and(raw, self.universe[f])?;
+        let item = match unresolved_name {
+            None => Item {
+                verdict: Verdict::rule(rule.action, r),
+                node,
+                cube: Rc::new(cube),
+                unresolved: None,
+            },
+            Some(name) => Item {
+                verdict: Verdict::rule(rule.action, r),
+                node: FALSE,
+                cube: Rc::new(cube),
+                unresolved: Some((name, node)),
+            },
+        };
+        self.rules.insert((r, f), item.clone());
+        Ok(item)
+    }
+
+    /// Group `g`'s inner-access grant in family `f`: every header whose remote address is
+    /// a member.
+    fn inner_item(&mut self, g: u32, f: usize) -> Result<Item, Limit> {
+        if let Some(it) = self.inner.get(&(g, f)) {
+            return Ok(it.clone());
+        }
+        let gid = &self.state.groups[g as usize].id;
+        let remote = self
+            .members
+            .get(gid)
+            .map(|m| m[f].clone())
+            .unwrap_or_default();
+        let mut cube: Cube = std::array::from_fn(|k| vec![(0, self.dd[f].max[k])]);
+        cube[dd::REMOTE] = remote;
+        let raw = self.dd[f].cube(&cube)?;
+        let node = self.dd[f].and(raw, self.universe[f])?;
+        let item = Item {
+            verdict: Verdict::inner_access(g),
+            node,
+            cube: Rc::new(cube),
+            unresolved: None,
+        };
+        self.inner.insert((g, f), item.clone());
+        Ok(item)
+    }
+
+    /// The evaluation order at ENI `eni` in `direction`, family `f`: inner-access grants
+    /// first (Alibaba basic groups whose policy is accept, SEMANTICS 3.3), then every rule
+    /// of its groups by priority, drop before accept, position.
+    pub fn items(
+        &mut self,
+        eni: usize,
+        semantics: &Semantics,
+        direction: Direction,
+        f: usize,
+    ) -> Result<Vec<Item>, Limit> {
+        let state = self.state;
+        let mut out = Vec::new();
+        for &g in &semantics.inner_access {
+            out.push(self.inner_item(g, f)?);
+        }
+        let mut seen = HashSet::new();
+        let mut order: Vec<u32> = state.enis[eni]
+            .groups
+            .iter()
+            .filter(|g| seen.insert(*g))
+            .filter(|g| self.group_index.contains_key(g))
+            .flat_map(|g| self.by_group.get(&(direction, g)).into_iter().flatten())
+            .copied()
+            .collect();
+        order.sort_by_key(|&r| rule_order(state, r as usize));
+        for r in order {
+            out.push(self.rule_item(r, f)?);
+        }
+        Ok(out)
+    }
+
+    /// The headers of family `f` that can exist.
+    pub fn universe(&self, f: usize) -> Id {
+        self.universe[f]
+    }
+
+    /// The headers accepted by the first matching item (or the fallback), reading
+    /// unresolved items as matching everything when `all`.
+    pub fn accepted(
+        &mut self,
+        items: &[&Item],
+        fallback: Action,
+        all: bool,
+        f: usize,
+    ) -> Result<Id, Limit> {
+        let d = &mut self.dd[f];
+        let mut acc = if fallback == Action::Accept {
+            self.universe[f]
+        } else {
+            FALSE
+        };
+        for it in items.iter().rev() {
+            let m = match (&it.unresolved, all) {
+                (Some((_, n)), true) => *n,
+                _ => it.node,
+            };
+            if m == FALSE {
+                continue;
+            }
+            acc = if it.verdict.action == Decision::Accept {
+                d.or(acc, m)?
+            } else {
+                d.and_not(acc, m)?
+            };
+        }
+        Ok(acc)
+    }
+
+    fn diff_set(&mut self, set: &SetDiff<'_>, out: &mut Vec<Region>) -> Result<(), Stop> {
+        let f = fam(set.family);
+        let items = self.items(set.enis[0], set.semantics, set.direction, f)?;
+        // Everything below is garbage once this set's regions are read out.
+        let checkpoint = self.dd[f].checkpoint();
+        let r = self.diff_items(set, &items, out);
+        self.dd[f].rollback(checkpoint);
+        r
+    }
+
+    fn diff_items(
+        &mut self,
+        set: &SetDiff<'_>,
+        items: &[Item],
+        out: &mut Vec<Region>,
+    ) -> Result<(), Stop> {
+        let f = fam(set.family);
+        let fallback = set.semantics.fallback(set.direction);
+        let gone = |it: &Item| matches!(it.verdict.by, By::Rule(r) if set.gone[r as usize]);
+        let unresolved: Vec<String> = items
+            .iter()
+            .filter_map(|it| it.unresolved.as_ref().map(|u| u.0.clone()))
+            .collect();
+        // Where the change is not the same under both readings of unresolved references:
+        // the verdict before or after differs between "matches nothing" and "matches
+        // everything of the family".
+        let mut doubt = FALSE;
+        let mut extra = [FALSE; 2];
+        if !unresolved.is_empty() {
+            let all: Vec<&Item> = items.iter().collect();
+            let kept: Vec<&Item> = items.iter().filter(|it| !gone(it)).collect();
+            let bn = self.accepted(&all, fallback, false, f)?;
+            let an = self.accepted(&kept, fallback, false, f)?;
+            let ba = self.accepted(&all, fallback, true, f)?;
+            let aa = self.accepted(&kept, fallback, true, f)?;
+            let d = &mut self.dd[f];
+            let xb = xor(d, bn, ba)?;
+            let xa = xor(d, an, aa)?;
+            doubt = d.or(xb, xa)?;
+            // Changes only the reading "everything" makes, by their action before.
+            let cn = xor(d, bn, an)?;
+            let ca = xor(d, ba, aa)?;
+            let only = d.and_not(ca, cn)?;
+            extra = [d.and(only, ba)?, d.and_not(only, ba)?];
+        }
+        let sources = Sources {
+            set,
+            unresolved: &unresolved,
+        };
+        // Reading "nothing": the regions with their deciders.
+        for (p, r) in items.iter().enumerate() {
+            if !gone(r) || r.node == FALSE {
+                continue;
+            }
+            let earlier: Vec<Id> = items[..p]
+                .iter()
+                .filter(|e| Dd::cubes_meet(&e.cube, &r.cube))
+                .map(|e| e.node)
+                .collect();
+            let d = &mut self.dd[f];
+            let union = d.or_all(earlier)?;
+            let mut rest = d.and_not(r.node, union)?;
+            for q in items[p + 1..].iter().filter(|q| !gone(q)) {
+                if rest == FALSE {
+                    break;
+                }
+                if q.node == FALSE || !Dd::cubes_meet(&q.cube, &r.cube) {
+                    continue;
+                }
+                let d = &mut self.dd[f];
+                let part = d.and(rest, q.node)?;
+                if part == FALSE {
+                    continue;
+                }
+                rest = d.and_not(rest, q.node)?;
+                if q.verdict.action != r.verdict.action {
+                    self.emit(&sources, part, doubt, r.verdict, q.verdict, out)?;
+                }
+            }
+            if rest != FALSE && Decision::from(fallback) != r.verdict.action {
+                let v = Verdict::default_of(fallback);
+                self.emit(&sources, rest, doubt, r.verdict, v, out)?;
+            }
+        }
+        // Changes that only the reading "everything" makes: their verdicts depend on the
+        // unresolved references alone.
+        for (node, action) in extra.into_iter().zip([Action::Accept, Action::Drop]) {
+            if node == FALSE {
+                continue;
+            }
+            let flip = match action {
+                Action::Accept => Action::Drop,
+                Action::Drop => Action::Accept,
+            };
+            let named = |action: Action| Decider {
+                action: action.into(),
+                rule: None,
+                reason: "unresolved",
+            };
+            self.emit_named(&sources, node, TRUE, named(action), named(flip), out)?;
+        }
+        Ok(())
+    }
+
+    /// Reads `part` out as regions, split into the part outside `doubt` (certain) and
+    /// inside it (depends on unresolved references).
+    fn emit(
+        &mut self,
+        src: &Sources<'_, '_>,
+        part: Id,
+        doubt: Id,
+        before: Verdict,
+        after: Verdict,
+        out: &mut Vec<Region>,
+    ) -> Result<(), Stop> {
+        let name = |v: Verdict| Decider::of(v, |i| self.state.rules[i as usize].id.clone());
+        let (before, after) = (name(before), name(after));
+        self.emit_named(src, part, doubt, before, after, out)
+    }
+
+    fn emit_named(
+        &mut self,
+        src: &Sources<'_, '_>,
+        part: Id,
+        doubt: Id,
+        before: Decider,
+        after: Decider,
+        out: &mut Vec<Region>,
+    ) -> Result<(), Stop> {
+        let f = fam(src.set.family);
+        let d = &mut self.dd[f];
+        let sure = d.and_not(part, doubt)?;
+        let unsure = d.and(part, doubt)?;
+        for (node, unresolved) in [(sure, Vec::new()), (unsure, src.unresolved.to_vec())] {
+            if node == FALSE {
+                continue;
+            }
+            let room = self.config.max_regions.saturating_sub(out.len());
+            let products = self.dd[f].products(node, room).map_err(|_| Stop::Regions)?;
+            for cube in products {
+                out.push(self.region(
+                    src.set,
+                    &cube,
+                    before.clone(),
+                    after.clone(),
+                    unresolved.clone(),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn region(
+        &self,
+        set: &SetDiff<'_>,
+        cube: &Cube,
+        before: Decider,
+        after: Decider,
+        unresolved: Vec<String>,
+    ) -> Region {
+        let family = set.family;
+        let own: Vec<u128> = set
+            .enis
+            .iter()
+            .flat_map(|&e| {
+                let eni = &self.state.enis[e];
+                eni.ips.iter().chain(&eni.public_ips).copied()
+            })
+            .map(host)
+            .filter(|&(f, _)| f == fam(family))
+            .map(|(_, v)| v)
+            .collect();
+        let witness = witness(family, set.direction, cube, &own);
+        let blocks = |s: &Set| -> Vec<Cidr> {
+            s.iter()
+                .flat_map(|&(lo, hi)| cidrs(family, lo, hi))
+                .collect()
+        };
+        let ports = |s: &Set| -> Vec<PortRange> {
+            s.iter()
+                .filter_map(|&(lo, hi)| PortRange::new(lo as u16, hi as u16).ok())
+                .collect()
+        };
+        Region {
+            enis: set.listed.to_vec(),
+            direction: set.direction,
+            family,
+            protocols: cube[dd::PROTO]
+                .iter()
+                .map(|&(lo, hi)| (lo as u8, hi as u8))
+                .collect(),
+            remote: blocks(&cube[dd::REMOTE]),
+            local: blocks(&cube[dd::LOCAL]),
+            src_ports: ports(&cube[dd::SPORT]),
+            dst_ports: ports(&cube[dd::DPORT]),
+            before,
+            after,
+            witness,
+            unresolved,
         }
     }
 }
 
-/// The uniform pieces of filter `before[i]`'s box where it is the first match among
-/// `before`, each with the rank deciding it among `after` (`u32::MAX` for the fallback).
-pub(crate) fn decided<W: Word>(
-    before: &[Filter<W>],
-    i: usize,
-    after: &[Filter<W>],
-) -> Vec<(Bounds<W>, u32)> {
-    let f = &before[i];
-    let earlier: Vec<&Filter<W>> = before[..i]
-        .iter()
-        .filter(|e| intersects(&e.bounds, &f.bounds))
-        .collect();
-    let later: Vec<&Filter<W>> = after
-        .iter()
-        .filter(|a| intersects(&a.bounds, &f.bounds))
-        .collect();
-    let mut out = Vec::new();
-    split(f.bounds, &earlier, &later, &mut out);
-    out
+/// Why a diff stopped early.
+enum Stop {
+    /// A diagram store reached its node limit.
+    Nodes,
+    /// The regions reached their limit.
+    Regions,
 }
 
-pub(crate) fn intersects<W: Word>(a: &Bounds<W>, b: &Bounds<W>) -> bool {
-    (0..DIMS).all(|d| a.lo[d] <= b.hi[d] && b.lo[d] <= a.hi[d])
+impl From<Limit> for Stop {
+    fn from(_: Limit) -> Stop {
+        Stop::Nodes
+    }
 }
 
-/// A cut of `region` along an edge of `f` that lies strictly inside the region.
-fn cut_of<W: Word>(region: &Bounds<W>, f: &Bounds<W>) -> Option<(usize, W)> {
-    (0..DIMS).find_map(|d| {
-        if f.lo[d] > region.lo[d] {
-            Some((d, f.lo[d]))
-        } else if f.hi[d] < region.hi[d] {
-            Some((d, f.hi[d].succ()))
+struct Sources<'s, 't> {
+    set: &'s SetDiff<'t>,
+    unresolved: &'s [String],
+}
+
+fn xor(d: &mut Dd, a: Id, b: Id) -> Result<Id, Limit> {
+    let x = d.and_not(a, b)?;
+    let y = d.and_not(b, a)?;
+    d.or(x, y)
+}
+
+/// The headers of family `f` that can exist (see [`realizable`]).
+fn universe(d: &mut Dd, f: usize) -> Id {
+    let full = |d: &Dd| -> Cube { std::array::from_fn(|k| vec![(0, d.max[k])]) };
+    let icmp: u128 = if f == 0 { 1 } else { 58 };
+    let mut ported = full(d);
+    ported[dd::PROTO] = PORTED
+        .iter()
+        .map(|&p| (u128::from(p), u128::from(p)))
+        .collect();
+    let mut icmps = full(d);
+    icmps[dd::PROTO] = vec![(icmp, icmp)];
+    icmps[dd::DPORT] = vec![(0, 255)];
+    icmps[dd::SPORT] = vec![(0, 255)];
+    let mut bare = full(d);
+    bare[dd::PROTO] = dd::normalize(
+        (0..=255u128)
+            .filter(|p| *p != icmp && !PORTED.contains(&(*p as u8)))
+            .map(|p| (p, p))
+            .collect(),
+    );
+    bare[dd::DPORT] = vec![(0, 0)];
+    bare[dd::SPORT] = vec![(0, 0)];
+    // Invariant: a fresh store holds far fewer nodes than any limit worth setting.
+    let ids: Vec<Id> = [ported, icmps, bare]
+        .iter()
+        .filter_map(|c| d.cube(c).ok())
+        .collect();
+    d.or_all(ids).unwrap_or(TRUE)
+}
+
+fn addr(family: Family, v: u128) -> IpAddr {
+    match family {
+        // Invariant: IPv4 sets hold values below 2^32.
+        Family::V4 => IpAddr::V4(Ipv4Addr::from(v as u32)),
+        Family::V6 => IpAddr::V6(Ipv6Addr::from(v)),
+    }
+}
+
+/// The first of `preferred` in `set`, else its lowest value.
+fn pick(set: &Set, preferred: &[u128]) -> u128 {
+    preferred
+        .iter()
+        .copied()
+        .find(|v| set.iter().any(|&(lo, hi)| lo <= *v && *v <= hi))
+        .unwrap_or(set.first().map_or(0, |s| s.0))
+}
+
+/// A value of `set` other than `not`, if there is one.
+fn other(set: &Set, not: u128) -> Option<u128> {
+    set.iter().find_map(|&(lo, hi)| {
+        if lo != not {
+            Some(lo)
+        } else if hi > lo {
+            Some(lo + 1)
         } else {
             None
         }
     })
 }
 
-fn split<W: Word>(
-    region: Bounds<W>,
-    earlier: &[&Filter<W>],
-    later: &[&Filter<W>],
-    out: &mut Vec<(Bounds<W>, u32)>,
-) {
-    let earlier: Vec<&Filter<W>> = earlier
-        .iter()
-        .copied()
-        .filter(|e| intersects(&e.bounds, &region))
-        .collect();
-    if earlier.iter().any(|e| e.bounds.covers(&region)) {
-        return;
-    }
-    let later: Vec<&Filter<W>> = later
-        .iter()
-        .copied()
-        .filter(|a| intersects(&a.bounds, &region))
-        .collect();
-    let blocker = earlier
-        .first()
-        .or_else(|| later.first().filter(|a| !a.bounds.covers(&region)));
-    match blocker.and_then(|b| cut_of(&region, &b.bounds)) {
-        Some((d, t)) => {
-            let mut left = region;
-            left.hi[d] = t.pred();
-            let mut right = region;
-            right.lo[d] = t;
-            split(left, &earlier, &later, out);
-            split(right, &earlier, &later, out);
-        }
-        // Uniform: the filter decides all of it among `before`; `later[0]` (covering) or
-        // the fallback decides all of it among `after`.
-        None => out.push((region, later.first().map_or(u32::MAX, |a| a.rank))),
-    }
-}
-
-fn to_u128(pieces: Vec<Piece<u32>>) -> Vec<Piece<u128>> {
-    pieces
-        .into_iter()
-        .map(|(b, x, y)| {
-            (
-                Bounds {
-                    lo: b.lo.map(u128::from),
-                    hi: b.hi.map(u128::from),
-                },
-                x,
-                y,
-            )
-        })
-        .collect()
-}
-
-/// Merges boxes with the same deciders that are adjacent along one field and equal along
-/// the others, until none can be merged; sorted for a stable order.
-fn merge(mut pieces: Vec<Piece<u128>>) -> Vec<Piece<u128>> {
-    const LIMIT: usize = 20_000;
-    let key = |p: &Piece<u128>| (p.1, p.2, p.0.lo, p.0.hi);
-    pieces.sort_by_key(key);
-    if pieces.len() > LIMIT {
-        return pieces;
-    }
-    loop {
-        let mut merged = false;
-        for d in 0..DIMS {
-            // Group by everything but dimension d; within a group, merge runs.
-            let mut groups: HashMap<(u32, u32, Vec<u128>), Vec<usize>> = HashMap::new();
-            for (i, p) in pieces.iter().enumerate() {
-                let mut rest = Vec::with_capacity(2 * DIMS);
-                for e in 0..DIMS {
-                    if e != d {
-                        rest.push(p.0.lo[e]);
-                        rest.push(p.0.hi[e]);
-                    }
-                }
-                groups.entry((p.1, p.2, rest)).or_default().push(i);
-            }
-            let mut keep = vec![true; pieces.len()];
-            for idx in groups.values() {
-                let mut sorted = idx.clone();
-                sorted.sort_by_key(|&i| pieces[i].0.lo[d]);
-                let mut cur = sorted[0];
-                for &i in &sorted[1..] {
-                    if pieces[cur].0.hi[d].checked_add(1) == Some(pieces[i].0.lo[d]) {
-                        pieces[cur].0.hi[d] = pieces[i].0.hi[d];
-                        keep[i] = false;
-                        merged = true;
-                    } else {
-                        cur = i;
-                    }
-                }
-            }
-            let mut k = keep.iter();
-            pieces.retain(|_| *k.next().unwrap_or(&true));
-        }
-        if !merged {
-            break;
-        }
-    }
-    pieces.sort_by_key(key);
-    pieces
-}
-
-pub(crate) fn decider(state: &State, lowered: &Lowered, rank: u32) -> Decider {
-    let v = if rank == u32::MAX {
-        Verdict {
-            action: lowered.fallback,
-            by: By::Default,
-        }
+/// A packet in the product `cube`: a common protocol, ports a client would use (ICMP:
+/// echo request), a documentation address for the remote side, one of the ENI's own
+/// addresses for the local side, and source ≠ destination where the region allows it.
+fn witness(family: Family, direction: Direction, cube: &Cube, own: &[u128]) -> Header {
+    let icmp: u128 = if family == Family::V4 { 1 } else { 58 };
+    let proto = pick(&cube[dd::PROTO], &[6, 17, icmp]);
+    let (sport, dport) = if proto == icmp {
+        (
+            pick(&cube[dd::SPORT], &[8, 0]),
+            pick(&cube[dd::DPORT], &[0]),
+        )
     } else {
-        lowered.targets[rank as usize]
+        (
+            pick(&cube[dd::SPORT], &[40000, 1024]),
+            pick(&cube[dd::DPORT], &[443, 80, 22]),
+        )
     };
-    Decider::of(v, |i| state.rules[i as usize].id.clone())
-}
-
-fn addr(family: Family, v: u128) -> IpAddr {
-    match family {
-        // Invariant: IPv4 boxes hold values below 2^32.
-        Family::V4 => IpAddr::V4(Ipv4Addr::from(v as u32)),
-        Family::V6 => IpAddr::V6(Ipv6Addr::from(v)),
+    // Documentation addresses read better than 0.0.0.0 when the region allows them.
+    let documentation: [u128; 3] = match family {
+        Family::V4 => [0xcb00_7107, 0xc633_6407, 0x0800_0808],
+        Family::V6 => [0x2001_0db8_0000_0000_0000_0000_0000_0007, 1, 2],
+    };
+    let mut local = pick(&cube[dd::LOCAL], own);
+    let mut remote = pick(&cube[dd::REMOTE], &documentation);
+    if remote == local {
+        if let Some(r) = other(&cube[dd::REMOTE], local) {
+            remote = r;
+        } else if let Some(l) = other(&cube[dd::LOCAL], remote) {
+            local = l;
+        }
+    }
+    let (remote, local) = (addr(family, remote), addr(family, local));
+    let (src, dst) = match direction {
+        Direction::Ingress => (remote, local),
+        Direction::Egress => (local, remote),
+    };
+    Header {
+        src,
+        dst,
+        protocol: proto as u8,
+        src_port: sport as u16,
+        dst_port: dport as u16,
     }
 }
 
@@ -361,70 +950,6 @@ pub fn cidrs(family: Family, lo: u128, hi: u128) -> Vec<Cidr> {
         at = end + 1;
     }
     out
-}
-
-#[allow(clippy::too_many_arguments)]
-fn region(
-    enis: &[EniId],
-    own_ips: &[IpAddr],
-    direction: Direction,
-    family: Family,
-    b: Bounds<u128>,
-    side: &Sides<'_>,
-    before_rank: u32,
-    after_rank: u32,
-) -> Region {
-    let port = |d: usize| {
-        // Invariant: port and protocol fields hold values within their domains.
-        PortRange::new(b.lo[d] as u16, b.hi[d] as u16).unwrap_or(PortRange::ANY)
-    };
-    let pick = |d: usize, preferred: &[u128]| {
-        preferred
-            .iter()
-            .copied()
-            .find(|v| (b.lo[d]..=b.hi[d]).contains(v))
-            .unwrap_or(b.lo[d])
-    };
-    let own: Vec<u128> = own_ips
-        .iter()
-        .filter(|ip| Family::of(**ip) == family)
-        .map(|ip| match ip {
-            IpAddr::V4(a) => u128::from(u32::from(*a)),
-            IpAddr::V6(a) => u128::from(*a),
-        })
-        .collect();
-    // Documentation addresses read better than 0.0.0.0 when the region allows them.
-    let documentation: [u128; 3] = match family {
-        Family::V4 => [0xcb00_7107, 0xc633_6407, 0x0800_0808],
-        Family::V6 => [0x2001_0db8_0000_0000_0000_0000_0000_0007, 1, 2],
-    };
-    let remote = addr(family, pick(0, &documentation));
-    let local = addr(family, pick(1, &own));
-    let proto = pick(4, &[6, 17, 1, 58]) as u8;
-    let (src, dst) = match direction {
-        Direction::Ingress => (remote, local),
-        Direction::Egress => (local, remote),
-    };
-    let witness = Header {
-        src,
-        dst,
-        protocol: proto,
-        src_port: pick(2, &[40000, 1024]) as u16,
-        dst_port: b.lo[3] as u16,
-    };
-    Region {
-        enis: enis.to_vec(),
-        direction,
-        family,
-        remote: cidrs(family, b.lo[0], b.hi[0]),
-        local: cidrs(family, b.lo[1], b.hi[1]),
-        src_ports: port(2),
-        dst_ports: port(3),
-        protocols: (b.lo[4] as u8, b.hi[4] as u8),
-        before: decider(side.before, side.lb, before_rank),
-        after: decider(side.after, side.la, after_rank),
-        witness,
-    }
 }
 
 #[cfg(test)]

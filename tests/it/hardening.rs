@@ -189,6 +189,14 @@ fn terminal_escape_injection_and_xml_forbidden_characters() {
         let (_, out, err) = sgsim(&[cmd, "--state", &aws, "--request", bad]);
         assert!(clean(&out) && clean(&err), "{cmd}: {out:?} {err:?}");
     }
+    // The XML body echoes the group ID: ESC and BEL, which XML 1.0 cannot carry even as
+    // references, become U+FFFD (the body parses); the text report shows them escaped.
+    let (code, out, _) = sgsim(&["revoke", "--state", &aws, "--request", bad]);
+    assert_eq!(code, 1);
+    assert!(out.contains("sg-\u{fffd}]0;pwned\u{fffd}"), "{out}");
+    assert!(!out.contains("&#x1B;") && !out.contains("&#x7;"), "{out}");
+    let (_, out, _) = sgsim(&["whatif", "--state", &aws, "--request", bad]);
+    assert!(out.contains("sg-\\x1b]0;pwned\\x07"), "{out}");
 }
 
 #[test]
@@ -230,4 +238,63 @@ fn exports_accept_a_bom_and_name_utf16_and_invalid_utf8() {
         err.contains("SecurityGroups: key given more than once"),
         "{err}"
     );
+}
+
+#[test]
+fn terminal_escape_injection_through_a_rule_description() {
+    // Anyone with authorize rights can set a description that clears the screen and forges
+    // a line of the report.
+    let dir = scratch("evil");
+    for entry in std::fs::read_dir(data("aws/state")).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), dir.join(entry.file_name())).unwrap();
+    }
+    let rules = dir.join("security-group-rules.json");
+    let mut export: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&rules).unwrap()).unwrap();
+    let evil = "\u{1b}[2J\u{7}\r\nRules revoked: 0\u{9b}\u{7f}";
+    for r in export["SecurityGroupRules"].as_array_mut().unwrap() {
+        if r["SecurityGroupRuleId"] == "sgr-0aa00000000000001" {
+            r["Description"] = evil.into();
+        }
+    }
+    std::fs::write(&rules, export.to_string()).unwrap();
+    let state = dir.to_str().unwrap();
+    let request = "Action=RevokeSecurityGroupIngress&GroupId=sg-0a1b2c3d4e5f60789&SecurityGroupRuleId.1=sgr-0aa00000000000001";
+    let (code, out, err) = sgsim(&["whatif", "--state", state, "--request", request]);
+    assert_eq!(code, 0, "{err}");
+    assert!(clean(&out) && clean(&err), "{out:?}");
+    assert!(
+        out.contains("\\x1b[2J\\x07\\r\\nRules revoked: 0\\u{9b}\\x7f"),
+        "{out}"
+    );
+    assert_eq!(
+        out.matches("Rules revoked:").count(),
+        2,
+        "one real, one escaped"
+    );
+    // JSON on stdout keeps the value (DEL and C1 as \u escapes) and stays clean.
+    for args in [
+        vec![
+            "whatif",
+            "--state",
+            state,
+            "--request",
+            request,
+            "--output",
+            "json",
+        ],
+        vec!["rules", "--state", state],
+    ] {
+        let (code, out, err) = sgsim(&args);
+        assert_eq!(code, 0, "{err}");
+        assert!(clean(&out), "{args:?}: {out:?}");
+        let found = out.lines().chain([out.as_str()]).any(|text| {
+            serde_json::from_str::<serde_json::Value>(text).is_ok_and(|v| {
+                v.to_string()
+                    .contains(&serde_json::json!(evil).to_string()[1..20])
+            })
+        });
+        assert!(found, "{args:?}: the description survives as JSON");
+    }
 }

@@ -9,6 +9,8 @@ mod fuzz;
 mod gen;
 mod hardening;
 mod impact;
+#[cfg(feature = "serve")]
+mod serve;
 mod suite;
 mod traffic;
 mod whatif;

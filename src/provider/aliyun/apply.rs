@@ -903,8 +903,11 @@ fn run(state: &State, req: &Request, notes: &mut Vec<String>) -> Result<Done, Ap
                 return Err(errors::RULE_ID_REPEATED.plain());
             }
         }
+        // One pass over the rules, then a hash lookup per ID (at most 100 by the API).
+        let by_id: std::collections::HashMap<&str, &Rule> =
+            state.rules.iter().map(|r| (r.id.as_str(), r)).collect();
         for id in &req.rule_ids {
-            match state.rules.iter().find(|r| r.id.as_str() == id) {
+            match by_id.get(id.as_str()).copied() {
                 None => {
                     notes.push(format!("rule {id} does not exist; nothing is deleted"));
                     return Err(errors::rule_id_unknown(req.direction).plain());

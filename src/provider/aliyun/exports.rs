@@ -203,12 +203,33 @@ pub fn port_range(pair: (i32, i32)) -> Option<PortRange> {
     }
 }
 
+/// ENIs in the order last described: a later description of an ENI replaces the earlier
+/// one and moves to the end (indexed by ID, so a fleet loads in linear time).
+#[derive(Default)]
+struct Enis {
+    slots: Vec<Option<Eni>>,
+    index: std::collections::HashMap<crate::model::EniId, usize>,
+}
+
+impl Enis {
+    fn push(&mut self, eni: Eni) {
+        if let Some(old) = self.index.insert(eni.id.clone(), self.slots.len()) {
+            self.slots[old] = None;
+        }
+        self.slots.push(Some(eni));
+    }
+
+    fn into_vec(self) -> Vec<Eni> {
+        self.slots.into_iter().flatten().collect()
+    }
+}
+
 /// Imports Alibaba export documents into one state.
 pub fn import(docs: &[(String, Value)]) -> Result<Imported, ImportError> {
     let mut groups: BTreeMap<String, GroupInfo> = BTreeMap::new();
     let mut rules: Vec<Rule> = Vec::new();
     let mut rule_ids: BTreeSet<String> = BTreeSet::new();
-    let mut enis: Vec<Eni> = Vec::new();
+    let mut enis = Enis::default();
     let mut lists: BTreeMap<String, (usize, PrefixList, bool)> = BTreeMap::new();
     let mut warnings = Vec::new();
     for (path, doc) in docs {
@@ -337,6 +358,7 @@ pub fn import(docs: &[(String, Value)]) -> Result<Imported, ImportError> {
             attrs: info.attrs.clone(),
         });
     }
+    let enis = enis.into_vec();
     for eni in &enis {
         if let Some(v) = &eni.vpc {
             vpcs.insert(v.to_string());
@@ -461,7 +483,7 @@ fn interfaces(
     ctx: &mut Ctx,
     o: &Map<String, Value>,
     at: &str,
-    enis: &mut Vec<Eni>,
+    enis: &mut Enis,
 ) -> Result<(), ImportError> {
     for (i, item) in items(ctx, o, at, "NetworkInterfaceSets", "NetworkInterfaceSet")?
         .into_iter()
@@ -552,9 +574,6 @@ fn interfaces(
             ctx.warn(format!("{eat}: ENI {id} has no private IP address"));
         }
         let vpc = text(ctx, e, &eat, "VpcId")?;
-        if let Some(pos) = enis.iter().position(|x| x.id.as_str() == id) {
-            enis.remove(pos);
-        }
         enis.push(Eni {
             id: id.as_str().into(),
             ips,

@@ -204,23 +204,35 @@ struct Acc {
     enis: Vec<Eni>,
     vpcs: Vec<Vpc>,
     prefix_lists: Vec<PrefixList>,
+    /// Positions in `enis`, `vpcs` and `prefix_lists` by ID, and each list's entries (so
+    /// that fleets and long lists load in linear time).
+    eni_index: HashMap<String, usize>,
+    vpc_index: HashMap<String, usize>,
+    list_index: HashMap<String, usize>,
+    list_entries: HashMap<String, std::collections::HashSet<Cidr>>,
     warnings: Vec<String>,
     /// From `describe-instances`: ENI ID → (instance ID, its Name tag).
     instances: HashMap<String, (String, Option<String>)>,
 }
 
 impl Acc {
-    fn upsert<T>(into: &mut Vec<T>, item: T, same: impl Fn(&T, &T) -> bool) {
-        match into.iter().position(|x| same(x, &item)) {
-            Some(i) => into[i] = item,
-            None => into.push(item),
+    /// Replaces the item with the same ID, or appends it.
+    fn upsert<T>(into: &mut Vec<T>, index: &mut HashMap<String, usize>, id: &str, item: T) {
+        match index.get(id) {
+            Some(&i) => into[i] = item,
+            None => {
+                index.insert(id.to_string(), into.len());
+                into.push(item);
+            }
         }
     }
 
     fn prefix_list(&mut self, id: &str) -> &mut PrefixList {
-        let pos = match self.prefix_lists.iter().position(|p| p.id.as_str() == id) {
-            Some(i) => i,
+        let pos = match self.list_index.get(id) {
+            Some(&i) => i,
             None => {
+                self.list_index
+                    .insert(id.to_string(), self.prefix_lists.len());
                 self.prefix_lists.push(PrefixList {
                     id: PrefixListId::from(id),
                     name: None,
@@ -251,7 +263,8 @@ pub(super) fn import(docs: &[(String, Value)]) -> Result<Imported, ImportError> 
         for (i, e) in file.array(o, "NetworkInterfaces", "")?.iter().enumerate() {
             known = true;
             let eni = read_eni(&file, e, &format!("NetworkInterfaces[{i}]"))?;
-            Acc::upsert(&mut acc.enis, eni, |a, b| a.id == b.id);
+            let id = eni.id.to_string();
+            Acc::upsert(&mut acc.enis, &mut acc.eni_index, &id, eni);
         }
         for (i, r) in file.array(o, "Reservations", "")?.iter().enumerate() {
             known = true;
@@ -265,7 +278,8 @@ pub(super) fn import(docs: &[(String, Value)]) -> Result<Imported, ImportError> 
                 id: file.req_str(vo, "VpcId", &path)?.into(),
                 is_default: file.opt_bool(vo, "IsDefault", &path)?.unwrap_or(false),
             };
-            Acc::upsert(&mut acc.vpcs, vpc, |a, b| a.id == b.id);
+            let id = vpc.id.to_string();
+            Acc::upsert(&mut acc.vpcs, &mut acc.vpc_index, &id, vpc);
         }
         for (i, p) in file.array(o, "PrefixLists", "")?.iter().enumerate() {
             known = true;
@@ -314,12 +328,14 @@ fn read_entries(file: &File, o: &Map<String, Value>, acc: &mut Acc) -> Result<()
         entries.push(file.cidr(text, None, &join(&path, "Cidr"), &mut acc.warnings)?);
     }
     // Several files for one list (pages, or the same file twice) add up, without repeats.
+    let mut seen = acc.list_entries.remove(&id).unwrap_or_default();
     let list = acc.prefix_list(&id);
     for cidr in entries {
-        if !list.entries.contains(&cidr) {
+        if seen.insert(cidr) {
             list.entries.push(cidr);
         }
     }
+    acc.list_entries.insert(id, seen);
     Ok(())
 }
 

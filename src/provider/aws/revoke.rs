@@ -696,13 +696,14 @@ fn by_ids(
         .collect();
     let mut hit = BTreeSet::new();
     let mut missing_ids: Vec<&str> = Vec::new();
+    let mut missing_seen = std::collections::HashSet::new();
     for id in &req.rule_ids {
         let found = index.get(id.as_str()).copied();
         match found {
             Some(i) => {
                 hit.insert(i);
             }
-            None if !missing_ids.contains(&id.as_str()) => missing_ids.push(id),
+            None if missing_seen.insert(id.as_str()) => missing_ids.push(id),
             None => {}
         }
     }
