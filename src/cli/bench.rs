@@ -79,6 +79,11 @@ pub struct Args {
     #[arg(long, default_value_t = 1 << 20, value_name = "N",
           value_parser = super::count(1, 1 << 24))]
     parallel_batch: usize,
+    /// The what-if workload instead: a capture of whole sessions (`sgsim synth --sessions`
+    /// on the security-group-shaped account) of this many packets, judged before and after
+    /// a revoke end to end (decode included), next to decoding it alone, in the same run.
+    #[arg(long, value_name = "PACKETS", num_args = 0..=1, default_missing_value = "3000000")]
+    whatif: Option<usize>,
     /// Instead of lookups: the header-space diff (of revoking the catch-all) and lint
     /// against rules per group for each of issue #21's field shapes, and against ENIs on
     /// its fleet; one JSON object per line (a curve point), medians of `--repeat` runs.
@@ -257,6 +262,9 @@ fn per_s(items: usize, secs: f64) -> f64 {
 pub fn run(args: Args) -> anyhow::Result<Exit> {
     if args.space {
         return space(&args);
+    }
+    if let Some(packets) = args.whatif {
+        return whatif(&args, packets);
     }
     let (workload, state, queries): (Value, State, Vec<(Point, Header)>) =
         match (&args.filters, args.shape) {
@@ -439,4 +447,90 @@ fn reference_revoke_latency(state: &State, count: u32) -> anyhow::Result<f64> {
         times.push(t.elapsed().as_secs_f64() * 1e3);
     }
     Ok(median(times))
+}
+
+/// Items read from an in-memory capture as `sgsim whatif` reads a file: 64k-item chunks
+/// read ahead on their own thread and decoded on the rayon pool; `f` sees each chunk.
+fn read_capture(bytes: &[u8], mut f: impl FnMut(&[sgsim::packet::Item])) -> anyhow::Result<()> {
+    let mut source = sgsim::packet::Source::open(bytes)?;
+    sgsim::packet::read_ahead(&mut source, 65536, |chunk, _| {
+        f(chunk);
+        Ok::<(), std::convert::Infallible>(())
+    })
+    .unwrap_or_else(|never| match never {})?;
+    Ok(())
+}
+
+/// The what-if workload: decode-only and end-to-end what-if packets per second, passes
+/// alternating (each figure the median of `--repeat`), on one capture.
+fn whatif(args: &Args, packets: usize) -> anyhow::Result<Exit> {
+    let shape = SgShape::default();
+    let state = sg_state(&shape, args.seed);
+    // The first ingress accept rule whose revoke changes some header space.
+    let mut chosen = None;
+    for r in state.rules.iter().filter(|r| {
+        r.direction == sgsim::model::Direction::Ingress
+            && r.action == sgsim::model::Action::Accept
+            && matches!(r.remote, sgsim::model::Peer::Cidr { .. })
+    }) {
+        let request = format!(
+            "Action=RevokeSecurityGroup&RegionId=cn-hangzhou&SecurityGroupId={}&SecurityGroupRuleId.1={}",
+            r.group, r.id
+        );
+        let plan = sgsim::whatif::plan(&state, &sgsim::provider::RawRequest::parse(&request)?)?;
+        if !plan.report.header_space.is_empty() {
+            chosen = Some((r, plan));
+            break;
+        }
+    }
+    let (victim, plan) =
+        chosen.ok_or_else(|| anyhow::anyhow!("no revoke of the workload changes anything"))?;
+    let t = Instant::now();
+    let bytes = sgsim::internal::bench::session_capture(&state, packets, args.seed);
+    let synth_ms = t.elapsed().as_secs_f64() * 1e3;
+    let config = sgsim::whatif::traffic::Config {
+        partitions: (rayon::current_num_threads() * 4).max(1),
+        ..Default::default()
+    };
+    let t = Instant::now();
+    let judge = sgsim::whatif::traffic::Judge::new(&state, &plan.outcome.state, config)?;
+    let build_ms = t.elapsed().as_secs_f64() * 1e3;
+    let (mut decode, mut full) = (Vec::new(), Vec::new());
+    let mut report = plan.report.clone();
+    let mut items = 0usize;
+    for _ in 0..args.repeat {
+        let t = Instant::now();
+        let mut n = 0usize;
+        read_capture(&bytes, |chunk| n += chunk.len())?;
+        decode.push(t.elapsed().as_secs_f64());
+        items = n;
+        let t = Instant::now();
+        let mut run = sgsim::whatif::traffic::Run::new(&judge);
+        read_capture(&bytes, |chunk| run.feed(chunk))?;
+        let mut r = plan.report.clone();
+        run.finish(&mut r, &state);
+        full.push(t.elapsed().as_secs_f64());
+        report = r;
+    }
+    let ratios: Vec<f64> = decode.iter().zip(&full).map(|(d, f)| d / f).collect();
+    let (decode_s, full_s) = (median(decode), median(full));
+    let c = &report.connections;
+    let summary = json!({
+        "workload": {"kind": "whatif", "packets": items, "capture_bytes": bytes.len(),
+                     "rules": state.rules.len(), "enis": state.enis.len(),
+                     "revoked": victim.id.as_str(), "seed": args.seed,
+                     "threads": rayon::current_num_threads()},
+        "repeat": args.repeat,
+        "synth_ms": round(synth_ms),
+        "build_ms": round(build_ms),
+        "decode_packets_per_s": round(per_s(items, decode_s)),
+        "whatif_packets_per_s": round(per_s(items, full_s)),
+        "whatif_over_decode": round(median(ratios)),
+        "connections": {"total": c.total, "broken": c.broken, "surviving": c.surviving,
+                        "restored": c.restored, "unknown": c.unknown,
+                        "packets_broken": c.packets_broken},
+        "services_changed": report.impact.len(),
+    });
+    println!("{summary}");
+    Ok(Exit::Ok)
 }

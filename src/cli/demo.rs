@@ -45,6 +45,10 @@ const SCENARIOS: [Scenario; 2] = [
             ),
             ("aws/vpcs.json", include_str!("demo/aws/vpcs.json")),
             (
+                "aws/instances.json",
+                include_str!("demo/aws/instances.json"),
+            ),
+            (
                 "aws/prefix-list-vpn.json",
                 include_str!("demo/aws/prefix-list-vpn.json"),
             ),
@@ -88,13 +92,18 @@ pub fn run() -> anyhow::Result<Exit> {
         let state = provider::import_values(&docs)?.state;
         let request = RawRequest::parse(s.request)?;
         let mut plan = whatif::plan(&state, &request)?;
-        super::whatif::judge_traffic(&mut plan, &state, &[], Some((SYNTHETIC, 7)))?;
+        plan.report.request = Some(s.request.trim().to_string());
+        let config = sgsim::whatif::traffic::Config {
+            partitions: (rayon::current_num_threads() * 4).max(1),
+            ..Default::default()
+        };
+        super::whatif::judge_traffic(&mut plan, &state, &[], Some((SYNTHETIC, 7)), config)?;
         if i > 0 {
             println!("\n{}\n", "=".repeat(78));
         }
         println!("Scenario {}: {}\n{}\n", i + 1, s.title, s.story);
         println!("Request: {}", s.request.trim());
-        println!("Traffic: {SYNTHETIC} synthetic packets aimed at the rules (seed 7)\n");
+        println!("Traffic: {SYNTHETIC} synthetic packets: sessions opened by packets aimed at the rules (seed 7)\n");
         print!("{}", render::text(&plan.report, colour));
     }
     println!(

@@ -59,7 +59,11 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
         let paths = args.traffic.clone();
         Some(Arc::new(
             move |plan: &mut sgsim::whatif::Plan, before: &sgsim::model::State| {
-                super::whatif::judge_traffic(plan, before, &paths, None)
+                let config = sgsim::whatif::traffic::Config {
+                    partitions: (rayon::current_num_threads() * 4).max(1),
+                    ..Default::default()
+                };
+                super::whatif::judge_traffic(plan, before, &paths, None, config)
                     .map_err(|e| format!("{e:#}"))
             },
         ))

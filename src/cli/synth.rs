@@ -28,6 +28,10 @@ pub struct SynthArgs {
     #[arg(long, default_value_t = 1_700_000_000, value_name = "SECS",
           value_parser = clap::value_parser!(u64).range(0..=u64::from(u32::MAX)))]
     pub start: u64,
+    /// Whole sessions (TCP handshake, data and FIN; UDP and ICMP echo exchanges) opened by
+    /// the aimed packets, up to 1,000 at once, interleaved, instead of single packets.
+    #[arg(long)]
+    pub sessions: bool,
 }
 
 pub fn run(args: SynthArgs) -> anyhow::Result<Exit> {
@@ -37,9 +41,30 @@ pub fn run(args: SynthArgs) -> anyhow::Result<Exit> {
     let written = output::write_with(&args.out, |out| {
         let mut w = synth::PcapWriter::new(out)?;
         let mut n = 0u64;
-        for (_, h) in synth::Aimed::new(&state, args.packets as u64, args.seed, args.background) {
-            w.write(start.saturating_add(n.saturating_mul(1_000_000)), &h)?;
-            n += 1;
+        if args.sessions {
+            synth::sessions_streamed(
+                &state,
+                args.packets as u64,
+                args.seed,
+                args.background,
+                |block| {
+                    for (h, flags) in block {
+                        w.write_flags(
+                            start.saturating_add(n.saturating_mul(1_000_000)),
+                            h,
+                            *flags,
+                        )?;
+                        n += 1;
+                    }
+                    Ok::<(), std::io::Error>(())
+                },
+            )?;
+        } else {
+            for (_, h) in synth::Aimed::new(&state, args.packets as u64, args.seed, args.background)
+            {
+                w.write(start.saturating_add(n.saturating_mul(1_000_000)), &h)?;
+                n += 1;
+            }
         }
         w.finish()?;
         Ok(n)

@@ -12,9 +12,7 @@ use sgsim::model::State;
 use sgsim::packet::synth;
 use sgsim::provider::RawRequest;
 use sgsim::track;
-use sgsim::whatif::report::Tally;
-use sgsim::whatif::traffic::{synthetic_items, Judge};
-use sgsim::whatif::{self, render};
+use sgsim::whatif::{self, render, traffic};
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Output {
@@ -39,8 +37,9 @@ pub struct Args {
     /// flow-log JSON lines (repeatable).
     #[arg(long, value_name = "PATH")]
     traffic: Vec<PathBuf>,
-    /// Also judge N seeded synthetic packets aimed at the rules (inside and around each
-    /// rule's box, both directions, plus background).
+    /// Also judge N seeded synthetic packets: whole sessions (TCP handshake, data, FIN;
+    /// UDP and ICMP echo exchanges) opened by packets aimed at the rules (inside and around
+    /// each rule's box, both directions, plus background).
     #[arg(long, value_name = "N", value_parser = super::count(0, super::MAX_STREAMED))]
     synthetic: Option<usize>,
     /// Seed of the synthetic traffic.
@@ -55,6 +54,17 @@ pub struct Args {
     /// What to print on stdout.
     #[arg(long, value_enum, default_value = "text")]
     output: Output,
+    /// When the revoke takes effect: RFC 3339 (UTC, `2026-12-06T14:00:00Z`) or Unix
+    /// seconds. Default: the first packet or record of each input.
+    #[arg(long, value_name = "TIME")]
+    at: Option<String>,
+    /// Alibaba: sessions open when the revoke lands survive even when the verdict for their
+    /// traffic changes (the default cuts them, as Alibaba's documentation reads).
+    #[arg(long)]
+    assume_survive: bool,
+    /// Rows per list in the reports (services, connections, clients).
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    top: usize,
 }
 
 pub fn run(args: Args) -> anyhow::Result<Exit> {
@@ -71,10 +81,22 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
         request = request.with_action(action).context("--action")?;
     }
     let mut plan = whatif::plan(&state, &request).context("--request")?;
+    plan.report.request = Some(text.trim().to_string());
+    plan.report.top = args.top;
     if plan.report.error.is_none() && (!args.traffic.is_empty() || args.synthetic.is_some()) {
+        let config = traffic::Config {
+            at_ns: args.at.as_deref().map(parse_at).transpose()?,
+            assume_survive: args.assume_survive,
+            top: args.top,
+            partitions: (rayon::current_num_threads() * 4).max(1),
+        };
         let synthetic = args.synthetic.map(|n| (n, args.seed));
-        judge_traffic(&mut plan, &state, &args.traffic, synthetic)?;
+        judge_traffic(&mut plan, &state, &args.traffic, synthetic, config)?;
     }
+    plan.report.analysed_at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()
+        .map(|d| whatif::report::rfc3339(d.as_nanos() as u64));
     emit(
         &plan.report,
         args.output,
@@ -88,66 +110,114 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
     })
 }
 
-/// Judges every traffic input before and after and adds the traffic sections.
+/// `--at`: RFC 3339 (`2026-12-06T14:00:00Z`, UTC) or Unix seconds (fractions allowed).
+fn parse_at(text: &str) -> anyhow::Result<u64> {
+    let t = text.trim();
+    if let Ok(secs) = t.parse::<f64>() {
+        anyhow::ensure!(
+            secs.is_finite() && secs >= 0.0,
+            "--at {t}: not a time after 1970"
+        );
+        return Ok((secs * 1e9) as u64);
+    }
+    let bad =
+        || anyhow::anyhow!("--at {t}: expected RFC 3339 (2026-12-06T14:00:00Z) or Unix seconds");
+    let t = t.strip_suffix('Z').ok_or_else(bad)?;
+    let (date, time) = t.split_once('T').ok_or_else(bad)?;
+    let d: Vec<i64> = date
+        .split('-')
+        .map(str::parse)
+        .collect::<Result<_, _>>()
+        .map_err(|_| bad())?;
+    let (hms, frac) = time.split_once('.').unwrap_or((time, ""));
+    let h: Vec<i64> = hms
+        .split(':')
+        .map(str::parse)
+        .collect::<Result<_, _>>()
+        .map_err(|_| bad())?;
+    let (&[y, m, day], &[hh, mm, ss]) = (&d[..], &h[..]) else {
+        return Err(bad());
+    };
+    anyhow::ensure!(
+        (1..=12).contains(&m) && (1..=31).contains(&day) && hh < 24 && mm < 60 && ss < 61,
+        bad()
+    );
+    // Days from civil (H. Hinnant).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let secs = days * 86_400 + hh * 3600 + mm * 60 + ss;
+    anyhow::ensure!(secs >= 0, bad());
+    let frac_ns = if frac.is_empty() {
+        0
+    } else {
+        let digits: String = frac.chars().take(9).collect();
+        let n: u64 = digits.parse().map_err(|_| bad())?;
+        n * 10u64.pow(9 - digits.len() as u32)
+    };
+    Ok(secs as u64 * 1_000_000_000 + frac_ns)
+}
+
+/// Judges every traffic input before and after and adds the traffic sections: the loop is
+/// the library's ([`traffic::Run`]); this adds progress bars and the inputs' summaries.
 pub fn judge_traffic(
     plan: &mut whatif::Plan,
     state: &State,
     traffic: &[PathBuf],
     synthetic: Option<(usize, u64)>,
+    config: traffic::Config,
 ) -> anyhow::Result<()> {
-    let config = track::Config {
-        partitions: (rayon::current_num_threads() * 4).max(1),
-        ..track::Config::default()
-    };
-    let judge = Judge::new(state, &plan.outcome.state, config)?;
-    let mut tally = Tally::default();
-    const CHUNK: usize = 16384;
+    let judge = traffic::Judge::new(state, &plan.outcome.state, config)?;
+    let mut run = traffic::Run::new(&judge);
+    const CHUNK: usize = 65536;
     for path in traffic {
-        let mut session = judge.session()?;
         let (mut source, len) = open(path, false)?;
         let bar = progress(len);
-        for_each_chunk(&mut source, path, CHUNK, &bar, |chunk| {
-            for j in session.judge(chunk) {
-                tally.add(&j);
-            }
-            Ok(())
+        let name = path.display().to_string();
+        run.source(&mut source, &name, CHUNK, |p| {
+            bar.set_position(p.bytes);
+            bar.set_message(format!("{} judged", p.items));
         })?;
         bar.finish_and_clear();
         check_usable(&source, path)?;
         super::note_read(path, &source);
-        if session.unmatched() > 0 {
-            plan.report.warnings.push(format!(
-                "{}: {} packets or records touched no ENI of the state and were not judged",
-                path.display(),
-                session.unmatched()
-            ));
-        }
+        run.input(whatif::report::Input {
+            name,
+            kind: source.kind().to_string(),
+            summary: source.summary().to_string(),
+        });
     }
     if let Some((n, seed)) = synthetic {
-        let mut session = judge.session()?;
-        // Generated and judged a chunk at a time: memory does not grow with `n`.
-        let mut packets = synth::Aimed::new(state, n as u64, seed, 0.2).map(|(_, h)| h);
+        // Generated and judged a block at a time: memory does not grow with `n`. A fixed
+        // start (2026-01-01T00:00:00Z): the report stays deterministic.
         let mut done = 0u64;
-        loop {
-            let headers: Vec<_> = packets.by_ref().take(CHUNK).collect();
-            if headers.is_empty() {
-                break;
-            }
-            // A fixed start (2026-01-01T00:00:00Z): the report stays deterministic.
+        synth::sessions_streamed(state, n as u64, seed, 0.2, |block| {
             let start = 1_767_225_600_000_000_000 + done * 1_000_000;
-            let mut items = synthetic_items(&headers, start);
+            let mut items = traffic::synthetic_items_with_flags(block, start);
             for item in &mut items {
                 if let sgsim::packet::Item::Packet(p) = item {
                     p.index += done;
                 }
             }
-            for j in session.judge(&items) {
-                tally.add(&j);
-            }
-            done += headers.len() as u64;
-        }
+            run.feed(&items);
+            done += block.len() as u64;
+            Ok::<(), std::convert::Infallible>(())
+        })
+        .unwrap_or_else(|never| match never {});
+        run.end_input();
+        run.input(whatif::report::Input {
+            name: "synthetic".into(),
+            kind: "synthetic sessions".into(),
+            summary: format!(
+                "{n} packets of whole sessions opened by packets aimed at the rules (seed {seed})"
+            ),
+        });
     }
-    tally.finish(&mut plan.report, state);
+    run.finish(&mut plan.report, state);
     if plan.report.packets.judged == 0 {
         plan.report.warnings.push(
             "no packet or record of the traffic was judged (none touched an ENI of the state): \

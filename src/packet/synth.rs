@@ -613,6 +613,19 @@ impl<W: std::io::Write> PcapWriter<W> {
         self.out.write_all(&rec)
     }
 
+    /// Appends one packet at `ts_ns` with these TCP flags (ignored for other protocols).
+    pub fn write_flags(&mut self, ts_ns: u64, h: &Header, tcp_flags: u8) -> std::io::Result<()> {
+        let f = frame(h, tcp_flags, self.count as u16);
+        self.count = self.count.wrapping_add(1);
+        let mut rec = Vec::with_capacity(16 + f.len());
+        rec.extend_from_slice(&((ts_ns / 1_000_000_000) as u32).to_le_bytes());
+        rec.extend_from_slice(&((ts_ns % 1_000_000_000) as u32).to_le_bytes());
+        rec.extend_from_slice(&(f.len() as u32).to_le_bytes());
+        rec.extend_from_slice(&(f.len() as u32).to_le_bytes());
+        rec.extend_from_slice(&f);
+        self.out.write_all(&rec)
+    }
+
     /// Flushes and returns the output.
     pub fn finish(mut self) -> std::io::Result<W> {
         self.out.flush()?;
@@ -632,6 +645,103 @@ pub fn pcap_bytes(headers: &[Header], start_ns: u64) -> Vec<u8> {
         }
     }
     w.finish().unwrap_or_default()
+}
+
+/// TCP flags of a synthetic session's packets.
+const SYN: u8 = 0x02;
+const ACK: u8 = 0x10;
+const FIN: u8 = 0x01;
+const PSH: u8 = 0x08;
+
+/// Whole conversations opened by `openers` (each used in turn, again from the start when
+/// all have been): TCP as handshake, two to eight data packets alternating, and FIN both
+/// ways; UDP and ICMP echo as one to four request/reply pairs (ICMP other than echo: one
+/// packet); other protocols as two to five packets each way. Up to `concurrent` sessions
+/// are open at once and their packets interleave at random: `n` packets in all, each with
+/// its TCP flags (0 for other protocols). Deterministic in `seed`.
+pub fn sessions(openers: &[Header], n: usize, concurrent: usize, seed: u64) -> Vec<(Header, u8)> {
+    let mut out = Vec::with_capacity(n);
+    if openers.is_empty() {
+        return out;
+    }
+    let mut rng = Rng::new(seed);
+    let mut next = openers.iter().cycle();
+    let mut open: Vec<(Vec<(Header, u8)>, usize)> = Vec::new();
+    let reply = |h: &Header| {
+        let mut r = h.reversed();
+        r.src_port = match (h.protocol, h.src_port) {
+            (1, 8) => 0,
+            (58, 128) => 129,
+            (_, p) if matches!(h.protocol, 1 | 58) => p,
+            _ => r.src_port,
+        };
+        r
+    };
+    while out.len() < n {
+        while open.len() < concurrent.max(1) {
+            let Some(h) = next.next() else { break };
+            let r = reply(h);
+            let mut steps = Vec::new();
+            match h.protocol {
+                6 => {
+                    steps.extend([(*h, SYN), (r, SYN | ACK), (*h, ACK)]);
+                    for i in 0..2 + rng.below(7) {
+                        steps.push((if i % 2 == 0 { *h } else { r }, PSH | ACK));
+                    }
+                    steps.extend([(*h, FIN | ACK), (r, FIN | ACK), (*h, ACK)]);
+                }
+                1 | 58 if !matches!(h.src_port, 8 | 128) => steps.push((*h, 0)),
+                17 | 1 | 58 => {
+                    for _ in 0..1 + rng.below(4) {
+                        steps.extend([(*h, 0), (r, 0)]);
+                    }
+                }
+                _ => {
+                    for _ in 0..2 + rng.below(4) {
+                        steps.extend([(*h, 0), (r, 0)]);
+                    }
+                }
+            }
+            open.push((steps, 0));
+        }
+        let i = rng.below(open.len() as u64) as usize;
+        let (steps, at) = &mut open[i];
+        out.push(steps[*at]);
+        *at += 1;
+        if *at == steps.len() {
+            open.swap_remove(i);
+        }
+    }
+    out
+}
+
+/// Packets of whole sessions opened by [`Aimed`] packets, `n` in all, handed to `f` a
+/// block at a time (memory does not grow with `n`): each block is [`sessions`] of up to
+/// 8,192 openers cut at 32,768 packets, so a few sessions at the end of each block stop
+/// short. Stops at `f`'s first error.
+pub fn sessions_streamed<E>(
+    state: &State,
+    n: u64,
+    seed: u64,
+    background: f64,
+    mut f: impl FnMut(&[(Header, u8)]) -> Result<(), E>,
+) -> Result<(), E> {
+    const BLOCK: u64 = 32_768;
+    let mut openers = Aimed::new(state, n, seed, background).map(|(_, h)| h);
+    let mut done = 0u64;
+    let mut block = 0u64;
+    while done < n {
+        let heads: Vec<Header> = openers.by_ref().take((BLOCK / 4) as usize).collect();
+        if heads.is_empty() {
+            break;
+        }
+        let want = (n - done).min(BLOCK) as usize;
+        let packets = sessions(&heads, want, 1000, seed.wrapping_add(block));
+        f(&packets)?;
+        done += packets.len() as u64;
+        block += 1;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

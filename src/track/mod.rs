@@ -288,17 +288,17 @@ struct Part {
 /// The accepting rules of one AWS ENI and direction with an any-address peer (`0.0.0.0/0`,
 /// `::/0`): the rules that can make TCP/UDP flows untracked.
 #[derive(Clone, Debug, Default)]
-struct Open {
+pub(crate) struct Open {
     /// (IPv6, protocol, source ports, destination ports).
     rules: Vec<(bool, Protocol, PortRange, PortRange)>,
 }
 
 /// Per (group, direction): its accepting rules with an any-address peer, as [`Open`] holds
 /// them. One pass over the state's rules.
-type OpenByGroup<'s> =
+pub(crate) type OpenByGroup<'s> =
     HashMap<(&'s GroupId, Direction), Vec<(bool, Protocol, PortRange, PortRange)>>;
 
-fn open_by_group(state: &State) -> OpenByGroup<'_> {
+pub(crate) fn open_by_group(state: &State) -> OpenByGroup<'_> {
     let mut by_group: OpenByGroup<'_> = HashMap::new();
     for r in &state.rules {
         if let Peer::Cidr { cidr } = &r.remote {
@@ -316,7 +316,7 @@ fn open_by_group(state: &State) -> OpenByGroup<'_> {
 }
 
 impl Open {
-    fn of(by_group: &OpenByGroup<'_>, groups: &[GroupId], direction: Direction) -> Open {
+    pub(crate) fn of(by_group: &OpenByGroup<'_>, groups: &[GroupId], direction: Direction) -> Open {
         let rules = groups
             .iter()
             .filter_map(|g| by_group.get(&(g, direction)))
@@ -400,17 +400,17 @@ pub fn untracked_enis<'s>(state: &'s State, rule: &Rule) -> Vec<&'s EniId> {
 
 /// What the evaluation needs to know of each ENI.
 #[derive(Clone, Debug)]
-struct EniInfo {
-    provider: Provider,
+pub(crate) struct EniInfo {
+    pub(crate) provider: Provider,
     /// AWS only: per direction (ingress, egress), the rules open to anywhere.
-    open: Option<[Open; 2]>,
+    pub(crate) open: Option<[Open; 2]>,
 }
 
 impl EniInfo {
     /// Whether an accepted TCP/UDP packet at `direction` belongs to an untracked flow:
     /// both it and its reply are allowed by rules open to anywhere, one of them on all
     /// ports. (Symmetric, so a flow first seen by its reply is untracked too.)
-    fn untracked(&self, direction: Direction, h: &Header) -> bool {
+    pub(crate) fn untracked(&self, direction: Direction, h: &Header) -> bool {
         let Some(open) = &self.open else {
             return false;
         };
@@ -440,11 +440,11 @@ const SWEEP_EVERY: u64 = 30 * SECOND;
 /// Below this many items per sub-chunk, routing is not split further.
 const MIN_SUB_CHUNK: usize = 1024;
 
-fn is_echo_request(h: &Header) -> bool {
+pub(crate) fn is_echo_request(h: &Header) -> bool {
     matches!((h.protocol, h.src_port), (1, 8) | (58, 128))
 }
 
-fn is_echo_reply(h: &Header) -> bool {
+pub(crate) fn is_echo_reply(h: &Header) -> bool {
     matches!((h.protocol, h.src_port), (1, 0) | (58, 129))
 }
 
@@ -494,7 +494,7 @@ fn partition(hash: u64, n: usize) -> usize {
     (((hash >> 32) * n as u64) >> 32) as usize
 }
 
-fn timeout(provider: Provider, protocol: u8, flips: u8) -> u64 {
+pub(crate) fn timeout(provider: Provider, protocol: u8, flips: u8) -> u64 {
     if provider == Provider::Aliyun {
         return 910 * SECOND;
     }

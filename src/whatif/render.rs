@@ -1,15 +1,13 @@
 //! Renders a what-if [`Report`] for people: a terminal report (optionally coloured) and a
 //! self-contained HTML page with tables and SVG charts.
 
+use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
 use crate::classify::Decision;
-use crate::model::{Cidr, PortRange, Protocol};
-use crate::whatif::report::Report;
+use crate::model::{Cidr, Direction, PortRange, Protocol};
+use crate::whatif::report::{GroupRef, Impact, Report};
 use crate::whatif::space::{Decider, Region};
-
-/// How many rows of a long table the terminal report shows.
-const ROWS: usize = 20;
 
 /// Columns of the revoked-rules tables (cells from `rule_cells`).
 const RULE_COLUMNS: [&str; 9] = [
@@ -23,9 +21,6 @@ const RULE_COLUMNS: [&str; 9] = [
     "prio",
     "description",
 ];
-
-/// How many changed flows the HTML report lists.
-const FLOW_ROWS: usize = 200;
 
 struct Style {
     colour: bool,
@@ -190,6 +185,7 @@ fn region_cells(row: &Row<'_>) -> Vec<String> {
         )
         .into_owned(),
         r.direction.to_string(),
+        family(r.family).to_string(),
         protocols(&r.protocols),
         remote_text(r.family, &row.remotes),
         cidrs(&r.local),
@@ -200,14 +196,31 @@ fn region_cells(row: &Row<'_>) -> Vec<String> {
 /// The cells every changed-flow table starts with.
 fn flow_cells(f: &crate::whatif::report::Flow) -> Vec<String> {
     vec![
-        escape(&f.eni.to_string()).into_owned(),
+        eni_label(f.eni.as_str(), f.eni_name.as_deref()),
         f.direction.to_string(),
+        family_of(&f.src).to_string(),
         Protocol::Number(f.protocol).to_string(),
-        format!("{}:{}", f.src, f.src_port),
-        format!("{}:{}", f.dst, f.dst_port),
+        if matches!(f.protocol, 1 | 58) {
+            format!("{} type {}", bracket(&f.src), f.src_port)
+        } else {
+            socket(&f.src, f.src_port)
+        },
+        if matches!(f.protocol, 1 | 58) {
+            bracket(&f.dst)
+        } else {
+            socket(&f.dst, f.dst_port)
+        },
         f.packets.to_string(),
         f.bytes.to_string(),
     ]
+}
+
+fn bracket(addr: &str) -> String {
+    if addr.contains(':') {
+        format!("[{addr}]")
+    } else {
+        addr.to_string()
+    }
 }
 
 fn protocols(list: &[(u8, u8)]) -> String {
@@ -361,9 +374,173 @@ fn rule_cells(r: &serde_json::Value) -> Vec<String> {
     ]
 }
 
+/// Text from exports made safe for a terminal ([`crate::term::escape`]).
+fn term(s: &str) -> String {
+    escape(s).into_owned()
+}
+
+/// `addr:port`, IPv6 in brackets.
+fn socket(addr: &str, port: u16) -> String {
+    if addr.contains(':') {
+        format!("[{addr}]:{port}")
+    } else {
+        format!("{addr}:{port}")
+    }
+}
+
+fn family(f: crate::model::Family) -> &'static str {
+    match f {
+        crate::model::Family::V4 => "IPv4",
+        crate::model::Family::V6 => "IPv6",
+    }
+}
+
+fn family_of(addr: &str) -> &'static str {
+    if addr.contains(':') {
+        "IPv6"
+    } else {
+        "IPv4"
+    }
+}
+
+/// An ENI for people: `name (eni-…)`, or the ID.
+fn eni_label(id: &str, name: Option<&str>) -> String {
+    match name {
+        Some(n) => format!("{} ({})", term(n), term(id)),
+        None => term(id),
+    }
+}
+
+/// `sg-… (name)` for each group.
+fn groups_label(groups: &[GroupRef]) -> String {
+    groups
+        .iter()
+        .map(|g| match &g.name {
+            Some(n) => format!("{} ({})", term(n), term(g.id.as_str())),
+            None => term(g.id.as_str()),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn plural(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// Who the clients of a service are: "2 app hosts" when every sampled client is an ENI of
+/// one group, else "2 clients" (egress: "2 destinations").
+fn clients_label(i: &Impact) -> String {
+    let noun = match i.direction {
+        Direction::Ingress => ("client", "clients"),
+        Direction::Egress => ("destination", "destinations"),
+    };
+    let at_least = if i.clients_exact { "" } else { "at least " };
+    let groups: BTreeSet<Option<&str>> =
+        i.client_sample.iter().map(|c| c.group.as_deref()).collect();
+    match (groups.len(), groups.iter().next()) {
+        (1, Some(Some(g))) if i.clients as usize == i.client_sample.len() => {
+            let names: Vec<String> = i
+                .client_sample
+                .iter()
+                .map(|c| term(c.name.as_deref().unwrap_or(&c.addr)))
+                .take(3)
+                .collect();
+            let more = if i.client_sample.len() > 3 {
+                ", …"
+            } else {
+                ""
+            };
+            format!(
+                "{at_least}{} {} ({}{more})",
+                i.clients,
+                if i.clients == 1 {
+                    format!("{} host", term(g))
+                } else {
+                    format!("{} hosts", term(g))
+                },
+                names.join(", ")
+            )
+        }
+        _ => format!("{at_least}{}", plural(i.clients, noun.0, noun.1)),
+    }
+}
+
+/// The sentences a report opens with: what breaks, what opens, what survives.
+fn lead(report: &Report) -> Vec<String> {
+    let mut out = Vec::new();
+    let c = &report.connections;
+    let shown = 3;
+    for i in report.impact.iter().filter(|i| i.broken > 0).take(shown) {
+        let (from, to) = match i.direction {
+            Direction::Ingress => (
+                clients_label(i),
+                eni_label(i.eni.as_str(), i.eni_name.as_deref()),
+            ),
+            Direction::Egress => (
+                eni_label(i.eni.as_str(), i.eni_name.as_deref()),
+                clients_label(i),
+            ),
+        };
+        out.push(format!(
+            "{} from {from} to {to} {} break ({} and {} lost).",
+            plural(i.broken, "connection", "connections"),
+            i.service,
+            plural(i.packets, "packet", "packets"),
+            plural(i.bytes, "byte", "bytes"),
+        ));
+    }
+    let broken_services = report.impact.iter().filter(|i| i.broken > 0).count();
+    if broken_services > shown {
+        out.push(format!(
+            "… and connections to {} more services break (services below).",
+            broken_services - shown
+        ));
+    }
+    for i in report.impact.iter().filter(|i| i.surviving > 0).take(shown) {
+        out.push(format!(
+            "{} to {} {} already open when the revoke lands survive until idle; new ones are refused.",
+            plural(i.surviving, "connection", "connections"),
+            eni_label(i.eni.as_str(), i.eni_name.as_deref()),
+            i.service,
+        ));
+    }
+    for i in report.impact.iter().filter(|i| i.restored > 0).take(shown) {
+        out.push(format!(
+            "{} from {} to {} {} refused today would be accepted.",
+            plural(i.restored, "connection", "connections"),
+            clients_label(i),
+            eni_label(i.eni.as_str(), i.eni_name.as_deref()),
+            i.service,
+        ));
+    }
+    if c.unknown > 0 {
+        out.push(format!(
+            "{} depend on references the exports do not resolve: their fate is unknown.",
+            plural(c.unknown, "connection", "connections")
+        ));
+    }
+    if out.is_empty() && c.total > 0 {
+        out.push(format!(
+            "No connection changes: all {} keep their verdicts.",
+            plural(c.total, "connection", "connections")
+        ));
+    }
+    out
+}
+
+/// "20 of 57 shown", or nothing when all are.
+fn shown(n: usize, total: usize) -> String {
+    if n < total {
+        format!(" ({n} of {total} shown)")
+    } else {
+        String::new()
+    }
+}
+
 /// The terminal report.
 pub fn text(report: &Report, colour: bool) -> String {
     let st = Style { colour };
+    let top = report.top.max(1);
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -379,11 +556,28 @@ pub fn text(report: &Report, colour: bool) -> String {
             out,
             "\nThe API would reject this request: HTTP {} {}: {}\nNothing is revoked and no traffic changes.",
             report.status,
-            st.red(&escape(code)),
-            escape(message)
+            st.red(&term(code)),
+            term(message)
         );
-        let _ = writeln!(out, "\nResponse:\n{}", pretty(&report.response));
+        let _ = writeln!(out, "\nResponse:\n{}", term(&pretty(&report.response)));
         return out;
+    }
+    let c = &report.connections;
+    if c.total > 0 {
+        let _ = writeln!(out);
+        for line in lead(report) {
+            let painted = if line.contains(" break ") {
+                st.red(&line)
+            } else {
+                line
+            };
+            let _ = writeln!(out, "{}", st.bold(&painted));
+        }
+        let _ = writeln!(
+            out,
+            "  connections: {} judged, {} broken ({} packets, {} bytes lost), {} surviving, {} restored, {} unknown",
+            c.total, c.broken, c.packets_broken, c.bytes_broken, c.surviving, c.restored, c.unknown
+        );
     }
     let _ = writeln!(out, "\nResponse: HTTP {} (success)", report.status);
     let _ = writeln!(
@@ -397,8 +591,100 @@ pub fn text(report: &Report, colour: bool) -> String {
             "  none: the request matched no rule, so nothing changes"
         );
     } else {
-        let rows: Vec<Vec<String>> = report.revoked_rules.iter().map(rule_cells).collect();
+        let rows: Vec<Vec<String>> = report
+            .revoked_rules
+            .iter()
+            .map(|r| rule_cells(r).iter().map(|c| term(c)).collect())
+            .collect();
         table(&RULE_COLUMNS, &rows, &mut out);
+    }
+    if !report.impact.is_empty() {
+        let _ = writeln!(
+            out,
+            "\n{}",
+            st.bold(&format!(
+                "Services that change, most broken connections first{}",
+                shown(report.impact.len().min(top), report.impact.len())
+            ))
+        );
+        let rows: Vec<Vec<String>> = report
+            .impact
+            .iter()
+            .take(top)
+            .map(|i| {
+                let change = format!("{} -> {}", who(&i.before), who(&i.after));
+                vec![
+                    i.service.clone(),
+                    eni_label(i.eni.as_str(), i.eni_name.as_deref()),
+                    groups_label(&i.groups),
+                    i.direction.to_string(),
+                    family(i.family).to_string(),
+                    format!("{}{}", i.clients, if i.clients_exact { "" } else { "+" }),
+                    i.broken.to_string(),
+                    i.surviving.to_string(),
+                    i.restored.to_string(),
+                    i.unknown.to_string(),
+                    i.packets.to_string(),
+                    st.transition(i.before.action, i.after.action, &term(&change)),
+                ]
+            })
+            .collect();
+        table(
+            &[
+                "service",
+                "ENI",
+                "groups",
+                "dir",
+                "family",
+                "clients",
+                "broken",
+                "surviving",
+                "restored",
+                "unknown",
+                "packets",
+                "before -> after (new connections)",
+            ],
+            &rows,
+            &mut out,
+        );
+    }
+    if !report.flows.is_empty() {
+        let _ = writeln!(
+            out,
+            "\n{}",
+            st.bold(&format!(
+                "Connections that change, broken first, most packets first{}",
+                shown(report.flows.len().min(top), report.flows_total as usize)
+            ))
+        );
+        let rows: Vec<Vec<String>> = report
+            .flows
+            .iter()
+            .take(top)
+            .map(|f| {
+                let change = format!("{} -> {}", who(&f.before), who(&f.after));
+                let mut cells = vec![f.outcome.as_str().to_string()];
+                cells.extend(flow_cells(f));
+                cells.push(st.transition(f.before.action, f.after.action, &term(&change)));
+                cells
+            })
+            .collect();
+        table(
+            &[
+                "outcome",
+                "ENI",
+                "dir",
+                "family",
+                "proto",
+                "source",
+                "destination",
+                "packets",
+                "bytes",
+                "before -> after",
+            ],
+            &rows,
+            &mut out,
+        );
     }
     let _ = writeln!(
         out,
@@ -421,9 +707,12 @@ pub fn text(report: &Report, colour: bool) -> String {
         let _ = writeln!(out, "  none: every packet keeps its verdict");
     } else if !report.header_space.is_empty() {
         let grouped = rows(&report.header_space);
+        if grouped.len() > top {
+            let _ = writeln!(out, "  {top} of {} shown", grouped.len());
+        }
         let rows: Vec<Vec<String>> = grouped
             .iter()
-            .take(ROWS)
+            .take(top)
             .map(|row| {
                 let r = row.first;
                 let mut change = format!("{} -> {}", who(&r.before), who(&r.after));
@@ -433,8 +722,8 @@ pub fn text(report: &Report, colour: bool) -> String {
                         r.unresolved.join(", ")
                     ));
                 }
-                let mut cells = region_cells(row);
-                cells.push(st.transition(r.before.action, r.after.action, &change));
+                let mut cells: Vec<String> = region_cells(row).iter().map(|c| term(c)).collect();
+                cells.push(st.transition(r.before.action, r.after.action, &term(&change)));
                 cells.push(st.dim(&r.witness.to_string()));
                 cells
             })
@@ -443,6 +732,7 @@ pub fn text(report: &Report, colour: bool) -> String {
             &[
                 "ENIs",
                 "dir",
+                "family",
                 "proto",
                 "remote",
                 "local",
@@ -453,69 +743,45 @@ pub fn text(report: &Report, colour: bool) -> String {
             &rows,
             &mut out,
         );
-        if grouped.len() > ROWS {
-            let _ = writeln!(out, "  … {} more in the JSON report", grouped.len() - ROWS);
-        }
     }
     if report.packets.judged > 0 {
         let p = &report.packets;
         let _ = writeln!(
             out,
-            "\n{}\n  {} packets judged; accepted {} before, {} after; {} and {}",
-            st.bold("Traffic"),
+            "\n{}\n  {} packets judged; accepted {} before, {} after; {}, {}{}",
+            st.bold("Packets"),
             p.judged,
             p.accepted_before,
             p.accepted_after,
             st.red(&format!("{} accept->drop", report.changed.accept_to_drop)),
             st.green(&format!("{} drop->accept", report.changed.drop_to_accept)),
-        );
-        if report.flows.is_empty() {
-            let _ = writeln!(out, "  no flow changes verdict");
-        } else {
-            let _ = writeln!(
-                out,
-                "\n{}",
-                st.bold(&format!("Flows that change: {}", report.flows.len()))
-            );
-            let rows: Vec<Vec<String>> = report
-                .flows
-                .iter()
-                .take(ROWS)
-                .map(|f| {
-                    let change = format!("{} -> {}", who(&f.before), who(&f.after));
-                    let mut cells = flow_cells(f);
-                    cells.push(st.transition(f.before.action, f.after.action, &change));
-                    cells
-                })
-                .collect();
-            table(
-                &[
-                    "ENI",
-                    "dir",
-                    "proto",
-                    "source",
-                    "destination",
-                    "packets",
-                    "bytes",
-                    "before -> after",
-                ],
-                &rows,
-                &mut out,
-            );
-        }
-        if !report.rules_without_hits.is_empty() {
-            let _ = writeln!(
-                out,
-                "\n{} {}",
-                st.bold("Rules with no hits in this traffic:"),
-                escape(
-                    &report
-                        .rules_without_hits
-                        .iter()
-                        .map(|r| r.to_string())
-                        .collect::<Vec<_>>()
-                        .join(", ")
+            if report.changed.to_unknown + report.changed.from_unknown > 0 {
+                format!(
+                    ", {} to unknown, {} from unknown",
+                    report.changed.to_unknown, report.changed.from_unknown
                 )
+            } else {
+                String::new()
+            }
+        );
+        if !report.rules_without_hits.is_empty() {
+            let n = report.rules_without_hits.len();
+            let _ = writeln!(
+                out,
+                "\n{} {}{}",
+                st.bold(&format!("Rules with no hits in this traffic ({n}):")),
+                report
+                    .rules_without_hits
+                    .iter()
+                    .take(top)
+                    .map(|r| term(r.as_str()))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                if n > top {
+                    format!(" … ({top} of {n} shown)")
+                } else {
+                    String::new()
+                }
             );
         }
         if let Some(a) = &report.flow_log_agreement {
@@ -533,10 +799,10 @@ pub fn text(report: &Report, colour: bool) -> String {
         }
     }
     for c in &report.caveats {
-        let _ = writeln!(out, "\n{} {}", st.bold("Caveat:"), escape(c));
+        let _ = writeln!(out, "\n{} {}", st.bold("Caveat:"), term(c));
     }
     for w in &report.warnings {
-        let _ = writeln!(out, "{} {}", st.bold("Warning:"), escape(w));
+        let _ = writeln!(out, "{} {}", st.bold("Warning:"), term(w));
     }
     out
 }
@@ -552,7 +818,7 @@ use crate::provider::xml_escape as esc;
 use crate::term::{escape, escape_lines, json_safe};
 
 fn html_table(head: &[&str], rows: &[Vec<String>], out: &mut String) {
-    out.push_str("<table><thead><tr>");
+    out.push_str("<div class=\"scroll\"><table><thead><tr>");
     for h in head {
         let _ = write!(out, "<th>{}</th>", esc(h));
     }
@@ -564,7 +830,7 @@ fn html_table(head: &[&str], rows: &[Vec<String>], out: &mut String) {
         }
         out.push_str("</tr>");
     }
-    out.push_str("</tbody></table>");
+    out.push_str("</tbody></table></div>");
 }
 
 /// A bar chart of rule hits before (grey) and after (blue), one row per rule.
@@ -654,8 +920,30 @@ fn timeline_chart(report: &Report) -> String {
     )
 }
 
-/// A self-contained HTML page: summary, changed flows, header space, revoked rules, charts.
+/// A table whose first `visible` rows show; the rest sit in an expandable `<details>`.
+fn html_table_more(head: &[&str], rows: &[Vec<String>], visible: usize, out: &mut String) {
+    html_table(head, &rows[..rows.len().min(visible)], out);
+    if rows.len() > visible {
+        let _ = write!(
+            out,
+            "<details><summary>{} more ({} of {} shown above)</summary>",
+            rows.len() - visible,
+            visible,
+            rows.len()
+        );
+        html_table(head, &rows[visible..], out);
+        out.push_str("</details>");
+    }
+}
+
+fn or_dash(v: &Option<String>) -> String {
+    v.clone().unwrap_or_else(|| "-".into())
+}
+
+/// A self-contained HTML page (no scripts): the answer, the analysis's inputs, services,
+/// connections, header space, charts, rules, the API response.
 pub fn html(report: &Report) -> String {
+    let top = report.top.max(1);
     let mut body = String::new();
     if let Some(code) = &report.error {
         let _ = write!(
@@ -666,28 +954,198 @@ pub fn html(report: &Report) -> String {
             esc(&pretty(&report.response))
         );
     } else {
+        let c = &report.connections;
         let p = &report.packets;
+        if c.total > 0 {
+            body.push_str("<div class=\"answer\">");
+            for line in lead(report) {
+                let class = if line.contains(" break ") {
+                    " class=\"bad\""
+                } else {
+                    ""
+                };
+                let _ = write!(body, "<p{class}>{}</p>", esc(&line));
+            }
+            body.push_str("</div>");
+        }
         let _ = write!(
             body,
             "<div class=\"cards\">\
+             <div><b>{}</b>connections judged</div>\
+             <div class=\"bad\"><b>{}</b>broken ({} packets, {} bytes lost)</div>\
+             <div><b>{}</b>surviving until idle</div>\
+             <div class=\"good\"><b>{}</b>restored</div>\
+             <div><b>{}</b>unknown</div>\
              <div><b>{}</b>rules revoked</div>\
              <div><b>{}</b>header-space regions change</div>\
              <div><b>{}</b>packets judged</div>\
-             <div class=\"bad\"><b>{}</b>accept → drop</div>\
-             <div class=\"good\"><b>{}</b>drop → accept</div>\
-             <div><b>{}</b>flows change</div></div>",
+             <div class=\"bad\"><b>{}</b>packets accept → drop</div>\
+             <div class=\"good\"><b>{}</b>packets drop → accept</div></div>",
+            c.total,
+            c.broken,
+            c.packets_broken,
+            c.bytes_broken,
+            c.surviving,
+            c.restored,
+            c.unknown,
             report.revoked_rules.len(),
             rows(&report.header_space).len(),
             p.judged,
             report.changed.accept_to_drop,
             report.changed.drop_to_accept,
-            report.flows.len()
         );
+        // The analysis: what was asked, on what, when.
+        body.push_str("<h2>Analysis</h2><table class=\"kv\"><tbody>");
+        let mut kv = |k: &str, v: String| {
+            let _ = write!(body, "<tr><th>{}</th><td>{v}</td></tr>", esc(k));
+        };
+        kv(
+            "request",
+            format!(
+                "<pre>{}</pre>",
+                esc(report.request.as_deref().unwrap_or("-"))
+            ),
+        );
+        kv("provider", esc(&format!("{:?}", report.provider)));
+        let ctx = &report.context;
+        kv("accounts", esc(&ctx.accounts.join(", ")));
+        kv("regions", esc(&ctx.regions.join(", ")));
+        kv("VPCs", esc(&ctx.vpcs.join(", ")));
+        let inputs = report
+            .inputs
+            .iter()
+            .map(|i| {
+                format!(
+                    "<b>{}</b> ({})<br><small>{}</small>",
+                    esc(&i.name),
+                    esc(&i.kind),
+                    esc(&i.summary).replace('\n', "<br>")
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("<br>");
+        kv(
+            "traffic",
+            if inputs.is_empty() {
+                "none".into()
+            } else {
+                inputs
+            },
+        );
+        kv("revoke takes effect", esc(&report.revoke_at.join(", ")));
+        kv("analysed at", esc(&or_dash(&report.analysed_at)));
+        body.push_str("</tbody></table>");
         for c in &report.caveats {
             let _ = write!(body, "<p class=\"note\">{}</p>", esc(c));
         }
         for w in &report.warnings {
             let _ = write!(body, "<p class=\"note\">⚠ {}</p>", esc(w));
+        }
+        if !report.impact.is_empty() {
+            let _ = write!(
+                body,
+                "<h2>Services that change</h2><p>{} services, most broken connections first.</p>",
+                report.impact.len()
+            );
+            let rows: Vec<Vec<String>> = report
+                .impact
+                .iter()
+                .map(|i| {
+                    let mut sample = i
+                        .client_sample
+                        .iter()
+                        .take(5)
+                        .map(|c| match &c.name {
+                            Some(n) => format!("{} ({n})", c.addr),
+                            None => c.addr.clone(),
+                        })
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                    if i.clients > 5 {
+                        sample.push_str(", …");
+                    }
+                    let eni = match &i.instance {
+                        Some(inst) => format!(
+                            "{} {inst}",
+                            eni_label(i.eni.as_str(), i.eni_name.as_deref())
+                        ),
+                        None => eni_label(i.eni.as_str(), i.eni_name.as_deref()),
+                    };
+                    vec![
+                        i.service.clone(),
+                        eni,
+                        groups_label(&i.groups),
+                        format!("{} {}", i.direction, family(i.family)),
+                        format!(
+                            "{}{}: {sample}",
+                            i.clients,
+                            if i.clients_exact { "" } else { "+" }
+                        ),
+                        i.broken.to_string(),
+                        i.surviving.to_string(),
+                        i.restored.to_string(),
+                        i.unknown.to_string(),
+                        format!("{} / {}", i.packets, i.bytes),
+                        format!("{} – {}", or_dash(&i.first_seen), or_dash(&i.last_seen)),
+                        format!("{} → {}", who(&i.before), who(&i.after)),
+                    ]
+                })
+                .collect();
+            html_table_more(
+                &[
+                    "service",
+                    "ENI",
+                    "groups",
+                    "direction",
+                    "clients",
+                    "broken",
+                    "surviving",
+                    "restored",
+                    "unknown",
+                    "packets / bytes",
+                    "seen",
+                    "before → after (new connections)",
+                ],
+                &rows,
+                top,
+                &mut body,
+            );
+        }
+        if !report.flows.is_empty() {
+            let _ = write!(
+                body,
+                "<h2>Connections that change</h2><p>{} connections change; the {} with the most impact are listed (broken first, most packets first; <code>--top</code> sets how many).</p>",
+                report.flows_total,
+                report.flows.len()
+            );
+            let rows: Vec<Vec<String>> = report
+                .flows
+                .iter()
+                .map(|f| {
+                    let mut cells = vec![f.outcome.as_str().to_string()];
+                    cells.extend(flow_cells(f));
+                    cells.extend([who(&f.before), who(&f.after)]);
+                    cells
+                })
+                .collect();
+            html_table_more(
+                &[
+                    "outcome",
+                    "ENI",
+                    "dir",
+                    "family",
+                    "proto",
+                    "source",
+                    "destination",
+                    "packets",
+                    "bytes",
+                    "before",
+                    "after",
+                ],
+                &rows,
+                top,
+                &mut body,
+            );
         }
         body.push_str("<h2>Header space that changes (from the rules alone)</h2>");
         if report.header_space.is_empty()
@@ -703,7 +1161,6 @@ pub fn html(report: &Report) -> String {
         } else {
             let rows: Vec<Vec<String>> = rows(&report.header_space)
                 .iter()
-                .take(500)
                 .map(|row| {
                     let r = row.first;
                     let mut cells = region_cells(row);
@@ -711,10 +1168,11 @@ pub fn html(report: &Report) -> String {
                     cells
                 })
                 .collect();
-            html_table(
+            html_table_more(
                 &[
                     "ENIs",
                     "dir",
+                    "family",
                     "proto",
                     "remote",
                     "local",
@@ -724,6 +1182,7 @@ pub fn html(report: &Report) -> String {
                     "example packet",
                 ],
                 &rows,
+                top,
                 &mut body,
             );
         }
@@ -737,43 +1196,29 @@ pub fn html(report: &Report) -> String {
             body.push_str("<h2>Hits per rule</h2><p class=\"legend\"><span class=\"k before\"></span>before <span class=\"k after\"></span>after</p>");
             body.push_str(&hits);
         }
-        if !report.flows.is_empty() {
-            let shown = report.flows.len().min(FLOW_ROWS);
+        if let Some(a) = &report.flow_log_agreement {
             let _ = write!(
                 body,
-                "<h2>Flows whose verdict changes</h2><p>{} flows{}; the JSON report has them all.</p>",
-                report.flows.len(),
-                if shown < report.flows.len() {
-                    format!(", the {shown} with the most packets shown")
-                } else {
-                    String::new()
-                }
+                "<h2>Agreement with flow logs</h2><p>The model's verdict before the revoke matches the logged action for <b>{}</b> of {} records ({:.1}%); {} logged ACCEPT the model drops, {} logged REJECT the model accepts (a network ACL can explain these), {} the model cannot judge.</p>",
+                a.agree,
+                a.records,
+                a.ratio * 100.0,
+                a.logged_accept_model_drop,
+                a.logged_reject_model_accept,
+                a.model_unknown
             );
-            let rows: Vec<Vec<String>> = report
-                .flows
-                .iter()
-                .take(FLOW_ROWS)
-                .map(|f| {
-                    let mut cells = flow_cells(f);
-                    cells.extend([who(&f.before), who(&f.after)]);
-                    cells
-                })
-                .collect();
-            html_table(
-                &[
-                    "ENI",
-                    "dir",
-                    "proto",
-                    "source",
-                    "destination",
-                    "packets",
-                    "bytes",
-                    "before",
-                    "after",
-                ],
-                &rows,
-                &mut body,
-            );
+        }
+        if p.judged > 0 {
+            let n = report.rules_without_hits.len();
+            let _ = write!(body, "<h2>Rules without hits</h2><p>{n} rules of the groups on ENIs that saw traffic decided none of it.</p>");
+            if n > 0 {
+                let rows: Vec<Vec<String>> = report
+                    .rules_without_hits
+                    .iter()
+                    .map(|r| vec![r.to_string()])
+                    .collect();
+                html_table_more(&["rule"], &rows, top, &mut body);
+            }
         }
         body.push_str("<h2>Rules revoked</h2>");
         let rows: Vec<Vec<String>> = report.revoked_rules.iter().map(rule_cells).collect();
@@ -791,9 +1236,14 @@ pub fn html(report: &Report) -> String {
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
          <title>sgsim what-if report</title><style>{CSS}</style></head>\
          <body><h1>sgsim what-if report <small>{:?}</small></h1>{body}\
-         <footer>Generated by sgsim {}. Verdicts are simulated from the exported rules.</footer></body></html>",
+         <footer>Generated by sgsim {}{}. Verdicts are simulated from the exported rules.</footer></body></html>",
         report.provider,
-        env!("CARGO_PKG_VERSION")
+        env!("CARGO_PKG_VERSION"),
+        report
+            .analysed_at
+            .as_deref()
+            .map(|t| format!(" at {}", esc(t)))
+            .unwrap_or_default()
     )
 }
 
@@ -807,4 +1257,7 @@ pre{background:#f6f6f6;padding:10px;overflow:auto}svg .l{font-size:11px;fill:#44
 svg rect.before{fill:#aaa}svg rect.after{fill:#1f6feb}svg .axis{stroke:#999}\
 svg polyline{fill:none;stroke-width:2}svg polyline.total{stroke:#ddd}svg polyline.before{stroke:#999}svg polyline.after{stroke:#1f6feb}\
 .legend .k{display:inline-block;width:14px;height:8px;margin:0 4px 0 10px}.k.total{background:#ddd}.k.before{background:#999}.k.after{background:#1f6feb}\
-footer{margin-top:3em;color:#888;font-size:12px}";
+footer{margin-top:3em;color:#888;font-size:12px}\
+.answer{border-left:4px solid #b00020;padding:4px 12px;margin:1em 0;font-size:16px}.answer p{margin:4px 0}\
+table.kv{width:auto}table.kv th{width:12em}table.kv pre{margin:0;padding:4px;white-space:pre-wrap;word-break:break-all}\
+details{margin:6px 0}summary{cursor:pointer;color:#1f6feb}.scroll{overflow-x:auto}td{overflow-wrap:break-word}";

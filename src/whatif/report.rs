@@ -6,37 +6,12 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde::Serialize;
 
-use crate::classify::{Decision, Named};
-use crate::model::{
-    Action, Direction, EniId, GroupId, Header, Peer, Provider, Rule, RuleId, State,
-};
+use std::net::IpAddr;
+
+use crate::classify::Decision;
+use crate::model::{Direction, EniId, Family, GroupId, Peer, Provider, Rule, RuleId, State};
 use crate::provider::Outcome;
 use crate::whatif::space::{Decider, Region};
-
-/// One unit of traffic judged before and after: a packet (count 1) or a flow-log record.
-#[derive(Clone, Debug)]
-pub struct Judged {
-    /// Position in its source (0-based).
-    pub index: u64,
-    /// Capture or record time, nanoseconds since the Unix epoch, when known.
-    pub time_ns: Option<u64>,
-    /// The ENI it was judged at.
-    pub eni: EniId,
-    /// The direction.
-    pub direction: Direction,
-    /// Its header.
-    pub header: Header,
-    /// Packets it stands for (1 for a captured packet).
-    pub packets: u64,
-    /// Bytes it stands for.
-    pub bytes: u64,
-    /// The verdict before the revoke.
-    pub before: Named,
-    /// The verdict after.
-    pub after: Named,
-    /// What a flow log recorded (ACCEPT/REJECT), when it came from one.
-    pub logged: Option<Action>,
-}
 
 /// Packet verdicts by transition.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
@@ -73,8 +48,10 @@ pub struct Totals {
 /// A flow (5-tuple at one ENI and direction) whose verdict changes.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Flow {
-    /// The ENI.
+    /// The ENI where the verdict changes.
     pub eni: EniId,
+    /// Its name, when the exports give one.
+    pub eni_name: Option<String>,
     /// The direction.
     pub direction: Direction,
     /// Source address.
@@ -99,6 +76,220 @@ pub struct Flow {
     pub before: Decider,
     /// Verdict after.
     pub after: Decider,
+    /// What happens to the connection.
+    pub outcome: Effect,
+}
+
+/// What the revoke does to one connection (SEMANTICS 3.4).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Effect {
+    /// Packets accepted before are refused after: all of them are lost.
+    Broken,
+    /// Open at the revoke instant, refused to new connections, kept alive by tracking.
+    Surviving,
+    /// Packets refused before are accepted after.
+    Restored,
+    /// A verdict depends on an unresolved reference.
+    Unknown,
+}
+
+impl Effect {
+    /// The lowercase name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Effect::Broken => "broken",
+            Effect::Surviving => "surviving",
+            Effect::Restored => "restored",
+            Effect::Unknown => "unknown",
+        }
+    }
+}
+
+/// Connections (two-way conversations) by what the revoke does to them.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Connections {
+    /// Connections judged.
+    pub total: u64,
+    /// Broken: accepted before, refused after.
+    pub broken: u64,
+    /// Open at the revoke instant and kept alive although new ones would be refused.
+    pub surviving: u64,
+    /// Refused before, accepted after.
+    pub restored: u64,
+    /// A verdict depends on an unresolved reference.
+    pub unknown: u64,
+    /// Packets of broken connections that are lost.
+    pub packets_broken: u64,
+    /// Their bytes.
+    pub bytes_broken: u64,
+}
+
+/// A security group by ID and name.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct GroupRef {
+    /// The ID.
+    pub id: GroupId,
+    /// Its name, when the exports give one.
+    pub name: Option<String>,
+}
+
+/// A client (or, for an egress service, a destination) of a service.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Client {
+    /// Its address.
+    pub addr: String,
+    /// The ENI that owns it, when it is in the state.
+    pub eni: Option<EniId>,
+    /// That ENI's name.
+    pub name: Option<String>,
+    /// The name (else the ID) of that ENI's first group.
+    pub group: Option<String>,
+}
+
+/// One service whose traffic changes: connections to one port of one ENI in one direction.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Impact {
+    /// The ENI where the verdict changes.
+    pub eni: EniId,
+    /// Its name (Name tag, instance name, Alibaba NetworkInterfaceName, or description).
+    pub eni_name: Option<String>,
+    /// The instance it is attached to.
+    pub instance: Option<String>,
+    /// Its groups.
+    pub groups: Vec<GroupRef>,
+    /// The direction in which the verdict changes there.
+    pub direction: Direction,
+    /// `v4` or `v6`.
+    pub family: Family,
+    /// Protocol number.
+    pub protocol: u8,
+    /// Destination port of the opener (ICMP: its type; 0 for protocols without ports).
+    pub port: u16,
+    /// `5432/tcp`, `icmp type 8`, `gre`.
+    pub service: String,
+    /// Distinct clients of its broken, restored and unknown connections (ingress: openers;
+    /// egress: destinations).
+    pub clients: u64,
+    /// Whether `clients` is exact (it is a lower bound past 65,536).
+    pub clients_exact: bool,
+    /// The first clients by address (up to the report's top-N).
+    pub client_sample: Vec<Client>,
+    /// Connections that change (broken + surviving + restored + unknown).
+    pub connections: u64,
+    /// Broken.
+    pub broken: u64,
+    /// Surviving.
+    pub surviving: u64,
+    /// Restored.
+    pub restored: u64,
+    /// Unknown.
+    pub unknown: u64,
+    /// Packets that change verdict (broken: lost; restored: gained; surviving, unknown:
+    /// all of theirs).
+    pub packets: u64,
+    /// Their bytes.
+    pub bytes: u64,
+    /// First packet of a changed connection (RFC 3339, UTC), when timestamps are known.
+    pub first_seen: Option<String>,
+    /// Last packet.
+    pub last_seen: Option<String>,
+    /// The opener's verdict before (of the first changed connection).
+    pub before: Decider,
+    /// After.
+    pub after: Decider,
+}
+
+/// A traffic input as the report lists it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Input {
+    /// File name (or `synthetic`).
+    pub name: String,
+    /// pcap, pcapng, flow log, …
+    pub kind: String,
+    /// What the decoder says about it.
+    pub summary: String,
+}
+
+/// Where the state comes from: accounts, regions and VPCs named by the exports.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Context {
+    /// Owner accounts of the groups.
+    pub accounts: Vec<String>,
+    /// Regions.
+    pub regions: Vec<String>,
+    /// VPCs.
+    pub vpcs: Vec<String>,
+}
+
+/// Names for people, from the exports.
+pub struct Names<'s> {
+    state: &'s State,
+    by_addr: HashMap<IpAddr, usize>,
+}
+
+impl<'s> Names<'s> {
+    /// Indexes the state's ENIs by address.
+    pub fn new(state: &'s State) -> Names<'s> {
+        let mut by_addr = HashMap::new();
+        for (i, e) in state.enis.iter().enumerate() {
+            for &a in e.ips.iter().chain(&e.public_ips) {
+                by_addr.entry(crate::model::normalize_addr(a)).or_insert(i);
+            }
+        }
+        Names { state, by_addr }
+    }
+
+    /// An ENI's name: its Name tag, its instance's Name tag, Alibaba's
+    /// NetworkInterfaceName or InstanceName, else its description.
+    pub fn eni(&self, id: &EniId) -> Option<String> {
+        let e = self.state.eni(id)?;
+        [
+            "Name",
+            "InstanceName",
+            "NetworkInterfaceName",
+            "Description",
+        ]
+        .iter()
+        .find_map(|k| e.attrs.get(*k).filter(|v| !v.is_empty()).cloned())
+    }
+
+    /// The instance an ENI is attached to.
+    pub fn instance(&self, id: &EniId) -> Option<String> {
+        let e = self.state.eni(id)?;
+        e.attrs.get("InstanceId").filter(|v| !v.is_empty()).cloned()
+    }
+
+    /// A group's name.
+    pub fn group(&self, id: &GroupId) -> Option<String> {
+        self.state.group(id).and_then(|g| g.name.clone())
+    }
+
+    /// An ENI's groups, with names.
+    pub fn groups(&self, id: &EniId) -> Vec<GroupRef> {
+        self.state.eni(id).map_or_else(Vec::new, |e| {
+            e.groups
+                .iter()
+                .map(|g| GroupRef {
+                    id: g.clone(),
+                    name: self.group(g),
+                })
+                .collect()
+        })
+    }
+
+    /// An address with the ENI that owns it.
+    pub fn client(&self, addr: IpAddr) -> Client {
+        let eni = self.by_addr.get(&addr).map(|&i| &self.state.enis[i]);
+        Client {
+            addr: addr.to_string(),
+            eni: eni.map(|e| e.id.clone()),
+            name: eni.and_then(|e| self.eni(&e.id)),
+            group: eni
+                .and_then(|e| e.groups.first())
+                .map(|g| self.group(g).unwrap_or_else(|| g.to_string())),
+        }
+    }
 }
 
 /// Hits of one rule.
@@ -159,8 +350,15 @@ pub struct Report {
     pub packets: Totals,
     /// Packet verdicts by transition.
     pub changed: Changed,
-    /// Flows whose verdict changes, most packets first.
+    /// Connections by what the revoke does to them.
+    pub connections: Connections,
+    /// Services whose traffic changes, most broken connections first.
+    pub impact: Vec<Impact>,
+    /// Connections that change, most changed packets first (the top-N; `flows_total`
+    /// counts them all).
     pub flows: Vec<Flow>,
+    /// Connections that change.
+    pub flows_total: u64,
     /// Per-rule hits before and after, for rules of the groups on judged ENIs.
     pub rules: Vec<Hits>,
     /// Rules that decided no judged packet before the revoke.
@@ -182,6 +380,18 @@ pub struct Report {
     /// Things worth knowing (provider warnings, unresolved references, groups no ENI
     /// carries, traffic that touched no ENI, …).
     pub warnings: Vec<String>,
+    /// The request as given.
+    pub request: Option<String>,
+    /// The traffic inputs.
+    pub inputs: Vec<Input>,
+    /// The revoke instant (RFC 3339, UTC) of each input with traffic.
+    pub revoke_at: Vec<String>,
+    /// When the analysis ran (RFC 3339, UTC): set by the binary, which may read the clock.
+    pub analysed_at: Option<String>,
+    /// Accounts, regions and VPCs of the state.
+    pub context: Context,
+    /// How many rows the human reports show per list.
+    pub top: usize,
     /// ENIs of the state that carry a group of a revoked rule: where the header-space
     /// answer applies. 0 with revoked rules means nothing could be judged.
     pub enis_in_scope: usize,
@@ -209,7 +419,10 @@ pub fn skeleton(
             .collect(),
         packets: Totals::default(),
         changed: Changed::default(),
+        connections: Connections::default(),
+        impact: Vec::new(),
         flows: Vec::new(),
+        flows_total: 0,
         rules: Vec::new(),
         rules_without_hits: Vec::new(),
         header_space,
@@ -229,7 +442,71 @@ pub fn skeleton(
             .iter()
             .filter(|e| outcome.revoked.iter().any(|r| e.groups.contains(&r.group)))
             .count(),
+        request: None,
+        inputs: Vec::new(),
+        revoke_at: Vec::new(),
+        analysed_at: None,
+        context: context(before),
+        top: 20,
     }
+}
+
+/// The accounts, regions and VPCs the state names.
+fn context(state: &State) -> Context {
+    let mut accounts = BTreeSet::new();
+    let mut regions = BTreeSet::new();
+    let mut vpcs = BTreeSet::new();
+    for g in &state.groups {
+        if let Some(o) = &g.owner {
+            accounts.insert(o.clone());
+        }
+        if let Some(v) = &g.vpc {
+            vpcs.insert(v.to_string());
+        }
+        if let Some(r) = g.attrs.get("RegionId") {
+            regions.insert(r.clone());
+        }
+    }
+    for e in &state.enis {
+        if let Some(v) = &e.vpc {
+            vpcs.insert(v.to_string());
+        }
+        if let Some(o) = e.attrs.get("OwnerId") {
+            accounts.insert(o.clone());
+        }
+        for k in ["RegionId", "AvailabilityZone", "ZoneId"] {
+            if let Some(r) = e.attrs.get(k) {
+                regions.insert(r.clone());
+            }
+        }
+    }
+    Context {
+        accounts: accounts.into_iter().collect(),
+        regions: regions.into_iter().collect(),
+        vpcs: vpcs.into_iter().collect(),
+    }
+}
+
+/// Nanoseconds since the Unix epoch as RFC 3339 UTC, to the second (`2026-12-06T14:45:00Z`).
+pub fn rfc3339(ns: u64) -> String {
+    let secs = ns / 1_000_000_000;
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Civil from days (H. Hinnant's algorithm), for days since 1970-01-01.
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
 }
 
 /// What would make an empty answer silently wrong (issue: "no silent nothing changes"):
@@ -346,158 +623,8 @@ fn caveats(before: &State, outcome: &Outcome, regions: &[Region]) -> Vec<String>
     out
 }
 
-/// Adds the traffic sections to a report from judged traffic.
-pub fn add_traffic(report: &mut Report, before: &State, judged: &[Judged]) {
-    let mut tally = Tally::default();
-    for j in judged {
-        tally.add(j);
-    }
-    tally.finish(report, before);
-}
-
-/// Accumulates judged traffic in memory proportional to the changed flows and the seconds
-/// the traffic spans, not to its length.
-#[derive(Default)]
-pub struct Tally {
-    totals: Totals,
-    changed: Changed,
-    hits_before: HashMap<RuleId, u64>,
-    hits_after: HashMap<RuleId, u64>,
-    flows: BTreeMap<(EniId, Direction, Header), Flow>,
-    agreement: Agreement,
-    enis: BTreeSet<EniId>,
-    /// Per second: (total, accepted before, accepted after).
-    seconds: BTreeMap<u64, (u64, u64, u64)>,
-}
-
-impl Tally {
-    /// Counts one judged item.
-    pub fn add(&mut self, j: &Judged) {
-        if !self.enis.contains(&j.eni) {
-            self.enis.insert(j.eni.clone());
-        }
-        let n = j.packets;
-        let t = &mut self.totals;
-        t.judged += n;
-        match j.before.action {
-            Decision::Accept => t.accepted_before += n,
-            Decision::Drop => t.dropped_before += n,
-            Decision::Unknown => t.unknown_before += n,
-        }
-        match j.after.action {
-            Decision::Accept => t.accepted_after += n,
-            Decision::Drop => t.dropped_after += n,
-            Decision::Unknown => t.unknown_after += n,
-        }
-        if let Some(r) = &j.before.rule {
-            *self.hits_before.entry(r.clone()).or_default() += n;
-        }
-        if let Some(r) = &j.after.rule {
-            *self.hits_after.entry(r.clone()).or_default() += n;
-        }
-        if let Some(time) = j.time_ns {
-            let s = self.seconds.entry(time / 1_000_000_000).or_default();
-            s.0 += n;
-            s.1 += if j.before.action.accepts() { n } else { 0 };
-            s.2 += if j.after.action.accepts() { n } else { 0 };
-        }
-        if let Some(logged) = j.logged {
-            let a = &mut self.agreement;
-            a.records += 1;
-            if j.before.action == Decision::Unknown {
-                a.model_unknown += 1;
-            } else if Decision::from(logged) == j.before.action {
-                a.agree += 1;
-            } else if logged == Action::Accept {
-                a.logged_accept_model_drop += 1;
-            } else {
-                a.logged_reject_model_accept += 1;
-            }
-        }
-        if j.before.action == j.after.action {
-            return;
-        }
-        match (j.before.action, j.after.action) {
-            (Decision::Accept, Decision::Drop) => self.changed.accept_to_drop += n,
-            (Decision::Drop, Decision::Accept) => self.changed.drop_to_accept += n,
-            (_, Decision::Unknown) => self.changed.to_unknown += n,
-            (Decision::Unknown, _) => self.changed.from_unknown += n,
-            // Equal verdicts returned above.
-            _ => {}
-        }
-        let flow = self
-            .flows
-            .entry((j.eni.clone(), j.direction, j.header))
-            .or_insert_with(|| Flow {
-                eni: j.eni.clone(),
-                direction: j.direction,
-                src: j.header.src.to_string(),
-                dst: j.header.dst.to_string(),
-                protocol: j.header.protocol,
-                src_port: j.header.src_port,
-                dst_port: j.header.dst_port,
-                packets: 0,
-                bytes: 0,
-                first_seen_ns: j.time_ns,
-                last_seen_ns: j.time_ns,
-                before: j.before.clone(),
-                after: j.after.clone(),
-            });
-        flow.packets += n;
-        flow.bytes += j.bytes;
-        flow.first_seen_ns = min_opt(flow.first_seen_ns, j.time_ns);
-        flow.last_seen_ns = flow.last_seen_ns.max(j.time_ns);
-    }
-
-    /// Writes the traffic sections into the report.
-    pub fn finish(self, report: &mut Report, before: &State) {
-        let mut flows: Vec<Flow> = self.flows.into_values().collect();
-        flows.sort_by(|a, b| b.packets.cmp(&a.packets).then(a.eni.cmp(&b.eni)));
-        // Rules of the groups on judged ENIs, in state order.
-        let groups: BTreeSet<_> = before
-            .enis
-            .iter()
-            .filter(|e| self.enis.contains(&e.id))
-            .flat_map(|e| e.groups.iter().cloned())
-            .collect();
-        let mut rules = Vec::new();
-        let mut without = Vec::new();
-        for r in before.rules.iter().filter(|r| groups.contains(&r.group)) {
-            let b = self.hits_before.get(&r.id).copied().unwrap_or(0);
-            let a = self.hits_after.get(&r.id).copied().unwrap_or(0);
-            if b == 0 {
-                without.push(r.id.clone());
-            }
-            rules.push(Hits {
-                rule_id: r.id.clone(),
-                before: b,
-                after: a,
-            });
-        }
-        let mut agreement = self.agreement;
-        if agreement.records > 0 {
-            agreement.ratio = agreement.agree as f64 / agreement.records as f64;
-            report.flow_log_agreement = Some(agreement);
-        }
-        report.timeline = timeline(&self.seconds, 60);
-        report.packets = self.totals;
-        report.changed = self.changed;
-        report.flows = flows;
-        report.rules = rules;
-        report.rules_without_hits = without;
-    }
-}
-
-fn min_opt(a: Option<u64>, b: Option<u64>) -> Option<u64> {
-    match (a, b) {
-        (Some(x), Some(y)) => Some(x.min(y)),
-        (x, None) => x,
-        (None, y) => y,
-    }
-}
-
 /// Splits the traffic's time span (per-second counts) into at most `n` equal buckets.
-fn timeline(seconds: &BTreeMap<u64, (u64, u64, u64)>, n: u64) -> Vec<Bucket> {
+pub(crate) fn timeline(seconds: &BTreeMap<u64, (u64, u64, u64)>, n: u64) -> Vec<Bucket> {
     let (Some((&lo, _)), Some((&hi, _))) = (seconds.first_key_value(), seconds.last_key_value())
     else {
         return Vec::new();

@@ -8,6 +8,7 @@ mod engines;
 mod fuzz;
 mod gen;
 mod hardening;
+mod impact;
 #[cfg(feature = "serve")]
 mod serve;
 mod suite;

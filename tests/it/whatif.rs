@@ -607,6 +607,8 @@ fn whatif_writes_html_and_json_files() {
         &[
             "--synthetic",
             "20000",
+            "--top",
+            "1",
             "--html",
             html.to_str().unwrap(),
             "--json",
@@ -617,7 +619,12 @@ fn whatif_writes_html_and_json_files() {
     let page = std::fs::read_to_string(&html).unwrap();
     for needle in [
         "<svg",
-        "Flows whose verdict changes",
+        "Services that change",
+        "Connections that change",
+        "web-1 (eni-bp1shopweb1)",
+        "analysed at",
+        "RevokeSecurityGroup",
+        "<details>",
         "sgr-bp1web-ssh-deny",
         "drop → accept",
         "</html>",
@@ -632,12 +639,26 @@ fn whatif_writes_html_and_json_files() {
         "revoked_rules",
         "packets",
         "changed",
+        "connections",
+        "impact",
         "flows",
         "rules",
         "header_space",
     ] {
         assert!(report.get(key).is_some(), "{key}");
     }
+    // The page shows the JSON's counts, and names.
+    let c = &report["connections"];
+    assert!(c["restored"].as_u64().unwrap() > 0, "{c}");
+    for (n, label) in [
+        (&c["total"], "connections judged"),
+        (&c["restored"], "restored"),
+    ] {
+        assert!(page.contains(&format!("<b>{n}</b>{label}")), "{n} {label}");
+    }
+    let name = report["impact"][0]["eni_name"].as_str().unwrap();
+    assert!(name == "web-1" || name == "web-2", "{name}");
+    assert_eq!(report["impact"][0]["groups"][0]["name"], "shop-web");
 }
 
 #[test]
@@ -683,8 +704,11 @@ fn whatif_on_flow_logs_reports_agreement_and_weights_records_by_packets() {
         (a["records"].as_u64(), a["agree"].as_u64()),
         (Some(3), Some(3))
     );
-    // The SSH record stands for 20 packets, all of which lose their rule.
-    assert_eq!(r["changed"]["accept_to_drop"], 20);
+    // The SSH record (20 packets) and its reply (18) are one connection, untracked (SSH
+    // open to anywhere, all egress open): cut at once, every packet lost.
+    assert_eq!(r["changed"]["accept_to_drop"], 38);
+    assert_eq!(r["connections"]["broken"], 1);
+    assert_eq!(r["connections"]["packets_broken"], 38);
     assert_eq!(r["flows"][0]["dst_port"], 22);
     assert_eq!(r["flows"][0]["before"]["rule"], "sgr-ssh");
 }

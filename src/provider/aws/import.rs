@@ -13,7 +13,8 @@ use crate::model::{
 use crate::provider::{ImportError, Imported};
 
 /// Top-level keys (each an array) that mark an AWS export.
-const KEYS: [&str; 6] = [
+const KEYS: [&str; 7] = [
+    "Reservations",
     "SecurityGroups",
     "SecurityGroupRules",
     "NetworkInterfaces",
@@ -210,6 +211,8 @@ struct Acc {
     list_index: HashMap<String, usize>,
     list_entries: HashMap<String, std::collections::HashSet<Cidr>>,
     warnings: Vec<String>,
+    /// From `describe-instances`: ENI ID → (instance ID, its Name tag).
+    instances: HashMap<String, (String, Option<String>)>,
 }
 
 impl Acc {
@@ -262,6 +265,10 @@ pub(super) fn import(docs: &[(String, Value)]) -> Result<Imported, ImportError> 
             let eni = read_eni(&file, e, &format!("NetworkInterfaces[{i}]"))?;
             let id = eni.id.to_string();
             Acc::upsert(&mut acc.enis, &mut acc.eni_index, &id, eni);
+        }
+        for (i, r) in file.array(o, "Reservations", "")?.iter().enumerate() {
+            known = true;
+            read_reservation(&file, r, &format!("Reservations[{i}]"), &mut acc)?;
         }
         for (i, v) in file.array(o, "Vpcs", "")?.iter().enumerate() {
             known = true;
@@ -746,9 +753,28 @@ fn read_eni(file: &File, e: &Value, path: &str) -> Result<Eni, ImportError> {
         }
     }
     let mut attrs = BTreeMap::new();
-    for key in ["SubnetId", "InterfaceType", "Description", "OwnerId"] {
+    for key in [
+        "SubnetId",
+        "InterfaceType",
+        "Description",
+        "OwnerId",
+        "AvailabilityZone",
+    ] {
         if let Some(v) = file.opt_str(o, key, path)?.filter(|v| !v.is_empty()) {
             attrs.insert(key.to_string(), v.to_string());
+        }
+    }
+    if let Some(name) = name_tag(file, o, "TagSet", path)? {
+        attrs.insert("Name".to_string(), name);
+    }
+    if let Some(a) = o.get("Attachment").filter(|v| !v.is_null()) {
+        let apath = join(path, "Attachment");
+        let ao = file.object(a, &apath)?;
+        if let Some(id) = file
+            .opt_str(ao, "InstanceId", &apath)?
+            .filter(|v| !v.is_empty())
+        {
+            attrs.insert("InstanceId".to_string(), id.to_string());
         }
     }
     Ok(Eni {
@@ -762,6 +788,53 @@ fn read_eni(file: &File, e: &Value, path: &str) -> Result<Eni, ImportError> {
             .map(Into::into),
         attrs,
     })
+}
+
+/// The `Name` tag of a `Tags` / `TagSet` list, if any.
+fn name_tag(
+    file: &File<'_>,
+    o: &Map<String, Value>,
+    key: &str,
+    path: &str,
+) -> Result<Option<String>, ImportError> {
+    for (i, t) in file.array(o, key, path)?.iter().enumerate() {
+        let tpath = format!("{path}.{key}[{i}]");
+        let to = file.object(t, &tpath)?;
+        if file.opt_str(to, "Key", &tpath)? == Some("Name") {
+            return Ok(file
+                .opt_str(to, "Value", &tpath)?
+                .filter(|v| !v.is_empty())
+                .map(str::to_string));
+        }
+    }
+    Ok(None)
+}
+
+/// One reservation of `describe-instances`: its instances' IDs and Name tags, by ENI.
+fn read_reservation(
+    file: &File<'_>,
+    r: &Value,
+    path: &str,
+    acc: &mut Acc,
+) -> Result<(), ImportError> {
+    let ro = file.object(r, path)?;
+    for (i, inst) in file.array(ro, "Instances", path)?.iter().enumerate() {
+        let ipath = format!("{path}.Instances[{i}]");
+        let io = file.object(inst, &ipath)?;
+        let id = file.req_str(io, "InstanceId", &ipath)?.to_string();
+        let name = name_tag(file, io, "Tags", &ipath)?;
+        for (j, n) in file
+            .array(io, "NetworkInterfaces", &ipath)?
+            .iter()
+            .enumerate()
+        {
+            let npath = format!("{ipath}.NetworkInterfaces[{j}]");
+            let no = file.object(n, &npath)?;
+            let eni = file.req_str(no, "NetworkInterfaceId", &npath)?.to_string();
+            acc.instances.insert(eni, (id.clone(), name.clone()));
+        }
+    }
+    Ok(())
 }
 
 /// The key two exports share for one atomic rule: group, direction, protocol, ports, peer
@@ -781,6 +854,14 @@ fn merge_key(r: &Rule) -> String {
 /// Merges group-export rules with rule-export rules, synthesizes missing IDs, builds the
 /// state.
 fn finish(mut acc: Acc) -> Imported {
+    for eni in &mut acc.enis {
+        if let Some((id, name)) = acc.instances.get(eni.id.as_str()) {
+            eni.attrs.insert("InstanceId".to_string(), id.clone());
+            if let Some(n) = name {
+                eni.attrs.insert("InstanceName".to_string(), n.clone());
+            }
+        }
+    }
     let mut claimed = vec![false; acc.id_rules.len()];
     let mut by_key: HashMap<String, Vec<usize>> = HashMap::new();
     for (i, r) in acc.id_rules.iter().enumerate() {
@@ -1048,6 +1129,35 @@ mod tests {
         let nameless = doc(json!({"Entries": [{"Cidr": "192.0.2.0/24"}]}));
         assert!(
             matches!(import(&nameless), Err(ImportError::Field { field, .. }) if field == "PrefixListId")
+        );
+    }
+
+    #[test]
+    fn names_come_from_tags_attachments_and_describe_instances() {
+        let enis = json!({"NetworkInterfaces": [
+            {"NetworkInterfaceId": "eni-1", "PrivateIpAddress": "10.0.0.1",
+             "Description": "primary network interface",
+             "TagSet": [{"Key": "team", "Value": "db"}, {"Key": "Name", "Value": "primary-database"}],
+             "Attachment": {"InstanceId": "i-0db"}},
+            {"NetworkInterfaceId": "eni-2", "PrivateIpAddress": "10.0.0.2"}
+        ]});
+        let instances = json!({"Reservations": [{"Instances": [
+            {"InstanceId": "i-0app", "Tags": [{"Key": "Name", "Value": "app-1"}],
+             "NetworkInterfaces": [{"NetworkInterfaceId": "eni-2"}]}
+        ]}]});
+        assert!(recognises(&instances));
+        let docs = vec![
+            ("enis.json".to_string(), enis),
+            ("instances.json".to_string(), instances),
+        ];
+        let got = import(&docs).unwrap().state;
+        let a = &got.enis[0].attrs;
+        assert_eq!(a["Name"], "primary-database");
+        assert_eq!(a["InstanceId"], "i-0db");
+        let b = &got.enis[1].attrs;
+        assert_eq!(
+            (b["InstanceId"].as_str(), b["InstanceName"].as_str()),
+            ("i-0app", "app-1")
         );
     }
 
