@@ -260,11 +260,11 @@ fn per_s(items: usize, secs: f64) -> f64 {
 }
 
 pub fn run(args: Args) -> anyhow::Result<Exit> {
-    if let Some(packets) = args.whatif {
-        return whatif(&args, packets);
-    }
     if args.space {
         return space(&args);
+    }
+    if let Some(packets) = args.whatif {
+        return whatif(&args, packets);
     }
     let (workload, state, queries): (Value, State, Vec<(Point, Header)>) =
         match (&args.filters, args.shape) {

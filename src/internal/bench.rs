@@ -208,27 +208,6 @@ pub fn sg_queries(state: &State, n: usize, seed: u64) -> Vec<(Point, Header)> {
     out
 }
 
-/// A capture of whole sessions aimed at `state`'s rules, as `sgsim synth --sessions`
-/// writes it (legacy pcap in memory, one packet a millisecond from 2026-01-01): `packets`
-/// packets of [`crate::packet::synth::sessions_streamed`] (20% background).
-/// Deterministic in `seed`.
-pub fn session_capture(state: &State, packets: usize, seed: u64) -> Vec<u8> {
-    let mut w = match crate::packet::synth::PcapWriter::new(Vec::with_capacity(packets * 80)) {
-        Ok(w) => w,
-        Err(_) => return Vec::new(), // writing to a Vec cannot fail
-    };
-    let start = 1_767_225_600_000_000_000u64;
-    let mut i = 0u64;
-    let _ = crate::packet::synth::sessions_streamed(state, packets as u64, seed, 0.2, |block| {
-        for (h, flags) in block {
-            w.write_flags(start + i * 1_000_000, h, *flags)?;
-            i += 1;
-        }
-        Ok::<(), std::io::Error>(())
-    });
-    w.finish().unwrap_or_default()
-}
-
 /// Which fields the rules of a [`field_state`] workload narrow.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -473,6 +452,27 @@ pub fn fleet_state(enis: usize, seed: u64) -> State {
         enis: list,
         ..State::default()
     }
+}
+
+/// A capture of whole sessions aimed at `state`'s rules, as `sgsim synth --sessions`
+/// writes it (legacy pcap in memory, one packet a millisecond from 2026-01-01): `packets`
+/// packets of [`crate::packet::synth::sessions_streamed`] (20% background).
+/// Deterministic in `seed`.
+pub fn session_capture(state: &State, packets: usize, seed: u64) -> Vec<u8> {
+    let mut w = match crate::packet::synth::PcapWriter::new(Vec::with_capacity(packets * 80)) {
+        Ok(w) => w,
+        Err(_) => return Vec::new(), // writing to a Vec cannot fail
+    };
+    let start = 1_767_225_600_000_000_000u64;
+    let mut i = 0u64;
+    let _ = crate::packet::synth::sessions_streamed(state, packets as u64, seed, 0.2, |block| {
+        for (h, flags) in block {
+            w.write_flags(start + i * 1_000_000, h, *flags)?;
+            i += 1;
+        }
+        Ok::<(), std::io::Error>(())
+    });
+    w.finish().unwrap_or_default()
 }
 
 #[cfg(test)]

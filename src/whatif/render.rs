@@ -1,13 +1,11 @@
 //! Renders a what-if [`Report`] for people: a terminal report (optionally coloured) and a
 //! self-contained HTML page with tables and SVG charts.
 
+use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
 use crate::classify::Decision;
-use crate::model::{Cidr, PortRange, Protocol};
-use std::collections::BTreeSet;
-
-use crate::model::Direction;
+use crate::model::{Cidr, Direction, PortRange, Protocol};
 use crate::whatif::report::{GroupRef, Impact, Report};
 use crate::whatif::space::{Decider, Region};
 
