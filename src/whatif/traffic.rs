@@ -293,6 +293,9 @@ struct Conn<A> {
     flags: u8,
     /// Direction changes, saturating (UDP becomes a stream at 3).
     flips: u8,
+    /// Its idle timeout in seconds as of its last packet (provider, protocol, stream,
+    /// closed): sweeps read it without looking up the fate.
+    idle_s: u32,
     fate: u32,
     /// Packets and bytes by direction (opener, reply) and by time (before, from the revoke
     /// instant).
@@ -1122,6 +1125,8 @@ impl Books {
             }
         }
         let f = &self.fates[c.fate as usize];
+        c.idle_s = u32::try_from(timeout(c.flags, c.flips, f.provider, c.key.protocol) / SECOND)
+            .unwrap_or(u32::MAX);
         if f.unmatched {
             self.agg.unmatched += 1;
             return;
@@ -1439,6 +1444,7 @@ impl Books {
             o_is_a: opener_is_src == src_is_a,
             flags: 0,
             flips: 0,
+            idle_s: u32::MAX,
             fate: id,
             packets: [[0; 2]; 2],
             bytes: [[0; 2]; 2],
@@ -1749,13 +1755,13 @@ impl Part {
     }
 
     /// Finishes connections idle past their timeout, so that memory follows the live
-    /// connections: once the clock has moved [`SWEEP_EVERY`] and a quarter as many items
-    /// as connections held have been judged (a sweep costs at most one visit per item), or once
-    /// the table has doubled.
+    /// connections: once the clock has moved [`SWEEP_EVERY`] and twice as many items as
+    /// connections held have been judged (a sweep costs at most half a visit per item), or
+    /// once the table has doubled.
     fn sweep(&mut self, latest: u64, top: usize) {
         let (at, left) = self.swept;
         let held = self.conns4.len() + self.conns6.len();
-        let due = latest >= at.saturating_add(SWEEP_EVERY) && self.since >= held;
+        let due = latest >= at.saturating_add(SWEEP_EVERY) && self.since >= 2 * held;
         if !(due || held > 2 * left + 4096) {
             return;
         }
@@ -1773,9 +1779,7 @@ impl Part {
         ) {
             let mut done = Vec::new();
             conns.retain(|c| {
-                let f = &books.fates[c.fate as usize];
-                let idle = latest.saturating_sub(c.last_ns)
-                    > timeout(c.flags, c.flips, f.provider, c.key.protocol);
+                let idle = latest.saturating_sub(c.last_ns) > u64::from(c.idle_s) * SECOND;
                 if idle {
                     done.push(c.clone());
                 }
@@ -1809,9 +1813,7 @@ fn step<A: Word>(
     match conns.entry(hash, |c| c.key == k, rehash) {
         Entry::Occupied(mut o) => {
             let c = o.get();
-            let f = &books.fates[c.fate as usize];
-            let idle = s.ts_ns.saturating_sub(c.last_ns)
-                > timeout(c.flags, c.flips, f.provider, k.protocol);
+            let idle = s.ts_ns.saturating_sub(c.last_ns) > u64::from(c.idle_s) * SECOND;
             let syn = s.record.is_none() && s.flags & (SYN | ACK) == SYN;
             if idle || (closed(c.flags) && syn) {
                 let (old, vacant) = o.remove();
