@@ -88,7 +88,13 @@ pub fn run() -> anyhow::Result<Exit> {
         let state = provider::import_values(&docs)?.state;
         let request = RawRequest::parse(s.request)?;
         let mut plan = whatif::plan(&state, &request)?;
-        super::whatif::judge_traffic(&mut plan, &state, &[], Some((SYNTHETIC, 7)))?;
+        super::whatif::judge_traffic(
+            &mut plan,
+            &state,
+            &[],
+            Default::default(),
+            Some((SYNTHETIC, 7)),
+        )?;
         if i > 0 {
             println!("\n{}\n", "=".repeat(78));
         }

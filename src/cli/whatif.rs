@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 
-use super::packets::{check_usable, for_each_chunk, open, progress};
+use super::packets::{check_usable, for_each_chunk, open_in, progress, warnings, WindowArgs};
 use super::revoke::StateArgs;
 use super::{text_or_file, write_atomic, Exit};
 use sgsim::model::State;
@@ -30,10 +30,13 @@ pub struct Args {
     /// The revoke request: a query string, a URL, a JSON object, or @FILE.
     #[arg(long, value_name = "REQ")]
     request: String,
-    /// Traffic to judge before and after: pcap/pcapng captures, AWS VPC flow logs or Alibaba
-    /// flow-log JSON lines (repeatable).
+    /// Traffic to judge before and after (repeatable): pcap/pcapng captures, AWS VPC flow
+    /// logs (text, `.gz`, Parquet), Alibaba flow logs (JSON lines, CSV), folders of them
+    /// (S3 delivery layouts recognised), or s3:// URLs.
     #[arg(long, value_name = "PATH")]
     traffic: Vec<PathBuf>,
+    #[command(flatten)]
+    window: WindowArgs,
     /// Also judge N seeded synthetic packets aimed at the rules (inside and around each
     /// rule's box, both directions, plus background).
     #[arg(long, value_name = "N")]
@@ -59,7 +62,13 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
     let mut plan = whatif::plan(&state, &request).context("--request")?;
     if plan.report.error.is_none() && (!args.traffic.is_empty() || args.synthetic.is_some()) {
         let synthetic = args.synthetic.map(|n| (n, args.seed));
-        judge_traffic(&mut plan, &state, &args.traffic, synthetic)?;
+        judge_traffic(
+            &mut plan,
+            &state,
+            &args.traffic,
+            args.window.window(),
+            synthetic,
+        )?;
     }
     emit(
         &plan.report,
@@ -79,6 +88,7 @@ pub fn judge_traffic(
     plan: &mut whatif::Plan,
     state: &State,
     traffic: &[PathBuf],
+    window: sgsim::packet::input::Window,
     synthetic: Option<(usize, u64)>,
 ) -> anyhow::Result<()> {
     let config = track::Config {
@@ -90,7 +100,7 @@ pub fn judge_traffic(
     const CHUNK: usize = 16384;
     for path in traffic {
         let mut session = judge.session()?;
-        let (mut source, len) = open(path, false)?;
+        let (mut source, len) = open_in(path, false, window)?;
         let bar = progress(len);
         for_each_chunk(&mut source, path, CHUNK, &bar, |chunk| {
             for j in session.judge(chunk) {
@@ -100,6 +110,7 @@ pub fn judge_traffic(
         })?;
         bar.finish_and_clear();
         check_usable(&source, path)?;
+        plan.report.warnings.extend(warnings(&source));
         eprintln!(
             "sgsim: {} ({}): {}",
             path.display(),
@@ -161,10 +172,16 @@ pub struct LintArgs {
     /// none of it are reported as `no_hits`.
     #[arg(long, value_name = "PATH")]
     traffic: Vec<PathBuf>,
+    #[command(flatten)]
+    window: WindowArgs,
 }
 
 /// Rules that decided none of the traffic, in state order.
-fn rules_without_hits(state: &State, traffic: &[PathBuf]) -> anyhow::Result<Vec<String>> {
+fn rules_without_hits(
+    state: &State,
+    traffic: &[PathBuf],
+    window: sgsim::packet::input::Window,
+) -> anyhow::Result<Vec<String>> {
     let table = sgsim::compile::compile(state, &sgsim::compile::Config::default())?;
     let config = track::Config {
         partitions: (rayon::current_num_threads() * 4).max(1),
@@ -173,7 +190,7 @@ fn rules_without_hits(state: &State, traffic: &[PathBuf]) -> anyhow::Result<Vec<
     let mut hits = vec![0u64; table.rules().len()];
     for path in traffic {
         let mut evaluator = track::Evaluator::new(&table, state, config)?;
-        let (mut source, len) = open(path, false)?;
+        let (mut source, len) = open_in(path, false, window)?;
         let bar = progress(len);
         for_each_chunk(&mut source, path, 16384, &bar, |chunk| {
             evaluator.eval(chunk);
@@ -200,7 +217,7 @@ pub fn run_lint(args: LintArgs) -> anyhow::Result<Exit> {
     let unhit = if args.traffic.is_empty() {
         Vec::new()
     } else {
-        rules_without_hits(&state, &args.traffic)?
+        rules_without_hits(&state, &args.traffic, args.window.window())?
     };
     if args.json {
         for f in &findings {

@@ -34,6 +34,8 @@ pub struct Judged {
     pub after: Named,
     /// What a flow log recorded (ACCEPT/REJECT), when it came from one.
     pub logged: Option<Action>,
+    /// The flow log's `reject-reason` (AWS v8, e.g. `BPA`), when it gave one.
+    pub reject_reason: Option<String>,
 }
 
 /// Packet verdicts by transition.
@@ -115,6 +117,11 @@ pub struct Agreement {
     pub logged_accept_model_drop: u64,
     /// Records the log rejected but the model accepts (a network ACL may explain these).
     pub logged_reject_model_accept: u64,
+    /// Of those, the ones whose `reject-reason` names a cause outside security groups
+    /// and network ACLs (`BPA`: VPC Block Public Access), by reason; the rest are
+    /// explained by a network ACL or not at all.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub logged_reject_reasons: std::collections::BTreeMap<String, u64>,
 }
 
 /// Packets accepted and dropped before and after, over one slice of time.
@@ -333,6 +340,9 @@ impl Tally {
                 a.logged_accept_model_drop += 1;
             } else {
                 a.logged_reject_model_accept += 1;
+                if let Some(why) = &j.reject_reason {
+                    *a.logged_reject_reasons.entry(why.clone()).or_default() += 1;
+                }
             }
         }
         if j.before.action == j.after.action {

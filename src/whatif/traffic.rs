@@ -83,12 +83,13 @@ impl Session<'_> {
                     .binary_search_by_key(&b.index, Item::index)
                     .ok()
                     .map(|i| &items[i])?;
-                let (time_ns, header, packets, bytes, logged) = match item {
+                let (time_ns, header, packets, bytes, logged, reject_reason) = match item {
                     Item::Packet(p) => (
                         (p.ts_ns > 0).then_some(p.ts_ns),
                         p.header,
                         1,
                         u64::from(p.wire_len),
+                        None,
                         None,
                     ),
                     Item::Flow(r) => (
@@ -97,6 +98,7 @@ impl Session<'_> {
                         r.packets.max(1),
                         r.bytes,
                         r.action,
+                        r.reject_reason.clone(),
                     ),
                 };
                 Some(Judged {
@@ -110,6 +112,7 @@ impl Session<'_> {
                     before: named(&j.before, b),
                     after: named(&j.after, a),
                     logged,
+                    reject_reason,
                 })
             })
             .collect()

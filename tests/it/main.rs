@@ -5,6 +5,7 @@ mod aliyun;
 mod aws;
 mod classbench;
 mod engines;
+mod flowlogs;
 mod fuzz;
 mod gen;
 mod suite;
