@@ -91,6 +91,12 @@ pub enum FlowError {
         /// The first line's problem.
         first: String,
     },
+    /// A columnar file whose schema is not a flow log's.
+    #[error("not a flow log: {0}")]
+    NotFlowLogSchema(String),
+    /// A file-level problem of a columnar file (its footer, its schema).
+    #[error("{0}")]
+    File(String),
     /// Reading failed.
     #[error("read error after line {line}: {why}")]
     Read {

@@ -201,6 +201,9 @@ pub fn partition_span(path: &str) -> Option<(u64, u64)> {
 pub enum Location {
     /// A local file.
     Path(PathBuf),
+    /// An object in S3 (or an S3-compatible store).
+    #[cfg(feature = "s3")]
+    Object(super::s3::Object),
 }
 
 /// One file of an input.
@@ -280,6 +283,12 @@ impl Files {
     /// the `s3` feature), partitions outside the window left out.
     pub fn open(arg: &str, options: Options) -> Result<Files, TrafficError> {
         if let Some(url) = arg.strip_prefix("s3://") {
+            #[cfg(feature = "s3")]
+            {
+                let parts = super::s3::list(url, options.window)?;
+                return Ok(Files::new(parts, false, options));
+            }
+            #[cfg(not(feature = "s3"))]
             {
                 let _ = url;
                 return Err(TrafficError::File {
@@ -411,6 +420,8 @@ impl Files {
                     Source::open(file)?
                 }
             }
+            #[cfg(feature = "s3")]
+            Location::Object(o) => super::s3::open(o)?,
         };
         Ok(source.strict(self.options.strict))
     }

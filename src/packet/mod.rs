@@ -26,6 +26,8 @@ pub mod decode;
 pub mod flowlog;
 pub mod input;
 pub mod parquet;
+#[cfg(feature = "s3")]
+pub mod s3;
 pub mod synth;
 pub mod track;
 
@@ -265,34 +267,17 @@ impl<'r> Source<'r> {
                     "gzip inside gzip is not read".into(),
                 ))
             }
-            Kind::Parquet => match Source::parquet_from(buf)? {
-                Some(s) => s,
-                None => {
-                    return Err(TrafficError::NotTraffic(
-                        "a Parquet file inside gzip, or larger than 64 MiB as a stream: give it as a file".into(),
-                    ))
-                }
-            },
+            Kind::Parquet => {
+                return Err(TrafficError::NotTraffic(
+                    "a Parquet file is read from a file or an s3:// object, not from a stream (or inside gzip)".into(),
+                ))
+            }
             Kind::Binary => {
                 return Err(TrafficError::NotTraffic(
                     "binary data (a NUL byte in the first 64 KiB) that is not a pcap, pcapng, gzip or Parquet file".into(),
                 ))
             }
         })
-    }
-
-    /// A Parquet file given as a stream: read into memory when it is small (64 MiB at
-    /// most), else `None` (files are read in place by [`input::Files`]).
-    fn parquet_from<R: Read>(mut buf: R) -> Result<Option<Source<'r>>, TrafficError> {
-        const MAX: u64 = 64 << 20;
-        let mut bytes = Vec::new();
-        buf.by_ref().take(MAX + 1).read_to_end(&mut bytes)?;
-        if bytes.len() as u64 > MAX {
-            return Ok(None);
-        }
-        Ok(Some(Source::Parquet(parquet::open_bytes(
-            bytes::Bytes::from(bytes),
-        )?)))
     }
 
     /// The kind of input.

@@ -13,6 +13,10 @@
 //! `unreadable Parquet row group` with one message naming it, and reading goes on with
 //! the next row group. Every compression the `parquet` crate is built with here is read:
 //! uncompressed, Snappy, gzip, LZ4 and ZSTD.
+//!
+//! The `parquet` crate has panicked on crafted files before: opening a file and decoding
+//! each batch run under `catch_unwind`, and a panic there is counted like any other
+//! unreadable row group (or refuses the file, when it happens on the footer).
 
 use std::sync::Arc;
 
@@ -155,9 +159,10 @@ impl Reader {
         T: ChunkReader + 'static,
         F: FnMut() -> std::io::Result<T> + Send + 'static,
     {
-        let head = |why: String| FlowError::Line { line: 0, why };
+        let head = FlowError::File;
         let first = input().map_err(|e| head(e.to_string()))?;
-        let meta = ArrowReaderMetadata::load(&first, ArrowReaderOptions::new())
+        let meta = guarded(|| ArrowReaderMetadata::load(&first, ArrowReaderOptions::new()))
+            .and_then(|r| r.map_err(|e| e.to_string()))
             .map_err(|e| head(format!("Parquet footer: {e}")))?;
         let names: Vec<String> = meta
             .schema()
@@ -165,17 +170,15 @@ impl Reader {
             .iter()
             .map(|f| canonical(f.name()))
             .collect();
-        let layout = Layout::new(&names).map_err(|why| FlowError::Header { line: 0, why })?;
+        let layout = Layout::new(&names)
+            .map_err(|why| FlowError::File(format!("Parquet schema rejected: {why}")))?;
         if layout.slots[Field::SrcAddr as usize].is_none()
             && layout.slots[Field::PktSrcAddr as usize].is_none()
         {
-            return Err(FlowError::NotFlowLog {
-                line: 0,
-                first: format!(
-                    "a Parquet file without a srcaddr column (columns: {})",
-                    names.join(", ")
-                ),
-            });
+            return Err(FlowError::NotFlowLogSchema(format!(
+                "a Parquet file without a srcaddr column (columns: {})",
+                names.join(", ")
+            )));
         }
         let wanted: Vec<usize> = layout.slots.iter().flatten().copied().collect();
         let mask = ProjectionMask::roots(meta.parquet_schema(), wanted);
@@ -187,12 +190,14 @@ impl Reader {
             .collect();
         let open = move |g: usize| -> Result<ParquetRecordBatchReader, String> {
             let data = input().map_err(|e| e.to_string())?;
-            ParquetRecordBatchReaderBuilder::new_with_metadata(data, meta.clone())
-                .with_projection(mask.clone())
-                .with_row_groups(vec![g])
-                .with_batch_size(BATCH)
-                .build()
-                .map_err(|e| e.to_string())
+            guarded(|| {
+                ParquetRecordBatchReaderBuilder::new_with_metadata(data, meta.clone())
+                    .with_projection(mask.clone())
+                    .with_row_groups(vec![g])
+                    .with_batch_size(BATCH)
+                    .build()
+            })?
+            .map_err(|e| e.to_string())
         };
         Ok(Reader {
             open: Box::new(open),
@@ -252,7 +257,9 @@ impl Reader {
             .or_default() += left;
         self.summary.records += left;
         self.index += left;
-        self.summary.example(err.to_string());
+        if let FlowError::Line { line, why } = &err {
+            self.summary.example(format!("row {line}: {why}"));
+        }
         None
     }
 
@@ -320,7 +327,16 @@ impl Reader {
             let Some(reader) = self.current.as_mut() else {
                 continue;
             };
-            match reader.next() {
+            let next = match guarded(|| reader.next()) {
+                Ok(n) => n,
+                Err(why) => {
+                    if let Some(e) = self.abandon_group(why) {
+                        return Err(e);
+                    }
+                    continue;
+                }
+            };
+            match next {
                 None => self.current = None,
                 Some(Ok(b)) => match columns(&b) {
                     Ok(cols) => {
@@ -372,6 +388,18 @@ impl Iterator for Reader {
             }
         }
     }
+}
+
+/// Runs `f`, turning a panic of the Parquet decoder into an error message.
+fn guarded<T>(f: impl FnOnce() -> T) -> Result<T, String> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|p| {
+        let what = p
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| p.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown".into());
+        format!("the Parquet decoder failed ({what})")
+    })
 }
 
 /// A Parquet file on disk, as [`Reader::new`] takes it.

@@ -563,6 +563,42 @@ fn parquet_rows_that_cannot_be_used_are_counted_by_row_group_and_row() {
         )),
         "{err}"
     );
+    // Damaged pages: the row groups they are in are counted, the others read; a damaged
+    // footer refuses the file. Never a panic.
+    let mut damaged = parquet(&recs, &FIELDS, Compression::SNAPPY, 4);
+    // The footer's length is in the 4 bytes before the closing magic; pages come before.
+    let n = damaged.len();
+    let footer = u32::from_le_bytes(damaged[n - 8..n - 4].try_into().unwrap()) as usize;
+    let pages = n - 8 - footer;
+    for b in &mut damaged[4..pages / 3] {
+        *b = 0xff;
+    }
+    std::fs::write(dir.join("damaged.parquet"), &damaged).unwrap();
+    let (code, out, err) = sgsim(&[
+        "packets",
+        "--traffic",
+        dir.join("damaged.parquet").to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(err.contains("unreadable Parquet row group"), "{err}");
+    assert!(
+        err.contains("damaged.parquet: row 1: row group 0: "),
+        "{err}"
+    );
+    assert!(out.lines().count() < ok - 1, "{err}");
+    damaged[n - 8..n - 4].copy_from_slice(&[0xff, 0xff, 0xff, 0x7f]);
+    std::fs::write(dir.join("footer.parquet"), &damaged).unwrap();
+    let (code, _, err) = sgsim(&[
+        "packets",
+        "--traffic",
+        dir.join("footer.parquet").to_str().unwrap(),
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("footer.parquet") && err.contains("Parquet footer"),
+        "{err}"
+    );
     // Not a flow log: a Parquet file without the columns.
     let other = parquet(&recs, &["version", "account-id"], Compression::SNAPPY, 4);
     std::fs::write(dir.join("other.parquet"), other).unwrap();

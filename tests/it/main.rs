@@ -8,6 +8,7 @@ mod engines;
 mod flowlogs;
 mod fuzz;
 mod gen;
+mod s3;
 mod suite;
 mod traffic;
 mod whatif;
