@@ -42,7 +42,9 @@
 //!   revoke; [`compile::live::Live`] owns the `ArcSwap` that swaps tables atomically.
 //! - [`packet`]: traffic. Streaming pcap/pcapng decoding behind a bounds-checked layer over
 //!   `pnet_packet` (chunks read ahead on their own thread and decoded on the rayon pool),
-//!   AWS and Alibaba flow logs, and seeded synthetic traffic. It imports only the model.
+//!   AWS and Alibaba flow logs as the clouds deliver them ([`packet::input`]: folders in
+//!   the S3 layouts, time windows, `.gz`, [`packet::parquet`], and `s3://` with the `s3`
+//!   feature), and seeded synthetic traffic. It imports only the model.
 //! - [`track`]: evaluation of traffic at the right ENI and direction with connection state
 //!   (AWS untracked flows included), partitioned by flow for rayon, or by the rules alone.
 //! - [`whatif`]: the product's main job. [`whatif::plan`] applies a revoke to a copy of the

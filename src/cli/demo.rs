@@ -97,7 +97,14 @@ pub fn run() -> anyhow::Result<Exit> {
             partitions: (rayon::current_num_threads() * 4).max(1),
             ..Default::default()
         };
-        super::whatif::judge_traffic(&mut plan, &state, &[], Some((SYNTHETIC, 7)), config)?;
+        super::whatif::judge_traffic(
+            &mut plan,
+            &state,
+            &[],
+            Default::default(),
+            Some((SYNTHETIC, 7)),
+            config,
+        )?;
         if i > 0 {
             println!("\n{}\n", "=".repeat(78));
         }

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use serde_json::{json, Map, Value};
 
-use super::packets::{check_usable, for_each_chunk, open, progress};
+use super::packets::{check_usable, for_each_chunk, open_in, print_warnings, progress, WindowArgs};
 use super::revoke::StateArgs;
 use super::Exit;
 use sgsim::classify::By;
@@ -20,9 +20,12 @@ use sgsim::track::{self, Evaluator, Outcome};
 pub struct EvalArgs {
     #[command(flatten)]
     pub state: StateArgs,
-    /// A pcap or pcapng capture, an AWS VPC flow log, or Alibaba flow-log JSON lines.
+    /// A capture, a flow log (text, `.gz`, Parquet, CSV, JSON lines), a folder of them or an
+    /// s3:// URL.
     #[arg(long, value_name = "PATH")]
     pub traffic: PathBuf,
+    #[command(flatten)]
+    pub window: WindowArgs,
     /// Judge only at this ENI.
     #[arg(long, value_name = "ID", conflicts_with = "ip")]
     pub eni: Option<String>,
@@ -141,7 +144,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<Exit> {
         max_flows: args.max_flows,
     };
     let mut evaluator = Evaluator::new(&table, &state, config).context("--state")?;
-    let (mut source, len) = open(&args.traffic, args.strict)?;
+    let (mut source, len) = open_in(&args.traffic, args.strict, args.window.window())?;
     let bar = progress(len);
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let read = for_each_chunk(&mut source, &args.traffic, args.chunk, &bar, |chunk| {
@@ -157,6 +160,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<Exit> {
     });
     out.flush()?;
     bar.finish_and_clear();
+    print_warnings(&source);
     let s = evaluator.stats();
     let mut rules = Map::new();
     for (i, hits) in s.rule_hits.iter().enumerate() {

@@ -1,6 +1,5 @@
 //! `sgsim packets`: decode a capture or flow log, one JSON object per packet or record.
 
-use std::fs::File;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
@@ -9,28 +8,81 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{json, Value};
 
 use super::Exit;
+use sgsim::packet::input::{self, Files, Window};
 use sgsim::packet::{Item, Packet, Record, Source};
 
 #[derive(clap::Args, Debug)]
 pub struct PacketsArgs {
-    /// A pcap or pcapng capture, an AWS VPC flow log, or Alibaba flow-log JSON lines.
+    /// A capture (pcap, pcapng), a flow log (AWS text or Parquet, Alibaba JSON lines or
+    /// CSV; `.gz` too), a folder of them (S3 delivery layouts recognised) or an s3:// URL.
     #[arg(long, value_name = "PATH")]
     pub traffic: PathBuf,
     /// Treat a malformed flow-log line as an error (exit 2) instead of a counted skip.
     #[arg(long)]
     pub strict: bool,
+    #[command(flatten)]
+    pub window: WindowArgs,
 }
 
-/// Opens a traffic file, detecting its kind.
-pub fn open(path: &Path, strict: bool) -> anyhow::Result<(Source<'static>, u64)> {
-    let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
-    let source = Source::open(file).with_context(|| format!("{}", path.display()))?;
-    let source = match source {
-        Source::Flows(f) => Source::Flows(f.strict(strict)),
-        other => other,
-    };
-    Ok((source, len))
+/// `--since` / `--until`: the time window of the traffic read.
+#[derive(clap::Args, Debug, Clone, Copy, Default)]
+pub struct WindowArgs {
+    /// Only traffic at or after TIME (Unix seconds, YYYY-MM-DD, or YYYY-MM-DDTHH:MM[:SS]Z):
+    /// records whose window ends before it, and S3 partitions that end before it, are
+    /// left out.
+    #[arg(long, value_name = "TIME", value_parser = input::parse_time)]
+    pub since: Option<u64>,
+    /// Only traffic before TIME (same forms): records that start at or after it are left
+    /// out, and S3 partitions that start an hour or more after it.
+    #[arg(long, value_name = "TIME", value_parser = input::parse_time)]
+    pub until: Option<u64>,
+}
+
+impl WindowArgs {
+    pub fn window(&self) -> Window {
+        Window {
+            since: self.since,
+            until: self.until,
+        }
+    }
+}
+
+/// Opens a traffic input (a file, a folder or an s3:// URL) within a time window,
+/// detecting each file's kind.
+pub fn open_in(
+    path: &Path,
+    strict: bool,
+    window: Window,
+) -> anyhow::Result<(Source<'static>, u64)> {
+    let files = Files::open(&path.to_string_lossy(), input::Options { strict, window })
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    let len = files.len();
+    if files.pruned() > 0 {
+        eprintln!(
+            "sgsim: {}: {} files read, {} left out by --since/--until",
+            path.display(),
+            files.files(),
+            files.pruned()
+        );
+    } else if files.is_empty() {
+        eprintln!("sgsim: warning: {}: no file to read", path.display());
+    }
+    Ok((Source::Files(Box::new(files)), len))
+}
+
+/// The warnings of a traffic input (files skipped because they are not traffic).
+pub fn warnings(source: &Source<'_>) -> Vec<String> {
+    match source {
+        Source::Files(f) => f.warnings().to_vec(),
+        _ => Vec::new(),
+    }
+}
+
+/// Prints an input's warnings on stderr.
+pub fn print_warnings(source: &Source<'_>) {
+    for w in warnings(source) {
+        eprintln!("sgsim: warning: {}", sgsim::term::escape_lines(&w));
+    }
 }
 
 /// A progress bar over `len` bytes, drawn only on a terminal and never under CI.
@@ -52,7 +104,7 @@ pub fn progress(len: u64) -> ProgressBar {
 /// the input is most likely not a flow log.
 pub fn check_usable(source: &Source<'_>, path: &Path) -> anyhow::Result<()> {
     let s = source.summary();
-    if matches!(source, Source::Flows(_)) && s.decoded == 0 {
+    if source.is_flow_log() && s.decoded == 0 {
         if let Some(first) = s.examples.first() {
             anyhow::bail!(
                 "{}: not a usable flow log or capture (no record could be read; {first})",
@@ -104,11 +156,12 @@ pub fn record_json(r: &Record) -> Value {
         "end": r.end,
         "action": r.action.map(|a| if a == sgsim::model::Action::Accept { "ACCEPT" } else { "REJECT" }),
         "tcp_flags": r.tcp_flags,
+        "reject_reason": r.reject_reason,
     })
 }
 
 pub fn run(args: PacketsArgs) -> anyhow::Result<Exit> {
-    let (mut source, len) = open(&args.traffic, args.strict)?;
+    let (mut source, len) = open_in(&args.traffic, args.strict, args.window.window())?;
     let bar = progress(len);
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let mut n = 0u64;
@@ -133,6 +186,7 @@ pub fn run(args: PacketsArgs) -> anyhow::Result<Exit> {
     };
     out.flush()?;
     bar.finish_and_clear();
+    print_warnings(&source);
     super::note_read(&args.traffic, &source);
     result.with_context(|| format!("{}", args.traffic.display()))?;
     check_usable(&source, &args.traffic)?;

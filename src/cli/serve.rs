@@ -63,7 +63,7 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
                     partitions: (rayon::current_num_threads() * 4).max(1),
                     ..Default::default()
                 };
-                super::whatif::judge_traffic(plan, before, &paths, None, config)
+                super::whatif::judge_traffic(plan, before, &paths, Default::default(), None, config)
                     .map_err(|e| format!("{e:#}"))
             },
         ))

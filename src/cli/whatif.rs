@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 
-use super::packets::{check_usable, for_each_chunk, open, progress};
+use super::packets::{check_usable, for_each_chunk, open_in, progress, warnings, WindowArgs};
 use super::revoke::StateArgs;
 use super::{output, text_or_file, Exit};
 use sgsim::model::State;
@@ -33,10 +33,13 @@ pub struct Args {
     /// `--cli-input-json` files), e.g. RevokeSecurityGroupIngress.
     #[arg(long, value_name = "NAME")]
     action: Option<String>,
-    /// Traffic to judge before and after: pcap/pcapng captures, AWS VPC flow logs or Alibaba
-    /// flow-log JSON lines (repeatable).
+    /// Traffic to judge before and after (repeatable): pcap/pcapng captures, AWS VPC flow
+    /// logs (text, `.gz`, Parquet), Alibaba flow logs (JSON lines, CSV), folders of them
+    /// (S3 delivery layouts recognised), or s3:// URLs.
     #[arg(long, value_name = "PATH")]
     traffic: Vec<PathBuf>,
+    #[command(flatten)]
+    window: WindowArgs,
     /// Also judge N seeded synthetic packets: whole sessions (TCP handshake, data, FIN;
     /// UDP and ICMP echo exchanges) opened by packets aimed at the rules (inside and around
     /// each rule's box, both directions, plus background).
@@ -91,7 +94,14 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
             partitions: (rayon::current_num_threads() * 4).max(1),
         };
         let synthetic = args.synthetic.map(|n| (n, args.seed));
-        judge_traffic(&mut plan, &state, &args.traffic, synthetic, config)?;
+        judge_traffic(
+            &mut plan,
+            &state,
+            &args.traffic,
+            args.window.window(),
+            synthetic,
+            config,
+        )?;
     }
     plan.report.analysed_at = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -168,6 +178,7 @@ pub fn judge_traffic(
     plan: &mut whatif::Plan,
     state: &State,
     traffic: &[PathBuf],
+    window: sgsim::packet::input::Window,
     synthetic: Option<(usize, u64)>,
     config: traffic::Config,
 ) -> anyhow::Result<()> {
@@ -175,7 +186,7 @@ pub fn judge_traffic(
     let mut run = traffic::Run::new(&judge);
     const CHUNK: usize = 65536;
     for path in traffic {
-        let (mut source, len) = open(path, false)?;
+        let (mut source, len) = open_in(path, false, window)?;
         let bar = progress(len);
         let name = path.display().to_string();
         run.source(&mut source, &name, CHUNK, |p| {
@@ -190,6 +201,7 @@ pub fn judge_traffic(
             kind: source.kind().to_string(),
             summary: source.summary().to_string(),
         });
+        plan.report.warnings.extend(warnings(&source));
     }
     if let Some((n, seed)) = synthetic {
         // Generated and judged a block at a time: memory does not grow with `n`. A fixed
@@ -260,10 +272,16 @@ pub struct LintArgs {
     /// none of it are reported as `no_hits`.
     #[arg(long, value_name = "PATH")]
     traffic: Vec<PathBuf>,
+    #[command(flatten)]
+    window: WindowArgs,
 }
 
 /// Rules that decided none of the traffic, in state order.
-fn rules_without_hits(state: &State, traffic: &[PathBuf]) -> anyhow::Result<Vec<String>> {
+fn rules_without_hits(
+    state: &State,
+    traffic: &[PathBuf],
+    window: sgsim::packet::input::Window,
+) -> anyhow::Result<Vec<String>> {
     let table = sgsim::compile::compile(state, &sgsim::compile::Config::default())?;
     let config = track::Config {
         partitions: (rayon::current_num_threads() * 4).max(1),
@@ -272,7 +290,7 @@ fn rules_without_hits(state: &State, traffic: &[PathBuf]) -> anyhow::Result<Vec<
     let mut hits = vec![0u64; table.rules().len()];
     for path in traffic {
         let mut evaluator = track::Evaluator::new(&table, state, config)?;
-        let (mut source, len) = open(path, false)?;
+        let (mut source, len) = open_in(path, false, window)?;
         let bar = progress(len);
         for_each_chunk(&mut source, path, 16384, &bar, |chunk| {
             evaluator.eval(chunk);
@@ -303,7 +321,7 @@ pub fn run_lint(args: LintArgs) -> anyhow::Result<Exit> {
     let unhit = if args.traffic.is_empty() {
         Vec::new()
     } else {
-        rules_without_hits(&state, &args.traffic)?
+        rules_without_hits(&state, &args.traffic, args.window.window())?
     };
     if args.json {
         for f in &findings {

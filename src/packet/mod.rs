@@ -5,17 +5,27 @@
 //!   over validated lengths).
 //! - [`capture`]: streaming pcap / pcapng reader.
 //! - [`flowlog`]: AWS VPC Flow Logs (default v2 and custom formats with a header line) and
-//!   Alibaba VPC flow logs (JSON lines).
+//!   Alibaba VPC flow logs (JSON lines, CSV).
+//! - [`parquet`]: AWS VPC Flow Logs delivered as Parquet.
+//! - [`input`]: files and folders as clouds deliver them (S3 layouts, `.gz`, time
+//!   windows), read one after another as one input.
 //! - [`synth`]: seeded synthetic traffic aimed at a rule set, and a pcap writer.
 //!
-//! [`Source`] auto-detects the kind of an input (pcap magic, pcapng magic, JSON lines, text
-//! flow log) and yields [`Item`]s one at a time, or a chunk at a time
-//! ([`Source::read_chunk`], which decodes captures on the rayon pool): memory stays
-//! constant whatever the size.
+//! [`Source`] auto-detects the kind of an input (pcap magic, pcapng magic, gzip, JSON
+//! lines, text flow log; Parquet from a file) and yields [`Item`]s one at a time, or a
+//! chunk at a time ([`Source::read_chunk`], which decodes captures on the rayon pool):
+//! memory stays constant whatever the size. gzip (one member or several, as AWS writes
+//! them) is decompressed as it is read, and what it holds is detected in turn. Binary
+//! data that is none of these (a NUL byte in the first 64 KiB of what looked like text)
+//! is refused at once ([`TrafficError::NotTraffic`]).
 
 pub mod capture;
 pub mod decode;
 pub mod flowlog;
+pub mod input;
+pub mod parquet;
+#[cfg(feature = "s3")]
+pub mod s3;
 pub mod synth;
 
 use std::collections::BTreeMap;
@@ -35,7 +45,9 @@ pub struct Summary {
     pub decoded: u64,
     /// Records not decoded, counted by reason.
     pub skipped: BTreeMap<String, u64>,
-    /// The first few malformed inputs, each naming its line or record.
+    /// Records used despite something odd, counted by warning.
+    pub warnings: BTreeMap<String, u64>,
+    /// The first few malformed inputs and warnings, each naming its line or record.
     pub examples: Vec<String>,
 }
 
@@ -59,6 +71,22 @@ impl Summary {
     pub fn skipped_total(&self) -> u64 {
         self.skipped.values().sum()
     }
+
+    /// Adds `other`'s counts to these; its examples are kept (up to [`MAX_EXAMPLES`])
+    /// prefixed with `name`.
+    pub fn merge(&mut self, other: &Summary, name: &str) {
+        self.records += other.records;
+        self.decoded += other.decoded;
+        for (k, v) in &other.skipped {
+            *self.skipped.entry(k.clone()).or_default() += v;
+        }
+        for (k, v) in &other.warnings {
+            *self.warnings.entry(k.clone()).or_default() += v;
+        }
+        for e in &other.examples {
+            self.example(format!("{name}: {e}"));
+        }
+    }
 }
 
 impl fmt::Display for Summary {
@@ -72,6 +100,9 @@ impl fmt::Display for Summary {
         )?;
         for (reason, n) in &self.skipped {
             write!(f, "\n  {n:>8}  {reason}")?;
+        }
+        for (warning, n) in &self.warnings {
+            write!(f, "\n  {n:>8}  warning: {warning}")?;
         }
         for e in &self.examples {
             write!(f, "\n  {e}")?;
@@ -89,8 +120,14 @@ pub enum Kind {
     PcapNg,
     /// JSON lines (Alibaba flow logs as exported from SLS).
     JsonLines,
-    /// A space-separated text flow log (AWS).
+    /// A space-separated text flow log (AWS), or CSV with a header line.
     FlowLog,
+    /// gzip-compressed data (one member or several).
+    Gzip,
+    /// A Parquet file.
+    Parquet,
+    /// Binary data that is none of the above.
+    Binary,
 }
 
 impl Kind {
@@ -109,6 +146,15 @@ impl Kind {
         }
         if head.starts_with(&[0x0a, 0x0d, 0x0d, 0x0a]) {
             return Kind::PcapNg;
+        }
+        if head.starts_with(&[0x1f, 0x8b]) {
+            return Kind::Gzip;
+        }
+        if head.starts_with(parquet::MAGIC) {
+            return Kind::Parquet;
+        }
+        if head.contains(&0) {
+            return Kind::Binary;
         }
         let text = head
             .iter()
@@ -158,6 +204,29 @@ pub enum TrafficError {
     /// Reading the first bytes failed.
     #[error("cannot read the input: {0}")]
     Io(#[from] std::io::Error),
+    /// The input is neither a capture nor a flow log.
+    #[error("neither a capture nor a flow log: {0}")]
+    NotTraffic(String),
+    /// One file of several: what went wrong, naming the file.
+    #[error("{file}: {error}")]
+    File {
+        /// The file (or object) as given or found.
+        file: String,
+        /// What went wrong.
+        error: Box<TrafficError>,
+    },
+}
+
+impl TrafficError {
+    /// Whether this says the input is not traffic at all (a file to skip with a warning
+    /// when it was found in a folder).
+    pub fn is_not_traffic(&self) -> bool {
+        match self {
+            TrafficError::NotTraffic(_) | TrafficError::Flow(FlowError::NotFlowLog { .. }) => true,
+            TrafficError::File { error, .. } => error.is_not_traffic(),
+            _ => false,
+        }
+    }
 }
 
 /// A traffic input of any supported kind, read one item at a time.
@@ -165,18 +234,46 @@ pub enum Source<'r> {
     /// pcap or pcapng.
     Capture(Capture<'r>),
     /// A flow log.
-    Flows(flowlog::Reader<Box<dyn BufRead + Send + 'r>>),
+    Flows(Box<flowlog::Reader<Box<dyn BufRead + Send + 'r>>>),
+    /// A Parquet flow log.
+    Parquet(parquet::Reader),
+    /// Files and folders, read one after another as one input.
+    Files(Box<input::Files>),
 }
 
 impl<'r> Source<'r> {
-    /// Detects the kind of `reader` from its first bytes and opens it.
+    /// Detects the kind of `reader` from its first bytes and opens it (gzip is
+    /// decompressed as it is read). Parquet needs random access: see
+    /// [`parquet::open_file`] and [`input::Files`].
     pub fn open<R: Read + Send + 'r>(reader: R) -> Result<Source<'r>, TrafficError> {
+        Source::open_at(Box::new(reader), 0)
+    }
+
+    fn open_at(reader: Box<dyn Read + Send + 'r>, depth: u32) -> Result<Source<'r>, TrafficError> {
         let mut buf = BufReader::with_capacity(1 << 16, reader);
-        let kind = Kind::detect(buf.fill_buf()?);
+        let kind = Kind::detect(fill_head(&mut buf)?);
         Ok(match kind {
             Kind::Pcap | Kind::PcapNg => Source::Capture(Capture::new(buf)?),
-            Kind::JsonLines => Source::Flows(flowlog::Reader::new(Box::new(buf), true)),
-            Kind::FlowLog => Source::Flows(flowlog::Reader::new(Box::new(buf), false)),
+            Kind::JsonLines => Source::Flows(Box::new(flowlog::Reader::new(Box::new(buf), true))),
+            Kind::FlowLog => Source::Flows(Box::new(flowlog::Reader::new(Box::new(buf), false))),
+            Kind::Gzip if depth == 0 => {
+                Source::open_at(Box::new(flate2::bufread::MultiGzDecoder::new(buf)), depth + 1)?
+            }
+            Kind::Gzip => {
+                return Err(TrafficError::NotTraffic(
+                    "gzip inside gzip is not read".into(),
+                ))
+            }
+            Kind::Parquet => {
+                return Err(TrafficError::NotTraffic(
+                    "a Parquet file is read from a file or an s3:// object, not from a stream (or inside gzip)".into(),
+                ))
+            }
+            Kind::Binary => {
+                return Err(TrafficError::NotTraffic(
+                    "binary data (a NUL byte in the first 64 KiB) that is not a pcap, pcapng, gzip or Parquet file".into(),
+                ))
+            }
         })
     }
 
@@ -185,6 +282,17 @@ impl<'r> Source<'r> {
         match self {
             Source::Capture(c) => c.format(),
             Source::Flows(f) => f.format(),
+            Source::Parquet(_) => "parquet-flow-log",
+            Source::Files(f) => f.kind(),
+        }
+    }
+
+    /// In strict mode a malformed flow-log line or row is an error, not a counted skip.
+    pub fn strict(self, strict: bool) -> Self {
+        match self {
+            Source::Flows(f) => Source::Flows(Box::new(f.strict(strict))),
+            Source::Parquet(p) => Source::Parquet(p.strict(strict)),
+            other => other,
         }
     }
 
@@ -193,6 +301,18 @@ impl<'r> Source<'r> {
         match self {
             Source::Capture(c) => c.consumed(),
             Source::Flows(f) => f.consumed(),
+            Source::Parquet(p) => p.consumed(),
+            Source::Files(f) => f.consumed(),
+        }
+    }
+
+    /// Whether this is a flow log (not a capture); files: whether every file read so far
+    /// was one.
+    pub fn is_flow_log(&self) -> bool {
+        match self {
+            Source::Capture(_) => false,
+            Source::Flows(_) | Source::Parquet(_) => true,
+            Source::Files(f) => f.is_flow_log(),
         }
     }
 
@@ -211,6 +331,16 @@ impl<'r> Source<'r> {
                 }
                 Ok(true)
             }
+            Source::Parquet(p) => {
+                for _ in 0..max {
+                    match p.next() {
+                        Some(r) => out.push(Item::Flow(Box::new(r?))),
+                        None => return Ok(false),
+                    }
+                }
+                Ok(true)
+            }
+            Source::Files(f) => f.read_chunk(max, out),
         }
     }
 
@@ -219,8 +349,15 @@ impl<'r> Source<'r> {
         match self {
             Source::Capture(c) => c.summary(),
             Source::Flows(f) => f.summary(),
+            Source::Parquet(p) => p.summary(),
+            Source::Files(f) => f.summary(),
         }
     }
+}
+
+/// The first bytes of `buf`, for detection.
+fn fill_head<R: Read>(buf: &mut BufReader<R>) -> std::io::Result<&[u8]> {
+    buf.fill_buf()
 }
 
 /// A chunk handed from the reader thread of [`read_ahead`] to its consumer: the items,
@@ -288,6 +425,10 @@ impl Iterator for Source<'_> {
             Source::Flows(f) => f
                 .next()
                 .map(|r| r.map(|r| Item::Flow(Box::new(r))).map_err(Into::into)),
+            Source::Parquet(p) => p
+                .next()
+                .map(|r| r.map(|r| Item::Flow(Box::new(r))).map_err(Into::into)),
+            Source::Files(f) => f.next(),
         }
     }
 }
@@ -304,6 +445,9 @@ mod tests {
         assert_eq!(Kind::detect(b"  {\"srcaddr\":1}"), Kind::JsonLines);
         assert_eq!(Kind::detect(b"2 123 eni-1 - - "), Kind::FlowLog);
         assert_eq!(Kind::detect(b""), Kind::FlowLog);
+        assert_eq!(Kind::detect(&[0x1f, 0x8b, 8, 0]), Kind::Gzip);
+        assert_eq!(Kind::detect(b"PAR1\x15\x04"), Kind::Parquet);
+        assert_eq!(Kind::detect(&[0u8; 64]), Kind::Binary);
     }
 
     #[test]

@@ -318,6 +318,11 @@ pub struct Agreement {
     pub logged_reject_model_accept: u64,
     /// Records the model cannot judge (an unresolved reference decides).
     pub model_unknown: u64,
+    /// Of those, the ones whose `reject-reason` names a cause outside security groups
+    /// and network ACLs (`BPA`: VPC Block Public Access), by reason; the rest are
+    /// explained by a network ACL or not at all.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub logged_reject_reasons: std::collections::BTreeMap<String, u64>,
 }
 
 /// Packets accepted and dropped before and after, over one slice of time.

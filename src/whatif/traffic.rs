@@ -755,6 +755,35 @@ struct Seen {
     /// Flow-log records: the logging ENI and direction.
     record: Option<(Option<u32>, Option<Direction>)>,
     logged: Option<Action>,
+    /// The flow log's `reject-reason` (AWS v8), when it gave one: `BPA` (VPC Block Public
+    /// Access) is the only documented value; anything else counts as other.
+    reject: Option<RejectReason>,
+}
+
+/// A `reject-reason` a flow log gave (kept small: the loop copies what it sees).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum RejectReason {
+    /// VPC Block Public Access.
+    Bpa,
+    /// A value sgsim does not know.
+    Other,
+}
+
+impl RejectReason {
+    fn of(text: &str) -> RejectReason {
+        if text.eq_ignore_ascii_case("BPA") {
+            RejectReason::Bpa
+        } else {
+            RejectReason::Other
+        }
+    }
+
+    fn as_str(self) -> &'static str {
+        match self {
+            RejectReason::Bpa => "BPA",
+            RejectReason::Other => "other",
+        }
+    }
 }
 
 impl Judge {
@@ -769,6 +798,7 @@ impl Judge {
                 flags: p.tcp_flags.unwrap_or(0),
                 record: None,
                 logged: None,
+                reject: None,
             },
             Item::Flow(r) => Seen {
                 header: r.header,
@@ -782,6 +812,7 @@ impl Judge {
                     r.direction,
                 )),
                 logged: r.action,
+                reject: r.reject_reason.as_deref().map(RejectReason::of),
             },
         }
     }
@@ -1013,6 +1044,9 @@ impl Agg {
         a.agree += o.agreement.agree;
         a.logged_accept_model_drop += o.agreement.logged_accept_model_drop;
         a.logged_reject_model_accept += o.agreement.logged_reject_model_accept;
+        for (why, n) in o.agreement.logged_reject_reasons {
+            *a.logged_reject_reasons.entry(why).or_default() += n;
+        }
         a.model_unknown += o.agreement.model_unknown;
         self.unmatched += o.unmatched;
         if self.enis.len() < o.enis.len() {
@@ -1152,6 +1186,11 @@ impl Books {
                 ag.logged_accept_model_drop += 1;
             } else {
                 ag.logged_reject_model_accept += 1;
+                if let Some(why) = s.reject {
+                    *ag.logged_reject_reasons
+                        .entry(why.as_str().to_string())
+                        .or_default() += 1;
+                }
             }
         }
     }

@@ -478,6 +478,7 @@ fn record(index: u64, eni: &str, dir: Direction, text: &str, packets: u64, start
         end: start + 60,
         action: Some(sgsim::model::Action::Accept),
         tcp_flags: None,
+        reject_reason: None,
     }))
 }
 

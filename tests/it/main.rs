@@ -5,10 +5,12 @@ mod aliyun;
 mod aws;
 mod classbench;
 mod engines;
+mod flowlogs;
 mod fuzz;
 mod gen;
 mod hardening;
 mod impact;
+mod s3;
 #[cfg(feature = "serve")]
 mod serve;
 mod suite;

@@ -562,7 +562,10 @@ fn unusable_input_exits_2_naming_the_file() {
     std::fs::write(&junk, b"\x00\x01\x02 hello\nworld 1 2 3\n").unwrap();
     let (code, out, err) = sgsim(&["packets", "--traffic", junk.to_str().unwrap()]);
     assert_eq!((code, out.as_str()), (2, ""), "{err}");
-    assert!(err.contains("junk.bin") && err.contains("line 1"), "{err}");
+    assert!(
+        err.contains("junk.bin") && err.contains("neither a capture nor a flow log"),
+        "{err}"
+    );
     let (code, _, err) = sgsim(&[
         "packets",
         "--strict",
