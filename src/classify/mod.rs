@@ -33,10 +33,11 @@
 //!
 //! A peer the state cannot resolve ([`State::unresolved_rules`]: a prefix list it lacks or
 //! holds without entries, a group no export describes and no ENI carries) may or may not
-//! match. Such a rule is read both ways: where its other fields hold the packet, it ranks
-//! before the verdict the resolved rules give, and its action differs, the verdict is
-//! [`Decision::Unknown`] ([`By::Unresolved`] names the first such rule); otherwise the
-//! resolved verdict stands (both readings agree). The compiler warns about each such peer.
+//! match. The unresolved references are read both ways, as a whole (a missing list either
+//! holds an address or not, for every rule that names it): all matching nothing, and all
+//! matching every address. Where the two readings give different actions the verdict is
+//! [`Decision::Unknown`] ([`By::Unresolved`] names the rule that decides the second
+//! reading); otherwise the resolved verdict stands. The compiler warns about each such peer.
 //!
 //! # Engines
 //!

@@ -8,10 +8,10 @@
 //! A packet is judged as SEMANTICS 3.1 and 3.3 say, step by step: Alibaba inner access
 //! first (the remote address is a member of a basic group on the ENI whose policy is
 //! accept); then the rules in evaluation order, where the first rule that matches decides;
-//! then the default. A rule whose peer is unresolved is read both ways: as matching
-//! nothing (the scan goes on) and, where its other fields match, as matching (its action
-//! would decide). If the two readings of any such rule met before the decision differ, the
-//! verdict is unknown.
+//! then the default. The unresolved references are read both ways, as a whole: all
+//! matching nothing (the scan goes on past such rules) and all matching every address (the
+//! first such rule whose other fields match, met before the decision, decides). If the two
+//! readings give different actions, the verdict is unknown.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -97,8 +97,10 @@ impl Engine for Reference<'_> {
         if let Some(&g) = sem.inner_access.iter().find(|&&g| self.member(g, remote)) {
             return Verdict::inner_access(g);
         }
-        // Unresolved rules met so far whose "matches" reading is not yet ruled out.
-        let mut doubts: Vec<u32> = Vec::new();
+        // Two readings of the unresolved references (SEMANTICS 3.1): all match nothing
+        // (the first resolved rule that matches decides) and all match every address (the
+        // first rule whose other fields match decides, unresolved or not).
+        let mut everything: Option<u32> = None;
         let mut decided = None;
         for &r in &self.order[point.eni as usize][d] {
             let rule = &self.state.rules[r as usize];
@@ -106,19 +108,18 @@ impl Engine for Reference<'_> {
                 continue;
             }
             if self.unresolved[r as usize] {
-                doubts.push(r);
+                everything.get_or_insert(r);
             } else if self.peer_contains(&rule.remote, remote) {
                 decided = Some(Verdict::rule(rule.action, r));
                 break;
             }
         }
         let verdict = decided.unwrap_or_else(|| Verdict::default_of(sem.fallback(point.direction)));
-        match doubts
-            .iter()
-            .find(|&&r| Decision::from(self.state.rules[r as usize].action) != verdict.action)
-        {
-            Some(&r) => Verdict::unresolved(r),
-            None => verdict,
+        match everything {
+            Some(r) if Decision::from(self.state.rules[r as usize].action) != verdict.action => {
+                Verdict::unresolved(r)
+            }
+            _ => verdict,
         }
     }
 

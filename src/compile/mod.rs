@@ -72,7 +72,7 @@ use ip_network_table::IpNetworkTable;
 use rustc_hash::FxHashMap;
 
 use crate::classify::{
-    rule_order, size_output, Decision, Engine, Point, Semantics, SemanticsError, Verdict,
+    rule_order, size_output, By, Decision, Engine, Point, Semantics, SemanticsError, Verdict,
     DEFAULT_VERDICT,
 };
 use crate::index::boxes::{Bounds, Filter, Word, DIMS};
@@ -489,9 +489,14 @@ impl Context {
         if self.doubts.is_empty() {
             return verdict;
         }
-        self.doubting(best, verdict, dead, h)
-            .next()
-            .map_or(verdict, |d| Verdict::unresolved(d.index))
+        // The reading "every unresolved reference matches everything": the first such rule
+        // whose other fields hold the packet, ranked before the resolved decision, decides.
+        match self.in_play(best, dead, h).next() {
+            Some(d) if Decision::from(d.rule.action) != verdict.action => {
+                Verdict::unresolved(d.index)
+            }
+            _ => verdict,
+        }
     }
 
     /// The verdict when every unresolved rule matches nothing.
@@ -504,12 +509,12 @@ impl Context {
         }
     }
 
-    /// The live unresolved rules ranked before `best` that hold `h` but for their peer and
-    /// whose action differs from `verdict`: each would change it by matching.
-    fn doubting<'c>(
+    /// The live unresolved rules ranked before `best` that hold `h` but for their peer, in
+    /// rank order: the rules the reading "unresolved references match everything" meets
+    /// before the resolved decision.
+    fn in_play<'c>(
         &'c self,
         best: u32,
-        verdict: Verdict,
         dead: Option<&'c [u64]>,
         h: &'c Header,
     ) -> impl Iterator<Item = &'c Doubt> + 'c {
@@ -517,10 +522,7 @@ impl Context {
             .iter()
             .take_while(move |d| d.rank < best)
             .filter(move |d| {
-                Decision::from(d.rule.action) != verdict.action
-                    && dead.is_none_or(|dead| {
-                        dead[(d.index / 64) as usize] & (1 << (d.index % 64)) == 0
-                    })
+                dead.is_none_or(|dead| dead[(d.index / 64) as usize] & (1 << (d.index % 64)) == 0)
                     && d.rule.matches_fields(h)
             })
     }
@@ -1193,14 +1195,16 @@ impl Table {
             return Vec::new();
         }
         let (best, class) = self.best_of(context, ranks, point.direction, h);
-        if context.inner_access(class, &self.members).is_some() {
-            return Vec::new();
+        match context
+            .verdict(ranks, best, class, &self.members, self.tombstones(), h)
+            .by
+        {
+            By::Unresolved(_) => context
+                .in_play(best, self.tombstones(), h)
+                .map(|d| d.index)
+                .collect(),
+            _ => Vec::new(),
         }
-        let verdict = context.resolved(ranks, best);
-        context
-            .doubting(best, verdict, self.tombstones(), h)
-            .map(|d| d.index)
-            .collect()
     }
 
     /// ENI IDs, by index.

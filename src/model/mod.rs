@@ -193,6 +193,17 @@ impl fmt::Display for Action {
 #[serde(transparent)]
 pub struct Priority(pub u32);
 
+impl Priority {
+    /// A priority a snapshot did not give; [`State::normalize`] replaces it with the
+    /// provider's default (Alibaba 1, others 0).
+    pub const UNSET: Priority = Priority(u32::MAX);
+
+    /// [`Priority::UNSET`], for serde.
+    pub fn unset() -> Priority {
+        Priority::UNSET
+    }
+}
+
 /// Whose semantics a security group follows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -319,8 +330,9 @@ pub struct Rule {
     pub direction: Direction,
     /// What it does.
     pub action: Action,
-    /// Smaller first.
-    #[serde(default)]
+    /// Smaller first. Absent in a snapshot: [`Priority::UNSET`] until
+    /// [`State::normalize`] gives the provider's default.
+    #[serde(default = "Priority::unset")]
     pub priority: Priority,
     /// The protocol it selects.
     pub protocol: Protocol,
@@ -572,6 +584,49 @@ impl State {
             }
         }
         out
+    }
+
+    /// Brings every rule to the form the engines read, whatever wrote it (an export, a
+    /// snapshot written by hand or by an older sgsim): AWS rules of protocol `-1` or of a
+    /// number other than TCP, UDP, ICMP and ICMPv6 match every port (SEMANTICS 3.1, AWS
+    /// ignores the ports of such rules); Alibaba rules without a priority take the
+    /// documented default, 1 (others 0), and a local side of `0.0.0.0/0` means any local address,
+    /// IPv6 included (SEMANTICS 2.1, Q5). Returns how many rules it changed.
+    pub fn normalize(&mut self) -> usize {
+        let providers: HashMap<&GroupId, Provider> =
+            self.groups.iter().map(|g| (&g.id, g.provider)).collect();
+        let mut changed = 0;
+        for r in &mut self.rules {
+            let before = (r.src_ports, r.dst_ports, r.priority, r.local);
+            match providers.get(&r.group) {
+                Some(Provider::Aws) => {
+                    let portless = match r.protocol {
+                        Protocol::Any => true,
+                        Protocol::Number(n) => !matches!(n, 1 | 6 | 17 | 58),
+                    };
+                    if portless {
+                        r.src_ports = PortRange::ANY;
+                        r.dst_ports = PortRange::ANY;
+                    }
+                }
+                Some(Provider::Aliyun) => {
+                    if r.priority == Priority::UNSET {
+                        r.priority = Priority(1);
+                    }
+                    if r.local == Some(Cidr::ANY_V4) {
+                        r.local = None;
+                    }
+                }
+                _ => {}
+            }
+            if r.priority == Priority::UNSET {
+                r.priority = Priority(0);
+            }
+            if (r.src_ports, r.dst_ports, r.priority, r.local) != before {
+                changed += 1;
+            }
+        }
+        changed
     }
 
     /// Per rule, whether its peer is *unresolved* (SEMANTICS 3.1): a prefix list the state

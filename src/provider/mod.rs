@@ -604,6 +604,14 @@ pub fn import_values(docs: &[(String, serde_json::Value)]) -> Result<Imported, I
         out.warnings.append(&mut got.warnings);
         out.state.merge(got.state);
     }
+    let normalized = out.state.normalize();
+    if normalized > 0 {
+        out.warnings.push(format!(
+            "{normalized} rules read as the clouds do: AWS ports ignored for protocol -1 and \
+             protocols without ports, Alibaba priority 1 where none is given, an Alibaba local \
+             side of 0.0.0.0/0 as any local address (IPv6 too)"
+        ));
+    }
     out.state.validate()?;
     Ok(out)
 }

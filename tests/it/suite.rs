@@ -49,7 +49,10 @@ fn load() -> Vec<Loaded> {
         .map(|path| {
             let file = path.file_name().unwrap().to_string_lossy().into_owned();
             let text = std::fs::read_to_string(&path).unwrap();
-            let s: Scenario = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{file}: {e}"));
+            let mut s: Scenario =
+                serde_json::from_str(&text).unwrap_or_else(|e| panic!("{file}: {e}"));
+            // As `--state` reads a snapshot (provider::import_values).
+            s.state.normalize();
             let queries = s
                 .cases
                 .iter()
