@@ -357,17 +357,18 @@ pub fn run_lint(args: LintArgs) -> anyhow::Result<Exit> {
             } else {
                 format!(" ({}{more})", f.related.join(", "))
             };
+            // Two lines: the finding, then what removing the rule would do; each escaped
+            // on its own (account text never starts a line).
             let line = format!(
-                "{:<18} {:<7} {:<28} {}{}\n{:<18} {}",
+                "{:<18} {:<7} {:<28} {}{}",
                 kind.as_str().unwrap_or("?"),
                 f.direction,
                 f.rule,
                 enis,
                 related,
-                "",
-                f.effect
             );
             println!("{}", sgsim::term::escape(&line));
+            println!("{:<18} {}", "", sgsim::term::escape(f.effect));
         }
     }
     Ok(Exit::Ok)

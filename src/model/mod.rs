@@ -591,13 +591,14 @@ impl State {
     /// number other than TCP, UDP, ICMP and ICMPv6 match every port (SEMANTICS 3.1, AWS
     /// ignores the ports of such rules); Alibaba rules without a priority take the
     /// documented default, 1 (others 0), and a local side of `0.0.0.0/0` means any local address,
-    /// IPv6 included (SEMANTICS 2.1, Q5). Returns how many rules it changed.
+    /// IPv6 included (SEMANTICS 2.1, Q5). Returns how many rules it read differently from
+    /// how they were written (ports or local side).
     pub fn normalize(&mut self) -> usize {
         let providers: HashMap<&GroupId, Provider> =
             self.groups.iter().map(|g| (&g.id, g.provider)).collect();
         let mut changed = 0;
         for r in &mut self.rules {
-            let before = (r.src_ports, r.dst_ports, r.priority, r.local);
+            let before = (r.src_ports, r.dst_ports, r.local);
             match providers.get(&r.group) {
                 Some(Provider::Aws) => {
                     let portless = match r.protocol {
@@ -622,7 +623,8 @@ impl State {
             if r.priority == Priority::UNSET {
                 r.priority = Priority(0);
             }
-            if (r.src_ports, r.dst_ports, r.priority, r.local) != before {
+            // A priority a snapshot left out taking its default is no change of meaning.
+            if (r.src_ports, r.dst_ports, r.local) != before {
                 changed += 1;
             }
         }

@@ -608,8 +608,8 @@ pub fn import_values(docs: &[(String, serde_json::Value)]) -> Result<Imported, I
     if normalized > 0 {
         out.warnings.push(format!(
             "{normalized} rules read as the clouds do: AWS ports ignored for protocol -1 and \
-             protocols without ports, Alibaba priority 1 where none is given, an Alibaba local \
-             side of 0.0.0.0/0 as any local address (IPv6 too)"
+             protocols without ports, an Alibaba local side of 0.0.0.0/0 as any local address \
+             (IPv6 too)"
         ));
     }
     out.state.validate()?;

@@ -156,7 +156,13 @@ fn s3_prefixes_in_both_layouts_give_the_local_whatif() {
         args.extend_from_slice(extra);
         let (code, out, err) = sgsim_s3(moto.port, &args);
         assert_eq!(code, 0, "{traffic}: {err}");
-        serde_json::from_str::<serde_json::Value>(&out).unwrap()
+        let mut v = serde_json::from_str::<serde_json::Value>(&out).unwrap();
+        // The clock of the analysis and the inputs' names differ by nature.
+        if let Some(o) = v.as_object_mut() {
+            o.remove("analysed_at");
+            o.remove("inputs");
+        }
+        v
     };
     let local = whatif(plain.to_str().unwrap(), &[]);
     assert_eq!(local, whatif("s3://fleet/gz/", &[]), "gzip layout on S3");

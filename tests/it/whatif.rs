@@ -766,3 +766,34 @@ fn whatif_without_enis_warns_instead_of_saying_nothing_changes() {
     assert!(text.contains("no network interface"), "{text}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Regression (found merging the terminal escaping with lint's two-line findings): the
+/// text lint prints each finding and what removing the rule would do on lines of their
+/// own, never a literal `\n`; AWS duplicates are one "equivalent" finding.
+#[test]
+fn lint_text_keeps_its_two_lines_and_aws_duplicates_are_one_finding() {
+    let dir = std::env::temp_dir().join(format!("sgsim-lint-text-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let state = dir.join("s.json");
+    std::fs::write(
+        &state,
+        r#"{"sgsim_snapshot": 1, "groups": [{"id": "sg-a", "provider": "aws"}],
+ "rules": [
+  {"id": "r1", "group": "sg-a", "direction": "egress", "action": "accept", "protocol": "-1", "remote": {"cidr": "::/0"}},
+  {"id": "r2", "group": "sg-a", "direction": "egress", "action": "accept", "protocol": "-1", "remote": {"cidr": "::/0"}}],
+ "enis": [{"id": "eni-a", "ips": ["10.0.0.5", "2001:db8::5"], "groups": ["sg-a"]}]}"#,
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sgsim"))
+        .args(["lint", "--state", state.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!text.contains("\\n"), "{text}");
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    assert!(lines[0].starts_with("equivalent"), "{text}");
+    assert!(lines[1].contains("keep one"), "{text}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
