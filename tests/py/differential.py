@@ -564,11 +564,92 @@ def minimize(snap, eni, d, pkt, sgsim, tmp, want_disagree):
                 cur = trial
             else:
                 i += 1
+    # memberships and addresses of the ENIs, then whole objects again
+    for k in range(len(cur["enis"])):
+        for field in ("groups", "ips", "public_ips"):
+            i = 0
+            while i < len(cur["enis"][k].get(field, [])):
+                trial = json.loads(json.dumps(cur))
+                trial["enis"][k][field].pop(i)
+                if not trial["enis"][k][field]:
+                    del trial["enis"][k][field]
+                    if field != "public_ips":
+                        i += 1
+                        continue
+                if still(trial):
+                    cur = trial
+                    if field not in cur["enis"][k]:
+                        break
+                else:
+                    i += 1
+    for key in ("rules", "enis", "groups", "prefix_lists"):
+        i = 0
+        budget = 60
+        while i < len(cur.get(key, [])) and budget > 0:
+            budget -= 1
+            trial = json.loads(json.dumps(cur))
+            item = trial[key].pop(i)
+            if key == "groups":
+                if any(item["id"] in e["groups"] for e in trial["enis"]) or \
+                        any(r["group"] == item["id"] for r in trial["rules"]):
+                    i += 1
+                    continue
+            if key == "enis" and item["id"] == eni:
+                i += 1
+                continue
+            if still(trial):
+                cur = trial
+            else:
+                i += 1
     return cur
+
+
+def suite_text(o):
+    """sgsim's eval answer in the behaviour suite's `expect` syntax."""
+    if o is None:
+        return "(not judged)"
+    if o.get("detail") == "inner-access":
+        return "%s by inner-access" % o["verdict"]
+    if o["reason"] == "default":
+        return "%s by default" % o["verdict"]
+    return "%s by %s" % (o["verdict"], o.get("rule_id"))
+
+
+def run_suite(files, sgsim, tmp):
+    """Judge behaviour-suite files with `sgsim eval --stateless` (CLI, pcap path) and with
+    the oracle; print every case either one gets wrong.  Returns the number of such cases."""
+    bad = 0
+    for path in files:
+        with open(path) as f:
+            sc = json.load(f)
+        snap = dict(sc["state"], sgsim_snapshot=1)
+        st = oracle.State(snap)
+        pkts = [oracle.parse_packet(c["packet"]) for c in sc["cases"]]
+        sp, pp = os.path.join(tmp, "suite.json"), os.path.join(tmp, "suite.pcap")
+        with open(sp, "w") as f:
+            json.dump(snap, f)
+        write_pcap(pp, pkts)
+        out = run_sgsim(sgsim, sp, pp)
+        for i, c in enumerate(sc["cases"]):
+            eni, d = c["at"].split()
+            got = suite_text((out.get((i, eni, d)) or [None])[0])
+            j = oracle.judge(st, eni, d, oracle.norm_packet(dict(pkts[i])))
+            v, _, who = c["expect"].split(" ", 2)
+            ok_oracle = j.verdict == v and ((who == "default" and j.reason == "default")
+                                            or (who == "inner-access" and j.reason == "inner-access")
+                                            or who in j.rules)
+            if got != c["expect"] or not ok_oracle:
+                bad += 1
+                print("%s: %s at %s: expect '%s', sgsim '%s'%s" % (os.path.basename(path), c["packet"], c["at"],
+                      c["expect"], got, "" if ok_oracle else ", oracle %r" % j))
+    print("suite cases wrong: %d" % bad)
+    return bad
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--suite", nargs="+", metavar="FILE",
+                    help="instead: judge behaviour-suite files with the sgsim CLI and the oracle")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--judgements", type=int, default=8000)
     ap.add_argument("--sgsim", default=os.path.join(os.environ.get("CARGO_TARGET_DIR", "target"), "release", "sgsim"))
@@ -583,6 +664,8 @@ def main():
 
     tmp = args.keep or tempfile.mkdtemp(prefix="sgsim-diff-")
     os.makedirs(tmp, exist_ok=True)
+    if args.suite:
+        return 1 if run_suite(args.suite, args.sgsim, tmp) else 0
     total = agreed = 0
     classes = collections.OrderedDict()
     by_path = collections.Counter()
