@@ -33,11 +33,11 @@
 //!
 //! A peer the state cannot resolve ([`State::unresolved_rules`]: a prefix list it lacks or
 //! holds without entries, a group no export describes and no ENI carries) may or may not
-//! match. The unresolved references are read both ways, as a whole (a missing list either
-//! holds an address or not, for every rule that names it): all matching nothing, and all
-//! matching every address. Where the two readings give different actions the verdict is
-//! [`Decision::Unknown`] ([`By::Unresolved`] names the rule that decides the second
-//! reading); otherwise the resolved verdict stands. The compiler warns about each such peer.
+//! match. Each unresolved reference is read both ways, the same for every rule that names
+//! it (a missing list holds an address or not): as matching nothing, and as matching every
+//! address, when its first rule met before the resolved decision decides. Where some reading
+//! gives another action the verdict is [`Decision::Unknown`] ([`By::Unresolved`] names that
+//! rule); otherwise the resolved verdict stands. The compiler warns about each such peer.
 //!
 //! # Engines
 //!

@@ -8,10 +8,10 @@
 //! A packet is judged as SEMANTICS 3.1 and 3.3 say, step by step: Alibaba inner access
 //! first (the remote address is a member of a basic group on the ENI whose policy is
 //! accept); then the rules in evaluation order, where the first rule that matches decides;
-//! then the default. The unresolved references are read both ways, as a whole: all
-//! matching nothing (the scan goes on past such rules) and all matching every address (the
-//! first such rule whose other fields match, met before the decision, decides). If the two
-//! readings give different actions, the verdict is unknown.
+//! then the default. Each unresolved reference is read both ways, the same for every rule
+//! that names it: matching nothing (the scan goes on past its rules) and matching every
+//! address (its first rule whose other fields match, met before the decision, decides). If
+//! any reading gives another action, the verdict is unknown.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -97,10 +97,12 @@ impl Engine for Reference<'_> {
         if let Some(&g) = sem.inner_access.iter().find(|&&g| self.member(g, remote)) {
             return Verdict::inner_access(g);
         }
-        // Two readings of the unresolved references (SEMANTICS 3.1): all match nothing
-        // (the first resolved rule that matches decides) and all match every address (the
-        // first rule whose other fields match decides, unresolved or not).
-        let mut everything: Option<u32> = None;
+        // Unresolved references (SEMANTICS 3.1) each hold the remote address or not, the
+        // same for every rule that names them. Reading them as matching nothing, the first
+        // resolved rule that matches decides; for each reference met before that decision,
+        // the reading "it matches" lets its first rule decide instead. The verdict is
+        // certain only when all those readings agree.
+        let mut firsts: Vec<(String, u32)> = Vec::new();
         let mut decided = None;
         for &r in &self.order[point.eni as usize][d] {
             let rule = &self.state.rules[r as usize];
@@ -108,18 +110,22 @@ impl Engine for Reference<'_> {
                 continue;
             }
             if self.unresolved[r as usize] {
-                everything.get_or_insert(r);
+                let name = State::reference_name(&rule.remote);
+                if !firsts.iter().any(|(n, _)| *n == name) {
+                    firsts.push((name, r));
+                }
             } else if self.peer_contains(&rule.remote, remote) {
                 decided = Some(Verdict::rule(rule.action, r));
                 break;
             }
         }
         let verdict = decided.unwrap_or_else(|| Verdict::default_of(sem.fallback(point.direction)));
-        match everything {
-            Some(r) if Decision::from(self.state.rules[r as usize].action) != verdict.action => {
-                Verdict::unresolved(r)
-            }
-            _ => verdict,
+        match firsts
+            .iter()
+            .find(|(_, r)| Decision::from(self.state.rules[*r as usize].action) != verdict.action)
+        {
+            Some(&(_, r)) => Verdict::unresolved(r),
+            None => verdict,
         }
     }
 

@@ -451,6 +451,8 @@ struct Doubt {
     /// The rule (its fields, action and table index).
     rule: Rule,
     index: u32,
+    /// Its unresolved reference, numbered (rules naming one reference share it).
+    reference: u32,
 }
 
 impl Context {
@@ -489,14 +491,20 @@ impl Context {
         if self.doubts.is_empty() {
             return verdict;
         }
-        // The reading "every unresolved reference matches everything": the first such rule
-        // whose other fields hold the packet, ranked before the resolved decision, decides.
-        match self.in_play(best, dead, h).next() {
-            Some(d) if Decision::from(d.rule.action) != verdict.action => {
-                Verdict::unresolved(d.index)
+        // Each unresolved reference read as matching: its first rule whose other fields
+        // hold the packet, ranked before the resolved decision, decides (later rules naming
+        // it are then never reached). Any such rule of another action makes it unknown.
+        let mut seen: Vec<u32> = Vec::new();
+        for d in self.in_play(best, dead, h) {
+            if seen.contains(&d.reference) {
+                continue;
             }
-            _ => verdict,
+            if Decision::from(d.rule.action) != verdict.action {
+                return Verdict::unresolved(d.index);
+            }
+            seen.push(d.reference);
         }
+        verdict
     }
 
     /// The verdict when every unresolved rule matches nothing.
@@ -957,6 +965,7 @@ pub fn compile(state: &State, config: &Config) -> Result<Table, CompileError> {
     let mut resolver = Resolver::new(state);
     let sets = group_sets(state, &resolver.group_index);
     let unresolved = state.unresolved_rules();
+    let mut references: HashMap<String, u32> = HashMap::new();
 
     // Ranks: per direction, every rule of that direction in evaluation order.
     let mut rank_of = vec![0u32; state.rules.len()];
@@ -1030,10 +1039,15 @@ pub fn compile(state: &State, config: &Config) -> Result<Table, CompileError> {
                         .flatten()
                 })
                 .filter(|&&r| unresolved[r as usize])
-                .map(|&r| Doubt {
-                    rank: rank_of[r as usize],
-                    rule: state.rules[r as usize].clone(),
-                    index: r,
+                .map(|&r| {
+                    let name = State::reference_name(&state.rules[r as usize].remote);
+                    let next = references.len() as u32;
+                    Doubt {
+                        rank: rank_of[r as usize],
+                        rule: state.rules[r as usize].clone(),
+                        index: r,
+                        reference: *references.entry(name).or_insert(next),
+                    }
                 })
                 .collect();
             doubts.sort_by_key(|d| d.rank);
