@@ -250,7 +250,7 @@ impl FieldShape {
 
 /// The single-group workloads of issue #21's review, with `k` rules per field: one group
 /// with one ENI (172.16.0.10), and the catch-all that the what-if revokes, by its ID
-/// (`catch-all`).
+/// (`sgr-catch-all`).
 ///
 /// Alibaba (basic group, inner access accept): `k` accept rules at priority 1 per field —
 /// `PortRange p/p` for p = 100+50i; `SourceCidrIp 10.(i%256).(i/256).0/24`;
@@ -268,25 +268,33 @@ pub fn field_state(shape: FieldShape, k: usize) -> State {
         PortRange::new(1, 65535).unwrap_or(PortRange::ANY)
     };
     let any = Cidr::ANY_V4;
-    let rule = |id: String, dst: PortRange, src: PortRange, remote: Cidr, local: Option<Cidr>| Rule {
-        id: id.into(),
-        group: group.into(),
-        direction: Direction::Ingress,
-        action: Action::Accept,
-        priority: Priority(if aws { 0 } else { 1 }),
-        protocol: Protocol::TCP,
-        src_ports: src,
-        dst_ports: dst,
-        remote: Peer::cidr(remote),
-        local,
-        description: None,
-        attrs: Default::default(),
-    };
+    let rule =
+        |id: String, dst: PortRange, src: PortRange, remote: Cidr, local: Option<Cidr>| Rule {
+            id: id.into(),
+            group: group.into(),
+            direction: Direction::Ingress,
+            action: Action::Accept,
+            priority: Priority(if aws { 0 } else { 1 }),
+            protocol: Protocol::TCP,
+            src_ports: src,
+            dst_ports: dst,
+            remote: Peer::cidr(remote),
+            local,
+            description: None,
+            attrs: Default::default(),
+        };
     let net24 = |i: usize| {
         let a = Ipv4Addr::new(10, (i % 256) as u8, ((i / 256) % 256) as u8, 0);
         Cidr::new(IpAddr::V4(a), 24).unwrap_or(Cidr::ANY_V4)
     };
-    let host = |i: usize| Cidr::host(IpAddr::V4(Ipv4Addr::new(192, 168, (i % 256) as u8, ((i / 256) % 256) as u8)));
+    let host = |i: usize| {
+        Cidr::host(IpAddr::V4(Ipv4Addr::new(
+            192,
+            168,
+            (i % 256) as u8,
+            ((i / 256) % 256) as u8,
+        )))
+    };
     let port = |base: usize, i: usize| PortRange::single(((base + 50 * i) % 65535 + 1) as u16);
     let mut rules = Vec::new();
     let fields: &[u8] = match shape {
@@ -297,14 +305,32 @@ pub fn field_state(shape: FieldShape, k: usize) -> State {
     for &f in fields {
         for i in 0..k {
             rules.push(match f {
-                0 => rule(format!("port-{i}"), port(99, i), PortRange::ANY, any, None),
-                1 => rule(format!("remote-{i}"), all_ports, PortRange::ANY, net24(i), None),
-                2 => rule(format!("sport-{i}"), all_ports, port(999, i), any, None),
-                _ => rule(format!("local-{i}"), all_ports, PortRange::ANY, any, Some(host(i))),
+                0 => rule(
+                    format!("sgr-port-{i}"),
+                    port(99, i),
+                    PortRange::ANY,
+                    any,
+                    None,
+                ),
+                1 => rule(
+                    format!("sgr-remote-{i}"),
+                    all_ports,
+                    PortRange::ANY,
+                    net24(i),
+                    None,
+                ),
+                2 => rule(format!("sgr-sport-{i}"), all_ports, port(999, i), any, None),
+                _ => rule(
+                    format!("sgr-local-{i}"),
+                    all_ports,
+                    PortRange::ANY,
+                    any,
+                    Some(host(i)),
+                ),
             });
         }
     }
-    let mut catch_all = rule("catch-all".into(), all_ports, PortRange::ANY, any, None);
+    let mut catch_all = rule("sgr-catch-all".into(), all_ports, PortRange::ANY, any, None);
     if !aws {
         catch_all.priority = Priority(100);
     }
@@ -341,7 +367,7 @@ pub fn field_state(shape: FieldShape, k: usize) -> State {
 /// The fleet of issue #21's review: 20 Alibaba basic groups of 20 rules (service ports
 /// from office /24s and VPC /16s, a drop, and references to two other groups), and `enis`
 /// ENIs, each in one of two target groups plus one to four others (seeded), one private
-/// IPv4 address each. The what-if revokes `target-0` (rule `sg-00-r0`, tcp/22 from
+/// IPv4 address each. The what-if revokes `target-0` (rule `sgr-00-0`, tcp/22 from
 /// 10.0.0.0/8).
 pub fn fleet_state(enis: usize, seed: u64) -> State {
     let mut rng = Rng::new(seed);
@@ -362,13 +388,16 @@ pub fn fleet_state(enis: usize, seed: u64) -> State {
                 ),
                 3 => (cidr(0xcb00_7100, 24), Action::Drop, 5),
                 _ => (
-                    cidr(0xc0a8_0000 | ((g as u32) << 8) | r as u32, 24 + (r % 9) as u8),
+                    cidr(
+                        0xc0a8_0000 | ((g as u32) << 8) | r as u32,
+                        24 + (r % 9) as u8,
+                    ),
                     Action::Accept,
                     1 + (r as u32 % 50),
                 ),
             };
             rules.push(Rule {
-                id: format!("{}-r{r}", gid(g)).into(),
+                id: format!("sgr-{g:02}-{r}").into(),
                 group: gid(g).into(),
                 direction: if r % 5 == 4 {
                     Direction::Egress
@@ -415,7 +444,11 @@ pub fn fleet_state(enis: usize, seed: u64) -> State {
                 name: None,
                 description: None,
                 kind: GroupKind::Basic,
-                inner_access: if g % 2 == 0 { Action::Accept } else { Action::Drop },
+                inner_access: if g % 2 == 0 {
+                    Action::Accept
+                } else {
+                    Action::Drop
+                },
                 vpc: Some("vpc-1".into()),
                 owner: None,
                 attrs: Default::default(),

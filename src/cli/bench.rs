@@ -83,10 +83,18 @@ pub struct Args {
     #[arg(long)]
     space: bool,
     /// Rule counts of the `--space` curves.
-    #[arg(long, value_delimiter = ',', default_value = "10,20,50,100,200,400,1000,1601")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "10,20,50,100,200,400,1000,1601"
+    )]
     space_rules: Vec<usize>,
     /// ENI counts of the `--space` fleet curve.
-    #[arg(long, value_delimiter = ',', default_value = "1000,2000,4000,8000,16000")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "1000,2000,4000,8000,16000"
+    )]
     space_enis: Vec<usize>,
     /// Write the `--space` workloads the targets name (as snapshots, with their
     /// revoke requests) into this folder instead of timing them.
@@ -112,17 +120,24 @@ fn emit(dir: &std::path::Path) -> anyhow::Result<()> {
         (FieldShape::Ports, 1001),
     ] {
         let state = field_state(shape, shape.k_for(rules));
-        let name = format!("{}-{rules}", serde_json::to_value(shape)?.as_str().unwrap_or("shape"));
-        write(&name, &state, &ali("sg-fields", "catch-all"))?;
+        let name = format!(
+            "{}-{rules}",
+            serde_json::to_value(shape)?.as_str().unwrap_or("shape")
+        );
+        write(&name, &state, &ali("sg-fields", "sgr-catch-all"))?;
     }
     let aws = field_state(FieldShape::Aws, FieldShape::Aws.k_for(1601));
     write(
         "aws-1601",
         &aws,
-        "Action=RevokeSecurityGroupIngress&Version=2016-11-15&GroupId=sg-fields&SecurityGroupRuleId.1=catch-all",
+        "Action=RevokeSecurityGroupIngress&Version=2016-11-15&GroupId=sg-fields&SecurityGroupRuleId.1=sgr-catch-all",
     )?;
     for enis in [16_000, 64_000, 100_000] {
-        write(&format!("fleet-{enis}"), &fleet_state(enis, 1), &ali("sg-00", "sg-00-r0"))?;
+        write(
+            &format!("fleet-{enis}"),
+            &fleet_state(enis, 1),
+            &ali("sg-00", "sgr-00-0"),
+        )?;
     }
     Ok(())
 }
@@ -137,7 +152,9 @@ fn space(args: &Args) -> anyhow::Result<Exit> {
     }
     let point = |state: &State, removed: &[sgsim::model::RuleId]| -> anyhow::Result<Value> {
         let mut diff = None;
-        let diff_s = timed(args.repeat, || diff = Some(space::revoke_diff(state, removed)));
+        let diff_s = timed(args.repeat, || {
+            diff = Some(space::revoke_diff(state, removed))
+        });
         let diff = diff.ok_or_else(|| anyhow::anyhow!("no run"))??;
         let mut found = None;
         let lint_s = timed(args.repeat, || found = Some(lint::lint(state)));
@@ -155,7 +172,7 @@ fn space(args: &Args) -> anyhow::Result<Exit> {
         for &rules in &args.space_rules {
             let k = shape.k_for(rules);
             let state = field_state(shape, k);
-            let mut p = point(&state, &["catch-all".into()])?;
+            let mut p = point(&state, &["sgr-catch-all".into()])?;
             p["shape"] = serde_json::to_value(shape)?;
             p["rules"] = json!(state.rules.len());
             println!("{p}");
@@ -163,7 +180,7 @@ fn space(args: &Args) -> anyhow::Result<Exit> {
     }
     for &enis in &args.space_enis {
         let state = fleet_state(enis, args.seed);
-        let mut p = point(&state, &["sg-00-r0".into()])?;
+        let mut p = point(&state, &["sgr-00-0".into()])?;
         p["shape"] = json!("fleet");
         p["enis"] = json!(enis);
         p["group_sets"] = json!(sgsim_sets(&state));

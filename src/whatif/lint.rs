@@ -288,7 +288,11 @@ fn lint_set(ctx: &mut Ctx<'_>, set: &Set<'_>) -> Result<PerRule, Limit> {
             .iter()
             .all(|it| it.verdict.action == Action::Accept);
     // What a set computes beyond its rules' own sets is garbage once it is linted.
-    let checkpoints: Vec<usize> = set.families.iter().map(|&f| ctx.dd[f].checkpoint()).collect();
+    let checkpoints: Vec<usize> = set
+        .families
+        .iter()
+        .map(|&f| ctx.dd[f].checkpoint())
+        .collect();
     let r = if union {
         union_lint(ctx, set, &items, &mut out, &key)
     } else {
@@ -392,7 +396,9 @@ fn ordered_family(
     }
     for (i, it) in items.iter().enumerate() {
         let By::Rule(r) = it.verdict.by else { continue };
-        let Some(acc) = accs.get_mut(&r) else { continue };
+        let Some(acc) = accs.get_mut(&r) else {
+            continue;
+        };
         if it.unresolved.is_some() {
             acc.unresolved = true;
             continue;
