@@ -131,19 +131,19 @@ fn emit(dir: &std::path::Path) -> anyhow::Result<()> {
             "{}-{rules}",
             serde_json::to_value(shape)?.as_str().unwrap_or("shape")
         );
-        write(&name, &state, &ali("sg-fields", "catch-all"))?;
+        write(&name, &state, &ali("sg-fields", "sgr-catch-all"))?;
     }
     let aws = field_state(FieldShape::Aws, FieldShape::Aws.k_for(1601));
     write(
         "aws-1601",
         &aws,
-        "Action=RevokeSecurityGroupIngress&Version=2016-11-15&GroupId=sg-fields&SecurityGroupRuleId.1=catch-all",
+        "Action=RevokeSecurityGroupIngress&Version=2016-11-15&GroupId=sg-fields&SecurityGroupRuleId.1=sgr-catch-all",
     )?;
     for enis in [16_000, 64_000, 100_000] {
         write(
             &format!("fleet-{enis}"),
             &fleet_state(enis, 1),
-            &ali("sg-00", "sg-00-r0"),
+            &ali("sg-00", "sgr-00-0"),
         )?;
     }
     Ok(())
@@ -179,7 +179,7 @@ fn space(args: &Args) -> anyhow::Result<Exit> {
         for &rules in &args.space_rules {
             let k = shape.k_for(rules);
             let state = field_state(shape, k);
-            let mut p = point(&state, &["catch-all".into()])?;
+            let mut p = point(&state, &["sgr-catch-all".into()])?;
             p["shape"] = serde_json::to_value(shape)?;
             p["rules"] = json!(state.rules.len());
             println!("{p}");
@@ -187,7 +187,7 @@ fn space(args: &Args) -> anyhow::Result<Exit> {
     }
     for &enis in &args.space_enis {
         let state = fleet_state(enis, args.seed);
-        let mut p = point(&state, &["sg-00-r0".into()])?;
+        let mut p = point(&state, &["sgr-00-0".into()])?;
         p["shape"] = json!("fleet");
         p["enis"] = json!(enis);
         p["group_sets"] = json!(sgsim_sets(&state));

@@ -250,7 +250,7 @@ impl FieldShape {
 
 /// The single-group workloads of issue #21's review, with `k` rules per field: one group
 /// with one ENI (172.16.0.10), and the catch-all that the what-if revokes, by its ID
-/// (`catch-all`).
+/// (`sgr-catch-all`).
 ///
 /// Alibaba (basic group, inner access accept): `k` accept rules at priority 1 per field —
 /// `PortRange p/p` for p = 100+50i; `SourceCidrIp 10.(i%256).(i/256).0/24`;
@@ -305,17 +305,23 @@ pub fn field_state(shape: FieldShape, k: usize) -> State {
     for &f in fields {
         for i in 0..k {
             rules.push(match f {
-                0 => rule(format!("port-{i}"), port(99, i), PortRange::ANY, any, None),
+                0 => rule(
+                    format!("sgr-port-{i}"),
+                    port(99, i),
+                    PortRange::ANY,
+                    any,
+                    None,
+                ),
                 1 => rule(
-                    format!("remote-{i}"),
+                    format!("sgr-remote-{i}"),
                     all_ports,
                     PortRange::ANY,
                     net24(i),
                     None,
                 ),
-                2 => rule(format!("sport-{i}"), all_ports, port(999, i), any, None),
+                2 => rule(format!("sgr-sport-{i}"), all_ports, port(999, i), any, None),
                 _ => rule(
-                    format!("local-{i}"),
+                    format!("sgr-local-{i}"),
                     all_ports,
                     PortRange::ANY,
                     any,
@@ -324,7 +330,7 @@ pub fn field_state(shape: FieldShape, k: usize) -> State {
             });
         }
     }
-    let mut catch_all = rule("catch-all".into(), all_ports, PortRange::ANY, any, None);
+    let mut catch_all = rule("sgr-catch-all".into(), all_ports, PortRange::ANY, any, None);
     if !aws {
         catch_all.priority = Priority(100);
     }
@@ -361,7 +367,7 @@ pub fn field_state(shape: FieldShape, k: usize) -> State {
 /// The fleet of issue #21's review: 20 Alibaba basic groups of 20 rules (service ports
 /// from office /24s and VPC /16s, a drop, and references to two other groups), and `enis`
 /// ENIs, each in one of two target groups plus one to four others (seeded), one private
-/// IPv4 address each. The what-if revokes `target-0` (rule `sg-00-r0`, tcp/22 from
+/// IPv4 address each. The what-if revokes `target-0` (rule `sgr-00-0`, tcp/22 from
 /// 10.0.0.0/8).
 pub fn fleet_state(enis: usize, seed: u64) -> State {
     let mut rng = Rng::new(seed);
@@ -391,7 +397,7 @@ pub fn fleet_state(enis: usize, seed: u64) -> State {
                 ),
             };
             rules.push(Rule {
-                id: format!("{}-r{r}", gid(g)).into(),
+                id: format!("sgr-{g:02}-{r}").into(),
                 group: gid(g).into(),
                 direction: if r % 5 == 4 {
                     Direction::Egress

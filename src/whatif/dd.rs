@@ -78,6 +78,8 @@ pub(crate) struct Dd {
     /// Node count at which operations stop with [`Limit`].
     pub limit: usize,
     nodes: Vec<Node>,
+    /// Each node's hash.
+    hashes: Vec<u64>,
     /// Node ids by their node's hash (each node stored once, in `nodes`).
     unique: hashbrown::HashTable<Id>,
     cache: FxHashMap<(Op, Id, Id), Id>,
@@ -95,6 +97,7 @@ impl Dd {
             limit,
             // Terminals sit past the last field.
             nodes: vec![terminal(FIELDS as u8), terminal(FIELDS as u8 + 1)],
+            hashes: vec![0, 0],
             unique: hashbrown::HashTable::new(),
             cache: FxHashMap::default(),
         }
@@ -132,9 +135,9 @@ impl Dd {
         }
         let id = self.nodes.len() as Id;
         self.nodes.push(node);
-        let nodes = &self.nodes;
-        self.unique
-            .insert_unique(h, id, |&i| hash(&nodes[i as usize]));
+        self.hashes.push(h);
+        let hashes = &self.hashes;
+        self.unique.insert_unique(h, id, |&i| hashes[i as usize]);
         Ok(id)
     }
 
@@ -151,12 +154,13 @@ impl Dd {
             return;
         }
         for id in (checkpoint..self.nodes.len()).rev() {
-            let h = hash(&self.nodes[id]);
+            let h = self.hashes[id];
             if let Ok(e) = self.unique.find_entry(h, |&i| i as usize == id) {
                 e.remove();
             }
         }
         self.nodes.truncate(checkpoint);
+        self.hashes.truncate(checkpoint);
         let keep = checkpoint as Id;
         self.cache
             .retain(|&(_, a, b), r| a < keep && b < keep && *r < keep);
@@ -409,6 +413,28 @@ pub(crate) fn sets_meet(a: &[(u128, u128)], b: &[(u128, u128)]) -> bool {
         }
     }
     false
+}
+
+/// The union of two normalized sets, normalized, in one pass.
+pub(crate) fn union(a: &[(u128, u128)], b: &[(u128, u128)]) -> Set {
+    let mut out: Set = Vec::with_capacity(a.len() + b.len());
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() || j < b.len() {
+        let next = if j >= b.len() || (i < a.len() && a[i].0 <= b[j].0) {
+            i += 1;
+            a[i - 1]
+        } else {
+            j += 1;
+            b[j - 1]
+        };
+        match out.last_mut() {
+            Some(last) if last.1.checked_add(1).is_none_or(|n| n >= next.0) => {
+                last.1 = last.1.max(next.1)
+            }
+            _ => out.push(next),
+        }
+    }
+    out
 }
 
 /// Sorts, merges overlapping and adjacent intervals.

@@ -96,6 +96,7 @@ fn rows(regions: &[Region]) -> Vec<Row<'_>> {
                 && o.before == r.before
                 && o.after == r.after
                 && o.unresolved == r.unresolved
+                && o.remote_except_members == r.remote_except_members
         };
         let ranges = r.remote.iter().map(Cidr::range);
         match out.iter_mut().find(|row| same(row.first)) {
@@ -187,7 +188,19 @@ fn region_cells(row: &Row<'_>) -> Vec<String> {
         r.direction.to_string(),
         family(r.family).to_string(),
         protocols(&r.protocols),
-        remote_text(r.family, &row.remotes),
+        if r.remote_except_members.is_empty() {
+            remote_text(r.family, &row.remotes)
+        } else {
+            format!(
+                "{} except members of {}",
+                remote_text(r.family, &row.remotes),
+                r.remote_except_members
+                    .iter()
+                    .map(|g| g.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        },
         cidrs(&r.local),
         ports(r),
     ]

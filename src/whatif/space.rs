@@ -109,8 +109,16 @@ pub struct Region {
     pub family: Family,
     /// Protocol numbers, as inclusive ranges.
     pub protocols: Vec<(u8, u8)>,
-    /// Remote addresses, as the fewest CIDR blocks covering exactly the set.
+    /// Remote addresses, as the fewest CIDR blocks covering exactly the set, less the
+    /// members of `remote_except_members`.
     pub remote: Vec<Cidr>,
+    /// Groups whose members (private addresses) are not in the region although `remote`
+    /// covers them (how "10.0.0.0/8 except the members of sg-1" is written).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub remote_except_members: Vec<GroupId>,
+    /// Those members' addresses, as sorted intervals.
+    #[serde(skip)]
+    excluded: std::sync::Arc<Set>,
     /// Local addresses, likewise.
     pub local: Vec<Cidr>,
     /// Source ports (ICMP: types).
@@ -137,6 +145,10 @@ impl Region {
         let local = h.local(self.direction);
         Family::of(remote) == self.family
             && self.remote.iter().any(|c| c.contains(remote))
+            && !self.excluded.iter().any(|&(lo, hi)| {
+                let v = host(remote).1;
+                lo <= v && v <= hi
+            })
             && self.local.iter().any(|c| c.contains(local))
             && self.src_ports.iter().any(|p| p.contains(h.src_port))
             && self.dst_ports.iter().any(|p| p.contains(h.dst_port))
@@ -324,7 +336,7 @@ pub(crate) struct Ctx<'a> {
     pub state: &'a State,
     pub dd: [Dd; 2],
     /// Per group: its members' private addresses as host intervals, per family.
-    members: HashMap<&'a GroupId, [Set; 2]>,
+    members: HashMap<&'a GroupId, [Rc<Set>; 2]>,
     groups: HashSet<&'a GroupId>,
     group_index: HashMap<&'a GroupId, u32>,
     prefix_lists: HashMap<&'a str, &'a crate::model::PrefixList>,
@@ -356,22 +368,21 @@ fn family_max(f: usize) -> u128 {
 
 impl<'a> Ctx<'a> {
     pub fn new(state: &'a State, config: &Config) -> Ctx<'a> {
-        let mut members: HashMap<&GroupId, [Set; 2]> = HashMap::new();
+        let mut raw: HashMap<&GroupId, [Set; 2]> = HashMap::new();
         for eni in &state.enis {
             let mut seen = HashSet::new();
             for g in eni.groups.iter().filter(|g| seen.insert(*g)) {
-                let m = members.entry(g).or_default();
+                let m = raw.entry(g).or_default();
                 for &ip in &eni.ips {
                     let (f, v) = host(ip);
                     m[f].push((v, v));
                 }
             }
         }
-        for m in members.values_mut() {
-            for s in m.iter_mut() {
-                *s = dd::normalize(std::mem::take(s));
-            }
-        }
+        let members: HashMap<&GroupId, [Rc<Set>; 2]> = raw
+            .into_iter()
+            .map(|(g, [v4, v6])| (g, [Rc::new(dd::normalize(v4)), Rc::new(dd::normalize(v6))]))
+            .collect();
         let mut by_group: HashMap<(Direction, &GroupId), Vec<u32>> = HashMap::new();
         for (i, r) in state.rules.iter().enumerate() {
             by_group
@@ -420,7 +431,7 @@ impl<'a> Ctx<'a> {
                 Vec::new()
             }),
             Peer::Group { group_id, .. } => match self.members.get(group_id) {
-                Some(m) => Ok(m[f].clone()),
+                Some(m) => Ok(m[f].as_ref().clone()),
                 None if self.groups.contains(group_id) => Ok(Vec::new()),
                 None => Err(group_id.to_string()),
             },
@@ -499,7 +510,7 @@ impl<'a> Ctx<'a> {
         let remote = self
             .members
             .get(gid)
-            .map(|m| m[f].clone())
+            .map(|m| m[f].as_ref().clone())
             .unwrap_or_default();
         let mut cube: Cube = std::array::from_fn(|k| vec![(0, self.dd[f].max[k])]);
         cube[dd::REMOTE] = remote;
@@ -628,9 +639,34 @@ impl<'a> Ctx<'a> {
             let only = d.and_not(ca, cn)?;
             extra = [d.and(only, ba)?, d.and_not(only, ba)?];
         }
+        let mut named: Vec<GroupId> = Vec::new();
+        for it in items {
+            let gid = match it.verdict.by {
+                By::InnerAccess(g) => Some(&self.state.groups[g as usize].id),
+                By::Rule(r) => match &self.state.rules[r as usize].remote {
+                    Peer::Group { group_id, .. } => Some(group_id),
+                    _ => None,
+                },
+                By::Default | By::Unresolved(_) | By::UnloggedIcmp => None,
+            };
+            if let Some(g) = gid {
+                if !named.contains(g) {
+                    named.push(g.clone());
+                }
+            }
+        }
+        named.sort();
+        let groups = named
+            .into_iter()
+            .filter_map(|g| {
+                let m = self.members.get(&g)?;
+                (!m[f].is_empty()).then(|| (g, m[f].clone()))
+            })
+            .collect();
         let sources = Sources {
             set,
             unresolved: &unresolved,
+            groups,
         };
         // Reading "nothing": the regions with their deciders.
         for (p, r) in items.iter().enumerate() {
@@ -724,7 +760,7 @@ impl<'a> Ctx<'a> {
             let products = self.dd[f].products(node, room).map_err(|_| Stop::Regions)?;
             for cube in products {
                 out.push(self.region(
-                    src.set,
+                    src,
                     &cube,
                     before.clone(),
                     after.clone(),
@@ -737,12 +773,13 @@ impl<'a> Ctx<'a> {
 
     fn region(
         &self,
-        set: &SetDiff<'_>,
+        src: &Sources<'_, '_>,
         cube: &Cube,
         before: Decider,
         after: Decider,
         unresolved: Vec<String>,
     ) -> Region {
+        let set = src.set;
         let family = set.family;
         let own: Vec<u128> = set
             .enis
@@ -766,6 +803,7 @@ impl<'a> Ctx<'a> {
                 .filter_map(|&(lo, hi)| PortRange::new(lo as u16, hi as u16).ok())
                 .collect()
         };
+        let (remote, except, excluded) = less_members(&cube[dd::REMOTE], &src.groups);
         Region {
             enis: set.listed.to_vec(),
             direction: set.direction,
@@ -774,7 +812,9 @@ impl<'a> Ctx<'a> {
                 .iter()
                 .map(|&(lo, hi)| (lo as u8, hi as u8))
                 .collect(),
-            remote: blocks(&cube[dd::REMOTE]),
+            remote: blocks(&remote),
+            remote_except_members: except,
+            excluded,
             local: blocks(&cube[dd::LOCAL]),
             src_ports: ports(&cube[dd::SPORT]),
             dst_ports: ports(&cube[dd::DPORT]),
@@ -803,6 +843,9 @@ impl From<Limit> for Stop {
 struct Sources<'s, 't> {
     set: &'s SetDiff<'t>,
     unresolved: &'s [String],
+    /// Groups whose members the set's items name (inner access, group peers), with their
+    /// members in the set's family: remote sets are written as blocks less some of them.
+    groups: Vec<(GroupId, Rc<Set>)>,
 }
 
 fn xor(d: &mut Dd, a: Id, b: Id) -> Result<Id, Limit> {
@@ -869,6 +912,39 @@ fn other(set: &Set, not: u128) -> Option<u128> {
             None
         }
     })
+}
+
+/// A remote set as blocks less the members of some groups, when that is much shorter:
+/// the groups named whose members all lie outside `set` are added back to it, and kept
+/// when the blocks covering the result are fewer than half as many. Exact either way:
+/// `set` = the blocks less those members.
+fn less_members(
+    set: &Set,
+    groups: &[(GroupId, Rc<Set>)],
+) -> (Set, Vec<GroupId>, std::sync::Arc<Set>) {
+    let none = || (set.clone(), Vec::new(), std::sync::Arc::new(Vec::new()));
+    if set.len() < 8 {
+        return none();
+    }
+    let outside: Vec<&(GroupId, Rc<Set>)> = groups
+        .iter()
+        .filter(|(_, m)| !dd::sets_meet(set, m))
+        .collect();
+    if outside.is_empty() {
+        return none();
+    }
+    let members = outside
+        .iter()
+        .fold(Vec::new(), |acc, (_, m)| dd::union(&acc, m));
+    let joined = dd::union(set, &members);
+    if joined.len() * 2 > set.len() {
+        return none();
+    }
+    (
+        joined,
+        outside.into_iter().map(|(g, _)| g.clone()).collect(),
+        std::sync::Arc::new(members),
+    )
 }
 
 /// A packet in the product `cube`: a common protocol, ports a client would use (ICMP:
