@@ -3,7 +3,7 @@
 //! A revoke only removes rules, so a packet's verdict can change only where a removed rule
 //! decided it before. Per distinct set of groups on the ENIs, direction and address family,
 //! each rule (and each Alibaba inner-access grant, which comes first) is a set of headers
-//! in an interval decision diagram ([`super::dd`]). For a removed rule `r` the headers it
+//! in an interval decision diagram (`whatif::dd`). For a removed rule `r` the headers it
 //! decided are `match(r) ∧ ¬(match of everything earlier)`; the rules after it, in order,
 //! take those headers over (or the default does), and the parts where the action differs
 //! are the changed regions. Every set is exact: nothing is sampled or cut off. Sets are
