@@ -459,7 +459,21 @@ pub fn header_space(data: &[u8]) {
             )
         })
         .collect();
-    for (point, h) in queries(&state, &headers) {
+    // The diff covers the headers that can exist (see `space::realizable`) at ENIs with an
+    // address of their family.
+    let exists = |point: &Point, h: &Header| {
+        let eni = &state.enis[point.eni as usize];
+        crate::whatif::space::realizable(h)
+            && eni
+                .ips
+                .iter()
+                .chain(&eni.public_ips)
+                .any(|a| crate::model::Family::of(*a) == h.family())
+    };
+    for (point, h) in queries(&state, &headers)
+        .into_iter()
+        .filter(|(p, h)| exists(p, h))
+    {
         let eni = &state.enis[point.eni as usize].id;
         let changed = engines
             .iter()

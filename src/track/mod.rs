@@ -279,10 +279,6 @@ struct Part {
     flows4: HashTable<Tracked<u32>>,
     flows6: HashTable<Tracked<u128>>,
     out: Vec<(usize, Outcome)>,
-    /// The chunk time of the last sweep of idle flows, and how many flows it left.
-    swept: (u64, usize),
-    /// Tasks judged since the last sweep.
-    since: usize,
 }
 
 /// The accepting rules of one AWS ENI and direction with an any-address peer (`0.0.0.0/0`,
@@ -723,6 +719,13 @@ pub struct Evaluator<'t, E: Engine + ?Sized = Table> {
     /// One (type, code) per class of ICMP types and codes the rules tell apart.
     icmp_types: Vec<(u16, u16)>,
     stats: Stats,
+    /// The chunk time of the last sweep of idle flows, and how many flows it left. Sweeps
+    /// are decided for all partitions at once, from totals, so that when a flow is
+    /// forgotten never depends on the partitioning (timestamps a little out of order would
+    /// otherwise find a flow in one partitioning that another had swept).
+    swept: (u64, usize),
+    /// Tasks judged since the last sweep.
+    since: usize,
 }
 
 impl<'t> Evaluator<'t, Table> {
@@ -785,6 +788,8 @@ impl<'t, E: Engine + ?Sized> Evaluator<'t, E> {
                 .map(|(i, id)| (id, i as u32))
                 .collect(),
             icmp_types: icmp_classes(state),
+            swept: (0, 0),
+            since: 0,
             stats: Stats {
                 rule_hits: vec![0; table.rules().len()],
                 ..Stats::default()
@@ -996,25 +1001,32 @@ impl<'t, E: Engine + ?Sized> Evaluator<'t, E> {
                     part.out.push((b + t.slot as usize, o));
                 }
             }
-            // Forget flows idle past their timeout, so that memory follows the live flows,
-            // not the whole input (an idle flow is never used: it is checked when found).
-            let (at, left) = part.swept;
-            let held = part.flows4.len() + part.flows6.len();
-            part.since += routed_now.iter().map(|r| r.tasks[p].len()).sum::<usize>();
-            // A sweep visits every flow: on the clock only once a quarter as many packets
-            // have been judged, so that it costs at most four visits per packet.
-            let due = latest >= at.saturating_add(SWEEP_EVERY) && part.since >= held / 4;
-            if due || held > 2 * left + 1024 {
-                sweep(&mut part.flows4, enis, latest);
-                sweep(&mut part.flows6, enis, latest);
-                part.swept = (latest, part.flows4.len() + part.flows6.len());
-                part.since = 0;
-            }
         };
         if n == 1 {
             self.parts.iter_mut().enumerate().for_each(run);
         } else {
             self.parts.par_iter_mut().enumerate().for_each(run);
+        }
+        // Forget flows idle past their timeout, so that memory follows the live flows, not
+        // the whole input (an idle flow is never used: it is checked when found). A sweep
+        // visits every flow: on the clock only once a quarter as many packets have been
+        // judged, so that it costs at most four visits per packet.
+        let (at, left) = self.swept;
+        let held = self.flows();
+        self.since += total;
+        let due = latest >= at.saturating_add(SWEEP_EVERY) && self.since >= held / 4;
+        if due || held > 2 * left + 1024 {
+            let sweep_part = |part: &mut Part| {
+                sweep(&mut part.flows4, enis, latest);
+                sweep(&mut part.flows6, enis, latest);
+            };
+            if n == 1 {
+                self.parts.iter_mut().for_each(sweep_part);
+            } else {
+                self.parts.par_iter_mut().for_each(sweep_part);
+            }
+            self.swept = (latest, self.flows());
+            self.since = 0;
         }
         let blank = Outcome {
             index: 0,
@@ -1048,9 +1060,9 @@ impl<'t, E: Engine + ?Sized> Evaluator<'t, E> {
         for part in &mut self.parts {
             sweep(&mut part.flows4, &self.enis, latest);
             sweep(&mut part.flows6, &self.enis, latest);
-            part.swept = (latest, part.flows4.len() + part.flows6.len());
-            part.since = 0;
         }
+        self.swept = (latest, self.flows());
+        self.since = 0;
         let held = self.flows();
         if held <= max {
             return;
@@ -1066,8 +1078,8 @@ impl<'t, E: Engine + ?Sized> Evaluator<'t, E> {
         for part in &mut self.parts {
             part.flows4.retain(|f| f.last_ns > cut);
             part.flows6.retain(|f| f.last_ns > cut);
-            part.swept.1 = part.flows4.len() + part.flows6.len();
         }
+        self.swept.1 = self.flows();
         self.stats.evicted += (held - self.flows()) as u64;
     }
 
