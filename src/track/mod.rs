@@ -394,6 +394,26 @@ pub fn untracked_enis<'s>(state: &'s State, rule: &Rule) -> Vec<&'s EniId> {
         .collect()
 }
 
+/// Per ENI of `state`, what evaluation needs to know: its provider and, on AWS, the rules
+/// open to anywhere each way (the untracked condition). The tracker and the connection
+/// what-if share it.
+pub(crate) fn eni_infos(state: &State) -> Result<Vec<EniInfo>, SemanticsError> {
+    let by_group = open_by_group(state);
+    (0..state.enis.len())
+        .map(|e| {
+            let provider = Semantics::of(state, e)?.provider;
+            let groups = &state.enis[e].groups;
+            let open = (provider == Provider::Aws).then(|| {
+                [
+                    Open::of(&by_group, groups, Direction::Ingress),
+                    Open::of(&by_group, groups, Direction::Egress),
+                ]
+            });
+            Ok(EniInfo { provider, open })
+        })
+        .collect()
+}
+
 /// What the evaluation needs to know of each ENI.
 #[derive(Clone, Debug)]
 pub(crate) struct EniInfo {
@@ -744,20 +764,7 @@ impl<'t, E: Engine + ?Sized> Evaluator<'t, E> {
         state: &State,
         config: Config,
     ) -> Result<Self, SemanticsError> {
-        let by_group = open_by_group(state);
-        let enis = (0..state.enis.len())
-            .map(|e| {
-                let provider = Semantics::of(state, e)?.provider;
-                let groups = &state.enis[e].groups;
-                let open = (provider == Provider::Aws).then(|| {
-                    [
-                        Open::of(&by_group, groups, Direction::Ingress),
-                        Open::of(&by_group, groups, Direction::Egress),
-                    ]
-                });
-                Ok(EniInfo { provider, open })
-            })
-            .collect::<Result<Vec<_>, SemanticsError>>()?;
+        let enis = eni_infos(state)?;
         let n = config.partitions.max(1);
         let mut v4 = Map::default();
         let mut v6 = Map::default();

@@ -70,11 +70,11 @@ use hashbrown::hash_table::{Entry, HashTable};
 use rayon::prelude::*;
 use rustc_hash::{FxBuildHasher, FxHashMap};
 
-use crate::classify::{By, Decision, Engine, Named, Point, Semantics, SemanticsError};
+use crate::classify::{By, Decision, Engine, Named, Point, SemanticsError};
 use crate::compile::{compile, CompileError, Table};
 use crate::model::{Action, Direction, EniId, Header, Provider, State};
 use crate::packet::{Item, Packet, Source, TrafficError};
-use crate::track::{self, is_echo_reply, is_echo_request, EniInfo, Open};
+use crate::track::{self, is_echo_reply, is_echo_request, EniInfo};
 use crate::whatif::report::{
     self, Agreement, Changed, Connections, Effect, Flow, Hits, Impact, Report, Totals,
 };
@@ -320,23 +320,6 @@ pub struct Judge {
     config: Config,
 }
 
-fn infos(state: &State) -> Result<Vec<EniInfo>, SemanticsError> {
-    let by_group = track::open_by_group(state);
-    (0..state.enis.len())
-        .map(|e| {
-            let provider = Semantics::of(state, e)?.provider;
-            let groups = &state.enis[e].groups;
-            let open = (provider == Provider::Aws).then(|| {
-                [
-                    Open::of(&by_group, groups, Direction::Ingress),
-                    Open::of(&by_group, groups, Direction::Egress),
-                ]
-            });
-            Ok(EniInfo { provider, open })
-        })
-        .collect()
-}
-
 impl Judge {
     /// Compiles both states (the ENIs of `after` are those of `before`: a revoke changes
     /// rules only).
@@ -370,8 +353,8 @@ impl Judge {
             touched,
             before: b?,
             after: a?,
-            before_info: infos(before)?,
-            after_info: infos(after)?,
+            before_info: track::eni_infos(before)?,
+            after_info: track::eni_infos(after)?,
             v4,
             v6,
             eni_ids: before
