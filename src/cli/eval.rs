@@ -144,7 +144,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<Exit> {
         max_flows: args.max_flows,
     };
     let mut evaluator = Evaluator::new(&table, &state, config).context("--state")?;
-    let (mut source, len) = open_in(&args.traffic, args.strict, args.window.window())?;
+    let (mut source, len) = open_in(&args.traffic, args.window.options(args.strict)?)?;
     let bar = progress(len);
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let read = for_each_chunk(&mut source, &args.traffic, args.chunk, &bar, |chunk| {

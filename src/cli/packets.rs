@@ -36,6 +36,20 @@ pub struct WindowArgs {
     /// out, and S3 partitions that start an hour or more after it.
     #[arg(long, value_name = "TIME", value_parser = input::parse_time)]
     pub until: Option<u64>,
+    /// What decodes Parquet flow logs on disk: sgsim's own reader, or Apache DataFusion's
+    /// parallel scan (every core; needs the `fleet` feature). Both give the same records.
+    #[arg(long, value_enum, default_value = "builtin")]
+    pub scan: ScanArg,
+}
+
+/// `--scan`.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ScanArg {
+    /// sgsim's row-group reader.
+    #[default]
+    Builtin,
+    /// DataFusion's parallel Parquet scan (feature `fleet`).
+    Datafusion,
 }
 
 impl WindowArgs {
@@ -45,16 +59,28 @@ impl WindowArgs {
             until: self.until,
         }
     }
+
+    /// How inputs are read; an error when `--scan` asks for what this build lacks.
+    pub fn options(&self, strict: bool) -> anyhow::Result<input::Options> {
+        let scan = match self.scan {
+            ScanArg::Builtin => input::Scan::Builtin,
+            ScanArg::Datafusion if cfg!(feature = "fleet") => input::Scan::DataFusion,
+            ScanArg::Datafusion => anyhow::bail!(
+                "--scan datafusion needs sgsim built with the `fleet` feature (cargo build --release --features fleet)"
+            ),
+        };
+        Ok(input::Options {
+            strict,
+            window: self.window(),
+            scan,
+        })
+    }
 }
 
 /// Opens a traffic input (a file, a folder or an s3:// URL) within a time window,
 /// detecting each file's kind.
-pub fn open_in(
-    path: &Path,
-    strict: bool,
-    window: Window,
-) -> anyhow::Result<(Source<'static>, u64)> {
-    let files = Files::open(&path.to_string_lossy(), input::Options { strict, window })
+pub fn open_in(path: &Path, options: input::Options) -> anyhow::Result<(Source<'static>, u64)> {
+    let files = Files::open(&path.to_string_lossy(), options)
         .with_context(|| format!("cannot open {}", path.display()))?;
     let len = files.len();
     if files.pruned() > 0 {
@@ -161,7 +187,7 @@ pub fn record_json(r: &Record) -> Value {
 }
 
 pub fn run(args: PacketsArgs) -> anyhow::Result<Exit> {
-    let (mut source, len) = open_in(&args.traffic, args.strict, args.window.window())?;
+    let (mut source, len) = open_in(&args.traffic, args.window.options(args.strict)?)?;
     let bar = progress(len);
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let mut n = 0u64;

@@ -98,7 +98,7 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
             &mut plan,
             &state,
             &args.traffic,
-            args.window.window(),
+            args.window.options(false)?,
             synthetic,
             config,
         )?;
@@ -178,7 +178,7 @@ pub fn judge_traffic(
     plan: &mut whatif::Plan,
     state: &State,
     traffic: &[PathBuf],
-    window: sgsim::packet::input::Window,
+    input: sgsim::packet::input::Options,
     synthetic: Option<(usize, u64)>,
     config: traffic::Config,
 ) -> anyhow::Result<()> {
@@ -186,7 +186,7 @@ pub fn judge_traffic(
     let mut run = traffic::Run::new(&judge);
     const CHUNK: usize = 65536;
     for path in traffic {
-        let (mut source, len) = open_in(path, false, window)?;
+        let (mut source, len) = open_in(path, input)?;
         let bar = progress(len);
         let name = path.display().to_string();
         run.source(&mut source, &name, CHUNK, |p| {
@@ -280,7 +280,7 @@ pub struct LintArgs {
 fn rules_without_hits(
     state: &State,
     traffic: &[PathBuf],
-    window: sgsim::packet::input::Window,
+    input: sgsim::packet::input::Options,
 ) -> anyhow::Result<Vec<String>> {
     let table = sgsim::compile::compile(state, &sgsim::compile::Config::default())?;
     let config = track::Config {
@@ -290,7 +290,7 @@ fn rules_without_hits(
     let mut hits = vec![0u64; table.rules().len()];
     for path in traffic {
         let mut evaluator = track::Evaluator::new(&table, state, config)?;
-        let (mut source, len) = open_in(path, false, window)?;
+        let (mut source, len) = open_in(path, input)?;
         let bar = progress(len);
         for_each_chunk(&mut source, path, 16384, &bar, |chunk| {
             evaluator.eval(chunk);
@@ -321,7 +321,7 @@ pub fn run_lint(args: LintArgs) -> anyhow::Result<Exit> {
     let unhit = if args.traffic.is_empty() {
         Vec::new()
     } else {
-        rules_without_hits(&state, &args.traffic, args.window.window())?
+        rules_without_hits(&state, &args.traffic, args.window.options(false)?)?
     };
     if args.json {
         for f in &findings {

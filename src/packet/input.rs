@@ -226,6 +226,20 @@ pub struct Options {
     pub strict: bool,
     /// Only records and packets in this window are read.
     pub window: Window,
+    /// What decodes Parquet files on disk.
+    pub scan: Scan,
+}
+
+/// What decodes Parquet flow logs on disk. Both hand out the same records in the same
+/// order, with the same counts and messages.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Scan {
+    /// sgsim's own reader: one row group at a time, on the thread that reads.
+    #[default]
+    Builtin,
+    /// Apache DataFusion's Parquet source: every row group decoded in parallel, handed
+    /// out in file order (needs the `fleet` feature).
+    DataFusion,
 }
 
 /// Lists the files under `dir` (recursively, in path order).
@@ -414,7 +428,17 @@ impl Files {
                 let mut magic = [0u8; 4];
                 let n = read_up_to(&mut file, &mut magic)?;
                 if n == 4 && &magic == parquet::MAGIC {
-                    Source::Parquet(parquet::open_file(file)?)
+                    match self.options.scan {
+                        Scan::Builtin => Source::Parquet(parquet::open_file(file)?),
+                        #[cfg(feature = "fleet")]
+                        Scan::DataFusion => Source::Parquet(parquet::Reader::scan(p)?),
+                        #[cfg(not(feature = "fleet"))]
+                        Scan::DataFusion => {
+                            return Err(TrafficError::Flow(super::flowlog::FlowError::File(
+                                "scanning Parquet with DataFusion needs sgsim built with the `fleet` feature".into(),
+                            )))
+                        }
+                    }
                 } else {
                     let file = std::fs::File::open(p)?;
                     Source::open(file)?

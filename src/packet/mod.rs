@@ -21,6 +21,8 @@
 
 pub mod capture;
 pub mod decode;
+#[cfg(feature = "fleet")]
+pub mod fleet;
 pub mod flowlog;
 pub mod input;
 pub mod parquet;

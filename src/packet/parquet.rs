@@ -44,9 +44,19 @@ pub const MAGIC: &[u8; 4] = b"PAR1";
 
 type Open = dyn FnMut(usize) -> Result<ParquetRecordBatchReader, String> + Send;
 
+/// Where a reader's batches come from.
+enum Supply {
+    /// One row group at a time, decoded here by the `parquet` crate.
+    Groups(Box<Open>),
+    /// Every row group, in row order, from DataFusion's parallel Parquet scan; should the
+    /// scan fail, the row-group reader takes over after the row group it failed in.
+    #[cfg(feature = "fleet")]
+    Scan(super::fleet::Batches, Box<Open>),
+}
+
 /// Reads flow-log records from a Parquet file, a row group at a time.
 pub struct Reader {
-    open: Box<Open>,
+    supply: Supply,
     /// Rows of each row group.
     groups: Vec<u64>,
     group: usize,
@@ -58,6 +68,9 @@ pub struct Reader {
     /// First row (0-based) of the current row group.
     group_start: u64,
     index: u64,
+    /// Rows of the file handed to [`Reader::rows`] so far (DataFusion scans).
+    #[cfg(feature = "fleet")]
+    scanned: u64,
     strict: bool,
     summary: Summary,
     consumed: u64,
@@ -159,48 +172,35 @@ impl Reader {
         T: ChunkReader + 'static,
         F: FnMut() -> std::io::Result<T> + Send + 'static,
     {
-        let head = FlowError::File;
-        let first = input().map_err(|e| head(e.to_string()))?;
-        let meta = guarded(|| ArrowReaderMetadata::load(&first, ArrowReaderOptions::new()))
-            .and_then(|r| r.map_err(|e| e.to_string()))
-            .map_err(|e| head(format!("Parquet footer: {e}")))?;
-        let names: Vec<String> = meta
-            .schema()
-            .fields()
+        let first = input().map_err(|e| FlowError::File(e.to_string()))?;
+        let (meta, wanted) = inspect(&first)?;
+        let groups = row_groups(&meta);
+        let open = opener(input, meta, wanted);
+        Ok(Reader::with(Supply::Groups(open), groups, len))
+    }
+
+    /// Opens a Parquet flow log on disk for DataFusion's parallel scan: its row groups are
+    /// decoded on every core and handed out in row order, as [`Reader::new`] hands them.
+    #[cfg(feature = "fleet")]
+    pub fn scan(path: &std::path::Path) -> Result<Reader, FlowError> {
+        let file = std::fs::File::open(path).map_err(|e| FlowError::File(e.to_string()))?;
+        let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+        let (meta, wanted) = inspect(&file)?;
+        let names: Vec<String> = wanted
             .iter()
-            .map(|f| canonical(f.name()))
+            .map(|&c| meta.schema().field(c).name().clone())
             .collect();
-        let layout = Layout::new(&names)
-            .map_err(|why| FlowError::File(format!("Parquet schema rejected: {why}")))?;
-        if layout.slots[Field::SrcAddr as usize].is_none()
-            && layout.slots[Field::PktSrcAddr as usize].is_none()
-        {
-            return Err(FlowError::NotFlowLogSchema(format!(
-                "a Parquet file without a srcaddr column (columns: {})",
-                names.join(", ")
-            )));
-        }
-        let wanted: Vec<usize> = layout.slots.iter().flatten().copied().collect();
-        let mask = ProjectionMask::roots(meta.parquet_schema(), wanted);
-        let groups: Vec<u64> = meta
-            .metadata()
-            .row_groups()
-            .iter()
-            .map(|g| u64::try_from(g.num_rows()).unwrap_or(0))
-            .collect();
-        let open = move |g: usize| -> Result<ParquetRecordBatchReader, String> {
-            let data = input().map_err(|e| e.to_string())?;
-            guarded(|| {
-                ParquetRecordBatchReaderBuilder::new_with_metadata(data, meta.clone())
-                    .with_projection(mask.clone())
-                    .with_row_groups(vec![g])
-                    .with_batch_size(BATCH)
-                    .build()
-            })?
-            .map_err(|e| e.to_string())
-        };
-        Ok(Reader {
-            open: Box::new(open),
+        let groups = row_groups(&meta);
+        let batches = super::fleet::Batches::open(path, &names)
+            .map_err(|why| FlowError::File(format!("DataFusion: {why}")))?;
+        let file = Arc::new(file);
+        let open = opener(move || file.try_clone(), meta, wanted);
+        Ok(Reader::with(Supply::Scan(batches, open), groups, len))
+    }
+
+    fn with(supply: Supply, groups: Vec<u64>, len: u64) -> Reader {
+        Reader {
+            supply,
             groups,
             group: 0,
             current: None,
@@ -208,12 +208,14 @@ impl Reader {
             group_rows: 0,
             group_start: 0,
             index: 0,
+            #[cfg(feature = "fleet")]
+            scanned: 0,
             strict: false,
             summary: Summary::default(),
             consumed: 0,
             len,
             done: false,
-        })
+        }
     }
 
     /// In strict mode an unusable row is an error, not a counted skip.
@@ -299,6 +301,10 @@ impl Reader {
 
     /// Reads the next batch into `pending`; `Ok(false)` at the end of the file.
     fn fill(&mut self) -> Result<bool, FlowError> {
+        #[cfg(feature = "fleet")]
+        if matches!(self.supply, Supply::Scan(..)) {
+            return self.fill_scanned();
+        }
         loop {
             if !self.pending.is_empty() {
                 return Ok(true);
@@ -311,7 +317,10 @@ impl Reader {
                 self.group += 1;
                 self.group_start = self.groups[..g].iter().sum();
                 self.group_rows = 0;
-                match (self.open)(g) {
+                let Supply::Groups(open) = &mut self.supply else {
+                    return Ok(false);
+                };
+                match open(g) {
                     Ok(r) => self.current = Some(r),
                     Err(why) => {
                         if let Some(e) = self.abandon_group(why) {
@@ -357,6 +366,103 @@ impl Reader {
             }
         }
     }
+    /// [`Reader::fill`] for a DataFusion scan: batches arrive in row order, each cut at
+    /// row-group boundaries so rows are named as the row-group reader names them. Should
+    /// the scan fail, the rest of the row group it failed in is counted as unreadable and
+    /// the row-group reader goes on with the next one, so a damaged file gives what the
+    /// row-group reader gives.
+    #[cfg(feature = "fleet")]
+    fn fill_scanned(&mut self) -> Result<bool, FlowError> {
+        let total: u64 = self.groups.iter().sum();
+        while self.pending.is_empty() {
+            let Supply::Scan(scan, _) = &mut self.supply else {
+                return self.fill();
+            };
+            let batch = match scan.next_batch() {
+                None if self.scanned == total => return Ok(false),
+                None => Err(format!(
+                    "the scan ended after {} of {total} rows",
+                    self.scanned
+                )),
+                Some(b) => b,
+            };
+            let failed = match batch {
+                Ok(batch) => self.scanned_batch(&batch).err(),
+                Err(why) => Some(why),
+            };
+            if let Some(why) = failed {
+                return self.take_over(&why);
+            }
+            if total > 0 {
+                self.consumed = self.len * self.scanned / total;
+            }
+        }
+        Ok(true)
+    }
+
+    /// The scan failed at row `scanned`: the row-group reader takes over from there.
+    #[cfg(feature = "fleet")]
+    fn take_over(&mut self, why: &str) -> Result<bool, FlowError> {
+        let supply = std::mem::replace(
+            &mut self.supply,
+            Supply::Groups(Box::new(|_| Err(String::new()))),
+        );
+        let Supply::Scan(scan, open) = supply else {
+            return self.fill();
+        };
+        drop(scan);
+        self.supply = Supply::Groups(open);
+        self.current = None;
+        // The row group holding row `scanned` (none when every row was handed out).
+        let mut start = 0;
+        let mut failed = None;
+        for (g, &n) in self.groups.iter().enumerate() {
+            if self.scanned < start + n {
+                failed = Some(g);
+                break;
+            }
+            start += n;
+        }
+        let Some(g) = failed else {
+            self.group = self.groups.len();
+            return self.fill();
+        };
+        self.group = g + 1;
+        self.group_start = start;
+        self.group_rows = self.scanned - start;
+        if let Some(e) = self.abandon_group(format!("DataFusion scan: {why}")) {
+            return Err(e);
+        }
+        self.fill()
+    }
+
+    /// Hands the rows of one scanned batch to [`Reader::rows`], a row group at a time.
+    #[cfg(feature = "fleet")]
+    fn scanned_batch(&mut self, batch: &RecordBatch) -> Result<(), String> {
+        let mut off = 0;
+        while off < batch.num_rows() {
+            // The row group holding the next row (row groups of 0 rows are passed over).
+            while self.group == 0 || self.scanned >= self.group_start + self.groups[self.group - 1]
+            {
+                if self.group > 0 {
+                    self.group_start += self.groups[self.group - 1];
+                }
+                if self.group >= self.groups.len() {
+                    return Err(format!("more rows than the footer's {}", self.group_start));
+                }
+                self.group += 1;
+            }
+            self.group_rows = self.scanned - self.group_start;
+            let left = self.group_start + self.groups[self.group - 1] - self.scanned;
+            let take = (batch.num_rows() - off).min(usize::try_from(left).unwrap_or(usize::MAX));
+            let slice = batch.slice(off, take);
+            let cols = columns(&slice)?;
+            self.rows(&slice, &cols);
+            off += take;
+            self.scanned += take as u64;
+        }
+        Ok(())
+    }
 }
 
 impl Iterator for Reader {
@@ -388,6 +494,66 @@ impl Iterator for Reader {
             }
         }
     }
+}
+
+/// Opens row group `g` of the file `input` gives handles on, for the columns `wanted`.
+fn opener<T, F>(mut input: F, meta: ArrowReaderMetadata, wanted: Vec<usize>) -> Box<Open>
+where
+    T: ChunkReader + 'static,
+    F: FnMut() -> std::io::Result<T> + Send + 'static,
+{
+    let mask = ProjectionMask::roots(meta.parquet_schema(), wanted);
+    Box::new(
+        move |g: usize| -> Result<ParquetRecordBatchReader, String> {
+            let data = input().map_err(|e| e.to_string())?;
+            guarded(|| {
+                ParquetRecordBatchReaderBuilder::new_with_metadata(data, meta.clone())
+                    .with_projection(mask.clone())
+                    .with_row_groups(vec![g])
+                    .with_batch_size(BATCH)
+                    .build()
+            })?
+            .map_err(|e| e.to_string())
+        },
+    )
+}
+
+/// Reads a Parquet file's footer and checks that it is a flow log; returns the metadata
+/// and the columns sgsim reads (by index in the Arrow schema).
+fn inspect<T: ChunkReader + 'static>(
+    first: &T,
+) -> Result<(ArrowReaderMetadata, Vec<usize>), FlowError> {
+    let meta = guarded(|| ArrowReaderMetadata::load(first, ArrowReaderOptions::new()))
+        .and_then(|r| r.map_err(|e| e.to_string()))
+        .map_err(|e| FlowError::File(format!("Parquet footer: {e}")))?;
+    let names: Vec<String> = meta
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| canonical(f.name()))
+        .collect();
+    let layout = Layout::new(&names)
+        .map_err(|why| FlowError::File(format!("Parquet schema rejected: {why}")))?;
+    if layout.slots[Field::SrcAddr as usize].is_none()
+        && layout.slots[Field::PktSrcAddr as usize].is_none()
+    {
+        return Err(FlowError::NotFlowLogSchema(format!(
+            "a Parquet file without a srcaddr column (columns: {})",
+            names.join(", ")
+        )));
+    }
+    let mut wanted: Vec<usize> = layout.slots.iter().flatten().copied().collect();
+    wanted.sort_unstable();
+    Ok((meta, wanted))
+}
+
+/// Rows of each row group.
+fn row_groups(meta: &ArrowReaderMetadata) -> Vec<u64> {
+    meta.metadata()
+        .row_groups()
+        .iter()
+        .map(|g| u64::try_from(g.num_rows()).unwrap_or(0))
+        .collect()
 }
 
 /// Runs `f`, turning a panic of the Parquet decoder into an error message.

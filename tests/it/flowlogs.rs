@@ -13,7 +13,7 @@ use parquet::basic::{Compression, GzipLevel, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 use serde_json::Value;
 
-fn sgsim(args: &[&str]) -> (i32, String, String) {
+pub fn sgsim(args: &[&str]) -> (i32, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_sgsim"))
         .args(args)
         .env("CI", "1")
@@ -26,7 +26,7 @@ fn sgsim(args: &[&str]) -> (i32, String, String) {
     )
 }
 
-fn scratch(name: &str) -> PathBuf {
+pub fn scratch(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("sgsim-flowlogs-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
@@ -238,7 +238,7 @@ pub fn fleet_day(per_hour: usize, seed: u64) -> Vec<Vec<Rec>> {
     hours
 }
 
-fn get<'a>(r: &'a Rec, name: &str) -> Option<&'a str> {
+pub fn get<'a>(r: &'a Rec, name: &str) -> Option<&'a str> {
     r.iter()
         .find(|(n, _)| *n == name)
         .and_then(|(_, v)| v.as_deref())
@@ -365,7 +365,7 @@ pub fn write_layouts(dir: &Path, day: &[Vec<Rec>]) -> (PathBuf, PathBuf, PathBuf
     (plain, gz, pq)
 }
 
-fn whatif(state: &Path, revoke: &str, traffic: &Path, extra: &[&str]) -> Value {
+pub fn whatif(state: &Path, revoke: &str, traffic: &Path, extra: &[&str]) -> Value {
     let mut args = vec![
         "whatif",
         "--state",

@@ -5,6 +5,8 @@ mod aliyun;
 mod aws;
 mod classbench;
 mod engines;
+#[cfg(feature = "fleet")]
+mod fleet;
 mod flowlogs;
 mod fuzz;
 mod gen;

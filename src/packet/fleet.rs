@@ -1,0 +1,226 @@
+//! Parquet flow logs scanned by Apache DataFusion (feature `fleet`).
+//!
+//! A file is read by DataFusion's Parquet source: one plan per file (a projection of the
+//! columns sgsim reads), its byte range cut into one partition per core, each partition
+//! decoded on its own task of a shared multi-threaded runtime. The partitions cover the
+//! file's row groups in order, so handing out partition 0's batches, then partition 1's,
+//! and so on gives the file's rows in file order: [`super::parquet::Reader`] names rows,
+//! counts skips and feeds the connection what-if exactly as with its own row-group
+//! reader, and the report is the same field for field (the tests compare them).
+//!
+//! Each partition sends its batches through a channel of [`AHEAD`] batches, so the
+//! partitions after the one being read decode ahead in parallel and then wait: memory is
+//! bounded by partitions × `AHEAD` batches, whatever the file's size. A partition that
+//! fails or panics, or a scan that ends before the footer's row count, hands over to the
+//! row-group reader at the row group where it stopped: a damaged file gives what the
+//! row-group reader gives, and no row is lost silently.
+//!
+//! Why the connection judging is not a DataFusion aggregation: the what-if follows each
+//! connection through time (opened, idle, closed, open at the revoke instant), a fold over
+//! a connection's records in order. DataFusion gives the parallel, pruned scan; the fold
+//! stays the one the streaming path runs, partitioned by connection on the rayon pool.
+
+use std::path::Path;
+use std::sync::OnceLock;
+
+use arrow_array::RecordBatch;
+use datafusion::execution::options::ParquetReadOptions;
+use datafusion::prelude::{SessionConfig, SessionContext};
+use futures::StreamExt;
+use tokio::runtime::Runtime;
+use tokio::sync::mpsc::Receiver;
+use tokio::task::JoinHandle;
+
+/// Batches each partition decodes ahead of the one being read.
+pub const AHEAD: usize = 2;
+
+/// A file below this size is still cut into partitions (DataFusion's default, 10 MiB,
+/// would leave an hourly flow-log file on one core).
+pub const MIN_SPLIT: usize = 1 << 20;
+
+/// The runtime every scan runs on (one worker per core).
+fn runtime() -> Result<&'static Runtime, String> {
+    static RUNTIME: OnceLock<Result<Runtime, String>> = OnceLock::new();
+    RUNTIME
+        .get_or_init(|| {
+            tokio::runtime::Builder::new_multi_thread()
+                .thread_name("sgsim-scan")
+                .enable_all()
+                .build()
+                .map_err(|e| format!("cannot start the scan runtime: {e}"))
+        })
+        .as_ref()
+        .map_err(Clone::clone)
+}
+
+/// The session a scan plans in: one partition per core, batches of
+/// [`super::parquet::BATCH`] rows, strings as read (views are read like text).
+fn context() -> SessionContext {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let config = SessionConfig::new()
+        .with_target_partitions(cores)
+        .with_batch_size(super::parquet::BATCH)
+        .with_repartition_file_scans(true)
+        .with_repartition_file_min_size(MIN_SPLIT)
+        // Each partition reads only the byte range it was planned with, so the partitions
+        // in order are the file in order (work stealing would let a partition read a
+        // sibling's range).
+        .set_bool(
+            "datafusion.execution.enable_file_stream_work_stealing",
+            false,
+        );
+    SessionContext::new_with_config(config)
+}
+
+/// The batches of one file, in row order.
+pub struct Batches {
+    parts: Vec<(
+        Receiver<Result<RecordBatch, String>>,
+        Option<JoinHandle<()>>,
+    )>,
+    current: usize,
+}
+
+impl Batches {
+    /// Plans the scan of `path` (the columns `columns`, by name) and starts every
+    /// partition.
+    pub fn open(path: &Path, columns: &[String]) -> Result<Batches, String> {
+        let rt = runtime()?;
+        let location = path
+            .canonicalize()
+            .map_err(|e| e.to_string())?
+            .to_str()
+            .ok_or("the path is not UTF-8")?
+            .to_string();
+        let streams = rt
+            .block_on(async {
+                let ctx = context();
+                // Any file name: the caller has checked the Parquet magic bytes.
+                let options = ParquetReadOptions {
+                    file_extension: "",
+                    ..Default::default()
+                };
+                let frame = ctx.read_parquet(location, options).await?;
+                let names: Vec<&str> = columns.iter().map(String::as_str).collect();
+                frame
+                    .select_columns(&names)?
+                    .execute_stream_partitioned()
+                    .await
+            })
+            .map_err(|e| e.to_string())?;
+        let parts = streams
+            .into_iter()
+            .map(|mut stream| {
+                let (tx, rx) = tokio::sync::mpsc::channel(AHEAD);
+                let task = rt.spawn(async move {
+                    while let Some(batch) = stream.next().await {
+                        let failed = batch.is_err();
+                        if tx.send(batch.map_err(|e| e.to_string())).await.is_err() || failed {
+                            break;
+                        }
+                    }
+                });
+                (rx, Some(task))
+            })
+            .collect();
+        Ok(Batches { parts, current: 0 })
+    }
+
+    /// The next batch in row order; `None` at the end of the file.
+    pub fn next_batch(&mut self) -> Option<Result<RecordBatch, String>> {
+        while let Some((rx, task)) = self.parts.get_mut(self.current) {
+            if let Some(batch) = rx.blocking_recv() {
+                return Some(batch);
+            }
+            // The partition is done: it ended, or its task failed (a panic drops the
+            // sender too).
+            if let Some(task) = task.take() {
+                if let Err(e) = runtime().ok()?.block_on(task) {
+                    return Some(Err(format!(
+                        "partition {} of the scan failed: {e}",
+                        self.current
+                    )));
+                }
+            }
+            self.current += 1;
+        }
+        None
+    }
+}
+
+impl Drop for Batches {
+    fn drop(&mut self) {
+        // Dropping the receivers stops the tasks at their next send; abort them now.
+        for (_, task) in &mut self.parts {
+            if let Some(task) = task.take() {
+                task.abort();
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::Int64Type;
+    use arrow_array::Int64Array;
+    use parquet::arrow::ArrowWriter;
+    use parquet::file::properties::WriterProperties;
+
+    use super::*;
+
+    /// A file several times [`MIN_SPLIT`] with many row groups is cut into one partition
+    /// per core, and the partitions hand its rows out in file order.
+    #[test]
+    fn partitions_hand_out_rows_in_file_order() {
+        let rows: i64 = 600_000;
+        let schema = Arc::new(arrow_schema::Schema::new(vec![
+            arrow_schema::Field::new("n", arrow_schema::DataType::Int64, false),
+            arrow_schema::Field::new("pad", arrow_schema::DataType::Int64, false),
+        ]));
+        let dir = std::env::temp_dir().join(format!("sgsim-fleet-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("rows.bin");
+        let props = WriterProperties::builder()
+            .set_max_row_group_row_count(Some(7_001))
+            .set_dictionary_enabled(false)
+            .build();
+        let mut w = ArrowWriter::try_new(
+            std::fs::File::create(&path).unwrap(),
+            schema.clone(),
+            Some(props),
+        )
+        .unwrap();
+        for lo in (0..rows).step_by(50_000) {
+            let n = Int64Array::from_iter_values(lo..(lo + 50_000).min(rows));
+            let pad = Int64Array::from_iter_values((lo..(lo + 50_000).min(rows)).map(|x| x * 7919));
+            w.write(
+                &RecordBatch::try_new(schema.clone(), vec![Arc::new(n), Arc::new(pad)]).unwrap(),
+            )
+            .unwrap();
+        }
+        w.close().unwrap();
+        assert!(std::fs::metadata(&path).unwrap().len() > 4 * MIN_SPLIT as u64);
+
+        let mut batches = Batches::open(&path, &["n".to_string()]).unwrap();
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        assert!(
+            batches.parts.len() > 1 || cores == 1,
+            "{} partitions",
+            batches.parts.len()
+        );
+        let mut next = 0i64;
+        while let Some(b) = batches.next_batch() {
+            let b = b.unwrap();
+            assert_eq!(b.num_columns(), 1);
+            for v in b.column(0).as_primitive::<Int64Type>().values() {
+                assert_eq!(*v, next);
+                next += 1;
+            }
+        }
+        assert_eq!(next, rows);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
