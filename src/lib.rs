@@ -44,7 +44,9 @@
 //!   `pnet_packet` (chunks read ahead on their own thread and decoded on the rayon pool),
 //!   AWS and Alibaba flow logs as the clouds deliver them ([`packet::input`]: folders in
 //!   the S3 layouts, time windows, `.gz`, [`packet::parquet`], and `s3://` with the `s3`
-//!   feature), and seeded synthetic traffic. It imports only the model.
+//!   feature; with the `fleet` feature `packet::fleet` scans Parquet with Apache
+//!   DataFusion on every core, in file order), and seeded synthetic traffic. It imports
+//!   only the model (and, for `--cluster`, the cluster's one session setting).
 //! - [`track`]: evaluation of traffic at the right ENI and direction with connection state
 //!   (AWS untracked flows included), partitioned by flow for rayon, or by the rules alone.
 //! - [`whatif`]: the product's main job. [`whatif::plan`] applies a revoke to a copy of the
@@ -58,6 +60,10 @@
 //! - `serve` (feature `serve`, on by default): `sgsim serve`, the EC2 Query and ECS RPC
 //!   APIs over HTTP on localhost (axum/hyper on tokio), revokes through the providers' own
 //!   code, describes rendered from the model, the session's what-if report.
+//! - `cluster` (feature `cluster`): `sgsim cluster scheduler|executor`, Apache Ballista's
+//!   scheduler and executor in process, which run `packet::fleet`'s scans for
+//!   `--cluster df://HOST:PORT` (the records come back in file order; the connection
+//!   what-if stays with the client).
 //! - [`term`]: text bound for a terminal, control characters escaped (account data in
 //!   reports, warnings and error messages).
 //! - `internal` (hidden, not API): the harnesses the cargo-fuzz targets in `fuzz/` call
@@ -78,6 +84,8 @@
 
 pub mod classbench;
 pub mod classify;
+#[cfg(feature = "cluster")]
+pub mod cluster;
 pub mod compile;
 mod index;
 #[doc(hidden)]

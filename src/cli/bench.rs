@@ -103,6 +103,21 @@ pub struct Args {
         default_value = "1000,2000,4000,8000,16000"
     )]
     space_enis: Vec<usize>,
+    /// The flow-log what-if on this folder (or file) of flow logs instead: read by the
+    /// built-in reader and, built with `fleet`, by DataFusion's parallel scan, passes
+    /// alternating (medians of `--repeat`); needs `--state` and `--request`.
+    #[arg(long, value_name = "DIR", requires_all = ["state", "request"])]
+    flowlogs: Option<PathBuf>,
+    /// The state for `--flowlogs` (provider exports or a snapshot).
+    #[arg(long, value_name = "PATH")]
+    state: Vec<PathBuf>,
+    /// The revoke for `--flowlogs` (a query string, JSON, or @FILE).
+    #[arg(long, value_name = "REQ")]
+    request: Option<String>,
+    /// A Python with the `duckdb` module: `--flowlogs` also times DuckDB's scan-and-group
+    /// of the same columns on the same Parquet files, and prints the ratios.
+    #[arg(long, value_name = "PYTHON", requires = "flowlogs")]
+    duckdb: Option<PathBuf>,
     /// Write the `--space` workloads the targets name (as snapshots, with their
     /// revoke requests) into this folder instead of timing them.
     #[arg(long, value_name = "DIR", requires = "space")]
@@ -206,7 +221,7 @@ fn sgsim_sets(state: &State) -> usize {
         .len()
 }
 
-fn median(mut xs: Vec<f64>) -> f64 {
+pub(super) fn median(mut xs: Vec<f64>) -> f64 {
     xs.sort_by(f64::total_cmp);
     xs.get(xs.len() / 2).copied().unwrap_or(f64::NAN)
 }
@@ -260,6 +275,16 @@ fn per_s(items: usize, secs: f64) -> f64 {
 }
 
 pub fn run(args: Args) -> anyhow::Result<Exit> {
+    if let (Some(dir), Some(request)) = (&args.flowlogs, &args.request) {
+        let state = super::revoke::StateArgs {
+            state: args.state.clone(),
+        }
+        .load()?;
+        let request = super::text_or_file(request)?;
+        let out = super::flowbench::run(dir, &state, &request, args.repeat, args.duckdb.as_ref())?;
+        println!("{out}");
+        return Ok(Exit::Ok);
+    }
     if args.space {
         return space(&args);
     }

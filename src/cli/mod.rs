@@ -3,8 +3,11 @@
 
 mod bench;
 mod classbench;
+#[cfg(feature = "cluster")]
+mod cluster;
 mod demo;
 mod eval;
+mod flowbench;
 mod output;
 mod packets;
 mod revoke;
@@ -31,6 +34,9 @@ enum Command {
     Bench(bench::Args),
     /// Classify a ClassBench trace against a ClassBench filter set; print a JSON summary.
     Classbench(classbench::Args),
+    /// Run a Ballista scheduler or executor that scans flow logs for `--cluster`.
+    #[cfg(feature = "cluster")]
+    Cluster(cluster::Args),
     /// Apply a revoke request as the cloud API would; print the API's response.
     Revoke(revoke::RevokeArgs),
     /// Serve the EC2 Query and ECS RPC APIs on localhost for real clients.
@@ -95,6 +101,8 @@ pub fn run() -> i32 {
         Command::Demo => demo::run(),
         Command::Bench(args) => bench::run(args),
         Command::Classbench(args) => classbench::run(args),
+        #[cfg(feature = "cluster")]
+        Command::Cluster(args) => cluster::run(args),
         Command::Revoke(args) => revoke::run_revoke(args),
         Command::Rules(args) => revoke::run_rules(args),
         #[cfg(feature = "serve")]

@@ -25,7 +25,7 @@ pub struct PacketsArgs {
 }
 
 /// `--since` / `--until`: the time window of the traffic read.
-#[derive(clap::Args, Debug, Clone, Copy, Default)]
+#[derive(clap::Args, Debug, Clone, Default)]
 pub struct WindowArgs {
     /// Only traffic at or after TIME (Unix seconds, YYYY-MM-DD, or YYYY-MM-DDTHH:MM[:SS]Z):
     /// records whose window ends before it, and S3 partitions that end before it, are
@@ -40,6 +40,11 @@ pub struct WindowArgs {
     /// parallel scan (every core; needs the `fleet` feature). Both give the same records.
     #[arg(long, value_enum, default_value = "builtin")]
     pub scan: ScanArg,
+    /// Scan Parquet flow logs on the Ballista cluster whose scheduler is at this URL
+    /// (`df://HOST:PORT`; `sgsim cluster`; needs the `cluster` feature). Every machine
+    /// must read the same paths.
+    #[arg(long, value_name = "URL")]
+    pub cluster: Option<String>,
 }
 
 /// `--scan`.
@@ -62,6 +67,21 @@ impl WindowArgs {
 
     /// How inputs are read; an error when `--scan` asks for what this build lacks.
     pub fn options(&self, strict: bool) -> anyhow::Result<input::Options> {
+        if let Some(url) = &self.cluster {
+            anyhow::ensure!(
+                cfg!(feature = "cluster"),
+                "--cluster needs sgsim built with the `cluster` feature (cargo build --release --features cluster)"
+            );
+            anyhow::ensure!(
+                url.starts_with("df://"),
+                "--cluster {url:?}: expected df://HOST:PORT"
+            );
+            return Ok(input::Options {
+                strict,
+                window: self.window(),
+                scan: input::Scan::Cluster(url.clone()),
+            });
+        }
         let scan = match self.scan {
             ScanArg::Builtin => input::Scan::Builtin,
             ScanArg::Datafusion if cfg!(feature = "fleet") => input::Scan::DataFusion,

@@ -186,7 +186,7 @@ pub fn judge_traffic(
     let mut run = traffic::Run::new(&judge);
     const CHUNK: usize = 65536;
     for path in traffic {
-        let (mut source, len) = open_in(path, input)?;
+        let (mut source, len) = open_in(path, input.clone())?;
         let bar = progress(len);
         let name = path.display().to_string();
         run.source(&mut source, &name, CHUNK, |p| {
@@ -290,7 +290,7 @@ fn rules_without_hits(
     let mut hits = vec![0u64; table.rules().len()];
     for path in traffic {
         let mut evaluator = track::Evaluator::new(&table, state, config)?;
-        let (mut source, len) = open_in(path, input)?;
+        let (mut source, len) = open_in(path, input.clone())?;
         let bar = progress(len);
         for_each_chunk(&mut source, path, 16384, &bar, |chunk| {
             evaluator.eval(chunk);

@@ -25,6 +25,7 @@ use std::sync::OnceLock;
 
 use arrow_array::RecordBatch;
 use datafusion::execution::options::ParquetReadOptions;
+use datafusion::execution::SendableRecordBatchStream;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use futures::StreamExt;
 use tokio::runtime::Runtime;
@@ -72,6 +73,32 @@ fn context() -> SessionContext {
     SessionContext::new_with_config(config)
 }
 
+/// Partitions of a file scanned on a cluster (one task each).
+#[cfg(feature = "cluster")]
+pub const REMOTE_PARTITIONS: usize = 8;
+
+/// `path` as the absolute, UTF-8 location DataFusion reads.
+fn absolute(path: &Path) -> Result<String, String> {
+    Ok(path
+        .canonicalize()
+        .map_err(|e| e.to_string())?
+        .to_str()
+        .ok_or("the path is not UTF-8")?
+        .to_string())
+}
+
+/// Parquet options that take any file name (the caller has checked the magic bytes).
+fn any_name() -> ParquetReadOptions<'static> {
+    ParquetReadOptions {
+        file_extension: "",
+        ..Default::default()
+    }
+}
+
+fn names(columns: &[String]) -> Vec<&str> {
+    columns.iter().map(String::as_str).collect()
+}
+
 /// The batches of one file, in row order.
 pub struct Batches {
     parts: Vec<(
@@ -79,6 +106,7 @@ pub struct Batches {
         Option<JoinHandle<()>>,
     )>,
     current: usize,
+    remote: bool,
 }
 
 impl Batches {
@@ -86,28 +114,53 @@ impl Batches {
     /// partition.
     pub fn open(path: &Path, columns: &[String]) -> Result<Batches, String> {
         let rt = runtime()?;
-        let location = path
-            .canonicalize()
-            .map_err(|e| e.to_string())?
-            .to_str()
-            .ok_or("the path is not UTF-8")?
-            .to_string();
+        let location = absolute(path)?;
         let streams = rt
             .block_on(async {
-                let ctx = context();
-                // Any file name: the caller has checked the Parquet magic bytes.
-                let options = ParquetReadOptions {
-                    file_extension: "",
-                    ..Default::default()
-                };
-                let frame = ctx.read_parquet(location, options).await?;
-                let names: Vec<&str> = columns.iter().map(String::as_str).collect();
+                let frame = context().read_parquet(location, any_name()).await?;
                 frame
-                    .select_columns(&names)?
+                    .select_columns(&names(columns))?
                     .execute_stream_partitioned()
                     .await
             })
             .map_err(|e| e.to_string())?;
+        Ok(Batches::start(rt, streams, false))
+    }
+
+    /// Submits the scan of `path` to the Ballista cluster at `url` (`df://HOST:PORT`):
+    /// one job whose partitions come back one after another in partition order.
+    #[cfg(feature = "cluster")]
+    pub fn open_remote(url: &str, path: &Path, columns: &[String]) -> Result<Batches, String> {
+        use ballista::prelude::{SessionConfigExt, SessionContextExt};
+        use datafusion::execution::SessionStateBuilder;
+        let rt = runtime()?;
+        let location = absolute(path)?;
+        let stream = rt
+            .block_on(async {
+                // Ballista ships these settings with every task.
+                let config = SessionConfig::new_with_ballista()
+                    .with_target_partitions(REMOTE_PARTITIONS)
+                    .with_batch_size(super::parquet::BATCH)
+                    .with_repartition_file_scans(true)
+                    .with_repartition_file_min_size(MIN_SPLIT)
+                    .set_bool(crate::cluster::NO_WORK_STEALING, false);
+                let state = SessionStateBuilder::new()
+                    .with_config(config)
+                    .with_default_features()
+                    .build();
+                let ctx = SessionContext::remote_with_state(url, state).await?;
+                let frame = ctx.read_parquet(location, any_name()).await?;
+                frame
+                    .select_columns(&names(columns))?
+                    .execute_stream()
+                    .await
+            })
+            .map_err(|e| e.to_string())?;
+        Ok(Batches::start(rt, vec![stream], true))
+    }
+
+    /// Starts a task per stream, each sending its batches through its own channel.
+    fn start(rt: &Runtime, streams: Vec<SendableRecordBatchStream>, remote: bool) -> Batches {
         let parts = streams
             .into_iter()
             .map(|mut stream| {
@@ -123,7 +176,17 @@ impl Batches {
                 (rx, Some(task))
             })
             .collect();
-        Ok(Batches { parts, current: 0 })
+        Batches {
+            parts,
+            current: 0,
+            remote,
+        }
+    }
+
+    /// Whether a cluster runs the scan (a failure there is the cluster's, not the
+    /// file's: it is an error, not a damaged row group).
+    pub fn is_remote(&self) -> bool {
+        self.remote
     }
 
     /// The next batch in row order; `None` at the end of the file.

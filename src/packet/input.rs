@@ -220,7 +220,7 @@ pub struct Part {
 }
 
 /// How an input is read.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Options {
     /// A malformed flow-log line or row is an error, not a counted skip.
     pub strict: bool,
@@ -230,9 +230,9 @@ pub struct Options {
     pub scan: Scan,
 }
 
-/// What decodes Parquet flow logs on disk. Both hand out the same records in the same
+/// What decodes Parquet flow logs on disk. All hand out the same records in the same
 /// order, with the same counts and messages.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub enum Scan {
     /// sgsim's own reader: one row group at a time, on the thread that reads.
     #[default]
@@ -240,6 +240,9 @@ pub enum Scan {
     /// Apache DataFusion's Parquet source: every row group decoded in parallel, handed
     /// out in file order (needs the `fleet` feature).
     DataFusion,
+    /// The same scan run by a Ballista cluster (`df://HOST:PORT`; needs the `cluster`
+    /// feature): every process reads the same paths.
+    Cluster(String),
 }
 
 /// Lists the files under `dir` (recursively, in path order).
@@ -428,7 +431,7 @@ impl Files {
                 let mut magic = [0u8; 4];
                 let n = read_up_to(&mut file, &mut magic)?;
                 if n == 4 && &magic == parquet::MAGIC {
-                    match self.options.scan {
+                    match &self.options.scan {
                         Scan::Builtin => Source::Parquet(parquet::open_file(file)?),
                         #[cfg(feature = "fleet")]
                         Scan::DataFusion => Source::Parquet(parquet::Reader::scan(p)?),
@@ -436,6 +439,14 @@ impl Files {
                         Scan::DataFusion => {
                             return Err(TrafficError::Flow(super::flowlog::FlowError::File(
                                 "scanning Parquet with DataFusion needs sgsim built with the `fleet` feature".into(),
+                            )))
+                        }
+                        #[cfg(feature = "cluster")]
+                        Scan::Cluster(url) => Source::Parquet(parquet::Reader::scan_remote(url, p)?),
+                        #[cfg(not(feature = "cluster"))]
+                        Scan::Cluster(_) => {
+                            return Err(TrafficError::Flow(super::flowlog::FlowError::File(
+                                "scanning Parquet on a cluster needs sgsim built with the `cluster` feature".into(),
                             )))
                         }
                     }

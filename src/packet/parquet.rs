@@ -183,6 +183,22 @@ impl Reader {
     /// decoded on every core and handed out in row order, as [`Reader::new`] hands them.
     #[cfg(feature = "fleet")]
     pub fn scan(path: &std::path::Path) -> Result<Reader, FlowError> {
+        Reader::scanned(path, |names| super::fleet::Batches::open(path, names))
+    }
+
+    /// As [`Reader::scan`], the scan run by the Ballista cluster at `url`.
+    #[cfg(feature = "cluster")]
+    pub fn scan_remote(url: &str, path: &std::path::Path) -> Result<Reader, FlowError> {
+        Reader::scanned(path, |names| {
+            super::fleet::Batches::open_remote(url, path, names)
+        })
+    }
+
+    #[cfg(feature = "fleet")]
+    fn scanned(
+        path: &std::path::Path,
+        start: impl FnOnce(&[String]) -> Result<super::fleet::Batches, String>,
+    ) -> Result<Reader, FlowError> {
         let file = std::fs::File::open(path).map_err(|e| FlowError::File(e.to_string()))?;
         let len = file.metadata().map(|m| m.len()).unwrap_or(0);
         let (meta, wanted) = inspect(&file)?;
@@ -191,8 +207,7 @@ impl Reader {
             .map(|&c| meta.schema().field(c).name().clone())
             .collect();
         let groups = row_groups(&meta);
-        let batches = super::fleet::Batches::open(path, &names)
-            .map_err(|why| FlowError::File(format!("DataFusion: {why}")))?;
+        let batches = start(&names).map_err(|why| FlowError::File(format!("DataFusion: {why}")))?;
         let file = Arc::new(file);
         let open = opener(move || file.try_clone(), meta, wanted);
         Ok(Reader::with(Supply::Scan(batches, open), groups, len))
@@ -317,10 +332,12 @@ impl Reader {
                 self.group += 1;
                 self.group_start = self.groups[..g].iter().sum();
                 self.group_rows = 0;
-                let Supply::Groups(open) = &mut self.supply else {
-                    return Ok(false);
+                let opened = match &mut self.supply {
+                    Supply::Groups(open) => open(g),
+                    #[cfg(feature = "fleet")]
+                    Supply::Scan(..) => return Ok(false),
                 };
-                match open(g) {
+                match opened {
                     Ok(r) => self.current = Some(r),
                     Err(why) => {
                         if let Some(e) = self.abandon_group(why) {
@@ -378,6 +395,7 @@ impl Reader {
             let Supply::Scan(scan, _) = &mut self.supply else {
                 return self.fill();
             };
+            let remote = scan.is_remote();
             let batch = match scan.next_batch() {
                 None if self.scanned == total => return Ok(false),
                 None => Err(format!(
@@ -391,6 +409,13 @@ impl Reader {
                 Err(why) => Some(why),
             };
             if let Some(why) = failed {
+                if remote {
+                    self.done = true;
+                    return Err(FlowError::File(format!(
+                        "the cluster's scan failed after {} rows: {why}",
+                        self.scanned
+                    )));
+                }
                 return self.take_over(&why);
             }
             if total > 0 {

@@ -12,7 +12,7 @@ use super::flowlogs::{
 };
 
 /// The JSON report of a what-if, without the clock of the analysis.
-fn report(state: &Path, revoke: &str, traffic: &Path, extra: &[&str]) -> Value {
+pub fn report(state: &Path, revoke: &str, traffic: &Path, extra: &[&str]) -> Value {
     let mut args = vec![
         "whatif",
         "--state",
@@ -34,7 +34,7 @@ fn report(state: &Path, revoke: &str, traffic: &Path, extra: &[&str]) -> Value {
 
 /// One Parquet file of every record of the day, in many row groups: big enough to be cut
 /// into one partition per core.
-fn big_file(dir: &Path, day: &[Vec<Rec>]) -> std::path::PathBuf {
+pub fn big_file(dir: &Path, day: &[Vec<Rec>]) -> std::path::PathBuf {
     let all: Vec<Rec> = day.iter().flatten().cloned().collect();
     let path = dir.join("day.parquet");
     std::fs::write(

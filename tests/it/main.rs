@@ -4,6 +4,8 @@
 mod aliyun;
 mod aws;
 mod classbench;
+#[cfg(feature = "cluster")]
+mod cluster;
 mod engines;
 #[cfg(feature = "fleet")]
 mod fleet;

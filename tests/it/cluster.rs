@@ -1,0 +1,147 @@
+//! A Ballista cluster on 127.0.0.1 (feature `cluster`): a scheduler and two executors run
+//! as `sgsim cluster` processes, and `sgsim whatif … --cluster` gives the local report,
+//! field for field.
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::fleet::{big_file, report};
+use super::flowlogs::{fleet_day, fleet_state, scratch, write_layouts};
+
+/// A child process killed when dropped (a failed test leaves no cluster behind).
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn start(args: &[&str]) -> Running {
+    Running(
+        Command::new(env!("CARGO_BIN_EXE_sgsim"))
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    )
+}
+
+/// Waits until something listens on `port` (at most a minute).
+fn listening(port: u16) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    false
+}
+
+fn files_under(dir: &Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| {
+            if e.path().is_dir() {
+                files_under(&e.path())
+            } else {
+                1
+            }
+        })
+        .sum()
+}
+
+#[test]
+fn a_cluster_of_two_executors_gives_the_local_report() {
+    let dir = scratch("cluster");
+    let (state, revoke) = fleet_state(&dir);
+    let day = fleet_day(1000, 5);
+    let (_, _, hive) = write_layouts(&dir, &day);
+    let big = big_file(&dir, &day);
+
+    let sp = free_port();
+    let scheduler = format!("127.0.0.1:{sp}");
+    let _s = start(&["cluster", "scheduler", "--bind", &scheduler]);
+    assert!(listening(sp), "the scheduler did not start");
+    let mut executors = Vec::new();
+    let mut work = Vec::new();
+    for k in 0..2 {
+        let port = free_port();
+        let w = dir.join(format!("executor-{k}"));
+        executors.push(start(&[
+            "cluster",
+            "executor",
+            "--scheduler",
+            &scheduler,
+            "--bind",
+            &format!("127.0.0.1:{port}"),
+            "--tasks",
+            "2",
+            "--work-dir",
+            w.to_str().unwrap(),
+        ]));
+        assert!(listening(port), "executor {k} did not start");
+        work.push(w);
+    }
+    let url = format!("df://{scheduler}");
+    for input in [&hive, &big] {
+        let local = report(&state, &revoke, input, &[]);
+        let remote = report(&state, &revoke, input, &["--cluster", &url]);
+        assert_eq!(local, remote, "{}", input.display());
+        assert!(local["changed"]["accept_to_drop"].as_u64().unwrap() > 0);
+    }
+    // Both executors ran scan tasks (their results wait in their work folders).
+    for w in &work {
+        assert!(files_under(w) > 0, "{} ran no task", w.display());
+    }
+    drop(executors);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn an_unreachable_cluster_is_an_error_naming_the_file() {
+    let dir = scratch("cluster-down");
+    let day = fleet_day(10, 2);
+    let big = dir.join("day.parquet");
+    let all: Vec<_> = day.iter().flatten().cloned().collect();
+    std::fs::write(
+        &big,
+        super::flowlogs::parquet(
+            &all,
+            &super::flowlogs::FIELDS,
+            parquet::basic::Compression::SNAPPY,
+            50,
+        ),
+    )
+    .unwrap();
+    let url = format!("df://127.0.0.1:{}", free_port());
+    let (code, _, err) = super::flowlogs::sgsim(&[
+        "packets",
+        "--traffic",
+        big.to_str().unwrap(),
+        "--cluster",
+        &url,
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("day.parquet") && err.contains("the cluster's scan failed"),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
