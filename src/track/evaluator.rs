@@ -219,7 +219,7 @@ impl<'t, E: Engine + ?Sized> Evaluator<'t, E> {
         r.fragments = false;
         for (j, item) in items.iter().enumerate() {
             let unlogged_icmp = match item {
-                Item::Flow(rec) if matches!(rec.header.protocol, 1 | 58) => Some(rec.action),
+                Item::Flow(rec) if rec.header.ip_protocol().is_icmp() => Some(rec.action),
                 _ => None,
             };
             let last_ns = match item {

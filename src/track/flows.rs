@@ -45,15 +45,9 @@ pub(crate) fn is_echo_reply(h: &Header) -> bool {
     matches!((h.protocol, h.src_port), (1, 0) | (58, 129))
 }
 
-/// Whether flows of `protocol` are told apart by ports (TCP, UDP); ICMP echo is tracked by
-/// addresses, other protocols by addresses and protocol only.
-pub(super) fn ported(protocol: u8) -> bool {
-    matches!(protocol, 6 | 17)
-}
-
 /// The flow key of `h` at `point`, with its addresses as `local` and `remote`.
 pub(super) fn key<A>(point: Point, h: &Header, local: A, remote: A) -> Key<A> {
-    let (local_port, remote_port) = match (ported(h.protocol), point.direction) {
+    let (local_port, remote_port) = match (h.ip_protocol().is_tcp_or_udp(), point.direction) {
         (false, _) => (0, 0),
         (true, Direction::Ingress) => (h.dst_port, h.src_port),
         (true, Direction::Egress) => (h.src_port, h.dst_port),

@@ -13,7 +13,7 @@ use super::flows::{
 use super::untracked::EniInfo;
 use super::Outcome;
 use crate::classify::{By, Decision, Engine, Point, Verdict};
-use crate::model::{Action, Header, Protocol, State};
+use crate::model::{Action, Header, IpProtocol, Protocol, State};
 
 /// One evaluation to perform: an item at one point.
 #[derive(Clone, Copy, Debug)]
@@ -52,7 +52,7 @@ pub(super) fn judge<E: Engine + ?Sized>(
     t: &Task,
 ) -> Outcome {
     let h = &t.header;
-    let icmp = matches!(h.protocol, 1 | 58);
+    let icmp = h.ip_protocol().is_icmp();
     let classify = || match t.unlogged_icmp {
         Some(logged) => judge_unlogged_icmp(engine, icmp_types, t.point, h, logged),
         None => engine.classify(t.point, h),
@@ -132,7 +132,7 @@ pub(super) fn icmp_classes(state: &State) -> Vec<(u16, u16)> {
     for r in &state.rules {
         let icmp = match r.protocol {
             Protocol::Any => true,
-            Protocol::Number(n) => n == 1 || n == 58,
+            Protocol::Number(n) => IpProtocol(n).is_icmp(),
         };
         if !icmp {
             continue;
@@ -175,7 +175,7 @@ fn judge_flow<A: Copy + Eq + Hash>(
         established,
     };
     // An ICMP record whose type the log does not carry may be a request or a reply.
-    let icmp = matches!(h.protocol, 1 | 58) && t.unlogged_icmp.is_none();
+    let icmp = h.ip_protocol().is_icmp() && t.unlogged_icmp.is_none();
     let provider = provider_of(enis, t.point.eni);
     // A new flow: the rules decide; an accepted packet opens the flow (ICMP: a request),
     // unless the flow is untracked.

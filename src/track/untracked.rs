@@ -3,7 +3,6 @@
 
 use std::collections::HashMap;
 
-use super::flows::ported;
 use crate::classify::{Semantics, SemanticsError};
 use crate::model::{
     Action, Direction, EniId, Family, GroupId, Header, Peer, PortRange, Protocol, Provider, Rule,
@@ -159,7 +158,7 @@ impl EniInfo {
         let Some(open) = &self.open else {
             return false;
         };
-        if !ported(h.protocol) {
+        if !h.ip_protocol().is_tcp_or_udp() {
             return false;
         }
         let v6 = h.src.is_ipv6();

@@ -4,7 +4,7 @@
 use std::net::IpAddr;
 
 use super::{Field, Fields, Format, Record, Val, ALIYUN_VERSION_MAX, AWS_VERSION_MAX};
-use crate::model::{Action, Direction, EniId, Header};
+use crate::model::{Action, Direction, EniId, Header, IpProtocol};
 
 /// What one record turned into.
 pub(crate) enum Outcome {
@@ -79,7 +79,7 @@ pub(crate) fn record(
         let protocol: u8 = num(f, Field::Protocol)?.ok_or("protocol is missing")?;
         let sport: Option<u16> = num(f, Field::SrcPort)?;
         let dport: Option<u16> = num(f, Field::DstPort)?;
-        if matches!(protocol, 6 | 17) && (sport.is_none() || dport.is_none()) {
+        if IpProtocol(protocol).is_tcp_or_udp() && (sport.is_none() || dport.is_none()) {
             warn(WARN_NO_PORTS);
         }
         let header = Header::new(src, dst, protocol, sport.unwrap_or(0), dport.unwrap_or(0))

@@ -103,7 +103,7 @@ mod response;
 mod revoke;
 
 use super::{request_id, ImportError, Imported, Outcome, RawRequest, RequestError};
-use crate::model::{Direction, Protocol, Provider, State};
+use crate::model::{Direction, IpProtocol, Protocol, Provider, State};
 
 /// Switches for behaviour the sources leave open (SEMANTICS.md §7).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -226,7 +226,7 @@ fn protocol_text(p: Protocol) -> String {
 /// Whether EC2 compares ports (TCP/UDP) or type and code (ICMP/ICMPv6) for this protocol;
 /// for `-1` and every other number they are ignored.
 fn uses_ports(p: Protocol) -> bool {
-    matches!(p, Protocol::Number(1 | 6 | 17 | 58))
+    matches!(p, Protocol::Number(n) if IpProtocol(n).is_icmp() || IpProtocol(n).is_tcp_or_udp())
 }
 
 /// A 64-bit FNV-1a hash (synthesized rule IDs).
