@@ -76,6 +76,7 @@
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+#![warn(unreachable_pub, clippy::expect_used)]
 
 pub mod classbench;
 pub mod classify;

@@ -5,6 +5,10 @@
 //! (a differential check against the reference engine, a round trip, or "a rejected revoke
 //! changes nothing"); a violated invariant panics, which is what the fuzzer reports.
 
+// A harness's `expect` is one of its assertions: each states the invariant it checks, and
+// its panic is the crash the fuzzer reports.
+#![allow(clippy::expect_used)]
+
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use arbitrary::{Arbitrary, Unstructured};

@@ -1,6 +1,8 @@
 //! [`Capture::read_chunk`]: records read a chunk at a time (legacy pcap records in place
 //! in the reader's buffer) and decoded on the rayon pool.
 
+use std::sync::{Mutex, PoisonError};
+
 use rayon::prelude::*;
 
 use super::{Capture, CaptureError};
@@ -166,16 +168,21 @@ fn decode_all<T: From<Packet> + Clone + Send + Sync>(
     // leaves a placeholder, and its reason aside), then close the gaps the few
     // undecodable frames leave.
     let start = out.len();
-    let skipped = std::sync::Mutex::new(Vec::new());
+    let skipped = Mutex::new(Vec::new());
     out.par_extend((0..n).into_par_iter().map(|i| match decode_at(i) {
         Ok(p) => T::from(p),
         Err(skip) => {
-            // Invariant: no holder of the lock panics.
-            skipped.lock().expect("not poisoned").push((i, skip));
+            // No holder of the lock panics (it only pushes), so a poisoned lock still
+            // holds every skip pushed.
+            skipped
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push((i, skip));
             T::from(placeholder())
         }
     }));
-    let mut skips: Vec<(usize, Skip)> = skipped.into_inner().expect("not poisoned");
+    let mut skips: Vec<(usize, Skip)> =
+        skipped.into_inner().unwrap_or_else(PoisonError::into_inner);
     skips.sort_unstable_by_key(|s| s.0);
     summary.decoded += (n - skips.len()) as u64;
     if !skips.is_empty() {
