@@ -11,15 +11,16 @@ use std::net::IpAddr;
 
 use serde_json::{Map, Value};
 
+use super::values::{has_ports, port_pair, port_range, protocol};
 use crate::model::{
     Action, Cidr, Direction, Eni, GroupId, GroupKind, Peer, PortRange, PrefixList, Priority,
-    Protocol, Provider, Rule, SecurityGroup, State, Vpc, VpcId,
+    Provider, Rule, SecurityGroup, State, Vpc, VpcId,
 };
 use crate::provider::{ImportError, Imported};
 
 /// Which export a JSON object is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Kind {
+pub(super) enum Kind {
     /// `DescribeSecurityGroupAttribute`.
     Attribute,
     /// `DescribeSecurityGroups`.
@@ -33,7 +34,7 @@ pub enum Kind {
 }
 
 /// The export kind of one JSON object, by shape.
-pub fn kind(value: &Value) -> Option<Kind> {
+pub(super) fn kind(value: &Value) -> Option<Kind> {
     let o = value.as_object()?;
     let wrapped = |key: &str, inner: &str| {
         o.get(key)
@@ -56,7 +57,7 @@ pub fn kind(value: &Value) -> Option<Kind> {
 }
 
 /// Whether a document is an Alibaba export: one of the shapes above, or a list of them.
-pub fn recognises(value: &Value) -> bool {
+pub(super) fn recognises(value: &Value) -> bool {
     match value {
         Value::Array(items) => !items.is_empty() && items.iter().all(|v| kind(v).is_some()),
         v => kind(v).is_some(),
@@ -161,48 +162,6 @@ fn boolean(
     }
 }
 
-/// Reads Alibaba's protocol names (case-insensitive).
-pub fn protocol(text: &str) -> Option<Protocol> {
-    Some(match text.to_ascii_lowercase().as_str() {
-        "tcp" => Protocol::TCP,
-        "udp" => Protocol::UDP,
-        "icmp" => Protocol::ICMP,
-        "icmpv6" => Protocol::ICMPV6,
-        "gre" => Protocol::GRE,
-        "all" => Protocol::Any,
-        _ => return None,
-    })
-}
-
-/// Whether Alibaba rules of this protocol carry port ranges.
-pub fn has_ports(p: Protocol) -> bool {
-    p == Protocol::TCP || p == Protocol::UDP
-}
-
-/// An `a/b` port range as written: two integers, each -1..=65535.
-pub fn port_pair(text: &str) -> Option<(i32, i32)> {
-    let (a, b) = text.split_once('/')?;
-    let num = |t: &str| -> Option<i32> {
-        let digits = t.strip_prefix('-').unwrap_or(t);
-        if digits.is_empty() || digits.len() > 5 || !digits.bytes().all(|c| c.is_ascii_digit()) {
-            return None;
-        }
-        t.parse::<i32>().ok().filter(|n| (-1..=65535).contains(n))
-    };
-    Some((num(a)?, num(b)?))
-}
-
-/// The range of a valid TCP/UDP pair (`1 ≤ a ≤ b`); `-1/-1` is any.
-pub fn port_range(pair: (i32, i32)) -> Option<PortRange> {
-    match pair {
-        (-1, -1) => Some(PortRange::ANY),
-        (a, b) if a >= 1 && b >= 1 => {
-            PortRange::new(u16::try_from(a).ok()?, u16::try_from(b).ok()?).ok()
-        }
-        _ => None,
-    }
-}
-
 /// ENIs in the order last described: a later description of an ENI replaces the earlier
 /// one and moves to the end (indexed by ID, so a fleet loads in linear time).
 #[derive(Default)]
@@ -225,7 +184,7 @@ impl Enis {
 }
 
 /// Imports Alibaba export documents into one state.
-pub fn import(docs: &[(String, Value)]) -> Result<Imported, ImportError> {
+pub(super) fn import(docs: &[(String, Value)]) -> Result<Imported, ImportError> {
     let mut groups: BTreeMap<String, GroupInfo> = BTreeMap::new();
     let mut rules: Vec<Rule> = Vec::new();
     let mut rule_ids: BTreeSet<String> = BTreeSet::new();
@@ -835,6 +794,7 @@ fn permission(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::Protocol;
     use serde_json::json;
 
     fn one(v: Value) -> Result<Imported, ImportError> {

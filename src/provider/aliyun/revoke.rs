@@ -55,10 +55,10 @@ use std::collections::BTreeSet;
 
 use serde_json::{json, Value};
 
-use super::errors::{self, Code};
-use super::exports::{has_ports, port_pair, port_range, protocol as parse_protocol};
+use super::errors::{self};
 use super::request::{Field, Request, Spec};
 use super::response;
+use super::values::{has_ports, port_pair, port_range, protocol as parse_protocol};
 use crate::model::{
     Action, Cidr, Direction, Family, GroupKind, Peer, PortRange, Priority, Protocol, Provider,
     Rule, RuleId, SecurityGroup, State, ValueError,
@@ -78,7 +78,7 @@ pub const STRICT_NOT_FOUND_KEY: &str = "aliyun.strict_not_found";
 
 /// A rule's NIC type (classic network; VPC rules are always intranet).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Nic {
+pub(super) enum Nic {
     /// Public NIC.
     Internet,
     /// Private NIC.
@@ -87,7 +87,7 @@ pub enum Nic {
 
 /// Destination ports: a range, or a port list by ID.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub enum Ports {
+pub(super) enum Ports {
     /// A range (any for protocols without ports).
     Range(PortRange),
     /// A port list.
@@ -96,7 +96,7 @@ pub enum Ports {
 
 /// What identifies a rule, after defaults and normalization.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct Key {
+pub(super) struct Key {
     /// The protocol.
     pub protocol: Protocol,
     /// Destination ports.
@@ -119,7 +119,7 @@ pub struct Key {
 
 /// A part of the key in which a rule differs from a request entry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Part {
+pub(super) enum Part {
     /// IpProtocol.
     Protocol,
     /// PortRange / PortRangeListId.
@@ -141,7 +141,7 @@ pub enum Part {
 }
 
 /// Where `rule` differs from the request entry `req` (empty: it matches).
-pub fn differences(req: &Key, rule: &Key) -> Vec<Part> {
+pub(super) fn differences(req: &Key, rule: &Key) -> Vec<Part> {
     let mut out = Vec::new();
     if req.protocol != rule.protocol {
         out.push(Part::Protocol);
@@ -178,7 +178,7 @@ pub fn differences(req: &Key, rule: &Key) -> Vec<Part> {
 }
 
 /// The key of a stored rule, or why the rule is not one Alibaba could hold.
-pub fn rule_key(rule: &Rule, group: &SecurityGroup) -> Result<Key, String> {
+pub(super) fn rule_key(rule: &Rule, group: &SecurityGroup) -> Result<Key, String> {
     let known = [
         Protocol::TCP,
         Protocol::UDP,
@@ -1022,7 +1022,7 @@ fn run(state: &State, req: &Request, notes: &mut Vec<String>) -> Result<Done, Ap
 }
 
 /// Applies a revoke request (see the module docs).
-pub fn revoke(state: &State, raw: &RawRequest) -> Result<Outcome, RequestError> {
+pub(super) fn revoke(state: &State, raw: &RawRequest) -> Result<Outcome, RequestError> {
     let req = Request::parse(raw)?;
     let mut warnings = req.notes.clone();
     let seed = format!(
@@ -1084,11 +1084,6 @@ pub fn revoke(state: &State, raw: &RawRequest) -> Result<Outcome, RequestError> 
             }
         }
     })
-}
-
-/// The code an error response carries, for matching in callers and tests.
-pub fn is(error: &ApiError, code: &Code) -> bool {
-    error.code == code.code && error.status == code.status
 }
 
 #[cfg(test)]
