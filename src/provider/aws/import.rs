@@ -5,7 +5,7 @@ use std::net::IpAddr;
 
 use serde_json::{Map, Value};
 
-use super::{fnv1a, parse_protocol, uses_ports};
+use super::values::{fnv1a, parse_protocol, uses_ports};
 use crate::model::{
     Action, Cidr, Direction, Eni, Family, GroupId, GroupKind, IcmpSel, Peer, PortRange, PrefixList,
     PrefixListId, Priority, Protocol, Provider, Rule, SecurityGroup, State, Vpc,
