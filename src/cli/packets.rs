@@ -54,10 +54,7 @@ pub fn open_in(
     strict: bool,
     window: Window,
 ) -> anyhow::Result<(Source<'static>, u64)> {
-    let mut options = input::Options::default();
-    options.strict = strict;
-    options.window = window;
-    let files = Files::open(&path.to_string_lossy(), options)
+    let files = Files::open(&path.to_string_lossy(), input::Options { strict, window })
         .with_context(|| format!("cannot open {}", path.display()))?;
     let len = files.len();
     if files.pruned() > 0 {

@@ -219,9 +219,8 @@ pub struct Part {
     pub len: u64,
 }
 
-/// How an input is read: [`Options::default`], then the fields to change.
+/// How an input is read.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[non_exhaustive]
 pub struct Options {
     /// A malformed flow-log line or row is an error, not a counted skip.
     pub strict: bool,
