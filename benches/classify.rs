@@ -102,10 +102,8 @@ fn classify_classbench(c: &mut Criterion) {
             None => queries(&state, 3),
         };
         // The compiler's choice, and trees alone where it chose cross-product tables.
-        let trees = Config {
-            cross_min_filters: usize::MAX,
-            ..Config::default()
-        };
+        let mut trees = Config::default();
+        trees.cross_min_filters = usize::MAX;
         g.throughput(Throughput::Elements(q.len() as u64));
         let auto = compile(&state, &Config::default()).expect("compiles");
         let mut tables = vec![("auto", auto)];

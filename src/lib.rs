@@ -19,7 +19,8 @@
 //!
 //! - [`model`]: provider-neutral, validated values. A [`model::State`] holds groups, atomic
 //!   rules, ENIs, prefix lists and VPCs; it is also sgsim's snapshot format. A
-//!   [`model::Header`] is the five fields a security group looks at.
+//!   [`model::Header`] is the five fields a security group looks at; a
+//!   [`model::IpProtocol`] says what its protocol number carries (ports, ICMP type and code).
 //! - [`provider`]: the clouds' own formats. [`provider::aws`] and [`provider::aliyun`]
 //!   import describe-call exports (recognised by shape), parse revoke requests in every form
 //!   users have (query string, URL, form body, JSON), apply them with the API's exact
@@ -81,6 +82,7 @@
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+#![warn(unreachable_pub, clippy::expect_used)]
 
 pub mod classbench;
 pub mod classify;

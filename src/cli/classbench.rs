@@ -63,17 +63,15 @@ pub enum IndexChoice {
 impl IndexChoice {
     /// The compile configuration this choice gives.
     pub fn config(self) -> Config {
-        let default = Config::default();
-        Config {
-            cross_min_filters: match self {
-                IndexChoice::Auto => default.cross_min_filters,
-                IndexChoice::Trees => usize::MAX,
-                IndexChoice::Tables | IndexChoice::Split => 0,
-            },
-            cross_alone_only: self == IndexChoice::Auto,
-            cross_product_tail: self != IndexChoice::Split,
-            ..default
+        let mut config = Config::default();
+        match self {
+            IndexChoice::Auto => {}
+            IndexChoice::Trees => config.cross_min_filters = usize::MAX,
+            IndexChoice::Tables | IndexChoice::Split => config.cross_min_filters = 0,
         }
+        config.cross_alone_only = self == IndexChoice::Auto;
+        config.cross_product_tail = self != IndexChoice::Split;
+        config
     }
 }
 

@@ -68,16 +68,11 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
             },
         ))
     };
-    let config = serve::Config {
-        store,
-        credentials,
-        traffic,
-        limits: serve::Limits {
-            body: args.max_body,
-            ..serve::Limits::default()
-        },
-        log: !args.quiet,
-    };
+    let mut config = serve::Config::new(store);
+    config.credentials = credentials;
+    config.traffic = traffic;
+    config.limits.body = args.max_body;
+    config.log = !args.quiet;
     serve::run(config, args.bind, |addr| {
         eprintln!("sgsim serve: listening on http://{addr}/ (EC2 Query and ECS RPC at /, session at /sgsim/)");
     })?;

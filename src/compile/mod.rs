@@ -94,8 +94,9 @@ use layout::{
 };
 use lower::{group_sets, Resolver};
 
-/// How to compile.
+/// How to compile: [`Config::default`], then the fields to change.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct Config {
     /// A tree region holding this many rules or fewer becomes a leaf, scanned linearly.
     pub leaf_size: usize,

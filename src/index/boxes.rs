@@ -113,7 +113,7 @@ pub(crate) struct Bounds<W> {
 
 impl<W: Word> Bounds<W> {
     /// The whole header space.
-    pub fn full() -> Bounds<W> {
+    pub(crate) fn full() -> Bounds<W> {
         Bounds {
             lo: [W::default(); DIMS],
             hi: domain_hi(),
@@ -122,17 +122,17 @@ impl<W: Word> Bounds<W> {
 
     /// Whether the point lies inside.
     #[cfg(test)]
-    pub fn contains(&self, key: &[W; DIMS]) -> bool {
+    pub(crate) fn contains(&self, key: &[W; DIMS]) -> bool {
         (0..DIMS).all(|d| self.lo[d] <= key[d] && key[d] <= self.hi[d])
     }
 
     /// Whether the two boxes share a point.
-    pub fn intersects(&self, other: &Bounds<W>) -> bool {
+    pub(crate) fn intersects(&self, other: &Bounds<W>) -> bool {
         (0..DIMS).all(|d| self.lo[d] <= other.hi[d] && other.lo[d] <= self.hi[d])
     }
 
     /// Whether every point of `other` lies inside.
-    pub fn covers(&self, other: &Bounds<W>) -> bool {
+    pub(crate) fn covers(&self, other: &Bounds<W>) -> bool {
         (0..DIMS).all(|d| self.lo[d] <= other.lo[d] && other.hi[d] <= self.hi[d])
     }
 }

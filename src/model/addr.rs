@@ -6,7 +6,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use super::ValueError;
+use super::{IpProtocol, ValueError};
 
 /// An IP address family.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -369,12 +369,12 @@ impl Protocol {
     /// Whether this protocol carries ports (TCP, UDP, and the other port-bearing transports
     /// DCCP and SCTP).
     pub fn has_ports(&self) -> bool {
-        matches!(self, Protocol::Number(6 | 17 | 33 | 132))
+        matches!(self, Protocol::Number(n) if IpProtocol(*n).rule_has_ports())
     }
 
     /// Whether this is ICMP or ICMPv6 (whose rules select type and code).
     pub fn is_icmp(&self) -> bool {
-        matches!(self, Protocol::Number(1 | 58))
+        matches!(self, Protocol::Number(n) if IpProtocol(*n).is_icmp())
     }
 
     /// The lowercase name for the protocols that have one.

@@ -4,7 +4,7 @@ use std::fmt;
 use std::net::IpAddr;
 use std::str::FromStr;
 
-use super::{normalize_addr, Direction, Family, ValueError};
+use super::{normalize_addr, Direction, Family, IpProtocol, ValueError};
 
 /// The classification key of one packet: addresses, protocol number and the two transport
 /// words.
@@ -55,6 +55,11 @@ impl Header {
         })
     }
 
+    /// The IP protocol, with what is known of it.
+    pub fn ip_protocol(&self) -> IpProtocol {
+        IpProtocol(self.protocol)
+    }
+
     /// The address family.
     pub fn family(&self) -> Family {
         Family::of(self.src)
@@ -78,7 +83,7 @@ impl Header {
 
     /// The header of a reply: addresses and ports swapped (ICMP type/code kept).
     pub fn reversed(&self) -> Header {
-        let is_icmp = matches!(self.protocol, 1 | 58);
+        let is_icmp = self.ip_protocol().is_icmp();
         Header {
             src: self.dst,
             dst: self.src,
@@ -149,7 +154,7 @@ impl FromStr for Header {
                 _ => return Err(bad("unexpected trailing words")),
             }
         }
-        let is_icmp = matches!(protocol, 1 | 58);
+        let is_icmp = IpProtocol(protocol).is_icmp();
         if is_icmp && (sport.is_some() || dport.is_some()) {
             return Err(bad("ICMP has no ports: use 'type T code C'"));
         }
@@ -172,27 +177,24 @@ impl fmt::Display for Header {
             IpAddr::V4(a) => format!("{a}:{p}"),
             IpAddr::V6(a) => format!("[{a}]:{p}"),
         };
-        match self.protocol {
-            1 | 58 => write!(
+        let ip = self.ip_protocol();
+        if ip.is_icmp() {
+            write!(
                 f,
                 "{proto} {} -> {} type {} code {}",
                 self.src, self.dst, self.src_port, self.dst_port
-            ),
+            )
+        } else if ip.carries_ports() || self.src_port != 0 || self.dst_port != 0 {
             // Protocols with ports (TCP, UDP, DCCP, SCTP, UDP-Lite) always show them; any
             // other shows them when it carries any, so that printing loses nothing.
-            6 | 17 | 33 | 132 | 136 => write!(
+            write!(
                 f,
                 "{proto} {} -> {}",
                 ep(self.src, self.src_port),
                 ep(self.dst, self.dst_port)
-            ),
-            _ if self.src_port != 0 || self.dst_port != 0 => write!(
-                f,
-                "{proto} {} -> {}",
-                ep(self.src, self.src_port),
-                ep(self.dst, self.dst_port)
-            ),
-            _ => write!(f, "{proto} {} -> {}", self.src, self.dst),
+            )
+        } else {
+            write!(f, "{proto} {} -> {}", self.src, self.dst)
         }
     }
 }

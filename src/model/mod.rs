@@ -11,6 +11,7 @@
 
 mod addr;
 mod header;
+mod protocol;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
@@ -21,6 +22,7 @@ use serde::{Deserialize, Serialize};
 
 pub use addr::{mask128, mask32, normalize_addr, Cidr, Family, PortRange, Protocol};
 pub use header::Header;
+pub use protocol::IpProtocol;
 
 /// Why a value could not be built.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -603,7 +605,10 @@ impl State {
                 Some(Provider::Aws) => {
                     let portless = match r.protocol {
                         Protocol::Any => true,
-                        Protocol::Number(n) => !matches!(n, 1 | 6 | 17 | 58),
+                        Protocol::Number(n) => {
+                            let p = IpProtocol(n);
+                            !(p.is_icmp() || p.is_tcp_or_udp())
+                        }
                     };
                     if portless {
                         r.src_ports = PortRange::ANY;

@@ -5,7 +5,9 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use crate::model::{Cidr, Direction, Family, Header, Peer, PortRange, Protocol, Rule, State};
+use crate::model::{
+    Cidr, Direction, Family, Header, IpProtocol, Peer, PortRange, Protocol, Rule, State,
+};
 
 /// SplitMix64: a small, fast, well-distributed seeded generator.
 #[derive(Clone, Debug)]
@@ -58,12 +60,6 @@ impl Rng {
     }
 }
 
-/// Whether packets of `protocol` carry ports (or, for ICMP and ICMPv6, a type and code)
-/// that rules can select: TCP, UDP, DCCP, SCTP, UDP-Lite, ICMP, ICMPv6.
-fn carries_ports(protocol: u8) -> bool {
-    matches!(protocol, 1 | 6 | 17 | 33 | 58 | 132 | 136)
-}
-
 /// IPv4 addresses no packet comes from: "this network" (0.0.0.0/8) and the reserved
 /// 240.0.0.0/4 (broadcast included).
 fn bogus_source(a: IpAddr) -> bool {
@@ -91,8 +87,8 @@ fn wire_ok(h: &Header, source_block: Option<Cidr>) -> bool {
         58 => v6,
         _ => true,
     };
-    let icmp_ok = !matches!(h.protocol, 1 | 58) || (h.src_port <= 255 && h.dst_port <= 255);
-    let ports_ok = carries_ports(h.protocol) || (h.src_port == 0 && h.dst_port == 0);
+    let icmp_ok = !h.ip_protocol().is_icmp() || (h.src_port <= 255 && h.dst_port <= 255);
+    let ports_ok = h.ip_protocol().has_words() || (h.src_port == 0 && h.dst_port == 0);
     let source_ok = !bogus_source(h.src) || source_block.is_some_and(all_bogus);
     family_ok && icmp_ok && ports_ok && source_ok && h.src != h.dst
 }
@@ -128,13 +124,13 @@ pub fn header_in(rng: &mut Rng, rule: &Rule, remote: Cidr) -> Option<Header> {
             Direction::Ingress => (r, l),
             Direction::Egress => (l, r),
         };
-        let (sport, dport) = if matches!(proto, 1 | 58) {
+        let (sport, dport) = if IpProtocol(proto).is_icmp() {
             let (Some(t), Some(c)) = (icmp_range(rule.src_ports), icmp_range(rule.dst_ports))
             else {
                 return None;
             };
             (rng.port(t), rng.port(c))
-        } else if carries_ports(proto) {
+        } else if IpProtocol(proto).has_words() {
             (rng.port(rule.src_ports), rng.port(rule.dst_ports))
         } else {
             (0, 0)
@@ -258,7 +254,7 @@ fn uniform(rng: &mut Rng, state: &State) -> Option<Header> {
     };
     let b = rng.addr(any);
     let (src, dst) = if rng.below(2) == 0 { (a, b) } else { (b, a) };
-    let (sp, dp) = if matches!(proto, 1 | 58) {
+    let (sp, dp) = if IpProtocol(proto).is_icmp() {
         (rng.below(256) as u16, rng.below(4) as u16)
     } else if proto == 47 {
         (0, 0)
@@ -281,7 +277,7 @@ fn aimed_at(rng: &mut Rng, state: &State, rule: &Rule, remote: Cidr, aim: Aim) -
             Direction::Egress => h.src = l,
         }
     }
-    let icmp = matches!(h.protocol, 1 | 58);
+    let icmp = h.ip_protocol().is_icmp();
     let max = if icmp { 255 } else { u16::MAX };
     let edge_out = |lo: u16, hi: u16, up: bool| -> Option<u16> {
         if up {
@@ -672,7 +668,7 @@ pub fn sessions(openers: &[Header], n: usize, concurrent: usize, seed: u64) -> V
         r.src_port = match (h.protocol, h.src_port) {
             (1, 8) => 0,
             (58, 128) => 129,
-            (_, p) if matches!(h.protocol, 1 | 58) => p,
+            (_, p) if h.ip_protocol().is_icmp() => p,
             _ => r.src_port,
         };
         r

@@ -3,7 +3,8 @@
 
 use std::collections::BTreeMap;
 
-use crate::model::{Family, Peer, Protocol, Provider, Rule, SecurityGroup, State};
+use crate::model::{Family, Peer, Provider, Rule, SecurityGroup, State};
+use crate::provider::aws::protocol_text as protocol;
 use crate::provider::{rule_json, xml_escape as esc, ApiError, Params};
 
 const XMLNS: &str = "http://ec2.amazonaws.com/doc/2016-11-15/";
@@ -179,17 +180,6 @@ impl<'p> Query<'p> {
         };
         let end = (start + size).min(n);
         Ok((start, end, (end < n).then(|| format!("sgsim-{end}"))))
-    }
-}
-
-fn protocol(p: Protocol) -> String {
-    match p {
-        Protocol::Any => "-1".into(),
-        Protocol::Number(6) => "tcp".into(),
-        Protocol::Number(17) => "udp".into(),
-        Protocol::Number(1) => "icmp".into(),
-        Protocol::Number(58) => "icmpv6".into(),
-        Protocol::Number(n) => n.to_string(),
     }
 }
 

@@ -48,8 +48,9 @@ use store::{Api, Store};
 pub type TrafficHook =
     Arc<dyn Fn(&mut whatif::Plan, &State) -> Result<(), String> + Send + Sync + 'static>;
 
-/// Bounds on what a client may send.
+/// Bounds on what a client may send: [`Limits::default`], then the fields to change.
 #[derive(Clone, Copy, Debug)]
+#[non_exhaustive]
 pub struct Limits {
     /// Largest body, bytes.
     pub body: usize,
@@ -75,7 +76,8 @@ impl Default for Limits {
     }
 }
 
-/// What the server needs.
+/// What the server needs: [`Config::new`], then the fields to change.
+#[non_exhaustive]
 pub struct Config {
     /// The served state.
     pub store: Store,
@@ -87,6 +89,19 @@ pub struct Config {
     pub limits: Limits,
     /// Print one line per request on stderr.
     pub log: bool,
+}
+
+impl Config {
+    /// Serves `store`: no signature checks, no traffic, default [`Limits`], no log.
+    pub fn new(store: Store) -> Config {
+        Config {
+            store,
+            credentials: None,
+            traffic: None,
+            limits: Limits::default(),
+            log: false,
+        }
+    }
 }
 
 struct Shared {

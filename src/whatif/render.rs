@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
 use crate::classify::Decision;
-use crate::model::{Cidr, Direction, PortRange, Protocol};
+use crate::model::{Cidr, Direction, IpProtocol, PortRange, Protocol};
 use crate::whatif::report::{GroupRef, Impact, Report};
 use crate::whatif::space::{Decider, Region};
 
@@ -213,12 +213,12 @@ fn flow_cells(f: &crate::whatif::report::Flow) -> Vec<String> {
         f.direction.to_string(),
         family_of(&f.src).to_string(),
         Protocol::Number(f.protocol).to_string(),
-        if matches!(f.protocol, 1 | 58) {
+        if IpProtocol(f.protocol).is_icmp() {
             format!("{} type {}", bracket(&f.src), f.src_port)
         } else {
             socket(&f.src, f.src_port)
         },
-        if matches!(f.protocol, 1 | 58) {
+        if IpProtocol(f.protocol).is_icmp() {
             bracket(&f.dst)
         } else {
             socket(&f.dst, f.dst_port)
@@ -292,12 +292,11 @@ fn port_text(list: &[PortRange], max: u16) -> String {
 }
 
 fn ports(r: &Region) -> String {
-    let icmp = matches!(r.protocols.as_slice(), [(a, b)] if a == b && matches!(a, 1 | 58));
-    let ported = r.protocols.iter().any(|&(lo, hi)| {
-        [6u8, 17, 33, 132, 136]
-            .iter()
-            .any(|p| (lo..=hi).contains(p))
-    });
+    let icmp = matches!(r.protocols.as_slice(), [(a, b)] if a == b && IpProtocol(*a).is_icmp());
+    let ported = r
+        .protocols
+        .iter()
+        .any(|&(lo, hi)| (lo..=hi).any(|p| IpProtocol(p).carries_ports()));
     if icmp {
         format!(
             "type {} code {}",

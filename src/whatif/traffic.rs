@@ -72,7 +72,7 @@ use rustc_hash::{FxBuildHasher, FxHashMap};
 
 use crate::classify::{By, Decision, Engine, Named, Point, SemanticsError};
 use crate::compile::{compile, CompileError, Table};
-use crate::model::{Action, Direction, EniId, Header, Provider, State};
+use crate::model::{Action, Direction, EniId, Header, IpProtocol, Provider, State};
 use crate::packet::{Item, Packet, Source, TrafficError};
 use crate::track::{self, is_echo_reply, is_echo_request, EniInfo};
 use crate::whatif::report::{
@@ -414,7 +414,7 @@ impl Judge {
     /// Whether a connection with opener header `h` is tracked at `eni` (where the opener
     /// crosses in `direction`), in the world `side`.
     fn tracked(&self, side: Side, eni: u32, direction: Direction, h: &Header) -> bool {
-        if matches!(h.protocol, 1 | 58) && !is_echo_request(h) && !is_echo_reply(h) {
+        if h.ip_protocol().is_icmp() && !is_echo_request(h) && !is_echo_reply(h) {
             return false;
         }
         !self
@@ -666,7 +666,7 @@ impl Word for u128 {
 
 /// Whether connections of `protocol` are told apart by ports.
 fn ported(h: &Header) -> bool {
-    !matches!(h.protocol, 1 | 58) || !(is_echo_request(h) || is_echo_reply(h))
+    !h.ip_protocol().is_icmp() || !(is_echo_request(h) || is_echo_reply(h))
 }
 
 /// The canonical key of a header: (key, whether the source is side `a`).
@@ -676,7 +676,7 @@ fn key_of<A: Word>(h: &Header, src: A, dst: A, eni: u32) -> (Key<A>, bool) {
     } else {
         (0, 0)
     };
-    if matches!(h.protocol, 1 | 58) && ported(h) {
+    if h.ip_protocol().is_icmp() && ported(h) {
         // Untracked ICMP: one "connection" per addresses and type/code, never canonical.
         return (
             Key {
@@ -1279,12 +1279,12 @@ impl Books {
         } else {
             (c.key.b_port, c.key.a_port)
         };
-        let dp = if matches!(c.key.protocol, 1 | 58) {
+        let dp = if IpProtocol(c.key.protocol).is_icmp() {
             dp & 0x7fff
         } else {
             dp
         };
-        let echo = matches!(c.key.protocol, 1 | 58) && c.key.b_port & 0x8000 == 0;
+        let echo = IpProtocol(c.key.protocol).is_icmp() && c.key.b_port & 0x8000 == 0;
         let header = Header {
             src: src.addr(),
             dst: dst.addr(),
@@ -1396,15 +1396,14 @@ impl Books {
         let mut h = s.header;
         // An ICMP flow-log record carries no type (AWS logs ports 0 0): the first record of
         // an exchange is taken for its echo request, the other way for its replies.
-        let unlogged_icmp = s.record.is_some()
-            && matches!(h.protocol, 1 | 58)
-            && (h.src_port, h.dst_port) == (0, 0);
+        let unlogged_icmp =
+            s.record.is_some() && h.ip_protocol().is_icmp() && (h.src_port, h.dst_port) == (0, 0);
         if unlogged_icmp {
             h.src_port = if h.protocol == 1 { 8 } else { 128 };
         }
         let flags = if s.record.is_none() { s.flags } else { 0 };
         let tcp = h.protocol == 6;
-        let icmp = matches!(h.protocol, 1 | 58);
+        let icmp = h.ip_protocol().is_icmp();
         let ahead = s.ts_ns >= at;
         // (opener is the source, opener captured)
         let known = if tcp && flags & (SYN | ACK) == SYN {
@@ -2047,9 +2046,14 @@ pub fn synthetic_items(headers: &[Header], start_ns: u64) -> Vec<Item> {
         .iter()
         .enumerate()
         .map(|(i, h)| {
-            let ports =
-                matches!(h.protocol, 6 | 17 | 33 | 132 | 136).then_some((h.src_port, h.dst_port));
-            let icmp = matches!(h.protocol, 1 | 58).then(|| (h.src_port as u8, h.dst_port as u8));
+            let ports = h
+                .ip_protocol()
+                .carries_ports()
+                .then_some((h.src_port, h.dst_port));
+            let icmp = h
+                .ip_protocol()
+                .is_icmp()
+                .then_some((h.src_port as u8, h.dst_port as u8));
             let flags = if h.src_port < h.dst_port { ACK } else { SYN };
             Item::Packet(Packet {
                 index: i as u64,
@@ -2098,8 +2102,14 @@ pub fn synthetic_items_with_flags(packets: &[(Header, u8)], start_ns: u64) -> Ve
                 wire_len: len,
                 cap_len: len,
                 tcp_flags: (h.protocol == 6).then_some(flags),
-                ports: matches!(h.protocol, 6 | 17).then_some((h.src_port, h.dst_port)),
-                icmp: matches!(h.protocol, 1 | 58).then(|| (h.src_port as u8, h.dst_port as u8)),
+                ports: h
+                    .ip_protocol()
+                    .is_tcp_or_udp()
+                    .then_some((h.src_port, h.dst_port)),
+                icmp: h
+                    .ip_protocol()
+                    .is_icmp()
+                    .then_some((h.src_port as u8, h.dst_port as u8)),
                 fragment: None,
                 interface: 0,
             })

@@ -223,7 +223,7 @@ fn data_driven_cases() {
 #[test]
 fn every_catalogued_error_code_has_a_case() {
     let text = std::fs::read_to_string(data().join("cases.txt")).unwrap();
-    for code in sgsim::provider::aliyun::errors::ALL {
+    for code in sgsim::provider::aliyun::ERRORS {
         if code.code == "IdempotentParameterMismatch" {
             continue; // two requests: see client_token_idempotency_survives_a_snapshot
         }

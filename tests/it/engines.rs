@@ -61,19 +61,18 @@ fn revokes_agree_with_reference(
 /// tables for every unit's IPv4 rules, ending in the full product (1) or split (2); half
 /// the rules may die before a full rebuild.
 fn config(leaf_size: usize, index: u8) -> Config {
-    Config {
-        leaf_size,
-        max_dead_fraction: 0.5,
-        cross_min_filters: if matches!(index, 1 | 2) {
-            0
-        } else {
-            usize::MAX
-        },
-        cross_alone_only: false,
-        cross_product_tail: index != 2,
-        blocks_min_filters: if index == 3 { 0 } else { usize::MAX },
-        ..Config::default()
-    }
+    let mut config = Config::default();
+    config.leaf_size = leaf_size;
+    config.max_dead_fraction = 0.5;
+    config.cross_min_filters = if matches!(index, 1 | 2) {
+        0
+    } else {
+        usize::MAX
+    };
+    config.cross_alone_only = false;
+    config.cross_product_tail = index != 2;
+    config.blocks_min_filters = if index == 3 { 0 } else { usize::MAX };
+    config
 }
 
 proptest! {
@@ -249,14 +248,9 @@ fn group_peer_box_does_not_hide_later_rules_from_non_members() {
     let q = queries(&state, &headers);
     let expected = named(&Reference::new(&state).unwrap(), &q);
     for leaf_size in 1..10 {
-        let table = compile(
-            &state,
-            &Config {
-                leaf_size,
-                ..Config::default()
-            },
-        )
-        .unwrap();
+        let mut config = Config::default();
+        config.leaf_size = leaf_size;
+        let table = compile(&state, &config).unwrap();
         assert_eq!(named(&table, &q), expected, "leaf size {leaf_size}");
     }
 }
@@ -268,10 +262,8 @@ fn group_peer_box_does_not_hide_later_rules_from_non_members() {
 #[test]
 fn sg_shaped_table_memory_per_rule_is_bounded() {
     use sgsim::internal::bench::{sg_state, SgShape};
-    let trees = Config {
-        cross_min_filters: usize::MAX,
-        ..Config::default()
-    };
+    let mut trees = Config::default();
+    trees.cross_min_filters = usize::MAX;
     for (rules, bound) in [(400, 200.0), (4_000, 64.0), (20_000, 56.0)] {
         let shape = SgShape {
             rules,

@@ -164,10 +164,8 @@ fn suite_compiled() {
 fn suite_compiled_tiny_leaves() {
     // Leaves of one rule force the deepest trees: every cut must be right.
     run("compiled leaf_size=1", |s| {
-        let config = Config {
-            leaf_size: 1,
-            ..Config::default()
-        };
+        let mut config = Config::default();
+        config.leaf_size = 1;
         let t = compile(&s.state, &config).unwrap();
         let mut out = Vec::new();
         t.classify_batch(&s.queries, &mut out);
@@ -181,10 +179,8 @@ fn suite_compiled_trees_from_blocks() {
     // rules it has.
     let used = std::sync::atomic::AtomicUsize::new(0);
     run("compiled trees from blocks", |s| {
-        let config = Config {
-            blocks_min_filters: 0,
-            ..Config::default()
-        };
+        let mut config = Config::default();
+        config.blocks_min_filters = 0;
         let t = compile(&s.state, &config).unwrap();
         used.fetch_add(
             t.index_summary().block_trees,
@@ -215,11 +211,9 @@ fn units_with_ipv4_blocks(s: &Loaded) -> usize {
 fn suite_compiled_cross_product_tables() {
     // Every unit's IPv4 rules in cross-product tables, however few they are.
     run("compiled cross-product tables", |s| {
-        let config = Config {
-            cross_min_filters: 0,
-            cross_alone_only: false,
-            ..Config::default()
-        };
+        let mut config = Config::default();
+        config.cross_min_filters = 0;
+        config.cross_alone_only = false;
         let t = compile(&s.state, &config).unwrap();
         // The forced index was used: every unit with IPv4 filters has tables.
         assert!(
@@ -237,12 +231,10 @@ fn suite_compiled_split_tables() {
     // Every unit's IPv4 rules in cross-product tables whose last phase is split: address
     // lists intersected with service bitsets.
     run("compiled split tables", |s| {
-        let config = Config {
-            cross_min_filters: 0,
-            cross_alone_only: false,
-            cross_product_tail: false,
-            ..Config::default()
-        };
+        let mut config = Config::default();
+        config.cross_min_filters = 0;
+        config.cross_alone_only = false;
+        config.cross_product_tail = false;
         let t = compile(&s.state, &config).unwrap();
         let summary = t.index_summary();
         assert_eq!(

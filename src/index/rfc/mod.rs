@@ -70,7 +70,7 @@ impl Cross {
         }
     }
 
-    pub fn memory_usage(&self) -> usize {
+    pub(crate) fn memory_usage(&self) -> usize {
         match &self.cells {
             Cells::Narrow(c) => c.capacity() * 2,
             Cells::Wide(c) => c.capacity() * 4,
@@ -265,7 +265,7 @@ impl Rfc {
     /// The smallest rank below `best` among filters containing `key` and accepted by `ok`,
     /// else `best`.
     #[inline]
-    pub fn lookup(&self, key: &Key<u32>, best: u32, ok: &impl Fn(u32) -> bool) -> u32 {
+    pub(crate) fn lookup(&self, key: &Key<u32>, best: u32, ok: &impl Fn(u32) -> bool) -> u32 {
         if self.min_rank() >= best {
             return best;
         }
@@ -276,7 +276,7 @@ impl Rfc {
     /// [`Rfc::lookup`] of up to [`LANES`] keys at once, lowering `best`; `ok(i, rank)`
     /// accepts a filter for key `i`. Each phase runs over every lane before the next.
     #[inline]
-    pub fn lookup_lanes(
+    pub(crate) fn lookup_lanes(
         &self,
         keys: &[Key<u32>],
         best: &mut [u32],
@@ -309,17 +309,17 @@ impl Rfc {
 
     /// The smallest rank listed (`u32::MAX` when there is none).
     #[inline]
-    pub fn min_rank(&self) -> u32 {
+    pub(crate) fn min_rank(&self) -> u32 {
         self.min
     }
 
     /// Number of filters the tables were built from.
-    pub fn filters(&self) -> usize {
+    pub(crate) fn filters(&self) -> usize {
         self.filters
     }
 
     /// Bytes held by the tables.
-    pub fn memory_usage(&self) -> usize {
+    pub(crate) fn memory_usage(&self) -> usize {
         use std::mem::size_of;
         let front = self.chunk.len() * size_of::<[u16; 1 << 16]>()
             + size_of::<[u16; 256]>()
@@ -361,7 +361,7 @@ impl Rfc {
     }
 
     /// Whether the tail is split (address lists and service bitsets).
-    pub fn split(&self) -> bool {
+    pub(crate) fn split(&self) -> bool {
         matches!(self.tail, Tail::Split { .. })
     }
 }

@@ -71,7 +71,7 @@ pub(crate) struct Packed<W> {
 
 impl<W: Word> Packed<W> {
     /// Packs a filter (ports and protocol always fit: they were lowered from `u16`/`u8`).
-    pub fn new(f: &Filter<W>) -> Packed<W> {
+    pub(crate) fn new(f: &Filter<W>) -> Packed<W> {
         let (lo, hi) = (&f.bounds.lo, &f.bounds.hi);
         let narrow = |w: W| w.to_u128() as u16;
         let width = |d: usize| narrow(hi[d]) - narrow(lo[d]);
@@ -89,7 +89,7 @@ impl<W: Word> Packed<W> {
     }
 
     /// The filter's box.
-    pub fn bounds(&self) -> Bounds<W> {
+    pub(crate) fn bounds(&self) -> Bounds<W> {
         let w = W::from_u16;
         let hi = |lo: u16, width: u16| w(lo + width);
         Bounds {
@@ -112,7 +112,7 @@ impl<W: Word> Packed<W> {
 
     /// Whether the filter's box contains the key.
     #[inline]
-    pub fn contains(&self, key: &Key<W>) -> bool {
+    pub(crate) fn contains(&self, key: &Key<W>) -> bool {
         let k = &key.wide;
         (k[0].wrapping_sub(self.addr[0]) <= self.addr[1])
             & (k[1].wrapping_sub(self.addr[2]) <= self.addr[3])
@@ -136,7 +136,7 @@ pub(crate) struct Key<W> {
 impl<W: Word> Key<W> {
     /// The key of a packet.
     #[inline]
-    pub fn new(remote: W, local: W, sport: u16, dport: u16, proto: u8) -> Key<W> {
+    pub(crate) fn new(remote: W, local: W, sport: u16, dport: u16, proto: u8) -> Key<W> {
         Key {
             wide: [
                 remote,
@@ -153,25 +153,25 @@ impl<W: Word> Key<W> {
 
     /// The remote address.
     #[inline]
-    pub fn remote(&self) -> W {
+    pub(crate) fn remote(&self) -> W {
         self.wide[0]
     }
 
     /// The local address.
     #[inline]
-    pub fn local(&self) -> W {
+    pub(crate) fn local(&self) -> W {
         self.wide[1]
     }
 
     /// The source and destination port (ICMP type and code).
     #[inline]
-    pub fn ports(&self) -> [u16; 2] {
+    pub(crate) fn ports(&self) -> [u16; 2] {
         [self.wide[2].low16(), self.wide[3].low16()]
     }
 
     /// The protocol.
     #[inline]
-    pub fn proto(&self) -> u8 {
+    pub(crate) fn proto(&self) -> u8 {
         self.wide[4].low16() as u8
     }
 }
@@ -239,7 +239,7 @@ pub(crate) enum Leaves<W> {
 
 impl<W: Word> Leaves<W> {
     /// Number of leaf entries.
-    pub fn entries(&self) -> usize {
+    pub(crate) fn entries(&self) -> usize {
         match self {
             Leaves::Inline { slots, .. } => slots.len(),
             Leaves::Indexed { items, .. } => items.len(),
@@ -248,7 +248,7 @@ impl<W: Word> Leaves<W> {
 
     /// Every filter held, in no particular order; a filter copied into several leaves comes
     /// up once per copy.
-    pub fn copies(&self) -> impl Iterator<Item = &Packed<W>> {
+    pub(crate) fn copies(&self) -> impl Iterator<Item = &Packed<W>> {
         let (held, rest): (&[Packed<W>], &[Packed<W>]) = match self {
             Leaves::Inline { slots, hidden } => (slots, hidden),
             Leaves::Indexed { filters, .. } => (filters, &[]),
@@ -257,7 +257,7 @@ impl<W: Word> Leaves<W> {
     }
 
     /// Every filter held, once each, in rank order.
-    pub fn filters(&self) -> Vec<Packed<W>> {
+    pub(crate) fn filters(&self) -> Vec<Packed<W>> {
         let mut all: Vec<Packed<W>> = self.copies().copied().collect();
         all.sort_unstable_by_key(|f| f.rank);
         all.dedup_by_key(|f| f.rank);
@@ -265,7 +265,7 @@ impl<W: Word> Leaves<W> {
     }
 
     /// The filter of `rank`, if held.
-    pub fn find(&self, rank: u32) -> Option<&Packed<W>> {
+    pub(crate) fn find(&self, rank: u32) -> Option<&Packed<W>> {
         self.copies().find(|f| f.rank == rank)
     }
 
@@ -394,7 +394,7 @@ impl<W: Word> Tree<W> {
 
     /// The smallest rank among live filters containing `key`.
     #[cfg(test)]
-    pub fn lookup(&self, key: &Key<W>, alive: impl Fn(u32) -> bool) -> Option<u32> {
+    pub(crate) fn lookup(&self, key: &Key<W>, alive: impl Fn(u32) -> bool) -> Option<u32> {
         let r = self.scan(self.leaf(key), key, NONE, &alive);
         (r != NONE).then_some(r)
     }
@@ -404,7 +404,7 @@ impl<W: Word> Tree<W> {
     /// together, one level per round, so their memory accesses are independent and overlap.
     /// `keys` may be longer than `best` (the lanes are `best`'s).
     #[inline]
-    pub fn lookup_lanes(
+    pub(crate) fn lookup_lanes(
         &self,
         keys: &[Key<W>],
         best: &mut [u32],
@@ -463,17 +463,17 @@ impl<W: Word> Tree<W> {
     }
 
     /// Number of leaves.
-    pub fn leaf_count(&self) -> usize {
+    pub(crate) fn leaf_count(&self) -> usize {
         self.starts.len() - 1
     }
 
     /// The smallest rank the tree holds (`u32::MAX` when empty).
-    pub fn min_rank(&self) -> u32 {
+    pub(crate) fn min_rank(&self) -> u32 {
         self.min_rank
     }
 
     /// Bytes held by the tree.
-    pub fn memory_usage(&self) -> usize {
+    pub(crate) fn memory_usage(&self) -> usize {
         use std::mem::size_of;
         self.nodes.capacity() * size_of::<Node<W>>()
             + self
@@ -501,7 +501,7 @@ impl<W: Word> Forest<W> {
     /// across all trees; else `best` (start with [`NONE`]). Several forests are searched by
     /// passing one's result to the next.
     #[inline]
-    pub fn lookup(&self, key: &Key<W>, mut best: u32, ok: &impl Fn(u32) -> bool) -> u32 {
+    pub(crate) fn lookup(&self, key: &Key<W>, mut best: u32, ok: &impl Fn(u32) -> bool) -> u32 {
         for tree in &self.trees {
             if tree.min_rank() >= best {
                 break;
@@ -515,7 +515,7 @@ impl<W: Word> Forest<W> {
     /// [`NONE`] first); `ok(i, rank)` accepts a filter for key `i`. A tree is skipped once
     /// every key already has a match it cannot beat.
     #[inline]
-    pub fn lookup_lanes(
+    pub(crate) fn lookup_lanes(
         &self,
         keys: &[Key<W>],
         best: &mut [u32],
@@ -531,22 +531,22 @@ impl<W: Word> Forest<W> {
     }
 
     /// Number of filters held (across trees).
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.trees.iter().map(|t| t.len).sum()
     }
 
     /// Number of trees that start from a table of address blocks.
-    pub fn block_trees(&self) -> usize {
+    pub(crate) fn block_trees(&self) -> usize {
         self.trees.iter().filter(|t| t.blocks.is_some()).count()
     }
 
     /// Ranks of the filters that pruned a region of some tree (see [`Tree::covers`]).
-    pub fn cover_ranks(&self) -> impl Iterator<Item = u32> + '_ {
+    pub(crate) fn cover_ranks(&self) -> impl Iterator<Item = u32> + '_ {
         self.trees.iter().flat_map(|t| t.covers.iter().copied())
     }
 
     /// Bytes held by the forest.
-    pub fn memory_usage(&self) -> usize {
+    pub(crate) fn memory_usage(&self) -> usize {
         self.trees.iter().map(|t| t.memory_usage()).sum::<usize>()
             + self.trees.capacity() * std::mem::size_of::<std::sync::Arc<Tree<W>>>()
             + self.trees.len() * std::mem::size_of::<Tree<W>>()

@@ -32,7 +32,7 @@ impl Code {
 
 macro_rules! codes {
     ($($(#[$doc:meta])* $name:ident = ($code:literal, $status:literal, $msg:literal);)*) => {
-        $($(#[$doc])* pub const $name: Code = Code { code: $code, status: $status, message: $msg };)*
+        $($(#[$doc])* pub(super) const $name: Code = Code { code: $code, status: $status, message: $msg };)*
         /// Every code of the catalogue, for tests and documentation.
         pub const ALL: &[Code] = &[$($name),*];
     };
@@ -157,13 +157,13 @@ codes! {
 
 /// The code for a rule ID that names no rule of the group in this direction
 /// (SEMANTICS Q1: the two documents disagree; kept as data so it can be changed).
-pub const RULE_ID_UNKNOWN: [(Direction, Code); 2] = [
+pub(super) const RULE_ID_UNKNOWN: [(Direction, Code); 2] = [
     (Direction::Ingress, RULE_ID_INVALID),
     (Direction::Egress, RULE_NOT_EXIST),
 ];
 
 /// The not-found code for `direction` (see [`RULE_ID_UNKNOWN`]).
-pub fn rule_id_unknown(direction: Direction) -> Code {
+pub(super) fn rule_id_unknown(direction: Direction) -> Code {
     RULE_ID_UNKNOWN
         .iter()
         .find(|(d, _)| *d == direction)

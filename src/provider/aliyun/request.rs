@@ -11,11 +11,11 @@ use crate::model::Direction;
 use crate::provider::{RawRequest, RequestError};
 
 /// The largest `N` of `Permissions.N` and `SecurityGroupRuleId.N`.
-pub const MAX_ITEMS: u32 = 100;
+pub(super) const MAX_ITEMS: u32 = 100;
 
 /// One field of a rule specification: a `Permissions.N.*` member or a legacy flat parameter.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Field {
+pub(super) enum Field {
     /// `accept` / `drop`.
     Policy,
     /// 1..=100.
@@ -60,7 +60,7 @@ pub enum Field {
 
 impl Field {
     /// Every field.
-    pub const ALL: [Field; 20] = [
+    pub(super) const ALL: [Field; 20] = [
         Field::Policy,
         Field::Priority,
         Field::IpProtocol,
@@ -84,7 +84,7 @@ impl Field {
     ];
 
     /// The parameter name.
-    pub fn name(self) -> &'static str {
+    pub(super) fn name(self) -> &'static str {
         match self {
             Field::Policy => "Policy",
             Field::Priority => "Priority",
@@ -110,13 +110,13 @@ impl Field {
     }
 
     /// The field of this name (exact, case-sensitive, as Alibaba's parameters are).
-    pub fn parse(name: &str) -> Option<Field> {
+    pub(super) fn parse(name: &str) -> Option<Field> {
         Field::ALL.into_iter().find(|f| f.name() == name)
     }
 
     /// Whether the API of `direction` has this field (the group and prefix-list peers exist
     /// only on the side of the remote peer).
-    pub fn applies_to(self, direction: Direction) -> bool {
+    pub(super) fn applies_to(self, direction: Direction) -> bool {
         match self {
             Field::SourceGroupId
             | Field::SourceGroupOwnerId
@@ -133,7 +133,7 @@ impl Field {
 
 /// One rule specification as given: a `Permissions.N` entry or the legacy flat parameters.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Spec {
+pub(super) struct Spec {
     /// How its parameters are named: `""` (flat) or `Permissions.N.`.
     pub prefix: String,
     /// The non-empty values given.
@@ -142,19 +142,19 @@ pub struct Spec {
 
 impl Spec {
     /// The value of a field, if given (empty text counts as not given).
-    pub fn get(&self, field: Field) -> Option<&str> {
+    pub(super) fn get(&self, field: Field) -> Option<&str> {
         self.values.get(&field).map(String::as_str)
     }
 
     /// The full parameter name of a field, for messages (`Permissions.2.PortRange`).
-    pub fn param(&self, field: Field) -> String {
+    pub(super) fn param(&self, field: Field) -> String {
         format!("{}{}", self.prefix, field.name())
     }
 }
 
 /// A revoke request, read but not checked.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Request {
+pub(super) struct Request {
     /// `RevokeSecurityGroup` (ingress) or `RevokeSecurityGroupEgress`.
     pub direction: Direction,
     /// The first parameter (or JSON key path) given more than once: the request is
@@ -207,12 +207,12 @@ const COMMON: &[&str] = &[
 
 impl Request {
     /// The API action name.
-    pub fn action(&self) -> &'static str {
+    pub(super) fn action(&self) -> &'static str {
         action_name(self.direction)
     }
 
     /// Reads a request. Fails only for text that is not an Alibaba revoke at all.
-    pub fn parse(raw: &RawRequest) -> Result<Request, RequestError> {
+    pub(super) fn parse(raw: &RawRequest) -> Result<Request, RequestError> {
         let (params, repeated) = flatten_noting_repeats(raw)?;
         let action = params
             .iter()
@@ -362,7 +362,7 @@ impl Request {
 }
 
 /// The API action of a direction.
-pub fn action_name(direction: Direction) -> &'static str {
+pub(super) fn action_name(direction: Direction) -> &'static str {
     match direction {
         Direction::Ingress => "RevokeSecurityGroup",
         Direction::Egress => "RevokeSecurityGroupEgress",
@@ -383,19 +383,15 @@ fn index(text: &str) -> Option<u32> {
         .filter(|n| (1..=MAX_ITEMS).contains(n) && !text.starts_with('0'))
 }
 
+/// Flattened parameters, and the first parameter given twice (see [`flatten_noting_repeats`]).
+type Flat = (Vec<(String, String)>, Option<String>);
+
 /// The request's parameters as `(name, text)` pairs, in the order given: query parameters
 /// as they are; JSON objects with lists (`Permissions` as objects, `SecurityGroupRuleId` as
 /// strings) flattened the way Alibaba's SDKs put them on the wire (`Permissions.1.IpProtocol`).
 /// In JSON a single `Permissions` object or `SecurityGroupRuleId` string is a list of one.
-pub fn flatten(raw: &RawRequest) -> Result<Vec<(String, String)>, RequestError> {
-    flatten_noting_repeats(raw).map(|(pairs, _)| pairs)
-}
-
-/// Flattened parameters, and the first parameter given twice (see [`flatten_noting_repeats`]).
-type Flat = (Vec<(String, String)>, Option<String>);
-
-/// [`flatten`], and the first key a query parameter's JSON list gives twice in one object
-/// (as `Permissions[0].PortRange`).
+/// With them, the first key a query parameter's JSON list gives twice in one object (as
+/// `Permissions[0].PortRange`).
 fn flatten_noting_repeats(raw: &RawRequest) -> Result<Flat, RequestError> {
     let mut out = Vec::new();
     let mut repeated = None;

@@ -5,15 +5,15 @@ use serde_json::{json, Value};
 use crate::provider::ApiError;
 
 /// The `HostId` of error bodies.
-pub const HOST_ID: &str = "ecs.aliyuncs.com";
+pub(crate) const HOST_ID: &str = "ecs.aliyuncs.com";
 
 /// The success body: `{"RequestId": …}`.
-pub fn success_json(request_id: &str) -> Value {
+pub(crate) fn success_json(request_id: &str) -> Value {
     json!({ "RequestId": request_id })
 }
 
 /// The success body as XML, `<{Action}Response><RequestId>…</RequestId></{Action}Response>`.
-pub fn success_xml(action: &str, request_id: &str) -> String {
+pub(crate) fn success_xml(action: &str, request_id: &str) -> String {
     format!(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?><{action}Response><RequestId>{}</RequestId></{action}Response>",
         escape(request_id)
@@ -21,7 +21,7 @@ pub fn success_xml(action: &str, request_id: &str) -> String {
 }
 
 /// The error body: `{"RequestId", "HostId", "Code", "Message"}`.
-pub fn error_json(request_id: &str, error: &ApiError) -> Value {
+pub(crate) fn error_json(request_id: &str, error: &ApiError) -> Value {
     json!({
         "RequestId": request_id,
         "HostId": HOST_ID,
@@ -31,7 +31,7 @@ pub fn error_json(request_id: &str, error: &ApiError) -> Value {
 }
 
 /// The error body as XML.
-pub fn error_xml(request_id: &str, error: &ApiError) -> String {
+pub(crate) fn error_xml(request_id: &str, error: &ApiError) -> String {
     format!(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><RequestId>{}</RequestId><HostId>{}</HostId><Code>{}</Code><Message>{}</Message></Error>",
         escape(request_id),
@@ -42,7 +42,7 @@ pub fn error_xml(request_id: &str, error: &ApiError) -> String {
 }
 
 /// Escapes text for XML character data (and attribute values).
-pub fn escape(text: &str) -> String {
+pub(crate) fn escape(text: &str) -> String {
     crate::provider::xml_escape(text)
 }
 

@@ -1,7 +1,13 @@
 //! AWS EC2: describe-call exports, `RevokeSecurityGroupIngress` / `RevokeSecurityGroupEgress`
 //! requests, their exact semantics, and the responses EC2 returns.
 //!
-//! # Import ([`recognises`], [`import`])
+//! Private modules, one a stage, named as Alibaba's are: `import` (exports → state),
+//! `request` (Query and JSON requests → a parsed request), `revoke` (validation and
+//! matching, SEMANTICS.md §2.2), `response` (XML and JSON bodies), `errors` (one
+//! constructor an error code), and `values` (protocol texts and the like, shared by the
+//! others).
+//!
+//! # Import ([`recognises`], [`import()`])
 //!
 //! Each JSON document is recognised by its shape, as the AWS CLI prints it (PascalCase, with or
 //! without `NextToken` / `ResponseMetadata`); any mix of files is merged:
@@ -34,7 +40,7 @@
 //! references `GroupName`, `VpcId`, `VpcPeeringConnectionId`, `PeeringStatus` (the pair's
 //! `UserId` is the peer's `owner`).
 //!
-//! # Requests ([`revoke`], [`revoke_with`])
+//! # Requests ([`revoke()`], [`revoke_with`])
 //!
 //! The EC2 Query protocol (query string, URL or form body; lists 1-based, `UserIdGroupPairs`
 //! serialized as `Groups`, `SecurityGroupRuleId.N`, `DryRun`, legacy `CidrIp` / `FromPort` /
@@ -97,13 +103,18 @@
 //! - `InvalidPermission.Duplicate` and `RulesPerSecurityGroupLimitExceeded` belong to authorize
 //!   calls and are never produced; IAM is modelled only by [`Config::authorized`].
 
+mod errors;
 mod import;
 mod request;
 mod response;
 mod revoke;
+mod values;
+
+#[cfg(feature = "serve")]
+pub(crate) use values::protocol_text;
 
 use super::{request_id, ImportError, Imported, Outcome, RawRequest, RequestError};
-use crate::model::{Direction, Protocol, Provider, State};
+use crate::model::{Direction, Provider, State};
 
 /// Switches for behaviour the sources leave open (SEMANTICS.md §7).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -193,52 +204,11 @@ fn seed(request: &RawRequest) -> String {
     }
 }
 
-/// Parses an AWS protocol text: `-1`, a name (case-insensitive) or a number 0–255.
-/// `all` is accepted only when `allow_all`.
-fn parse_protocol(text: &str, allow_all: bool) -> Option<Protocol> {
-    let t = text.trim().to_ascii_lowercase();
-    match t.as_str() {
-        "-1" => Some(Protocol::Any),
-        "all" if allow_all => Some(Protocol::Any),
-        "tcp" => Some(Protocol::TCP),
-        "udp" => Some(Protocol::UDP),
-        "icmp" => Some(Protocol::ICMP),
-        "icmpv6" => Some(Protocol::ICMPV6),
-        _ if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) => {
-            t.parse::<u8>().ok().map(Protocol::Number)
-        }
-        _ => None,
-    }
-}
-
-/// The protocol as EC2 prints it: `-1`, `tcp`, `udp`, `icmp`, `icmpv6`, or the number.
-fn protocol_text(p: Protocol) -> String {
-    match p {
-        Protocol::Any => "-1".into(),
-        Protocol::Number(6) => "tcp".into(),
-        Protocol::Number(17) => "udp".into(),
-        Protocol::Number(1) => "icmp".into(),
-        Protocol::Number(58) => "icmpv6".into(),
-        Protocol::Number(n) => n.to_string(),
-    }
-}
-
-/// Whether EC2 compares ports (TCP/UDP) or type and code (ICMP/ICMPv6) for this protocol;
-/// for `-1` and every other number they are ignored.
-fn uses_ports(p: Protocol) -> bool {
-    matches!(p, Protocol::Number(1 | 6 | 17 | 58))
-}
-
-/// A 64-bit FNV-1a hash (synthesized rule IDs).
-fn fnv1a(text: &str) -> u64 {
-    text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
-    })
-}
-
 #[cfg(test)]
 mod tests {
+    use super::values::{parse_protocol, protocol_text, uses_ports};
     use super::*;
+    use crate::model::Protocol;
     use serde_json::json;
 
     fn state() -> State {

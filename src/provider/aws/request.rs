@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
+use super::errors::{bad_value, missing, not_on_egress, repeated, unknown};
 use crate::model::Direction;
 use crate::provider::{ApiError, Params, RawRequest, RequestError};
 
@@ -74,22 +75,6 @@ pub(super) struct Request {
     pub legacy: Option<Legacy>,
 }
 
-fn unknown(name: &str) -> ApiError {
-    ApiError::new(
-        "UnknownParameter",
-        400,
-        format!("The parameter {name} is not recognized"),
-    )
-}
-
-fn bad_value(name: &str, value: &str, expected: &str) -> ApiError {
-    ApiError::new(
-        "InvalidParameterValue",
-        400,
-        format!("Value ({value}) for parameter {name} is invalid. Expected {expected}."),
-    )
-}
-
 /// Parses a request. The outer error is for text that is no AWS request at all; the inner
 /// one is the API's answer to a malformed request.
 pub(super) fn parse(
@@ -126,13 +111,7 @@ fn finish(r: Request, direction: Direction) -> Result<Request, ApiError> {
             .into_iter()
             .find_map(|(given, n)| given.then_some(n))
             .unwrap_or("CidrIp");
-            return Err(ApiError::new(
-                "InvalidParameterValue",
-                400,
-                format!(
-                    "The parameter {name} is not supported for RevokeSecurityGroupEgress. Use a set of IP permissions."
-                ),
-            ));
+            return Err(not_on_egress(name));
         }
     }
     if r.group_id.is_none() && r.group_name.is_none() {
@@ -140,11 +119,7 @@ fn finish(r: Request, direction: Direction) -> Result<Request, ApiError> {
             Direction::Ingress => "groupName or groupId",
             Direction::Egress => "groupId",
         };
-        return Err(ApiError::new(
-            "MissingParameter",
-            400,
-            format!("The request must contain the parameter {wanted}"),
-        ));
+        return Err(missing(wanted));
     }
     Ok(r)
 }
@@ -190,14 +165,6 @@ fn query_bool(name: &str, value: &str) -> Result<bool, ApiError> {
         "false" => Ok(false),
         _ => Err(bad_value(name, value, "true or false")),
     }
-}
-
-fn repeated(name: &str) -> ApiError {
-    ApiError::new(
-        "InvalidParameterValue",
-        400,
-        format!("The parameter {name} is given more than once"),
-    )
 }
 
 fn set<T>(slot: &mut Option<T>, value: T, name: &str) -> Result<(), ApiError> {

@@ -3,7 +3,7 @@
 use serde_json::{json, Map, Value};
 
 use super::revoke::{Done, Echo, Failed};
-use super::{protocol_text, uses_ports};
+use super::values::{protocol_text, uses_ports};
 use crate::model::{Direction, Family, IcmpSel, Peer, Provider, Rule, State};
 use crate::provider::Outcome;
 

@@ -3,8 +3,13 @@
 
 use std::collections::{BTreeSet, HashMap};
 
+use super::errors::{
+    by_name_in_vpc, combination, dry_run, group_id_malformed, group_not_found, invalid, missing,
+    not_found, not_in_default_vpc, rule_ids_not_found, unauthorized,
+};
 use super::request::{Legacy, PairEntry, Permission, Request};
-use super::{parse_protocol, uses_ports, Config};
+use super::values::{parse_protocol, uses_ports};
+use super::Config;
 use crate::model::{
     Cidr, Family, GroupId, IcmpSel, Peer, PortRange, Protocol, Provider, Rule, SecurityGroup, State,
 };
@@ -84,36 +89,6 @@ impl From<ApiError> for Failed {
     }
 }
 
-fn invalid(message: impl Into<String>) -> ApiError {
-    ApiError::new("InvalidParameterValue", 400, message)
-}
-
-fn missing(what: &str) -> ApiError {
-    ApiError::new(
-        "MissingParameter",
-        400,
-        format!("The request must contain the parameter {what}"),
-    )
-}
-
-fn combination(message: &str) -> ApiError {
-    ApiError::new("InvalidParameterCombination", 400, message)
-}
-
-fn group_not_found(what: &str) -> ApiError {
-    ApiError::new(
-        "InvalidGroup.NotFound",
-        400,
-        format!("The security group '{what}' does not exist"),
-    )
-}
-
-fn by_name_in_vpc(name: &str) -> ApiError {
-    invalid(format!(
-        "Invalid value '{name}' for groupName. You may not reference Amazon VPC security groups by name. Please use the corresponding id for this operation."
-    ))
-}
-
 /// `sg-` and 1–17 hexadecimal digits.
 fn well_formed_group_id(id: &str) -> bool {
     id.strip_prefix("sg-")
@@ -145,20 +120,10 @@ pub(super) fn apply(state: &State, req: &Request, config: &Config) -> Result<Don
     let mut warnings = Vec::new();
     // 2. Permission, then DryRun.
     if !config.authorized {
-        return Err(ApiError::new(
-            "UnauthorizedOperation",
-            403,
-            "You are not authorized to perform this operation.",
-        )
-        .into());
+        return Err(unauthorized().into());
     }
     if req.dry_run {
-        return Err(ApiError::new(
-            "DryRunOperation",
-            412,
-            "Request would have succeeded, but DryRun flag is set.",
-        )
-        .into());
+        return Err(dry_run().into());
     }
     // 3. The group.
     let group = resolve_group(state, req)?;
@@ -267,14 +232,6 @@ pub(super) fn apply(state: &State, req: &Request, config: &Config) -> Result<Don
     Ok(finish(state, &hit, unknown, warnings))
 }
 
-fn not_found() -> ApiError {
-    ApiError::new(
-        "InvalidPermission.NotFound",
-        400,
-        "The specified rule does not exist in this security group",
-    )
-}
-
 fn finish(state: &State, hit: &BTreeSet<usize>, unknown: Vec<Echo>, warnings: Vec<String>) -> Done {
     let mut next = state.clone();
     let mut revoked = Vec::new();
@@ -298,11 +255,7 @@ fn resolve_group<'s>(state: &'s State, req: &Request) -> Result<&'s SecurityGrou
     if let Some(id) = &req.group_id {
         return match aws_groups(state).find(|g| g.id.as_str() == id) {
             Some(g) => Ok(g),
-            None if !well_formed_group_id(id) => Err(ApiError::new(
-                "InvalidGroupId.Malformed",
-                400,
-                format!("The security group ID '{id}' is malformed"),
-            )),
+            None if !well_formed_group_id(id) => Err(group_id_malformed(id)),
             None => Err(group_not_found(id)),
         };
     }
@@ -321,11 +274,7 @@ fn resolve_group<'s>(state: &'s State, req: &Request) -> Result<&'s SecurityGrou
         .iter()
         .find(|v| v.is_default)
         .map_or("none".to_string(), |v| v.id.to_string());
-    Err(ApiError::new(
-        "InvalidGroup.NotFound",
-        400,
-        format!("The security group '{name}' does not exist in default VPC '{vpc}'"),
-    ))
+    Err(not_in_default_vpc(name, &vpc))
 }
 
 /// The legacy single-rule parameters as permissions.
@@ -537,13 +486,7 @@ fn expand(
                             .vpc
                             .as_ref()
                             .map_or("none".to_string(), |v| v.to_string());
-                        ApiError::new(
-                            "InvalidGroup.NotFound",
-                            400,
-                            format!(
-                                "The security group '{name}' does not exist in default VPC '{vpc}'"
-                            ),
-                        )
+                        not_in_default_vpc(name, &vpc)
                     })?
             }
             (None, None) => return Err(missing("groupId or groupName in each group pair")),
@@ -710,24 +653,8 @@ fn by_ids(
     if !missing_ids.is_empty() {
         let error = if config.moto_compat {
             not_found()
-        } else if missing_ids.len() == 1 {
-            ApiError::new(
-                "InvalidSecurityGroupRuleId.NotFound",
-                400,
-                format!(
-                    "The security group rule ID '{}' does not exist",
-                    missing_ids[0]
-                ),
-            )
         } else {
-            ApiError::new(
-                "InvalidSecurityGroupRuleId.NotFound",
-                400,
-                format!(
-                    "The security group rule IDs '{}' do not exist",
-                    missing_ids.join(", ")
-                ),
-            )
+            rule_ids_not_found(&missing_ids)
         };
         let mut warnings = warnings;
         for id in &missing_ids {

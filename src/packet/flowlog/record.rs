@@ -1,0 +1,141 @@
+//! One flow-log record made from its fields: numbers, addresses, the header, skips and
+//! warnings.
+
+use std::net::IpAddr;
+
+use super::{Field, Fields, Format, Record, Val, ALIYUN_VERSION_MAX, AWS_VERSION_MAX};
+use crate::model::{Action, Direction, EniId, Header, IpProtocol};
+
+/// What one record turned into.
+pub(crate) enum Outcome {
+    Record(Box<Record>),
+    Skip(&'static str),
+    Malformed(String),
+}
+
+fn num<T: std::str::FromStr + TryFrom<i64>>(
+    f: &dyn Fields,
+    field: Field,
+) -> Result<Option<T>, String> {
+    let name = field.name();
+    match f.get(field) {
+        None => Ok(None),
+        Some(Val::Int(i)) => T::try_from(i)
+            .map(Some)
+            .map_err(|_| format!("{name} {i} is out of range")),
+        Some(Val::Str(v)) => v
+            .parse()
+            .map(Some)
+            .map_err(|_| format!("{name} '{v}' is not a valid number")),
+    }
+}
+
+fn addr(f: &dyn Fields, field: Field) -> Result<Option<IpAddr>, String> {
+    match f.get(field) {
+        None => Ok(None),
+        Some(Val::Str(v)) => v
+            .parse()
+            .map(Some)
+            .map_err(|_| format!("{} '{v}' is not an IP address", field.name())),
+        Some(v @ Val::Int(_)) => Err(format!("{} '{v}' is not an IP address", field.name())),
+    }
+}
+
+fn text(f: &dyn Fields, field: Field) -> Option<String> {
+    f.get(field).map(|v| v.to_string())
+}
+
+/// Warnings a record can raise (counted, the record is still used).
+pub(super) const WARN_VERSION: &str = "record version newer than known (fields read by name)";
+pub(super) const WARN_START_AFTER_END: &str = "start after end (window kept as logged)";
+pub(super) const WARN_NO_PORTS: &str = "TCP/UDP record without ports (judged with port 0)";
+
+/// Builds a record from its fields; `warn` is called with each warning it raises.
+pub(crate) fn record(
+    f: &dyn Fields,
+    format: Format,
+    line: u64,
+    index: u64,
+    warn: &mut dyn FnMut(&'static str),
+) -> Outcome {
+    let status = f.get(Field::LogStatus);
+    match status.as_ref().map(|v| v.to_string()).as_deref() {
+        Some("NODATA") => return Outcome::Skip("NODATA record (no traffic in the window)"),
+        Some("SKIPDATA") => return Outcome::Skip("SKIPDATA record (records lost)"),
+        _ => {}
+    }
+    let parse = |warn: &mut dyn FnMut(&'static str)| -> Result<Option<Record>, String> {
+        let src = match addr(f, Field::PktSrcAddr)? {
+            Some(a) => Some(a),
+            None => addr(f, Field::SrcAddr)?,
+        };
+        let dst = match addr(f, Field::PktDstAddr)? {
+            Some(a) => Some(a),
+            None => addr(f, Field::DstAddr)?,
+        };
+        let (Some(src), Some(dst)) = (src, dst) else {
+            return Ok(None);
+        };
+        let protocol: u8 = num(f, Field::Protocol)?.ok_or("protocol is missing")?;
+        let sport: Option<u16> = num(f, Field::SrcPort)?;
+        let dport: Option<u16> = num(f, Field::DstPort)?;
+        if IpProtocol(protocol).is_tcp_or_udp() && (sport.is_none() || dport.is_none()) {
+            warn(WARN_NO_PORTS);
+        }
+        let header = Header::new(src, dst, protocol, sport.unwrap_or(0), dport.unwrap_or(0))
+            .map_err(|e| e.to_string())?;
+        let direction = match text(f, Field::FlowDirection)
+            .or_else(|| text(f, Field::Direction))
+            .as_deref()
+        {
+            None => None,
+            Some("ingress" | "in") => Some(Direction::Ingress),
+            Some("egress" | "out") => Some(Direction::Egress),
+            Some(other) => return Err(format!("direction '{other}' is not ingress/egress/in/out")),
+        };
+        let action = match text(f, Field::Action).as_deref() {
+            None => None,
+            Some("ACCEPT" | "accept") => Some(Action::Accept),
+            Some("REJECT" | "reject") => Some(Action::Drop),
+            Some(other) => return Err(format!("action '{other}' is not ACCEPT or REJECT")),
+        };
+        if let Some(v) = num::<i64>(f, Field::Version)? {
+            let max = if format == Format::Aliyun {
+                ALIYUN_VERSION_MAX
+            } else {
+                AWS_VERSION_MAX
+            };
+            if v > max {
+                warn(WARN_VERSION);
+            }
+        }
+        let tcp_flags: Option<u16> = num(f, Field::TcpFlags)?;
+        let start = num(f, Field::Start)?.unwrap_or(0);
+        let end = num(f, Field::End)?.unwrap_or(0);
+        if start > end {
+            warn(WARN_START_AFTER_END);
+        }
+        Ok(Some(Record {
+            index,
+            line,
+            format,
+            eni: text(f, Field::InterfaceId)
+                .or_else(|| text(f, Field::EniId))
+                .map(EniId::from),
+            direction,
+            header,
+            packets: num(f, Field::Packets)?.unwrap_or(0),
+            bytes: num(f, Field::Bytes)?.unwrap_or(0),
+            start,
+            end,
+            action,
+            tcp_flags: tcp_flags.map(|x| x as u8),
+            reject_reason: text(f, Field::RejectReason),
+        }))
+    };
+    match parse(warn) {
+        Ok(Some(r)) => Outcome::Record(Box::new(r)),
+        Ok(None) => Outcome::Skip("record without addresses"),
+        Err(why) => Outcome::Malformed(why),
+    }
+}
