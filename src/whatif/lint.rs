@@ -247,10 +247,25 @@ fn name(state: &State, it: &Item) -> String {
 }
 
 fn lint_set(ctx: &mut Ctx<'_>, set: &Set<'_>) -> Result<PerRule, Limit> {
+    // Everything a set builds (its items included: their remote field counts the set's
+    // classes) is garbage once it is linted.
+    let checkpoints: Vec<usize> = set
+        .families
+        .iter()
+        .map(|&f| ctx.dd[f].checkpoint())
+        .collect();
+    let r = lint_items(ctx, set);
+    for (&f, &c) in set.families.iter().zip(&checkpoints) {
+        ctx.dd[f].rollback(c);
+    }
+    r
+}
+
+fn lint_items(ctx: &mut Ctx<'_>, set: &Set<'_>) -> Result<PerRule, Limit> {
     // Items per family (the same rules in the same order in each).
     let mut items: Vec<Vec<Item>> = Vec::new();
     for &f in set.families {
-        items.push(ctx.items(set.eni, set.semantics, set.direction, f)?);
+        items.push(ctx.items(set.eni, set.semantics, set.direction, f)?.0);
     }
     let mut order: Vec<u32> = Vec::new();
     if let Some(first) = items.first() {
@@ -288,24 +303,14 @@ fn lint_set(ctx: &mut Ctx<'_>, set: &Set<'_>) -> Result<PerRule, Limit> {
         && items[0]
             .iter()
             .all(|it| it.verdict.action == Decision::Accept);
-    // What a set computes beyond its rules' own sets is garbage once it is linted.
-    let checkpoints: Vec<usize> = set
-        .families
-        .iter()
-        .map(|&f| ctx.dd[f].checkpoint())
-        .collect();
-    let r = if union {
-        union_lint(ctx, set, &items, &mut out, &key)
+    if union {
+        union_lint(ctx, set, &items, &mut out, &key)?;
     } else {
         set.families
             .iter()
             .enumerate()
-            .try_for_each(|(k, &f)| ordered_family(ctx, set, f, &items[k], &mut accs))
-    };
-    for (&f, &c) in set.families.iter().zip(&checkpoints) {
-        ctx.dd[f].rollback(c);
+            .try_for_each(|(k, &f)| ordered_family(ctx, set, f, &items[k], &mut accs))?;
     }
-    r?;
     if union {
         return Ok(out);
     }

@@ -290,18 +290,14 @@ fn has_family(eni: &crate::model::Eni, family: Family) -> bool {
         .any(|&ip| Family::of(crate::model::normalize_addr(ip)) == family)
 }
 
-/// ENI indexes grouped by their set of attached groups (which decides the rules they see),
-/// in a stable order.
+/// ENI indexes grouped by their set of attached groups (which decides the rules they see;
+/// the order of attachment decides nothing the diff or lint reports), in a stable order.
 pub(crate) fn eni_sets(state: &State) -> Vec<Vec<usize>> {
-    let mut sets: BTreeMap<Vec<GroupId>, Vec<usize>> = BTreeMap::new();
+    let mut sets: BTreeMap<Vec<&GroupId>, Vec<usize>> = BTreeMap::new();
     for (i, eni) in state.enis.iter().enumerate() {
-        let mut seen = HashSet::new();
-        let groups: Vec<GroupId> = eni
-            .groups
-            .iter()
-            .filter(|g| seen.insert(*g))
-            .cloned()
-            .collect();
+        let mut groups: Vec<&GroupId> = eni.groups.iter().collect();
+        groups.sort_unstable();
+        groups.dedup();
         sets.entry(groups).or_default().push(i);
     }
     sets.into_values().collect()
@@ -337,6 +333,10 @@ pub(crate) struct Ctx<'a> {
     pub dd: [Dd; 2],
     /// Per group: its members' private addresses as host intervals, per family.
     members: HashMap<&'a GroupId, [Rc<Set>; 2]>,
+    /// Groups with members, numbered (the member groups of [`Members`]).
+    member_index: HashMap<&'a GroupId, u32>,
+    /// Per family: the member addresses as atoms.
+    addresses: [Members; 2],
     groups: HashSet<&'a GroupId>,
     group_index: HashMap<&'a GroupId, u32>,
     prefix_lists: HashMap<&'a str, &'a crate::model::PrefixList>,
@@ -344,10 +344,8 @@ pub(crate) struct Ctx<'a> {
     by_group: HashMap<(Direction, &'a GroupId), Vec<u32>>,
     /// Per family: the headers that can exist.
     universe: [Id; 2],
-    /// Per (rule, family): its item.
-    rules: HashMap<(u32, usize), Item>,
-    /// Per (group, family): its inner-access item.
-    inner: HashMap<(u32, usize), Item>,
+    /// Per (rule, family): its fields.
+    rules: HashMap<(u32, usize), Spec>,
     config: Config,
 }
 
@@ -379,6 +377,46 @@ impl<'a> Ctx<'a> {
                 }
             }
         }
+        let mut member_groups: Vec<&GroupId> = raw.keys().copied().collect();
+        member_groups.sort_unstable();
+        let member_index: HashMap<&GroupId, u32> = member_groups
+            .iter()
+            .enumerate()
+            .map(|(i, &g)| (g, i as u32))
+            .collect();
+        let mut hosts: [Vec<(u128, u32)>; 2] = Default::default();
+        for (g, sets) in &raw {
+            for (f, set) in sets.iter().enumerate() {
+                hosts[f].extend(set.iter().map(|&(v, _)| (v, member_index[g])));
+            }
+        }
+        // The boundaries of every block a rule or prefix list names, per family.
+        let mut cuts: [Vec<u128>; 2] = Default::default();
+        let blocks = state
+            .rules
+            .iter()
+            .filter_map(|r| match &r.remote {
+                Peer::Cidr { cidr } => Some(cidr),
+                _ => None,
+            })
+            .chain(state.prefix_lists.iter().flat_map(|p| &p.entries));
+        for c in blocks {
+            let f = fam(c.family());
+            let (lo, hi) = c.range();
+            cuts[f].push(lo);
+            if hi < family_max(f) {
+                cuts[f].push(hi + 1);
+            }
+        }
+        for c in &mut cuts {
+            c.sort_unstable();
+            c.dedup();
+        }
+        let [h4, h6] = hosts;
+        let addresses = [
+            Members::new(h4, &cuts[0], member_groups.len()),
+            Members::new(h6, &cuts[1], member_groups.len()),
+        ];
         let members: HashMap<&GroupId, [Rc<Set>; 2]> = raw
             .into_iter()
             .map(|(g, [v4, v6])| (g, [Rc::new(dd::normalize(v4)), Rc::new(dd::normalize(v6))]))
@@ -402,6 +440,8 @@ impl<'a> Ctx<'a> {
             state,
             dd,
             members,
+            member_index,
+            addresses,
             groups: state.groups.iter().map(|g| &g.id).collect(),
             group_index: state
                 .groups
@@ -417,43 +457,45 @@ impl<'a> Ctx<'a> {
             by_group,
             universe,
             rules: HashMap::new(),
-            inner: HashMap::new(),
             config: config.clone(),
         }
     }
 
-    /// The remote addresses of a peer in family `f`, or the reference it cannot resolve.
-    fn remote(&self, peer: &Peer, f: usize) -> Result<Set, String> {
+    /// The remote addresses of a peer in family `f`.
+    fn remote(&self, peer: &Peer, f: usize) -> Remote {
+        let none = || Remote::Blocks(Rc::new(Vec::new()));
         match peer {
-            Peer::Cidr { cidr } => Ok(if fam(cidr.family()) == f {
-                vec![cidr.range()]
-            } else {
-                Vec::new()
-            }),
-            Peer::Group { group_id, .. } => match self.members.get(group_id) {
-                Some(m) => Ok(m[f].as_ref().clone()),
-                None if self.groups.contains(group_id) => Ok(Vec::new()),
-                None => Err(group_id.to_string()),
+            Peer::Cidr { cidr } => {
+                if fam(cidr.family()) == f {
+                    Remote::Blocks(Rc::new(vec![cidr.range()]))
+                } else {
+                    none()
+                }
+            }
+            Peer::Group { group_id, .. } => match self.member_index.get(group_id) {
+                Some(&g) => Remote::Members(g),
+                None if self.groups.contains(group_id) => none(),
+                None => Remote::Unresolved(group_id.to_string()),
             },
             Peer::PrefixList { prefix_list_id } => {
                 match self.prefix_lists.get(prefix_list_id.as_str()) {
-                    Some(pl) if !pl.entries.is_empty() => Ok(dd::normalize(
+                    Some(pl) if !pl.entries.is_empty() => Remote::Blocks(Rc::new(dd::normalize(
                         pl.entries
                             .iter()
                             .filter(|c| fam(c.family()) == f)
                             .map(|c| c.range())
                             .collect(),
-                    )),
-                    _ => Err(prefix_list_id.to_string()),
+                    ))),
+                    _ => Remote::Unresolved(prefix_list_id.to_string()),
                 }
             }
         }
     }
 
-    /// Rule `r`'s item in family `f` (built once).
-    pub fn rule_item(&mut self, r: u32, f: usize) -> Result<Item, Limit> {
-        if let Some(it) = self.rules.get(&(r, f)) {
-            return Ok(it.clone());
+    /// Rule `r`'s fields in family `f` (worked out once).
+    fn rule_spec(&mut self, r: u32, f: usize) -> Spec {
+        if let Some(s) = self.rules.get(&(r, f)) {
+            return s.clone();
         }
         let rule = &self.state.rules[r as usize];
         let full = family_max(f);
@@ -467,79 +509,55 @@ impl<'a> Ctx<'a> {
             Protocol::Number(n) => vec![(u128::from(n), u128::from(n))],
         };
         let ports = |p: PortRange| vec![(u128::from(p.lo()), u128::from(p.hi()))];
-        let fields = |remote: Set| -> Cube {
-            [
-                proto.clone(),
+        let spec = Spec {
+            verdict: Verdict::rule(rule.action, r),
+            fields: Rc::new([
+                proto,
                 ports(rule.dst_ports),
                 ports(rule.src_ports),
-                remote,
-                local.clone(),
-            ]
+                Vec::new(),
+                local,
+            ]),
+            remote: self.remote(&rule.remote, f),
         };
-        let (cube, unresolved_name) = match self.remote(&rule.remote, f) {
-            Ok(set) => (fields(set), None),
-            Err(name) => (fields(vec![(0, full)]), Some(name)),
-        };
-        let raw = self.dd[f].cube(&cube)?;
-        let node = self.dd[f].and(raw, self.universe[f])?;
-        let item = match unresolved_name {
-            None => Item {
-                verdict: Verdict::rule(rule.action, r),
-                node,
-                cube: Rc::new(cube),
-                unresolved: None,
-            },
-            Some(name) => Item {
-                verdict: Verdict::rule(rule.action, r),
-                node: FALSE,
-                cube: Rc::new(cube),
-                unresolved: Some((name, node)),
-            },
-        };
-        self.rules.insert((r, f), item.clone());
-        Ok(item)
+        self.rules.insert((r, f), spec.clone());
+        spec
     }
 
     /// Group `g`'s inner-access grant in family `f`: every header whose remote address is
     /// a member.
-    fn inner_item(&mut self, g: u32, f: usize) -> Result<Item, Limit> {
-        if let Some(it) = self.inner.get(&(g, f)) {
-            return Ok(it.clone());
-        }
+    fn inner_spec(&self, g: u32, f: usize) -> Spec {
         let gid = &self.state.groups[g as usize].id;
-        let remote = self
-            .members
-            .get(gid)
-            .map(|m| m[f].as_ref().clone())
-            .unwrap_or_default();
-        let mut cube: Cube = std::array::from_fn(|k| vec![(0, self.dd[f].max[k])]);
-        cube[dd::REMOTE] = remote;
-        let raw = self.dd[f].cube(&cube)?;
-        let node = self.dd[f].and(raw, self.universe[f])?;
-        let item = Item {
+        let fields: Cube = std::array::from_fn(|k| vec![(0, self.dd[f].max[k])]);
+        Spec {
             verdict: Verdict::inner_access(g),
-            node,
-            cube: Rc::new(cube),
-            unresolved: None,
-        };
-        self.inner.insert((g, f), item.clone());
-        Ok(item)
+            fields: Rc::new(fields),
+            remote: match self.member_index.get(gid) {
+                Some(&m) => Remote::Members(m),
+                None => Remote::Blocks(Rc::new(Vec::new())),
+            },
+        }
     }
 
     /// The evaluation order at ENI `eni` in `direction`, family `f`: inner-access grants
     /// first (Alibaba basic groups whose policy is accept, SEMANTICS 3.3), then every rule
-    /// of its groups by priority, drop before accept, position.
+    /// of its groups by priority, drop before accept, position; with the classes their
+    /// remote field counts.
+    ///
+    /// The remote field's domain is this set's classes, so the store must hold no node
+    /// that tests the remote field when this is called (take the checkpoint to roll back
+    /// to before it), and the items are valid until that rollback.
     pub fn items(
         &mut self,
         eni: usize,
         semantics: &Semantics,
         direction: Direction,
         f: usize,
-    ) -> Result<Vec<Item>, Limit> {
+    ) -> Result<(Vec<Item>, Classes), Limit> {
         let state = self.state;
-        let mut out = Vec::new();
+        let mut specs = Vec::new();
         for &g in &semantics.inner_access {
-            out.push(self.inner_item(g, f)?);
+            specs.push(self.inner_spec(g, f));
         }
         let mut seen = HashSet::new();
         let mut order: Vec<u32> = state.enis[eni]
@@ -552,9 +570,31 @@ impl<'a> Ctx<'a> {
             .collect();
         order.sort_by_key(|&r| rule_order(state, r as usize));
         for r in order {
-            out.push(self.rule_item(r, f)?);
+            specs.push(self.rule_spec(r, f));
         }
-        Ok(out)
+        let remotes: Vec<&Remote> = specs.iter().map(|s| &s.remote).collect();
+        let classes = Classes::build(&mut self.addresses[f], &remotes, family_max(f));
+        let universe = self.universe[f];
+        let d = &mut self.dd[f];
+        d.max[dd::REMOTE] = classes.last();
+        let mut out = Vec::with_capacity(specs.len());
+        for s in specs {
+            let mut cube = (*s.fields).clone();
+            cube[dd::REMOTE] = classes.ids(&s.remote);
+            let raw = d.cube(&cube)?;
+            let node = d.and(raw, universe)?;
+            let (node, unresolved) = match s.remote {
+                Remote::Unresolved(name) => (FALSE, Some((name, node))),
+                _ => (node, None),
+            };
+            out.push(Item {
+                verdict: s.verdict,
+                node,
+                cube: Rc::new(cube),
+                unresolved,
+            });
+        }
+        Ok((out, classes))
     }
 
     /// The headers of family `f` that can exist.
@@ -596,10 +636,12 @@ impl<'a> Ctx<'a> {
 
     fn diff_set(&mut self, set: &SetDiff<'_>, out: &mut Vec<Region>) -> Result<(), Stop> {
         let f = fam(set.family);
-        let items = self.items(set.enis[0], set.semantics, set.direction, f)?;
-        // Everything below is garbage once this set's regions are read out.
+        // Everything this set builds is garbage once its regions are read out.
         let checkpoint = self.dd[f].checkpoint();
-        let r = self.diff_items(set, &items, out);
+        let r = self
+            .items(set.enis[0], set.semantics, set.direction, f)
+            .map_err(Stop::from)
+            .and_then(|(items, classes)| self.diff_items(set, &items, &classes, out));
         self.dd[f].rollback(checkpoint);
         r
     }
@@ -608,6 +650,7 @@ impl<'a> Ctx<'a> {
         &mut self,
         set: &SetDiff<'_>,
         items: &[Item],
+        classes: &Classes,
         out: &mut Vec<Region>,
     ) -> Result<(), Stop> {
         let f = fam(set.family);
@@ -667,6 +710,19 @@ impl<'a> Ctx<'a> {
             set,
             unresolved: &unresolved,
             groups,
+            classes,
+            own: set
+                .enis
+                .iter()
+                .flat_map(|&e| {
+                    let eni = &self.state.enis[e];
+                    eni.ips.iter().chain(&eni.public_ips).copied()
+                })
+                .map(host)
+                .filter(|&(g, _)| g == f)
+                .map(|(_, v)| v)
+                .collect(),
+            read: Default::default(),
         };
         // Reading "nothing": the regions with their deciders.
         for (p, r) in items.iter().enumerate() {
@@ -781,29 +837,34 @@ impl<'a> Ctx<'a> {
     ) -> Region {
         let set = src.set;
         let family = set.family;
-        let own: Vec<u128> = set
-            .enis
-            .iter()
-            .flat_map(|&e| {
-                let eni = &self.state.enis[e];
-                eni.ips.iter().chain(&eni.public_ips).copied()
-            })
-            .map(host)
-            .filter(|&(f, _)| f == fam(family))
-            .map(|(_, v)| v)
-            .collect();
-        let witness = witness(family, set.direction, cube, &own);
         let blocks = |s: &Set| -> Vec<Cidr> {
             s.iter()
                 .flat_map(|&(lo, hi)| cidrs(family, lo, hi))
                 .collect()
         };
+        let known = src.read.borrow().get(&cube[dd::REMOTE]).cloned();
+        let read = known.unwrap_or_else(|| {
+            let ids = &cube[dd::REMOTE];
+            let addresses = src.classes.addresses(ids, &self.addresses[fam(family)]);
+            let (remote, except, excluded) = less_members(&addresses, &src.groups);
+            let read = Rc::new(Readout {
+                remote: blocks(&remote),
+                except,
+                excluded,
+                addresses,
+            });
+            src.read.borrow_mut().insert(ids.clone(), read.clone());
+            read
+        });
+        let mut cube = cube.clone();
+        cube[dd::REMOTE] = read.addresses.clone();
+        let cube = &cube;
+        let witness = witness(family, set.direction, cube, &src.own);
         let ports = |s: &Set| -> Vec<PortRange> {
             s.iter()
                 .filter_map(|&(lo, hi)| PortRange::new(lo as u16, hi as u16).ok())
                 .collect()
         };
-        let (remote, except, excluded) = less_members(&cube[dd::REMOTE], &src.groups);
         Region {
             enis: set.listed.to_vec(),
             direction: set.direction,
@@ -812,9 +873,9 @@ impl<'a> Ctx<'a> {
                 .iter()
                 .map(|&(lo, hi)| (lo as u8, hi as u8))
                 .collect(),
-            remote: blocks(&remote),
-            remote_except_members: except,
-            excluded,
+            remote: read.remote.clone(),
+            remote_except_members: read.except.clone(),
+            excluded: read.excluded.clone(),
             local: blocks(&cube[dd::LOCAL]),
             src_ports: ports(&cube[dd::SPORT]),
             dst_ports: ports(&cube[dd::DPORT]),
@@ -846,6 +907,31 @@ struct Sources<'s, 't> {
     /// Groups whose members the set's items name (inner access, group peers), with their
     /// members in the set's family: remote sets are written as blocks less some of them.
     groups: Vec<(GroupId, Rc<Set>)>,
+    /// What the remote field's values stand for.
+    classes: &'s Classes,
+    /// The addresses of the set's ENIs in its family (for witnesses).
+    own: Vec<u128>,
+    /// Remote id sets read out so far (a set's regions share a few).
+    read: std::cell::RefCell<HashMap<Set, Rc<Readout>>>,
+}
+
+/// A remote field read out for people.
+struct Readout {
+    /// The addresses.
+    addresses: Set,
+    /// As blocks less the members of `except` (see [`less_members`]).
+    remote: Vec<Cidr>,
+    except: Vec<GroupId>,
+    excluded: std::sync::Arc<Set>,
+}
+
+/// An item's fields before its group set's classes are known.
+#[derive(Clone)]
+struct Spec {
+    verdict: Verdict,
+    /// Every field but the remote one (left empty).
+    fields: Rc<Cube>,
+    remote: Remote,
 }
 
 fn xor(d: &mut Dd, a: Id, b: Id) -> Result<Id, Limit> {
@@ -1026,6 +1112,298 @@ pub fn cidrs(family: Family, lo: u128, hi: u128) -> Vec<Cidr> {
         at = end + 1;
     }
     out
+}
+
+/// The member addresses of one family, split once for the whole state: addresses on ENIs
+/// of the same groups, between the same boundaries of the blocks that rules and prefix
+/// lists name, form one atom. A group set's [`Classes`] are unions of atoms, so building
+/// them never visits an address.
+struct Members {
+    /// Per atom: its addresses, sorted (atoms in the order of their lowest address).
+    atoms: Vec<Vec<u128>>,
+    /// Per member group (see [`Ctx::member_index`]): the atoms of its members.
+    by_group: Vec<Vec<u32>>,
+    /// Scratch for [`Classes::build`]: per atom, its slot among the atoms a set touches
+    /// (`u32::MAX` when untouched).
+    slot: Vec<u32>,
+}
+
+impl Members {
+    /// `hosts` are (address, member group) pairs; `cuts` the sorted starts of the
+    /// intervals that the state's blocks split the family into.
+    fn new(mut hosts: Vec<(u128, u32)>, cuts: &[u128], groups: usize) -> Members {
+        hosts.sort_unstable();
+        hosts.dedup();
+        let mut atoms: Vec<Vec<u128>> = Vec::new();
+        let mut by_group: Vec<Vec<u32>> = vec![Vec::new(); groups];
+        let mut index: HashMap<(usize, Vec<u32>), u32> = HashMap::new();
+        let mut k = 0;
+        while k < hosts.len() {
+            let addr = hosts[k].0;
+            let mut gs = Vec::new();
+            while k < hosts.len() && hosts[k].0 == addr {
+                gs.push(hosts[k].1);
+                k += 1;
+            }
+            let cut = cuts.partition_point(|&c| c <= addr);
+            let next = atoms.len() as u32;
+            let id = *index.entry((cut, gs)).or_insert_with_key(|(_, gs)| {
+                for &g in gs {
+                    by_group[g as usize].push(next);
+                }
+                next
+            });
+            if id == next {
+                atoms.push(Vec::new());
+            }
+            atoms[id as usize].push(addr);
+        }
+        let slot = vec![u32::MAX; atoms.len()];
+        Members {
+            atoms,
+            by_group,
+            slot,
+        }
+    }
+}
+
+/// What one class of remote addresses holds.
+enum Class {
+    /// The addresses of the interval `lo..=hi` (between boundaries of the set's blocks)
+    /// that are members of none of the set's referenced groups: the interval less the
+    /// addresses of these atoms.
+    Rest {
+        lo: u128,
+        hi: u128,
+        except: Vec<u32>,
+    },
+    /// The member addresses of these atoms (one interval, the same referenced groups).
+    Members(Vec<u32>),
+}
+
+/// One group set's remote addresses as classes: addresses that every rule, grant and
+/// block of the set treats alike are one class, and the diagrams' remote field counts
+/// classes, not addresses. A group reference is then a few runs of class ids instead of
+/// one interval per member, so the set's diagram operations cost in classes (a few
+/// hundred on a fleet of 100,000 ENIs) rather than in members. Exact: every remote set
+/// of the set's items is a union of classes, and every class holds an address.
+pub(crate) struct Classes {
+    /// The starts of the intervals the set's blocks split the family into (the first 0).
+    starts: Vec<u128>,
+    /// Per interval: its first class id; then the number of classes.
+    first: Vec<u32>,
+    classes: Vec<Class>,
+    /// Per referenced member group: its members' classes, as runs of ids.
+    groups: HashMap<u32, Set>,
+}
+
+/// Where an item's remote addresses come from.
+#[derive(Clone)]
+enum Remote {
+    /// Address blocks (CIDRs, prefix-list entries).
+    Blocks(Rc<Set>),
+    /// The private addresses of a group's members (by member-group index).
+    Members(u32),
+    /// A reference the state cannot resolve: read as nothing, or as the whole family.
+    Unresolved(String),
+}
+
+impl Classes {
+    /// The classes of the items whose remotes are `remotes`.
+    fn build(members: &mut Members, remotes: &[&Remote], max: u128) -> Classes {
+        let mut starts = vec![0u128];
+        let mut refs: Vec<u32> = Vec::new();
+        for r in remotes {
+            match r {
+                Remote::Blocks(set) => {
+                    for &(lo, hi) in set.iter() {
+                        starts.push(lo);
+                        if hi < max {
+                            starts.push(hi + 1);
+                        }
+                    }
+                }
+                Remote::Members(g) => refs.push(*g),
+                Remote::Unresolved(_) => {}
+            }
+        }
+        starts.sort_unstable();
+        starts.dedup();
+        refs.sort_unstable();
+        refs.dedup();
+        // The atoms of referenced members, each with the referenced groups it is in (a
+        // bit mask of `words` words over `refs`).
+        let words = refs.len().div_ceil(64).max(1);
+        let mut touched: Vec<u32> = Vec::new();
+        let mut masks: Vec<u64> = Vec::new();
+        for (p, &g) in refs.iter().enumerate() {
+            for &a in &members.by_group[g as usize] {
+                let slot = &mut members.slot[a as usize];
+                if *slot == u32::MAX {
+                    *slot = touched.len() as u32;
+                    touched.push(a);
+                    masks.extend(std::iter::repeat_n(0, words));
+                }
+                masks[*slot as usize * words + p / 64] |= 1 << (p % 64);
+            }
+        }
+        // Member classes: atoms of one interval with the same mask.
+        let mask = |t: u32| &masks[t as usize * words..(t as usize + 1) * words];
+        let mut table: hashbrown::HashTable<u32> = hashbrown::HashTable::new();
+        // Per member class: its interval, the slot whose mask it has, its atoms.
+        let mut found: Vec<(usize, u32, Vec<u32>)> = Vec::new();
+        let hash = |iv: usize, m: &[u64]| {
+            use std::hash::BuildHasher;
+            rustc_hash::FxBuildHasher.hash_one((iv, m))
+        };
+        // The touched atoms by lowest address (atoms are numbered in that order), and the
+        // interval each lies in.
+        let mut iv = 0;
+        for (a, &t) in members.slot.iter().enumerate() {
+            if t == u32::MAX {
+                continue;
+            }
+            let a = a as u32;
+            let low = members.atoms[a as usize][0];
+            while starts.get(iv + 1).is_some_and(|&s| s <= low) {
+                iv += 1;
+            }
+            let h = hash(iv, mask(t));
+            let hit = table.find(h, |&c| {
+                let (civ, ct, _) = &found[c as usize];
+                *civ == iv && mask(*ct) == mask(t)
+            });
+            match hit {
+                Some(&c) => found[c as usize].2.push(a),
+                None => {
+                    let c = found.len() as u32;
+                    found.push((iv, t, vec![a]));
+                    table.insert_unique(h, c, |&c| {
+                        let (civ, ct, _) = &found[c as usize];
+                        hash(*civ, mask(*ct))
+                    });
+                }
+            }
+        }
+        // Number the classes interval by interval: the rest first (when it holds an
+        // address), then the member classes by lowest address.
+        let mut per_interval: Vec<Vec<u32>> = vec![Vec::new(); starts.len()];
+        for (c, (iv, _, _)) in found.iter().enumerate() {
+            per_interval[*iv].push(c as u32);
+        }
+        let mut classes: Vec<Class> = Vec::with_capacity(starts.len() + found.len());
+        let mut first: Vec<u32> = Vec::with_capacity(starts.len() + 1);
+        let mut groups: HashMap<u32, Set> = HashMap::new();
+        let mut atoms_of: Vec<Option<Vec<u32>>> = found
+            .iter_mut()
+            .map(|f| Some(std::mem::take(&mut f.2)))
+            .collect();
+        for (iv, cs) in per_interval.iter().enumerate() {
+            first.push(classes.len() as u32);
+            let lo = starts[iv];
+            let hi = starts.get(iv + 1).map_or(max, |&n| n - 1);
+            let except: Vec<u32> = cs
+                .iter()
+                .flat_map(|&c| atoms_of[c as usize].iter().flatten().copied())
+                .collect();
+            let taken: u128 = except
+                .iter()
+                .map(|&a| members.atoms[a as usize].len() as u128)
+                .sum();
+            if hi - lo >= taken {
+                classes.push(Class::Rest { lo, hi, except });
+            }
+            for &c in cs {
+                let id = classes.len() as u128;
+                let m = mask(found[c as usize].1);
+                for (p, &g) in refs.iter().enumerate() {
+                    if m[p / 64] & (1 << (p % 64)) != 0 {
+                        let runs = groups.entry(g).or_default();
+                        match runs.last_mut() {
+                            Some(last) if last.1 + 1 == id => last.1 = id,
+                            _ => runs.push((id, id)),
+                        }
+                    }
+                }
+                classes.push(Class::Members(
+                    atoms_of[c as usize].take().unwrap_or_default(),
+                ));
+            }
+        }
+        first.push(classes.len() as u32);
+        for &a in &touched {
+            members.slot[a as usize] = u32::MAX;
+        }
+        Classes {
+            starts,
+            first,
+            classes,
+            groups,
+        }
+    }
+
+    /// The largest class id.
+    fn last(&self) -> u128 {
+        self.classes.len() as u128 - 1
+    }
+
+    /// A remote set as class ids (unresolved references: every class).
+    fn ids(&self, remote: &Remote) -> Set {
+        match remote {
+            Remote::Blocks(set) => {
+                let mut out: Set = Vec::new();
+                for &(lo, hi) in set.iter() {
+                    let a = self.starts.partition_point(|&s| s <= lo) - 1;
+                    let b = self.starts.partition_point(|&s| s <= hi) - 1;
+                    let (from, to) = (self.first[a], self.first[b + 1]);
+                    if to > from {
+                        let run = (u128::from(from), u128::from(to) - 1);
+                        match out.last_mut() {
+                            Some(last) if last.1 + 1 >= run.0 => last.1 = last.1.max(run.1),
+                            _ => out.push(run),
+                        }
+                    }
+                }
+                out
+            }
+            Remote::Members(g) => self.groups.get(g).cloned().unwrap_or_default(),
+            Remote::Unresolved(_) => vec![(0, self.last())],
+        }
+    }
+
+    /// The addresses of a set of class ids, as sorted intervals.
+    fn addresses(&self, ids: &Set, members: &Members) -> Set {
+        let mut out: Set = Vec::new();
+        for &(lo, hi) in ids {
+            for id in lo..=hi {
+                match &self.classes[id as usize] {
+                    Class::Rest { lo, hi, except } => {
+                        let mut taken: Vec<u128> = except
+                            .iter()
+                            .flat_map(|&a| members.atoms[a as usize].iter().copied())
+                            .collect();
+                        taken.sort_unstable();
+                        let mut at = Some(*lo);
+                        for v in taken {
+                            if let Some(from) = at.filter(|&f| f < v) {
+                                out.push((from, v - 1));
+                            }
+                            at = v.checked_add(1);
+                        }
+                        if let Some(from) = at.filter(|&f| f <= *hi) {
+                            out.push((from, *hi));
+                        }
+                    }
+                    Class::Members(atoms) => out.extend(
+                        atoms
+                            .iter()
+                            .flat_map(|&a| members.atoms[a as usize].iter().map(|&v| (v, v))),
+                    ),
+                }
+            }
+        }
+        dd::normalize(out)
+    }
 }
 
 #[cfg(test)]
