@@ -59,9 +59,9 @@ struct Node {
     edges: Rc<[(u128, Id)]>,
 }
 
-fn hash(node: &Node) -> u64 {
+fn hash(field: u8, edges: &[(u128, Id)]) -> u64 {
     use std::hash::BuildHasher;
-    rustc_hash::FxBuildHasher.hash_one(node)
+    rustc_hash::FxBuildHasher.hash_one((field, edges))
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
@@ -121,20 +121,24 @@ impl Dd {
         if edges.len() == 1 {
             return Ok(edges[0].1);
         }
-        let node = Node {
-            field: field as u8,
-            edges: Rc::from(edges),
-        };
-        let h = hash(&node);
+        let field = field as u8;
+        let h = hash(field, &edges);
         let nodes = &self.nodes;
-        if let Some(&id) = self.unique.find(h, |&id| nodes[id as usize] == node) {
+        let same = |&id: &Id| {
+            let n = &nodes[id as usize];
+            n.field == field && *n.edges == *edges
+        };
+        if let Some(&id) = self.unique.find(h, same) {
             return Ok(id);
         }
         if self.nodes.len() >= self.limit {
             return Err(Limit);
         }
         let id = self.nodes.len() as Id;
-        self.nodes.push(node);
+        self.nodes.push(Node {
+            field,
+            edges: Rc::from(edges),
+        });
         self.hashes.push(h);
         let hashes = &self.hashes;
         self.unique.insert_unique(h, id, |&i| hashes[i as usize]);
@@ -285,16 +289,14 @@ impl Dd {
         }
         let (fa, fb) = (self.field(a), self.field(b));
         let f = fa.min(fb);
-        let ea: Rc<[(u128, Id)]> = if fa == f {
-            self.nodes[a as usize].edges.clone()
-        } else {
-            Rc::from([(0u128, a)])
-        };
-        let eb: Rc<[(u128, Id)]> = if fb == f {
-            self.nodes[b as usize].edges.clone()
-        } else {
-            Rc::from([(0u128, b)])
-        };
+        // A node of a later field is one edge over this field's whole domain.
+        let (lift_a, lift_b) = ([(0u128, a)], [(0u128, b)]);
+        let (node_a, node_b) = (
+            (fa == f).then(|| self.nodes[a as usize].edges.clone()),
+            (fb == f).then(|| self.nodes[b as usize].edges.clone()),
+        );
+        let ea: &[(u128, Id)] = node_a.as_deref().unwrap_or(&lift_a);
+        let eb: &[(u128, Id)] = node_b.as_deref().unwrap_or(&lift_b);
         let mut edges: Vec<(u128, Id)> = Vec::with_capacity(ea.len() + eb.len());
         let (mut i, mut j) = (0, 0);
         let mut lo = 0u128;

@@ -1121,6 +1121,8 @@ pub fn cidrs(family: Family, lo: u128, hi: u128) -> Vec<Cidr> {
 struct Members {
     /// Per atom: its addresses, sorted (atoms in the order of their lowest address).
     atoms: Vec<Vec<u128>>,
+    /// Per atom: its lowest address.
+    lows: Vec<u128>,
     /// Per member group (see [`Ctx::member_index`]): the atoms of its members.
     by_group: Vec<Vec<u32>>,
     /// Scratch for [`Classes::build`]: per atom, its slot among the atoms a set touches
@@ -1160,6 +1162,10 @@ impl Members {
         }
         let slot = vec![u32::MAX; atoms.len()];
         Members {
+            lows: atoms
+                .iter()
+                .map(|a| a.first().copied().unwrap_or(0))
+                .collect(),
             atoms,
             by_group,
             slot,
@@ -1264,7 +1270,7 @@ impl Classes {
                 continue;
             }
             let a = a as u32;
-            let low = members.atoms[a as usize][0];
+            let low = members.lows[a as usize];
             while starts.get(iv + 1).is_some_and(|&s| s <= low) {
                 iv += 1;
             }
