@@ -331,8 +331,6 @@ struct SetDiff<'s> {
 pub(crate) struct Ctx<'a> {
     pub state: &'a State,
     pub dd: [Dd; 2],
-    /// Per group: its members' private addresses as host intervals, per family.
-    members: HashMap<&'a GroupId, [Rc<Set>; 2]>,
     /// Groups with members, numbered (the member groups of [`Members`]).
     member_index: HashMap<&'a GroupId, u32>,
     /// Per family: the member addresses as atoms.
@@ -417,10 +415,7 @@ impl<'a> Ctx<'a> {
             Members::new(h4, &cuts[0], member_groups.len()),
             Members::new(h6, &cuts[1], member_groups.len()),
         ];
-        let members: HashMap<&GroupId, [Rc<Set>; 2]> = raw
-            .into_iter()
-            .map(|(g, [v4, v6])| (g, [Rc::new(dd::normalize(v4)), Rc::new(dd::normalize(v6))]))
-            .collect();
+
         let mut by_group: HashMap<(Direction, &GroupId), Vec<u32>> = HashMap::new();
         for (i, r) in state.rules.iter().enumerate() {
             by_group
@@ -439,7 +434,6 @@ impl<'a> Ctx<'a> {
         Ctx {
             state,
             dd,
-            members,
             member_index,
             addresses,
             groups: state.groups.iter().map(|g| &g.id).collect(),
@@ -702,8 +696,8 @@ impl<'a> Ctx<'a> {
         let groups = named
             .into_iter()
             .filter_map(|g| {
-                let m = self.members.get(&g)?;
-                (!m[f].is_empty()).then(|| (g, m[f].clone()))
+                let &m = self.member_index.get(&g)?;
+                classes.groups.contains_key(&m).then_some((g, m))
             })
             .collect();
         let sources = Sources {
@@ -845,8 +839,9 @@ impl<'a> Ctx<'a> {
         let known = src.read.borrow().get(&cube[dd::REMOTE]).cloned();
         let read = known.unwrap_or_else(|| {
             let ids = &cube[dd::REMOTE];
-            let addresses = src.classes.addresses(ids, &self.addresses[fam(family)]);
-            let (remote, except, excluded) = less_members(&addresses, &src.groups);
+            let members = &self.addresses[fam(family)];
+            let addresses = src.classes.addresses(ids, members);
+            let (remote, except, excluded) = less_members(ids, &addresses, src, members);
             let read = Rc::new(Readout {
                 remote: blocks(&remote),
                 except,
@@ -905,8 +900,9 @@ struct Sources<'s, 't> {
     set: &'s SetDiff<'t>,
     unresolved: &'s [String],
     /// Groups whose members the set's items name (inner access, group peers), with their
-    /// members in the set's family: remote sets are written as blocks less some of them.
-    groups: Vec<(GroupId, Rc<Set>)>,
+    /// members in the set's family (by member-group index): remote sets are written as
+    /// blocks less some of them.
+    groups: Vec<(GroupId, u32)>,
     /// What the remote field's values stand for.
     classes: &'s Classes,
     /// The addresses of the set's ENIs in its family (for witnesses).
@@ -1000,36 +996,46 @@ fn other(set: &Set, not: u128) -> Option<u128> {
     })
 }
 
-/// A remote set as blocks less the members of some groups, when that is much shorter:
-/// the groups named whose members all lie outside `set` are added back to it, and kept
-/// when the blocks covering the result are fewer than half as many. Exact either way:
-/// `set` = the blocks less those members.
+/// A remote set (`ids`, whose addresses are `set`) as blocks less the members of some
+/// groups, when that is much shorter: the groups named whose members all lie outside the
+/// set are added back to it, and kept when the blocks covering the result are fewer than
+/// half as many. Exact either way: `set` = the blocks less those members. Worked out on
+/// class ids, where a group's members are a few runs.
 fn less_members(
+    ids: &Set,
     set: &Set,
-    groups: &[(GroupId, Rc<Set>)],
+    src: &Sources<'_, '_>,
+    members: &Members,
 ) -> (Set, Vec<GroupId>, std::sync::Arc<Set>) {
     let none = || (set.clone(), Vec::new(), std::sync::Arc::new(Vec::new()));
     if set.len() < 8 {
         return none();
     }
-    let outside: Vec<&(GroupId, Rc<Set>)> = groups
+    let classes = src.classes;
+    let outside: Vec<&(GroupId, u32)> = src
+        .groups
         .iter()
-        .filter(|(_, m)| !dd::sets_meet(set, m))
+        .filter(|(_, g)| {
+            classes
+                .groups
+                .get(g)
+                .is_some_and(|runs| !dd::sets_meet(ids, runs))
+        })
         .collect();
     if outside.is_empty() {
         return none();
     }
-    let members = outside
-        .iter()
-        .fold(Vec::new(), |acc, (_, m)| dd::union(&acc, m));
-    let joined = dd::union(set, &members);
+    let theirs = outside.iter().fold(Vec::new(), |acc, (_, g)| {
+        dd::union(&acc, &classes.groups[g])
+    });
+    let joined = classes.addresses(&dd::union(ids, &theirs), members);
     if joined.len() * 2 > set.len() {
         return none();
     }
     (
         joined,
         outside.into_iter().map(|(g, _)| g.clone()).collect(),
-        std::sync::Arc::new(members),
+        std::sync::Arc::new(classes.addresses(&theirs, members)),
     )
 }
 
@@ -1123,6 +1129,8 @@ struct Members {
     atoms: Vec<Vec<u128>>,
     /// Per atom: its lowest address.
     lows: Vec<u128>,
+    /// Every member address with its atom, sorted.
+    sorted: Vec<(u128, u32)>,
     /// Per member group (see [`Ctx::member_index`]): the atoms of its members.
     by_group: Vec<Vec<u32>>,
     /// Scratch for [`Classes::build`]: per atom, its slot among the atoms a set touches
@@ -1139,6 +1147,7 @@ impl Members {
         let mut atoms: Vec<Vec<u128>> = Vec::new();
         let mut by_group: Vec<Vec<u32>> = vec![Vec::new(); groups];
         let mut index: HashMap<(usize, Vec<u32>), u32> = HashMap::new();
+        let mut sorted: Vec<(u128, u32)> = Vec::new();
         let mut k = 0;
         while k < hosts.len() {
             let addr = hosts[k].0;
@@ -1159,6 +1168,7 @@ impl Members {
                 atoms.push(Vec::new());
             }
             atoms[id as usize].push(addr);
+            sorted.push((addr, id));
         }
         let slot = vec![u32::MAX; atoms.len()];
         Members {
@@ -1166,25 +1176,12 @@ impl Members {
                 .iter()
                 .map(|a| a.first().copied().unwrap_or(0))
                 .collect(),
+            sorted,
             atoms,
             by_group,
             slot,
         }
     }
-}
-
-/// What one class of remote addresses holds.
-enum Class {
-    /// The addresses of the interval `lo..=hi` (between boundaries of the set's blocks)
-    /// that are members of none of the set's referenced groups: the interval less the
-    /// addresses of these atoms.
-    Rest {
-        lo: u128,
-        hi: u128,
-        except: Vec<u32>,
-    },
-    /// The member addresses of these atoms (one interval, the same referenced groups).
-    Members(Vec<u32>),
 }
 
 /// One group set's remote addresses as classes: addresses that every rule, grant and
@@ -1198,7 +1195,14 @@ pub(crate) struct Classes {
     starts: Vec<u128>,
     /// Per interval: its first class id; then the number of classes.
     first: Vec<u32>,
-    classes: Vec<Class>,
+    /// Per interval: whether its first class is its rest (the addresses that are members
+    /// of no referenced group; the other classes hold members of the same referenced
+    /// groups each).
+    rest: Vec<bool>,
+    /// Per atom: its class (`u32::MAX`: the rest of its interval).
+    atom_class: Vec<u32>,
+    /// The family's largest address.
+    max: u128,
     /// Per referenced member group: its members' classes, as runs of ids.
     groups: HashMap<u32, Set>,
 }
@@ -1297,30 +1301,30 @@ impl Classes {
         for (c, (iv, _, _)) in found.iter().enumerate() {
             per_interval[*iv].push(c as u32);
         }
-        let mut classes: Vec<Class> = Vec::with_capacity(starts.len() + found.len());
+        let mut count: u32 = 0;
         let mut first: Vec<u32> = Vec::with_capacity(starts.len() + 1);
+        let mut rest: Vec<bool> = Vec::with_capacity(starts.len());
         let mut groups: HashMap<u32, Set> = HashMap::new();
-        let mut atoms_of: Vec<Option<Vec<u32>>> = found
-            .iter_mut()
-            .map(|f| Some(std::mem::take(&mut f.2)))
-            .collect();
+        let mut atom_class = vec![u32::MAX; members.atoms.len()];
         for (iv, cs) in per_interval.iter().enumerate() {
-            first.push(classes.len() as u32);
+            first.push(count);
             let lo = starts[iv];
             let hi = starts.get(iv + 1).map_or(max, |&n| n - 1);
-            let except: Vec<u32> = cs
+            let taken: u128 = cs
                 .iter()
-                .flat_map(|&c| atoms_of[c as usize].iter().flatten().copied())
-                .collect();
-            let taken: u128 = except
-                .iter()
+                .flat_map(|&c| &found[c as usize].2)
                 .map(|&a| members.atoms[a as usize].len() as u128)
                 .sum();
+            // The rest holds an address when the members do not fill the interval.
+            rest.push(hi - lo >= taken);
             if hi - lo >= taken {
-                classes.push(Class::Rest { lo, hi, except });
+                count += 1;
             }
             for &c in cs {
-                let id = classes.len() as u128;
+                for &a in &found[c as usize].2 {
+                    atom_class[a as usize] = count;
+                }
+                let id = u128::from(count);
                 let m = mask(found[c as usize].1);
                 for (p, &g) in refs.iter().enumerate() {
                     if m[p / 64] & (1 << (p % 64)) != 0 {
@@ -1331,26 +1335,26 @@ impl Classes {
                         }
                     }
                 }
-                classes.push(Class::Members(
-                    atoms_of[c as usize].take().unwrap_or_default(),
-                ));
+                count += 1;
             }
         }
-        first.push(classes.len() as u32);
+        first.push(count);
         for &a in &touched {
             members.slot[a as usize] = u32::MAX;
         }
         Classes {
             starts,
             first,
-            classes,
+            rest,
+            atom_class,
+            max,
             groups,
         }
     }
 
     /// The largest class id.
     fn last(&self) -> u128 {
-        self.classes.len() as u128 - 1
+        u128::from(self.first[self.first.len() - 1]) - 1
     }
 
     /// A remote set as class ids (unresolved references: every class).
@@ -1377,44 +1381,154 @@ impl Classes {
         }
     }
 
-    /// The addresses of a set of class ids, as sorted intervals.
+    /// The addresses of a set of class ids, as sorted intervals: whole intervals where
+    /// every class of one is in, else a walk over the interval's member addresses.
     fn addresses(&self, ids: &Set, members: &Members) -> Set {
-        let mut out: Set = Vec::new();
+        let mut inside = vec![false; self.first[self.first.len() - 1] as usize];
         for &(lo, hi) in ids {
-            for id in lo..=hi {
-                match &self.classes[id as usize] {
-                    Class::Rest { lo, hi, except } => {
-                        let mut taken: Vec<u128> = except
-                            .iter()
-                            .flat_map(|&a| members.atoms[a as usize].iter().copied())
-                            .collect();
-                        taken.sort_unstable();
-                        let mut at = Some(*lo);
-                        for v in taken {
-                            if let Some(from) = at.filter(|&f| f < v) {
-                                out.push((from, v - 1));
-                            }
-                            at = v.checked_add(1);
-                        }
-                        if let Some(from) = at.filter(|&f| f <= *hi) {
-                            out.push((from, *hi));
-                        }
-                    }
-                    Class::Members(atoms) => out.extend(
-                        atoms
-                            .iter()
-                            .flat_map(|&a| members.atoms[a as usize].iter().map(|&v| (v, v))),
-                    ),
+            inside[lo as usize..=hi as usize].fill(true);
+        }
+        let mut out: Set = Vec::new();
+        let push = |out: &mut Set, lo: u128, hi: u128| match out.last_mut() {
+            Some(last) if last.1.checked_add(1) == Some(lo) => last.1 = hi,
+            _ => out.push((lo, hi)),
+        };
+        for iv in 0..self.starts.len() {
+            let these = &inside[self.first[iv] as usize..self.first[iv + 1] as usize];
+            if !these.contains(&true) {
+                continue;
+            }
+            let lo = self.starts[iv];
+            let hi = self.starts.get(iv + 1).map_or(self.max, |&n| n - 1);
+            if !these.contains(&false) {
+                push(&mut out, lo, hi);
+                continue;
+            }
+            // The rest is what lies between the members of referenced groups.
+            let rest_in = self.rest[iv] && these[0];
+            let from = members.sorted.partition_point(|&(a, _)| a < lo);
+            // The first address not yet passed (none past the family's last).
+            let mut at = Some(lo);
+            for &(a, atom) in members.sorted[from..].iter().take_while(|e| e.0 <= hi) {
+                let class = self.atom_class[atom as usize];
+                let is_in = if class == u32::MAX {
+                    rest_in
+                } else {
+                    inside[class as usize]
+                };
+                if let Some(next) = at.filter(|&n| rest_in && a > n) {
+                    push(&mut out, next, a - 1);
                 }
+                if is_in {
+                    push(&mut out, a, a);
+                }
+                at = a.checked_add(1);
+            }
+            if let Some(next) = at.filter(|&n| rest_in && n <= hi) {
+                push(&mut out, next, hi);
             }
         }
-        dd::normalize(out)
+        out
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The addresses a set of values holds, one by one.
+    fn points(set: &Set, max: u128) -> Vec<bool> {
+        (0..=max)
+            .map(|v| set.iter().any(|&(lo, hi)| lo <= v && v <= hi))
+            .collect()
+    }
+
+    /// Class ids stand for exactly the addresses of the remote sets they were built from,
+    /// and set operations on ids are the same operations on addresses.
+    #[test]
+    fn classes_stand_for_exactly_their_addresses() {
+        let max = 63u128;
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut rnd = |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        for _ in 0..300 {
+            let groups = 4usize;
+            let hosts: Vec<(u128, u32)> = (0..rnd(40))
+                .map(|_| (u128::from(rnd(64)), rnd(groups as u64) as u32))
+                .collect();
+            let blocks: Vec<Set> = (0..rnd(4))
+                .map(|_| {
+                    let a = u128::from(rnd(64));
+                    let b = u128::from(rnd(64));
+                    dd::normalize(vec![(a.min(b), a.max(b))])
+                })
+                .collect();
+            let mut cuts: Vec<u128> = blocks
+                .iter()
+                .flatten()
+                .flat_map(|&(lo, hi)| [lo, hi + 1])
+                .filter(|&c| c <= max)
+                .collect();
+            // Boundaries the set's items do not use split atoms, never classes.
+            cuts.push(u128::from(rnd(64)));
+            cuts.sort_unstable();
+            cuts.dedup();
+            let mut members = Members::new(hosts.clone(), &cuts, groups);
+            let mut remotes: Vec<Remote> = blocks
+                .iter()
+                .map(|b| Remote::Blocks(Rc::new(b.clone())))
+                .collect();
+            for g in 0..groups as u32 {
+                if rnd(3) > 0 {
+                    remotes.push(Remote::Members(g));
+                }
+            }
+            let refs: Vec<&Remote> = remotes.iter().collect();
+            let classes = Classes::build(&mut members, &refs, max);
+            let real = |r: &Remote| -> Vec<bool> {
+                match r {
+                    Remote::Blocks(b) => points(b, max),
+                    Remote::Members(g) => (0..=max).map(|v| hosts.contains(&(v, *g))).collect(),
+                    Remote::Unresolved(_) => vec![true; max as usize + 1],
+                }
+            };
+            let all = vec![(0, classes.last())];
+            for a in &remotes {
+                let ids = classes.ids(a);
+                assert_eq!(points(&classes.addresses(&ids, &members), max), real(a));
+                let not_a: Set = {
+                    let mut d = Dd::new(max, 1 << 16);
+                    d.max[dd::REMOTE] = classes.last();
+                    let full: Cube = std::array::from_fn(|k| vec![(0, d.max[k])]);
+                    let mut c = full.clone();
+                    c[dd::REMOTE] = ids.clone();
+                    let x = d.cube(&c).unwrap();
+                    let y = d.and_not(TRUE, x).unwrap();
+                    d.products(y, 100)
+                        .unwrap()
+                        .into_iter()
+                        .flat_map(|c| c[dd::REMOTE].clone())
+                        .collect()
+                };
+                let expect: Vec<bool> = real(a).iter().map(|b| !b).collect();
+                assert_eq!(points(&classes.addresses(&not_a, &members), max), expect);
+                for b in &remotes {
+                    let u = dd::union(&ids, &classes.ids(b));
+                    let expect: Vec<bool> =
+                        real(a).iter().zip(real(b)).map(|(x, y)| *x || y).collect();
+                    assert_eq!(points(&classes.addresses(&u, &members), max), expect);
+                }
+            }
+            assert_eq!(
+                points(&classes.addresses(&all, &members), max),
+                vec![true; max as usize + 1]
+            );
+        }
+    }
 
     #[test]
     fn cidr_cover_is_minimal_and_exact() {
