@@ -335,6 +335,9 @@ pub(crate) struct Ctx<'a> {
     member_index: HashMap<&'a GroupId, u32>,
     /// Per family: the member addresses as atoms.
     addresses: [Members; 2],
+    /// Per family and list of member groups: their members' addresses (regions share
+    /// them for `Region::contains`).
+    excluded: std::cell::RefCell<HashMap<(usize, Vec<u32>), std::sync::Arc<Set>>>,
     groups: HashSet<&'a GroupId>,
     group_index: HashMap<&'a GroupId, u32>,
     prefix_lists: HashMap<&'a str, &'a crate::model::PrefixList>,
@@ -436,6 +439,7 @@ impl<'a> Ctx<'a> {
             dd,
             member_index,
             addresses,
+            excluded: Default::default(),
             groups: state.groups.iter().map(|g| &g.id).collect(),
             group_index: state
                 .groups
@@ -841,7 +845,16 @@ impl<'a> Ctx<'a> {
             let ids = &cube[dd::REMOTE];
             let members = &self.addresses[fam(family)];
             let addresses = src.classes.addresses(ids, members);
-            let (remote, except, excluded) = less_members(ids, &addresses, src, members);
+            let of_groups = |groups: Vec<u32>| {
+                let key = (fam(family), groups);
+                let known = self.excluded.borrow().get(&key).cloned();
+                known.unwrap_or_else(|| {
+                    let set = std::sync::Arc::new(members.of_groups(&key.1));
+                    self.excluded.borrow_mut().insert(key, set.clone());
+                    set
+                })
+            };
+            let (remote, except, excluded) = less_members(ids, &addresses, src, members, of_groups);
             let read = Rc::new(Readout {
                 remote: blocks(&remote),
                 except,
@@ -1006,6 +1019,7 @@ fn less_members(
     set: &Set,
     src: &Sources<'_, '_>,
     members: &Members,
+    of_groups: impl FnOnce(Vec<u32>) -> std::sync::Arc<Set>,
 ) -> (Set, Vec<GroupId>, std::sync::Arc<Set>) {
     let none = || (set.clone(), Vec::new(), std::sync::Arc::new(Vec::new()));
     if set.len() < 8 {
@@ -1032,10 +1046,11 @@ fn less_members(
     if joined.len() * 2 > set.len() {
         return none();
     }
+    let excluded = of_groups(outside.iter().map(|(_, g)| *g).collect());
     (
         joined,
         outside.into_iter().map(|(g, _)| g.clone()).collect(),
-        std::sync::Arc::new(classes.addresses(&theirs, members)),
+        excluded,
     )
 }
 
@@ -1181,6 +1196,22 @@ impl Members {
             by_group,
             slot,
         }
+    }
+
+    /// The addresses of the members of some member groups, as sorted intervals.
+    fn of_groups(&self, groups: &[u32]) -> Set {
+        let mut atoms: Vec<u32> = groups
+            .iter()
+            .flat_map(|&g| self.by_group[g as usize].iter().copied())
+            .collect();
+        atoms.sort_unstable();
+        atoms.dedup();
+        dd::normalize(
+            atoms
+                .iter()
+                .flat_map(|&a| self.atoms[a as usize].iter().map(|&v| (v, v)))
+                .collect(),
+        )
     }
 }
 
