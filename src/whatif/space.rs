@@ -327,6 +327,9 @@ struct SetDiff<'s> {
     gone: &'s [bool],
 }
 
+/// Per family and list of member groups: their members' addresses.
+type Excluded = HashMap<(usize, Vec<u32>), std::sync::Arc<Set>>;
+
 /// What the diff and lint share: the state indexed once, and one diagram store per family.
 pub(crate) struct Ctx<'a> {
     pub state: &'a State,
@@ -337,7 +340,7 @@ pub(crate) struct Ctx<'a> {
     addresses: [Members; 2],
     /// Per family and list of member groups: their members' addresses (regions share
     /// them for `Region::contains`).
-    excluded: std::cell::RefCell<HashMap<(usize, Vec<u32>), std::sync::Arc<Set>>>,
+    excluded: std::cell::RefCell<Excluded>,
     groups: HashSet<&'a GroupId>,
     group_index: HashMap<&'a GroupId, u32>,
     prefix_lists: HashMap<&'a str, &'a crate::model::PrefixList>,
