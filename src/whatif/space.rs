@@ -30,8 +30,12 @@
 //! A rule whose peer the state cannot resolve (a prefix list absent or without entries, a
 //! group no export describes and no ENI carries) may match nothing or everything of its
 //! family (SEMANTICS 3.1). Where its group set holds such a rule the diff is computed under
-//! both readings; headers whose change is the same under both are reported as usual, the
-//! others in regions that name the references in `unresolved`.
+//! the readings "all match nothing", "all match everything" and, with two references or
+//! more, "this one matches everything, the others nothing" for each (the engines' reading:
+//! a verdict is unknown when one reference on its own could change it). Headers whose
+//! change is the same under every reading are reported as usual, the others in regions
+//! that name the references in `unresolved`; changes that only a reading other than
+//! "nothing" makes have the reason `unresolved`.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -603,13 +607,13 @@ impl<'a> Ctx<'a> {
         self.universe[f]
     }
 
-    /// The headers accepted by the first matching item (or the fallback), reading
-    /// unresolved items as matching everything when `all`.
+    /// The headers accepted by the first matching item (or the fallback), with the
+    /// unresolved references read as `reading` says.
     pub fn accepted(
         &mut self,
         items: &[&Item],
         fallback: Action,
-        all: bool,
+        reading: Reading<'_>,
         f: usize,
     ) -> Result<Id, Limit> {
         let d = &mut self.dd[f];
@@ -619,8 +623,9 @@ impl<'a> Ctx<'a> {
             FALSE
         };
         for it in items.iter().rev() {
-            let m = match (&it.unresolved, all) {
-                (Some((_, n)), true) => *n,
+            let m = match (&it.unresolved, reading) {
+                (Some((_, n)), Reading::All) => *n,
+                (Some((name, n)), Reading::Only(x)) if name == x => *n,
                 _ => it.node,
             };
             if m == FALSE {
@@ -661,27 +666,43 @@ impl<'a> Ctx<'a> {
             .iter()
             .filter_map(|it| it.unresolved.as_ref().map(|u| u.0.clone()))
             .collect();
-        // Where the change is not the same under both readings of unresolved references:
-        // the verdict before or after differs between "matches nothing" and "matches
-        // everything of the family".
+        // Where the change is not the same under every reading of the unresolved
+        // references: the verdict before or after differs between "they match nothing"
+        // and another reading. The readings are all of them matching everything of the
+        // family, and (with two references or more) each on its own, as the engines read
+        // them (SEMANTICS 3.1).
         let mut doubt = FALSE;
         let mut extra = [FALSE; 2];
         if !unresolved.is_empty() {
+            let mut names: Vec<&str> = unresolved.iter().map(String::as_str).collect();
+            names.sort_unstable();
+            names.dedup();
+            let mut readings = vec![Reading::All];
+            if names.len() > 1 {
+                readings.extend(names.iter().map(|&n| Reading::Only(n)));
+            }
             let all: Vec<&Item> = items.iter().collect();
             let kept: Vec<&Item> = items.iter().filter(|it| !gone(it)).collect();
-            let bn = self.accepted(&all, fallback, false, f)?;
-            let an = self.accepted(&kept, fallback, false, f)?;
-            let ba = self.accepted(&all, fallback, true, f)?;
-            let aa = self.accepted(&kept, fallback, true, f)?;
-            let d = &mut self.dd[f];
-            let xb = xor(d, bn, ba)?;
-            let xa = xor(d, an, aa)?;
-            doubt = d.or(xb, xa)?;
-            // Changes only the reading "everything" makes, by their action before.
-            let cn = xor(d, bn, an)?;
-            let ca = xor(d, ba, aa)?;
-            let only = d.and_not(ca, cn)?;
-            extra = [d.and(only, ba)?, d.and_not(only, ba)?];
+            let bn = self.accepted(&all, fallback, Reading::Nothing, f)?;
+            let an = self.accepted(&kept, fallback, Reading::Nothing, f)?;
+            let cn = xor(&mut self.dd[f], bn, an)?;
+            for reading in readings {
+                let b = self.accepted(&all, fallback, reading, f)?;
+                let a = self.accepted(&kept, fallback, reading, f)?;
+                let d = &mut self.dd[f];
+                let xb = xor(d, bn, b)?;
+                let xa = xor(d, an, a)?;
+                let x = d.or(xb, xa)?;
+                doubt = d.or(doubt, x)?;
+                // Changes that only other readings make, by their action before under
+                // the first reading (in this order) that makes them.
+                let c = xor(d, b, a)?;
+                let seen = d.or(extra[0], extra[1])?;
+                let seen = d.or(seen, cn)?;
+                let only = d.and_not(c, seen)?;
+                let (accepted, dropped) = (d.and(only, b)?, d.and_not(only, b)?);
+                extra = [d.or(extra[0], accepted)?, d.or(extra[1], dropped)?];
+            }
         }
         let mut named: Vec<GroupId> = Vec::new();
         for it in items {
@@ -896,6 +917,17 @@ impl<'a> Ctx<'a> {
             unresolved,
         }
     }
+}
+
+/// How unresolved references (SEMANTICS 3.1) are read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Reading<'r> {
+    /// They match nothing.
+    Nothing,
+    /// They all match every address of the family.
+    All,
+    /// This one matches every address of the family, the others nothing.
+    Only(&'r str),
 }
 
 /// Why a diff stopped early.
