@@ -18,10 +18,14 @@
 //!
 //! # Cost
 //!
-//! A rule's diagram is built once per family (group references resolve once per group);
-//! the earlier rules' union is built pairwise, so a group whose rules each narrow a
-//! different field costs a few nodes per rule instead of (rules per field)^fields pieces.
-//! ENIs sharing a group set share everything. [`Config::max_nodes`] and
+//! Member addresses are grouped once per state into atoms (addresses on ENIs of the same
+//! groups, between the same block boundaries). Per group set, the remote field counts
+//! classes of addresses that the set's rules treat alike (built from the atoms), so a group
+//! reference is a few runs of class ids rather than one interval per member, and a rule is
+//! a chain of at most five nodes. The earlier rules' union is built pairwise, so a group
+//! whose rules each narrow a different field costs a few nodes per rule instead of (rules
+//! per field)^fields pieces. ENIs with the same set of groups (in any order of attachment)
+//! share everything. [`Config::max_nodes`] and
 //! [`Config::max_regions`] bound the work: past them the answer says it is incomplete
 //! ([`Diff::complete`]) and how far it got, rather than running unbounded.
 //!
