@@ -100,7 +100,7 @@ pub struct Args {
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "1000,2000,4000,8000,16000"
+        default_value = "1000,2000,4000,8000,16000,32000,64000,100000"
     )]
     space_enis: Vec<usize>,
     /// The flow-log what-if on this folder (or file) of flow logs instead: read by the
@@ -118,6 +118,10 @@ pub struct Args {
     /// of the same columns on the same Parquet files, and prints the ratios.
     #[arg(long, value_name = "PYTHON", requires = "flowlogs")]
     duckdb: Option<PathBuf>,
+    /// Largest ENI count of the `--space` fleet curve at which lint is timed too (above
+    /// it, the diff only).
+    #[arg(long, default_value_t = 100_000, value_name = "N")]
+    space_lint_enis: usize,
     /// Write the `--space` workloads the targets name (as snapshots, with their
     /// revoke requests) into this folder instead of timing them.
     #[arg(long, value_name = "DIR", requires = "space")]
@@ -172,29 +176,35 @@ fn space(args: &Args) -> anyhow::Result<Exit> {
         emit(dir)?;
         return Ok(Exit::Ok);
     }
-    let point = |state: &State, removed: &[sgsim::model::RuleId]| -> anyhow::Result<Value> {
+    let point = |state: &State,
+                 removed: &[sgsim::model::RuleId],
+                 with_lint: bool|
+     -> anyhow::Result<Value> {
         let mut diff = None;
         let diff_s = timed(args.repeat, || {
             diff = Some(space::revoke_diff(state, removed))
         });
         let diff = diff.ok_or_else(|| anyhow::anyhow!("no run"))??;
-        let mut found = None;
-        let lint_s = timed(args.repeat, || found = Some(lint::lint(state)));
-        let found = found.ok_or_else(|| anyhow::anyhow!("no run"))??;
-        Ok(json!({
+        let mut p = json!({
             "diff_ms": round(diff_s * 1e3),
             "regions": diff.regions.len(),
             "complete": diff.complete,
-            "lint_ms": round(lint_s * 1e3),
-            "findings": found.findings.len(),
-            "lint_complete": found.complete,
-        }))
+        });
+        if with_lint {
+            let mut found = None;
+            let lint_s = timed(args.repeat, || found = Some(lint::lint(state)));
+            let found = found.ok_or_else(|| anyhow::anyhow!("no run"))??;
+            p["lint_ms"] = json!(round(lint_s * 1e3));
+            p["findings"] = json!(found.findings.len());
+            p["lint_complete"] = json!(found.complete);
+        }
+        Ok(p)
     };
     for shape in FieldShape::ALL {
         for &rules in &args.space_rules {
             let k = shape.k_for(rules);
             let state = field_state(shape, k);
-            let mut p = point(&state, &["sgr-catch-all".into()])?;
+            let mut p = point(&state, &["sgr-catch-all".into()], true)?;
             p["shape"] = serde_json::to_value(shape)?;
             p["rules"] = json!(state.rules.len());
             println!("{p}");
@@ -202,7 +212,7 @@ fn space(args: &Args) -> anyhow::Result<Exit> {
     }
     for &enis in &args.space_enis {
         let state = fleet_state(enis, args.seed);
-        let mut p = point(&state, &["sgr-00-0".into()])?;
+        let mut p = point(&state, &["sgr-00-0".into()], enis <= args.space_lint_enis)?;
         p["shape"] = json!("fleet");
         p["enis"] = json!(enis);
         p["group_sets"] = json!(sgsim_sets(&state));
@@ -211,12 +221,18 @@ fn space(args: &Args) -> anyhow::Result<Exit> {
     Ok(Exit::Ok)
 }
 
-/// Distinct group sets of a state's ENIs.
+/// Distinct group sets of a state's ENIs (as the diff and lint group them: whatever the
+/// order of attachment).
 fn sgsim_sets(state: &State) -> usize {
     state
         .enis
         .iter()
-        .map(|e| &e.groups)
+        .map(|e| {
+            let mut g: Vec<_> = e.groups.iter().collect();
+            g.sort_unstable();
+            g.dedup();
+            g
+        })
         .collect::<std::collections::HashSet<_>>()
         .len()
 }

@@ -59,9 +59,9 @@ struct Node {
     edges: Rc<[(u128, Id)]>,
 }
 
-fn hash(node: &Node) -> u64 {
+fn hash(field: u8, edges: &[(u128, Id)]) -> u64 {
     use std::hash::BuildHasher;
-    rustc_hash::FxBuildHasher.hash_one(node)
+    rustc_hash::FxBuildHasher.hash_one((field, edges))
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
@@ -87,7 +87,7 @@ pub(crate) struct Dd {
 
 impl Dd {
     /// A store for headers whose addresses go up to `addr_max`.
-    pub fn new(addr_max: u128, limit: usize) -> Dd {
+    pub(crate) fn new(addr_max: u128, limit: usize) -> Dd {
         let terminal = |field| Node {
             field,
             edges: Rc::from([]),
@@ -104,7 +104,7 @@ impl Dd {
     }
 
     /// Nodes held.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.nodes.len()
     }
 
@@ -121,20 +121,24 @@ impl Dd {
         if edges.len() == 1 {
             return Ok(edges[0].1);
         }
-        let node = Node {
-            field: field as u8,
-            edges: Rc::from(edges),
-        };
-        let h = hash(&node);
+        let field = field as u8;
+        let h = hash(field, &edges);
         let nodes = &self.nodes;
-        if let Some(&id) = self.unique.find(h, |&id| nodes[id as usize] == node) {
+        let same = |&id: &Id| {
+            let n = &nodes[id as usize];
+            n.field == field && *n.edges == *edges
+        };
+        if let Some(&id) = self.unique.find(h, same) {
             return Ok(id);
         }
         if self.nodes.len() >= self.limit {
             return Err(Limit);
         }
         let id = self.nodes.len() as Id;
-        self.nodes.push(node);
+        self.nodes.push(Node {
+            field,
+            edges: Rc::from(edges),
+        });
         self.hashes.push(h);
         let hashes = &self.hashes;
         self.unique.insert_unique(h, id, |&i| hashes[i as usize]);
@@ -142,14 +146,14 @@ impl Dd {
     }
 
     /// A point to go back to with [`Dd::rollback`].
-    pub fn checkpoint(&self) -> usize {
+    pub(crate) fn checkpoint(&self) -> usize {
         self.nodes.len()
     }
 
     /// Forgets every node made since `checkpoint` (their ids must no longer be used), and
     /// the cached operations that involve them: what one group set computed is garbage
     /// once its answer is read out.
-    pub fn rollback(&mut self, checkpoint: usize) {
+    pub(crate) fn rollback(&mut self, checkpoint: usize) {
         if checkpoint >= self.nodes.len() {
             return;
         }
@@ -199,7 +203,7 @@ impl Dd {
     }
 
     /// The product of the field sets (an empty field set gives the empty set).
-    pub fn cube(&mut self, cube: &Cube) -> Result<Id, Limit> {
+    pub(crate) fn cube(&mut self, cube: &Cube) -> Result<Id, Limit> {
         if cube.iter().any(|s| s.is_empty()) {
             return Ok(FALSE);
         }
@@ -211,23 +215,23 @@ impl Dd {
     }
 
     /// `a ∧ b`.
-    pub fn and(&mut self, a: Id, b: Id) -> Result<Id, Limit> {
+    pub(crate) fn and(&mut self, a: Id, b: Id) -> Result<Id, Limit> {
         self.apply(Op::And, a, b)
     }
 
     /// `a ∨ b`.
-    pub fn or(&mut self, a: Id, b: Id) -> Result<Id, Limit> {
+    pub(crate) fn or(&mut self, a: Id, b: Id) -> Result<Id, Limit> {
         self.apply(Op::Or, a, b)
     }
 
     /// `a ∧ ¬b`.
-    pub fn and_not(&mut self, a: Id, b: Id) -> Result<Id, Limit> {
+    pub(crate) fn and_not(&mut self, a: Id, b: Id) -> Result<Id, Limit> {
         self.apply(Op::AndNot, a, b)
     }
 
     /// The union of many sets, combined pairwise (balanced, so each node is rebuilt a
     /// logarithmic number of times).
-    pub fn or_all(&mut self, mut sets: Vec<Id>) -> Result<Id, Limit> {
+    pub(crate) fn or_all(&mut self, mut sets: Vec<Id>) -> Result<Id, Limit> {
         sets.retain(|&s| s != FALSE);
         while sets.len() > 1 {
             let mut next = Vec::with_capacity(sets.len().div_ceil(2));
@@ -285,16 +289,14 @@ impl Dd {
         }
         let (fa, fb) = (self.field(a), self.field(b));
         let f = fa.min(fb);
-        let ea: Rc<[(u128, Id)]> = if fa == f {
-            self.nodes[a as usize].edges.clone()
-        } else {
-            Rc::from([(0u128, a)])
-        };
-        let eb: Rc<[(u128, Id)]> = if fb == f {
-            self.nodes[b as usize].edges.clone()
-        } else {
-            Rc::from([(0u128, b)])
-        };
+        // A node of a later field is one edge over this field's whole domain.
+        let (lift_a, lift_b) = ([(0u128, a)], [(0u128, b)]);
+        let (node_a, node_b) = (
+            (fa == f).then(|| self.nodes[a as usize].edges.clone()),
+            (fb == f).then(|| self.nodes[b as usize].edges.clone()),
+        );
+        let ea: &[(u128, Id)] = node_a.as_deref().unwrap_or(&lift_a);
+        let eb: &[(u128, Id)] = node_b.as_deref().unwrap_or(&lift_b);
         let mut edges: Vec<(u128, Id)> = Vec::with_capacity(ea.len() + eb.len());
         let (mut i, mut j) = (0, 0);
         let mut lo = 0u128;
@@ -335,13 +337,13 @@ impl Dd {
     }
 
     /// Whether two cubes share a header (no diagram needed).
-    pub fn cubes_meet(a: &Cube, b: &Cube) -> bool {
+    pub(crate) fn cubes_meet(a: &Cube, b: &Cube) -> bool {
         (0..FIELDS).all(|f| sets_meet(&a[f], &b[f]))
     }
 
     /// The set as products of field sets (disjoint), at most `max` of them; fields a path
     /// does not test are whole. In a stable order (by each field's lowest value).
-    pub fn products(&self, root: Id, max: usize) -> Result<Vec<Cube>, Limit> {
+    pub(crate) fn products(&self, root: Id, max: usize) -> Result<Vec<Cube>, Limit> {
         let mut memo: FxHashMap<Id, Rc<Vec<Cube>>> = FxHashMap::default();
         let out = self.products_of(root, max, &mut memo)?;
         Ok(out.as_ref().clone())

@@ -28,7 +28,8 @@
 //!   address: a group without members).
 //! - **unresolved**: the rule's peer cannot be resolved (SEMANTICS 3.1); it may match
 //!   anything of its family, so it is never called redundant, and no other rule is called
-//!   redundant or shadowed unless it is so under both readings of it.
+//!   redundant or shadowed unless it is so under every reading the diff covers (matching
+//!   nothing, all matching everything, and each reference on its own).
 //!
 //! Every finding says in `effect` what removing the rule would do.
 
@@ -39,7 +40,7 @@ use serde::Serialize;
 use crate::classify::{By, Decision, Semantics};
 use crate::model::{Action, Direction, EniId, Family, Provider, RuleId, State};
 use crate::whatif::dd::{Dd, Id, Limit, FALSE};
-use crate::whatif::space::{eni_sets, fam, Config, Ctx, Error, Item};
+use crate::whatif::space::{eni_sets, fam, Config, Ctx, Error, Item, Reading};
 
 /// What is wrong with a rule.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -247,10 +248,25 @@ fn name(state: &State, it: &Item) -> String {
 }
 
 fn lint_set(ctx: &mut Ctx<'_>, set: &Set<'_>) -> Result<PerRule, Limit> {
+    // Everything a set builds (its items included: their remote field counts the set's
+    // classes) is garbage once it is linted.
+    let checkpoints: Vec<usize> = set
+        .families
+        .iter()
+        .map(|&f| ctx.dd[f].checkpoint())
+        .collect();
+    let r = lint_items(ctx, set);
+    for (&f, &c) in set.families.iter().zip(&checkpoints) {
+        ctx.dd[f].rollback(c);
+    }
+    r
+}
+
+fn lint_items(ctx: &mut Ctx<'_>, set: &Set<'_>) -> Result<PerRule, Limit> {
     // Items per family (the same rules in the same order in each).
     let mut items: Vec<Vec<Item>> = Vec::new();
     for &f in set.families {
-        items.push(ctx.items(set.eni, set.semantics, set.direction, f)?);
+        items.push(ctx.items(set.eni, set.semantics, set.direction, f)?.0);
     }
     let mut order: Vec<u32> = Vec::new();
     if let Some(first) = items.first() {
@@ -288,24 +304,14 @@ fn lint_set(ctx: &mut Ctx<'_>, set: &Set<'_>) -> Result<PerRule, Limit> {
         && items[0]
             .iter()
             .all(|it| it.verdict.action == Decision::Accept);
-    // What a set computes beyond its rules' own sets is garbage once it is linted.
-    let checkpoints: Vec<usize> = set
-        .families
-        .iter()
-        .map(|&f| ctx.dd[f].checkpoint())
-        .collect();
-    let r = if union {
-        union_lint(ctx, set, &items, &mut out, &key)
+    if union {
+        union_lint(ctx, set, &items, &mut out, &key)?;
     } else {
         set.families
             .iter()
             .enumerate()
-            .try_for_each(|(k, &f)| ordered_family(ctx, set, f, &items[k], &mut accs))
-    };
-    for (&f, &c) in set.families.iter().zip(&checkpoints) {
-        ctx.dd[f].rollback(c);
+            .try_for_each(|(k, &f)| ordered_family(ctx, set, f, &items[k], &mut accs))?;
     }
-    r?;
     if union {
         return Ok(out);
     }
@@ -330,7 +336,7 @@ fn lint_set(ctx: &mut Ctx<'_>, set: &Set<'_>) -> Result<PerRule, Limit> {
 }
 
 /// Ordered semantics in one family: prefix unions forwards, accept sets backwards, under
-/// both readings of unresolved references when there are any.
+/// every reading of unresolved references when there are any.
 fn ordered_family(
     ctx: &mut Ctx<'_>,
     set: &Set<'_>,
@@ -340,20 +346,31 @@ fn ordered_family(
 ) -> Result<(), Limit> {
     let state = ctx.state;
     let fallback = set.semantics.fallback(set.direction);
-    let readings: &[bool] = if items.iter().any(|it| it.unresolved.is_some()) {
-        &[false, true]
-    } else {
-        &[false]
-    };
+    // The readings of unresolved references the diff covers (see `space`): nothing, all
+    // of them everything, and with two or more each on its own.
+    let mut names: Vec<&str> = items
+        .iter()
+        .filter_map(|it| it.unresolved.as_ref().map(|u| u.0.as_str()))
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    let mut readings = vec![Reading::Nothing];
+    if !names.is_empty() {
+        readings.push(Reading::All);
+    }
+    if names.len() > 1 {
+        readings.extend(names.iter().map(|&n| Reading::Only(n)));
+    }
     let n = items.len();
     // Per reading: whether each item decides some header, and whether the items after it
     // decide any of those differently; under "nothing", what it decides.
     let mut decides = vec![false; n];
     let mut differs = vec![false; n];
     let mut decided_n = vec![FALSE; n];
-    for &all in readings {
-        let node = |it: &Item| match (&it.unresolved, all) {
-            (Some((_, m)), true) => *m,
+    for &reading in &readings {
+        let node = |it: &Item| match (&it.unresolved, reading) {
+            (Some((_, m)), Reading::All) => *m,
+            (Some((name, m)), Reading::Only(x)) if name == x => *m,
             _ => it.node,
         };
         // accepted[i]: headers the items from i on (and the fallback) accept.
@@ -378,7 +395,7 @@ fn ordered_family(
         for (i, it) in items.iter().enumerate() {
             let m = node(it);
             let decided = d.and_not(m, earlier)?;
-            if !all {
+            if reading == Reading::Nothing {
                 decided_n[i] = decided;
             }
             if decided != FALSE {

@@ -7,14 +7,10 @@
 //! stateful caveats; [`traffic::Run`] adds what the traffic shows, by connection and by
 //! service (the whole loop: the binary only adds progress bars and rendering).
 
-// `dd` and `space` keep `pub` on items their module alone reaches until the header-space
-// work under way there lands (issue #20 item 6); everywhere else the lint holds.
-#[allow(unreachable_pub)]
 mod dd;
 pub mod lint;
 pub mod render;
 pub mod report;
-#[allow(unreachable_pub)]
 pub mod space;
 pub mod traffic;
 

@@ -8,7 +8,7 @@ use crate::classify::reference::Reference;
 use crate::classify::{Engine, Named, Point};
 use crate::compile::live::{Change, Live};
 use crate::compile::{compile, Config};
-use crate::model::{Cidr, Header, PortRange, Protocol, State};
+use crate::model::{Cidr, Header, Peer, PortRange, Protocol, State};
 
 /// Differential: on an arbitrary rule set and packets, the compiled engine (with an
 /// arbitrary leaf size) and the rayon path agree with the reference engine.
@@ -198,12 +198,9 @@ pub fn header_space(data: &[u8]) {
     let diff = crate::whatif::space::revoke_diff(&state, &removed).expect("valid state");
     assert!(diff.complete, "{:?}", diff.stopped);
     let regions = diff.regions;
-    // Unresolved references are read both ways (SEMANTICS 3.1): a header is in a region
-    // when either reading changes its verdict.
-    let readings: Vec<(State, State)> = [false, true]
-        .into_iter()
-        .map(|all| (state.resolved_as(all), after.resolved_as(all)))
-        .collect();
+    // Unresolved references are read every way the diff reads them (SEMANTICS 3.1): a
+    // header is in a region when some reading changes its verdict.
+    let readings = header_space_readings(&state, &after);
     let engines: Vec<(Reference<'_>, Reference<'_>)> = readings
         .iter()
         .map(|(b, a)| {
@@ -259,4 +256,57 @@ pub fn header_space(data: &[u8]) {
             assert_eq!(ra.classify(point, &r.witness).action, r.after.action);
         }
     }
+}
+
+/// The readings of `before`'s unresolved references (SEMANTICS 3.1) that the header-space
+/// diff covers, each applied to `before` and to `after` (a state with some of its rules
+/// removed): all match nothing, all match every address of their family, and with two
+/// references or more each on its own (matching everything, the others nothing), names in
+/// sorted order. As states without unresolved references, for the reference engine.
+pub fn header_space_readings(before: &State, after: &State) -> Vec<(State, State)> {
+    let unresolved = before.unresolved_rules();
+    let mut names: Vec<String> = before
+        .rules
+        .iter()
+        .zip(&unresolved)
+        .filter(|(_, &u)| u)
+        .map(|(r, _)| State::reference_name(&r.remote))
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    let mut out: Vec<(State, State)> = [false, true]
+        .into_iter()
+        .map(|all| (before.resolved_as(all), after.resolved_as(all)))
+        .collect();
+    if names.len() > 1 {
+        let only = |state: &State, name: &str| {
+            let mut out = state.clone();
+            out.rules.clear();
+            for (r, &u) in state.rules.iter().zip(&state.unresolved_rules()) {
+                if !u {
+                    out.rules.push(r.clone());
+                    continue;
+                }
+                if State::reference_name(&r.remote) != name {
+                    continue;
+                }
+                for any in [Cidr::ANY_V4, Cidr::ANY_V6] {
+                    if r.local.is_some_and(|l| l.family() != any.family()) {
+                        continue;
+                    }
+                    let mut c = r.clone();
+                    c.remote = Peer::cidr(any);
+                    if any.family() == crate::model::Family::V6 {
+                        c.id = format!("{}#v6", r.id).into();
+                    }
+                    out.rules.push(c);
+                }
+            }
+            out
+        };
+        for name in &names {
+            out.push((only(before, name), only(after, name)));
+        }
+    }
+    out
 }

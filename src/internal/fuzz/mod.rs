@@ -27,7 +27,9 @@ use crate::model::{
     Protocol, Provider, Rule, SecurityGroup, State,
 };
 
-pub use engines::{classbench, differential, header_space, live, model_text};
+pub use engines::{
+    classbench, differential, header_space, header_space_readings, live, model_text,
+};
 pub use providers::{aliyun_request, aws_request, import};
 pub use traffic::{frame, synthetic, traffic};
 
