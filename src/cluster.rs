@@ -87,7 +87,7 @@ pub async fn scheduler(
 ) -> Result<(), Error> {
     let ballista = |e: ballista_core::error::BallistaError| Error::Ballista(e.to_string());
     let config = SchedulerConfig::default()
-        .with_hostname(&bind.ip().to_string())
+        .with_hostname(bind.ip().to_string())
         .with_port(bind.port())
         .with_scheduler_policy(TaskSchedulingPolicy::PullStaged);
     let config = Arc::new(config);

@@ -99,12 +99,15 @@ fn names(columns: &[String]) -> Vec<&str> {
     columns.iter().map(String::as_str).collect()
 }
 
+/// One partition: its batches, and its task until it is known to have ended well.
+type Part = (
+    Receiver<Result<RecordBatch, String>>,
+    Option<JoinHandle<()>>,
+);
+
 /// The batches of one file, in row order.
 pub struct Batches {
-    parts: Vec<(
-        Receiver<Result<RecordBatch, String>>,
-        Option<JoinHandle<()>>,
-    )>,
+    parts: Vec<Part>,
     current: usize,
     remote: bool,
 }

@@ -418,8 +418,8 @@ impl Reader {
                 }
                 return self.take_over(&why);
             }
-            if total > 0 {
-                self.consumed = self.len * self.scanned / total;
+            if let Some(part) = (self.len * self.scanned).checked_div(total) {
+                self.consumed = part;
             }
         }
         Ok(true)
