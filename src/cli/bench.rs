@@ -118,6 +118,10 @@ pub struct Args {
     /// of the same columns on the same Parquet files, and prints the ratios.
     #[arg(long, value_name = "PYTHON", requires = "flowlogs")]
     duckdb: Option<PathBuf>,
+    /// `--flowlogs` also scans on the Ballista cluster at this URL (`df://HOST:PORT`,
+    /// feature `cluster`).
+    #[arg(long, value_name = "URL", requires = "flowlogs")]
+    cluster: Option<String>,
     /// Largest ENI count of the `--space` fleet curve at which lint is timed too (above
     /// it, the diff only).
     #[arg(long, default_value_t = 100_000, value_name = "N")]
@@ -297,7 +301,14 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
         }
         .load()?;
         let request = super::text_or_file(request)?;
-        let out = super::flowbench::run(dir, &state, &request, args.repeat, args.duckdb.as_ref())?;
+        let out = super::flowbench::run(
+            dir,
+            &state,
+            &request,
+            args.repeat,
+            args.duckdb.as_ref(),
+            args.cluster.as_deref(),
+        )?;
         println!("{out}");
         return Ok(Exit::Ok);
     }

@@ -37,12 +37,12 @@ for _ in range(3):
 print(f"{best} {rows[0][0]} {rows[0][1]} {duckdb.__version__}")
 "#;
 
-/// One what-if over the folder; returns the seconds taken, the records judged and the
-/// report (JSON, without the clock).
+/// One pass over the folder: the what-if (seconds, records judged, the report as JSON
+/// without the clock), or with `judge` false the scan alone (no report).
 fn pass(
     state: &State,
     plan: &sgsim::whatif::Plan,
-    judge: &Judge,
+    judge: Option<&Judge>,
     dir: &Path,
     scan: Scan,
 ) -> anyhow::Result<(f64, u64, Value)> {
@@ -55,6 +55,14 @@ fn pass(
         },
     )?;
     let mut source = Source::Files(Box::new(files));
+    let Some(judge) = judge else {
+        let mut chunk = Vec::new();
+        while source.read_chunk(65536, &mut chunk)? {
+            chunk.clear();
+        }
+        let records = source.summary().decoded;
+        return Ok((t.elapsed().as_secs_f64(), records, Value::Null));
+    };
     let mut run = Run::new(judge);
     run.source(&mut source, &dir.display().to_string(), 65536, |_| {})?;
     let records = source.summary().decoded;
@@ -88,13 +96,16 @@ fn duckdb(python: &Path, dir: &Path) -> anyhow::Result<(f64, u64, u64, String)> 
     ))
 }
 
-/// Runs the benchmark and prints its JSON line.
+/// Runs the benchmark and returns its JSON line: per scan (built-in, DataFusion with
+/// `fleet`, the cluster at `cluster` when given), the median seconds of the scan alone and
+/// of the what-if, passes alternating.
 pub fn run(
     dir: &Path,
     state: &State,
     request: &str,
     repeat: u32,
     python: Option<&PathBuf>,
+    cluster: Option<&str>,
 ) -> anyhow::Result<Value> {
     let request = RawRequest::parse(request).context("--request")?;
     let plan = sgsim::whatif::plan(state, &request).context("--request")?;
@@ -108,44 +119,54 @@ pub fn run(
         ..Default::default()
     };
     let judge = Judge::new(state, &plan.outcome.state, config)?;
-    let mut scans = vec![Scan::Builtin];
+    let mut scans = vec![("builtin", Scan::Builtin)];
     if cfg!(feature = "fleet") {
-        scans.push(Scan::DataFusion);
+        scans.push(("datafusion", Scan::DataFusion));
     }
-    let mut times: Vec<Vec<f64>> = vec![Vec::new(); scans.len()];
-    let mut reports: Vec<Value> = vec![Value::Null; scans.len()];
+    if let Some(url) = cluster {
+        scans.push(("cluster", Scan::Cluster(url.to_string())));
+    }
+    let n = scans.len();
+    let (mut scan_s, mut whatif_s) = (vec![Vec::new(); n], vec![Vec::new(); n]);
+    let mut reports: Vec<Value> = vec![Value::Null; n];
     let mut records = 0;
     for _ in 0..repeat.max(1) {
-        for (k, scan) in scans.iter().enumerate() {
-            let (secs, n, report) = pass(state, &plan, &judge, dir, scan.clone())?;
-            times[k].push(secs);
+        for (k, (_, scan)) in scans.iter().enumerate() {
+            let (secs, _, _) = pass(state, &plan, None, dir, scan.clone())?;
+            scan_s[k].push(secs);
+            let (secs, r, report) = pass(state, &plan, Some(&judge), dir, scan.clone())?;
+            whatif_s[k].push(secs);
             reports[k] = report;
-            records = n;
+            records = r;
         }
     }
-    let medians: Vec<f64> = times.into_iter().map(super::bench::median).collect();
     let same = reports.windows(2).all(|w| w[0] == w[1]);
-    let per_s = |s: f64| if s > 0.0 { records as f64 / s } else { 0.0 };
+    let per_s = |s: f64| if s > 0.0 { (records as f64 / s).round() } else { 0.0 };
+    let duck = match python {
+        Some(python) => Some(duckdb(python, dir)?),
+        None => None,
+    };
+    let mut figures = serde_json::Map::new();
+    for (k, (name, _)) in scans.iter().enumerate() {
+        let scan = super::bench::median(scan_s[k].clone());
+        let whatif = super::bench::median(whatif_s[k].clone());
+        let mut f = json!({"scan_s": scan, "scan_records_per_s": per_s(scan),
+                           "whatif_s": whatif, "whatif_records_per_s": per_s(whatif)});
+        if let Some((secs, ..)) = &duck {
+            f["whatif_vs_duckdb"] = json!(whatif / secs);
+        }
+        figures.insert(name.to_string(), f);
+    }
     let mut out = json!({
         "workload": {"kind": "flowlogs", "folder": dir.display().to_string(),
                      "records": records, "threads": rayon::current_num_threads()},
         "repeat": repeat,
-        "builtin_s": medians[0],
-        "builtin_records_per_s": per_s(medians[0]).round(),
+        "scans": figures,
         "reports_identical": same,
     });
-    if let Some(&df) = medians.get(1) {
-        out["datafusion_s"] = json!(df);
-        out["datafusion_records_per_s"] = json!(per_s(df).round());
-    }
-    if let Some(python) = python {
-        let (secs, groups, n, version) = duckdb(python, dir)?;
+    if let Some((secs, groups, n, version)) = duck {
         out["duckdb"] = json!({"version": version, "scan_and_group_s": secs, "groups": groups,
                                "records": n});
-        out["builtin_vs_duckdb"] = json!(medians[0] / secs);
-        if let Some(&df) = medians.get(1) {
-            out["datafusion_vs_duckdb"] = json!(df / secs);
-        }
     }
     anyhow::ensure!(same, "the scans gave different reports");
     Ok(out)
