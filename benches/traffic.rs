@@ -133,10 +133,8 @@ fn bench(c: &mut Criterion) {
         })
     });
     let config = Config::default();
-    let stateless = Config {
-        stateless: true,
-        ..config
-    };
+    let mut stateless = config;
+    stateless.stateless = true;
     let mut out = Vec::with_capacity(2 * CHUNK);
     group.bench_function("decode_classify", |b| {
         b.iter(|| black_box(evaluate(&table, &state, &bytes, stateless, &mut out)))

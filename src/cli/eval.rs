@@ -133,16 +133,15 @@ pub fn run(args: EvalArgs) -> anyhow::Result<Exit> {
         ),
         (None, None) => None,
     };
-    let config = track::Config {
-        only,
-        partitions: if args.sequential {
-            1
-        } else {
-            (rayon::current_num_threads() * 4).max(1)
-        },
-        stateless: args.stateless,
-        max_flows: args.max_flows,
+    let mut config = track::Config::default();
+    config.only = only;
+    config.partitions = if args.sequential {
+        1
+    } else {
+        (rayon::current_num_threads() * 4).max(1)
     };
+    config.stateless = args.stateless;
+    config.max_flows = args.max_flows;
     let mut evaluator = Evaluator::new(&table, &state, config).context("--state")?;
     let (mut source, len) = open_in(&args.traffic, args.window.options(args.strict)?)?;
     let bar = progress(len);

@@ -47,13 +47,9 @@ fn pass(
     scan: Scan,
 ) -> anyhow::Result<(f64, u64, Value)> {
     let t = Instant::now();
-    let files = Files::open(
-        &dir.to_string_lossy(),
-        input::Options {
-            scan,
-            ..Default::default()
-        },
-    )?;
+    let mut options = input::Options::default();
+    options.scan = scan;
+    let files = Files::open(&dir.to_string_lossy(), options)?;
     let mut source = Source::Files(Box::new(files));
     let Some(judge) = judge else {
         let mut chunk = Vec::new();
@@ -141,7 +137,13 @@ pub fn run(
         }
     }
     let same = reports.windows(2).all(|w| w[0] == w[1]);
-    let per_s = |s: f64| if s > 0.0 { (records as f64 / s).round() } else { 0.0 };
+    let per_s = |s: f64| {
+        if s > 0.0 {
+            (records as f64 / s).round()
+        } else {
+            0.0
+        }
+    };
     let duck = match python {
         Some(python) => Some(duckdb(python, dir)?),
         None => None,

@@ -76,11 +76,7 @@ impl WindowArgs {
                 url.starts_with("df://"),
                 "--cluster {url:?}: expected df://HOST:PORT"
             );
-            return Ok(input::Options {
-                strict,
-                window: self.window(),
-                scan: input::Scan::Cluster(url.clone()),
-            });
+            return Ok(self.with(strict, input::Scan::Cluster(url.clone())));
         }
         let scan = match self.scan {
             ScanArg::Builtin => input::Scan::Builtin,
@@ -89,11 +85,15 @@ impl WindowArgs {
                 "--scan datafusion needs sgsim built with the `fleet` feature (cargo build --release --features fleet)"
             ),
         };
-        Ok(input::Options {
-            strict,
-            window: self.window(),
-            scan,
-        })
+        Ok(self.with(strict, scan))
+    }
+
+    fn with(&self, strict: bool, scan: input::Scan) -> input::Options {
+        let mut options = input::Options::default();
+        options.strict = strict;
+        options.window = self.window();
+        options.scan = scan;
+        options
     }
 }
 

@@ -283,10 +283,8 @@ fn rules_without_hits(
     input: sgsim::packet::input::Options,
 ) -> anyhow::Result<Vec<String>> {
     let table = sgsim::compile::compile(state, &sgsim::compile::Config::default())?;
-    let config = track::Config {
-        partitions: (rayon::current_num_threads() * 4).max(1),
-        ..track::Config::default()
-    };
+    let mut config = track::Config::default();
+    config.partitions = (rayon::current_num_threads() * 4).max(1);
     let mut hits = vec![0u64; table.rules().len()];
     for path in traffic {
         let mut evaluator = track::Evaluator::new(&table, state, config)?;

@@ -221,6 +221,7 @@ pub struct Part {
 
 /// How an input is read.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Options {
     /// A malformed flow-log line or row is an error, not a counted skip.
     pub strict: bool,

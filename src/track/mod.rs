@@ -103,6 +103,7 @@ pub(crate) use untracked::{eni_infos, EniInfo};
 
 /// Evaluation options.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Config {
     /// Judge only at this ENI (index in the state).
     pub only: Option<u32>,
