@@ -1,0 +1,425 @@
+//! The books of a partition: live connections, the fates they share, and how each item and
+//! each finished connection is counted.
+
+use std::cmp::Ordering;
+
+use rustc_hash::FxHashMap;
+
+use super::judge::{Act, Fate, Judge, Side, Why};
+use super::keys::{reverse, Key, Seen, Word};
+use super::tally::{min_opt, push_top, Agg, Top};
+use super::{ACK, FIN, MAX_CLIENTS, RST, SECOND, SYN};
+use crate::model::{Action, Direction, Header, IpProtocol, Provider};
+use crate::track::{self, is_echo_reply, is_echo_request};
+use crate::whatif::report::Effect;
+
+/// A closed TCP connection is forgotten this long after its last packet (its last ACKs
+/// still belong to it).
+const CLOSED_TIMEOUT: u64 = 120 * SECOND;
+
+const FIN_O: u8 = 1;
+const FIN_R: u8 = 2;
+const RESET: u8 = 4;
+/// The last packet went the reply's way.
+const LAST_R: u8 = 8;
+
+/// A live connection.
+#[derive(Clone, Debug)]
+pub(super) struct Conn<A> {
+    pub(super) key: Key<A>,
+    first_ns: u64,
+    pub(super) last_ns: u64,
+    /// Whether side `a` of the key is the opener.
+    pub(super) o_is_a: bool,
+    pub(super) flags: u8,
+    /// Direction changes, saturating (UDP becomes a stream at 3).
+    flips: u8,
+    /// Its idle timeout in seconds as of its last packet (provider, protocol, stream,
+    /// closed): sweeps read it without looking up the fate.
+    pub(super) idle_s: u32,
+    fate: u32,
+    /// Packets and bytes by direction (opener, reply) and by time (before, from the revoke
+    /// instant).
+    packets: [[u64; 2]; 2],
+    bytes: [[u64; 2]; 2],
+}
+
+#[derive(Default)]
+pub(super) struct Books {
+    fates: Vec<Fate>,
+    /// Fates by their packed form ([`Fate::pack`]): hashing eight words is much cheaper
+    /// than hashing the enums field by field.
+    fate_ids: FxHashMap<[u64; 8], u32>,
+    pub(super) agg: Agg,
+}
+
+fn timeout(c_flags: u8, flips: u8, provider: Provider, protocol: u8) -> u64 {
+    let t = track::timeout(provider, protocol, flips);
+    if c_flags & RESET != 0 || c_flags & (FIN_O | FIN_R) == FIN_O | FIN_R {
+        t.min(CLOSED_TIMEOUT)
+    } else {
+        t
+    }
+}
+
+impl Books {
+    fn fate_id(&mut self, f: Fate) -> u32 {
+        let key = f.pack();
+        if let Some(&i) = self.fate_ids.get(&key) {
+            return i;
+        }
+        let i = self.fates.len() as u32;
+        self.fates.push(f);
+        self.fate_ids.insert(key, i);
+        i
+    }
+
+    /// Counts one item of connection `c` (direction `d`: 0 opener, 1 reply).
+    pub(super) fn count<A>(&mut self, c: &mut Conn<A>, d: usize, s: &Seen, at: u64) {
+        let post = usize::from(s.ts_ns >= at);
+        c.packets[d][post] += s.packets;
+        c.bytes[d][post] += s.bytes;
+        c.last_ns = c.last_ns.max(s.until_ns);
+        if (d == 1) != (c.flags & LAST_R != 0)
+            && c.packets.iter().flatten().sum::<u64>() > s.packets
+        {
+            c.flips = c.flips.saturating_add(1);
+        }
+        if d == 1 {
+            c.flags |= LAST_R;
+        } else {
+            c.flags &= !LAST_R;
+        }
+        if s.record.is_none() && c.key.protocol == 6 {
+            if s.flags & RST != 0 {
+                c.flags |= RESET;
+            }
+            if s.flags & FIN != 0 {
+                c.flags |= if d == 0 { FIN_O } else { FIN_R };
+            }
+        }
+        let f = &self.fates[c.fate as usize];
+        c.idle_s = u32::try_from(timeout(c.flags, c.flips, f.provider, c.key.protocol) / SECOND)
+            .unwrap_or(u32::MAX);
+        if f.unmatched {
+            self.agg.unmatched += 1;
+            return;
+        }
+        let b = f.before[d].act;
+        let a = if post == 1 { f.post[d].act } else { b };
+        self.agg
+            .second(s.ts_ns, s.packets, b == Act::Accept, a == Act::Accept);
+        if let Some(logged) = s.logged {
+            let ag = &mut self.agg.agreement;
+            ag.records += 1;
+            let model = match b {
+                Act::Accept => Action::Accept,
+                Act::Drop => Action::Drop,
+                Act::Unknown => {
+                    ag.model_unknown += 1;
+                    return;
+                }
+            };
+            if logged == model {
+                ag.agree += 1;
+            } else if logged == Action::Accept {
+                ag.logged_accept_model_drop += 1;
+            } else {
+                ag.logged_reject_model_accept += 1;
+                if let Some(why) = s.reject {
+                    *ag.logged_reject_reasons
+                        .entry(why.as_str().to_string())
+                        .or_default() += 1;
+                }
+            }
+        }
+    }
+
+    /// Folds a finished connection into the totals.
+    pub(super) fn finish<A: Word>(&mut self, c: &Conn<A>, top: usize) {
+        let f = self.fates[c.fate as usize];
+        if f.unmatched {
+            return;
+        }
+        let agg = &mut self.agg;
+        agg.connections.total += 1;
+        for e in f.ends.iter().flatten() {
+            bump_flag(&mut agg.enis, *e);
+        }
+        let (mut lost_p, mut lost_b, mut gained_p, mut gained_b, mut unknown) = (0, 0, 0, 0, false);
+        for d in 0..2 {
+            for post in 0..2 {
+                let n = c.packets[d][post];
+                if n == 0 {
+                    continue;
+                }
+                let b = f.before[d];
+                let a = if post == 1 { f.post[d] } else { b };
+                let t = &mut agg.totals;
+                t.judged += n;
+                match b.act {
+                    Act::Accept => t.accepted_before += n,
+                    Act::Drop => t.dropped_before += n,
+                    Act::Unknown => t.unknown_before += n,
+                }
+                match a.act {
+                    Act::Accept => t.accepted_after += n,
+                    Act::Drop => t.dropped_after += n,
+                    Act::Unknown => t.unknown_after += n,
+                }
+                if let Why::Rule(r) = b.why {
+                    bump(&mut agg.hits[0], r, n);
+                }
+                if let Why::Rule(r) = a.why {
+                    // A verdict kept from before (a surviving connection) names its rule in
+                    // the table before's numbering.
+                    let i = if a.side == Side::After { 1 } else { 2 };
+                    bump(&mut agg.hits[i], r, n);
+                }
+                // Unknown in both worlds: the revoke does not change what is known of it.
+                unknown |= (b.act == Act::Unknown || a.act == Act::Unknown) && b.act != a.act;
+                match (b.act, a.act) {
+                    (Act::Accept, Act::Drop) => {
+                        agg.changed.accept_to_drop += n;
+                        lost_p += n;
+                        lost_b += c.bytes[d][post];
+                    }
+                    (Act::Drop, Act::Accept) => {
+                        agg.changed.drop_to_accept += n;
+                        gained_p += n;
+                        gained_b += c.bytes[d][post];
+                    }
+                    (x, Act::Unknown) if x != Act::Unknown => agg.changed.to_unknown += n,
+                    (Act::Unknown, y) if y != Act::Unknown => agg.changed.from_unknown += n,
+                    _ => {}
+                }
+            }
+        }
+        let post_packets = c.packets[0][1] + c.packets[1][1];
+        let outcome = if unknown {
+            Effect::Unknown
+        } else if lost_p > 0 {
+            Effect::Broken
+        } else if gained_p > 0 {
+            Effect::Restored
+        } else if f.survive && post_packets > 0 {
+            Effect::Surviving
+        } else {
+            return;
+        };
+        let (packets, bytes) = match outcome {
+            Effect::Restored => (gained_p, gained_b),
+            Effect::Broken => (lost_p, lost_b),
+            _ => (
+                c.packets.iter().flatten().sum(),
+                c.bytes.iter().flatten().sum(),
+            ),
+        };
+        let cn = &mut agg.connections;
+        match outcome {
+            Effect::Broken => {
+                cn.broken += 1;
+                cn.packets_broken += lost_p;
+                cn.bytes_broken += lost_b;
+            }
+            Effect::Restored => cn.restored += 1,
+            Effect::Surviving => cn.surviving += 1,
+            Effect::Unknown => cn.unknown += 1,
+        }
+        let (src, dst) = if c.o_is_a {
+            (c.key.a, c.key.b)
+        } else {
+            (c.key.b, c.key.a)
+        };
+        let (sp, dp) = if c.o_is_a {
+            (c.key.a_port, c.key.b_port)
+        } else {
+            (c.key.b_port, c.key.a_port)
+        };
+        let dp = if IpProtocol(c.key.protocol).is_icmp() {
+            dp & 0x7fff
+        } else {
+            dp
+        };
+        let echo = IpProtocol(c.key.protocol).is_icmp() && c.key.b_port & 0x8000 == 0;
+        let header = Header {
+            src: src.addr(),
+            dst: dst.addr(),
+            protocol: c.key.protocol,
+            src_port: match (echo, c.key.protocol) {
+                (true, 1) => 8,
+                (true, _) => 128,
+                (false, _) => sp,
+            },
+            dst_port: dp,
+        };
+        let header = normalize(header);
+        let Some(at) = f.change else {
+            return;
+        };
+        let port = match header.protocol {
+            6 | 17 => header.dst_port,
+            1 | 58 => header.src_port,
+            _ => 0,
+        };
+        let v6 = header.src.is_ipv6();
+        let svc = agg
+            .services
+            .entry((at.0, at.1, header.protocol, port, v6))
+            .or_default();
+        match outcome {
+            Effect::Broken => svc.broken += 1,
+            Effect::Restored => svc.restored += 1,
+            Effect::Surviving => svc.surviving += 1,
+            Effect::Unknown => svc.unknown += 1,
+        }
+        svc.packets += packets;
+        svc.bytes += bytes;
+        svc.first_ns = min_opt(svc.first_ns, Some(c.first_ns));
+        svc.last_ns = svc.last_ns.max(Some(c.last_ns));
+        let client = match at.1 {
+            Direction::Ingress => header.src,
+            Direction::Egress => header.dst,
+        };
+        // Clients of the connections that change now (a surviving one keeps its client).
+        if outcome != Effect::Surviving {
+            if svc.clients.len() < MAX_CLIENTS {
+                svc.clients.insert(client);
+            } else if !svc.clients.contains(&client) {
+                svc.clients_capped = true;
+            }
+        }
+        if svc.example.is_none() {
+            svc.example = Some((f.before[0], f.fresh, header));
+        }
+        push_top(
+            &mut agg.top,
+            Top {
+                packets,
+                bytes,
+                first_ns: c.first_ns,
+                last_ns: c.last_ns,
+                header,
+                at,
+                before: f.before[0],
+                after: f.post[0],
+                outcome,
+            },
+            top,
+        );
+    }
+}
+
+fn bump(v: &mut Vec<u64>, r: u32, n: u64) {
+    let r = r as usize;
+    if v.len() <= r {
+        v.resize(r + 1, 0);
+    }
+    v[r] += n;
+}
+
+fn bump_flag(v: &mut Vec<bool>, i: u32) {
+    let i = i as usize;
+    if v.len() <= i {
+        v.resize(i + 1, false);
+    }
+    v[i] = true;
+}
+
+fn normalize(h: Header) -> Header {
+    Header::new(h.src, h.dst, h.protocol, h.src_port, h.dst_port).unwrap_or(h)
+}
+
+pub(super) fn closed(flags: u8) -> bool {
+    flags & RESET != 0 || flags & (FIN_O | FIN_R) == FIN_O | FIN_R
+}
+
+impl Books {
+    /// Starts a connection with `s`, its first item.
+    pub(super) fn open<A: Word>(
+        &mut self,
+        judge: &Judge,
+        s: &Seen,
+        k: Key<A>,
+        src_is_a: bool,
+        at: u64,
+    ) -> Conn<A> {
+        let mut h = s.header;
+        // An ICMP flow-log record carries no type (AWS logs ports 0 0): the first record of
+        // an exchange is taken for its echo request, the other way for its replies.
+        let unlogged_icmp =
+            s.record.is_some() && h.ip_protocol().is_icmp() && (h.src_port, h.dst_port) == (0, 0);
+        if unlogged_icmp {
+            h.src_port = if h.protocol == 1 { 8 } else { 128 };
+        }
+        let flags = if s.record.is_none() { s.flags } else { 0 };
+        let tcp = h.protocol == 6;
+        let icmp = h.ip_protocol().is_icmp();
+        let ahead = s.ts_ns >= at;
+        // (opener is the source, opener captured)
+        let known = if tcp && flags & (SYN | ACK) == SYN {
+            Some((true, true))
+        } else if tcp && flags & (SYN | ACK) == SYN | ACK {
+            Some((false, false))
+        } else if icmp && is_echo_request(&h) {
+            Some((true, true))
+        } else if icmp && is_echo_reply(&h) {
+            Some((false, false))
+        } else if icmp {
+            Some((true, true))
+        } else {
+            None
+        };
+        let (fate, opener_is_src) = match known {
+            Some((true, captured)) => (
+                judge.fate(judge.ends(s, &h, false), &h, captured && ahead),
+                true,
+            ),
+            Some((false, _)) => {
+                let r = reverse(&h);
+                (judge.fate(judge.ends(s, &r, true), &r, false), false)
+            }
+            None => {
+                // The higher port opens (the lower is the service); with equal ports, the
+                // first item's direction, unless the rules before refuse it and accept the
+                // other way.
+                let captured = !tcp || (s.record.is_some() && s.flags & SYN != 0);
+                let forward = || judge.fate(judge.ends(s, &h, false), &h, captured && ahead);
+                let back = || {
+                    let r = reverse(&h);
+                    judge.fate(judge.ends(s, &r, true), &r, false)
+                };
+                match h.src_port.cmp(&h.dst_port) {
+                    Ordering::Greater => (forward(), true),
+                    Ordering::Less => (back(), false),
+                    Ordering::Equal => {
+                        let f = forward();
+                        if f.before[0].act == Act::Accept || f.unmatched {
+                            (f, true)
+                        } else {
+                            let b = back();
+                            if b.before[0].act == Act::Accept {
+                                (b, false)
+                            } else {
+                                (f, true)
+                            }
+                        }
+                    }
+                }
+            }
+        };
+        let id = self.fate_id(fate);
+        Conn {
+            key: k,
+            first_ns: s.ts_ns,
+            last_ns: s.until_ns,
+            o_is_a: opener_is_src == src_is_a,
+            flags: 0,
+            flips: 0,
+            idle_s: u32::MAX,
+            fate: id,
+            packets: [[0; 2]; 2],
+            bytes: [[0; 2]; 2],
+        }
+    }
+}

@@ -1,0 +1,477 @@
+//! Judging a connection: verdicts per point and world, and its fate across the revoke.
+
+use std::collections::{BTreeSet, HashMap};
+use std::net::IpAddr;
+
+use rustc_hash::FxHashMap;
+
+use super::keys::reverse;
+use super::{Config, Error};
+use crate::classify::{By, Decision, Engine, Named, Point};
+use crate::compile::{compile, Table};
+use crate::model::{Direction, EniId, Header, Provider, State};
+use crate::track::{self, is_echo_reply, is_echo_request, EniInfo};
+
+/// An action of either world, or unknown.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(super) enum Act {
+    Accept,
+    Drop,
+    Unknown,
+}
+
+fn act(d: Decision) -> Act {
+    match d {
+        Decision::Accept => Act::Accept,
+        Decision::Drop => Act::Drop,
+        Decision::Unknown => Act::Unknown,
+    }
+}
+
+/// What decided a verdict.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(super) enum Why {
+    /// A rule, by index in the table of the step's world.
+    Rule(u32),
+    Default,
+    InnerAccess,
+    /// A reply of a tracked connection.
+    Established,
+    /// The reply of a connection whose opener was refused: it never exists.
+    Lost,
+    /// Unknown because of this rule's unresolved reference.
+    Unresolved(u32),
+    /// Unknown: an ICMP flow-log record whose type the log does not carry.
+    UnloggedIcmp,
+}
+
+/// Which table a [`Why::Rule`] indexes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(super) enum Side {
+    Before,
+    After,
+}
+
+/// One direction's verdict in one world.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(super) struct Step {
+    pub(super) act: Act,
+    pub(super) why: Why,
+    pub(super) side: Side,
+}
+
+/// The verdicts of one connection, shared by every connection with the same ones
+/// (interned per partition).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(super) struct Fate {
+    /// Opener (0) and reply (1) directions in the world before.
+    pub(super) before: [Step; 2],
+    /// From the revoke instant on.
+    pub(super) post: [Step; 2],
+    /// The opener's verdict after, as a new connection.
+    pub(super) fresh: Step,
+    /// Open at the revoke instant and kept alive although the rules after refuse it.
+    pub(super) survive: bool,
+    /// Where the opener's (else the reply's) verdict changes: ENI and direction.
+    pub(super) change: Option<(u32, Direction)>,
+    pub(super) provider: Provider,
+    /// Touches no ENI of the state: counted, not judged.
+    pub(super) unmatched: bool,
+    /// The ENIs the opener leaves and reaches.
+    pub(super) ends: Ends,
+}
+
+impl Step {
+    /// One word: action, side, what decided, and the rule's index.
+    fn pack(self) -> u64 {
+        let act = match self.act {
+            Act::Accept => 0u64,
+            Act::Drop => 1,
+            Act::Unknown => 2,
+        };
+        let side = u64::from(self.side == Side::After);
+        let (why, index) = match self.why {
+            Why::Rule(i) => (0u64, i),
+            Why::Default => (1, 0),
+            Why::InnerAccess => (2, 0),
+            Why::Established => (3, 0),
+            Why::Lost => (4, 0),
+            Why::Unresolved(i) => (5, i),
+            Why::UnloggedIcmp => (6, 0),
+        };
+        act | side << 2 | why << 3 | u64::from(index) << 8
+    }
+}
+
+impl Fate {
+    /// Eight words that tell fates apart (equal fates pack equally, and only they).
+    pub(super) fn pack(&self) -> [u64; 8] {
+        let end = |e: Option<u32>| e.map_or(u64::MAX, u64::from);
+        let change = self.change.map_or(u64::MAX, |(e, d)| {
+            u64::from(e) << 1 | u64::from(d == Direction::Egress)
+        });
+        let provider = match self.provider {
+            Provider::Aws => 0u64,
+            Provider::Aliyun => 1,
+            Provider::Generic => 2,
+        };
+        [
+            self.before[0].pack(),
+            self.before[1].pack(),
+            self.post[0].pack(),
+            self.post[1].pack(),
+            self.fresh.pack(),
+            change,
+            end(self.ends[0]) ^ end(self.ends[1]).rotate_left(32),
+            u64::from(self.survive)
+                | u64::from(self.unmatched) << 1
+                | provider << 2
+                | u64::from(self.ends[0].is_none()) << 4
+                | u64::from(self.ends[1].is_none()) << 5
+                | (end(self.ends[0]) & 0xffff_ffff) << 8,
+        ]
+    }
+}
+
+/// The ENI and direction where an item is judged, or where a connection's opener crosses.
+pub(super) type Ends = [Option<u32>; 2];
+
+/// Judges traffic against the states before and after a revoke.
+pub struct Judge {
+    pub(super) before: Table,
+    pub(super) after: Table,
+    before_info: Vec<EniInfo>,
+    after_info: Vec<EniInfo>,
+    v4: FxHashMap<u32, u32>,
+    v6: FxHashMap<u128, u32>,
+    pub(super) eni_ids: HashMap<EniId, u32>,
+    /// Per ENI: whether one of its groups loses a rule (elsewhere nothing changes).
+    touched: Vec<bool>,
+    pub(super) config: Config,
+}
+
+impl Judge {
+    /// Compiles both states (the ENIs of `after` are those of `before`: a revoke changes
+    /// rules only).
+    pub fn new(before: &State, after: &State, config: Config) -> Result<Judge, Error> {
+        let cfg = crate::compile::Config::default();
+        let (b, a) = rayon::join(|| compile(before, &cfg), || compile(after, &cfg));
+        let mut v4 = FxHashMap::default();
+        let mut v6 = FxHashMap::default();
+        for (i, eni) in before.enis.iter().enumerate() {
+            for &addr in eni.ips.iter().chain(&eni.public_ips) {
+                match crate::model::normalize_addr(addr) {
+                    IpAddr::V4(x) => v4.insert(u32::from(x), i as u32),
+                    IpAddr::V6(x) => v6.insert(u128::from(x), i as u32),
+                };
+            }
+        }
+        let kept: std::collections::HashSet<&crate::model::RuleId> =
+            after.rules.iter().map(|r| &r.id).collect();
+        let losing: BTreeSet<&crate::model::GroupId> = before
+            .rules
+            .iter()
+            .filter(|r| !kept.contains(&r.id))
+            .map(|r| &r.group)
+            .collect();
+        let touched = before
+            .enis
+            .iter()
+            .map(|e| e.groups.iter().any(|g| losing.contains(g)))
+            .collect();
+        Ok(Judge {
+            touched,
+            before: b?,
+            after: a?,
+            before_info: track::eni_infos(before)?,
+            after_info: track::eni_infos(after)?,
+            v4,
+            v6,
+            eni_ids: before
+                .enis
+                .iter()
+                .enumerate()
+                .map(|(i, e)| (e.id.clone(), i as u32))
+                .collect(),
+            config: Config {
+                partitions: config.partitions.max(1),
+                ..config
+            },
+        })
+    }
+
+    /// The options.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub(super) fn eni_of(&self, addr: IpAddr) -> Option<u32> {
+        match addr {
+            IpAddr::V4(a) => self.v4.get(&u32::from(a)).copied(),
+            IpAddr::V6(a) => self.v6.get(&u128::from(a)).copied(),
+        }
+    }
+
+    fn table(&self, side: Side) -> &Table {
+        match side {
+            Side::Before => &self.before,
+            Side::After => &self.after,
+        }
+    }
+
+    fn info(&self, side: Side) -> &[EniInfo] {
+        match side {
+            Side::Before => &self.before_info,
+            Side::After => &self.after_info,
+        }
+    }
+
+    fn step(&self, side: Side, eni: u32, direction: Direction, h: &Header) -> Step {
+        let v = self.table(side).classify(Point { eni, direction }, h);
+        Step {
+            act: act(v.action),
+            why: match v.by {
+                By::Rule(i) => Why::Rule(i),
+                By::InnerAccess(_) => Why::InnerAccess,
+                By::Default => Why::Default,
+                By::Unresolved(i) => Why::Unresolved(i),
+                By::UnloggedIcmp => Why::UnloggedIcmp,
+            },
+            side,
+        }
+    }
+
+    /// Whether a connection with opener header `h` is tracked at `eni` (where the opener
+    /// crosses in `direction`), in the world `side`.
+    fn tracked(&self, side: Side, eni: u32, direction: Direction, h: &Header) -> bool {
+        if h.ip_protocol().is_icmp() && !is_echo_request(h) && !is_echo_reply(h) {
+            return false;
+        }
+        !self
+            .info(side)
+            .get(eni as usize)
+            .is_some_and(|i| i.untracked(direction, h))
+    }
+
+    /// The per-point verdicts of a connection in one world: the opener at its source's
+    /// ENI (egress) and its destination's (ingress), the reply at the same two ENIs.
+    ///
+    /// `same`: the verdicts of the world before, reused at ENIs the revoke does not touch
+    /// (none of their groups lost a rule, so their rules and tracking are unchanged). A
+    /// reply is judged only where the opener passes (elsewhere it is lost anyway).
+    fn points(
+        &self,
+        side: Side,
+        ends: Ends,
+        h: &Header,
+        same: Option<&[[Option<Step>; 2]; 2]>,
+    ) -> [[Option<Step>; 2]; 2] {
+        let r = reverse(h);
+        let dirs = [Direction::Egress, Direction::Ingress];
+        let mut o = [None; 2];
+        let mut rep = [None; 2];
+        for i in 0..2 {
+            let Some(e) = ends[i] else { continue };
+            if let Some(b) = same {
+                if !self.touched.get(e as usize).copied().unwrap_or(true) {
+                    o[i] = b[0][i];
+                    rep[i] = b[1][i];
+                    continue;
+                }
+            }
+            let s = self.step(side, e, dirs[i], h);
+            o[i] = Some(s);
+            rep[i] = Some(if s.act != Act::Accept {
+                s
+            } else if self.tracked(side, e, dirs[i], h) {
+                Step {
+                    act: Act::Accept,
+                    why: Why::Established,
+                    side,
+                }
+            } else {
+                self.step(side, e, dirs[1 - i], &r)
+            });
+        }
+        [o, rep]
+    }
+}
+
+/// One direction's verdict over its points: refused anywhere, else unknown anywhere, else
+/// accepted (the decider: the refusing point, else the last deciding one).
+fn combine(points: [Option<Step>; 2]) -> Option<Step> {
+    let mut best: Option<Step> = None;
+    for s in points.into_iter().flatten() {
+        let rank = |s: &Step| match (s.act, s.why) {
+            (Act::Drop, _) => 3,
+            (Act::Unknown, _) => 2,
+            (Act::Accept, Why::Rule(_)) => 1,
+            _ => 0,
+        };
+        if best.is_none_or(|b| rank(&s) >= rank(&b)) {
+            best = Some(s);
+        }
+    }
+    best
+}
+
+/// Both directions of one world: the reply is lost when the opener is not accepted.
+fn world(points: [[Option<Step>; 2]; 2]) -> Option<[Step; 2]> {
+    let o = combine(points[0])?;
+    let r = if o.act == Act::Accept {
+        combine(points[1])?
+    } else {
+        Step {
+            act: o.act,
+            why: Why::Lost,
+            side: o.side,
+        }
+    };
+    Some([o, r])
+}
+
+/// The first point where two worlds' per-point actions differ.
+fn change(
+    a: &[[Option<Step>; 2]; 2],
+    b: &[[Option<Step>; 2]; 2],
+    ends: Ends,
+) -> Option<(u32, Direction)> {
+    let dirs = [
+        [Direction::Egress, Direction::Ingress],
+        [Direction::Ingress, Direction::Egress],
+    ];
+    for d in 0..2 {
+        for i in 0..2 {
+            if let (Some(x), Some(y), Some(e)) = (a[d][i], b[d][i], ends[i]) {
+                if x.act != y.act {
+                    return Some((e, dirs[d][i]));
+                }
+            }
+        }
+    }
+    None
+}
+
+impl Judge {
+    /// The fate of a connection whose opener header is `h`, crossing `ends`; `new`: its
+    /// opener was captured at or after the revoke instant.
+    pub(super) fn fate(&self, ends: Ends, h: &Header, new: bool) -> Fate {
+        let provider = ends
+            .iter()
+            .flatten()
+            .next()
+            .and_then(|&e| self.before_info.get(e as usize))
+            .map_or(Provider::Generic, |i| i.provider);
+        let pb = self.points(Side::Before, ends, h, None);
+        let pa = self.points(Side::After, ends, h, Some(&pb));
+        let (Some(before), Some(after)) = (world(pb), world(pa)) else {
+            let none = Step {
+                act: Act::Drop,
+                why: Why::Default,
+                side: Side::Before,
+            };
+            return Fate {
+                before: [none; 2],
+                post: [none; 2],
+                fresh: none,
+                survive: false,
+                change: None,
+                provider,
+                unmatched: true,
+                ends,
+            };
+        };
+        let fate = Fate {
+            before,
+            post: after,
+            fresh: after[0],
+            survive: false,
+            change: change(&pb, &pa, ends),
+            provider,
+            unmatched: false,
+            ends,
+        };
+        if new || before[0].act != Act::Accept {
+            return fate;
+        }
+        let mut fate = self.open_fate(fate, &pb, &pa, ends, h);
+        Judge::kept(&mut fate.post);
+        fate
+    }
+
+    /// The fate of a connection open at the revoke instant (see the module docs).
+    fn open_fate(
+        &self,
+        mut fate: Fate,
+        pb: &[[Option<Step>; 2]; 2],
+        pa: &[[Option<Step>; 2]; 2],
+        ends: Ends,
+        h: &Header,
+    ) -> Fate {
+        let (before, after, provider) = (fate.before, fate.post, fate.provider);
+        // Open at the revoke instant.
+        match provider {
+            Provider::Aliyun => {
+                let same = change(pb, pa, ends).is_none() && before[1].act == after[1].act;
+                if same || self.config.assume_survive {
+                    fate.post = before;
+                    fate.survive = after[0].act != Act::Accept;
+                }
+            }
+            Provider::Aws | Provider::Generic => {
+                // Tracked points keep the verdicts before; untracked ones take the rules'.
+                let dirs = [Direction::Egress, Direction::Ingress];
+                let mut mixed = *pb;
+                for i in 0..2 {
+                    if let Some(e) = ends[i] {
+                        if !self.tracked(Side::Before, e, dirs[i], h) {
+                            mixed[0][i] = pa[0][i];
+                            mixed[1][i] = pa[1][i];
+                        }
+                    }
+                }
+                if let Some(post) = world(mixed) {
+                    fate.post = post;
+                }
+                fate.survive = fate.post[0].act == Act::Accept && after[0].act != Act::Accept;
+            }
+        }
+        fate
+    }
+
+    /// Verdicts kept from before after the revoke instant: the connection passes as
+    /// established, not by a rule (which may be gone).
+    fn kept(post: &mut [Step; 2]) {
+        for s in post.iter_mut() {
+            if s.side == Side::Before && s.act == Act::Accept {
+                *s = Step {
+                    act: Act::Accept,
+                    why: Why::Established,
+                    side: Side::After,
+                };
+            }
+        }
+    }
+
+    pub(super) fn named(&self, s: Step) -> Named {
+        let t = self.table(s.side);
+        let (rule, reason) = match s.why {
+            Why::Rule(i) => (t.rules().get(i as usize).cloned(), "rule"),
+            Why::Default => (None, "default"),
+            Why::InnerAccess => (None, "inner-access"),
+            Why::Established => (None, "established"),
+            Why::Lost => (None, "lost"),
+            Why::Unresolved(i) => (t.rules().get(i as usize).cloned(), "unresolved"),
+            Why::UnloggedIcmp => (None, "unresolved"),
+        };
+        Named {
+            action: match s.act {
+                Act::Accept => Decision::Accept,
+                Act::Drop => Decision::Drop,
+                Act::Unknown => Decision::Unknown,
+            },
+            rule,
+            reason,
+        }
+    }
+}

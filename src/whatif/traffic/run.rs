@@ -1,0 +1,594 @@
+//! The run: items routed to partitions by connection, partitions judged on the rayon pool,
+//! idle connections swept, and the report's traffic sections written at the end.
+
+use std::collections::{BTreeSet, HashMap};
+use std::hash::BuildHasher;
+use std::net::IpAddr;
+
+use hashbrown::hash_table::{Entry, HashTable};
+use rayon::prelude::*;
+use rustc_hash::{FxBuildHasher, FxHashMap};
+
+use super::books::{closed, Books, Conn};
+use super::judge::Judge;
+use super::keys::{key_of, v6_bits, Key, Seen, Word};
+use super::tally::{Agg, Service, ServiceKey};
+use super::{Error, ACK, SECOND, SYN};
+use crate::model::{Header, State};
+use crate::packet::{Item, Source};
+use crate::whatif::report::{self, Flow, Hits, Impact, Report};
+
+/// Below this many items per sub-chunk, routing is not split further.
+const MIN_SUB_CHUNK: usize = 2048;
+/// At most this many non-first fragment keys are remembered.
+const MAX_FRAGMENTS: usize = 65536;
+/// Idle connections are swept once the clock has moved this far since the last sweep.
+const SWEEP_EVERY: u64 = 30 * SECOND;
+
+/// A partition: its live connections, and its books (the fates they share, its totals).
+#[derive(Default)]
+struct Part {
+    conns4: HashTable<Conn<u32>>,
+    conns6: HashTable<Conn<u128>>,
+    books: Books,
+    /// The chunk time of the last sweep and how many connections it left; items since.
+    swept: (u64, usize),
+    since: usize,
+}
+
+/// The partition of a key hash, from its upper half (the tables index buckets by the low
+/// bits, which must stay spread within a partition).
+fn partition(hash: u64, n: usize) -> usize {
+    (((hash >> 32) * n as u64) >> 32) as usize
+}
+
+/// The tasks of one sub-chunk per partition: each item as the loop sees it, with its key
+/// hash. Partitions read their tasks in order, not the chunk's items scattered over it
+/// (which made every item a cache miss).
+#[derive(Default)]
+struct Routed {
+    tasks: Vec<Vec<(Seen, u64)>>,
+    latest: u64,
+    /// The sub-chunk holds a fragment.
+    fragments: bool,
+}
+
+/// The traffic what-if of one or more inputs: feed it items (or whole sources), then
+/// write its sections into a report.
+pub struct Run<'j> {
+    judge: &'j Judge,
+    parts: Vec<Part>,
+    /// The revoke instant of the current input.
+    at: Option<u64>,
+    fragments: FxHashMap<(IpAddr, IpAddr, u8, u32), (u16, u16)>,
+    orphan_fragments: u64,
+    routed: Vec<Routed>,
+    /// Totals of finished inputs.
+    done: Agg,
+    items: u64,
+    warnings: Vec<String>,
+    /// The revoke instants used, per input.
+    instants: Vec<u64>,
+    /// Items were fed since the last end of input.
+    pending: bool,
+    inputs: Vec<report::Input>,
+}
+
+/// Progress of a run over one source.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Progress {
+    /// Input bytes read (and decoded).
+    pub bytes: u64,
+    /// Items judged.
+    pub items: u64,
+}
+
+impl<'j> Run<'j> {
+    /// A run with no traffic yet.
+    pub fn new(judge: &'j Judge) -> Run<'j> {
+        let n = judge.config.partitions.max(1);
+        Run {
+            judge,
+            parts: (0..n).map(|_| Part::default()).collect(),
+            at: judge.config.at_ns,
+            fragments: FxHashMap::default(),
+            orphan_fragments: 0,
+            routed: Vec::new(),
+            done: Agg::default(),
+            items: 0,
+            warnings: Vec::new(),
+            instants: Vec::new(),
+            pending: false,
+            inputs: Vec::new(),
+        }
+    }
+
+    /// Items judged so far.
+    pub fn items(&self) -> u64 {
+        self.items
+    }
+
+    /// Live connections held.
+    pub fn connections(&self) -> usize {
+        self.parts
+            .iter()
+            .map(|p| p.conns4.len() + p.conns6.len())
+            .sum()
+    }
+
+    /// Judges every item of `source` (read ahead and decoded on the rayon pool, in chunks of
+    /// `chunk` items), then ends the input. `progress` is called after each chunk.
+    pub fn source(
+        &mut self,
+        source: &mut Source<'_>,
+        name: &str,
+        chunk: usize,
+        mut progress: impl FnMut(Progress),
+    ) -> Result<(), Error> {
+        let read = crate::packet::read_ahead(source, chunk, |items, bytes| {
+            self.feed(items);
+            progress(Progress {
+                bytes,
+                items: self.items,
+            });
+            Ok::<(), std::convert::Infallible>(())
+        });
+        let read = match read {
+            Ok(r) => r,
+            Err(never) => match never {},
+        };
+        let unmatched = self.end_input();
+        if unmatched > 0 {
+            self.warnings.push(format!(
+                "{name}: {unmatched} packets or records touched no ENI of the state and were not judged"
+            ));
+        }
+        read.map_err(|source| Error::Traffic {
+            input: name.to_string(),
+            source,
+        })
+    }
+
+    /// Judges a chunk of items of the current input, in input order.
+    pub fn feed(&mut self, items: &[Item]) {
+        if items.is_empty() {
+            return;
+        }
+        let judge = self.judge;
+        let at = *self.at.get_or_insert_with(|| {
+            let s = judge.seen(&items[0], None);
+            s.ts_ns
+        });
+        self.items += items.len() as u64;
+        self.pending = true;
+        let n = self.parts.len();
+        let size = if n == 1 {
+            items.len()
+        } else {
+            items
+                .len()
+                .div_ceil(rayon::current_num_threads() * 2)
+                .max(MIN_SUB_CHUNK)
+        };
+        let subs = items.len().div_ceil(size);
+        let mut routed = std::mem::take(&mut self.routed);
+        routed.resize_with(subs.max(routed.len()), Routed::default);
+        // Routed in parallel as if no item were a fragment; the sub-chunks that hold one
+        // are routed again once non-first fragments have their first fragment's ports
+        // (rare: it takes a pass in input order over the chunk).
+        let route = |s: usize, r: &mut Routed, chunk: &[Item], fixed: &[(usize, Header)]| {
+            r.tasks.resize_with(n, Vec::new);
+            r.tasks.iter_mut().for_each(Vec::clear);
+            r.latest = 0;
+            r.fragments = false;
+            for (j, item) in chunk.iter().enumerate() {
+                let fix = match item {
+                    Item::Packet(p) if p.fragment.is_some() => {
+                        r.fragments = true;
+                        fixed
+                            .binary_search_by_key(&(s * size + j), |x| x.0)
+                            .ok()
+                            .map(|at| fixed[at].1)
+                    }
+                    _ => None,
+                };
+                let seen = judge.seen(item, fix);
+                r.latest = r.latest.max(seen.ts_ns);
+                let hash = judge.hash(&seen);
+                r.tasks[partition(hash, n)].push((seen, hash));
+            }
+        };
+        let route_all = |routed: &mut [Routed], fixed: &[(usize, Header)], again: bool| {
+            if n == 1 {
+                route(0, &mut routed[0], items, fixed);
+            } else {
+                routed[..subs]
+                    .par_iter_mut()
+                    .zip(items.par_chunks(size))
+                    .enumerate()
+                    .filter(|(_, (r, _))| !again || r.fragments)
+                    .for_each(|(s, (r, chunk))| route(s, r, chunk, fixed));
+            }
+        };
+        route_all(&mut routed, &[], false);
+        if routed[..subs].iter().any(|r| r.fragments) {
+            let mut fixed: Vec<(usize, Header)> = Vec::new();
+            for (i, item) in items.iter().enumerate() {
+                let Item::Packet(p) = item else { continue };
+                let Some(f) = p.fragment else { continue };
+                let h = p.header;
+                let fk = (h.src, h.dst, h.protocol, f.id);
+                if f.is_first() {
+                    if self.fragments.len() >= MAX_FRAGMENTS {
+                        self.fragments.clear();
+                    }
+                    self.fragments.insert(fk, (h.src_port, h.dst_port));
+                } else if let Some(&(sp, dp)) = self.fragments.get(&fk) {
+                    let mut h = h;
+                    h.src_port = sp;
+                    h.dst_port = dp;
+                    fixed.push((i, h));
+                } else {
+                    self.orphan_fragments += 1;
+                }
+            }
+            route_all(&mut routed, &fixed, true);
+        }
+        let routed_now = &routed[..subs];
+        let latest = routed_now.iter().map(|r| r.latest).max().unwrap_or(0);
+        let top = judge.config.top;
+        let run = |(p, part): (usize, &mut Part)| {
+            for r in routed_now {
+                for (seen, hash) in &r.tasks[p] {
+                    part.judge(judge, seen, *hash, at, top);
+                }
+            }
+            part.since += routed_now.iter().map(|r| r.tasks[p].len()).sum::<usize>();
+            part.sweep(latest, top);
+        };
+        if n == 1 {
+            self.parts.iter_mut().enumerate().for_each(run);
+        } else {
+            self.parts.par_iter_mut().enumerate().for_each(run);
+        }
+        self.routed = routed;
+    }
+
+    /// Ends the current input: every live connection is finished and counted, and the next
+    /// input starts with no connections (and its own revoke instant unless one was given).
+    /// Returns the items of the input that touched no ENI.
+    pub fn end_input(&mut self) -> u64 {
+        let top = self.judge.config.top;
+        let before = self.done.unmatched;
+        let parts = std::mem::take(&mut self.parts);
+        let n = parts.len();
+        let finished: Vec<Agg> = parts
+            .into_par_iter()
+            .map(|mut part| {
+                let Part {
+                    conns4,
+                    conns6,
+                    books,
+                    ..
+                } = &mut part;
+                for c in conns4.drain() {
+                    books.finish(&c, top);
+                }
+                for c in conns6.drain() {
+                    books.finish(&c, top);
+                }
+                std::mem::take(&mut books.agg)
+            })
+            .collect();
+        for agg in finished {
+            self.done.merge(agg, top);
+        }
+        self.parts = (0..n).map(|_| Part::default()).collect();
+        if let Some(at) = self.at {
+            self.instants.push(at);
+        }
+        self.at = self.judge.config.at_ns;
+        self.pending = false;
+        self.fragments.clear();
+        self.done.unmatched - before
+    }
+}
+
+impl Part {
+    fn judge(&mut self, judge: &Judge, s: &Seen, hash: u64, at: u64, top: usize) {
+        let eni = Judge::key_eni(s);
+        let h = &s.header;
+        match (h.src, h.dst) {
+            (IpAddr::V4(a), IpAddr::V4(b)) => {
+                let (k, src_is_a) = key_of(h, u32::from(a), u32::from(b), eni);
+                step(
+                    &mut self.conns4,
+                    &mut self.books,
+                    judge,
+                    s,
+                    k,
+                    src_is_a,
+                    hash,
+                    at,
+                    top,
+                );
+            }
+            (a, b) => {
+                let (k, src_is_a) = key_of(h, v6_bits(a), v6_bits(b), eni);
+                step(
+                    &mut self.conns6,
+                    &mut self.books,
+                    judge,
+                    s,
+                    k,
+                    src_is_a,
+                    hash,
+                    at,
+                    top,
+                );
+            }
+        }
+    }
+
+    /// Finishes connections idle past their timeout, so that memory follows the live
+    /// connections: once the clock has moved [`SWEEP_EVERY`] and twice as many items as
+    /// connections held have been judged (a sweep costs at most half a visit per item), or
+    /// once the table has doubled.
+    fn sweep(&mut self, latest: u64, top: usize) {
+        let (at, left) = self.swept;
+        let held = self.conns4.len() + self.conns6.len();
+        let due = latest >= at.saturating_add(SWEEP_EVERY) && self.since >= 2 * held;
+        if !(due || held > 2 * left + 4096) {
+            return;
+        }
+        let Part {
+            conns4,
+            conns6,
+            books,
+            ..
+        } = self;
+        fn sweep<A: Word>(
+            conns: &mut HashTable<Conn<A>>,
+            books: &mut Books,
+            latest: u64,
+            top: usize,
+        ) {
+            let mut done = Vec::new();
+            conns.retain(|c| {
+                let idle = latest.saturating_sub(c.last_ns) > u64::from(c.idle_s) * SECOND;
+                if idle {
+                    done.push(c.clone());
+                }
+                !idle
+            });
+            for c in done {
+                books.finish(&c, top);
+            }
+        }
+        sweep(conns4, books, latest, top);
+        sweep(conns6, books, latest, top);
+        self.swept = (latest, self.conns4.len() + self.conns6.len());
+        self.since = 0;
+    }
+}
+
+/// Judges one item against its partition's connections of one address family.
+#[allow(clippy::too_many_arguments)]
+fn step<A: Word>(
+    conns: &mut HashTable<Conn<A>>,
+    books: &mut Books,
+    judge: &Judge,
+    s: &Seen,
+    k: Key<A>,
+    src_is_a: bool,
+    hash: u64,
+    at: u64,
+    top: usize,
+) {
+    let rehash = |c: &Conn<A>| FxBuildHasher.hash_one(c.key);
+    match conns.entry(hash, |c| c.key == k, rehash) {
+        Entry::Occupied(mut o) => {
+            let c = o.get();
+            let idle = s.ts_ns.saturating_sub(c.last_ns) > u64::from(c.idle_s) * SECOND;
+            let syn = s.record.is_none() && s.flags & (SYN | ACK) == SYN;
+            if idle || (closed(c.flags) && syn) {
+                let (old, vacant) = o.remove();
+                books.finish(&old, top);
+                let mut c = books.open(judge, s, k, src_is_a, at);
+                let d = usize::from(src_is_a != c.o_is_a);
+                books.count(&mut c, d, s, at);
+                vacant.insert(c);
+            } else {
+                let c = o.get_mut();
+                let d = usize::from(src_is_a != c.o_is_a);
+                books.count(c, d, s, at);
+            }
+        }
+        Entry::Vacant(v) => {
+            let mut c = books.open(judge, s, k, src_is_a, at);
+            let d = usize::from(src_is_a != c.o_is_a);
+            books.count(&mut c, d, s, at);
+            v.insert(c);
+        }
+    }
+}
+
+fn service_label(protocol: u8, port: u16) -> String {
+    let name = crate::model::Protocol::Number(protocol).to_string();
+    match protocol {
+        6 | 17 => format!("{port}/{name}"),
+        1 | 58 => format!("{name} type {port}"),
+        _ => name,
+    }
+}
+
+impl Run<'_> {
+    /// Adds an input to the report's list of inputs.
+    pub fn input(&mut self, input: report::Input) {
+        self.inputs.push(input);
+    }
+
+    /// Ends the current input if items were fed since the last end, and writes the traffic
+    /// sections into `report`; names come from `before`.
+    pub fn finish(mut self, report: &mut Report, before: &State) {
+        if self.pending {
+            let unmatched = self.end_input();
+            if unmatched > 0 {
+                self.warnings.push(format!(
+                    "{unmatched} packets or records touched no ENI of the state and were not judged"
+                ));
+            }
+        }
+        let judge = self.judge;
+        let top = judge.config.top;
+        let mut agg = self.done;
+        agg.flush_second();
+        let names = report::Names::new(before);
+        let eni_id = |i: u32| before.enis.get(i as usize).map(|e| e.id.clone());
+        // Flows: the top-N changed connections.
+        let flows: Vec<Flow> = agg
+            .top
+            .into_sorted_vec()
+            .into_iter()
+            .filter_map(|t| {
+                let eni = eni_id(t.at.0)?;
+                Some(Flow {
+                    eni_name: names.eni(&eni),
+                    eni,
+                    direction: t.at.1,
+                    src: t.header.src.to_string(),
+                    dst: t.header.dst.to_string(),
+                    protocol: t.header.protocol,
+                    src_port: t.header.src_port,
+                    dst_port: t.header.dst_port,
+                    packets: t.packets,
+                    bytes: t.bytes,
+                    first_seen_ns: (t.first_ns > 0).then_some(t.first_ns),
+                    last_seen_ns: (t.last_ns > 0).then_some(t.last_ns),
+                    before: judge.named(t.before),
+                    after: judge.named(t.after),
+                    outcome: t.outcome,
+                })
+            })
+            .collect();
+        // Services.
+        let mut services: Vec<(ServiceKey, Service)> = agg.services.into_iter().collect();
+        services.sort_by(|(ka, a), (kb, b)| {
+            (b.broken, b.surviving, b.restored, b.unknown, b.packets)
+                .cmp(&(a.broken, a.surviving, a.restored, a.unknown, a.packets))
+                .then(ka.0.cmp(&kb.0))
+                .then(ka.1.cmp(&kb.1))
+                .then(ka.2.cmp(&kb.2))
+                .then(ka.3.cmp(&kb.3))
+                .then(ka.4.cmp(&kb.4))
+        });
+        let impact: Vec<Impact> = services
+            .into_iter()
+            .filter_map(|((eni, direction, protocol, port, v6), s)| {
+                let id = eni_id(eni)?;
+                let (b, a, _) = s.example?;
+                Some(Impact {
+                    eni_name: names.eni(&id),
+                    instance: names.instance(&id),
+                    groups: names.groups(&id),
+                    eni: id,
+                    direction,
+                    family: if v6 {
+                        crate::model::Family::V6
+                    } else {
+                        crate::model::Family::V4
+                    },
+                    protocol,
+                    port,
+                    service: service_label(protocol, port),
+                    clients: s.clients.len() as u64,
+                    clients_exact: !s.clients_capped,
+                    client_sample: s
+                        .clients
+                        .iter()
+                        .take(top.max(1))
+                        .map(|&c| names.client(c))
+                        .collect(),
+                    connections: s.broken + s.surviving + s.restored + s.unknown,
+                    broken: s.broken,
+                    surviving: s.surviving,
+                    restored: s.restored,
+                    unknown: s.unknown,
+                    packets: s.packets,
+                    bytes: s.bytes,
+                    first_seen: s.first_ns.filter(|&t| t > 0).map(report::rfc3339),
+                    last_seen: s.last_ns.filter(|&t| t > 0).map(report::rfc3339),
+                    before: judge.named(b),
+                    after: judge.named(a),
+                })
+            })
+            .collect();
+        // Rule hits, for the rules of the groups on ENIs that judged traffic.
+        let mut by_rule: HashMap<crate::model::RuleId, (u64, u64)> = HashMap::new();
+        for (i, n) in agg.hits[0].iter().enumerate() {
+            if let Some(r) = judge.before.rules().get(i) {
+                by_rule.entry(r.clone()).or_default().0 += n;
+            }
+        }
+        for (i, n) in agg.hits[1].iter().enumerate() {
+            if let Some(r) = judge.after.rules().get(i) {
+                by_rule.entry(r.clone()).or_default().1 += n;
+            }
+        }
+        for (i, n) in agg.hits[2].iter().enumerate() {
+            if let Some(r) = judge.before.rules().get(i) {
+                by_rule.entry(r.clone()).or_default().1 += n;
+            }
+        }
+        let groups: BTreeSet<_> = before
+            .enis
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| agg.enis.get(*i).copied().unwrap_or(false))
+            .flat_map(|(_, e)| e.groups.iter().cloned())
+            .collect();
+        let mut rules = Vec::new();
+        let mut without = Vec::new();
+        for r in before.rules.iter().filter(|r| groups.contains(&r.group)) {
+            let (b, a) = by_rule.get(&r.id).copied().unwrap_or((0, 0));
+            if b == 0 {
+                without.push(r.id.clone());
+            }
+            rules.push(Hits {
+                rule_id: r.id.clone(),
+                before: b,
+                after: a,
+            });
+        }
+        let mut agreement = agg.agreement;
+        if agreement.records > 0 {
+            agreement.ratio = agreement.agree as f64 / agreement.records as f64;
+            report.flow_log_agreement = Some(agreement);
+        }
+        let c = &agg.connections;
+        report.flows_total = c.broken + c.surviving + c.restored + c.unknown;
+        report.timeline = report::timeline(&agg.seconds, 60);
+        report.packets = agg.totals;
+        report.changed = agg.changed;
+        report.connections = agg.connections;
+        report.impact = impact;
+        report.flows = flows;
+        report.rules = rules;
+        report.rules_without_hits = without;
+        report.top = top;
+        report.inputs.extend(self.inputs);
+        report.revoke_at = self
+            .instants
+            .iter()
+            .filter(|&&t| t > 0)
+            .map(|&t| report::rfc3339(t))
+            .collect();
+        if self.orphan_fragments > 0 {
+            self.warnings.push(format!(
+                "{} non-first fragments came without their first fragment and were judged with ports 0",
+                self.orphan_fragments
+            ));
+        }
+        report.warnings.extend(self.warnings);
+    }
+}

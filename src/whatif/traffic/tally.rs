@@ -1,0 +1,236 @@
+//! The books' totals: packets, connections, rule hits, services and the top-N of changed
+//! connections, per partition and merged.
+
+use std::cmp::Ordering;
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
+use std::net::IpAddr;
+
+use rustc_hash::FxHashMap;
+
+use super::judge::Step;
+use super::{MAX_CLIENTS, SECOND};
+use crate::model::{Direction, Header};
+use crate::whatif::report::{Agreement, Changed, Connections, Effect, Totals};
+
+/// A service that changes, while it is being counted.
+#[derive(Clone, Debug, Default)]
+pub(super) struct Service {
+    pub(super) broken: u64,
+    pub(super) surviving: u64,
+    pub(super) restored: u64,
+    pub(super) unknown: u64,
+    pub(super) packets: u64,
+    pub(super) bytes: u64,
+    pub(super) first_ns: Option<u64>,
+    pub(super) last_ns: Option<u64>,
+    pub(super) clients: BTreeSet<IpAddr>,
+    pub(super) clients_capped: bool,
+    /// The opener's verdicts of its first connection, before and after.
+    pub(super) example: Option<(Step, Step, Header)>,
+}
+
+/// (ENI, direction, protocol, port, IPv6).
+pub(super) type ServiceKey = (u32, Direction, u8, u16, bool);
+
+/// A changed connection in the top-N.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) struct Top {
+    pub(super) packets: u64,
+    pub(super) bytes: u64,
+    pub(super) first_ns: u64,
+    pub(super) last_ns: u64,
+    pub(super) header: Header,
+    pub(super) at: (u32, Direction),
+    pub(super) before: Step,
+    pub(super) after: Step,
+    pub(super) outcome: Effect,
+}
+
+impl Ord for Top {
+    /// Broken first, then unknown, restored, surviving; most packets first, then earliest,
+    /// then by header: a total order, so the top-N does not depend on the partitions.
+    fn cmp(&self, o: &Self) -> Ordering {
+        let rank = |e: Effect| match e {
+            Effect::Broken => 0,
+            Effect::Unknown => 1,
+            Effect::Restored => 2,
+            Effect::Surviving => 3,
+        };
+        rank(self.outcome)
+            .cmp(&rank(o.outcome))
+            .then(o.packets.cmp(&self.packets))
+            .then(self.first_ns.cmp(&o.first_ns))
+            .then(self.header.cmp(&o.header))
+            .then(self.at.cmp(&o.at))
+            .then(o.bytes.cmp(&self.bytes))
+            .then(self.last_ns.cmp(&o.last_ns))
+    }
+}
+
+impl PartialOrd for Top {
+    fn partial_cmp(&self, o: &Self) -> Option<Ordering> {
+        Some(self.cmp(o))
+    }
+}
+
+/// Totals of one partition (or of the whole run once merged).
+#[derive(Default)]
+pub(super) struct Agg {
+    pub(super) totals: Totals,
+    pub(super) changed: Changed,
+    pub(super) connections: Connections,
+    /// Packets per rule: decided before (table before's numbering), after (table after's),
+    /// and after by a verdict kept from before (table before's).
+    pub(super) hits: [Vec<u64>; 3],
+    pub(super) services: FxHashMap<ServiceKey, Service>,
+    /// The best `top` changed connections (a max-heap by [`Top`]'s order: worst on top).
+    pub(super) top: BinaryHeap<Top>,
+    pub(super) agreement: Agreement,
+    pub(super) unmatched: u64,
+    /// ENIs (by index) that judged some connection.
+    pub(super) enis: Vec<bool>,
+    /// Per second: (total, accepted before, accepted after), and the second being filled.
+    pub(super) seconds: BTreeMap<u64, (u64, u64, u64)>,
+    current: Option<(u64, (u64, u64, u64))>,
+}
+
+impl Agg {
+    pub(super) fn second(&mut self, ts_ns: u64, n: u64, before: bool, after: bool) {
+        if ts_ns == 0 {
+            return;
+        }
+        let s = ts_ns / SECOND;
+        let add = |c: &mut (u64, u64, u64)| {
+            c.0 += n;
+            c.1 += if before { n } else { 0 };
+            c.2 += if after { n } else { 0 };
+        };
+        match &mut self.current {
+            Some((cs, c)) if *cs == s => add(c),
+            slot => {
+                if let Some((cs, c)) = slot.take() {
+                    let e = self.seconds.entry(cs).or_default();
+                    e.0 += c.0;
+                    e.1 += c.1;
+                    e.2 += c.2;
+                }
+                let mut c = (0, 0, 0);
+                add(&mut c);
+                *slot = Some((s, c));
+            }
+        }
+    }
+
+    pub(super) fn flush_second(&mut self) {
+        if let Some((cs, c)) = self.current.take() {
+            let e = self.seconds.entry(cs).or_default();
+            e.0 += c.0;
+            e.1 += c.1;
+            e.2 += c.2;
+        }
+    }
+
+    pub(super) fn merge(&mut self, mut o: Agg, top: usize) {
+        o.flush_second();
+        self.flush_second();
+        let t = &mut self.totals;
+        t.judged += o.totals.judged;
+        t.accepted_before += o.totals.accepted_before;
+        t.accepted_after += o.totals.accepted_after;
+        t.dropped_before += o.totals.dropped_before;
+        t.dropped_after += o.totals.dropped_after;
+        t.unknown_before += o.totals.unknown_before;
+        t.unknown_after += o.totals.unknown_after;
+        self.changed.accept_to_drop += o.changed.accept_to_drop;
+        self.changed.drop_to_accept += o.changed.drop_to_accept;
+        self.changed.to_unknown += o.changed.to_unknown;
+        self.changed.from_unknown += o.changed.from_unknown;
+        let c = &mut self.connections;
+        c.total += o.connections.total;
+        c.broken += o.connections.broken;
+        c.surviving += o.connections.surviving;
+        c.restored += o.connections.restored;
+        c.unknown += o.connections.unknown;
+        c.packets_broken += o.connections.packets_broken;
+        c.bytes_broken += o.connections.bytes_broken;
+        for (mine, theirs) in self.hits.iter_mut().zip(&o.hits) {
+            add_into(mine, theirs);
+        }
+        for (k, s) in o.services {
+            let mine = self.services.entry(k).or_default();
+            mine.broken += s.broken;
+            mine.surviving += s.surviving;
+            mine.restored += s.restored;
+            mine.unknown += s.unknown;
+            mine.packets += s.packets;
+            mine.bytes += s.bytes;
+            mine.first_ns = min_opt(mine.first_ns, s.first_ns);
+            mine.last_ns = mine.last_ns.max(s.last_ns);
+            mine.clients_capped |= s.clients_capped;
+            for c in s.clients {
+                if mine.clients.len() >= MAX_CLIENTS {
+                    mine.clients_capped = true;
+                    break;
+                }
+                mine.clients.insert(c);
+            }
+            if mine.example.is_none() {
+                mine.example = s.example;
+            }
+        }
+        for t in o.top {
+            push_top(&mut self.top, t, top);
+        }
+        let a = &mut self.agreement;
+        a.records += o.agreement.records;
+        a.agree += o.agreement.agree;
+        a.logged_accept_model_drop += o.agreement.logged_accept_model_drop;
+        a.logged_reject_model_accept += o.agreement.logged_reject_model_accept;
+        for (why, n) in o.agreement.logged_reject_reasons {
+            *a.logged_reject_reasons.entry(why).or_default() += n;
+        }
+        a.model_unknown += o.agreement.model_unknown;
+        self.unmatched += o.unmatched;
+        if self.enis.len() < o.enis.len() {
+            self.enis.resize(o.enis.len(), false);
+        }
+        for (m, t) in self.enis.iter_mut().zip(&o.enis) {
+            *m |= t;
+        }
+        for (s, (n, b, a)) in o.seconds {
+            let e = self.seconds.entry(s).or_default();
+            e.0 += n;
+            e.1 += b;
+            e.2 += a;
+        }
+    }
+}
+
+fn add_into(a: &mut Vec<u64>, b: &[u64]) {
+    if a.len() < b.len() {
+        a.resize(b.len(), 0);
+    }
+    for (x, y) in a.iter_mut().zip(b) {
+        *x += y;
+    }
+}
+
+pub(super) fn push_top(heap: &mut BinaryHeap<Top>, t: Top, n: usize) {
+    if n == 0 {
+        return;
+    }
+    if heap.len() < n {
+        heap.push(t);
+    } else if heap.peek().is_some_and(|worst| t < *worst) {
+        heap.pop();
+        heap.push(t);
+    }
+}
+
+pub(super) fn min_opt(a: Option<u64>, b: Option<u64>) -> Option<u64> {
+    match (a, b) {
+        (Some(x), Some(y)) => Some(x.min(y)),
+        (x, None) => x,
+        (None, y) => y,
+    }
+}
