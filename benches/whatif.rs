@@ -45,10 +45,7 @@ fn bench(c: &mut Criterion) {
         })
         .expect("some revoke changes something");
     let bytes = session_capture(&state, PACKETS, 1);
-    let config = Config {
-        partitions: (rayon::current_num_threads() * 4).max(1),
-        ..Config::default()
-    };
+    let config = Config::default().with_partitions((rayon::current_num_threads() * 4).max(1));
     let judge = Judge::new(&state, &plan.outcome.state, config).expect("judge");
     let mut group = c.benchmark_group("whatif");
     group.throughput(Throughput::Elements(PACKETS as u64));

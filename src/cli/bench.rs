@@ -540,10 +540,8 @@ fn whatif(args: &Args, packets: usize) -> anyhow::Result<Exit> {
     let t = Instant::now();
     let bytes = sgsim::internal::bench::session_capture(&state, packets, args.seed);
     let synth_ms = t.elapsed().as_secs_f64() * 1e3;
-    let config = sgsim::whatif::traffic::Config {
-        partitions: (rayon::current_num_threads() * 4).max(1),
-        ..Default::default()
-    };
+    let config = sgsim::whatif::traffic::Config::default()
+        .with_partitions((rayon::current_num_threads() * 4).max(1));
     let t = Instant::now();
     let judge = sgsim::whatif::traffic::Judge::new(&state, &plan.outcome.state, config)?;
     let build_ms = t.elapsed().as_secs_f64() * 1e3;

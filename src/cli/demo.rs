@@ -93,10 +93,8 @@ pub fn run() -> anyhow::Result<Exit> {
         let request = RawRequest::parse(s.request)?;
         let mut plan = whatif::plan(&state, &request)?;
         plan.report.request = Some(s.request.trim().to_string());
-        let config = sgsim::whatif::traffic::Config {
-            partitions: (rayon::current_num_threads() * 4).max(1),
-            ..Default::default()
-        };
+        let config = sgsim::whatif::traffic::Config::default()
+            .with_partitions((rayon::current_num_threads() * 4).max(1));
         super::whatif::judge_traffic(
             &mut plan,
             &state,

@@ -110,10 +110,7 @@ pub fn run(
         "the revoke is refused: {:?}",
         plan.report.error
     );
-    let config = Config {
-        partitions: (rayon::current_num_threads() * 4).max(1),
-        ..Default::default()
-    };
+    let config = Config::default().with_partitions((rayon::current_num_threads() * 4).max(1));
     let judge = Judge::new(state, &plan.outcome.state, config)?;
     let mut scans = vec![("builtin", Scan::Builtin)];
     if cfg!(feature = "fleet") {

@@ -59,10 +59,8 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
         let paths = args.traffic.clone();
         Some(Arc::new(
             move |plan: &mut sgsim::whatif::Plan, before: &sgsim::model::State| {
-                let config = sgsim::whatif::traffic::Config {
-                    partitions: (rayon::current_num_threads() * 4).max(1),
-                    ..Default::default()
-                };
+                let config = sgsim::whatif::traffic::Config::default()
+                    .with_partitions((rayon::current_num_threads() * 4).max(1));
                 super::whatif::judge_traffic(plan, before, &paths, Default::default(), None, config)
                     .map_err(|e| format!("{e:#}"))
             },

@@ -87,12 +87,11 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
     plan.report.request = Some(text.trim().to_string());
     plan.report.top = args.top;
     if plan.report.error.is_none() && (!args.traffic.is_empty() || args.synthetic.is_some()) {
-        let config = traffic::Config {
-            at_ns: args.at.as_deref().map(parse_at).transpose()?,
-            assume_survive: args.assume_survive,
-            top: args.top,
-            partitions: (rayon::current_num_threads() * 4).max(1),
-        };
+        let config = traffic::Config::default()
+            .with_at(args.at.as_deref().map(parse_at).transpose()?)
+            .with_assume_survive(args.assume_survive)
+            .with_top(args.top)
+            .with_partitions((rayon::current_num_threads() * 4).max(1));
         let synthetic = args.synthetic.map(|n| (n, args.seed));
         judge_traffic(
             &mut plan,

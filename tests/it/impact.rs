@@ -116,10 +116,7 @@ fn what_if(state: &State, request: &str, items: &[Item], config: Config, chunk: 
 }
 
 fn at(secs: u64) -> Config {
-    Config {
-        at_ns: Some(T0 + secs * S),
-        ..Config::default()
-    }
+    Config::default().with_at(Some(T0 + secs * S))
 }
 
 /// AWS: the database allows 5432 from the application group and from 10.20.0.0/16; one
@@ -204,10 +201,7 @@ fn aws_tracked_new_sessions_break_with_every_packet_and_open_ones_survive() {
     );
     let items = items(raw);
     for (partitions, chunk) in [(1, 1000), (16, 7), (5, 3)] {
-        let config = Config {
-            partitions,
-            ..at(100)
-        };
+        let config = at(100).with_partitions(partitions);
         let r = what_if(&s, REVOKE_DBAPP, &items, config, chunk);
         assert_eq!(
             r.connections,
@@ -454,10 +448,7 @@ fn aliyun_sessions_are_cut_when_their_verdict_changes_unless_assumed_to_survive(
     assert_eq!(r.connections.packets_broken, 11);
     assert_eq!(r.impact[0].eni_name.as_deref(), Some("web-1"));
     assert_eq!(r.impact[0].instance.as_deref(), Some("i-web1"));
-    let survive = Config {
-        assume_survive: true,
-        ..at(100)
-    };
+    let survive = at(100).with_assume_survive(true);
     let r = what_if(&s, REVOKE_ALI_SSH, &items, survive, 6);
     assert_eq!(r.connections.broken, 0);
     assert_eq!(r.connections.surviving, 1);
@@ -866,11 +857,9 @@ fn the_parallel_path_equals_a_plain_per_packet_replay() {
                 let at_ns = T0 + at_s * S;
                 let (expected, changed) = replay(&s, &p.outcome.state, &items, at_ns);
                 for (partitions, chunk) in [(1, items.len()), (16, 97)] {
-                    let config = Config {
-                        at_ns: Some(at_ns),
-                        partitions,
-                        ..Config::default()
-                    };
+                    let config = Config::default()
+                        .with_at(Some(at_ns))
+                        .with_partitions(partitions);
                     let r = what_if(&s, request, &items, config, chunk);
                     let mut got = r.connections.clone();
                     got.bytes_broken = 0;

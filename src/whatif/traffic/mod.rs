@@ -101,8 +101,9 @@ const ACK: u8 = 0x10;
 const FIN: u8 = 0x01;
 const RST: u8 = 0x04;
 
-/// What-if options.
+/// What-if options: the default, then the `with_` methods (fields may be added).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Config {
     /// The revoke instant, ns since the Unix epoch; `None`: the first packet or record of
     /// each input.
@@ -124,6 +125,32 @@ impl Default for Config {
             top: 20,
             partitions: 16,
         }
+    }
+}
+
+impl Config {
+    /// With the revoke at `at_ns` (ns since the epoch; `None`: each input's first item).
+    pub fn with_at(mut self, at_ns: Option<u64>) -> Self {
+        self.at_ns = at_ns;
+        self
+    }
+
+    /// With Alibaba sessions open at the revoke instant surviving (or not).
+    pub fn with_assume_survive(mut self, survive: bool) -> Self {
+        self.assume_survive = survive;
+        self
+    }
+
+    /// With `top` changed connections listed and clients sampled per service.
+    pub fn with_top(mut self, top: usize) -> Self {
+        self.top = top;
+        self
+    }
+
+    /// With `partitions` connection partitions (1 = sequential).
+    pub fn with_partitions(mut self, partitions: usize) -> Self {
+        self.partitions = partitions;
+        self
     }
 }
 
