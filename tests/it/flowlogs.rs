@@ -647,3 +647,29 @@ fn regression_zero_filled_200_mb_file_and_dev_zero_refused_in_bounded_memory() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A build without the DataFusion or Ballista features says which feature a flag needs,
+/// before reading anything.
+#[cfg(not(feature = "fleet"))]
+#[test]
+fn scan_flags_name_the_feature_they_need() {
+    let dir = scratch("features");
+    let recs = fleet_day(2, 1).remove(0);
+    let file = dir.join("f.parquet");
+    std::fs::write(&file, parquet(&recs, &FIELDS, Compression::SNAPPY, 4)).unwrap();
+    let path = file.to_str().unwrap();
+    let (code, out, err) = sgsim(&["packets", "--traffic", path, "--scan", "datafusion"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(out.is_empty());
+    assert!(err.contains("the `fleet` feature"), "{err}");
+    let (code, _, err) = sgsim(&[
+        "packets",
+        "--traffic",
+        path,
+        "--cluster",
+        "df://127.0.0.1:1",
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("the `cluster` feature"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
