@@ -31,8 +31,9 @@ enum Role {
         /// Tasks at once (default: one per core).
         #[arg(long, default_value_t = 0)]
         tasks: usize,
-        /// Where results wait for the client (default: a folder under the system's
-        /// temporary directory named after the port).
+        /// Where results wait for the client (default: a new folder of a random name
+        /// under the system's temporary directory, removed when the executor returns;
+        /// a killed executor leaves it).
         #[arg(long, value_name = "DIR")]
         work_dir: Option<PathBuf>,
     },
@@ -55,9 +56,18 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
             tasks,
             work_dir,
         } => {
-            let dir = work_dir.unwrap_or_else(|| {
-                std::env::temp_dir().join(format!("sgsim-executor-{}", bind.port()))
-            });
+            // Without --work-dir: a new folder of a random name (never a fixed, guessable
+            // path under the shared temporary directory), removed when the executor returns.
+            let scratch;
+            let dir = match work_dir {
+                Some(dir) => dir,
+                None => {
+                    scratch = tempfile::Builder::new()
+                        .prefix("sgsim-executor-")
+                        .tempdir()?;
+                    scratch.path().to_path_buf()
+                }
+            };
             let mut config = sgsim::cluster::ExecutorConfig::new(scheduler, bind, dir);
             config.tasks = tasks;
             eprintln!("sgsim: cluster executor on {bind} for the scheduler at {scheduler}");

@@ -428,15 +428,12 @@ impl Reader {
     /// The scan failed at row `scanned`: the row-group reader takes over from there.
     #[cfg(feature = "fleet")]
     fn take_over(&mut self, why: &str) -> Result<bool, FlowError> {
-        let supply = std::mem::replace(
-            &mut self.supply,
-            Supply::Groups(Box::new(|_| Err(String::new()))),
-        );
-        let Supply::Scan(scan, open) = supply else {
-            return self.fill();
+        let placeholder = Supply::Groups(Box::new(|_| Err(String::new())));
+        self.supply = match std::mem::replace(&mut self.supply, placeholder) {
+            // The scan (and its tasks) end here; its row-group reader goes on.
+            Supply::Scan(_, open) => Supply::Groups(open),
+            groups => groups,
         };
-        drop(scan);
-        self.supply = Supply::Groups(open);
         self.current = None;
         // The row group holding row `scanned` (none when every row was handed out).
         let mut start = 0;

@@ -7,7 +7,8 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::fleet::{big_file, report};
+use super::fleet::big_file;
+use super::flowlogs::report;
 use super::flowlogs::{fleet_day, fleet_state, scratch, write_layouts};
 
 /// A child process killed when dropped (a failed test leaves no cluster behind).

@@ -5,32 +5,11 @@
 use std::path::Path;
 
 use parquet::basic::Compression;
-use serde_json::Value;
 
+use super::flowlogs::report;
 use super::flowlogs::{
-    fleet_day, fleet_state, get, parquet, scratch, sgsim, write_layouts, Rec, FIELDS,
+    fleet_day, fleet_state, get, parquet, scratch, sgsim, whatif, write_layouts, Rec, FIELDS,
 };
-
-/// The JSON report of a what-if, without the clock of the analysis.
-pub fn report(state: &Path, revoke: &str, traffic: &Path, extra: &[&str]) -> Value {
-    let mut args = vec![
-        "whatif",
-        "--state",
-        state.to_str().unwrap(),
-        "--request",
-        revoke,
-        "--traffic",
-        traffic.to_str().unwrap(),
-        "--output",
-        "json",
-    ];
-    args.extend_from_slice(extra);
-    let (code, out, err) = sgsim(&args);
-    assert_eq!(code, 0, "{err}");
-    let mut v: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
-    v.as_object_mut().unwrap().remove("analysed_at");
-    v
-}
 
 /// One Parquet file of every record of the day, in many row groups: big enough to be cut
 /// into one partition per core.
@@ -78,13 +57,9 @@ fn datafusion_scan_gives_the_builtin_report_field_for_field() {
         }
     }
     // And the same answer as the plain text file of the day (inputs' names aside).
-    let strip = |mut v: Value| {
-        v.as_object_mut().unwrap().remove("inputs");
-        v
-    };
     assert_eq!(
-        strip(report(&state, &revoke, &plain, &[])),
-        strip(report(&state, &revoke, &big, &["--scan", "datafusion"]))
+        whatif(&state, &revoke, &plain, &[]),
+        whatif(&state, &revoke, &big, &["--scan", "datafusion"])
     );
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -365,7 +365,8 @@ pub fn write_layouts(dir: &Path, day: &[Vec<Rec>]) -> (PathBuf, PathBuf, PathBuf
     (plain, gz, pq)
 }
 
-pub fn whatif(state: &Path, revoke: &str, traffic: &Path, extra: &[&str]) -> Value {
+/// The JSON report of a what-if, without the clock of the analysis.
+pub fn report(state: &Path, revoke: &str, traffic: &Path, extra: &[&str]) -> Value {
     let mut args = vec![
         "whatif",
         "--state",
@@ -380,14 +381,16 @@ pub fn whatif(state: &Path, revoke: &str, traffic: &Path, extra: &[&str]) -> Val
     args.extend_from_slice(extra);
     let (code, out, err) = sgsim(&args);
     assert_eq!(code, 0, "{err}");
-    let mut v: serde_json::Value =
-        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
-    // What differs by nature between layouts and runs: the clock of the analysis and the
-    // inputs' names and decode summaries (one file, 24 files, 24 Parquet files).
-    if let Some(o) = v.as_object_mut() {
-        o.remove("analysed_at");
-        o.remove("inputs");
-    }
+    let mut v: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    v.as_object_mut().unwrap().remove("analysed_at");
+    v
+}
+
+/// [`report`] without what differs by nature between layouts: the inputs' names and
+/// decode summaries (one file, 24 files, 24 Parquet files).
+pub fn whatif(state: &Path, revoke: &str, traffic: &Path, extra: &[&str]) -> Value {
+    let mut v = report(state, revoke, traffic, extra);
+    v.as_object_mut().unwrap().remove("inputs");
     v
 }
 
