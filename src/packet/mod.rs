@@ -326,8 +326,8 @@ impl<'r> Source<'r> {
             Source::Capture(c) => Ok(c.read_chunk(max, out)?),
             Source::Flows(f) => {
                 for _ in 0..max {
-                    match f.next() {
-                        Some(r) => out.push(Item::Flow(Box::new(r?))),
+                    match f.next_boxed() {
+                        Some(r) => out.push(Item::Flow(r?)),
                         None => return Ok(false),
                     }
                 }
@@ -335,8 +335,8 @@ impl<'r> Source<'r> {
             }
             Source::Parquet(p) => {
                 for _ in 0..max {
-                    match p.next() {
-                        Some(r) => out.push(Item::Flow(Box::new(r?))),
+                    match p.next_boxed() {
+                        Some(r) => out.push(Item::Flow(r?)),
                         None => return Ok(false),
                     }
                 }
@@ -425,11 +425,11 @@ impl Iterator for Source<'_> {
         match self {
             Source::Capture(c) => c.next().map(|r| r.map(Item::Packet).map_err(Into::into)),
             Source::Flows(f) => f
-                .next()
-                .map(|r| r.map(|r| Item::Flow(Box::new(r))).map_err(Into::into)),
+                .next_boxed()
+                .map(|r| r.map(Item::Flow).map_err(Into::into)),
             Source::Parquet(p) => p
-                .next()
-                .map(|r| r.map(|r| Item::Flow(Box::new(r))).map_err(Into::into)),
+                .next_boxed()
+                .map(|r| r.map(Item::Flow).map_err(Into::into)),
             Source::Files(f) => f.next(),
         }
     }

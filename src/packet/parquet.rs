@@ -62,7 +62,7 @@ pub struct Reader {
     group: usize,
     current: Option<ParquetRecordBatchReader>,
     /// Records of the last batch not handed out yet.
-    pending: std::collections::VecDeque<Result<flowlog::Record, FlowError>>,
+    pending: std::collections::VecDeque<Result<Box<flowlog::Record>, FlowError>>,
     /// Rows handed out of the current row group so far.
     group_rows: u64,
     /// First row (0-based) of the current row group.
@@ -297,7 +297,7 @@ impl Reader {
             match flowlog::record(&Row { cols, i }, Format::Parquet, row, index, &mut warn) {
                 Outcome::Record(r) => {
                     summary.decoded += 1;
-                    self.pending.push_back(Ok(*r));
+                    self.pending.push_back(Ok(r));
                 }
                 Outcome::Skip(why) => summary.skip(&why),
                 Outcome::Malformed(why) => {
@@ -491,6 +491,14 @@ impl Iterator for Reader {
     type Item = Result<flowlog::Record, FlowError>;
 
     fn next(&mut self) -> Option<Self::Item> {
+        self.next_boxed().map(|r| r.map(|b| *b))
+    }
+}
+
+impl Reader {
+    /// The next record as the decoder made it, boxed (what an [`Item`](super::Item) holds:
+    /// no copy out of the box and into a new one).
+    pub(crate) fn next_boxed(&mut self) -> Option<Result<Box<flowlog::Record>, FlowError>> {
         loop {
             if let Some(r) = self.pending.pop_front() {
                 if r.is_err() {

@@ -366,6 +366,14 @@ impl<R: BufRead> Iterator for Reader<R> {
     type Item = Result<Record, FlowError>;
 
     fn next(&mut self) -> Option<Self::Item> {
+        self.next_boxed().map(|r| r.map(|b| *b))
+    }
+}
+
+impl<R: BufRead> Reader<R> {
+    /// The next record as the parser made it, boxed (what an [`Item`](crate::packet::Item)
+    /// holds: no copy out of the box and into a new one).
+    pub(crate) fn next_boxed(&mut self) -> Option<Result<Box<Record>, FlowError>> {
         while !self.done {
             let read = match self.read_line() {
                 Ok(r) => r,
@@ -419,7 +427,7 @@ impl<R: BufRead> Iterator for Reader<R> {
                 Outcome::Record(r) => {
                     self.recognised = true;
                     self.summary.decoded += 1;
-                    return Some(Ok(*r));
+                    return Some(Ok(r));
                 }
                 Outcome::Skip(why) => {
                     self.recognised = true;

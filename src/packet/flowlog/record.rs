@@ -45,6 +45,15 @@ fn text(f: &dyn Fields, field: Field) -> Option<String> {
     f.get(field).map(|v| v.to_string())
 }
 
+/// A field compared as text without copying it (numbers are written out).
+fn with_text<T>(f: &dyn Fields, field: Field, then: impl FnOnce(Option<&str>) -> T) -> T {
+    match f.get(field) {
+        None => then(None),
+        Some(Val::Str(s)) => then(Some(&s)),
+        Some(Val::Int(i)) => then(Some(&i.to_string())),
+    }
+}
+
 /// Warnings a record can raise (counted, the record is still used).
 pub(super) const WARN_VERSION: &str = "record version newer than known (fields read by name)";
 pub(super) const WARN_START_AFTER_END: &str = "start after end (window kept as logged)";
@@ -58,11 +67,13 @@ pub(crate) fn record(
     index: u64,
     warn: &mut dyn FnMut(&'static str),
 ) -> Outcome {
-    let status = f.get(Field::LogStatus);
-    match status.as_ref().map(|v| v.to_string()).as_deref() {
-        Some("NODATA") => return Outcome::Skip("NODATA record (no traffic in the window)"),
-        Some("SKIPDATA") => return Outcome::Skip("SKIPDATA record (records lost)"),
-        _ => {}
+    let skip = with_text(f, Field::LogStatus, |status| match status {
+        Some("NODATA") => Some("NODATA record (no traffic in the window)"),
+        Some("SKIPDATA") => Some("SKIPDATA record (records lost)"),
+        _ => None,
+    });
+    if let Some(why) = skip {
+        return Outcome::Skip(why);
     }
     let parse = |warn: &mut dyn FnMut(&'static str)| -> Result<Option<Record>, String> {
         let src = match addr(f, Field::PktSrcAddr)? {
@@ -84,21 +95,23 @@ pub(crate) fn record(
         }
         let header = Header::new(src, dst, protocol, sport.unwrap_or(0), dport.unwrap_or(0))
             .map_err(|e| e.to_string())?;
-        let direction = match text(f, Field::FlowDirection)
-            .or_else(|| text(f, Field::Direction))
-            .as_deref()
-        {
-            None => None,
-            Some("ingress" | "in") => Some(Direction::Ingress),
-            Some("egress" | "out") => Some(Direction::Egress),
-            Some(other) => return Err(format!("direction '{other}' is not ingress/egress/in/out")),
+        let direction_field = if f.get(Field::FlowDirection).is_some() {
+            Field::FlowDirection
+        } else {
+            Field::Direction
         };
-        let action = match text(f, Field::Action).as_deref() {
-            None => None,
-            Some("ACCEPT" | "accept") => Some(Action::Accept),
-            Some("REJECT" | "reject") => Some(Action::Drop),
-            Some(other) => return Err(format!("action '{other}' is not ACCEPT or REJECT")),
-        };
+        let direction = with_text(f, direction_field, |d| match d {
+            None => Ok(None),
+            Some("ingress" | "in") => Ok(Some(Direction::Ingress)),
+            Some("egress" | "out") => Ok(Some(Direction::Egress)),
+            Some(other) => Err(format!("direction '{other}' is not ingress/egress/in/out")),
+        })?;
+        let action = with_text(f, Field::Action, |a| match a {
+            None => Ok(None),
+            Some("ACCEPT" | "accept") => Ok(Some(Action::Accept)),
+            Some("REJECT" | "reject") => Ok(Some(Action::Drop)),
+            Some(other) => Err(format!("action '{other}' is not ACCEPT or REJECT")),
+        })?;
         if let Some(v) = num::<i64>(f, Field::Version)? {
             let max = if format == Format::Aliyun {
                 ALIYUN_VERSION_MAX
@@ -119,9 +132,11 @@ pub(crate) fn record(
             index,
             line,
             format,
-            eni: text(f, Field::InterfaceId)
-                .or_else(|| text(f, Field::EniId))
-                .map(EniId::from),
+            eni: match f.get(Field::InterfaceId).or_else(|| f.get(Field::EniId)) {
+                Some(Val::Str(s)) => Some(EniId::from(s.into_owned())),
+                Some(v @ Val::Int(_)) => Some(EniId::from(v.to_string())),
+                None => None,
+            },
             direction,
             header,
             packets: num(f, Field::Packets)?.unwrap_or(0),

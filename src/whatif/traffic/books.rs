@@ -23,6 +23,9 @@ const RESET: u8 = 4;
 /// The last packet went the reply's way.
 const LAST_R: u8 = 8;
 
+/// No ENI at this end of a connection.
+const NO_ENI: u32 = u32::MAX;
+
 /// A live connection.
 #[derive(Clone, Debug)]
 pub(super) struct Conn<A> {
@@ -38,6 +41,9 @@ pub(super) struct Conn<A> {
     /// closed): sweeps read it without looking up the fate.
     pub(super) idle_s: u32,
     fate: u32,
+    /// The ENIs the opener leaves and reaches ([`NO_ENI`]: none). Kept here, not in the
+    /// fate: with them, nearly every connection of a fleet had a fate of its own.
+    ends: [u32; 2],
     /// Packets and bytes by direction (opener, reply) and by time (before, from the revoke
     /// instant).
     packets: [[u64; 2]; 2],
@@ -47,9 +53,9 @@ pub(super) struct Conn<A> {
 #[derive(Default)]
 pub(super) struct Books {
     fates: Vec<Fate>,
-    /// Fates by their packed form ([`Fate::pack`]): hashing eight words is much cheaper
+    /// Fates by their packed form ([`Fate::pack`]): hashing seven words is much cheaper
     /// than hashing the enums field by field.
-    fate_ids: FxHashMap<[u64; 8], u32>,
+    fate_ids: FxHashMap<[u64; 7], u32>,
     pub(super) agg: Agg,
 }
 
@@ -143,8 +149,8 @@ impl Books {
         }
         let agg = &mut self.agg;
         agg.connections.total += 1;
-        for e in f.ends.iter().flatten() {
-            bump_flag(&mut agg.enis, *e);
+        for &e in c.ends.iter().filter(|&&e| e != NO_ENI) {
+            bump_flag(&mut agg.enis, e);
         }
         let (mut lost_p, mut lost_b, mut gained_p, mut gained_b, mut unknown) = (0, 0, 0, 0, false);
         for d in 0..2 {
@@ -356,57 +362,55 @@ impl Books {
         let tcp = h.protocol == 6;
         let icmp = h.ip_protocol().is_icmp();
         let ahead = s.ts_ns >= at;
-        // (opener is the source, opener captured)
+        // Whether the opener is the source, when the item tells.
         let known = if tcp && flags & (SYN | ACK) == SYN {
-            Some((true, true))
+            Some(true)
         } else if tcp && flags & (SYN | ACK) == SYN | ACK {
-            Some((false, false))
+            Some(false)
         } else if icmp && is_echo_request(&h) {
-            Some((true, true))
+            Some(true)
         } else if icmp && is_echo_reply(&h) {
-            Some((false, false))
+            Some(false)
         } else if icmp {
-            Some((true, true))
+            Some(true)
         } else {
             None
         };
-        let (fate, opener_is_src) = match known {
-            Some((true, captured)) => (
-                judge.fate(judge.ends(s, &h, false), &h, captured && ahead),
-                true,
-            ),
-            Some((false, _)) => {
-                let r = reverse(&h);
-                (judge.fate(judge.ends(s, &r, true), &r, false), false)
-            }
-            None => {
-                // The higher port opens (the lower is the service); with equal ports, the
-                // first item's direction, unless the rules before refuse it and accept the
-                // other way.
-                let captured = !tcp || (s.record.is_some() && s.flags & SYN != 0);
-                let forward = || judge.fate(judge.ends(s, &h, false), &h, captured && ahead);
-                let back = || {
-                    let r = reverse(&h);
-                    judge.fate(judge.ends(s, &r, true), &r, false)
-                };
-                match h.src_port.cmp(&h.dst_port) {
-                    Ordering::Greater => (forward(), true),
-                    Ordering::Less => (back(), false),
-                    Ordering::Equal => {
-                        let f = forward();
-                        if f.before[0].act == Act::Accept || f.unmatched {
-                            (f, true)
+        // Whether the opener itself was captured (a TCP item that is not a SYN joins a
+        // connection opened earlier).
+        let captured = known == Some(true) || !tcp || (s.record.is_some() && s.flags & SYN != 0);
+        let forward = || {
+            let ends = judge.ends(s, &h, false);
+            (judge.fate(ends, &h, captured && ahead), ends)
+        };
+        let back = || {
+            let r = reverse(&h);
+            let ends = judge.ends(s, &r, true);
+            (judge.fate(ends, &r, false), ends)
+        };
+        let ((fate, ends), opener_is_src) = match known {
+            Some(true) => (forward(), true),
+            Some(false) => (back(), false),
+            // The higher port opens (the lower is the service); with equal ports, the
+            // first item's direction, unless the rules before refuse it and accept the
+            // other way.
+            None => match h.src_port.cmp(&h.dst_port) {
+                Ordering::Greater => (forward(), true),
+                Ordering::Less => (back(), false),
+                Ordering::Equal => {
+                    let f = forward();
+                    if f.0.before[0].act == Act::Accept || f.0.unmatched {
+                        (f, true)
+                    } else {
+                        let b = back();
+                        if b.0.before[0].act == Act::Accept {
+                            (b, false)
                         } else {
-                            let b = back();
-                            if b.before[0].act == Act::Accept {
-                                (b, false)
-                            } else {
-                                (f, true)
-                            }
+                            (f, true)
                         }
                     }
                 }
-            }
+            },
         };
         let id = self.fate_id(fate);
         Conn {
@@ -418,6 +422,7 @@ impl Books {
             flips: 0,
             idle_s: u32::MAX,
             fate: id,
+            ends: ends.map(|e| e.unwrap_or(NO_ENI)),
             packets: [[0; 2]; 2],
             bytes: [[0; 2]; 2],
         }

@@ -77,8 +77,6 @@ pub(super) struct Fate {
     pub(super) provider: Provider,
     /// Touches no ENI of the state: counted, not judged.
     pub(super) unmatched: bool,
-    /// The ENIs the opener leaves and reaches.
-    pub(super) ends: Ends,
 }
 
 impl Step {
@@ -104,9 +102,8 @@ impl Step {
 }
 
 impl Fate {
-    /// Eight words that tell fates apart (equal fates pack equally, and only they).
-    pub(super) fn pack(&self) -> [u64; 8] {
-        let end = |e: Option<u32>| e.map_or(u64::MAX, u64::from);
+    /// Seven words that tell fates apart (equal fates pack equally, and only they).
+    pub(super) fn pack(&self) -> [u64; 7] {
         let change = self.change.map_or(u64::MAX, |(e, d)| {
             u64::from(e) << 1 | u64::from(d == Direction::Egress)
         });
@@ -122,13 +119,7 @@ impl Fate {
             self.post[1].pack(),
             self.fresh.pack(),
             change,
-            end(self.ends[0]) ^ end(self.ends[1]).rotate_left(32),
-            u64::from(self.survive)
-                | u64::from(self.unmatched) << 1
-                | provider << 2
-                | u64::from(self.ends[0].is_none()) << 4
-                | u64::from(self.ends[1].is_none()) << 5
-                | (end(self.ends[0]) & 0xffff_ffff) << 8,
+            u64::from(self.survive) | u64::from(self.unmatched) << 1 | provider << 2,
         ]
     }
 }
@@ -378,7 +369,6 @@ impl Judge {
                 change: None,
                 provider,
                 unmatched: true,
-                ends,
             };
         };
         let fate = Fate {
@@ -389,7 +379,6 @@ impl Judge {
             change: change(&pb, &pa, ends),
             provider,
             unmatched: false,
-            ends,
         };
         if new || before[0].act != Act::Accept {
             return fate;
