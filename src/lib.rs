@@ -55,7 +55,9 @@
 //!   changes, from the rules alone; [`whatif::traffic`] judges traffic before and after by
 //!   connection (broken, surviving, restored, unknown) and by service, in bounded memory;
 //!   [`whatif::report`] and [`whatif::render`] produce the JSON, terminal and HTML reports;
-//!   [`whatif::lint`] finds shadowed, redundant and conflicting rules.
+//!   [`whatif::lint`] finds shadowed, redundant and conflicting rules; with the `fleet`
+//!   feature `whatif::sql` runs SQL over Parquet flow logs on Apache DataFusion with each
+//!   record's verdict before and after as scalar functions (`sgsim query`).
 //! - [`classbench`]: the ClassBench filter, trace and first-match formats, read into a
 //!   generic state, and a seeded ClassBench-shaped generator.
 //! - `serve` (feature `serve`, on by default): `sgsim serve`, the EC2 Query and ECS RPC

@@ -10,6 +10,8 @@ mod eval;
 mod flowbench;
 mod output;
 mod packets;
+#[cfg(feature = "fleet")]
+mod query;
 mod revoke;
 #[cfg(feature = "serve")]
 mod serve;
@@ -46,6 +48,10 @@ enum Command {
     Rules(revoke::RulesArgs),
     /// What a revoke changes: the API's answer, the exact header space, traffic before/after.
     Whatif(whatif::Args),
+    /// SQL over Parquet flow logs, with each record's verdict before and after a revoke as
+    /// functions and columns (Apache DataFusion; feature `fleet`).
+    #[cfg(feature = "fleet")]
+    Query(query::Args),
     /// Shadowed, redundant and conflicting rules per ENI and direction.
     Lint(whatif::LintArgs),
     /// Decode a capture or flow log: one JSON object per packet or record.
@@ -108,6 +114,8 @@ pub fn run() -> i32 {
         #[cfg(feature = "serve")]
         Command::Serve(args) => serve::run(args),
         Command::Whatif(args) => whatif::run(args),
+        #[cfg(feature = "fleet")]
+        Command::Query(args) => query::run(args),
         Command::Lint(args) => whatif::run_lint(args),
         Command::Packets(args) => packets::run(args),
         Command::Eval(args) => eval::run(args),

@@ -384,6 +384,12 @@ impl Files {
         self.files
     }
 
+    /// The files not read yet, in the order they will be read (all of them before the
+    /// first read).
+    pub fn parts(&self) -> impl Iterator<Item = &Part> {
+        self.parts.iter()
+    }
+
     /// Files left unread because their partition lies outside the window.
     pub fn pruned(&self) -> usize {
         self.pruned

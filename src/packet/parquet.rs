@@ -164,6 +164,34 @@ fn columns<'a>(batch: &'a RecordBatch) -> Result<Vec<Option<Col<'a>>>, String> {
         .collect()
 }
 
+/// The records of a batch whose columns are named as in a flow log (either spelling), one
+/// per row in order: `None` where a row gives no record (skipped, or malformed: `warn`
+/// never fails a row here). Columns of type `Null` are taken as absent. The same reading of
+/// each row as [`Reader`]'s, for batches that do not come from a file (SQL functions).
+#[cfg(feature = "fleet")]
+pub(crate) fn batch_records(batch: &RecordBatch) -> Result<Vec<Option<flowlog::Record>>, String> {
+    let kept: Vec<usize> = (0..batch.num_columns())
+        .filter(|&c| batch.column(c).data_type() != &DataType::Null)
+        .collect();
+    let batch = batch.project(&kept).map_err(|e| e.to_string())?;
+    let cols = columns(&batch)?;
+    Ok((0..batch.num_rows())
+        .map(|i| {
+            let row = i as u64 + 1;
+            match flowlog::record(
+                &Row { cols: &cols, i },
+                Format::Parquet,
+                row,
+                i as u64,
+                &mut |_| {},
+            ) {
+                Outcome::Record(r) => Some(*r),
+                Outcome::Skip(_) | Outcome::Malformed(_) => None,
+            }
+        })
+        .collect())
+}
+
 impl Reader {
     /// Opens a Parquet flow log; `input` gives a fresh handle on the same bytes for each
     /// row group (a file's `try_clone`, a cheap clone of bytes or of an object reader).

@@ -5,13 +5,17 @@
 //! If the API would reject the request, the report is that error response and nothing else.
 //! Otherwise it names the revoked rules, computes the [`space::revoke_diff`] and the
 //! stateful caveats; [`traffic::Run`] adds what the traffic shows, by connection and by
-//! service (the whole loop: the binary only adds progress bars and rendering).
+//! service (the whole loop: the binary only adds progress bars and rendering). With the
+//! `fleet` feature, `sql` puts the verdicts before and after into Apache DataFusion as
+//! scalar functions over flow-log columns.
 
 mod dd;
 pub mod lint;
 pub mod render;
 pub mod report;
 pub mod space;
+#[cfg(feature = "fleet")]
+pub mod sql;
 pub mod traffic;
 
 use crate::compile::CompileError;

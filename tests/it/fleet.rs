@@ -151,3 +151,323 @@ fn datafusion_scan_counts_damaged_row_groups_and_refuses_what_is_not_a_flow_log(
     assert!(err.contains("without a srcaddr column"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// One record's fields and its verdicts, as `sgsim query` prints them from `judged`.
+type Judged = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    [Option<String>; 4],
+);
+
+/// The query that lists every record of `judged` with its verdicts.
+/// (The rows the readers skip, NODATA and SKIPDATA, are left out; the packet addresses
+/// stand for the interface's where they are logged, as the readers take them.)
+const EVERY_RECORD: &str = "SELECT interface_id, \
+     COALESCE(NULLIF(pkt_srcaddr, '-'), srcaddr) AS srcaddr, \
+     COALESCE(NULLIF(pkt_dstaddr, '-'), dstaddr) AS dstaddr, \
+     CAST(srcport AS VARCHAR) AS sp, CAST(dstport AS VARCHAR) AS dp, \
+     CAST(protocol AS VARCHAR) AS proto, CAST(start AS VARCHAR) AS st, \
+     verdict_before, rule_before, verdict_after, rule_after FROM judged \
+     WHERE (log_status IS DISTINCT FROM 'NODATA') AND (log_status IS DISTINCT FROM 'SKIPDATA')";
+
+fn query(
+    state: &Path,
+    revoke: &str,
+    traffic: &Path,
+    sql: &str,
+    extra: &[&str],
+) -> serde_json::Value {
+    let mut args = vec![
+        "query",
+        "--state",
+        state.to_str().unwrap(),
+        "--request",
+        revoke,
+        "--traffic",
+        traffic.to_str().unwrap(),
+        "--sql",
+        sql,
+        "--output",
+        "json",
+    ];
+    args.extend(extra);
+    let (code, out, err) = sgsim(&args);
+    assert_eq!(code, 0, "{err}");
+    serde_json::from_str(&out).unwrap()
+}
+
+fn judged_rows(v: &serde_json::Value) -> Vec<Judged> {
+    let s = |r: &serde_json::Value, k: &str| r[k].as_str().map(str::to_string);
+    let mut rows: Vec<Judged> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                s(r, "interface_id").unwrap_or_default(),
+                s(r, "srcaddr").unwrap(),
+                s(r, "dstaddr").unwrap(),
+                s(r, "sp").unwrap_or_else(|| "0".into()),
+                s(r, "dp").unwrap_or_else(|| "0".into()),
+                s(r, "proto").unwrap(),
+                s(r, "st").unwrap(),
+                [
+                    s(r, "verdict_before"),
+                    s(r, "rule_before"),
+                    s(r, "verdict_after"),
+                    s(r, "rule_after"),
+                ],
+            )
+        })
+        .collect();
+    rows.sort();
+    rows
+}
+
+/// The oracle: every record of `file` judged by the reference engine (the linear scan)
+/// on its own, before and after the revoke, as `sgsim eval --stateless` judges it.
+fn reference_rows(
+    state: &Path,
+    revoke: &str,
+    file: &Path,
+    window: sgsim::packet::input::Window,
+) -> Vec<Judged> {
+    use sgsim::classify::reference::Reference;
+    use sgsim::compile::Table;
+    use sgsim::packet::Item;
+    use sgsim::track::{Config, Evaluator};
+    let before = sgsim::provider::import_paths(&[state]).unwrap().state;
+    let request = sgsim::provider::RawRequest::parse(revoke).unwrap();
+    let outcome = sgsim::provider::revoke(&before, &request).unwrap();
+    assert!(outcome.error.is_none() && !outcome.revoked.is_empty());
+    let after = outcome.state;
+    let records: Vec<sgsim::packet::Record> =
+        sgsim::packet::parquet::open_file(std::fs::File::open(file).unwrap())
+            .unwrap()
+            .map(Result::unwrap)
+            .filter(|r| window.meets(r.start, r.end))
+            .collect();
+    let items: Vec<Item> = records
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let mut r = r.clone();
+            r.index = i as u64;
+            Item::Flow(Box::new(r))
+        })
+        .collect();
+    let mut verdicts = vec![[None, None, None, None]; items.len()];
+    for (w, state) in [&before, &after].into_iter().enumerate() {
+        let table = Table::new(state).unwrap();
+        let oracle = Reference::new(state).unwrap();
+        let mut config = Config::default();
+        config.partitions = 1;
+        config.stateless = true;
+        let mut eval = Evaluator::with_engine(&oracle, &table, state, config).unwrap();
+        for o in eval.eval(&items) {
+            let rule = o
+                .rule()
+                .map(|r| sgsim::classify::Engine::rule_id(&oracle, r).to_string());
+            verdicts[o.index as usize][2 * w] = Some(o.action().as_str().to_string());
+            verdicts[o.index as usize][2 * w + 1] = rule;
+        }
+    }
+    let mut rows: Vec<Judged> = records
+        .iter()
+        .zip(verdicts)
+        .map(|(r, v)| {
+            let h = r.header;
+            (
+                r.eni.as_ref().map(|e| e.to_string()).unwrap_or_default(),
+                h.src.to_string(),
+                h.dst.to_string(),
+                h.src_port.to_string(),
+                h.dst_port.to_string(),
+                h.protocol.to_string(),
+                r.start.to_string(),
+                v,
+            )
+        })
+        .collect();
+    rows.sort();
+    rows
+}
+
+#[test]
+fn query_verdict_functions_agree_with_the_reference_engine_on_every_record() {
+    let dir = scratch("fleet-sql");
+    let (state, revoke) = fleet_state(&dir);
+    let day = fleet_day(1000, 11);
+    let big = big_file(&dir, &day);
+    let window = sgsim::packet::input::Window {
+        since: Some(sgsim::packet::input::parse_time("2026-12-06T10:00:00Z").unwrap()),
+        until: Some(sgsim::packet::input::parse_time("2026-12-06T12:00:00Z").unwrap()),
+    };
+    for (extra, w) in [
+        (&[][..], sgsim::packet::input::Window::default()),
+        (
+            &[
+                "--since",
+                "2026-12-06T10:00:00Z",
+                "--until",
+                "2026-12-06T12:00:00Z",
+            ][..],
+            window,
+        ),
+    ] {
+        let got = judged_rows(&query(&state, &revoke, &big, EVERY_RECORD, extra));
+        let want = reference_rows(&state, &revoke, &big, w);
+        assert_eq!(got.len(), want.len(), "{extra:?}");
+        let changed = want.iter().filter(|r| r.7[0] != r.7[2]).count();
+        assert!(changed > 0, "the revoke changes some record's verdict");
+        assert!(
+            want.iter().any(|r| r.7[1].is_some()),
+            "rules decide some records"
+        );
+        for (g, w) in got.iter().zip(&want) {
+            assert_eq!(g, w, "{extra:?}");
+        }
+    }
+}
+
+#[test]
+fn query_default_lists_the_changes_by_service_and_counts_them_right() {
+    let dir = scratch("fleet-sql-changes");
+    let (state, revoke) = fleet_state(&dir);
+    let day = fleet_day(300, 12);
+    let (_, _, hive) = write_layouts(&dir, &day);
+    let (code, out, err) = sgsim(&[
+        "query",
+        "--state",
+        state.to_str().unwrap(),
+        "--request",
+        &revoke,
+        "--traffic",
+        hive.to_str().unwrap(),
+        "--output",
+        "json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let rows: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let rows = rows.as_array().unwrap();
+    assert!(!rows.is_empty());
+    let listed: u64 = rows.iter().map(|r| r["records"].as_u64().unwrap()).sum();
+    // Every record whose verdict changes, counted once: the same total as the per-record
+    // query's.
+    let every = query(&state, &revoke, &hive, EVERY_RECORD, &[]);
+    let changed = judged_rows(&every)
+        .iter()
+        .filter(|r| r.7[0] != r.7[2])
+        .count() as u64;
+    assert_eq!(listed, changed);
+    assert!(rows
+        .windows(2)
+        .all(|w| w[0]["records"].as_u64() >= w[1]["records"].as_u64()));
+    for r in rows {
+        assert_ne!(r["verdict_before"], r["verdict_after"]);
+    }
+    // Text output names the columns and counts the rows.
+    let (code, text, err) = sgsim(&[
+        "query",
+        "--state",
+        state.to_str().unwrap(),
+        "--request",
+        &revoke,
+        "--traffic",
+        hive.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(text.starts_with("interface_id"), "{text}");
+    assert!(
+        text.ends_with(&format!("({} rows)\n", rows.len())),
+        "{text}"
+    );
+}
+
+#[test]
+fn query_refuses_what_it_cannot_run_with_a_clear_error() {
+    let dir = scratch("fleet-sql-bad");
+    let (state, revoke) = fleet_state(&dir);
+    let day = fleet_day(20, 13);
+    let big = dir.join("small.parquet");
+    let all: Vec<Rec> = day.iter().flatten().cloned().collect();
+    std::fs::write(&big, parquet(&all, &FIELDS, Compression::SNAPPY, 100)).unwrap();
+    let st = state.to_str().unwrap();
+    let tr = big.to_str().unwrap();
+    // A query naming a column the logs lack.
+    let (code, _, err) = sgsim(&[
+        "query",
+        "--state",
+        st,
+        "--request",
+        &revoke,
+        "--traffic",
+        tr,
+        "--sql",
+        "SELECT nope FROM judged",
+    ]);
+    assert_ne!(code, 0);
+    assert!(err.contains("nope"), "{err}");
+    // No --request: only the `_before` functions, and a query is needed.
+    let (code, _, err) = sgsim(&["query", "--state", st, "--traffic", tr]);
+    assert_ne!(code, 0);
+    assert!(err.contains("--sql"), "{err}");
+    let (code, out, err) = sgsim(&[
+        "query",
+        "--state",
+        st,
+        "--traffic",
+        tr,
+        "--sql",
+        "SELECT count(*) AS n FROM judged WHERE verdict_before IS NOT NULL",
+        "--output",
+        "json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("\"n\""), "{out}");
+    let (code, _, err) = sgsim(&[
+        "query",
+        "--state",
+        st,
+        "--traffic",
+        tr,
+        "--sql",
+        "SELECT verdict_after FROM judged",
+    ]);
+    assert_ne!(code, 0);
+    assert!(err.contains("verdict_after"), "{err}");
+    // A revoke the API refuses changes nothing and says so.
+    let (code, _, err) = sgsim(&[
+        "query",
+        "--state",
+        st,
+        "--request",
+        "Action=RevokeSecurityGroupIngress&GroupId=sg-0nope&SecurityGroupRuleId.1=sgr-0nope",
+        "--traffic",
+        tr,
+    ]);
+    assert_ne!(code, 0);
+    assert!(err.contains("refuses"), "{err}");
+    // Not a Parquet file: named and left out, and then nothing to query.
+    let text = dir.join("plain.log");
+    std::fs::write(&text, "version srcaddr\n2 10.0.0.1\n").unwrap();
+    let (code, _, err) = sgsim(&[
+        "query",
+        "--state",
+        st,
+        "--request",
+        &revoke,
+        "--traffic",
+        text.to_str().unwrap(),
+    ]);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("plain.log") && err.contains("not a Parquet"),
+        "{err}"
+    );
+}

@@ -1,0 +1,213 @@
+//! `sgsim query`: SQL over Parquet flow logs with the verdict functions (feature `fleet`).
+
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
+use sgsim::packet::input::{Files, Location};
+use sgsim::provider::RawRequest;
+use sgsim::whatif::sql::{Session, CHANGES};
+
+use super::packets::WindowArgs;
+use super::revoke::StateArgs;
+use super::{text_or_file, Exit};
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Output {
+    /// An aligned table.
+    Text,
+    /// One JSON array of row objects.
+    Json,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    #[command(flatten)]
+    state: StateArgs,
+    /// The revoke request (a query string, a URL, a JSON object, or @FILE): the `_after`
+    /// functions and columns judge in the state once it is applied. Without it only the
+    /// `_before` ones exist.
+    #[arg(long, value_name = "REQ")]
+    request: Option<String>,
+    /// The action, for request files that do not name one.
+    #[arg(long, value_name = "NAME")]
+    action: Option<String>,
+    /// Parquet flow logs (files or folders, walked; S3 delivery layouts recognised):
+    /// the table `flows`, and the view `judged` (with `verdict_before`, `rule_before`,
+    /// `verdict_after`, `rule_after`).
+    #[arg(long, value_name = "PATH", required = true)]
+    traffic: Vec<PathBuf>,
+    #[command(flatten)]
+    window: WindowArgs,
+    /// The query (SQL, or @FILE). Default: the records whose verdict the revoke changes, by
+    /// ENI, protocol, port and deciding rules.
+    #[arg(long, value_name = "SQL")]
+    sql: Option<String>,
+    /// What to print on stdout.
+    #[arg(long, value_enum, default_value = "text")]
+    output: Output,
+}
+
+pub fn run(args: Args) -> anyhow::Result<Exit> {
+    let before = args.state.load()?;
+    let after = match &args.request {
+        Some(text) => {
+            let text = text_or_file(text)?;
+            let mut request = RawRequest::parse(&text).context("--request")?;
+            if let Some(action) = &args.action {
+                request = request.with_action(action).context("--action")?;
+            }
+            let outcome = sgsim::provider::revoke(&before, &request).context("--request")?;
+            if let Some(e) = &outcome.error {
+                anyhow::bail!("--request: the API refuses the revoke: {e}");
+            }
+            Some(outcome.state)
+        }
+        None => None,
+    };
+    let sql = match (&args.sql, after.is_some()) {
+        (Some(sql), _) => text_or_file(sql)?,
+        (None, true) => CHANGES.to_string(),
+        (None, false) => anyhow::bail!("--sql is needed without --request"),
+    };
+    let window = args.window.window();
+    let mut files = Vec::new();
+    for t in &args.traffic {
+        let name = t.to_string_lossy();
+        let found = Files::open(&name, args.window.options(false)?)
+            .with_context(|| format!("--traffic {name}"))?;
+        for part in found.parts() {
+            match &part.location {
+                Location::Path(p) if is_parquet(p) => files.push(p.clone()),
+                _ => super::warn(&format!(
+                    "{}: not a Parquet flow log, left out",
+                    sgsim::term::escape(&part.name)
+                )),
+            }
+        }
+    }
+    let session = Session::new(&before, after.as_ref())?;
+    session.register(&files, window)?;
+    let batches = session.query(&sql)?;
+    match args.output {
+        Output::Text => print!("{}", table(&batches)?),
+        Output::Json => println!("{}", serde_json::to_string_pretty(&json(&batches)?)?),
+    }
+    Ok(Exit::Ok)
+}
+
+fn is_parquet(path: &std::path::Path) -> bool {
+    use std::io::Read;
+    let mut magic = [0u8; 4];
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut magic))
+        .is_ok()
+        && &magic == sgsim::packet::parquet::MAGIC
+}
+
+/// Rows of cells as text (`None`: null).
+type Rows = Vec<Vec<Option<String>>>;
+
+/// Every cell of `batches` as text, with the column names.
+fn cells(
+    batches: &[datafusion::arrow::record_batch::RecordBatch],
+) -> anyhow::Result<(Vec<String>, Rows)> {
+    let names = batches
+        .first()
+        .map(|b| {
+            b.schema()
+                .fields()
+                .iter()
+                .map(|f| f.name().clone())
+                .collect()
+        })
+        .unwrap_or_default();
+    let options = FormatOptions::default();
+    let mut rows = Vec::new();
+    for b in batches {
+        let formatters = b
+            .columns()
+            .iter()
+            .map(|c| ArrayFormatter::try_new(c.as_ref(), &options))
+            .collect::<Result<Vec<_>, _>>()?;
+        for i in 0..b.num_rows() {
+            rows.push(
+                b.columns()
+                    .iter()
+                    .zip(&formatters)
+                    .map(|(c, f)| (!c.is_null(i)).then(|| f.value(i).to_string()))
+                    .collect(),
+            );
+        }
+    }
+    Ok((names, rows))
+}
+
+/// An aligned table, text from the files escaped.
+fn table(batches: &[datafusion::arrow::record_batch::RecordBatch]) -> anyhow::Result<String> {
+    let (names, rows) = cells(batches)?;
+    let text = |c: &Option<String>| sgsim::term::escape(c.as_deref().unwrap_or("")).into_owned();
+    let mut widths: Vec<usize> = names.iter().map(|n| n.chars().count()).collect();
+    for row in &rows {
+        for (w, c) in widths.iter_mut().zip(row) {
+            *w = (*w).max(text(c).chars().count());
+        }
+    }
+    let line = |cells: Vec<String>| {
+        let padded: Vec<String> = cells
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        padded.join("  ").trim_end().to_string() + "\n"
+    };
+    let mut out = line(
+        names
+            .iter()
+            .map(|n| sgsim::term::escape(n).into_owned())
+            .collect(),
+    );
+    for row in &rows {
+        out += &line(row.iter().map(text).collect());
+    }
+    out += &format!("({} rows)\n", rows.len());
+    Ok(out)
+}
+
+/// The rows as JSON objects: numbers where the column is numeric, null where null.
+fn json(
+    batches: &[datafusion::arrow::record_batch::RecordBatch],
+) -> anyhow::Result<serde_json::Value> {
+    let numeric: Vec<bool> = batches
+        .first()
+        .map(|b| {
+            b.schema()
+                .fields()
+                .iter()
+                .map(|f| f.data_type().is_numeric())
+                .collect()
+        })
+        .unwrap_or_default();
+    let (names, rows) = cells(batches)?;
+    let rows = rows
+        .into_iter()
+        .map(|row| {
+            let object: serde_json::Map<String, serde_json::Value> = names
+                .iter()
+                .zip(row)
+                .zip(&numeric)
+                .map(|((n, c), &num)| {
+                    let v = match c {
+                        None => serde_json::Value::Null,
+                        Some(c) if num => serde_json::from_str::<serde_json::Number>(&c)
+                            .map_or(serde_json::Value::String(c), serde_json::Value::Number),
+                        Some(c) => serde_json::Value::String(c),
+                    };
+                    (n.clone(), v)
+                })
+                .collect();
+            serde_json::Value::Object(object)
+        })
+        .collect();
+    Ok(serde_json::Value::Array(rows))
+}
