@@ -26,11 +26,24 @@ use std::sync::Arc;
 
 use ballista_core::config::TaskSchedulingPolicy;
 use ballista_core::extension::SessionConfigExt;
+use ballista_core::serde::{BallistaLogicalExtensionCodec, BallistaPhysicalExtensionCodec};
 use ballista_executor::executor_process::{start_executor_process, ExecutorProcessConfig};
 use ballista_scheduler::cluster::BallistaCluster;
 use ballista_scheduler::config::SchedulerConfig;
 use ballista_scheduler::scheduler_process::{create_scheduler, start_grpc_service_with_listener};
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::catalog::TableProvider;
+use datafusion::common::{Result as DfResult, TableReference};
+use datafusion::datasource::file_format::FileFormatFactory;
+use datafusion::error::DataFusionError;
+use datafusion::execution::TaskContext;
+use datafusion::logical_expr::{AggregateUDF, Extension, LogicalPlan, ScalarUDF, WindowUDF};
+use datafusion::physical_expr_common::physical_expr::proto_decode::PhysicalExprDecodeCtx;
+use datafusion::physical_expr_common::physical_expr::proto_encode::PhysicalExprEncodeCtx;
+use datafusion::physical_plan::{ExecutionPlan, PhysicalExpr};
 use datafusion::prelude::SessionConfig;
+use datafusion_proto::logical_plan::LogicalExtensionCodec;
+use datafusion_proto::physical_plan::{PhysicalExtensionCodec, PhysicalProtoConverterExtension};
 use datafusion_proto::protobuf::{LogicalPlanNode, PhysicalPlanNode};
 
 /// The session setting that keeps each scan partition on its planned byte range.
@@ -80,6 +93,203 @@ impl ExecutorConfig {
     }
 }
 
+/// Ballista's logical codec, plus sgsim's SQL functions ([`crate::whatif::sql`]) carried
+/// in the plan with their states.
+#[derive(Debug)]
+pub struct LogicalCodec(Arc<dyn LogicalExtensionCodec>);
+
+/// Ballista's physical codec, plus sgsim's SQL functions.
+#[derive(Debug)]
+pub struct PhysicalCodec(Arc<dyn PhysicalExtensionCodec>);
+
+impl Default for LogicalCodec {
+    fn default() -> Self {
+        LogicalCodec(Arc::new(BallistaLogicalExtensionCodec::default()))
+    }
+}
+
+impl Default for PhysicalCodec {
+    fn default() -> Self {
+        PhysicalCodec(Arc::new(BallistaPhysicalExtensionCodec::default()))
+    }
+}
+
+fn encode_udf(node: &ScalarUDF, buf: &mut Vec<u8>) -> DfResult<bool> {
+    crate::whatif::sql::encode_udf(node, buf).map_err(DataFusionError::Execution)
+}
+
+fn decode_udf(name: &str, buf: &[u8]) -> DfResult<Option<Arc<ScalarUDF>>> {
+    crate::whatif::sql::decode_udf(name, buf).map_err(DataFusionError::Execution)
+}
+
+impl LogicalExtensionCodec for LogicalCodec {
+    fn try_decode(
+        &self,
+        buf: &[u8],
+        inputs: &[LogicalPlan],
+        ctx: &TaskContext,
+    ) -> DfResult<Extension> {
+        self.0.try_decode(buf, inputs, ctx)
+    }
+
+    fn try_encode(&self, node: &Extension, buf: &mut Vec<u8>) -> DfResult<()> {
+        self.0.try_encode(node, buf)
+    }
+
+    fn try_decode_table_provider(
+        &self,
+        buf: &[u8],
+        table_ref: &TableReference,
+        schema: SchemaRef,
+        ctx: &TaskContext,
+    ) -> DfResult<Arc<dyn TableProvider>> {
+        self.0
+            .try_decode_table_provider(buf, table_ref, schema, ctx)
+    }
+
+    fn try_encode_table_provider(
+        &self,
+        table_ref: &TableReference,
+        node: Arc<dyn TableProvider>,
+        buf: &mut Vec<u8>,
+    ) -> DfResult<()> {
+        self.0.try_encode_table_provider(table_ref, node, buf)
+    }
+
+    fn try_decode_file_format(
+        &self,
+        buf: &[u8],
+        ctx: &TaskContext,
+    ) -> DfResult<Arc<dyn FileFormatFactory>> {
+        self.0.try_decode_file_format(buf, ctx)
+    }
+
+    fn try_encode_file_format(
+        &self,
+        buf: &mut Vec<u8>,
+        node: Arc<dyn FileFormatFactory>,
+    ) -> DfResult<()> {
+        self.0.try_encode_file_format(buf, node)
+    }
+
+    fn try_decode_udf(&self, name: &str, buf: &[u8]) -> DfResult<Arc<ScalarUDF>> {
+        match decode_udf(name, buf)? {
+            Some(f) => Ok(f),
+            None => self.0.try_decode_udf(name, buf),
+        }
+    }
+
+    fn try_encode_udf(&self, node: &ScalarUDF, buf: &mut Vec<u8>) -> DfResult<()> {
+        if encode_udf(node, buf)? {
+            return Ok(());
+        }
+        self.0.try_encode_udf(node, buf)
+    }
+
+    fn try_decode_udaf(&self, name: &str, buf: &[u8]) -> DfResult<Arc<AggregateUDF>> {
+        self.0.try_decode_udaf(name, buf)
+    }
+
+    fn try_encode_udaf(&self, node: &AggregateUDF, buf: &mut Vec<u8>) -> DfResult<()> {
+        self.0.try_encode_udaf(node, buf)
+    }
+
+    fn try_decode_udwf(&self, name: &str, buf: &[u8]) -> DfResult<Arc<WindowUDF>> {
+        self.0.try_decode_udwf(name, buf)
+    }
+
+    fn try_encode_udwf(&self, node: &WindowUDF, buf: &mut Vec<u8>) -> DfResult<()> {
+        self.0.try_encode_udwf(node, buf)
+    }
+}
+
+impl PhysicalExtensionCodec for PhysicalCodec {
+    fn try_decode(
+        &self,
+        buf: &[u8],
+        inputs: &[Arc<dyn ExecutionPlan>],
+        ctx: &TaskContext,
+        converter: &dyn PhysicalProtoConverterExtension,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        self.0.try_decode(buf, inputs, ctx, converter)
+    }
+
+    fn try_encode(
+        &self,
+        node: Arc<dyn ExecutionPlan>,
+        buf: &mut Vec<u8>,
+        converter: &dyn PhysicalProtoConverterExtension,
+    ) -> DfResult<()> {
+        self.0.try_encode(node, buf, converter)
+    }
+
+    fn try_decode_udf(&self, name: &str, buf: &[u8]) -> DfResult<Arc<ScalarUDF>> {
+        match decode_udf(name, buf)? {
+            Some(f) => Ok(f),
+            None => self.0.try_decode_udf(name, buf),
+        }
+    }
+
+    fn try_encode_udf(&self, node: &ScalarUDF, buf: &mut Vec<u8>) -> DfResult<()> {
+        if encode_udf(node, buf)? {
+            return Ok(());
+        }
+        self.0.try_encode_udf(node, buf)
+    }
+
+    fn try_decode_expr(
+        &self,
+        node: &[u8],
+        inputs: &[Arc<dyn PhysicalExpr>],
+        ctx: &PhysicalExprDecodeCtx<'_>,
+    ) -> DfResult<Arc<dyn PhysicalExpr>> {
+        self.0.try_decode_expr(node, inputs, ctx)
+    }
+
+    fn try_encode_expr(
+        &self,
+        node: &Arc<dyn PhysicalExpr>,
+        buf: &mut Vec<u8>,
+        ctx: &PhysicalExprEncodeCtx<'_>,
+    ) -> DfResult<()> {
+        self.0.try_encode_expr(node, buf, ctx)
+    }
+
+    fn try_decode_udaf(&self, name: &str, buf: &[u8]) -> DfResult<Arc<AggregateUDF>> {
+        self.0.try_decode_udaf(name, buf)
+    }
+
+    fn try_encode_udaf(&self, node: &AggregateUDF, buf: &mut Vec<u8>) -> DfResult<()> {
+        self.0.try_encode_udaf(node, buf)
+    }
+
+    fn try_decode_udwf(&self, name: &str, buf: &[u8]) -> DfResult<Arc<WindowUDF>> {
+        self.0.try_decode_udwf(name, buf)
+    }
+
+    fn try_encode_udwf(&self, node: &WindowUDF, buf: &mut Vec<u8>) -> DfResult<()> {
+        self.0.try_encode_udwf(node, buf)
+    }
+}
+
+/// A client session on the cluster whose scheduler is at `url` (`df://HOST:PORT`), with
+/// sgsim's codecs, so the SQL functions travel in the plans it submits.
+pub async fn client(url: &str) -> Result<datafusion::prelude::SessionContext, Error> {
+    use ballista::prelude::SessionContextExt;
+    use datafusion::execution::SessionStateBuilder;
+    let config = SessionConfig::new_with_ballista()
+        .with_ballista_logical_extension_codec(Arc::new(LogicalCodec::default()))
+        .with_ballista_physical_extension_codec(Arc::new(PhysicalCodec::default()))
+        .set_bool(NO_WORK_STEALING, false);
+    let state = SessionStateBuilder::new()
+        .with_config(config)
+        .with_default_features()
+        .build();
+    datafusion::prelude::SessionContext::remote_with_state(url, state)
+        .await
+        .map_err(|e| Error::Ballista(e.to_string()))
+}
+
 /// Runs a scheduler on `bind` until `shutdown` completes.
 pub async fn scheduler(
     bind: SocketAddr,
@@ -90,7 +300,11 @@ pub async fn scheduler(
         .with_hostname(bind.ip().to_string())
         .with_port(bind.port())
         .with_scheduler_policy(TaskSchedulingPolicy::PullStaged);
-    let config = Arc::new(config);
+    let config = Arc::new(SchedulerConfig {
+        override_logical_codec: Some(Arc::new(LogicalCodec::default())),
+        override_physical_codec: Some(Arc::new(PhysicalCodec::default())),
+        ..config
+    });
     let cluster = BallistaCluster::new_from_config(&config)
         .await
         .map_err(ballista)?;
@@ -124,6 +338,8 @@ pub async fn executor(config: ExecutorConfig) -> Result<(), Error> {
         override_config_producer: Some(Arc::new(|| {
             SessionConfig::new_with_ballista().set_bool(NO_WORK_STEALING, false)
         })),
+        override_logical_codec: Some(Arc::new(LogicalCodec::default())),
+        override_physical_codec: Some(Arc::new(PhysicalCodec::default())),
         ..Default::default()
     };
     start_executor_process(Arc::new(process))

@@ -32,7 +32,9 @@ pub struct Args {
     /// The action, for request files that do not name one.
     #[arg(long, value_name = "NAME")]
     action: Option<String>,
-    /// Parquet flow logs (files or folders, walked; S3 delivery layouts recognised):
+    /// Parquet flow logs (files or folders, walked; S3 delivery layouts recognised; with
+    /// `--cluster`, the query runs on that Ballista cluster, the functions and their
+    /// states travelling in the plan):
     /// the table `flows`, and the view `judged` (with `verdict_before`, `rule_before`,
     /// `verdict_after`, `rule_after`).
     #[arg(long, value_name = "PATH", required = true)]
@@ -86,7 +88,13 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
             }
         }
     }
-    let session = Session::new(&before, after.as_ref())?;
+    let session = match &args.window.cluster {
+        #[cfg(feature = "cluster")]
+        Some(url) => Session::remote(url, &before, after.as_ref())?,
+        #[cfg(not(feature = "cluster"))]
+        Some(_) => anyhow::bail!("--cluster needs sgsim built with the `cluster` feature"),
+        None => Session::new(&before, after.as_ref())?,
+    };
     session.register(&files, window)?;
     let batches = session.query(&sql)?;
     match args.output {

@@ -75,6 +75,27 @@ pub enum Error {
 struct World {
     state: State,
     table: Table,
+    /// The state as a plan carries it to a cluster (see [`encode_udf`]), made once.
+    wire: std::sync::OnceLock<Arc<Vec<u8>>>,
+}
+
+impl World {
+    fn new(state: State) -> Result<World, String> {
+        let table = Table::new(&state).map_err(|e| e.to_string())?;
+        Ok(World {
+            state,
+            table,
+            wire: std::sync::OnceLock::new(),
+        })
+    }
+
+    fn wire(&self) -> Result<&Arc<Vec<u8>>, String> {
+        if let Some(w) = self.wire.get() {
+            return Ok(w);
+        }
+        let bytes = serde_json::to_vec(&self.state).map_err(|e| e.to_string())?;
+        Ok(self.wire.get_or_init(|| Arc::new(bytes)))
+    }
 }
 
 impl std::fmt::Debug for World {
@@ -189,6 +210,8 @@ pub struct Session {
     runtime: tokio::runtime::Runtime,
     /// The `_after` functions exist.
     after: bool,
+    /// The cluster the queries run on, named in errors.
+    cluster: Option<String>,
 }
 
 impl Session {
@@ -199,18 +222,48 @@ impl Session {
         let config = SessionConfig::new()
             .with_target_partitions(cores)
             .with_batch_size(parquet::BATCH);
-        let ctx = SessionContext::new_with_config(config);
+        Session::with_context(
+            SessionContext::new_with_config(config),
+            runtime()?,
+            before,
+            after,
+        )
+    }
+
+    /// A session whose queries run on the Ballista cluster whose scheduler is at `url`
+    /// (`df://HOST:PORT`): the functions travel in the plan with their states (see
+    /// [`encode_udf`]), so the executors need nothing but sgsim.
+    #[cfg(feature = "cluster")]
+    pub fn remote(url: &str, before: &State, after: Option<&State>) -> Result<Session, Error> {
+        let runtime = runtime()?;
+        let ctx = runtime
+            .block_on(crate::cluster::client(url))
+            .map_err(|e| Error::Query(format!("cluster {url}: {e}")))?;
+        let mut session = Session::with_context(ctx, runtime, before, after)?;
+        session.cluster = Some(url.to_string());
+        Ok(session)
+    }
+
+    /// A DataFusion error as this session's: on a cluster, naming it.
+    fn error(&self, e: DataFusionError) -> Error {
+        match &self.cluster {
+            Some(url) => Error::Query(format!("cluster {url}: {e}")),
+            None => Error::Query(e.to_string()),
+        }
+    }
+
+    fn with_context(
+        ctx: SessionContext,
+        runtime: tokio::runtime::Runtime,
+        before: &State,
+        after: Option<&State>,
+    ) -> Result<Session, Error> {
         let mut worlds = vec![("before", before)];
         worlds.extend(after.map(|a| ("after", a)));
         for (name, state) in worlds {
-            let table = Table::new(state).map_err(|e| Error::Compile {
-                world: name,
-                why: e.to_string(),
-            })?;
-            let world = Arc::new(World {
-                state: state.clone(),
-                table,
-            });
+            let world = Arc::new(
+                World::new(state.clone()).map_err(|why| Error::Compile { world: name, why })?,
+            );
             for (prefix, gives) in [
                 ("sgsim_verdict", Gives::Verdict),
                 ("sgsim_rule", Gives::Rule),
@@ -223,15 +276,11 @@ impl Session {
                 }));
             }
         }
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .thread_name("sgsim-sql")
-            .enable_all()
-            .build()
-            .map_err(|e| Error::Query(format!("cannot start the query runtime: {e}")))?;
         Ok(Session {
             ctx,
             runtime,
             after: after.is_some(),
+            cluster: None,
         })
     }
 
@@ -293,15 +342,99 @@ impl Session {
                 self.ctx.register_table("judged", judged.into_view())?;
                 Ok::<(), DataFusionError>(())
             })
-            .map_err(|e| Error::Query(e.to_string()))
+            .map_err(|e| self.error(e))
     }
 
     /// Runs `sql` and collects its result.
     pub fn query(&self, sql: &str) -> Result<Vec<RecordBatch>, Error> {
         self.runtime
             .block_on(async { self.ctx.sql(sql).await?.collect().await })
-            .map_err(|e| Error::Query(e.to_string()))
+            .map_err(|e| self.error(e))
     }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, Error> {
+    tokio::runtime::Builder::new_multi_thread()
+        .thread_name("sgsim-sql")
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Query(format!("cannot start the query runtime: {e}")))
+}
+
+/// What a plan carries for one of the functions starts with this.
+const WIRE_MAGIC: &[u8] = b"sgsim-sql-function/1\n";
+
+/// Writes what a plan carries for `udf` when it is one of this module's functions: what
+/// it gives and its world's state (sgsim's snapshot JSON), so that a scheduler or an
+/// executor can rebuild it ([`decode_udf`]). `Ok(false)`: not one of ours.
+pub fn encode_udf(udf: &ScalarUDF, buf: &mut Vec<u8>) -> Result<bool, String> {
+    let inner: &dyn std::any::Any = udf.inner().as_ref();
+    let Some(j) = inner.downcast_ref::<Judged>() else {
+        return Ok(false);
+    };
+    buf.extend_from_slice(WIRE_MAGIC);
+    buf.push(match j.gives {
+        Gives::Verdict => b'v',
+        Gives::Rule => b'r',
+    });
+    buf.extend_from_slice(j.world.wire()?);
+    Ok(true)
+}
+
+/// Rebuilds the function `name` from what [`encode_udf`] wrote; `Ok(None)` when the bytes
+/// are not ours. A state seen before is not compiled again (the last few are kept).
+pub fn decode_udf(name: &str, buf: &[u8]) -> Result<Option<Arc<ScalarUDF>>, String> {
+    use std::sync::Mutex;
+    /// A world with a hash of its state's bytes, and the bytes.
+    type Known = (u64, Arc<Vec<u8>>, Arc<World>);
+    static WORLDS: Mutex<Vec<Known>> = Mutex::new(Vec::new());
+    const KEEP: usize = 8;
+    let Some(rest) = buf.strip_prefix(WIRE_MAGIC) else {
+        return Ok(None);
+    };
+    let (gives, json) = match rest.split_first() {
+        Some((b'v', json)) => (Gives::Verdict, json),
+        Some((b'r', json)) => (Gives::Rule, json),
+        _ => return Err(format!("{name}: the plan's function definition is damaged")),
+    };
+    let hash = {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        json.hash(&mut h);
+        h.finish()
+    };
+    let cached = {
+        let worlds = WORLDS
+            .lock()
+            .map_err(|_| "the world cache is poisoned".to_string())?;
+        worlds
+            .iter()
+            .find(|(h, bytes, _)| *h == hash && bytes.as_slice() == json)
+            .map(|(_, _, w)| w.clone())
+    };
+    let world = match cached {
+        Some(w) => w,
+        None => {
+            let state: State = serde_json::from_slice(json)
+                .map_err(|e| format!("{name}: the plan's state does not read: {e}"))?;
+            let world = Arc::new(World::new(state)?);
+            let bytes = Arc::new(json.to_vec());
+            let _ = world.wire.set(bytes.clone());
+            let mut worlds = WORLDS
+                .lock()
+                .map_err(|_| "the world cache is poisoned".to_string())?;
+            if worlds.len() >= KEEP {
+                worlds.remove(0);
+            }
+            worlds.push((hash, bytes, world.clone()));
+            world
+        }
+    };
+    Ok(Some(Arc::new(ScalarUDF::from(Judged {
+        name: name.to_string(),
+        world,
+        gives,
+        signature: Signature::any(ARGUMENTS.len(), Volatility::Immutable),
+    }))))
 }
 
 /// The records of `window`, over a table of `columns` (its `start` and `end`).
@@ -368,3 +501,87 @@ pub const CHANGES: &str = "SELECT interface_id, protocol, dstport, verdict_befor
      FROM judged WHERE verdict_before IS DISTINCT FROM verdict_after \
      GROUP BY interface_id, protocol, dstport, verdict_before, verdict_after, rule_before, rule_after \
      ORDER BY records DESC, interface_id, protocol, dstport";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow_array::{Array, Int64Array, StringArray as Strings};
+
+    fn state() -> State {
+        crate::track::tests::state()
+    }
+
+    /// Rows of (srcaddr, dstaddr, action, srcport, dstport, protocol); no ENI or
+    /// direction columns.
+    type Row = (&'static str, &'static str, &'static str, i64, i64, i64);
+
+    fn columns(rows: &[Row]) -> Vec<ArrayRef> {
+        let text = |f: fn(&Row) -> &'static str| -> ArrayRef {
+            Arc::new(Strings::from_iter_values(rows.iter().map(f)))
+        };
+        let int = |f: fn(&Row) -> i64| -> ArrayRef {
+            Arc::new(Int64Array::from_iter_values(rows.iter().map(f)))
+        };
+        let null = || -> ArrayRef { Arc::new(arrow_array::NullArray::new(rows.len())) };
+        vec![
+            null(),
+            null(),
+            text(|r| r.0),
+            text(|r| r.1),
+            int(|r| r.5),
+            int(|r| r.3),
+            int(|r| r.4),
+            text(|r| r.2),
+        ]
+    }
+
+    fn verdicts(udf: &ScalarUDF, arrays: &[ArrayRef]) -> Vec<Option<String>> {
+        let inner: &dyn std::any::Any = udf.inner().as_ref();
+        let j = inner.downcast_ref::<Judged>().unwrap();
+        let out = judge(&j.world, arrays, j.gives).unwrap();
+        (0..out.len())
+            .map(|i| (!out.is_null(i)).then(|| out.value(i).to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn functions_travel_in_plans_and_judge_the_same_after_the_trip() {
+        let world = Arc::new(World::new(state()).unwrap());
+        let rows = columns(&[
+            ("10.0.0.99", "10.0.0.1", "ACCEPT", 50000, 22, 6),
+            ("10.0.0.99", "10.0.0.1", "ACCEPT", 50000, 80, 6),
+            ("192.0.2.1", "198.51.100.1", "ACCEPT", 1, 2, 6),
+        ]);
+        for gives in [Gives::Verdict, Gives::Rule] {
+            let udf = ScalarUDF::from(Judged {
+                name: "sgsim_verdict_before".into(),
+                world: world.clone(),
+                gives,
+                signature: Signature::any(ARGUMENTS.len(), Volatility::Immutable),
+            });
+            let mut buf = Vec::new();
+            assert!(encode_udf(&udf, &mut buf).unwrap());
+            let back = decode_udf("sgsim_verdict_before", &buf).unwrap().unwrap();
+            let here = verdicts(&udf, &rows);
+            assert_eq!(here, verdicts(&back, &rows));
+            // The record that touches no ENI is not judged.
+            assert_eq!(here[2], None);
+            let want: [Option<&str>; 3] = match gives {
+                Gives::Verdict => [Some("accept"), Some("drop"), None],
+                Gives::Rule => [Some("r-ssh"), None, None],
+            };
+            assert_eq!(here, want.map(|w| w.map(str::to_string)));
+            // Damaged bytes are an error naming the function, never a panic.
+            let cut = &buf[..buf.len() / 2];
+            let err = decode_udf("sgsim_verdict_before", cut).unwrap_err();
+            assert!(err.contains("sgsim_verdict_before"), "{err}");
+        }
+        // Bytes that are not ours are left to the next codec; functions that are not ours
+        // are not encoded.
+        assert!(decode_udf("upper", b"").unwrap().is_none());
+        let other = datafusion::functions::string::upper();
+        let mut buf = Vec::new();
+        assert!(!encode_udf(&other, &mut buf).unwrap());
+        assert!(buf.is_empty());
+    }
+}

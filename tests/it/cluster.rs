@@ -7,8 +7,9 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::fleet::big_file;
+use super::fleet::{big_file, judged_rows, query, EVERY_RECORD};
 use super::flowlogs::report;
+use super::flowlogs::sgsim;
 use super::flowlogs::{fleet_day, fleet_state, scratch, write_layouts};
 
 /// A child process killed when dropped (a failed test leaves no cluster behind).
@@ -107,6 +108,46 @@ fn a_cluster_of_two_executors_gives_the_local_report() {
         assert_eq!(local, remote, "{}", input.display());
         assert!(local["changed"]["accept_to_drop"].as_u64().unwrap() > 0);
     }
+    // SQL with the verdict functions runs on the cluster too: the functions travel in the
+    // plan with their states (the executors were given none) and give the local answer,
+    // record for record and in the default summary.
+    for input in [&hive, &big] {
+        let every =
+            |extra: &[&str]| judged_rows(&query(&state, &revoke, input, EVERY_RECORD, extra));
+        let local = every(&[]);
+        assert!(
+            local.iter().any(|r| r.7[0] != r.7[2]),
+            "the revoke changes some verdict"
+        );
+        assert_eq!(local, every(&["--cluster", &url]), "{}", input.display());
+        let (code, local, err) = sgsim(&[
+            "query",
+            "--state",
+            state.to_str().unwrap(),
+            "--request",
+            &revoke,
+            "--traffic",
+            input.to_str().unwrap(),
+            "--output",
+            "json",
+        ]);
+        assert_eq!(code, 0, "{err}");
+        let (code, remote, err) = sgsim(&[
+            "query",
+            "--state",
+            state.to_str().unwrap(),
+            "--request",
+            &revoke,
+            "--traffic",
+            input.to_str().unwrap(),
+            "--output",
+            "json",
+            "--cluster",
+            &url,
+        ]);
+        assert_eq!(code, 0, "{err}");
+        assert_eq!(local, remote);
+    }
     // The cluster ran the scans: their results wait in the executors' work folders (how
     // the tasks spread over the two is the scheduler's choice).
     let results: Vec<usize> = work.iter().map(|w| files_under(w)).collect();
@@ -145,5 +186,20 @@ fn an_unreachable_cluster_is_an_error_naming_the_file() {
         err.contains("day.parquet") && err.contains("the cluster's scan failed"),
         "{err}"
     );
+    // A query sent to it fails too, naming the cluster (it does not quietly run here).
+    let (state, revoke) = fleet_state(&dir);
+    let (code, _, err) = super::flowlogs::sgsim(&[
+        "query",
+        "--state",
+        state.to_str().unwrap(),
+        "--request",
+        &revoke,
+        "--traffic",
+        big.to_str().unwrap(),
+        "--cluster",
+        &url,
+    ]);
+    assert_ne!(code, 0);
+    assert!(err.contains(&url), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }

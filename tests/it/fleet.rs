@@ -153,7 +153,7 @@ fn datafusion_scan_counts_damaged_row_groups_and_refuses_what_is_not_a_flow_log(
 }
 
 /// One record's fields and its verdicts, as `sgsim query` prints them from `judged`.
-type Judged = (
+pub type Judged = (
     String,
     String,
     String,
@@ -167,7 +167,7 @@ type Judged = (
 /// The query that lists every record of `judged` with its verdicts.
 /// (The rows the readers skip, NODATA and SKIPDATA, are left out; the packet addresses
 /// stand for the interface's where they are logged, as the readers take them.)
-const EVERY_RECORD: &str = "SELECT interface_id, \
+pub const EVERY_RECORD: &str = "SELECT interface_id, \
      COALESCE(NULLIF(pkt_srcaddr, '-'), srcaddr) AS srcaddr, \
      COALESCE(NULLIF(pkt_dstaddr, '-'), dstaddr) AS dstaddr, \
      CAST(srcport AS VARCHAR) AS sp, CAST(dstport AS VARCHAR) AS dp, \
@@ -175,7 +175,7 @@ const EVERY_RECORD: &str = "SELECT interface_id, \
      verdict_before, rule_before, verdict_after, rule_after FROM judged \
      WHERE (log_status IS DISTINCT FROM 'NODATA') AND (log_status IS DISTINCT FROM 'SKIPDATA')";
 
-fn query(
+pub fn query(
     state: &Path,
     revoke: &str,
     traffic: &Path,
@@ -201,7 +201,7 @@ fn query(
     serde_json::from_str(&out).unwrap()
 }
 
-fn judged_rows(v: &serde_json::Value) -> Vec<Judged> {
+pub fn judged_rows(v: &serde_json::Value) -> Vec<Judged> {
     let s = |r: &serde_json::Value, k: &str| r[k].as_str().map(str::to_string);
     let mut rows: Vec<Judged> = v
         .as_array()
