@@ -20,6 +20,14 @@
 //!
 //! Tasks are pulled by executors (Ballista's pull-staged policy): an executor needs only
 //! the scheduler's address, and the scheduler none of the executors'.
+//!
+//! # SQL with the verdict functions
+//!
+//! `sgsim query … --cluster URL` ([`crate::whatif::sql`]) submits whole queries. Its
+//! functions judge records in a state, which the executors were never given: the
+//! [`LogicalCodec`] and [`PhysicalCodec`] (Ballista's, plus sgsim's functions), installed
+//! in the client ([`client`]), the scheduler and every executor, write each function into
+//! the plan with its state and rebuild it from those bytes on the other side.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
