@@ -17,16 +17,11 @@ use super::{normalize_addr, Direction, Family, IpProtocol, ValueError};
     Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
 )]
 pub struct Header {
-    /// Source address (IPv4-mapped IPv6 is normalized to IPv4 by [`Header::new`]).
-    pub src: IpAddr,
-    /// Destination address.
-    pub dst: IpAddr,
-    /// IP protocol number.
-    pub protocol: u8,
-    /// Source port, or ICMP type.
-    pub src_port: u16,
-    /// Destination port, or ICMP code.
-    pub dst_port: u16,
+    src: IpAddr,
+    dst: IpAddr,
+    protocol: u8,
+    src_port: u16,
+    dst_port: u16,
 }
 
 impl Header {
@@ -55,12 +50,76 @@ impl Header {
         })
     }
 
+    /// A header from parts the caller has already checked: `src` and `dst` of one family
+    /// and, where they come from outside the model, normalized (two IPv4 addresses off the
+    /// wire, say). Nothing is checked in a release build; the decoder's hot path uses it.
+    #[inline]
+    pub(crate) fn new_unchecked(
+        src: IpAddr,
+        dst: IpAddr,
+        protocol: u8,
+        src_port: u16,
+        dst_port: u16,
+    ) -> Header {
+        debug_assert_eq!(Family::of(src), Family::of(dst), "{src} -> {dst}");
+        Header {
+            src,
+            dst,
+            protocol,
+            src_port,
+            dst_port,
+        }
+    }
+
+    /// The same header with other transport words (ports, or ICMP type and code).
+    #[inline]
+    #[must_use]
+    pub fn with_ports(self, src_port: u16, dst_port: u16) -> Header {
+        Header {
+            src_port,
+            dst_port,
+            ..self
+        }
+    }
+
+    /// Source address (IPv4-mapped IPv6 is normalized to IPv4 by [`Header::new`]).
+    #[inline]
+    pub fn src(&self) -> IpAddr {
+        self.src
+    }
+
+    /// Destination address.
+    #[inline]
+    pub fn dst(&self) -> IpAddr {
+        self.dst
+    }
+
+    /// IP protocol number.
+    #[inline]
+    pub fn protocol(&self) -> u8 {
+        self.protocol
+    }
+
+    /// Source port, or ICMP type.
+    #[inline]
+    pub fn src_port(&self) -> u16 {
+        self.src_port
+    }
+
+    /// Destination port, or ICMP code.
+    #[inline]
+    pub fn dst_port(&self) -> u16 {
+        self.dst_port
+    }
+
     /// The IP protocol, with what is known of it.
+    #[inline]
     pub fn ip_protocol(&self) -> IpProtocol {
         IpProtocol(self.protocol)
     }
 
     /// The address family.
+    #[inline]
     pub fn family(&self) -> Family {
         Family::of(self.src)
     }

@@ -377,9 +377,9 @@ impl Rule {
     /// Whether the rule's own fields (everything but the peer, which needs the state to
     /// resolve) select this header.
     pub fn matches_fields(&self, h: &Header) -> bool {
-        self.protocol.matches(h.protocol)
-            && self.src_ports.contains(h.src_port)
-            && self.dst_ports.contains(h.dst_port)
+        self.protocol.matches(h.protocol())
+            && self.src_ports.contains(h.src_port())
+            && self.dst_ports.contains(h.dst_port())
             && self
                 .local
                 .as_ref()

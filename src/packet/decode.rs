@@ -317,13 +317,13 @@ fn ethernet_ipv4_fast(frame: &[u8], meta: Meta) -> Option<Packet> {
         index: meta.index,
         ts_ns: meta.ts_ns,
         // Two IPv4 addresses: of one family, and nothing to normalize (`Header::new`).
-        header: Header {
-            src: IpAddr::V4(ip.get_source()),
-            dst: IpAddr::V4(ip.get_destination()),
+        header: Header::new_unchecked(
+            IpAddr::V4(ip.get_source()),
+            IpAddr::V4(ip.get_destination()),
             protocol,
-            src_port: ports.0,
-            dst_port: ports.1,
-        },
+            ports.0,
+            ports.1,
+        ),
         wire_len: meta.wire_len.max(frame.len() as u32),
         cap_len: frame.len() as u32,
         tcp_flags,
@@ -702,7 +702,7 @@ mod tests {
         ip[7] = 0x10; // offset 16 * 8 = 128 bytes
         let p = decode(228, &ip, Meta::default()).unwrap();
         assert_eq!(p.ports, None);
-        assert_eq!((p.header.src_port, p.header.dst_port), (0, 0));
+        assert_eq!((p.header.src_port(), p.header.dst_port()), (0, 0));
         assert_eq!(
             p.fragment,
             Some(Fragment {
@@ -728,9 +728,9 @@ mod tests {
         ip[4..6].copy_from_slice(&plen.to_be_bytes());
         ip[6] = 0;
         let p = decode(229, &ip, Meta::default()).unwrap();
-        assert_eq!(p.header.protocol, 58);
+        assert_eq!(p.header.protocol(), 58);
         assert_eq!(p.icmp, Some((128, 0)));
-        assert_eq!(p.header.src, v4(0x0a00_0001));
+        assert_eq!(p.header.src(), v4(0x0a00_0001));
         assert_eq!(p.fragment.map(|f| (f.id, f.more)), Some((9, true)));
     }
 

@@ -252,7 +252,7 @@ pub(super) mod tests {
             wire_len: 60,
             cap_len: 60,
             tcp_flags: None,
-            ports: Some((header.src_port, header.dst_port)),
+            ports: Some((header.src_port(), header.dst_port())),
             icmp: None,
             fragment: None,
             interface: 0,

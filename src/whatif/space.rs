@@ -158,12 +158,12 @@ impl Region {
                 lo <= v && v <= hi
             })
             && self.local.iter().any(|c| c.contains(local))
-            && self.src_ports.iter().any(|p| p.contains(h.src_port))
-            && self.dst_ports.iter().any(|p| p.contains(h.dst_port))
+            && self.src_ports.iter().any(|p| p.contains(h.src_port()))
+            && self.dst_ports.iter().any(|p| p.contains(h.dst_port()))
             && self
                 .protocols
                 .iter()
-                .any(|&(lo, hi)| (lo..=hi).contains(&h.protocol))
+                .any(|&(lo, hi)| (lo..=hi).contains(&h.protocol()))
     }
 }
 
@@ -175,12 +175,12 @@ pub fn realizable(h: &Header) -> bool {
         Family::V4 => 1,
         Family::V6 => 58,
     };
-    if PORTED.contains(&h.protocol) {
+    if PORTED.contains(&h.protocol()) {
         true
-    } else if h.protocol == icmp {
-        h.src_port <= 255 && h.dst_port <= 255
+    } else if h.protocol() == icmp {
+        h.src_port() <= 255 && h.dst_port() <= 255
     } else {
-        h.src_port == 0 && h.dst_port == 0
+        h.src_port() == 0 && h.dst_port() == 0
     }
 }
 
@@ -1129,13 +1129,8 @@ fn witness(family: Family, direction: Direction, cube: &Cube, own: &[u128]) -> H
         Direction::Ingress => (remote, local),
         Direction::Egress => (local, remote),
     };
-    Header {
-        src,
-        dst,
-        protocol: proto as u8,
-        src_port: sport as u16,
-        dst_port: dport as u16,
-    }
+    // One family by construction; addresses as the region holds them.
+    Header::new_unchecked(src, dst, proto as u8, sport as u16, dport as u16)
 }
 
 /// The fewest CIDR blocks that cover exactly `lo..=hi`.

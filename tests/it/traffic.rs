@@ -64,19 +64,19 @@ fn decoded_headers_match_tshark() {
         for p in packets {
             let row = &rows[&(p.index + 1)];
             let ctx = format!("{capture} frame {}", p.index + 1);
-            let (src, dst) = if p.header.src.is_ipv4() && !row["ip.src"].is_empty() {
+            let (src, dst) = if p.header.src().is_ipv4() && !row["ip.src"].is_empty() {
                 (row["ip.src"].clone(), row["ip.dst"].clone())
             } else {
                 (row["ipv6.src"].clone(), row["ipv6.dst"].clone())
             };
             let norm = |s: &str| normalize_addr(s.parse::<IpAddr>().unwrap());
-            assert_eq!(p.header.src, norm(&src), "{ctx}");
-            assert_eq!(p.header.dst, norm(&dst), "{ctx}");
-            if p.header.src.is_ipv4() && !row["ip.src"].is_empty() {
-                assert_eq!(p.header.protocol.to_string(), row["ip.proto"], "{ctx}");
+            assert_eq!(p.header.src(), norm(&src), "{ctx}");
+            assert_eq!(p.header.dst(), norm(&dst), "{ctx}");
+            if p.header.src().is_ipv4() && !row["ip.src"].is_empty() {
+                assert_eq!(p.header.protocol().to_string(), row["ip.proto"], "{ctx}");
             }
             let field = |f: &str| row[f].parse::<u16>().ok();
-            match p.header.protocol {
+            match p.header.protocol() {
                 6 => assert_eq!(
                     p.ports,
                     field("tcp.srcport").zip(field("tcp.dstport")),
@@ -203,7 +203,7 @@ fn synthetic_captures_carry_timestamps_interfaces_and_fragments() {
         Some((4000, 443)),
         "IPv6 chain hop-by-hop, dest-opts, fragment"
     );
-    assert_eq!(ps[5].header.protocol, 47);
+    assert_eq!(ps[5].header.protocol(), 47);
 }
 
 fn with_timeout<T: Send + 'static>(what: String, f: impl FnOnce() -> T + Send + 'static) -> T {
