@@ -574,7 +574,7 @@ mod tests {
         });
         if !first {
             p.header = p.header.with_ports(0, 0);
-            p.ports = None;
+            p.transport = crate::packet::Transport::None;
         }
         Item::Packet(p)
     }

@@ -9,7 +9,7 @@ use sgsim::classify::reference::Reference;
 use sgsim::classify::{Decision, Engine, Point};
 use sgsim::model::{Direction, EniId, Header, Provider, State};
 use sgsim::packet::flowlog::{Format, Record};
-use sgsim::packet::{Item, Packet};
+use sgsim::packet::{Item, Packet, Transport};
 use sgsim::provider::RawRequest;
 use sgsim::whatif::report::{Connections, Effect, Report};
 use sgsim::whatif::traffic::{Config, Judge, Run};
@@ -32,9 +32,7 @@ fn packet(index: u64, ts_ns: u64, text: &str, flags: Option<u8>, len: u32) -> It
         header,
         wire_len: len,
         cap_len: len,
-        tcp_flags: flags,
-        ports: Some((header.src_port(), header.dst_port())),
-        icmp: None,
+        transport: Transport::of(&header, flags.unwrap_or(0)),
         fragment: None,
         interface: 0,
     })
@@ -714,7 +712,7 @@ fn replay(state: &State, after: &State, items: &[Item], at: u64) -> (Connections
         };
         let (x, y) = ((h.src(), sp), (h.dst(), dp));
         let key = (h.protocol(), x.min(y), x.max(y));
-        let flags = p.tcp_flags.unwrap_or(0);
+        let flags = p.tcp_flags().unwrap_or(0);
         let syn = flags & (SYN | ACK) == SYN;
         let timeout = |c: &ReplayConn| match (c.alibaba, h.protocol()) {
             (true, _) => 910,

@@ -178,7 +178,7 @@ pub fn frame(data: &[u8]) {
             p.cap_len as usize <= frame.len(),
             "captured length beyond the frame"
         );
-        if let Some((s, d)) = p.ports {
+        if let Some((s, d)) = p.ports() {
             assert_eq!((s, d), (p.header.src_port(), p.header.dst_port()));
         }
     }

@@ -6,7 +6,7 @@ use std::sync::{Mutex, PoisonError};
 use rayon::prelude::*;
 
 use super::{Capture, CaptureError};
-use crate::packet::decode::{decode, Meta, Packet, Skip};
+use crate::packet::decode::{decode, Meta, Packet, Skip, Transport};
 use crate::packet::Summary;
 
 /// Raw frames read from a capture, decoded later (in parallel) by [`Capture::read_chunk`].
@@ -49,9 +49,7 @@ pub(super) fn placeholder() -> Packet {
         header: crate::model::Header::new_unchecked(zero, zero, 0, 0, 0),
         wire_len: 0,
         cap_len: 0,
-        tcp_flags: None,
-        ports: None,
-        icmp: None,
+        transport: Transport::None,
         fragment: None,
         interface: 0,
     }

@@ -156,7 +156,7 @@ impl Judge {
                 until_ns: p.ts_ns,
                 packets: 1,
                 bytes: u64::from(p.wire_len),
-                flags: p.tcp_flags.unwrap_or(0),
+                flags: p.tcp_flags().unwrap_or(0),
                 record: None,
                 logged: None,
                 reject: None,
