@@ -41,13 +41,9 @@ impl Header {
                 why: "source and destination are of different families".into(),
             });
         }
-        Ok(Header {
-            src,
-            dst,
-            protocol,
-            src_port,
-            dst_port,
-        })
+        Ok(Header::new_unchecked(
+            src, dst, protocol, src_port, dst_port,
+        ))
     }
 
     /// A header from parts the caller has already checked: `src` and `dst` of one family
