@@ -16,12 +16,31 @@ use super::{normalize_addr, Direction, Family, IpProtocol, ValueError};
 #[derive(
     Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
 )]
+#[serde(try_from = "Fields")]
 pub struct Header {
     src: IpAddr,
     dst: IpAddr,
     protocol: u8,
     src_port: u16,
     dst_port: u16,
+}
+
+/// [`Header`]'s fields as serialized: checked by [`Header::new`] on the way in.
+#[derive(serde::Deserialize)]
+struct Fields {
+    src: IpAddr,
+    dst: IpAddr,
+    protocol: u8,
+    src_port: u16,
+    dst_port: u16,
+}
+
+impl TryFrom<Fields> for Header {
+    type Error = ValueError;
+
+    fn try_from(f: Fields) -> Result<Header, ValueError> {
+        Header::new(f.src, f.dst, f.protocol, f.src_port, f.dst_port)
+    }
 }
 
 impl Header {
@@ -302,6 +321,20 @@ mod tests {
         ] {
             assert!(text.parse::<Header>().is_err(), "{text}");
         }
+    }
+
+    #[test]
+    fn deserializing_checks_like_new() {
+        let h: Header = serde_json::from_value(serde_json::json!({
+            "src": "::ffff:10.0.0.1", "dst": "10.0.0.2", "protocol": 6, "src_port": 1, "dst_port": 2
+        }))
+        .unwrap();
+        assert_eq!(h, "tcp 10.0.0.1:1 -> 10.0.0.2:2".parse().unwrap());
+        assert_eq!(serde_json::to_value(h).unwrap()["src"], "10.0.0.1");
+        let mixed = serde_json::json!({
+            "src": "2001:db8::1", "dst": "10.0.0.2", "protocol": 6, "src_port": 1, "dst_port": 2
+        });
+        assert!(serde_json::from_value::<Header>(mixed).is_err());
     }
 
     #[test]
