@@ -163,6 +163,29 @@ fn both_paths(frame: &[u8]) -> Result<Packet, Skip> {
     any
 }
 
+/// A synthetic frame decodes to the transport [`Transport::of`] reads off its header.
+#[test]
+fn synthetic_frames_decode_to_the_transport_of_their_header() {
+    for (text, flags) in [
+        ("tcp 10.0.0.1:40000 -> 10.0.0.2:22", 0x02),
+        ("udp [2001:db8::1]:53 -> [2001:db8::2]:5353", 0),
+        ("icmp 10.0.0.1 -> 10.0.0.2 type 8 code 0", 0),
+        ("icmpv6 2001:db8::1 -> 2001:db8::2 type 128 code 0", 0),
+        ("gre 10.0.0.1 -> 10.0.0.2", 0),
+    ] {
+        let h: Header = text.parse().unwrap();
+        let p = decode(
+            1,
+            &crate::packet::synth::frame(&h, flags, 7),
+            Meta::default(),
+        )
+        .unwrap();
+        assert_eq!(p.header, h, "{text}");
+        assert_eq!(p.transport, Transport::of(&h, flags), "{text}");
+        assert_eq!(p.transport.words(), (h.src_port(), h.dst_port()), "{text}");
+    }
+}
+
 #[test]
 fn the_one_pass_path_equals_the_layered_one() {
     let mut udp = ipv4_tcp(53, 9999);
