@@ -1,3 +1,5 @@
+//! Unit tests of the model's values.
+
 use super::*;
 
 fn rule(id: &str) -> Rule {

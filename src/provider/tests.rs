@@ -1,3 +1,5 @@
+//! Unit tests of what the providers share: raw requests, errors, outcomes, dispatch.
+
 use super::*;
 
 #[test]

@@ -1,3 +1,5 @@
+//! Unit tests of the frame decoder.
+
 use super::*;
 
 fn eth(ethertype: u16, body: &[u8]) -> Vec<u8> {

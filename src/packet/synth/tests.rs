@@ -1,3 +1,5 @@
+//! Unit tests of the synthetic traffic generators.
+
 use super::*;
 
 #[test]

@@ -1,3 +1,5 @@
+//! Unit tests of the exact header-space difference.
+
 use super::*;
 use crate::whatif::dd::{self, TRUE};
 

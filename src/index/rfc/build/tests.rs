@@ -1,3 +1,5 @@
+//! Unit tests of the cross-product table builder.
+
 use super::*;
 use crate::index::{
     boxes::Bounds,

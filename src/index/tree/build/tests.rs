@@ -1,3 +1,5 @@
+//! Unit tests of the decision-tree builder.
+
 use super::*;
 use crate::index::tree::{Key, NONE};
 
