@@ -160,7 +160,7 @@ impl Transport {
 }
 
 /// One decoded packet.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Packet {
     /// 0-based position of the record in the input (skipped records keep their number).
     pub index: u64,
