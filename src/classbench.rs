@@ -452,7 +452,7 @@ mod tests {
         let e =
             parse_trace_line("1044126168\t1559590493\t65535\t65535\t6\t4294967295\t743\t").unwrap();
         assert_eq!(e.filter, Some(743));
-        assert_eq!(e.header.protocol, 6);
+        assert_eq!(e.header.protocol(), 6);
         assert!(parse_trace_line("1 2 3 4 256").is_err());
         assert!(parse_trace_line("1 2 3").is_err());
         assert!(parse_trace_line("4294967296 2 3 4 6").is_err());

@@ -46,8 +46,10 @@
 //!   AWS and Alibaba flow logs as the clouds deliver them ([`packet::input`]: folders in
 //!   the S3 layouts, time windows, `.gz`, [`packet::parquet`], and `s3://` with the `s3`
 //!   feature; with the `fleet` feature `packet::fleet` scans Parquet with Apache
-//!   DataFusion on every core, in file order), and seeded synthetic traffic. It imports
-//!   only the model (and, for `--cluster`, the cluster's one session setting).
+//!   DataFusion on every core, in file order), and seeded synthetic traffic. A decoded
+//!   [`packet::Packet`] carries its [`model::Header`] and one [`packet::Transport`] (ports
+//!   and TCP flags, or ICMP type and code, as read). It imports only the model (and, for
+//!   `--cluster`, the cluster's one session setting).
 //! - [`track`]: evaluation of traffic at the right ENI and direction with connection state
 //!   (AWS untracked flows included), partitioned by flow for rayon, or by the rules alone.
 //! - [`whatif`]: the product's main job. [`whatif::plan`] applies a revoke to a copy of the

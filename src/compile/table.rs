@@ -214,7 +214,7 @@ impl Table {
                 } else {
                     0
                 };
-                let key = Key::new(r, l, h.src_port, h.dst_port, h.protocol);
+                let key = Key::new(r, l, h.src_port(), h.dst_port(), h.protocol());
                 (self.best(context, ranks, |u| &u.v4, &key, class), class)
             }
             (IpAddr::V6(r), IpAddr::V6(l)) => {
@@ -224,7 +224,7 @@ impl Table {
                 } else {
                     0
                 };
-                let key = Key::new(r, l, h.src_port, h.dst_port, h.protocol);
+                let key = Key::new(r, l, h.src_port(), h.dst_port(), h.protocol());
                 (self.best(context, ranks, |u| &u.v6, &key, class), class)
             }
             // Invariant: `Header::new` never builds a header of mixed families; a hand-made
@@ -249,9 +249,9 @@ impl Table {
                 keys[n] = Key::new(
                     u32::from(r),
                     u32::from(l),
-                    h.src_port,
-                    h.dst_port,
-                    h.protocol,
+                    h.src_port(),
+                    h.dst_port(),
+                    h.protocol(),
                 );
                 n += 1;
             }

@@ -18,7 +18,7 @@
 //!
 //! A first fragment (offset 0) is decoded as usual and marked with [`Fragment`]. A
 //! non-first fragment carries no upper-layer header: its ports (or ICMP type/code) are
-//! absent ([`Packet::ports`] and [`Packet::icmp`] are `None`, the [`Header`] words are 0)
+//! absent ([`Packet::transport`] is [`Transport::None`], the [`Header`] words are 0)
 //! and [`Fragment::offset`] is non-zero. Evaluation ([`crate::track`]) gives such a fragment
 //! the ports of its first fragment when that was seen earlier in the same input.
 //!
@@ -56,8 +56,111 @@ impl Fragment {
     }
 }
 
+/// The transport header of a packet, as far as it was read: one value per protocol family
+/// the decoder knows, so that ports, flags and ICMP type/code cannot disagree.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Transport {
+    /// TCP, its header captured.
+    Tcp {
+        /// Source port.
+        src_port: u16,
+        /// Destination port.
+        dst_port: u16,
+        /// Flags (FIN 0x01 … CWR 0x80).
+        flags: u8,
+    },
+    /// A protocol with ports and no flags sgsim reads: UDP, UDP-Lite, SCTP, DCCP.
+    Ports {
+        /// Source port.
+        src_port: u16,
+        /// Destination port.
+        dst_port: u16,
+    },
+    /// ICMP or ICMPv6.
+    Icmp {
+        /// The ICMP type.
+        ty: u8,
+        /// The ICMP code.
+        code: u8,
+    },
+    /// No transport header read: a protocol without one sgsim knows, or a non-first
+    /// fragment.
+    None,
+}
+
+impl Transport {
+    /// What a packet of `header` with TCP flags `tcp_flags` carries, read back from the
+    /// header's words: TCP with its flags, the other protocols with ports
+    /// ([`IpProtocol::carries_ports`](crate::model::IpProtocol::carries_ports)), ICMP's type
+    /// and code, nothing for the rest. For traffic built from headers rather than decoded.
+    pub fn of(header: &Header, tcp_flags: u8) -> Transport {
+        let (src_port, dst_port) = (header.src_port(), header.dst_port());
+        let ip = header.ip_protocol();
+        if header.protocol() == 6 {
+            Transport::Tcp {
+                src_port,
+                dst_port,
+                flags: tcp_flags,
+            }
+        } else if ip.carries_ports() {
+            Transport::Ports { src_port, dst_port }
+        } else if ip.is_icmp() {
+            // ICMP words hold a byte each.
+            Transport::Icmp {
+                ty: src_port as u8,
+                code: dst_port as u8,
+            }
+        } else {
+            Transport::None
+        }
+    }
+
+    /// Source and destination ports, when the protocol has them and they were read.
+    #[inline]
+    pub fn ports(&self) -> Option<(u16, u16)> {
+        match *self {
+            Transport::Tcp {
+                src_port, dst_port, ..
+            }
+            | Transport::Ports { src_port, dst_port } => Some((src_port, dst_port)),
+            Transport::Icmp { .. } | Transport::None => None,
+        }
+    }
+
+    /// TCP flags, for TCP with a header.
+    #[inline]
+    pub fn tcp_flags(&self) -> Option<u8> {
+        match *self {
+            Transport::Tcp { flags, .. } => Some(flags),
+            _ => None,
+        }
+    }
+
+    /// ICMP/ICMPv6 type and code, when present.
+    #[inline]
+    pub fn icmp(&self) -> Option<(u8, u8)> {
+        match *self {
+            Transport::Icmp { ty, code } => Some((ty, code)),
+            _ => None,
+        }
+    }
+
+    /// The two words of the [`Header`]: the ports, ICMP type and code, or 0 and 0.
+    #[inline]
+    pub fn words(&self) -> (u16, u16) {
+        match *self {
+            Transport::Tcp {
+                src_port, dst_port, ..
+            }
+            | Transport::Ports { src_port, dst_port } => (src_port, dst_port),
+            Transport::Icmp { ty, code } => (u16::from(ty), u16::from(code)),
+            Transport::None => (0, 0),
+        }
+    }
+}
+
 /// One decoded packet.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Packet {
     /// 0-based position of the record in the input (skipped records keep their number).
     pub index: u64,
@@ -69,27 +172,40 @@ pub struct Packet {
     pub wire_len: u32,
     /// Length captured.
     pub cap_len: u32,
-    /// TCP flags (FIN 0x01 … CWR 0x80), for TCP with a header.
-    pub tcp_flags: Option<u8>,
-    /// Source and destination ports, when the protocol has them and they were captured.
-    pub ports: Option<(u16, u16)>,
-    /// ICMP/ICMPv6 type and code, when present.
-    pub icmp: Option<(u8, u8)>,
+    /// The transport header as read (ports, TCP flags, ICMP type and code).
+    pub transport: Transport,
     /// Fragment information, for fragments only.
     pub fragment: Option<Fragment>,
     /// The capture interface (pcapng interface ID; 0 for pcap).
     pub interface: u32,
 }
 
+// A packet is moved by value through the decoder's chunks and the tracker: keep it small.
+const _: () = assert!(std::mem::size_of::<Packet>() <= 88);
+
 impl Packet {
     /// The ICMP type, if any.
+    #[inline]
     pub fn icmp_type(&self) -> Option<u8> {
-        self.icmp.map(|x| x.0)
+        self.transport.icmp().map(|x| x.0)
     }
 
     /// The ICMP code, if any.
+    #[inline]
     pub fn icmp_code(&self) -> Option<u8> {
-        self.icmp.map(|x| x.1)
+        self.transport.icmp().map(|x| x.1)
+    }
+
+    /// TCP flags (FIN 0x01 … CWR 0x80), for TCP with a header.
+    #[inline]
+    pub fn tcp_flags(&self) -> Option<u8> {
+        self.transport.tcp_flags()
+    }
+
+    /// Source and destination ports, when the protocol has them and they were captured.
+    #[inline]
+    pub fn ports(&self) -> Option<(u16, u16)> {
+        self.transport.ports()
     }
 }
 
@@ -244,9 +360,7 @@ struct Network {
     dst: IpAddr,
     protocol: u8,
     fragment: Option<Fragment>,
-    tcp_flags: Option<u8>,
-    ports: Option<(u16, u16)>,
-    icmp: Option<(u8, u8)>,
+    transport: Transport,
 }
 
 /// Frame metadata the capture container supplies.
@@ -299,36 +413,39 @@ fn ethernet_ipv4_fast(frame: &[u8], meta: Meta) -> Option<Packet> {
     };
     let rest = &b[ihl..end];
     let protocol = ip.get_next_level_protocol().0;
-    let (ports, tcp_flags) = match protocol {
+    let transport = match protocol {
         6 if rest.len() >= 20 => {
             let tcp = TcpPacket::new(rest)?;
-            (
-                (tcp.get_source(), tcp.get_destination()),
-                Some(tcp.get_flags()),
-            )
+            Transport::Tcp {
+                src_port: tcp.get_source(),
+                dst_port: tcp.get_destination(),
+                flags: tcp.get_flags(),
+            }
         }
         17 if rest.len() >= 8 => {
             let udp = UdpPacket::new(rest)?;
-            ((udp.get_source(), udp.get_destination()), None)
+            Transport::Ports {
+                src_port: udp.get_source(),
+                dst_port: udp.get_destination(),
+            }
         }
         _ => return None,
     };
+    let (src_port, dst_port) = transport.words();
     Some(Packet {
         index: meta.index,
         ts_ns: meta.ts_ns,
         // Two IPv4 addresses: of one family, and nothing to normalize (`Header::new`).
-        header: Header {
-            src: IpAddr::V4(ip.get_source()),
-            dst: IpAddr::V4(ip.get_destination()),
+        header: Header::new_unchecked(
+            IpAddr::V4(ip.get_source()),
+            IpAddr::V4(ip.get_destination()),
             protocol,
-            src_port: ports.0,
-            dst_port: ports.1,
-        },
+            src_port,
+            dst_port,
+        ),
         wire_len: meta.wire_len.max(frame.len() as u32),
         cap_len: frame.len() as u32,
-        tcp_flags,
-        ports: Some(ports),
-        icmp: None,
+        transport,
         fragment: None,
         interface: meta.interface,
     })
@@ -346,11 +463,7 @@ fn decode_any(link_type: i32, frame: &[u8], meta: Meta) -> Result<Packet, Skip> 
         0 | 108 => null(frame)?,
         other => return Err(Skip::LinkType(other)),
     };
-    let (w1, w2) = match (net.icmp, net.ports) {
-        (Some((t, c)), _) => (u16::from(t), u16::from(c)),
-        (None, Some(p)) => p,
-        (None, None) => (0, 0),
-    };
+    let (w1, w2) = net.transport.words();
     let header = Header::new(net.src, net.dst, net.protocol, w1, w2)
         .map_err(|_| Skip::Malformed("addresses (IPv4-mapped and native IPv6 mixed)"))?;
     Ok(Packet {
@@ -359,9 +472,7 @@ fn decode_any(link_type: i32, frame: &[u8], meta: Meta) -> Result<Packet, Skip> 
         header,
         wire_len: meta.wire_len.max(frame.len() as u32),
         cap_len: frame.len() as u32,
-        tcp_flags: net.tcp_flags,
-        ports: net.ports,
-        icmp: net.icmp,
+        transport: net.transport,
         fragment: net.fragment,
         interface: meta.interface,
     })
@@ -556,9 +667,7 @@ fn upper(
         dst,
         protocol,
         fragment,
-        tcp_flags: None,
-        ports: None,
-        icmp: None,
+        transport: Transport::None,
     };
     if fragment.is_some_and(|f| !f.is_first()) {
         return Ok(net);
@@ -569,15 +678,21 @@ fn upper(
                 return Err(Skip::Truncated("TCP header"));
             }
             let tcp = TcpPacket::new(b).ok_or(Skip::Truncated("TCP header"))?;
-            net.ports = Some((tcp.get_source(), tcp.get_destination()));
-            net.tcp_flags = Some(tcp.get_flags());
+            net.transport = Transport::Tcp {
+                src_port: tcp.get_source(),
+                dst_port: tcp.get_destination(),
+                flags: tcp.get_flags(),
+            };
         }
         17 => {
             if b.len() < 8 {
                 return Err(Skip::Truncated("UDP header"));
             }
             let udp = UdpPacket::new(b).ok_or(Skip::Truncated("UDP header"))?;
-            net.ports = Some((udp.get_source(), udp.get_destination()));
+            net.transport = Transport::Ports {
+                src_port: udp.get_source(),
+                dst_port: udp.get_destination(),
+            };
         }
         33 | 132 | 136 => {
             let (Some(s), Some(d)) = (be16(b, 0), be16(b, 2)) else {
@@ -587,21 +702,30 @@ fn upper(
                     _ => "UDP-Lite header",
                 }));
             };
-            net.ports = Some((s, d));
+            net.transport = Transport::Ports {
+                src_port: s,
+                dst_port: d,
+            };
         }
         1 => {
             if b.len() < 4 {
                 return Err(Skip::Truncated("ICMP header"));
             }
             let icmp = IcmpPacket::new(b).ok_or(Skip::Truncated("ICMP header"))?;
-            net.icmp = Some((icmp.get_icmp_type().0, icmp.get_icmp_code().0));
+            net.transport = Transport::Icmp {
+                ty: icmp.get_icmp_type().0,
+                code: icmp.get_icmp_code().0,
+            };
         }
         58 => {
             if b.len() < 4 {
                 return Err(Skip::Truncated("ICMPv6 header"));
             }
             let icmp = Icmpv6Packet::new(b).ok_or(Skip::Truncated("ICMPv6 header"))?;
-            net.icmp = Some((icmp.get_icmpv6_type().0, icmp.get_icmpv6_code().0));
+            net.transport = Transport::Icmp {
+                ty: icmp.get_icmpv6_type().0,
+                code: icmp.get_icmpv6_code().0,
+            };
         }
         _ => {}
     }
@@ -614,234 +738,4 @@ pub fn v4(x: u32) -> IpAddr {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn eth(ethertype: u16, body: &[u8]) -> Vec<u8> {
-        let mut f = vec![0u8; 12];
-        f.extend_from_slice(&ethertype.to_be_bytes());
-        f.extend_from_slice(body);
-        f
-    }
-
-    fn ipv4_tcp(sport: u16, dport: u16) -> Vec<u8> {
-        let mut ip = vec![
-            0x45, 0, 0, 40, 0, 1, 0, 0, 64, 6, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2,
-        ];
-        let mut tcp = vec![0u8; 20];
-        tcp[0..2].copy_from_slice(&sport.to_be_bytes());
-        tcp[2..4].copy_from_slice(&dport.to_be_bytes());
-        tcp[12] = 0x50;
-        tcp[13] = 0x12;
-        ip.extend_from_slice(&tcp);
-        ip
-    }
-
-    #[test]
-    fn decodes_ethernet_vlan_qinq_and_tcp_flags() {
-        let ip = ipv4_tcp(40000, 22);
-        let plain = decode(1, &eth(0x0800, &ip), Meta::default()).unwrap();
-        assert_eq!(
-            plain.header.to_string(),
-            "tcp 10.0.0.1:40000 -> 10.0.0.2:22"
-        );
-        assert_eq!(plain.tcp_flags, Some(0x12));
-        let mut tagged = vec![0, 5, 0x81, 0x00, 0, 6, 0x08, 0x00];
-        tagged.extend_from_slice(&ip);
-        let qinq = decode(1, &eth(0x88a8, &tagged), Meta::default()).unwrap();
-        assert_eq!(qinq.header, plain.header);
-    }
-
-    #[test]
-    fn every_truncation_is_a_named_skip_never_a_panic() {
-        let frame = eth(0x0800, &ipv4_tcp(1, 2));
-        for n in 0..frame.len() {
-            for lt in [0, 1, 12, 101, 108, 113, 228, 229, 276] {
-                let _ = decode(lt, &frame[..n], Meta::default());
-            }
-        }
-        assert_eq!(
-            decode(1, &frame[..14 + 19], Meta::default())
-                .unwrap_err()
-                .to_string(),
-            "truncated IPv4 header"
-        );
-        assert_eq!(
-            decode(1, &frame[..14 + 30], Meta::default())
-                .unwrap_err()
-                .to_string(),
-            "truncated TCP header"
-        );
-        assert_eq!(
-            decode(105, &frame, Meta::default())
-                .unwrap_err()
-                .to_string(),
-            "unsupported link type 105 (IEEE 802.11)"
-        );
-        assert_eq!(
-            decode(1, &eth(0x0806, &[0; 28]), Meta::default())
-                .unwrap_err()
-                .to_string(),
-            "not IP (ARP)"
-        );
-    }
-
-    #[test]
-    fn tso_total_length_zero_falls_back_to_captured_bytes() {
-        let mut ip = ipv4_tcp(5, 6);
-        ip[2] = 0;
-        ip[3] = 0;
-        let p = decode(228, &ip, Meta::default()).unwrap();
-        assert_eq!(p.ports, Some((5, 6)));
-    }
-
-    #[test]
-    fn ipv4_non_first_fragment_has_no_ports() {
-        let mut ip = ipv4_tcp(5, 6);
-        ip[6] = 0x00;
-        ip[7] = 0x10; // offset 16 * 8 = 128 bytes
-        let p = decode(228, &ip, Meta::default()).unwrap();
-        assert_eq!(p.ports, None);
-        assert_eq!((p.header.src_port, p.header.dst_port), (0, 0));
-        assert_eq!(
-            p.fragment,
-            Some(Fragment {
-                id: 1,
-                offset: 128,
-                more: false
-            })
-        );
-    }
-
-    #[test]
-    fn ipv6_walks_extension_headers_and_normalizes_mapped() {
-        let mut ip = vec![0x60, 0, 0, 0, 0, 0, 0, 64];
-        let src: Ipv6Addr = "::ffff:10.0.0.1".parse().unwrap();
-        let dst: Ipv6Addr = "::ffff:10.0.0.2".parse().unwrap();
-        ip.extend_from_slice(&src.octets());
-        ip.extend_from_slice(&dst.octets());
-        // hop-by-hop (8 bytes) -> fragment (offset 0, M) -> ICMPv6 echo request
-        ip.extend_from_slice(&[44, 0, 1, 4, 0, 0, 0, 0]);
-        ip.extend_from_slice(&[58, 0, 0, 1, 0, 0, 0, 9]);
-        ip.extend_from_slice(&[128, 0, 0, 0, 0, 0, 0, 0]);
-        let plen = (ip.len() - 40) as u16;
-        ip[4..6].copy_from_slice(&plen.to_be_bytes());
-        ip[6] = 0;
-        let p = decode(229, &ip, Meta::default()).unwrap();
-        assert_eq!(p.header.protocol, 58);
-        assert_eq!(p.icmp, Some((128, 0)));
-        assert_eq!(p.header.src, v4(0x0a00_0001));
-        assert_eq!(p.fragment.map(|f| (f.id, f.more)), Some((9, true)));
-    }
-
-    /// SEMANTICS 3.1: both ends IPv4-mapped are judged as IPv4 (above); a mapped address
-    /// with a native IPv6 one is malformed, not judged.
-    #[test]
-    fn ipv6_mixing_mapped_and_native_addresses_is_malformed() {
-        let mut ip = vec![0x60, 0, 0, 0, 0, 8, 17, 64];
-        let src: Ipv6Addr = "::ffff:10.0.0.1".parse().unwrap();
-        let dst: Ipv6Addr = "2001:db8::2".parse().unwrap();
-        ip.extend_from_slice(&src.octets());
-        ip.extend_from_slice(&dst.octets());
-        ip.extend_from_slice(&[0, 53, 0, 53, 0, 8, 0, 0]);
-        assert_eq!(
-            decode(229, &ip, Meta::default()),
-            Err(Skip::Malformed(
-                "addresses (IPv4-mapped and native IPv6 mixed)"
-            ))
-        );
-    }
-
-    #[test]
-    fn null_loopback_in_both_byte_orders() {
-        let ip = ipv4_tcp(1, 2);
-        for hdr in [[2u8, 0, 0, 0], [0, 0, 0, 2]] {
-            let mut f = hdr.to_vec();
-            f.extend_from_slice(&ip);
-            assert!(decode(0, &f, Meta::default()).is_ok());
-            assert!(decode(108, &f, Meta::default()).is_ok());
-        }
-    }
-
-    /// `decode`'s result, checking that the one-pass path agrees with the layered one
-    /// wherever it decodes.
-    fn both_paths(frame: &[u8]) -> Result<Packet, Skip> {
-        let meta = Meta {
-            index: 7,
-            ts_ns: 11,
-            wire_len: 40,
-            interface: 3,
-        };
-        let any = decode_any(1, frame, meta);
-        if let Some(fast) = ethernet_ipv4_fast(frame, meta) {
-            assert_eq!(Ok(&fast), any.as_ref(), "{frame:?}");
-        }
-        assert_eq!(decode(1, frame, meta), any);
-        any
-    }
-
-    #[test]
-    fn the_one_pass_path_equals_the_layered_one() {
-        let mut udp = ipv4_tcp(53, 9999);
-        udp[9] = 17;
-        let mut options = ipv4_tcp(1, 2);
-        options[0] = 0x46;
-        options.splice(20..20, [1, 1, 1, 0]);
-        options[3] = 44;
-        let mut fast = 0;
-        for ip in [ipv4_tcp(40000, 22), udp, options] {
-            let frame = eth(0x0800, &ip);
-            for n in 0..=frame.len() {
-                fast += usize::from(ethernet_ipv4_fast(&frame[..n], Meta::default()).is_some());
-                let _ = both_paths(&frame[..n]);
-                for at in 0..n {
-                    for value in [0, 1, 0x20, 0x45, 0xff] {
-                        let mut f = frame[..n].to_vec();
-                        f[at] = value;
-                        let _ = both_paths(&f);
-                    }
-                }
-            }
-        }
-        // At least each frame whole.
-        assert!(fast >= 3, "the one-pass path decoded {fast} frames");
-        assert_eq!(
-            both_paths(&eth(0x0800, &ipv4_tcp(40000, 22)))
-                .unwrap()
-                .header
-                .to_string(),
-            "tcp 10.0.0.1:40000 -> 10.0.0.2:22"
-        );
-    }
-
-    proptest::proptest! {
-        #[test]
-        fn arbitrary_bytes_never_panic(
-            bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..200),
-            lt in proptest::sample::select(vec![0, 1, 12, 14, 101, 108, 113, 228, 229, 276, 105]),
-        ) {
-            let _ = decode(lt, &bytes, Meta::default());
-        }
-
-        #[test]
-        fn mutated_valid_frames_never_panic(
-            at in 0usize..54,
-            value in proptest::num::u8::ANY,
-            cut in 0usize..60,
-        ) {
-            let mut f = eth(0x0800, &ipv4_tcp(1000, 22));
-            if at < f.len() {
-                f[at] = value;
-            }
-            f.truncate(cut.max(1));
-            let _ = both_paths(&f);
-            let mut v6 = vec![0x60, 0, 0, 0, 0, 8, 0, 64];
-            v6.extend_from_slice(&[0u8; 32]);
-            v6.extend_from_slice(&[6, 0, 1, 4, 0, 0, 0, 0, 0, 0, 0, 0]);
-            if at < v6.len() {
-                v6[at] = value;
-            }
-            let _ = decode(229, &v6, Meta::default());
-        }
-    }
-}
+mod tests;

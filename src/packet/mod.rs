@@ -35,7 +35,7 @@ use std::fmt;
 use std::io::{BufRead, BufReader, Read};
 
 pub use capture::{Capture, CaptureError};
-pub use decode::{Fragment, Packet, Skip};
+pub use decode::{Fragment, Packet, Skip, Transport};
 pub use flowlog::{FlowError, Record};
 
 /// What a decoder read, and what it could not decode, by reason.

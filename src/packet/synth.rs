@@ -81,16 +81,16 @@ fn all_bogus(c: Cidr) -> bool {
 /// without them, source different from destination, and no source in 0.0.0.0/8 or
 /// 240.0.0.0/4 unless `source_block` (where the source was drawn) holds nothing else.
 fn wire_ok(h: &Header, source_block: Option<Cidr>) -> bool {
-    let v6 = h.src.is_ipv6();
-    let family_ok = match h.protocol {
+    let v6 = h.src().is_ipv6();
+    let family_ok = match h.protocol() {
         1 => !v6,
         58 => v6,
         _ => true,
     };
-    let icmp_ok = !h.ip_protocol().is_icmp() || (h.src_port <= 255 && h.dst_port <= 255);
-    let ports_ok = h.ip_protocol().has_words() || (h.src_port == 0 && h.dst_port == 0);
-    let source_ok = !bogus_source(h.src) || source_block.is_some_and(all_bogus);
-    family_ok && icmp_ok && ports_ok && source_ok && h.src != h.dst
+    let icmp_ok = !h.ip_protocol().is_icmp() || (h.src_port() <= 255 && h.dst_port() <= 255);
+    let ports_ok = h.ip_protocol().has_words() || (h.src_port() == 0 && h.dst_port() == 0);
+    let source_ok = !bogus_source(h.src()) || source_block.is_some_and(all_bogus);
+    family_ok && icmp_ok && ports_ok && source_ok && h.src() != h.dst()
 }
 
 /// `r` limited to ICMP's type and code values (0-255), else `None` when it holds none.
@@ -268,16 +268,20 @@ fn uniform(rng: &mut Rng, state: &State) -> Option<Header> {
 
 /// One packet aimed at `rule` (whose peer is `remote`) in the way `aim` says.
 fn aimed_at(rng: &mut Rng, state: &State, rule: &Rule, remote: Cidr, aim: Aim) -> Option<Header> {
-    let mut h = header_in(rng, rule, remote)?;
+    let first = header_in(rng, rule, remote)?;
+    // The packet is shaped field by field and checked once at the end (`Header::new`): an
+    // edge probe may leave the header's family.
+    let (mut src, mut dst) = (first.src(), first.dst());
+    let (mut src_port, mut dst_port) = (first.src_port(), first.dst_port());
     let locals = local_ips(state, rule, remote.family());
     if !locals.is_empty() && rule.local.is_none() {
         let l = locals[rng.below(locals.len() as u64) as usize];
         match rule.direction {
-            Direction::Ingress => h.dst = l,
-            Direction::Egress => h.src = l,
+            Direction::Ingress => dst = l,
+            Direction::Egress => src = l,
         }
     }
-    let icmp = h.ip_protocol().is_icmp();
+    let icmp = first.ip_protocol().is_icmp();
     let max = if icmp { 255 } else { u16::MAX };
     let edge_out = |lo: u16, hi: u16, up: bool| -> Option<u16> {
         if up {
@@ -287,25 +291,28 @@ fn aimed_at(rng: &mut Rng, state: &State, rule: &Rule, remote: Cidr, aim: Aim) -
         }
     };
     let up = rng.below(2) == 0;
-    let set_remote = |h: &mut Header, a: IpAddr| match rule.direction {
-        Direction::Ingress => h.src = a,
-        Direction::Egress => h.dst = a,
+    let set_remote = |(src, dst): (&mut IpAddr, &mut IpAddr), a: IpAddr| match rule.direction {
+        Direction::Ingress => *src = a,
+        Direction::Egress => *dst = a,
     };
     match aim {
         Aim::Inside | Aim::Background => {}
         Aim::PortEdgeIn => {
             let r = rule.dst_ports;
-            h.dst_port = if up { r.hi().min(max) } else { r.lo().min(max) };
+            dst_port = if up { r.hi().min(max) } else { r.lo().min(max) };
         }
         Aim::PortEdgeOut => {
             let r = rule.dst_ports;
-            h.dst_port = edge_out(r.lo(), r.hi().min(max), up)?;
+            dst_port = edge_out(r.lo(), r.hi().min(max), up)?;
         }
         // A /0 has no edge worth probing: its ends are 0.0.0.0 and the broadcast address.
         Aim::AddrEdgeIn if remote.is_any() => {}
         Aim::AddrEdgeIn => {
             let (lo, hi) = remote.range();
-            set_remote(&mut h, addr_of(remote.family(), if up { hi } else { lo }));
+            set_remote(
+                (&mut src, &mut dst),
+                addr_of(remote.family(), if up { hi } else { lo }),
+            );
         }
         Aim::AddrEdgeOut if remote.is_any() => return None,
         Aim::AddrEdgeOut => {
@@ -319,9 +326,15 @@ fn aimed_at(rng: &mut Rng, state: &State, rule: &Rule, remote: Cidr, aim: Aim) -
             } else {
                 lo.checked_sub(1)?
             };
-            set_remote(&mut h, addr_of(remote.family(), v));
+            set_remote((&mut src, &mut dst), addr_of(remote.family(), v));
         }
-        Aim::Reply => h = h.reversed(),
+        // As `Header::reversed`: addresses swapped, ports too (ICMP type and code kept).
+        Aim::Reply => {
+            std::mem::swap(&mut src, &mut dst);
+            if !icmp {
+                std::mem::swap(&mut src_port, &mut dst_port);
+            }
+        }
     }
     // An edge probe may step outside what can exist (a source in 0.0.0.0/8, say): the
     // source block is the rule's peer for ingress (its local side for egress).
@@ -329,7 +342,7 @@ fn aimed_at(rng: &mut Rng, state: &State, rule: &Rule, remote: Cidr, aim: Aim) -
         Direction::Ingress => remote,
         Direction::Egress => rule.local.unwrap_or(Cidr::ANY_V4),
     };
-    Header::new(h.src, h.dst, h.protocol, h.src_port, h.dst_port)
+    Header::new(src, dst, first.protocol(), src_port, dst_port)
         .ok()
         .filter(|h| wire_ok(h, Some(source_block)))
 }
@@ -466,7 +479,7 @@ fn pseudo_sum(h: &Header, len: usize) -> u32 {
             sum += u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]));
         }
     };
-    match (h.src, h.dst) {
+    match (h.src(), h.dst()) {
         (IpAddr::V4(s), IpAddr::V4(d)) => {
             add(&s.octets());
             add(&d.octets());
@@ -476,7 +489,7 @@ fn pseudo_sum(h: &Header, len: usize) -> u32 {
             add(&v6(d).octets());
         }
     }
-    add(&[0, h.protocol]);
+    add(&[0, h.protocol()]);
     add(&(len as u32).to_be_bytes());
     sum
 }
@@ -492,11 +505,11 @@ fn v6(a: IpAddr) -> Ipv6Addr {
 /// (8 bytes + 4 of payload), ICMP/ICMPv6 echo-shaped (8 bytes) or 8 zero bytes for other
 /// protocols; lengths and checksums valid.
 pub fn frame(h: &Header, tcp_flags: u8, ip_id: u16) -> Vec<u8> {
-    let mut l4 = match h.protocol {
+    let mut l4 = match h.protocol() {
         6 => {
             let mut t = vec![0u8; 20];
-            t[0..2].copy_from_slice(&h.src_port.to_be_bytes());
-            t[2..4].copy_from_slice(&h.dst_port.to_be_bytes());
+            t[0..2].copy_from_slice(&h.src_port().to_be_bytes());
+            t[2..4].copy_from_slice(&h.dst_port().to_be_bytes());
             t[4..8].copy_from_slice(&1u32.to_be_bytes());
             t[12] = 0x50;
             t[13] = tcp_flags;
@@ -505,41 +518,41 @@ pub fn frame(h: &Header, tcp_flags: u8, ip_id: u16) -> Vec<u8> {
         }
         17 => {
             let mut u = vec![0u8; 12];
-            u[0..2].copy_from_slice(&h.src_port.to_be_bytes());
-            u[2..4].copy_from_slice(&h.dst_port.to_be_bytes());
+            u[0..2].copy_from_slice(&h.src_port().to_be_bytes());
+            u[2..4].copy_from_slice(&h.dst_port().to_be_bytes());
             u[4..6].copy_from_slice(&12u16.to_be_bytes());
             u[8..12].copy_from_slice(b"sgsm");
             u
         }
         1 | 58 => {
             let mut i = vec![0u8; 8];
-            i[0] = h.src_port as u8;
-            i[1] = h.dst_port as u8;
+            i[0] = h.src_port() as u8;
+            i[1] = h.dst_port() as u8;
             i[4..6].copy_from_slice(&ip_id.to_be_bytes());
             i
         }
         _ => vec![0u8; 8],
     };
-    let sum_at = match h.protocol {
+    let sum_at = match h.protocol() {
         6 => Some(16),
         17 => Some(6),
         1 | 58 => Some(2),
         _ => None,
     };
     if let Some(at) = sum_at {
-        let base = if h.protocol == 1 {
+        let base = if h.protocol() == 1 {
             0
         } else {
             pseudo_sum(h, l4.len())
         };
         let mut c = checksum(&l4, base);
-        if h.protocol == 17 && c == 0 {
+        if h.protocol() == 17 && c == 0 {
             c = 0xffff;
         }
         l4[at..at + 2].copy_from_slice(&c.to_be_bytes());
     }
     let mut f = vec![2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1];
-    match (h.src, h.dst) {
+    match (h.src(), h.dst()) {
         (IpAddr::V4(s), IpAddr::V4(d)) => {
             f.extend_from_slice(&[0x08, 0x00]);
             let mut ip = vec![0u8; 20];
@@ -547,7 +560,7 @@ pub fn frame(h: &Header, tcp_flags: u8, ip_id: u16) -> Vec<u8> {
             ip[2..4].copy_from_slice(&((20 + l4.len()) as u16).to_be_bytes());
             ip[4..6].copy_from_slice(&ip_id.to_be_bytes());
             ip[8] = 64;
-            ip[9] = h.protocol;
+            ip[9] = h.protocol();
             ip[12..16].copy_from_slice(&s.octets());
             ip[16..20].copy_from_slice(&d.octets());
             let c = checksum(&ip, 0);
@@ -559,7 +572,7 @@ pub fn frame(h: &Header, tcp_flags: u8, ip_id: u16) -> Vec<u8> {
             let mut ip = vec![0u8; 40];
             ip[0] = 0x60;
             ip[4..6].copy_from_slice(&(l4.len() as u16).to_be_bytes());
-            ip[6] = h.protocol;
+            ip[6] = h.protocol();
             ip[7] = 64;
             ip[8..24].copy_from_slice(&v6(s).octets());
             ip[24..40].copy_from_slice(&v6(d).octets());
@@ -595,7 +608,11 @@ impl<W: std::io::Write> PcapWriter<W> {
     /// Appends one packet at `ts_ns`. TCP packets get SYN, or ACK for replies (source
     /// port below destination port).
     pub fn write(&mut self, ts_ns: u64, h: &Header) -> std::io::Result<()> {
-        let flags = if h.src_port < h.dst_port { 0x10 } else { 0x02 };
+        let flags = if h.src_port() < h.dst_port() {
+            0x10
+        } else {
+            0x02
+        };
         let f = frame(h, flags, self.count as u16);
         self.count = self.count.wrapping_add(1);
         let mut rec = Vec::with_capacity(16 + f.len());
@@ -664,21 +681,21 @@ pub fn sessions(openers: &[Header], n: usize, concurrent: usize, seed: u64) -> V
     let mut next = openers.iter().cycle();
     let mut open: Vec<(Vec<(Header, u8)>, usize)> = Vec::new();
     let reply = |h: &Header| {
-        let mut r = h.reversed();
-        r.src_port = match (h.protocol, h.src_port) {
+        let r = h.reversed();
+        let src_port = match (h.protocol(), h.src_port()) {
             (1, 8) => 0,
             (58, 128) => 129,
             (_, p) if h.ip_protocol().is_icmp() => p,
-            _ => r.src_port,
+            _ => r.src_port(),
         };
-        r
+        r.with_ports(src_port, r.dst_port())
     };
     while out.len() < n {
         while open.len() < concurrent.max(1) {
             let Some(h) = next.next() else { break };
             let r = reply(h);
             let mut steps = Vec::new();
-            match h.protocol {
+            match h.protocol() {
                 6 => {
                     steps.extend([(*h, SYN), (r, SYN | ACK), (*h, ACK)]);
                     for i in 0..2 + rng.below(7) {
@@ -686,7 +703,7 @@ pub fn sessions(openers: &[Header], n: usize, concurrent: usize, seed: u64) -> V
                     }
                     steps.extend([(*h, FIN | ACK), (r, FIN | ACK), (*h, ACK)]);
                 }
-                1 | 58 if !matches!(h.src_port, 8 | 128) => steps.push((*h, 0)),
+                1 | 58 if !matches!(h.src_port(), 8 | 128) => steps.push((*h, 0)),
                 17 | 1 | 58 => {
                     for _ in 0..1 + rng.below(4) {
                         steps.extend([(*h, 0), (r, 0)]);
@@ -741,122 +758,4 @@ pub fn sessions_streamed<E>(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn same_seed_same_headers_and_inside_the_box() {
-        let rules = vec![crate::classbench::parse_filter(
-            "@10.0.0.0/8\t192.168.1.0/24\t1000 : 2000\t80 : 80\t0x06/0xFF\t0x0000/0x0000",
-            0,
-        )
-        .unwrap()];
-        let state = crate::classbench::state_of(rules);
-        let a = headers(&state, 50, 7);
-        assert_eq!(a, headers(&state, 50, 7));
-        assert_ne!(a, headers(&state, 50, 8));
-        let rule = &state.rules[0];
-        for h in &a {
-            assert!(rule.matches_fields(h), "{h}");
-            assert!("10.0.0.0/8".parse::<Cidr>().unwrap().contains(h.src));
-        }
-    }
-
-    /// Issue 16 item 8: every synthetic header can exist on a wire, checked here without
-    /// the generator's own helper.
-    #[test]
-    fn synthetic_headers_can_exist_on_a_wire() {
-        let s: State = serde_json::from_value(serde_json::json!({
-            "groups": [{"id": "sg-a", "provider": "aws"}],
-            "rules": [
-                {"id": "all-v4", "group": "sg-a", "direction": "ingress", "action": "accept",
-                 "protocol": -1, "remote": {"cidr": "0.0.0.0/0"}},
-                {"id": "all-v6", "group": "sg-a", "direction": "ingress", "action": "accept",
-                 "protocol": -1, "remote": {"cidr": "::/0"}},
-                {"id": "icmp-any-v6", "group": "sg-a", "direction": "ingress", "action": "accept",
-                 "protocol": 1, "remote": {"cidr": "::/0"}},
-                {"id": "gre", "group": "sg-a", "direction": "egress", "action": "accept",
-                 "protocol": 47, "remote": {"cidr": "0.0.0.0/0"}},
-                {"id": "ping", "group": "sg-a", "direction": "ingress", "action": "accept",
-                 "protocol": 1, "src_ports": "8", "remote": {"cidr": "1.0.0.0/8"}}
-            ],
-            "enis": [{"id": "eni-a", "ips": ["10.0.0.1", "2001:db8::1"], "groups": ["sg-a"]}]
-        }))
-        .unwrap();
-        let all = aimed(&s, 20_000, 3, 0.3);
-        assert!(all.len() > 15_000, "{}", all.len());
-        let mut families = [false; 2];
-        for (aim, h) in &all {
-            let v6 = h.src.is_ipv6();
-            families[usize::from(v6)] = true;
-            assert_ne!(h.src, h.dst, "{aim:?} {h}");
-            match h.protocol {
-                1 => assert!(!v6 && h.src_port <= 255 && h.dst_port <= 255, "{aim:?} {h}"),
-                58 => assert!(v6 && h.src_port <= 255 && h.dst_port <= 255, "{aim:?} {h}"),
-                6 | 17 => {}
-                _ => assert_eq!((h.src_port, h.dst_port), (0, 0), "{aim:?} {h}"),
-            }
-            if let IpAddr::V4(a) = h.src {
-                let first = a.octets()[0];
-                assert!(first != 0 && first < 240, "{aim:?} {h}");
-            }
-        }
-        assert_eq!(families, [true, true]);
-    }
-
-    fn aws_state() -> State {
-        serde_json::from_value(serde_json::json!({
-            "groups": [{"id": "sg-web", "provider": "aws"}],
-            "rules": [
-                {"id": "r-web", "group": "sg-web", "direction": "ingress", "action": "accept",
-                 "protocol": 6, "dst_ports": "80-443", "remote": {"cidr": "198.51.100.0/24"}},
-                {"id": "r-v6", "group": "sg-web", "direction": "egress", "action": "accept",
-                 "protocol": 17, "dst_ports": "53", "remote": {"cidr": "2001:db8::/64"}}
-            ],
-            "enis": [{"id": "eni-a", "ips": ["10.0.0.1", "2001:db8:1::1"], "groups": ["sg-web"]}]
-        }))
-        .unwrap()
-    }
-
-    #[test]
-    fn aimed_traffic_hits_edges_and_uses_eni_ips() {
-        let s = aws_state();
-        let a = aimed(&s, 400, 1, 0.1);
-        assert_eq!(a, aimed(&s, 400, 1, 0.1));
-        assert_eq!(a.len(), 400);
-        let rule = &s.rules[0];
-        let mut seen = std::collections::HashSet::new();
-        for (aim, h) in &a {
-            seen.insert(*aim);
-            if *aim == Aim::PortEdgeOut && h.protocol == 6 && h.family() == Family::V4 {
-                assert!(h.dst_port == 79 || h.dst_port == 444, "{h}");
-                assert!(!rule.matches_fields(h));
-            }
-            if *aim == Aim::AddrEdgeOut && h.protocol == 6 {
-                let s = h.src.to_string();
-                assert!(s == "198.51.101.0" || s == "198.51.99.255", "{h}");
-            }
-            if *aim == Aim::Inside && h.protocol == 6 {
-                assert_eq!(h.dst.to_string(), "10.0.0.1");
-            }
-        }
-        assert_eq!(seen.len(), 7, "{seen:?}");
-        let answered = a.iter().enumerate().filter(|(i, (aim, h))| {
-            *aim == Aim::Reply
-                && a[..*i]
-                    .iter()
-                    .any(|(x, e)| *x == Aim::Inside && e.reversed() == *h)
-        });
-        assert!(answered.count() > 10, "replies answer earlier packets");
-    }
-
-    #[test]
-    fn written_pcap_decodes_back() {
-        let s = aws_state();
-        let headers: Vec<Header> = aimed(&s, 200, 3, 0.3).into_iter().map(|x| x.1).collect();
-        let bytes = pcap_bytes(&headers, 1_700_000_000_000_000_000);
-        let cap = crate::packet::Capture::new(&bytes[..]).unwrap();
-        let back: Vec<Header> = cap.map(|p| p.unwrap().header).collect();
-        assert_eq!(back, headers);
-    }
-}
+mod tests;

@@ -151,8 +151,8 @@ impl<'t, E: Engine + ?Sized> Evaluator<'t, E> {
         let at = |eni: Option<u32>, direction: Direction| eni.map(|eni| Point { eni, direction });
         let by_addr = || {
             [
-                at(self.eni_of(header.src), Direction::Egress),
-                at(self.eni_of(header.dst), Direction::Ingress),
+                at(self.eni_of(header.src()), Direction::Egress),
+                at(self.eni_of(header.dst()), Direction::Ingress),
             ]
         };
         let mut points = match item {
@@ -162,10 +162,10 @@ impl<'t, E: Engine + ?Sized> Evaluator<'t, E> {
                 let owns = |e: u32, a: IpAddr| self.eni_of(a) == Some(e);
                 match (eni, r.direction) {
                     (Some(e), Some(d)) => [at(Some(e), d), None],
-                    (Some(e), None) if owns(e, header.dst) => {
+                    (Some(e), None) if owns(e, header.dst()) => {
                         [at(Some(e), Direction::Ingress), None]
                     }
-                    (Some(e), None) if owns(e, header.src) => {
+                    (Some(e), None) if owns(e, header.src()) => {
                         [at(Some(e), Direction::Egress), None]
                     }
                     (None, Some(d)) => [at(self.eni_of(header.local(d)), d), None],
@@ -188,15 +188,14 @@ impl<'t, E: Engine + ?Sized> Evaluator<'t, E> {
             Item::Packet(p) => {
                 let mut h = p.header;
                 if let Some(f) = p.fragment {
-                    let fk = (h.src, h.dst, h.protocol, f.id);
+                    let fk = (h.src(), h.dst(), h.protocol(), f.id);
                     if f.is_first() {
                         if self.fragments.len() >= MAX_FRAGMENTS {
                             self.fragments.clear();
                         }
-                        self.fragments.insert(fk, (h.src_port, h.dst_port));
+                        self.fragments.insert(fk, (h.src_port(), h.dst_port()));
                     } else if let Some(&(s, d)) = self.fragments.get(&fk) {
-                        h.src_port = s;
-                        h.dst_port = d;
+                        h = h.with_ports(s, d);
                     } else {
                         self.stats.orphan_fragments += 1;
                     }
@@ -574,9 +573,8 @@ mod tests {
             more: first,
         });
         if !first {
-            p.header.src_port = 0;
-            p.header.dst_port = 0;
-            p.ports = None;
+            p.header = p.header.with_ports(0, 0);
+            p.transport = crate::packet::Transport::None;
         }
         Item::Packet(p)
     }
@@ -687,8 +685,8 @@ mod tests {
                 .iter()
                 .filter_map(|item| {
                     let Item::Packet(p) = item else { return None };
-                    let eni = ev.eni_of(p.header.src).or(ev.eni_of(p.header.dst))?;
-                    let direction = if ev.eni_of(p.header.src).is_some() {
+                    let eni = ev.eni_of(p.header.src()).or(ev.eni_of(p.header.dst()))?;
+                    let direction = if ev.eni_of(p.header.src()).is_some() {
                         Direction::Egress
                     } else {
                         Direction::Ingress

@@ -38,19 +38,19 @@ pub(super) struct Tracked<A> {
 }
 
 pub(crate) fn is_echo_request(h: &Header) -> bool {
-    matches!((h.protocol, h.src_port), (1, 8) | (58, 128))
+    matches!((h.protocol(), h.src_port()), (1, 8) | (58, 128))
 }
 
 pub(crate) fn is_echo_reply(h: &Header) -> bool {
-    matches!((h.protocol, h.src_port), (1, 0) | (58, 129))
+    matches!((h.protocol(), h.src_port()), (1, 0) | (58, 129))
 }
 
 /// The flow key of `h` at `point`, with its addresses as `local` and `remote`.
 pub(super) fn key<A>(point: Point, h: &Header, local: A, remote: A) -> Key<A> {
     let (local_port, remote_port) = match (h.ip_protocol().is_tcp_or_udp(), point.direction) {
         (false, _) => (0, 0),
-        (true, Direction::Ingress) => (h.dst_port, h.src_port),
-        (true, Direction::Egress) => (h.src_port, h.dst_port),
+        (true, Direction::Ingress) => (h.dst_port(), h.src_port()),
+        (true, Direction::Egress) => (h.src_port(), h.dst_port()),
     };
     Key {
         eni: point.eni,
@@ -58,7 +58,7 @@ pub(super) fn key<A>(point: Point, h: &Header, local: A, remote: A) -> Key<A> {
         remote,
         local_port,
         remote_port,
-        protocol: h.protocol,
+        protocol: h.protocol(),
     }
 }
 

@@ -97,8 +97,7 @@ pub(super) fn judge_unlogged_icmp<E: Engine + ?Sized>(
     let mut accepting: Option<Verdict> = None;
     let mut differ = false;
     for &(ty, code) in types {
-        probe.src_port = ty;
-        probe.dst_port = code;
+        probe = probe.with_ports(ty, code);
         let v = engine.classify(point, &probe);
         if accepting.is_none() && v.action.accepts() {
             accepting = Some(v);
@@ -202,7 +201,7 @@ fn judge_flow<A: Copy + Eq + Hash>(
         Entry::Vacant(v) => return open(v),
         Entry::Occupied(o) => {
             let f = o.get();
-            if t.ts_ns.saturating_sub(f.last_ns) > timeout(provider, h.protocol, f.flips) {
+            if t.ts_ns.saturating_sub(f.last_ns) > timeout(provider, h.protocol(), f.flips) {
                 // Idle past its timeout: forgotten, and this packet starts afresh.
                 return open(o.remove().1);
             }

@@ -251,9 +251,7 @@ pub(super) mod tests {
             header,
             wire_len: 60,
             cap_len: 60,
-            tcp_flags: None,
-            ports: Some((header.src_port, header.dst_port)),
-            icmp: None,
+            transport: crate::packet::Transport::of(&header, 0),
             fragment: None,
             interface: 0,
         })

@@ -161,14 +161,14 @@ impl EniInfo {
         if !h.ip_protocol().is_tcp_or_udp() {
             return false;
         }
-        let v6 = h.src.is_ipv6();
+        let v6 = h.src().is_ipv6();
         let (this, other) = match direction {
             Direction::Ingress => (&open[0], &open[1]),
             Direction::Egress => (&open[1], &open[0]),
         };
         match (
-            this.matches(v6, h.protocol, h.src_port, h.dst_port),
-            other.matches(v6, h.protocol, h.dst_port, h.src_port),
+            this.matches(v6, h.protocol(), h.src_port(), h.dst_port()),
+            other.matches(v6, h.protocol(), h.dst_port(), h.src_port()),
         ) {
             (Some(a), Some(b)) => a || b,
             _ => false,

@@ -284,11 +284,11 @@ fn reference_rows(
             let h = r.header;
             (
                 r.eni.as_ref().map(|e| e.to_string()).unwrap_or_default(),
-                h.src.to_string(),
-                h.dst.to_string(),
-                h.src_port.to_string(),
-                h.dst_port.to_string(),
-                h.protocol.to_string(),
+                h.src().to_string(),
+                h.dst().to_string(),
+                h.src_port().to_string(),
+                h.dst_port().to_string(),
+                h.protocol().to_string(),
                 r.start.to_string(),
                 v,
             )

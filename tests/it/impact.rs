@@ -9,7 +9,7 @@ use sgsim::classify::reference::Reference;
 use sgsim::classify::{Decision, Engine, Point};
 use sgsim::model::{Direction, EniId, Header, Provider, State};
 use sgsim::packet::flowlog::{Format, Record};
-use sgsim::packet::{Item, Packet};
+use sgsim::packet::{Item, Packet, Transport};
 use sgsim::provider::RawRequest;
 use sgsim::whatif::report::{Connections, Effect, Report};
 use sgsim::whatif::traffic::{Config, Judge, Run};
@@ -32,9 +32,7 @@ fn packet(index: u64, ts_ns: u64, text: &str, flags: Option<u8>, len: u32) -> It
         header,
         wire_len: len,
         cap_len: len,
-        tcp_flags: flags,
-        ports: Some((header.src_port, header.dst_port)),
-        icmp: None,
+        transport: Transport::of(&header, flags.unwrap_or(0)),
         fragment: None,
         interface: 0,
     })
@@ -652,7 +650,7 @@ fn rules(
     h: &Header,
 ) -> Decision {
     let mut d = Decision::Accept;
-    for (addr, dir) in [(h.src, Direction::Egress), (h.dst, Direction::Ingress)] {
+    for (addr, dir) in [(h.src(), Direction::Egress), (h.dst(), Direction::Ingress)] {
         if let Some(eni) = eni_of(addr) {
             match engine
                 .classify(
@@ -674,9 +672,9 @@ fn rules(
 }
 
 fn reverse(h: &Header) -> Header {
-    let mut r = h.reversed();
-    if h.protocol == 1 {
-        r.src_port = if h.src_port == 8 { 0 } else { 8 };
+    let r = h.reversed();
+    if h.protocol() == 1 {
+        return r.with_ports(if h.src_port() == 8 { 0 } else { 8 }, r.dst_port());
     }
     r
 }
@@ -694,7 +692,7 @@ fn replay(state: &State, after: &State, items: &[Item], at: u64) -> (Connections
     }
     let eni_of = |a: std::net::IpAddr| owner.get(&a).copied();
     let provider = |h: &Header| {
-        let e = eni_of(h.src).or(eni_of(h.dst)).unwrap() as usize;
+        let e = eni_of(h.src()).or(eni_of(h.dst())).unwrap() as usize;
         let g = state.group(&state.enis[e].groups[0]).unwrap();
         g.provider
     };
@@ -706,17 +704,17 @@ fn replay(state: &State, after: &State, items: &[Item], at: u64) -> (Connections
             unreachable!()
         };
         let h = p.header;
-        let echo = h.protocol == 1;
+        let echo = h.protocol() == 1;
         let (sp, dp) = if echo {
             (0, 0)
         } else {
-            (h.src_port, h.dst_port)
+            (h.src_port(), h.dst_port())
         };
-        let (x, y) = ((h.src, sp), (h.dst, dp));
-        let key = (h.protocol, x.min(y), x.max(y));
-        let flags = p.tcp_flags.unwrap_or(0);
+        let (x, y) = ((h.src(), sp), (h.dst(), dp));
+        let key = (h.protocol(), x.min(y), x.max(y));
+        let flags = p.tcp_flags().unwrap_or(0);
         let syn = flags & (SYN | ACK) == SYN;
-        let timeout = |c: &ReplayConn| match (c.alibaba, h.protocol) {
+        let timeout = |c: &ReplayConn| match (c.alibaba, h.protocol()) {
             (true, _) => 910,
             (false, 6) if c.fin[0] && c.fin[1] => 120,
             (false, 6) => 432_000,
@@ -733,22 +731,22 @@ fn replay(state: &State, after: &State, items: &[Item], at: u64) -> (Connections
             // The opener: SYN sender, SYN-ACK receiver, echo request sender; else the side
             // with the higher port, and with equal ports the first packet's sender unless
             // only the other way is accepted before.
-            let (opener, captured) = if h.protocol == 6 && syn {
+            let (opener, captured) = if h.protocol() == 6 && syn {
                 (h, true)
-            } else if (h.protocol == 6 && flags & (SYN | ACK) == SYN | ACK)
-                || (echo && h.src_port == 0)
+            } else if (h.protocol() == 6 && flags & (SYN | ACK) == SYN | ACK)
+                || (echo && h.src_port() == 0)
             {
                 (reverse(&h), false)
             } else if echo {
                 (h, true)
-            } else if h.src_port < h.dst_port
-                || h.src_port == h.dst_port
+            } else if h.src_port() < h.dst_port()
+                || h.src_port() == h.dst_port()
                     && rules(&before_e, &eni_of, &h) != Decision::Accept
                     && rules(&before_e, &eni_of, &reverse(&h)) == Decision::Accept
             {
                 (reverse(&h), false)
             } else {
-                (h, h.protocol != 6)
+                (h, h.protocol() != 6)
             };
             let alibaba = provider(&opener) == Provider::Aliyun;
             ReplayConn {
@@ -763,7 +761,7 @@ fn replay(state: &State, after: &State, items: &[Item], at: u64) -> (Connections
                 survive_possible: false,
             }
         });
-        let forward = h.src == c.opener.src && (echo || h.src_port == c.opener.src_port);
+        let forward = h.src() == c.opener.src() && (echo || h.src_port() == c.opener.src_port());
         if forward != c.last_fwd && !c.verdicts.is_empty() {
             c.flips = c.flips.saturating_add(1);
         }

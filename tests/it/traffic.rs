@@ -64,36 +64,44 @@ fn decoded_headers_match_tshark() {
         for p in packets {
             let row = &rows[&(p.index + 1)];
             let ctx = format!("{capture} frame {}", p.index + 1);
-            let (src, dst) = if p.header.src.is_ipv4() && !row["ip.src"].is_empty() {
+            let (src, dst) = if p.header.src().is_ipv4() && !row["ip.src"].is_empty() {
                 (row["ip.src"].clone(), row["ip.dst"].clone())
             } else {
                 (row["ipv6.src"].clone(), row["ipv6.dst"].clone())
             };
             let norm = |s: &str| normalize_addr(s.parse::<IpAddr>().unwrap());
-            assert_eq!(p.header.src, norm(&src), "{ctx}");
-            assert_eq!(p.header.dst, norm(&dst), "{ctx}");
-            if p.header.src.is_ipv4() && !row["ip.src"].is_empty() {
-                assert_eq!(p.header.protocol.to_string(), row["ip.proto"], "{ctx}");
+            assert_eq!(p.header.src(), norm(&src), "{ctx}");
+            assert_eq!(p.header.dst(), norm(&dst), "{ctx}");
+            if p.header.src().is_ipv4() && !row["ip.src"].is_empty() {
+                assert_eq!(p.header.protocol().to_string(), row["ip.proto"], "{ctx}");
             }
             let field = |f: &str| row[f].parse::<u16>().ok();
-            match p.header.protocol {
+            match p.header.protocol() {
                 6 => assert_eq!(
-                    p.ports,
+                    p.ports(),
                     field("tcp.srcport").zip(field("tcp.dstport")),
                     "{ctx}"
                 ),
                 17 => assert_eq!(
-                    p.ports,
+                    p.ports(),
                     field("udp.srcport").zip(field("udp.dstport")),
                     "{ctx}"
                 ),
                 1 => {
                     let tc = field("icmp.type").zip(field("icmp.code"));
-                    assert_eq!(p.icmp.map(|(t, c)| (t.into(), c.into())), tc, "{ctx}");
+                    assert_eq!(
+                        p.transport.icmp().map(|(t, c)| (t.into(), c.into())),
+                        tc,
+                        "{ctx}"
+                    );
                 }
                 58 => {
                     let tc = field("icmpv6.type").zip(field("icmpv6.code"));
-                    assert_eq!(p.icmp.map(|(t, c)| (t.into(), c.into())), tc, "{ctx}");
+                    assert_eq!(
+                        p.transport.icmp().map(|(t, c)| (t.into(), c.into())),
+                        tc,
+                        "{ctx}"
+                    );
                 }
                 _ => {}
             }
@@ -174,7 +182,7 @@ fn synthetic_captures_carry_timestamps_interfaces_and_fragments() {
     // The simple packet block after them: interface 0, no timestamp.
     let spb = ps.last().unwrap();
     assert_eq!(
-        (spb.index, spb.interface, spb.ts_ns, spb.icmp),
+        (spb.index, spb.interface, spb.ts_ns, spb.transport.icmp()),
         (28, 0, 0, Some((8, 0)))
     );
     // Two sections: big-endian with ns resolution, then little-endian with µs.
@@ -182,11 +190,11 @@ fn synthetic_captures_carry_timestamps_interfaces_and_fragments() {
     assert_eq!(ps[5].ts_ns, 1_700_000_000_000_000_005);
     assert_eq!(ps[6].ts_ns, 1_700_000_000_000_000_000);
     assert_eq!(ps[8].ts_ns, 1_700_000_000_000_002_000);
-    assert_eq!(ps[8].icmp, Some((128, 0)));
+    assert_eq!(ps[8].transport.icmp(), Some((128, 0)));
     // A real nanosecond capture (tshark: 1418145369.924505488).
     let (ps, _, _) = read_all(&data("pcaps/tcp-handshake-nano.pcap"));
     assert_eq!(ps[0].ts_ns, 1_418_145_369_924_505_488);
-    assert_eq!(ps[1].tcp_flags, Some(0x12));
+    assert_eq!(ps[1].tcp_flags(), Some(0x12));
     let (ps, _, _) = read_all(&data("pcaps/synthetic-dltraw14-be-ns.pcap"));
     assert_eq!(ps[1].ts_ns, 1_700_000_001_123_456_790);
     let frag: Vec<_> = ps
@@ -197,13 +205,13 @@ fn synthetic_captures_carry_timestamps_interfaces_and_fragments() {
         frag,
         vec![(3, 0, true), (4, 24, false), (6, 0, true), (7, 64, false)]
     );
-    assert_eq!(ps[4].ports, None);
+    assert_eq!(ps[4].ports(), None);
     assert_eq!(
-        ps[6].ports,
+        ps[6].ports(),
         Some((4000, 443)),
         "IPv6 chain hop-by-hop, dest-opts, fragment"
     );
-    assert_eq!(ps[5].header.protocol, 47);
+    assert_eq!(ps[5].header.protocol(), 47);
 }
 
 fn with_timeout<T: Send + 'static>(what: String, f: impl FnOnce() -> T + Send + 'static) -> T {

@@ -66,8 +66,8 @@ pub fn traffic(data: &[u8]) {
     };
     for h in items.iter().map(header) {
         assert_eq!(
-            crate::model::Family::of(h.src),
-            crate::model::Family::of(h.dst),
+            crate::model::Family::of(h.src()),
+            crate::model::Family::of(h.dst()),
             "a header mixes families"
         );
     }
@@ -99,7 +99,7 @@ pub fn traffic(data: &[u8]) {
 
     let mut ips: Vec<IpAddr> = Vec::new();
     for h in items.iter().map(header) {
-        for a in [h.src, h.dst] {
+        for a in [h.src(), h.dst()] {
             if ips.len() < 4 && !ips.contains(&a) {
                 ips.push(a);
             }
@@ -178,8 +178,10 @@ pub fn frame(data: &[u8]) {
             p.cap_len as usize <= frame.len(),
             "captured length beyond the frame"
         );
-        if let Some((s, d)) = p.ports {
-            assert_eq!((s, d), (p.header.src_port, p.header.dst_port));
-        }
+        // The header's words are what the transport header holds (0 and 0 when none).
+        assert_eq!(
+            p.transport.words(),
+            (p.header.src_port(), p.header.dst_port())
+        );
     }
 }

@@ -6,7 +6,7 @@ use std::sync::{Mutex, PoisonError};
 use rayon::prelude::*;
 
 use super::{Capture, CaptureError};
-use crate::packet::decode::{decode, Meta, Packet, Skip};
+use crate::packet::decode::{decode, Meta, Packet, Skip, Transport};
 use crate::packet::Summary;
 
 /// Raw frames read from a capture, decoded later (in parallel) by [`Capture::read_chunk`].
@@ -46,18 +46,10 @@ pub(super) fn placeholder() -> Packet {
     Packet {
         index: 0,
         ts_ns: 0,
-        header: crate::model::Header {
-            src: zero,
-            dst: zero,
-            protocol: 0,
-            src_port: 0,
-            dst_port: 0,
-        },
+        header: crate::model::Header::new_unchecked(zero, zero, 0, 0, 0),
         wire_len: 0,
         cap_len: 0,
-        tcp_flags: None,
-        ports: None,
-        icmp: None,
+        transport: Transport::None,
         fragment: None,
         interface: 0,
     }
@@ -235,7 +227,7 @@ mod tests {
                 assert_eq!(expected.len(), 40_000 - not_ip);
                 let last = 40_000 - 1 - if cut > 0 { 1 } else { 0 };
                 let p = expected.last().unwrap();
-                assert_eq!(p.header.src_port, 53 + last as u16);
+                assert_eq!(p.header.src_port(), 53 + last as u16);
                 assert_eq!(p.index, last as u64);
                 assert_eq!(p.wire_len, p.cap_len + 4);
                 let frac = 7 + last as u64;

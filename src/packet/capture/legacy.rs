@@ -180,8 +180,8 @@ mod tests {
             .take(2)
             .collect();
         assert_eq!(after, [2, 3]);
-        assert_eq!(packets[1].header.src_port, 53 + 2);
-        assert_eq!(packets.last().unwrap().header.src_port, 53 + 999);
+        assert_eq!(packets[1].header.src_port(), 53 + 2);
+        assert_eq!(packets.last().unwrap().header.src_port(), 53 + 999);
         assert_eq!(packets.last().unwrap().index, 999);
     }
 

@@ -156,7 +156,7 @@ mod tests {
         let (packets, summary, error) = read_both(&pcapng_of(&blocks));
         assert_eq!(error, None);
         assert_eq!(packets.len(), 1001);
-        assert_eq!(packets.last().unwrap().header.src_port, 53 + 1002);
+        assert_eq!(packets.last().unwrap().header.src_port(), 53 + 1002);
         assert_eq!(packets.last().unwrap().index, 1002);
         assert_eq!((summary.records, summary.decoded), (1003, 1001));
         assert_eq!(summary.skipped[CORRUPT_NG], 2, "{summary}");

@@ -487,7 +487,7 @@ mod tests {
         assert_eq!(recs.len(), 1);
         assert_eq!(recs[0].format, Format::AwsCustom);
         assert_eq!(recs[0].direction, Some(Direction::Ingress));
-        assert_eq!(recs[0].header.src.to_string(), "203.0.113.1");
+        assert_eq!(recs[0].header.src().to_string(), "203.0.113.1");
     }
 
     #[test]
@@ -578,7 +578,7 @@ not json
         let (recs, s) = read(text, false);
         assert_eq!(recs.len(), 2, "{s}");
         assert_eq!(recs[0].format, Format::Csv);
-        assert_eq!(recs[1].header.src.to_string(), "192.168.1.10");
+        assert_eq!(recs[1].header.src().to_string(), "192.168.1.10");
         assert_eq!(s.skipped["repeated header line"], 1);
         assert!(s.examples[0].starts_with("line 5: 4 fields"), "{s}");
     }
@@ -611,7 +611,7 @@ not json
 "#;
         let (recs, s) = read(text, true);
         assert_eq!(recs.len(), 1);
-        assert_eq!(recs[0].header.src_port, 0);
+        assert_eq!(recs[0].header.src_port(), 0);
         assert_eq!(s.warnings[WARN_VERSION], 1);
         assert_eq!(s.warnings[WARN_START_AFTER_END], 1);
         assert_eq!(s.warnings[WARN_NO_PORTS], 1);

@@ -248,30 +248,27 @@ impl Books {
             dp
         };
         let echo = IpProtocol(c.key.protocol).is_icmp() && c.key.b_port & 0x8000 == 0;
-        let header = Header {
-            src: src.addr(),
-            dst: dst.addr(),
-            protocol: c.key.protocol,
-            src_port: match (echo, c.key.protocol) {
-                (true, 1) => 8,
-                (true, _) => 128,
-                (false, _) => sp,
-            },
-            dst_port: dp,
+        let (src, dst, protocol) = (src.addr(), dst.addr(), c.key.protocol);
+        let sp = match (echo, protocol) {
+            (true, 1) => 8,
+            (true, _) => 128,
+            (false, _) => sp,
         };
-        let header = normalize(header);
+        // Normalized where it can be; as the key holds it otherwise.
+        let header = Header::new(src, dst, protocol, sp, dp)
+            .unwrap_or_else(|_| Header::new_unchecked(src, dst, protocol, sp, dp));
         let Some(at) = f.change else {
             return;
         };
-        let port = match header.protocol {
-            6 | 17 => header.dst_port,
-            1 | 58 => header.src_port,
+        let port = match header.protocol() {
+            6 | 17 => header.dst_port(),
+            1 | 58 => header.src_port(),
             _ => 0,
         };
-        let v6 = header.src.is_ipv6();
+        let v6 = header.src().is_ipv6();
         let svc = agg
             .services
-            .entry((at.0, at.1, header.protocol, port, v6))
+            .entry((at.0, at.1, header.protocol(), port, v6))
             .or_default();
         match outcome {
             Effect::Broken => svc.broken += 1,
@@ -284,8 +281,8 @@ impl Books {
         svc.first_ns = min_opt(svc.first_ns, Some(c.first_ns));
         svc.last_ns = svc.last_ns.max(Some(c.last_ns));
         let client = match at.1 {
-            Direction::Ingress => header.src,
-            Direction::Egress => header.dst,
+            Direction::Ingress => header.src(),
+            Direction::Egress => header.dst(),
         };
         // Clients of the connections that change now (a surviving one keeps its client).
         if outcome != Effect::Surviving {
@@ -332,10 +329,6 @@ fn bump_flag(v: &mut Vec<bool>, i: u32) {
     v[i] = true;
 }
 
-fn normalize(h: Header) -> Header {
-    Header::new(h.src, h.dst, h.protocol, h.src_port, h.dst_port).unwrap_or(h)
-}
-
 pub(super) fn closed(flags: u8) -> bool {
     flags & RESET != 0 || flags & (FIN_O | FIN_R) == FIN_O | FIN_R
 }
@@ -353,13 +346,14 @@ impl Books {
         let mut h = s.header;
         // An ICMP flow-log record carries no type (AWS logs ports 0 0): the first record of
         // an exchange is taken for its echo request, the other way for its replies.
-        let unlogged_icmp =
-            s.record.is_some() && h.ip_protocol().is_icmp() && (h.src_port, h.dst_port) == (0, 0);
+        let unlogged_icmp = s.record.is_some()
+            && h.ip_protocol().is_icmp()
+            && (h.src_port(), h.dst_port()) == (0, 0);
         if unlogged_icmp {
-            h.src_port = if h.protocol == 1 { 8 } else { 128 };
+            h = h.with_ports(if h.protocol() == 1 { 8 } else { 128 }, h.dst_port());
         }
         let flags = if s.record.is_none() { s.flags } else { 0 };
-        let tcp = h.protocol == 6;
+        let tcp = h.protocol() == 6;
         let icmp = h.ip_protocol().is_icmp();
         let ahead = s.ts_ns >= at;
         // Whether the opener is the source, when the item tells.
@@ -394,7 +388,7 @@ impl Books {
             // The higher port opens (the lower is the service); with equal ports, the
             // first item's direction, unless the rules before refuse it and accept the
             // other way.
-            None => match h.src_port.cmp(&h.dst_port) {
+            None => match h.src_port().cmp(&h.dst_port()) {
                 Ordering::Greater => (forward(), true),
                 Ordering::Less => (back(), false),
                 Ordering::Equal => {

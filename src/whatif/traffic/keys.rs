@@ -50,7 +50,7 @@ fn ported(h: &Header) -> bool {
 /// The canonical key of a header: (key, whether the source is side `a`).
 pub(super) fn key_of<A: Word>(h: &Header, src: A, dst: A, eni: u32) -> (Key<A>, bool) {
     let (sp, dp) = if ported(h) {
-        (h.src_port, h.dst_port)
+        (h.src_port(), h.dst_port())
     } else {
         (0, 0)
     };
@@ -62,7 +62,7 @@ pub(super) fn key_of<A: Word>(h: &Header, src: A, dst: A, eni: u32) -> (Key<A>, 
                 b: dst,
                 a_port: sp,
                 b_port: dp | 0x8000,
-                protocol: h.protocol,
+                protocol: h.protocol(),
                 eni,
             },
             true,
@@ -75,7 +75,7 @@ pub(super) fn key_of<A: Word>(h: &Header, src: A, dst: A, eni: u32) -> (Key<A>, 
                 b: dst,
                 a_port: sp,
                 b_port: dp,
-                protocol: h.protocol,
+                protocol: h.protocol(),
                 eni,
             },
             true,
@@ -87,7 +87,7 @@ pub(super) fn key_of<A: Word>(h: &Header, src: A, dst: A, eni: u32) -> (Key<A>, 
                 b: src,
                 a_port: dp,
                 b_port: sp,
-                protocol: h.protocol,
+                protocol: h.protocol(),
                 eni,
             },
             false,
@@ -156,7 +156,7 @@ impl Judge {
                 until_ns: p.ts_ns,
                 packets: 1,
                 bytes: u64::from(p.wire_len),
-                flags: p.tcp_flags.unwrap_or(0),
+                flags: p.tcp_flags().unwrap_or(0),
                 record: None,
                 logged: None,
                 reject: None,
@@ -189,7 +189,7 @@ impl Judge {
     pub(super) fn hash(&self, s: &Seen) -> u64 {
         let eni = Judge::key_eni(s);
         let h = &s.header;
-        match (h.src, h.dst) {
+        match (h.src(), h.dst()) {
             (IpAddr::V4(a), IpAddr::V4(b)) => {
                 FxBuildHasher.hash_one(key_of(h, u32::from(a), u32::from(b), eni).0)
             }
@@ -201,15 +201,15 @@ impl Judge {
     /// first item seen (`s`, whose header is `h` or its reverse).
     pub(super) fn ends(&self, s: &Seen, h: &Header, reversed: bool) -> Ends {
         match s.record {
-            None => [self.eni_of(h.src), self.eni_of(h.dst)],
+            None => [self.eni_of(h.src()), self.eni_of(h.dst())],
             Some((eni, direction)) => {
                 let owns = |e: u32, a: IpAddr| self.eni_of(a) == Some(e);
                 let rh = &s.header;
                 // The record's own direction at its ENI.
                 let (e, d) = match (eni, direction) {
                     (Some(e), Some(d)) => (Some(e), Some(d)),
-                    (Some(e), None) if owns(e, rh.dst) => (Some(e), Some(Direction::Ingress)),
-                    (Some(e), None) if owns(e, rh.src) => (Some(e), Some(Direction::Egress)),
+                    (Some(e), None) if owns(e, rh.dst()) => (Some(e), Some(Direction::Ingress)),
+                    (Some(e), None) if owns(e, rh.src()) => (Some(e), Some(Direction::Egress)),
                     (None, Some(d)) => (self.eni_of(rh.local(d)), Some(d)),
                     _ => (None, None),
                 };
@@ -224,7 +224,7 @@ impl Judge {
                             [None, Some(e)]
                         }
                     }
-                    _ => [self.eni_of(h.src), self.eni_of(h.dst)],
+                    _ => [self.eni_of(h.src()), self.eni_of(h.dst())],
                 }
             }
         }
@@ -234,13 +234,13 @@ impl Judge {
 /// The header of the other direction: addresses and ports swapped, an echo request
 /// answered by an echo reply and the other way round.
 pub(super) fn reverse(h: &Header) -> Header {
-    let mut r = h.reversed();
-    r.src_port = match (h.protocol, h.src_port) {
+    let r = h.reversed();
+    let src_port = match (h.protocol(), h.src_port()) {
         (1, 8) => 0,
         (1, 0) => 8,
         (58, 128) => 129,
         (58, 129) => 128,
-        _ => r.src_port,
+        _ => r.src_port(),
     };
-    r
+    r.with_ports(src_port, r.dst_port())
 }

@@ -217,17 +217,14 @@ impl<'j> Run<'j> {
                 let Item::Packet(p) = item else { continue };
                 let Some(f) = p.fragment else { continue };
                 let h = p.header;
-                let fk = (h.src, h.dst, h.protocol, f.id);
+                let fk = (h.src(), h.dst(), h.protocol(), f.id);
                 if f.is_first() {
                     if self.fragments.len() >= MAX_FRAGMENTS {
                         self.fragments.clear();
                     }
-                    self.fragments.insert(fk, (h.src_port, h.dst_port));
+                    self.fragments.insert(fk, (h.src_port(), h.dst_port()));
                 } else if let Some(&(sp, dp)) = self.fragments.get(&fk) {
-                    let mut h = h;
-                    h.src_port = sp;
-                    h.dst_port = dp;
-                    fixed.push((i, h));
+                    fixed.push((i, h.with_ports(sp, dp)));
                 } else {
                     self.orphan_fragments += 1;
                 }
@@ -298,7 +295,7 @@ impl Part {
     fn judge(&mut self, judge: &Judge, s: &Seen, hash: u64, at: u64, top: usize) {
         let eni = Judge::key_eni(s);
         let h = &s.header;
-        match (h.src, h.dst) {
+        match (h.src(), h.dst()) {
             (IpAddr::V4(a), IpAddr::V4(b)) => {
                 let (k, src_is_a) = key_of(h, u32::from(a), u32::from(b), eni);
                 step(
@@ -456,11 +453,11 @@ impl Run<'_> {
                     eni_name: names.eni(&eni),
                     eni,
                     direction: t.at.1,
-                    src: t.header.src.to_string(),
-                    dst: t.header.dst.to_string(),
-                    protocol: t.header.protocol,
-                    src_port: t.header.src_port,
-                    dst_port: t.header.dst_port,
+                    src: t.header.src().to_string(),
+                    dst: t.header.dst().to_string(),
+                    protocol: t.header.protocol(),
+                    src_port: t.header.src_port(),
+                    dst_port: t.header.dst_port(),
                     packets: t.packets,
                     bytes: t.bytes,
                     first_seen_ns: (t.first_ns > 0).then_some(t.first_ns),

@@ -2,7 +2,7 @@
 
 use super::{ACK, SYN};
 use crate::model::Header;
-use crate::packet::{Item, Packet};
+use crate::packet::{Item, Packet, Transport};
 
 /// Synthetic packets as traffic items, one every millisecond from `start_ns`: TCP packets
 /// carry a SYN, or an ACK when their source port is below their destination port (a
@@ -12,24 +12,18 @@ pub fn synthetic_items(headers: &[Header], start_ns: u64) -> Vec<Item> {
         .iter()
         .enumerate()
         .map(|(i, h)| {
-            let ports = h
-                .ip_protocol()
-                .carries_ports()
-                .then_some((h.src_port, h.dst_port));
-            let icmp = h
-                .ip_protocol()
-                .is_icmp()
-                .then_some((h.src_port as u8, h.dst_port as u8));
-            let flags = if h.src_port < h.dst_port { ACK } else { SYN };
+            let flags = if h.src_port() < h.dst_port() {
+                ACK
+            } else {
+                SYN
+            };
             Item::Packet(Packet {
                 index: i as u64,
                 ts_ns: start_ns + i as u64 * 1_000_000,
                 header: *h,
                 wire_len: 64,
                 cap_len: 64,
-                tcp_flags: (h.protocol == 6).then_some(flags),
-                ports,
-                icmp,
+                transport: Transport::of(h, flags),
                 fragment: None,
                 interface: 0,
             })
@@ -54,8 +48,8 @@ pub fn synthetic_items_with_flags(packets: &[(Header, u8)], start_ns: u64) -> Ve
         .iter()
         .enumerate()
         .map(|(i, &(h, flags))| {
-            let ip = if h.src.is_ipv6() { 40 } else { 20 };
-            let l4 = match h.protocol {
+            let ip = if h.src().is_ipv6() { 40 } else { 20 };
+            let l4 = match h.protocol() {
                 6 => 20,
                 17 => 12,
                 _ => 8,
@@ -67,15 +61,7 @@ pub fn synthetic_items_with_flags(packets: &[(Header, u8)], start_ns: u64) -> Ve
                 header: h,
                 wire_len: len,
                 cap_len: len,
-                tcp_flags: (h.protocol == 6).then_some(flags),
-                ports: h
-                    .ip_protocol()
-                    .is_tcp_or_udp()
-                    .then_some((h.src_port, h.dst_port)),
-                icmp: h
-                    .ip_protocol()
-                    .is_icmp()
-                    .then_some((h.src_port as u8, h.dst_port as u8)),
+                transport: Transport::of(&h, flags),
                 fragment: None,
                 interface: 0,
             })
