@@ -54,8 +54,7 @@ use datafusion_proto::logical_plan::LogicalExtensionCodec;
 use datafusion_proto::physical_plan::{PhysicalExtensionCodec, PhysicalProtoConverterExtension};
 use datafusion_proto::protobuf::{LogicalPlanNode, PhysicalPlanNode};
 
-/// The session setting that keeps each scan partition on its planned byte range.
-pub const NO_WORK_STEALING: &str = "datafusion.execution.enable_file_stream_work_stealing";
+pub use crate::packet::fleet::NO_WORK_STEALING;
 
 /// Why a cluster process stopped.
 #[derive(Debug, thiserror::Error)]

@@ -48,8 +48,7 @@
 //!   feature; with the `fleet` feature `packet::fleet` scans Parquet with Apache
 //!   DataFusion on every core, in file order), and seeded synthetic traffic. A decoded
 //!   [`packet::Packet`] carries its [`model::Header`] and one [`packet::Transport`] (ports
-//!   and TCP flags, or ICMP type and code, as read). It imports only the model (and, for
-//!   `--cluster`, the cluster's one session setting).
+//!   and TCP flags, or ICMP type and code, as read). It imports only the model.
 //! - [`track`]: evaluation of traffic at the right ENI and direction with connection state
 //!   (AWS untracked flows included), partitioned by flow for rayon, or by the rules alone.
 //! - [`whatif`]: the product's main job. [`whatif::plan`] applies a revoke to a copy of the
@@ -68,7 +67,8 @@
 //! - `cluster` (feature `cluster`): `sgsim cluster scheduler|executor`, Apache Ballista's
 //!   scheduler and executor in process, which run `packet::fleet`'s scans for
 //!   `--cluster df://HOST:PORT` (the records come back in file order; the connection
-//!   what-if stays with the client).
+//!   what-if stays with the client) and `whatif::sql`'s queries, the verdict functions
+//!   travelling in the plan with their states (sgsim's codecs around Ballista's).
 //! - [`term`]: text bound for a terminal, control characters escaped (account data in
 //!   reports, warnings and error messages).
 //! - `internal` (hidden, not API): the harnesses the cargo-fuzz targets in `fuzz/` call

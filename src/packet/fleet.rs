@@ -32,6 +32,10 @@ use tokio::runtime::Runtime;
 use tokio::sync::mpsc::Receiver;
 use tokio::task::JoinHandle;
 
+/// The session setting that keeps each scan partition on its planned byte range (off:
+/// work stealing would let a partition read a sibling's range).
+pub const NO_WORK_STEALING: &str = "datafusion.execution.enable_file_stream_work_stealing";
+
 /// Batches each partition decodes ahead of the one being read.
 pub const AHEAD: usize = 2;
 
@@ -66,10 +70,7 @@ fn context() -> SessionContext {
         // Each partition reads only the byte range it was planned with, so the partitions
         // in order are the file in order (work stealing would let a partition read a
         // sibling's range).
-        .set_bool(
-            "datafusion.execution.enable_file_stream_work_stealing",
-            false,
-        );
+        .set_bool(NO_WORK_STEALING, false);
     SessionContext::new_with_config(config)
 }
 
@@ -146,7 +147,7 @@ impl Batches {
                     .with_batch_size(super::parquet::BATCH)
                     .with_repartition_file_scans(true)
                     .with_repartition_file_min_size(MIN_SPLIT)
-                    .set_bool(crate::cluster::NO_WORK_STEALING, false);
+                    .set_bool(NO_WORK_STEALING, false);
                 let state = SessionStateBuilder::new()
                     .with_config(config)
                     .with_default_features()
