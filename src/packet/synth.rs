@@ -6,7 +6,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::model::{
-    Cidr, Direction, Family, Header, IpProtocol, Peer, PortRange, Protocol, Rule, State,
+    Cidr, Direction, Family, GroupId, Header, IpProtocol, Peer, PortRange, Protocol, Rule, State,
 };
 
 /// SplitMix64: a small, fast, well-distributed seeded generator.
@@ -209,16 +209,53 @@ pub enum Aim {
     Background,
 }
 
-/// The local addresses a rule's packets use: the IPs of the ENIs its group is attached to,
-/// of `family`; empty when none.
-fn local_ips(state: &State, rule: &Rule, family: Family) -> Vec<IpAddr> {
-    state
-        .enis
-        .iter()
-        .filter(|e| e.groups.contains(&rule.group))
-        .flat_map(|e| e.ips.iter().copied())
-        .filter(|a| Family::of(*a) == family)
-        .collect()
+/// The local addresses packets use, indexed once per state: an ENI's IPs by the groups
+/// attached to it and by family, in state order (what a scan of every ENI per packet gave,
+/// which made synthesis of a large fleet slow).
+struct Locals<'s> {
+    /// Per group: its ENIs' IPs, IPv4 then IPv6.
+    by_group: std::collections::HashMap<&'s GroupId, [Vec<IpAddr>; 2]>,
+    /// Every ENI's IPs, IPv4 then IPv6.
+    all: [Vec<IpAddr>; 2],
+}
+
+fn slot(family: Family) -> usize {
+    match family {
+        Family::V4 => 0,
+        Family::V6 => 1,
+    }
+}
+
+impl<'s> Locals<'s> {
+    fn new(state: &'s State) -> Locals<'s> {
+        let mut by_group: std::collections::HashMap<&GroupId, [Vec<IpAddr>; 2]> =
+            std::collections::HashMap::new();
+        let mut all: [Vec<IpAddr>; 2] = Default::default();
+        for e in &state.enis {
+            for &a in &e.ips {
+                all[slot(Family::of(a))].push(a);
+            }
+            for (i, g) in e.groups.iter().enumerate() {
+                // An ENI that lists a group twice is one of its ENIs once.
+                if e.groups[..i].contains(g) {
+                    continue;
+                }
+                let entry = by_group.entry(g).or_default();
+                for &a in &e.ips {
+                    entry[slot(Family::of(a))].push(a);
+                }
+            }
+        }
+        Locals { by_group, all }
+    }
+
+    /// The local addresses a rule's packets use: the IPs of the ENIs its group is attached
+    /// to, of `family`; empty when none.
+    fn of(&self, rule: &Rule, family: Family) -> &[IpAddr] {
+        self.by_group
+            .get(&rule.group)
+            .map_or(&[], |ips| ips[slot(family)].as_slice())
+    }
 }
 
 fn addr_of(family: Family, v: u128) -> IpAddr {
@@ -228,14 +265,9 @@ fn addr_of(family: Family, v: u128) -> IpAddr {
     }
 }
 
-fn uniform(rng: &mut Rng, state: &State) -> Option<Header> {
-    let all: Vec<IpAddr> = state
-        .enis
-        .iter()
-        .flat_map(|e| e.ips.iter().copied())
-        .collect();
+fn uniform(rng: &mut Rng, locals: &Locals<'_>) -> Option<Header> {
     let proto = [6u8, 17, 1, 47, 58][rng.below(5) as usize];
-    let v6 = proto == 58 || (rng.below(8) == 0 && all.iter().any(|a| a.is_ipv6()));
+    let v6 = proto == 58 || (rng.below(8) == 0 && !locals.all[1].is_empty());
     let family = if v6 { Family::V6 } else { Family::V4 };
     let any = if v6 { Cidr::ANY_V6 } else { Cidr::ANY_V4 };
     let proto = match (proto, v6) {
@@ -243,10 +275,7 @@ fn uniform(rng: &mut Rng, state: &State) -> Option<Header> {
         (58, false) => 1,
         (p, _) => p,
     };
-    let local: Vec<IpAddr> = all
-        .into_iter()
-        .filter(|a| Family::of(*a) == family)
-        .collect();
+    let local = &locals.all[slot(family)];
     let a = if !local.is_empty() && rng.below(2) == 0 {
         local[rng.below(local.len() as u64) as usize]
     } else {
@@ -267,13 +296,19 @@ fn uniform(rng: &mut Rng, state: &State) -> Option<Header> {
 }
 
 /// One packet aimed at `rule` (whose peer is `remote`) in the way `aim` says.
-fn aimed_at(rng: &mut Rng, state: &State, rule: &Rule, remote: Cidr, aim: Aim) -> Option<Header> {
+fn aimed_at(
+    rng: &mut Rng,
+    locals: &Locals<'_>,
+    rule: &Rule,
+    remote: Cidr,
+    aim: Aim,
+) -> Option<Header> {
     let first = header_in(rng, rule, remote)?;
     // The packet is shaped field by field and checked once at the end (`Header::new`): an
     // edge probe may leave the header's family.
     let (mut src, mut dst) = (first.src(), first.dst());
     let (mut src_port, mut dst_port) = (first.src_port(), first.dst_port());
-    let locals = local_ips(state, rule, remote.family());
+    let locals = locals.of(rule, remote.family());
     if !locals.is_empty() && rule.local.is_none() {
         let l = locals[rng.below(locals.len() as u64) as usize];
         match rule.direction {
@@ -360,7 +395,7 @@ pub fn aimed(state: &State, n: usize, seed: u64, background: f64) -> Vec<(Aim, H
 /// The packets of [`aimed`], generated one at a time: memory depends on the rules, not on
 /// the packet count.
 pub struct Aimed<'s> {
-    state: &'s State,
+    locals: Locals<'s>,
     rng: Rng,
     /// Every rule with each block its peer stands for.
     usable: Vec<(&'s Rule, Cidr)>,
@@ -403,7 +438,7 @@ impl<'s> Aimed<'s> {
             .collect();
         let background = if background.is_nan() { 0.0 } else { background };
         Aimed {
-            state,
+            locals: Locals::new(state),
             rng: Rng::new(seed),
             last_inside: vec![None; usable.len()],
             usable,
@@ -430,7 +465,7 @@ impl Iterator for Aimed<'_> {
             self.attempts -= 1;
             let rng = &mut self.rng;
             let found = if self.usable.is_empty() || rng.below(1_000_000) < self.threshold {
-                uniform(rng, self.state).map(|h| (Aim::Background, h))
+                uniform(rng, &self.locals).map(|h| (Aim::Background, h))
             } else {
                 let pick = rng.below(self.usable.len() as u64) as usize;
                 let (rule, remote) = self.usable[pick];
@@ -441,7 +476,7 @@ impl Iterator for Aimed<'_> {
                     let reply = h.reversed();
                     wire_ok(&reply, None).then_some((aim, reply))
                 } else {
-                    let h = aimed_at(rng, self.state, rule, remote, aim);
+                    let h = aimed_at(rng, &self.locals, rule, remote, aim);
                     if let (Aim::Inside, Some(h)) = (aim, h) {
                         self.last_inside[pick] = Some(h);
                     }

@@ -123,3 +123,48 @@ fn written_pcap_decodes_back() {
     let back: Vec<Header> = cap.map(|p| p.unwrap().header).collect();
     assert_eq!(back, headers);
 }
+
+#[test]
+fn local_addresses_indexed_once_are_those_a_scan_of_every_eni_finds() {
+    let state: State = serde_json::from_value(serde_json::json!({
+        "groups": [{"id": "sg-a", "provider": "aws"}, {"id": "sg-b", "provider": "aws"}],
+        "rules": [
+            {"id": "r-a", "group": "sg-a", "direction": "ingress", "action": "accept",
+             "protocol": 6, "dst_ports": "22", "remote": {"cidr": "0.0.0.0/0"}},
+            {"id": "r-b", "group": "sg-b", "direction": "ingress", "action": "accept",
+             "protocol": 6, "dst_ports": "22", "remote": {"cidr": "::/0"}},
+            {"id": "r-c", "group": "sg-c", "direction": "ingress", "action": "accept",
+             "protocol": 6, "dst_ports": "22", "remote": {"cidr": "0.0.0.0/0"}}
+        ],
+        "enis": [
+            {"id": "eni-1", "ips": ["10.0.0.1", "2001:db8::1"], "groups": ["sg-a", "sg-a"]},
+            {"id": "eni-2", "ips": ["10.0.0.2"], "groups": ["sg-b", "sg-a"]},
+            {"id": "eni-3", "ips": ["2001:db8::3", "10.0.0.3"], "groups": ["sg-b"]}
+        ]
+    }))
+    .unwrap();
+    let locals = Locals::new(&state);
+    for rule in &state.rules {
+        for family in [Family::V4, Family::V6] {
+            let scan: Vec<IpAddr> = state
+                .enis
+                .iter()
+                .filter(|e| e.groups.contains(&rule.group))
+                .flat_map(|e| e.ips.iter().copied())
+                .filter(|a| Family::of(*a) == family)
+                .collect();
+            assert_eq!(
+                locals.of(rule, family),
+                scan.as_slice(),
+                "{} {family:?}",
+                rule.id
+            );
+        }
+    }
+    // An ENI listing its group twice is one of the group's ENIs once.
+    assert_eq!(locals.of(&state.rules[0], Family::V4).len(), 2);
+    // A group no ENI carries has no local addresses.
+    assert!(locals.of(&state.rules[2], Family::V4).is_empty());
+    assert_eq!(locals.all[0].len(), 3);
+    assert_eq!(locals.all[1].len(), 2);
+}
