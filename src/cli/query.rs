@@ -99,7 +99,7 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
     let batches = session.query(&sql)?;
     match args.output {
         Output::Text => print!("{}", table(&batches)?),
-        Output::Json => println!("{}", serde_json::to_string_pretty(&json(&batches)?)?),
+        Output::Json => println!("{}", json(&batches)?),
     }
     Ok(Exit::Ok)
 }
@@ -182,10 +182,10 @@ fn table(batches: &[datafusion::arrow::record_batch::RecordBatch]) -> anyhow::Re
     Ok(out)
 }
 
-/// The rows as JSON objects: numbers where the column is numeric, null where null.
-fn json(
-    batches: &[datafusion::arrow::record_batch::RecordBatch],
-) -> anyhow::Result<serde_json::Value> {
+/// The rows as a JSON array of objects, keys in the query's column order: numbers where
+/// the column is numeric, null where null.
+fn json(batches: &[datafusion::arrow::record_batch::RecordBatch]) -> anyhow::Result<String> {
+    use serde_json::Value;
     let numeric: Vec<bool> = batches
         .first()
         .map(|b| {
@@ -197,25 +197,25 @@ fn json(
         })
         .unwrap_or_default();
     let (names, rows) = cells(batches)?;
-    let rows = rows
-        .into_iter()
-        .map(|row| {
-            let object: serde_json::Map<String, serde_json::Value> = names
-                .iter()
-                .zip(row)
-                .zip(&numeric)
-                .map(|((n, c), &num)| {
-                    let v = match c {
-                        None => serde_json::Value::Null,
-                        Some(c) if num => serde_json::from_str::<serde_json::Number>(&c)
-                            .map_or(serde_json::Value::String(c), serde_json::Value::Number),
-                        Some(c) => serde_json::Value::String(c),
-                    };
-                    (n.clone(), v)
-                })
-                .collect();
-            serde_json::Value::Object(object)
-        })
-        .collect();
-    Ok(serde_json::Value::Array(rows))
+    let mut out = String::from("[");
+    for (k, row) in rows.into_iter().enumerate() {
+        out += if k == 0 { "\n  {" } else { ",\n  {" };
+        for (j, ((n, c), &num)) in names.iter().zip(row).zip(&numeric).enumerate() {
+            let v = match c {
+                None => Value::Null,
+                Some(c) if num => serde_json::from_str::<serde_json::Number>(&c)
+                    .map_or(Value::String(c), Value::Number),
+                Some(c) => Value::String(c),
+            };
+            if j > 0 {
+                out += ", ";
+            }
+            out += &serde_json::to_string(n)?;
+            out += ": ";
+            out += &serde_json::to_string(&v)?;
+        }
+        out += "}";
+    }
+    out += if out.len() > 1 { "\n]" } else { "]" };
+    Ok(out)
 }

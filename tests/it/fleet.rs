@@ -353,6 +353,8 @@ fn query_default_lists_the_changes_by_service_and_counts_them_right() {
         "json",
     ]);
     assert_eq!(code, 0, "{err}");
+    // Keys in the query's column order.
+    assert!(out.starts_with("[\n  {\"interface_id\": "), "{out}");
     let rows: serde_json::Value = serde_json::from_str(&out).unwrap();
     let rows = rows.as_array().unwrap();
     assert!(!rows.is_empty());
