@@ -41,25 +41,64 @@ struct Routed {
     fragments: bool,
 }
 
+/// What an evaluator knows of a state before it judges anything: each ENI's tracking
+/// (provider, untracked rules), addresses and IDs to ENIs, the ICMP classes. Built once and
+/// shared ([`Evaluator::with_places`]) by evaluators that judge many small batches of one
+/// state, such as SQL functions (building it costs a pass over every ENI and rule).
+pub struct Places {
+    enis: Vec<EniInfo>,
+    /// Address → ENI index: the same mapping as [`Table::eni_of`], as hash maps.
+    v4: Map<u32, u32>,
+    v6: Map<u128, u32>,
+    /// ENI ID → ENI index, for flow-log records that name their interface.
+    eni_ids: Map<EniId, u32>,
+    /// One (type, code) per class of ICMP types and codes the rules tell apart.
+    icmp_types: Vec<(u16, u16)>,
+    /// Rules of the table.
+    rules: usize,
+}
+
+impl Places {
+    /// The places of `state`, located with `table` (compiled from it).
+    pub fn new(table: &Table, state: &State) -> Result<Places, SemanticsError> {
+        let mut v4 = Map::default();
+        let mut v6 = Map::default();
+        for (i, eni) in state.enis.iter().enumerate().take(table.enis().len()) {
+            for &a in eni.ips.iter().chain(&eni.public_ips) {
+                match crate::model::normalize_addr(a) {
+                    IpAddr::V4(a) => v4.insert(u32::from(a), i as u32),
+                    IpAddr::V6(a) => v6.insert(u128::from(a), i as u32),
+                };
+            }
+        }
+        Ok(Places {
+            enis: eni_infos(state)?,
+            v4,
+            v6,
+            eni_ids: table
+                .enis()
+                .iter()
+                .enumerate()
+                .map(|(i, id)| (id.clone(), i as u32))
+                .collect(),
+            icmp_types: icmp_classes(state),
+            rules: table.rules().len(),
+        })
+    }
+}
+
 /// Evaluates a stream of items chunk by chunk, keeping connection state between chunks.
 ///
 /// Rules are consulted through any [`Engine`] (the compiled [`Table`] by default; the
 /// reference engine in differential tests); ENIs are located by the table's addresses.
 pub struct Evaluator<'t, E: Engine + ?Sized = Table> {
     engine: &'t E,
-    enis: Vec<EniInfo>,
+    places: std::sync::Arc<Places>,
     config: Config,
     parts: Vec<Part>,
     /// Reused routing buffers, one per sub-chunk.
     routed: Vec<Routed>,
     fragments: Map<(IpAddr, IpAddr, u8, u32), (u16, u16)>,
-    /// Address → ENI index: the same mapping as [`Table::eni_of`], as hash maps.
-    v4: Map<u32, u32>,
-    v6: Map<u128, u32>,
-    /// ENI ID → ENI index, for flow-log records that name their interface.
-    eni_ids: Map<&'t EniId, u32>,
-    /// One (type, code) per class of ICMP types and codes the rules tell apart.
-    icmp_types: Vec<(u16, u16)>,
     stats: Stats,
     /// The chunk time of the last sweep of idle flows, and how many flows it left. Sweeps
     /// are decided for all partitions at once, from totals, so that when a flow is
@@ -86,21 +125,20 @@ impl<'t, E: Engine + ?Sized> Evaluator<'t, E> {
         state: &State,
         config: Config,
     ) -> Result<Self, SemanticsError> {
-        let enis = eni_infos(state)?;
-        let n = config.partitions.max(1);
-        let mut v4 = Map::default();
-        let mut v6 = Map::default();
-        for (i, eni) in state.enis.iter().enumerate().take(table.enis().len()) {
-            for &a in eni.ips.iter().chain(&eni.public_ips) {
-                match crate::model::normalize_addr(a) {
-                    IpAddr::V4(a) => v4.insert(u32::from(a), i as u32),
-                    IpAddr::V6(a) => v6.insert(u128::from(a), i as u32),
-                };
-            }
-        }
-        Ok(Evaluator {
+        let places = Places::new(table, state)?;
+        Ok(Evaluator::with_places(
             engine,
-            enis,
+            std::sync::Arc::new(places),
+            config,
+        ))
+    }
+
+    /// An evaluator that judges with `engine` (compiled from the state `places` were made
+    /// of) at `places`.
+    pub fn with_places(engine: &'t E, places: std::sync::Arc<Places>, config: Config) -> Self {
+        let n = config.partitions.max(1);
+        Evaluator {
+            engine,
             config: Config {
                 partitions: n,
                 ..config
@@ -108,22 +146,14 @@ impl<'t, E: Engine + ?Sized> Evaluator<'t, E> {
             parts: (0..n).map(|_| Part::default()).collect(),
             routed: Vec::new(),
             fragments: Map::default(),
-            v4,
-            v6,
-            eni_ids: table
-                .enis()
-                .iter()
-                .enumerate()
-                .map(|(i, id)| (id, i as u32))
-                .collect(),
-            icmp_types: icmp_classes(state),
             swept: (0, 0),
             since: 0,
             stats: Stats {
-                rule_hits: vec![0; table.rules().len()],
+                rule_hits: vec![0; places.rules],
                 ..Stats::default()
             },
-        })
+            places,
+        }
     }
 
     /// The counters so far.
@@ -142,8 +172,8 @@ impl<'t, E: Engine + ?Sized> Evaluator<'t, E> {
     /// The ENI that owns an address (the table's mapping, as a hash map).
     fn eni_of(&self, addr: IpAddr) -> Option<u32> {
         match addr {
-            IpAddr::V4(a) => self.v4.get(&u32::from(a)).copied(),
-            IpAddr::V6(a) => self.v6.get(&u128::from(a)).copied(),
+            IpAddr::V4(a) => self.places.v4.get(&u32::from(a)).copied(),
+            IpAddr::V6(a) => self.places.v6.get(&u128::from(a)).copied(),
         }
     }
     /// The points where `item` is judged (egress first), at most two.
@@ -158,7 +188,10 @@ impl<'t, E: Engine + ?Sized> Evaluator<'t, E> {
         let mut points = match item {
             Item::Packet(_) => by_addr(),
             Item::Flow(r) => {
-                let eni = r.eni.as_ref().and_then(|id| self.eni_ids.get(id).copied());
+                let eni = r
+                    .eni
+                    .as_ref()
+                    .and_then(|id| self.places.eni_ids.get(id).copied());
                 let owns = |e: u32, a: IpAddr| self.eni_of(a) == Some(e);
                 match (eni, r.direction) {
                     (Some(e), Some(d)) => [at(Some(e), d), None],
@@ -247,7 +280,7 @@ impl<'t, E: Engine + ?Sized> Evaluator<'t, E> {
                     let verdict = match unlogged_icmp {
                         Some(logged) => judge_unlogged_icmp(
                             self.engine,
-                            &self.icmp_types,
+                            &self.places.icmp_types,
                             point,
                             &header,
                             logged,
@@ -319,8 +352,8 @@ impl<'t, E: Engine + ?Sized> Evaluator<'t, E> {
     ) {
         let n = self.parts.len();
         let engine = self.engine;
-        let enis = &self.enis;
-        let icmp_types = &self.icmp_types[..];
+        let enis = &self.places.enis;
+        let icmp_types = &self.places.icmp_types[..];
         let run = |(p, part): (usize, &mut Part)| {
             part.out.clear();
             for (r, &b) in routed_now.iter().zip(base) {
@@ -386,8 +419,8 @@ impl<'t, E: Engine + ?Sized> Evaluator<'t, E> {
             return;
         }
         for part in &mut self.parts {
-            sweep(&mut part.flows4, &self.enis, latest);
-            sweep(&mut part.flows6, &self.enis, latest);
+            sweep(&mut part.flows4, &self.places.enis, latest);
+            sweep(&mut part.flows6, &self.places.enis, latest);
         }
         self.swept = (latest, self.flows());
         self.since = 0;

@@ -96,7 +96,7 @@ mod untracked;
 
 use crate::classify::{By, Decision, Point, Verdict};
 
-pub use evaluator::Evaluator;
+pub use evaluator::{Evaluator, Places};
 pub(crate) use flows::{is_echo_reply, is_echo_request, timeout};
 pub use untracked::untracked_enis;
 pub(crate) use untracked::{eni_infos, EniInfo};

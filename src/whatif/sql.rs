@@ -40,7 +40,7 @@ use crate::compile::Table;
 use crate::model::State;
 use crate::packet::input::Window;
 use crate::packet::{parquet, Item};
-use crate::track::{Config, Evaluator};
+use crate::track::{Config, Evaluator, Places};
 
 /// The columns every function takes, in order, as flow logs name them.
 pub const ARGUMENTS: [&str; 8] = [
@@ -75,6 +75,8 @@ pub enum Error {
 struct World {
     state: State,
     table: Table,
+    /// Where records are judged, made once for every batch.
+    places: Arc<Places>,
     /// The state as a plan carries it to a cluster (see [`encode_udf`]), made once.
     wire: std::sync::OnceLock<Arc<Vec<u8>>>,
 }
@@ -82,9 +84,11 @@ struct World {
 impl World {
     fn new(state: State) -> Result<World, String> {
         let table = Table::new(&state).map_err(|e| e.to_string())?;
+        let places = Arc::new(Places::new(&table, &state).map_err(|e| e.to_string())?);
         Ok(World {
             state,
             table,
+            places,
             wire: std::sync::OnceLock::new(),
         })
     }
@@ -187,7 +191,7 @@ fn judge(world: &World, arrays: &[ArrayRef], gives: Gives) -> Result<StringArray
         stateless: true,
         ..Config::default()
     };
-    let mut eval = Evaluator::new(&world.table, &world.state, config).map_err(|e| e.to_string())?;
+    let mut eval = Evaluator::with_places(&world.table, world.places.clone(), config);
     let mut out: Vec<Option<String>> = vec![None; rows];
     for o in eval.eval(&items) {
         let Some(slot) = out.get_mut(o.index as usize) else {
