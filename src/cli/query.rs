@@ -79,11 +79,15 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
         let found = Files::open(&name, args.window.options(false)?)
             .with_context(|| format!("--traffic {name}"))?;
         for part in found.parts() {
+            let name = sgsim::term::escape(&part.name);
             match &part.location {
                 Location::Path(p) if is_parquet(p) => files.push(p.clone()),
+                Location::Path(_) => {
+                    super::warn(&format!("{name}: not a Parquet flow log, left out"))
+                }
                 _ => super::warn(&format!(
-                    "{}: not a Parquet flow log, left out",
-                    sgsim::term::escape(&part.name)
+                    "{name}: sgsim query reads local files only (copy the objects, or use \
+                     sgsim whatif, which reads s3:// in place), left out"
                 )),
             }
         }
