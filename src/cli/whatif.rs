@@ -68,6 +68,11 @@ pub struct Args {
     /// Rows per list in the reports (services, connections, clients).
     #[arg(long, value_name = "N", default_value_t = 20)]
     top: usize,
+    /// The most live connections held (about 150 bytes each): past it the least recently
+    /// seen are finished early, counted in `connections.evicted` with a warning.
+    #[arg(long, value_name = "N", default_value_t = traffic::MAX_CONNECTIONS,
+          value_parser = super::count(1, 1 << 30))]
+    max_connections: usize,
 }
 
 pub fn run(args: Args) -> anyhow::Result<Exit> {
@@ -91,6 +96,7 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
             .with_at(args.at.as_deref().map(parse_at).transpose()?)
             .with_assume_survive(args.assume_survive)
             .with_top(args.top)
+            .with_max_connections(args.max_connections)
             .with_partitions((rayon::current_num_threads() * 4).max(1));
         let synthetic = args.synthetic.map(|n| (n, args.seed));
         judge_traffic(

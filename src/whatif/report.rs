@@ -123,6 +123,10 @@ pub struct Connections {
     pub packets_broken: u64,
     /// Their bytes.
     pub bytes_broken: u64,
+    /// Connections finished early, least recently seen first, because more were live at
+    /// once than the bound ([`crate::whatif::traffic::Config::max_connections`]): a later
+    /// packet or record of one starts a new connection. 0 when memory never ran short.
+    pub evicted: u64,
 }
 
 /// A security group by ID and name.

@@ -211,6 +211,7 @@ fn aws_tracked_new_sessions_break_with_every_packet_and_open_ones_survive() {
                 unknown: 0,
                 packets_broken: 16,
                 bytes_broken: 60 + 60 + 52 + 10 * 500 + 3 * 52,
+                evicted: 0,
             },
             "partitions {partitions}"
         );
@@ -874,4 +875,58 @@ fn the_parallel_path_equals_a_plain_per_packet_replay() {
             }
         }
     }
+}
+
+#[test]
+fn memory_is_bounded_by_evicting_the_least_recently_seen_connections_whatever_the_partitioning() {
+    // 300 sessions from distinct client ports, one every 2 s, each 20 s long: about ten
+    // live at once, 300 in all, none idle long enough to be swept.
+    let s = aws_db();
+    let mut raw = Vec::new();
+    for k in 0..300u64 {
+        let client = format!("10.30.1.15:{}", 41000 + k);
+        session(&mut raw, &client, "10.20.9.5:5432", 2 * k, 2, 4, false);
+    }
+    let items = items(raw);
+    let unbounded = what_if(&s, REVOKE_DBAPP, &items, at(0), 64);
+    assert_eq!(unbounded.connections.evicted, 0);
+    assert_eq!(unbounded.connections.total, 300);
+    assert!(unbounded.connections.broken > 0);
+    // Bounded well above what is live at once: nothing is finished early, the same report.
+    let roomy = what_if(
+        &s,
+        REVOKE_DBAPP,
+        &items,
+        at(0).with_max_connections(100),
+        64,
+    );
+    assert_eq!(roomy.connections, unbounded.connections);
+    // Bounded below what lingers (closed sessions stay 120 s for their last ACKs; about
+    // ten are active at once): the least recently seen, closed ones, are finished early
+    // and counted, and each connection is still counted once.
+    let tight = what_if(&s, REVOKE_DBAPP, &items, at(0).with_max_connections(20), 64);
+    assert!(tight.connections.evicted > 0, "{:?}", tight.connections);
+    let mut c = tight.connections.clone();
+    c.evicted = 0;
+    assert_eq!(c, unbounded.connections);
+    // Bounded below what is active: sessions are cut into pieces (a later packet of an
+    // evicted one opens a new connection), every eviction is counted, the warning says
+    // so, and the same happens whatever the partitioning.
+    let mut reports = Vec::new();
+    for partitions in [1, 4, 16] {
+        let config = at(0).with_max_connections(4).with_partitions(partitions);
+        let r = what_if(&s, REVOKE_DBAPP, &items, config, 64);
+        assert!(r.connections.evicted > 0, "{:?}", r.connections);
+        assert!(r.connections.total > 300, "{:?}", r.connections);
+        assert!(
+            r.warnings
+                .iter()
+                .any(|w| w.contains("finished early") && w.contains("--max-connections")),
+            "{:?}",
+            r.warnings
+        );
+        reports.push(r.connections);
+    }
+    // Which connections are evicted depends on them alone, not on the partitioning.
+    assert!(reports.windows(2).all(|w| w[0] == w[1]), "{reports:?}");
 }

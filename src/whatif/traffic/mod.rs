@@ -115,7 +115,15 @@ pub struct Config {
     pub top: usize,
     /// Connection partitions (1 = sequential).
     pub partitions: usize,
+    /// The most live connections held: past it, after a chunk, the least recently seen
+    /// are finished early until a quarter of the bound is free (counted in
+    /// `connections.evicted`, with a warning), so that memory stays bounded whatever the
+    /// input (about 150 bytes a connection).
+    pub max_connections: usize,
 }
+
+/// The default [`Config::max_connections`]: about 300 MiB of connection tables.
+pub const MAX_CONNECTIONS: usize = 2_000_000;
 
 impl Default for Config {
     fn default() -> Self {
@@ -124,6 +132,7 @@ impl Default for Config {
             assume_survive: false,
             top: 20,
             partitions: 16,
+            max_connections: MAX_CONNECTIONS,
         }
     }
 }
@@ -150,6 +159,12 @@ impl Config {
     /// With `partitions` connection partitions (1 = sequential).
     pub fn with_partitions(mut self, partitions: usize) -> Self {
         self.partitions = partitions;
+        self
+    }
+
+    /// With at most `max` live connections held (at least 1).
+    pub fn with_max_connections(mut self, max: usize) -> Self {
+        self.max_connections = max.max(1);
         self
     }
 }

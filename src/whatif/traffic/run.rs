@@ -71,6 +71,8 @@ pub struct Run<'j> {
     instants: Vec<u64>,
     /// Items were fed since the last end of input.
     pending: bool,
+    /// Connections finished early to keep within the bound.
+    evicted: u64,
     inputs: Vec<report::Input>,
 }
 
@@ -99,6 +101,7 @@ impl<'j> Run<'j> {
             warnings: Vec::new(),
             instants: Vec::new(),
             pending: false,
+            evicted: 0,
             inputs: Vec::new(),
         }
     }
@@ -249,6 +252,49 @@ impl<'j> Run<'j> {
             self.parts.par_iter_mut().enumerate().for_each(run);
         }
         self.routed = routed;
+        self.bound();
+    }
+
+    /// Keeps the live connections within [`Config::max_connections`](super::Config): past
+    /// it, the least recently seen of all partitions together are finished until a
+    /// quarter of the bound is free. Which ones depends on the connections alone (their
+    /// last time, ties evicted together), not on the partitioning.
+    fn bound(&mut self) {
+        let max = self.judge.config.max_connections.max(1);
+        if self.connections() <= max {
+            return;
+        }
+        let keep = max - max / 4;
+        let mut last: Vec<u64> = self
+            .parts
+            .iter()
+            .flat_map(|p| {
+                p.conns4
+                    .iter()
+                    .map(|c| c.last_ns)
+                    .chain(p.conns6.iter().map(|c| c.last_ns))
+            })
+            .collect();
+        let evict = last.len() - keep;
+        let (_, &mut cutoff, _) = last.select_nth_unstable(evict - 1);
+        let top = self.judge.config.top;
+        let evicted: u64 = self
+            .parts
+            .par_iter_mut()
+            .map(|part| {
+                let Part {
+                    conns4,
+                    conns6,
+                    books,
+                    ..
+                } = part;
+                let n = evict_older(conns4, books, cutoff, top)
+                    + evict_older(conns6, books, cutoff, top);
+                books.agg.connections.evicted += n;
+                n
+            })
+            .sum();
+        self.evicted += evicted;
     }
 
     /// Ends the current input: every live connection is finished and counted, and the next
@@ -367,6 +413,21 @@ impl Part {
         self.swept = (latest, self.conns4.len() + self.conns6.len());
         self.since = 0;
     }
+}
+
+/// Finishes the connections last seen at or before `cutoff`; returns how many.
+fn evict_older<A: Word>(
+    conns: &mut HashTable<Conn<A>>,
+    books: &mut Books,
+    cutoff: u64,
+    top: usize,
+) -> u64 {
+    let mut n = 0;
+    for c in conns.extract_if(|c| c.last_ns <= cutoff) {
+        books.finish(&c, top);
+        n += 1;
+    }
+    n
 }
 
 /// Judges one item against its partition's connections of one address family.
@@ -584,6 +645,14 @@ impl Run<'_> {
             self.warnings.push(format!(
                 "{} non-first fragments came without their first fragment and were judged with ports 0",
                 self.orphan_fragments
+            ));
+        }
+        if self.evicted > 0 {
+            self.warnings.push(format!(
+                "{} connections were finished early to keep memory bounded (more than {} live at \
+                 once; --max-connections raises the bound): a later packet or record of one \
+                 counted as a new connection",
+                self.evicted, judge.config.max_connections
             ));
         }
         report.warnings.extend(self.warnings);

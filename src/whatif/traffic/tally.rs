@@ -153,6 +153,7 @@ impl Agg {
         c.unknown += o.connections.unknown;
         c.packets_broken += o.connections.packets_broken;
         c.bytes_broken += o.connections.bytes_broken;
+        c.evicted += o.connections.evicted;
         for (mine, theirs) in self.hits.iter_mut().zip(&o.hits) {
             add_into(mine, theirs);
         }
