@@ -36,6 +36,7 @@ use datafusion::logical_expr::{
 };
 use datafusion::prelude::{SessionConfig, SessionContext};
 
+use crate::classify::Decision;
 use crate::compile::Table;
 use crate::model::State;
 use crate::packet::input::Window;
@@ -165,8 +166,75 @@ impl ScalarUDFImpl for Judged {
     }
 }
 
+/// What the functions give for one row: the verdict and the deciding rule's index
+/// (`None`: not judged).
+type Judgement = Option<(Decision, Option<u32>)>;
+
+/// A batch's judgements, shared between the functions that read them.
+type Judgements = Arc<Vec<Judgement>>;
+
+/// The batch a thread judged last, in which world, and what it gave: a query asks for the
+/// verdict and the rule of the same rows one function after the other, on one thread, so
+/// the second is a lookup. The arrays are held, so no other batch can reuse their memory
+/// and pass for them.
+struct Last {
+    world: usize,
+    arrays: Vec<ArrayRef>,
+    judged: Judgements,
+}
+
+thread_local! {
+    static LAST: std::cell::RefCell<Option<Last>> = const { std::cell::RefCell::new(None) };
+}
+
+fn same_arrays(a: &[ArrayRef], b: &[ArrayRef]) -> bool {
+    a.len() == b.len()
+        && a.iter().zip(b).all(|(x, y)| {
+            Arc::ptr_eq(x, y)
+                || (x.data_type() == &DataType::Null
+                    && y.data_type() == &DataType::Null
+                    && x.len() == y.len())
+        })
+}
+
 /// Judges the rows of `arrays` (the [`ARGUMENTS`] in order) in `world`.
-fn judge(world: &World, arrays: &[ArrayRef], gives: Gives) -> Result<StringArray, String> {
+fn judge(world: &Arc<World>, arrays: &[ArrayRef], gives: Gives) -> Result<StringArray, String> {
+    let key = Arc::as_ptr(world) as usize;
+    let cached = LAST.with(|last| {
+        last.borrow()
+            .as_ref()
+            .filter(|l| l.world == key && same_arrays(&l.arrays, arrays))
+            .map(|l| l.judged.clone())
+    });
+    let judged = match cached {
+        Some(j) => j,
+        None => {
+            let j = Arc::new(judge_rows(world, arrays)?);
+            LAST.with(|last| {
+                *last.borrow_mut() = Some(Last {
+                    world: key,
+                    arrays: arrays.to_vec(),
+                    judged: j.clone(),
+                });
+            });
+            j
+        }
+    };
+    let rules = world.table.rules();
+    Ok(judged
+        .iter()
+        .map(|j| match (gives, j) {
+            (_, None) => None,
+            (Gives::Verdict, Some((d, _))) => Some(d.as_str()),
+            (Gives::Rule, Some((_, r))) => {
+                r.and_then(|r| rules.get(r as usize)).map(|id| id.as_str())
+            }
+        })
+        .collect())
+}
+
+/// Every row's verdict and deciding rule.
+fn judge_rows(world: &World, arrays: &[ArrayRef]) -> Result<Vec<Judgement>, String> {
     let rows = arrays.first().map_or(0, |a| a.len());
     let fields: Vec<Field> = ARGUMENTS
         .iter()
@@ -192,20 +260,13 @@ fn judge(world: &World, arrays: &[ArrayRef], gives: Gives) -> Result<StringArray
         ..Config::default()
     };
     let mut eval = Evaluator::with_places(&world.table, world.places.clone(), config);
-    let mut out: Vec<Option<String>> = vec![None; rows];
+    let mut out = vec![None; rows];
     for o in eval.eval(&items) {
-        let Some(slot) = out.get_mut(o.index as usize) else {
-            continue;
-        };
-        *slot = match gives {
-            Gives::Verdict => Some(o.action().as_str().to_string()),
-            Gives::Rule => o
-                .rule()
-                .and_then(|r| world.table.rules().get(r as usize))
-                .map(|id| id.as_str().to_string()),
-        };
+        if let Some(slot) = out.get_mut(o.index as usize) {
+            *slot = Some((o.action(), o.rule()));
+        }
     }
-    Ok(StringArray::from(out))
+    Ok(out)
 }
 
 /// A DataFusion session over flow logs with the verdict functions registered.
