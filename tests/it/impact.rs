@@ -925,6 +925,16 @@ fn memory_is_bounded_by_evicting_the_least_recently_seen_connections_whatever_th
             "{:?}",
             r.warnings
         );
+        let text = sgsim::whatif::render::text(&r, false);
+        assert!(
+            text.contains(&format!(
+                "{} connections finished early",
+                r.connections.evicted
+            )),
+            "{text}"
+        );
+        let html = sgsim::whatif::render::html(&r);
+        assert!(html.contains("connections finished early"));
         reports.push(r.connections);
     }
     // Which connections are evicted depends on them alone, not on the partitioning.

@@ -158,6 +158,13 @@ pub fn html(report: &Report) -> String {
                 };
                 let _ = write!(body, "<p{class}>{}</p>", esc(&line));
             }
+            if c.evicted > 0 {
+                let _ = write!(
+                    body,
+                    "<p>{} connections finished early to keep memory bounded (see the warnings).</p>",
+                    c.evicted
+                );
+            }
             body.push_str("</div>");
         }
         let _ = write!(

@@ -134,6 +134,13 @@ pub fn text(report: &Report, colour: bool) -> String {
             "  connections: {} judged, {} broken ({} packets, {} bytes lost), {} surviving, {} restored, {} unknown",
             c.total, c.broken, c.packets_broken, c.bytes_broken, c.surviving, c.restored, c.unknown
         );
+        if c.evicted > 0 {
+            let _ = writeln!(
+                out,
+                "  {} connections finished early to keep memory bounded (see the warnings)",
+                c.evicted
+            );
+        }
     }
     let _ = writeln!(out, "\nResponse: HTTP {} (success)", report.status);
     let _ = writeln!(
