@@ -1,24 +1,18 @@
 //! The [`Evaluator`]: a stream judged chunk by chunk, routed to flow partitions.
 
-use std::collections::HashMap;
-use std::hash::BuildHasherDefault;
 use std::net::IpAddr;
 
 use rayon::prelude::*;
-use rustc_hash::FxHasher;
 
 use super::flows::{flow_hash, partition, sweep, SECOND};
-use super::judge::{icmp_classes, judge, judge_unlogged_icmp, Part, Task};
-use super::untracked::{eni_infos, EniInfo};
+use super::judge::{judge, judge_unlogged_icmp, Part, Task};
+use super::places::Places;
+use super::Map;
 use super::{Config, Outcome, Stats};
 use crate::classify::{Decision, Engine, Point, SemanticsError, Verdict};
 use crate::compile::Table;
-use crate::model::{Action, Direction, EniId, Header, State};
+use crate::model::{Action, Direction, Header, State};
 use crate::packet::Item;
-
-/// Hash maps on the per-packet path use FxHash: fast, and the keys are not attacker-chosen
-/// in a way that matters to an offline simulator.
-type Map<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
 
 const MAX_FRAGMENTS: usize = 65536;
 /// Idle flows are swept once the clock has moved this far since the last sweep (the
@@ -39,52 +33,6 @@ struct Routed {
     /// Whether the sub-chunk holds a fragment (then it is routed again once the chunk's
     /// fragments have their ports).
     fragments: bool,
-}
-
-/// What an evaluator knows of a state before it judges anything: each ENI's tracking
-/// (provider, untracked rules), addresses and IDs to ENIs, the ICMP classes. Built once and
-/// shared ([`Evaluator::with_places`]) by evaluators that judge many small batches of one
-/// state, such as SQL functions (building it costs a pass over every ENI and rule).
-pub struct Places {
-    enis: Vec<EniInfo>,
-    /// Address → ENI index: the same mapping as [`Table::eni_of`], as hash maps.
-    v4: Map<u32, u32>,
-    v6: Map<u128, u32>,
-    /// ENI ID → ENI index, for flow-log records that name their interface.
-    eni_ids: Map<EniId, u32>,
-    /// One (type, code) per class of ICMP types and codes the rules tell apart.
-    icmp_types: Vec<(u16, u16)>,
-    /// Rules of the table.
-    rules: usize,
-}
-
-impl Places {
-    /// The places of `state`, located with `table` (compiled from it).
-    pub fn new(table: &Table, state: &State) -> Result<Places, SemanticsError> {
-        let mut v4 = Map::default();
-        let mut v6 = Map::default();
-        for (i, eni) in state.enis.iter().enumerate().take(table.enis().len()) {
-            for &a in eni.ips.iter().chain(&eni.public_ips) {
-                match crate::model::normalize_addr(a) {
-                    IpAddr::V4(a) => v4.insert(u32::from(a), i as u32),
-                    IpAddr::V6(a) => v6.insert(u128::from(a), i as u32),
-                };
-            }
-        }
-        Ok(Places {
-            enis: eni_infos(state)?,
-            v4,
-            v6,
-            eni_ids: table
-                .enis()
-                .iter()
-                .enumerate()
-                .map(|(i, id)| (id.clone(), i as u32))
-                .collect(),
-            icmp_types: icmp_classes(state),
-            rules: table.rules().len(),
-        })
-    }
 }
 
 /// Evaluates a stream of items chunk by chunk, keeping connection state between chunks.

@@ -8,6 +8,8 @@
 //!   direction ([`untracked_enis`]), and what evaluation knows of each ENI.
 //! - `judge.rs`: one evaluation against a partition's flows, ICMP flow-log records
 //!   without a type included.
+//! - `places.rs`: [`Places`], what locating items needs of a state (ENI tracking, addresses
+//!   and IDs to ENIs, ICMP classes), built once and shareable.
 //! - `evaluator.rs`: the [`Evaluator`]: locating points, fragments, routing sub-chunks to
 //!   partitions, sweeps and the flow-table bound, counters.
 //!
@@ -92,12 +94,19 @@
 mod evaluator;
 mod flows;
 mod judge;
+mod places;
 mod untracked;
 
 use crate::classify::{By, Decision, Point, Verdict};
 
-pub use evaluator::{Evaluator, Places};
+pub use evaluator::Evaluator;
+
+/// Hash maps on the per-packet path use FxHash: fast, and the keys are not attacker-chosen
+/// in a way that matters to an offline simulator.
+type Map<K, V> =
+    std::collections::HashMap<K, V, std::hash::BuildHasherDefault<rustc_hash::FxHasher>>;
 pub(crate) use flows::{is_echo_reply, is_echo_request, timeout};
+pub use places::Places;
 pub use untracked::untracked_enis;
 pub(crate) use untracked::{eni_infos, EniInfo};
 
