@@ -1,5 +1,6 @@
 //! `sgsim query`: SQL over Parquet flow logs with the verdict functions (feature `fleet`).
 
+use std::io::Write as _;
 use std::path::PathBuf;
 
 use anyhow::Context as _;
@@ -100,10 +101,23 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
         None => Session::new(&before, after.as_ref())?,
     };
     session.register(&files, window)?;
-    let batches = session.query(&sql)?;
     match args.output {
-        Output::Text => print!("{}", table(&batches)?),
-        Output::Json => println!("{}", json(&batches)?),
+        Output::Text => print!("{}", table(&session.query(&sql)?)?),
+        Output::Json => {
+            // Streamed a batch at a time: a result of millions of rows is not held.
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            let mut first = true;
+            session.query_each(&sql, |batch| -> anyhow::Result<()> {
+                let rows = json_rows(batch)?;
+                for row in rows {
+                    write!(out, "{}\n  {row}", if first { "[" } else { "," })?;
+                    first = false;
+                }
+                Ok(())
+            })??;
+            writeln!(out, "{}", if first { "[]" } else { "\n]" })?;
+            out.flush()?;
+        }
     }
     Ok(Exit::Ok)
 }
@@ -186,40 +200,36 @@ fn table(batches: &[datafusion::arrow::record_batch::RecordBatch]) -> anyhow::Re
     Ok(out)
 }
 
-/// The rows as a JSON array of objects, keys in the query's column order: numbers where
+/// The rows of a batch as JSON objects, keys in the query's column order: numbers where
 /// the column is numeric, null where null.
-fn json(batches: &[datafusion::arrow::record_batch::RecordBatch]) -> anyhow::Result<String> {
+fn json_rows(batch: &datafusion::arrow::record_batch::RecordBatch) -> anyhow::Result<Vec<String>> {
     use serde_json::Value;
-    let numeric: Vec<bool> = batches
-        .first()
-        .map(|b| {
-            b.schema()
-                .fields()
-                .iter()
-                .map(|f| f.data_type().is_numeric())
-                .collect()
-        })
-        .unwrap_or_default();
-    let (names, rows) = cells(batches)?;
-    let mut out = String::from("[");
-    for (k, row) in rows.into_iter().enumerate() {
-        out += if k == 0 { "\n  {" } else { ",\n  {" };
-        for (j, ((n, c), &num)) in names.iter().zip(row).zip(&numeric).enumerate() {
-            let v = match c {
-                None => Value::Null,
-                Some(c) if num => serde_json::from_str::<serde_json::Number>(&c)
-                    .map_or(Value::String(c), Value::Number),
-                Some(c) => Value::String(c),
-            };
-            if j > 0 {
-                out += ", ";
+    let numeric: Vec<bool> = batch
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.data_type().is_numeric())
+        .collect();
+    let (names, rows) = cells(std::slice::from_ref(batch))?;
+    rows.into_iter()
+        .map(|row| {
+            let mut out = String::from("{");
+            for (j, ((n, c), &num)) in names.iter().zip(row).zip(&numeric).enumerate() {
+                let v = match c {
+                    None => Value::Null,
+                    Some(c) if num => serde_json::from_str::<serde_json::Number>(&c)
+                        .map_or(Value::String(c), Value::Number),
+                    Some(c) => Value::String(c),
+                };
+                if j > 0 {
+                    out += ", ";
+                }
+                out += &serde_json::to_string(n)?;
+                out += ": ";
+                out += &serde_json::to_string(&v)?;
             }
-            out += &serde_json::to_string(n)?;
-            out += ": ";
-            out += &serde_json::to_string(&v)?;
-        }
-        out += "}";
-    }
-    out += if out.len() > 1 { "\n]" } else { "]" };
-    Ok(out)
+            out += "}";
+            Ok(out)
+        })
+        .collect()
 }

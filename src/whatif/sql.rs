@@ -416,6 +416,28 @@ impl Session {
             .block_on(async { self.ctx.sql(sql).await?.collect().await })
             .map_err(|e| self.error(e))
     }
+
+    /// Runs `sql` and hands its result to `each` a batch at a time, as DataFusion makes
+    /// them (memory follows the batch, not the result). An error of `each` stops the
+    /// query and is returned.
+    pub fn query_each<E>(
+        &self,
+        sql: &str,
+        mut each: impl FnMut(&RecordBatch) -> Result<(), E>,
+    ) -> Result<Result<(), E>, Error> {
+        use futures::StreamExt;
+        self.runtime
+            .block_on(async {
+                let mut stream = self.ctx.sql(sql).await?.execute_stream().await?;
+                while let Some(batch) = stream.next().await {
+                    if let Err(e) = each(&batch?) {
+                        return Ok(Err(e));
+                    }
+                }
+                Ok(Ok(()))
+            })
+            .map_err(|e| self.error(e))
+    }
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, Error> {
