@@ -110,6 +110,7 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
             session.query_each(&sql, |batch| -> anyhow::Result<()> {
                 let rows = json_rows(batch)?;
                 for row in rows {
+                    let row = sgsim::term::json_safe(&row);
                     write!(out, "{}\n  {row}", if first { "[" } else { "," })?;
                     first = false;
                 }

@@ -473,3 +473,50 @@ fn query_refuses_what_it_cannot_run_with_a_clear_error() {
         "{err}"
     );
 }
+
+#[test]
+fn query_output_escapes_control_characters_from_the_logs() {
+    let dir = scratch("fleet-sql-escape");
+    let (state, revoke) = fleet_state(&dir);
+    let mut recs: Vec<Rec> = fleet_day(5, 14).into_iter().flatten().collect();
+    // A CSI (C1), an ESC (C0) and a DEL in a logged value: none may reach a terminal raw.
+    for (name, value) in &mut recs[0] {
+        if *name == "interface-id" {
+            *value = Some("eni-\u{9b}2J\u{1b}[31m\u{7f}x".into());
+        }
+    }
+    let file = dir.join("odd.parquet");
+    std::fs::write(&file, parquet(&recs, &FIELDS, Compression::SNAPPY, 100)).unwrap();
+    let raw = |text: &str| text.chars().any(|c| matches!(c as u32, 0x1b | 0x7f | 0x9b));
+    let sql = "SELECT interface_id FROM flows WHERE interface_id LIKE 'eni-%x'";
+    let args = |output: &'static str| {
+        [
+            "query",
+            "--state",
+            state.to_str().unwrap(),
+            "--request",
+            &revoke,
+            "--traffic",
+            file.to_str().unwrap(),
+            "--sql",
+            sql,
+            "--output",
+            output,
+        ]
+        .map(str::to_string)
+    };
+    for output in ["json", "text"] {
+        let a = args(output);
+        let a: Vec<&str> = a.iter().map(String::as_str).collect();
+        let (code, out, err) = sgsim(&a);
+        assert_eq!(code, 0, "{err}");
+        assert!(!raw(&out), "{output}: {out:?}");
+        assert!(out.contains("eni-"), "{output}: {out:?}");
+    }
+    // The JSON still means the same value.
+    let a = args("json");
+    let a: Vec<&str> = a.iter().map(String::as_str).collect();
+    let (_, out, _) = sgsim(&a);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v[0]["interface_id"], "eni-\u{9b}2J\u{1b}[31m\u{7f}x");
+}
