@@ -82,7 +82,7 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
         for part in found.parts() {
             let name = sgsim::term::escape(&part.name);
             match &part.location {
-                Location::Path(p) if is_parquet(p) => files.push(p.clone()),
+                Location::Path(p) if is_parquet(p)? => files.push(p.clone()),
                 Location::Path(_) => {
                     super::warn(&format!("{name}: not a Parquet flow log, left out"))
                 }
@@ -123,13 +123,20 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
     Ok(Exit::Ok)
 }
 
-fn is_parquet(path: &std::path::Path) -> bool {
+/// Whether `path` starts with Parquet's magic bytes (a file shorter than them does not);
+/// a file that cannot be read is an error naming it, not a file that is no flow log.
+fn is_parquet(path: &std::path::Path) -> anyhow::Result<bool> {
     use std::io::Read;
-    let mut magic = [0u8; 4];
+    let mut magic = Vec::with_capacity(4);
     std::fs::File::open(path)
-        .and_then(|mut f| f.read_exact(&mut magic))
-        .is_ok()
-        && &magic == sgsim::packet::parquet::MAGIC
+        .and_then(|f| f.take(4).read_to_end(&mut magic))
+        .with_context(|| {
+            format!(
+                "--traffic {}",
+                sgsim::term::escape(&path.display().to_string())
+            )
+        })?;
+    Ok(magic == sgsim::packet::parquet::MAGIC)
 }
 
 /// Rows of cells as text (`None`: null).
