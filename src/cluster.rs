@@ -121,12 +121,28 @@ impl Default for PhysicalCodec {
     }
 }
 
-fn encode_udf(node: &ScalarUDF, buf: &mut Vec<u8>) -> DfResult<bool> {
-    crate::whatif::sql::encode_udf(node, buf).map_err(DataFusionError::Execution)
+/// Writes `node` when it is one of sgsim's functions, else lets `next` (Ballista's codec).
+fn encode_udf(
+    node: &ScalarUDF,
+    buf: &mut Vec<u8>,
+    next: impl FnOnce(&ScalarUDF, &mut Vec<u8>) -> DfResult<()>,
+) -> DfResult<()> {
+    if crate::whatif::sql::encode_udf(node, buf).map_err(DataFusionError::Execution)? {
+        return Ok(());
+    }
+    next(node, buf)
 }
 
-fn decode_udf(name: &str, buf: &[u8]) -> DfResult<Option<Arc<ScalarUDF>>> {
-    crate::whatif::sql::decode_udf(name, buf).map_err(DataFusionError::Execution)
+/// Rebuilds function `name` when `buf` is one of sgsim's, else asks `next`.
+fn decode_udf(
+    name: &str,
+    buf: &[u8],
+    next: impl FnOnce(&str, &[u8]) -> DfResult<Arc<ScalarUDF>>,
+) -> DfResult<Arc<ScalarUDF>> {
+    match crate::whatif::sql::decode_udf(name, buf).map_err(DataFusionError::Execution)? {
+        Some(f) => Ok(f),
+        None => next(name, buf),
+    }
 }
 
 impl LogicalExtensionCodec for LogicalCodec {
@@ -180,17 +196,11 @@ impl LogicalExtensionCodec for LogicalCodec {
     }
 
     fn try_decode_udf(&self, name: &str, buf: &[u8]) -> DfResult<Arc<ScalarUDF>> {
-        match decode_udf(name, buf)? {
-            Some(f) => Ok(f),
-            None => self.0.try_decode_udf(name, buf),
-        }
+        decode_udf(name, buf, |n, b| self.0.try_decode_udf(n, b))
     }
 
     fn try_encode_udf(&self, node: &ScalarUDF, buf: &mut Vec<u8>) -> DfResult<()> {
-        if encode_udf(node, buf)? {
-            return Ok(());
-        }
-        self.0.try_encode_udf(node, buf)
+        encode_udf(node, buf, |n, b| self.0.try_encode_udf(n, b))
     }
 
     fn try_decode_udaf(&self, name: &str, buf: &[u8]) -> DfResult<Arc<AggregateUDF>> {
@@ -231,17 +241,11 @@ impl PhysicalExtensionCodec for PhysicalCodec {
     }
 
     fn try_decode_udf(&self, name: &str, buf: &[u8]) -> DfResult<Arc<ScalarUDF>> {
-        match decode_udf(name, buf)? {
-            Some(f) => Ok(f),
-            None => self.0.try_decode_udf(name, buf),
-        }
+        decode_udf(name, buf, |n, b| self.0.try_decode_udf(n, b))
     }
 
     fn try_encode_udf(&self, node: &ScalarUDF, buf: &mut Vec<u8>) -> DfResult<()> {
-        if encode_udf(node, buf)? {
-            return Ok(());
-        }
-        self.0.try_encode_udf(node, buf)
+        encode_udf(node, buf, |n, b| self.0.try_encode_udf(n, b))
     }
 
     fn try_decode_expr(
