@@ -7,9 +7,8 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::fleet::{big_file, judged_rows, query, EVERY_RECORD};
+use super::fleet::{big_file, judged_rows, query, run_query, EVERY_RECORD};
 use super::flowlogs::report;
-use super::flowlogs::sgsim;
 use super::flowlogs::{fleet_day, fleet_state, scratch, write_layouts};
 
 /// A child process killed when dropped (a failed test leaves no cluster behind).
@@ -120,31 +119,11 @@ fn a_cluster_of_two_executors_gives_the_local_report() {
             "the revoke changes some verdict"
         );
         assert_eq!(local, every(&["--cluster", &url]), "{}", input.display());
-        let (code, local, err) = sgsim(&[
-            "query",
-            "--state",
-            state.to_str().unwrap(),
-            "--request",
-            &revoke,
-            "--traffic",
-            input.to_str().unwrap(),
-            "--output",
-            "json",
-        ]);
+        let json = ["--output", "json"];
+        let (code, local, err) = run_query(&state, Some(&revoke), input, &json);
         assert_eq!(code, 0, "{err}");
-        let (code, remote, err) = sgsim(&[
-            "query",
-            "--state",
-            state.to_str().unwrap(),
-            "--request",
-            &revoke,
-            "--traffic",
-            input.to_str().unwrap(),
-            "--output",
-            "json",
-            "--cluster",
-            &url,
-        ]);
+        let remote = ["--output", "json", "--cluster", &url];
+        let (code, remote, err) = run_query(&state, Some(&revoke), input, &remote);
         assert_eq!(code, 0, "{err}");
         assert_eq!(local, remote);
     }
@@ -188,17 +167,7 @@ fn an_unreachable_cluster_is_an_error_naming_the_file() {
     );
     // A query sent to it fails too, naming the cluster (it does not quietly run here).
     let (state, revoke) = fleet_state(&dir);
-    let (code, _, err) = super::flowlogs::sgsim(&[
-        "query",
-        "--state",
-        state.to_str().unwrap(),
-        "--request",
-        &revoke,
-        "--traffic",
-        big.to_str().unwrap(),
-        "--cluster",
-        &url,
-    ]);
+    let (code, _, err) = run_query(&state, Some(&revoke), &big, &["--cluster", &url]);
     assert_ne!(code, 0);
     assert!(err.contains(&url), "{err}");
     let _ = std::fs::remove_dir_all(&dir);

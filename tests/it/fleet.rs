@@ -175,6 +175,23 @@ pub const EVERY_RECORD: &str = "SELECT interface_id, \
      verdict_before, rule_before, verdict_after, rule_after FROM judged \
      WHERE (log_status IS DISTINCT FROM 'NODATA') AND (log_status IS DISTINCT FROM 'SKIPDATA')";
 
+/// Runs `sgsim query --state STATE [--request REVOKE] --traffic TRAFFIC EXTRA…`.
+pub fn run_query(
+    state: &Path,
+    revoke: Option<&str>,
+    traffic: &Path,
+    extra: &[&str],
+) -> (i32, String, String) {
+    let mut args = vec!["query", "--state", state.to_str().unwrap()];
+    if let Some(r) = revoke {
+        args.extend(["--request", r]);
+    }
+    args.extend(["--traffic", traffic.to_str().unwrap()]);
+    args.extend(extra);
+    sgsim(&args)
+}
+
+/// The JSON answer of `sql` (which must succeed).
 pub fn query(
     state: &Path,
     revoke: &str,
@@ -182,21 +199,9 @@ pub fn query(
     sql: &str,
     extra: &[&str],
 ) -> serde_json::Value {
-    let mut args = vec![
-        "query",
-        "--state",
-        state.to_str().unwrap(),
-        "--request",
-        revoke,
-        "--traffic",
-        traffic.to_str().unwrap(),
-        "--sql",
-        sql,
-        "--output",
-        "json",
-    ];
+    let mut args = vec!["--sql", sql, "--output", "json"];
     args.extend(extra);
-    let (code, out, err) = sgsim(&args);
+    let (code, out, err) = run_query(state, Some(revoke), traffic, &args);
     assert_eq!(code, 0, "{err}");
     serde_json::from_str(&out).unwrap()
 }
@@ -341,17 +346,7 @@ fn query_default_lists_the_changes_by_service_and_counts_them_right() {
     let (state, revoke) = fleet_state(&dir);
     let day = fleet_day(300, 12);
     let (_, _, hive) = write_layouts(&dir, &day);
-    let (code, out, err) = sgsim(&[
-        "query",
-        "--state",
-        state.to_str().unwrap(),
-        "--request",
-        &revoke,
-        "--traffic",
-        hive.to_str().unwrap(),
-        "--output",
-        "json",
-    ]);
+    let (code, out, err) = run_query(&state, Some(&revoke), &hive, &["--output", "json"]);
     assert_eq!(code, 0, "{err}");
     // Keys in the query's column order.
     assert!(out.starts_with("[\n  {\"interface_id\": "), "{out}");
@@ -374,15 +369,7 @@ fn query_default_lists_the_changes_by_service_and_counts_them_right() {
         assert_ne!(r["verdict_before"], r["verdict_after"]);
     }
     // Text output names the columns and counts the rows.
-    let (code, text, err) = sgsim(&[
-        "query",
-        "--state",
-        state.to_str().unwrap(),
-        "--request",
-        &revoke,
-        "--traffic",
-        hive.to_str().unwrap(),
-    ]);
+    let (code, text, err) = run_query(&state, Some(&revoke), &hive, &[]);
     assert_eq!(code, 0, "{err}");
     assert!(text.starts_with("interface_id"), "{text}");
     assert!(
@@ -399,74 +386,37 @@ fn query_refuses_what_it_cannot_run_with_a_clear_error() {
     let big = dir.join("small.parquet");
     let all: Vec<Rec> = day.iter().flatten().cloned().collect();
     std::fs::write(&big, parquet(&all, &FIELDS, Compression::SNAPPY, 100)).unwrap();
-    let st = state.to_str().unwrap();
-    let tr = big.to_str().unwrap();
     // A query naming a column the logs lack.
-    let (code, _, err) = sgsim(&[
-        "query",
-        "--state",
-        st,
-        "--request",
-        &revoke,
-        "--traffic",
-        tr,
-        "--sql",
-        "SELECT nope FROM judged",
-    ]);
+    let (code, _, err) = run_query(
+        &state,
+        Some(&revoke),
+        &big,
+        &["--sql", "SELECT nope FROM judged"],
+    );
     assert_ne!(code, 0);
     assert!(err.contains("nope"), "{err}");
     // No --request: only the `_before` functions, and a query is needed.
-    let (code, _, err) = sgsim(&["query", "--state", st, "--traffic", tr]);
+    let (code, _, err) = run_query(&state, None, &big, &[]);
     assert_ne!(code, 0);
     assert!(err.contains("--sql"), "{err}");
-    let (code, out, err) = sgsim(&[
-        "query",
-        "--state",
-        st,
-        "--traffic",
-        tr,
-        "--sql",
-        "SELECT count(*) AS n FROM judged WHERE verdict_before IS NOT NULL",
-        "--output",
-        "json",
-    ]);
+    let count = "SELECT count(*) AS n FROM judged WHERE verdict_before IS NOT NULL";
+    let (code, out, err) = run_query(&state, None, &big, &["--sql", count, "--output", "json"]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("\"n\""), "{out}");
-    let (code, _, err) = sgsim(&[
-        "query",
-        "--state",
-        st,
-        "--traffic",
-        tr,
-        "--sql",
-        "SELECT verdict_after FROM judged",
-    ]);
+    let after = ["--sql", "SELECT verdict_after FROM judged"];
+    let (code, _, err) = run_query(&state, None, &big, &after);
     assert_ne!(code, 0);
     assert!(err.contains("verdict_after"), "{err}");
     // A revoke the API refuses changes nothing and says so.
-    let (code, _, err) = sgsim(&[
-        "query",
-        "--state",
-        st,
-        "--request",
-        "Action=RevokeSecurityGroupIngress&GroupId=sg-0nope&SecurityGroupRuleId.1=sgr-0nope",
-        "--traffic",
-        tr,
-    ]);
+    let refused =
+        "Action=RevokeSecurityGroupIngress&GroupId=sg-0nope&SecurityGroupRuleId.1=sgr-0nope";
+    let (code, _, err) = run_query(&state, Some(refused), &big, &[]);
     assert_ne!(code, 0);
     assert!(err.contains("refuses"), "{err}");
     // Not a Parquet file: named and left out, and then nothing to query.
     let text = dir.join("plain.log");
     std::fs::write(&text, "version srcaddr\n2 10.0.0.1\n").unwrap();
-    let (code, _, err) = sgsim(&[
-        "query",
-        "--state",
-        st,
-        "--request",
-        &revoke,
-        "--traffic",
-        text.to_str().unwrap(),
-    ]);
+    let (code, _, err) = run_query(&state, Some(&revoke), &text, &[]);
     assert_ne!(code, 0);
     assert!(
         err.contains("plain.log") && err.contains("not a Parquet"),
@@ -489,34 +439,14 @@ fn query_output_escapes_control_characters_from_the_logs() {
     std::fs::write(&file, parquet(&recs, &FIELDS, Compression::SNAPPY, 100)).unwrap();
     let raw = |text: &str| text.chars().any(|c| matches!(c as u32, 0x1b | 0x7f | 0x9b));
     let sql = "SELECT interface_id FROM flows WHERE interface_id LIKE 'eni-%x'";
-    let args = |output: &'static str| {
-        [
-            "query",
-            "--state",
-            state.to_str().unwrap(),
-            "--request",
-            &revoke,
-            "--traffic",
-            file.to_str().unwrap(),
-            "--sql",
-            sql,
-            "--output",
-            output,
-        ]
-        .map(str::to_string)
-    };
     for output in ["json", "text"] {
-        let a = args(output);
-        let a: Vec<&str> = a.iter().map(String::as_str).collect();
-        let (code, out, err) = sgsim(&a);
+        let extra = ["--sql", sql, "--output", output];
+        let (code, out, err) = run_query(&state, Some(&revoke), &file, &extra);
         assert_eq!(code, 0, "{err}");
         assert!(!raw(&out), "{output}: {out:?}");
         assert!(out.contains("eni-"), "{output}: {out:?}");
     }
     // The JSON still means the same value.
-    let a = args("json");
-    let a: Vec<&str> = a.iter().map(String::as_str).collect();
-    let (_, out, _) = sgsim(&a);
-    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let v = query(&state, &revoke, &file, sql, &[]);
     assert_eq!(v[0]["interface_id"], "eni-\u{9b}2J\u{1b}[31m\u{7f}x");
 }
