@@ -169,7 +169,9 @@ fn columns<'a>(batch: &'a RecordBatch) -> Result<Vec<Option<Col<'a>>>, String> {
 /// never fails a row here). Columns of type `Null` are taken as absent. The same reading of
 /// each row as [`Reader`]'s, for batches that do not come from a file (SQL functions).
 #[cfg(feature = "fleet")]
-pub(crate) fn batch_records(batch: &RecordBatch) -> Result<Vec<Option<flowlog::Record>>, String> {
+pub(crate) fn batch_records(
+    batch: &RecordBatch,
+) -> Result<Vec<Option<Box<flowlog::Record>>>, String> {
     let kept: Vec<usize> = (0..batch.num_columns())
         .filter(|&c| batch.column(c).data_type() != &DataType::Null)
         .collect();
@@ -185,7 +187,7 @@ pub(crate) fn batch_records(batch: &RecordBatch) -> Result<Vec<Option<flowlog::R
                 i as u64,
                 &mut |_| {},
             ) {
-                Outcome::Record(r) => Some(*r),
+                Outcome::Record(r) => Some(r),
                 Outcome::Skip(_) | Outcome::Malformed(_) => None,
             }
         })

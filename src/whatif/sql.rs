@@ -250,7 +250,7 @@ fn judge_rows(world: &World, arrays: &[ArrayRef]) -> Result<Vec<Judgement>, Stri
         .filter_map(|(i, r)| {
             r.map(|mut r| {
                 r.index = i as u64;
-                Item::Flow(Box::new(r))
+                Item::Flow(r)
             })
         })
         .collect();
@@ -472,8 +472,8 @@ pub fn encode_udf(udf: &ScalarUDF, buf: &mut Vec<u8>) -> Result<bool, String> {
 /// are not ours. A state seen before is not compiled again (the last few are kept).
 pub fn decode_udf(name: &str, buf: &[u8]) -> Result<Option<Arc<ScalarUDF>>, String> {
     use std::sync::Mutex;
-    /// A world with a hash of its state's bytes, and the bytes.
-    type Known = (u64, Arc<Vec<u8>>, Arc<World>);
+    /// A world and its state's bytes.
+    type Known = (Arc<Vec<u8>>, Arc<World>);
     static WORLDS: Mutex<Vec<Known>> = Mutex::new(Vec::new());
     const KEEP: usize = 8;
     let Some(rest) = buf.strip_prefix(WIRE_MAGIC) else {
@@ -484,19 +484,14 @@ pub fn decode_udf(name: &str, buf: &[u8]) -> Result<Option<Arc<ScalarUDF>>, Stri
         Some((b'r', json)) => (Gives::Rule, json),
         _ => return Err(format!("{name}: the plan's function definition is damaged")),
     };
-    let hash = {
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        json.hash(&mut h);
-        h.finish()
-    };
     let cached = {
         let worlds = WORLDS
             .lock()
             .map_err(|_| "the world cache is poisoned".to_string())?;
         worlds
             .iter()
-            .find(|(h, bytes, _)| *h == hash && bytes.as_slice() == json)
-            .map(|(_, _, w)| w.clone())
+            .find(|(bytes, _)| bytes.as_slice() == json)
+            .map(|(_, w)| w.clone())
     };
     let world = match cached {
         Some(w) => w,
@@ -512,7 +507,7 @@ pub fn decode_udf(name: &str, buf: &[u8]) -> Result<Option<Arc<ScalarUDF>>, Stri
             if worlds.len() >= KEEP {
                 worlds.remove(0);
             }
-            worlds.push((hash, bytes, world.clone()));
+            worlds.push((bytes, world.clone()));
             world
         }
     };
