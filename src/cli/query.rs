@@ -6,11 +6,10 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use sgsim::packet::input::{Files, Location};
-use sgsim::provider::RawRequest;
 use sgsim::whatif::sql::{Session, CHANGES};
 
 use super::packets::WindowArgs;
-use super::revoke::StateArgs;
+use super::revoke::{read_request, StateArgs};
 use super::{text_or_file, Exit};
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -55,11 +54,7 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
     let before = args.state.load()?;
     let after = match &args.request {
         Some(text) => {
-            let text = text_or_file(text)?;
-            let mut request = RawRequest::parse(&text).context("--request")?;
-            if let Some(action) = &args.action {
-                request = request.with_action(action).context("--action")?;
-            }
+            let (_, request) = read_request(text, args.action.as_deref())?;
             let outcome = sgsim::provider::revoke(&before, &request).context("--request")?;
             if let Some(e) = &outcome.error {
                 anyhow::bail!("--request: the API refuses the revoke: {e}");

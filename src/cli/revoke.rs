@@ -62,16 +62,23 @@ pub fn snapshot_json(state: &State) -> anyhow::Result<String> {
     Ok(serde_json::to_string_pretty(&v)?)
 }
 
+/// `--request` (a query string, a URL, a JSON object, or @FILE) as given and parsed, with
+/// `--action` applied when given.
+pub fn read_request(arg: &str, action: Option<&str>) -> anyhow::Result<(String, RawRequest)> {
+    let text = text_or_file(arg)?;
+    let mut request = RawRequest::parse(&text).context("--request")?;
+    if let Some(action) = action {
+        request = request.with_action(action).context("--action")?;
+    }
+    Ok((text, request))
+}
+
 pub fn run_revoke(args: RevokeArgs) -> anyhow::Result<Exit> {
     if let Some(out) = &args.out {
         output::check("--out", out)?;
     }
     let state = args.state.load()?;
-    let text = text_or_file(&args.request)?;
-    let mut request = RawRequest::parse(&text).context("--request")?;
-    if let Some(action) = &args.action {
-        request = request.with_action(action).context("--action")?;
-    }
+    let (_, request) = read_request(&args.request, args.action.as_deref())?;
     let outcome = provider::revoke(&state, &request).context("--request")?;
     for w in &outcome.warnings {
         super::warn(w);

@@ -6,11 +6,10 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 
 use super::packets::{check_usable, for_each_chunk, open_in, progress, warnings, WindowArgs};
-use super::revoke::StateArgs;
-use super::{output, text_or_file, Exit};
+use super::revoke::{read_request, StateArgs};
+use super::{output, Exit};
 use sgsim::model::State;
 use sgsim::packet::synth;
-use sgsim::provider::RawRequest;
 use sgsim::track;
 use sgsim::whatif::{self, render, traffic};
 
@@ -83,11 +82,7 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
         output::check("--html", path)?;
     }
     let state = args.state.load()?;
-    let text = text_or_file(&args.request)?;
-    let mut request = RawRequest::parse(&text).context("--request")?;
-    if let Some(action) = &args.action {
-        request = request.with_action(action).context("--action")?;
-    }
+    let (text, request) = read_request(&args.request, args.action.as_deref())?;
     let mut plan = whatif::plan(&state, &request).context("--request")?;
     plan.report.request = Some(text.trim().to_string());
     plan.report.top = args.top;
