@@ -56,6 +56,9 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
         Some(text) => {
             let (_, request) = read_request(text, args.action.as_deref())?;
             let outcome = sgsim::provider::revoke(&before, &request).context("--request")?;
+            for w in &outcome.warnings {
+                super::warn(w);
+            }
             if let Some(e) = &outcome.error {
                 anyhow::bail!("--request: the API refuses the revoke: {e}");
             }
