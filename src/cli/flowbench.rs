@@ -19,11 +19,13 @@ use sgsim::whatif::traffic::{Config, Judge, Run};
 
 /// DuckDB's scan-and-group of the columns the what-if reads (every Parquet file under the
 /// folder, Hive partitions read as columns), counted inside DuckDB so that fetching the
-/// groups into Python is not timed; best of three after a warm-up.
+/// groups into Python is not timed; best of three after a warm-up. DuckDB's progress bar
+/// (drawn on stdout once a query runs past two seconds, as on a loaded machine) is off.
 const DUCKDB: &str = r#"
 import sys, time, duckdb
 path = sys.argv[1]
 con = duckdb.connect()
+con.execute("SET enable_progress_bar = false")
 q = f"""SELECT count(*), sum(n) FROM (
   SELECT interface_id, flow_direction, srcaddr, dstaddr, srcport, dstport, protocol, action,
     reject_reason, count(*) AS n, sum(packets), sum(bytes), min(start), max("end")
@@ -82,8 +84,18 @@ fn duckdb(python: &Path, dir: &Path) -> anyhow::Result<(f64, u64, u64, String)> 
         String::from_utf8_lossy(&out.stderr).trim()
     );
     let text = String::from_utf8_lossy(&out.stdout);
-    let f: Vec<&str> = text.split_whitespace().collect();
-    anyhow::ensure!(f.len() == 4, "unexpected output from DuckDB: {text}");
+    // The figures are the last line (anything DuckDB drew before it is not ours to read).
+    let last = text
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("");
+    let f: Vec<&str> = last.split_whitespace().collect();
+    anyhow::ensure!(
+        f.len() == 4,
+        "unexpected output from DuckDB: {}",
+        sgsim::term::escape(last)
+    );
     Ok((
         f[0].parse()?,
         f[1].parse()?,
