@@ -218,6 +218,11 @@ pub(crate) enum Val<'a> {
     Str(Cow<'a, str>),
     /// A number (Parquet and JSON numbers).
     Int(i64),
+    /// Text of an address field already read as an address (a Parquet dictionary's entry,
+    /// parsed once for all the rows that point at it).
+    Addr(std::net::IpAddr),
+    /// Text of an interface field already made an ID (as [`Val::Addr`]).
+    Eni(crate::model::EniId),
 }
 
 impl std::fmt::Display for Val<'_> {
@@ -225,6 +230,8 @@ impl std::fmt::Display for Val<'_> {
         match self {
             Val::Str(s) => f.write_str(s),
             Val::Int(i) => write!(f, "{i}"),
+            Val::Addr(a) => write!(f, "{a}"),
+            Val::Eni(e) => f.write_str(e.as_str()),
         }
     }
 }

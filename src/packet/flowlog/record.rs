@@ -13,8 +13,8 @@ pub(crate) enum Outcome {
     Malformed(String),
 }
 
-fn num<T: std::str::FromStr + TryFrom<i64>>(
-    f: &dyn Fields,
+fn num<T: std::str::FromStr + TryFrom<i64>, F: Fields + ?Sized>(
+    f: &F,
     field: Field,
 ) -> Result<Option<T>, String> {
     let name = field.name();
@@ -27,30 +27,40 @@ fn num<T: std::str::FromStr + TryFrom<i64>>(
             .parse()
             .map(Some)
             .map_err(|_| format!("{name} '{v}' is not a valid number")),
+        Some(v @ (Val::Addr(_) | Val::Eni(_))) => {
+            Err(format!("{name} '{v}' is not a valid number"))
+        }
     }
 }
 
-fn addr(f: &dyn Fields, field: Field) -> Result<Option<IpAddr>, String> {
+fn addr<F: Fields + ?Sized>(f: &F, field: Field) -> Result<Option<IpAddr>, String> {
     match f.get(field) {
         None => Ok(None),
+        Some(Val::Addr(a)) => Ok(Some(a)),
         Some(Val::Str(v)) => v
             .parse()
             .map(Some)
             .map_err(|_| format!("{} '{v}' is not an IP address", field.name())),
-        Some(v @ Val::Int(_)) => Err(format!("{} '{v}' is not an IP address", field.name())),
+        Some(v @ (Val::Int(_) | Val::Eni(_))) => {
+            Err(format!("{} '{v}' is not an IP address", field.name()))
+        }
     }
 }
 
-fn text(f: &dyn Fields, field: Field) -> Option<String> {
+fn text<F: Fields + ?Sized>(f: &F, field: Field) -> Option<String> {
     f.get(field).map(|v| v.to_string())
 }
 
 /// A field compared as text without copying it (numbers are written out).
-fn with_text<T>(f: &dyn Fields, field: Field, then: impl FnOnce(Option<&str>) -> T) -> T {
+fn with_text<T, F: Fields + ?Sized>(
+    f: &F,
+    field: Field,
+    then: impl FnOnce(Option<&str>) -> T,
+) -> T {
     match f.get(field) {
         None => then(None),
         Some(Val::Str(s)) => then(Some(&s)),
-        Some(Val::Int(i)) => then(Some(&i.to_string())),
+        Some(v) => then(Some(&v.to_string())),
     }
 }
 
@@ -60,8 +70,8 @@ pub(super) const WARN_START_AFTER_END: &str = "start after end (window kept as l
 pub(super) const WARN_NO_PORTS: &str = "TCP/UDP record without ports (judged with port 0)";
 
 /// Builds a record from its fields; `warn` is called with each warning it raises.
-pub(crate) fn record(
-    f: &dyn Fields,
+pub(crate) fn record<F: Fields + ?Sized>(
+    f: &F,
     format: Format,
     line: u64,
     index: u64,
@@ -112,7 +122,7 @@ pub(crate) fn record(
             Some("REJECT" | "reject") => Ok(Some(Action::Drop)),
             Some(other) => Err(format!("action '{other}' is not ACCEPT or REJECT")),
         })?;
-        if let Some(v) = num::<i64>(f, Field::Version)? {
+        if let Some(v) = num::<i64, _>(f, Field::Version)? {
             let max = if format == Format::Aliyun {
                 ALIYUN_VERSION_MAX
             } else {
@@ -133,8 +143,9 @@ pub(crate) fn record(
             line,
             format,
             eni: match f.get(Field::InterfaceId).or_else(|| f.get(Field::EniId)) {
-                Some(Val::Str(s)) => Some(EniId::from(s.into_owned())),
-                Some(v @ Val::Int(_)) => Some(EniId::from(v.to_string())),
+                Some(Val::Eni(e)) => Some(e),
+                Some(Val::Str(s)) => Some(EniId::from(&*s)),
+                Some(v) => Some(EniId::from(v.to_string())),
                 None => None,
             },
             direction,

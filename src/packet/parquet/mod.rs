@@ -7,7 +7,10 @@
 //! rejected, as is a file without a `srcaddr` / `pkt-srcaddr` column (not a flow log).
 //!
 //! The file is read one row group at a time in batches of [`BATCH`] rows, so memory
-//! follows the batch, not the file. A row that cannot be used is counted like a malformed
+//! follows the batch, not the file. Text columns are read as dictionaries (`dict.rs`):
+//! an address or interface ID is parsed once per distinct value of a column chunk, and a
+//! row's fields are read from columns typed once per batch. This halved the cost of the
+//! scan (on 5 M records, 1.81 s to 0.95 s, README). A row that cannot be used is counted like a malformed
 //! text line, its message naming the row group and row; a row group that cannot be
 //! decoded (corrupt pages, an unsupported column type) is counted row by row under
 //! `unreadable Parquet row group` with one message naming it, and reading goes on with
@@ -25,6 +28,7 @@ use arrow_array::types::{
     Int16Type, Int32Type, Int64Type, Int8Type, UInt16Type, UInt32Type, UInt64Type, UInt8Type,
 };
 use arrow_array::{Array, ArrayRef, RecordBatch};
+use arrow_buffer::NullBuffer;
 use arrow_schema::DataType;
 use parquet::arrow::arrow_reader::{
     ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReader,
@@ -35,6 +39,9 @@ use parquet::file::reader::ChunkReader;
 
 use super::flowlog::{self, canonical, Field, Fields, FlowError, Format, Layout, Outcome, Val};
 use super::Summary;
+
+mod dict;
+use dict::{dictionary_hint, Dicts, Pre};
 
 /// Rows decoded at a time.
 pub const BATCH: usize = 8192;
@@ -72,60 +79,118 @@ pub struct Reader {
     #[cfg(feature = "fleet")]
     scanned: u64,
     strict: bool,
+    /// Dictionary entries read ahead (addresses, interface IDs).
+    dicts: Dicts,
     summary: Summary,
     consumed: u64,
     len: u64,
     done: bool,
 }
 
-/// A column of a batch, typed once.
+/// A column of a batch, typed once per batch so that reading a row's field is an index,
+/// not a downcast.
 enum Col<'a> {
     Utf8(&'a arrow_array::StringArray),
     LargeUtf8(&'a arrow_array::LargeStringArray),
     View(&'a arrow_array::StringViewArray),
-    Int(&'a dyn Array, fn(&dyn Array, usize) -> i64),
+    /// Integers of any width, widened once per batch.
+    Int {
+        values: Vec<i64>,
+        nulls: Option<NullBuffer>,
+    },
+    /// Text kept as a dictionary (how the files are read, see [`dictionary_hint`]): each row
+    /// points at an entry, and each entry was read once ([`Pre`]).
+    Dict {
+        keys: Vec<usize>,
+        nulls: Option<NullBuffer>,
+        values: &'a arrow_array::StringArray,
+        pre: Arc<[Pre]>,
+    },
 }
 
-fn int<T: arrow_array::types::ArrowPrimitiveType>(a: &dyn Array, i: usize) -> i64
+/// The values of an integer column, widened (only u64 values above `i64::MAX` do not fit;
+/// they are out of range for every field anyway, and read as `i64::MAX`).
+fn widen<T: arrow_array::types::ArrowPrimitiveType>(a: &dyn Array) -> Vec<i64>
 where
     T::Native: TryInto<i64>,
 {
-    // Only u64 values above i64::MAX fail; they are out of range for every field anyway.
     a.as_primitive::<T>()
-        .value(i)
-        .try_into()
-        .unwrap_or(i64::MAX)
+        .values()
+        .iter()
+        .map(|&v| v.try_into().unwrap_or(i64::MAX))
+        .collect()
 }
 
 impl<'a> Col<'a> {
-    fn new(a: &'a ArrayRef) -> Result<Col<'a>, String> {
+    fn new(a: &'a ArrayRef, field: Field, dicts: &mut Dicts) -> Result<Col<'a>, String> {
         let arr: &dyn Array = a.as_ref();
+        let int = |values: Vec<i64>| Col::Int {
+            values,
+            nulls: arr.nulls().cloned(),
+        };
         Ok(match a.data_type() {
             DataType::Utf8 => Col::Utf8(a.as_string::<i32>()),
             DataType::LargeUtf8 => Col::LargeUtf8(a.as_string::<i64>()),
             DataType::Utf8View => Col::View(a.as_string_view()),
-            DataType::Int8 => Col::Int(arr, int::<Int8Type>),
-            DataType::Int16 => Col::Int(arr, int::<Int16Type>),
-            DataType::Int32 => Col::Int(arr, int::<Int32Type>),
-            DataType::Int64 => Col::Int(arr, int::<Int64Type>),
-            DataType::UInt8 => Col::Int(arr, int::<UInt8Type>),
-            DataType::UInt16 => Col::Int(arr, int::<UInt16Type>),
-            DataType::UInt32 => Col::Int(arr, int::<UInt32Type>),
-            DataType::UInt64 => Col::Int(arr, int::<UInt64Type>),
+            DataType::Int8 => int(widen::<Int8Type>(arr)),
+            DataType::Int16 => int(widen::<Int16Type>(arr)),
+            DataType::Int32 => int(widen::<Int32Type>(arr)),
+            DataType::Int64 => int(widen::<Int64Type>(arr)),
+            DataType::UInt8 => int(widen::<UInt8Type>(arr)),
+            DataType::UInt16 => int(widen::<UInt16Type>(arr)),
+            DataType::UInt32 => int(widen::<UInt32Type>(arr)),
+            DataType::UInt64 => int(widen::<UInt64Type>(arr)),
+            DataType::Dictionary(_, v) if **v == DataType::Utf8 => {
+                let dict = arr
+                    .as_any_dictionary_opt()
+                    .ok_or("is a dictionary that cannot be read")?;
+                let values = dict.values().as_string::<i32>();
+                Col::Dict {
+                    // An empty dictionary (a chunk of nulls only) has no key to normalize
+                    // (`normalized_keys` panics on it): every row is null.
+                    keys: if values.is_empty() {
+                        Vec::new()
+                    } else {
+                        dict.normalized_keys()
+                    },
+                    nulls: dict.keys().nulls().cloned(),
+                    values,
+                    pre: dicts.entries(field, values),
+                }
+            }
             other => return Err(format!("has type {other}, not text or an integer")),
         })
     }
 
+    #[inline]
     fn get(&self, i: usize) -> Option<Val<'a>> {
         let text = |s: &'a str| match s {
             "-" | "" => None,
             s => Some(Val::Str(std::borrow::Cow::Borrowed(s))),
         };
+        let null = |n: &Option<NullBuffer>| n.as_ref().is_some_and(|n| n.is_null(i));
         match self {
             Col::Utf8(a) => (!a.is_null(i)).then(|| a.value(i)).and_then(text),
             Col::LargeUtf8(a) => (!a.is_null(i)).then(|| a.value(i)).and_then(text),
             Col::View(a) => (!a.is_null(i)).then(|| a.value(i)).and_then(text),
-            Col::Int(a, f) => (!a.is_null(i)).then(|| Val::Int(f(*a, i))),
+            Col::Int { values, nulls } => (!null(nulls)).then(|| Val::Int(values[i])),
+            Col::Dict {
+                keys,
+                nulls,
+                values,
+                pre,
+            } => {
+                if null(nulls) {
+                    return None;
+                }
+                let k = *keys.get(i)?;
+                match pre.get(k)? {
+                    Pre::Null => None,
+                    Pre::Addr(a) => Some(Val::Addr(*a)),
+                    Pre::Eni(e) => Some(Val::Eni(e.clone())),
+                    Pre::Text => text(values.value(k)),
+                }
+            }
         }
     }
 }
@@ -137,13 +202,14 @@ struct Row<'c, 'a> {
 }
 
 impl Fields for Row<'_, '_> {
+    #[inline]
     fn get(&self, field: Field) -> Option<Val<'_>> {
         self.cols[field as usize].as_ref()?.get(self.i)
     }
 }
 
 /// The batch's columns by field.
-fn columns<'a>(batch: &'a RecordBatch) -> Result<Vec<Option<Col<'a>>>, String> {
+fn columns<'a>(batch: &'a RecordBatch, dicts: &mut Dicts) -> Result<Vec<Option<Col<'a>>>, String> {
     let names: Vec<String> = batch
         .schema()
         .fields()
@@ -157,7 +223,7 @@ fn columns<'a>(batch: &'a RecordBatch) -> Result<Vec<Option<Col<'a>>>, String> {
         .enumerate()
         .map(|(f, slot)| match slot {
             None => Ok(None),
-            Some(c) => Col::new(batch.column(*c))
+            Some(c) => Col::new(batch.column(*c), Field::ALL[f], dicts)
                 .map(Some)
                 .map_err(|why| format!("column {} {why}", flowlog::Field::ALL[f].name())),
         })
@@ -176,7 +242,7 @@ pub(crate) fn batch_records(
         .filter(|&c| batch.column(c).data_type() != &DataType::Null)
         .collect();
     let batch = batch.project(&kept).map_err(|e| e.to_string())?;
-    let cols = columns(&batch)?;
+    let cols = columns(&batch, &mut Dicts::default())?;
     Ok((0..batch.num_rows())
         .map(|i| {
             let row = i as u64 + 1;
@@ -256,6 +322,7 @@ impl Reader {
             #[cfg(feature = "fleet")]
             scanned: 0,
             strict: false,
+            dicts: Dicts::default(),
             summary: Summary::default(),
             consumed: 0,
             len,
@@ -394,7 +461,7 @@ impl Reader {
             };
             match next {
                 None => self.current = None,
-                Some(Ok(b)) => match columns(&b) {
+                Some(Ok(b)) => match columns(&b, &mut self.dicts) {
                     Ok(cols) => {
                         self.rows(&b, &cols);
                         self.group_rows += b.num_rows() as u64;
@@ -508,7 +575,7 @@ impl Reader {
             let left = self.group_start + self.groups[self.group - 1] - self.scanned;
             let take = (batch.num_rows() - off).min(usize::try_from(left).unwrap_or(usize::MAX));
             let slice = batch.slice(off, take);
-            let cols = columns(&slice)?;
+            let cols = columns(&slice, &mut self.dicts)?;
             self.rows(&slice, &cols);
             off += take;
             self.scanned += take as u64;
@@ -604,6 +671,7 @@ fn inspect<T: ChunkReader + 'static>(
     }
     let mut wanted: Vec<usize> = layout.slots.iter().flatten().copied().collect();
     wanted.sort_unstable();
+    let meta = dictionary_hint(meta, &wanted);
     Ok((meta, wanted))
 }
 
@@ -640,3 +708,6 @@ pub fn open_bytes(bytes: bytes::Bytes) -> Result<Reader, FlowError> {
     let len = bytes.len() as u64;
     Reader::new(move || Ok(bytes.clone()), len)
 }
+
+#[cfg(test)]
+mod tests;
