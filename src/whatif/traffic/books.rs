@@ -83,12 +83,16 @@ impl Books {
     /// Counts one item of connection `c` (direction `d`: 0 opener, 1 reply).
     pub(super) fn count<A>(&mut self, c: &mut Conn<A>, d: usize, s: &Seen, at: u64) {
         let post = usize::from(s.ts_ns >= at);
+        // Whether an earlier item was counted (every item counts at least one packet),
+        // read before the counters are written: summing them just after the write made
+        // each item wait for the store (a wide load is not forwarded from a narrow store).
+        let earlier = c.packets != [[0; 2]; 2];
+        // What the idle timeout depends on (besides the fate and the protocol, fixed).
+        let was = (c.flags & (RESET | FIN_O | FIN_R), c.flips);
         c.packets[d][post] += s.packets;
         c.bytes[d][post] += s.bytes;
         c.last_ns = c.last_ns.max(s.until_ns);
-        if (d == 1) != (c.flags & LAST_R != 0)
-            && c.packets.iter().flatten().sum::<u64>() > s.packets
-        {
+        if (d == 1) != (c.flags & LAST_R != 0) && earlier {
             c.flips = c.flips.saturating_add(1);
         }
         if d == 1 {
@@ -105,8 +109,13 @@ impl Books {
             }
         }
         let f = &self.fates[c.fate as usize];
-        c.idle_s = u32::try_from(timeout(c.flags, c.flips, f.provider, c.key.protocol) / SECOND)
-            .unwrap_or(u32::MAX);
+        // Recomputed at the first item and when a FIN, an RST or a direction change may
+        // have changed it ([`Books::open`] leaves `u32::MAX`).
+        if c.idle_s == u32::MAX || was != (c.flags & (RESET | FIN_O | FIN_R), c.flips) {
+            c.idle_s =
+                u32::try_from(timeout(c.flags, c.flips, f.provider, c.key.protocol) / SECOND)
+                    .unwrap_or(u32::MAX);
+        }
         if f.unmatched {
             self.agg.unmatched += 1;
             return;
