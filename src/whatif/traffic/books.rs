@@ -431,3 +431,93 @@ impl Books {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::whatif::traffic::judge::Step;
+    use crate::whatif::traffic::keys::key_of;
+
+    fn accept() -> Step {
+        Step {
+            act: Act::Accept,
+            why: Why::Default,
+            side: Side::Before,
+        }
+    }
+
+    /// `count` keeps `idle_s` as of the last item without recomputing it for every item:
+    /// it must equal the timeout computed afresh after each item, through direction
+    /// changes (UDP turns into a stream at 3), one FIN, both FINs and an RST.
+    #[test]
+    fn count_keeps_the_idle_timeout_of_the_last_item() {
+        for provider in [Provider::Aws, Provider::Aliyun, Provider::Generic] {
+            for (protocol, flags) in [
+                (
+                    6,
+                    [SYN, SYN | ACK, ACK, ACK, FIN | ACK, ACK, FIN | ACK, ACK],
+                ),
+                (6, [SYN, SYN | ACK, ACK, ACK, RST, ACK, ACK, ACK]),
+                (17, [0; 8]),
+            ] {
+                let mut books = Books::default();
+                let fate = books.fate_id(Fate {
+                    before: [accept(); 2],
+                    post: [accept(); 2],
+                    fresh: accept(),
+                    survive: false,
+                    change: None,
+                    provider,
+                    unmatched: false,
+                });
+                let h = Header::new(
+                    "10.0.0.1".parse().expect("address"),
+                    "10.0.0.2".parse().expect("address"),
+                    protocol,
+                    40000,
+                    443,
+                )
+                .expect("header");
+                let (key, _) = key_of(&h, 0x0a00_0001u32, 0x0a00_0002, u32::MAX);
+                let mut c = Conn {
+                    key,
+                    first_ns: 0,
+                    last_ns: 0,
+                    o_is_a: true,
+                    flags: 0,
+                    flips: 0,
+                    idle_s: u32::MAX,
+                    fate,
+                    ends: [NO_ENI; 2],
+                    packets: [[0; 2]; 2],
+                    bytes: [[0; 2]; 2],
+                };
+                // Opener, reply, opener, opener, reply, ...: direction changes and runs.
+                for (i, (&f, d)) in flags.iter().zip([0, 1, 0, 0, 1, 1, 0, 1]).enumerate() {
+                    let s = Seen {
+                        header: h,
+                        ts_ns: i as u64 * SECOND,
+                        until_ns: i as u64 * SECOND,
+                        packets: 1,
+                        bytes: 100,
+                        flags: f,
+                        record: None,
+                        logged: None,
+                        reject: None,
+                    };
+                    books.count(&mut c, d, &s, 0);
+                    let fresh = timeout(c.flags, c.flips, provider, protocol) / SECOND;
+                    assert_eq!(
+                        u64::from(c.idle_s),
+                        fresh,
+                        "{provider:?} protocol {protocol}, item {i}"
+                    );
+                }
+                assert_eq!(c.packets.iter().flatten().sum::<u64>(), 8);
+                if protocol == 17 {
+                    assert!(c.flips >= 3, "{}", c.flips);
+                }
+            }
+        }
+    }
+}
