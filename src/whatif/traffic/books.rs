@@ -83,12 +83,16 @@ impl Books {
     /// Counts one item of connection `c` (direction `d`: 0 opener, 1 reply).
     pub(super) fn count<A>(&mut self, c: &mut Conn<A>, d: usize, s: &Seen, at: u64) {
         let post = usize::from(s.ts_ns >= at);
+        // Whether an earlier item was counted (every item counts at least one packet),
+        // read before the counters are written: summing them just after the write made
+        // each item wait for the store (a wide load is not forwarded from a narrow store).
+        let earlier = c.packets != [[0; 2]; 2];
+        // What the idle timeout depends on (besides the fate and the protocol, fixed).
+        let was = (c.flags & (RESET | FIN_O | FIN_R), c.flips);
         c.packets[d][post] += s.packets;
         c.bytes[d][post] += s.bytes;
         c.last_ns = c.last_ns.max(s.until_ns);
-        if (d == 1) != (c.flags & LAST_R != 0)
-            && c.packets.iter().flatten().sum::<u64>() > s.packets
-        {
+        if (d == 1) != (c.flags & LAST_R != 0) && earlier {
             c.flips = c.flips.saturating_add(1);
         }
         if d == 1 {
@@ -105,8 +109,13 @@ impl Books {
             }
         }
         let f = &self.fates[c.fate as usize];
-        c.idle_s = u32::try_from(timeout(c.flags, c.flips, f.provider, c.key.protocol) / SECOND)
-            .unwrap_or(u32::MAX);
+        // Recomputed at the first item and when a FIN, an RST or a direction change may
+        // have changed it ([`Books::open`] leaves `u32::MAX`).
+        if c.idle_s == u32::MAX || was != (c.flags & (RESET | FIN_O | FIN_R), c.flips) {
+            c.idle_s =
+                u32::try_from(timeout(c.flags, c.flips, f.provider, c.key.protocol) / SECOND)
+                    .unwrap_or(u32::MAX);
+        }
         if f.unmatched {
             self.agg.unmatched += 1;
             return;
@@ -419,6 +428,96 @@ impl Books {
             ends: ends.map(|e| e.unwrap_or(NO_ENI)),
             packets: [[0; 2]; 2],
             bytes: [[0; 2]; 2],
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::whatif::traffic::judge::Step;
+    use crate::whatif::traffic::keys::key_of;
+
+    fn accept() -> Step {
+        Step {
+            act: Act::Accept,
+            why: Why::Default,
+            side: Side::Before,
+        }
+    }
+
+    /// `count` keeps `idle_s` as of the last item without recomputing it for every item:
+    /// it must equal the timeout computed afresh after each item, through direction
+    /// changes (UDP turns into a stream at 3), one FIN, both FINs and an RST.
+    #[test]
+    fn count_keeps_the_idle_timeout_of_the_last_item() {
+        for provider in [Provider::Aws, Provider::Aliyun, Provider::Generic] {
+            for (protocol, flags) in [
+                (
+                    6,
+                    [SYN, SYN | ACK, ACK, ACK, FIN | ACK, ACK, FIN | ACK, ACK],
+                ),
+                (6, [SYN, SYN | ACK, ACK, ACK, RST, ACK, ACK, ACK]),
+                (17, [0; 8]),
+            ] {
+                let mut books = Books::default();
+                let fate = books.fate_id(Fate {
+                    before: [accept(); 2],
+                    post: [accept(); 2],
+                    fresh: accept(),
+                    survive: false,
+                    change: None,
+                    provider,
+                    unmatched: false,
+                });
+                let h = Header::new(
+                    "10.0.0.1".parse().expect("address"),
+                    "10.0.0.2".parse().expect("address"),
+                    protocol,
+                    40000,
+                    443,
+                )
+                .expect("header");
+                let (key, _) = key_of(&h, 0x0a00_0001u32, 0x0a00_0002, u32::MAX);
+                let mut c = Conn {
+                    key,
+                    first_ns: 0,
+                    last_ns: 0,
+                    o_is_a: true,
+                    flags: 0,
+                    flips: 0,
+                    idle_s: u32::MAX,
+                    fate,
+                    ends: [NO_ENI; 2],
+                    packets: [[0; 2]; 2],
+                    bytes: [[0; 2]; 2],
+                };
+                // Opener, reply, opener, opener, reply, ...: direction changes and runs.
+                for (i, (&f, d)) in flags.iter().zip([0, 1, 0, 0, 1, 1, 0, 1]).enumerate() {
+                    let s = Seen {
+                        header: h,
+                        ts_ns: i as u64 * SECOND,
+                        until_ns: i as u64 * SECOND,
+                        packets: 1,
+                        bytes: 100,
+                        flags: f,
+                        record: None,
+                        logged: None,
+                        reject: None,
+                    };
+                    books.count(&mut c, d, &s, 0);
+                    let fresh = timeout(c.flags, c.flips, provider, protocol) / SECOND;
+                    assert_eq!(
+                        u64::from(c.idle_s),
+                        fresh,
+                        "{provider:?} protocol {protocol}, item {i}"
+                    );
+                }
+                assert_eq!(c.packets.iter().flatten().sum::<u64>(), 8);
+                if protocol == 17 {
+                    assert!(c.flips >= 3, "{}", c.flips);
+                }
+            }
         }
     }
 }

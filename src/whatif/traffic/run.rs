@@ -396,15 +396,11 @@ impl Part {
             latest: u64,
             top: usize,
         ) {
-            let mut done = Vec::new();
-            conns.retain(|c| {
-                let idle = latest.saturating_sub(c.last_ns) > u64::from(c.idle_s) * SECOND;
-                if idle {
-                    done.push(c.clone());
-                }
-                !idle
-            });
-            for c in done {
+            // In the table's order, as a retain visits it (finishing in another order could
+            // change which connection is a service's example).
+            let idle =
+                |c: &mut Conn<A>| latest.saturating_sub(c.last_ns) > u64::from(c.idle_s) * SECOND;
+            for c in conns.extract_if(idle) {
                 books.finish(&c, top);
             }
         }
