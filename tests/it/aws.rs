@@ -404,7 +404,7 @@ fn bad_input_is_never_a_panic() {
         Err(RequestError::ProviderMismatch { .. })
     ));
     // Truncated export file.
-    let dir = std::env::temp_dir().join(format!("sgsim-aws-{}", std::process::id()));
+    let dir = crate::scratch_root().join("aws");
     std::fs::create_dir_all(&dir).unwrap();
     let bad = dir.join("truncated-export.json");
     std::fs::write(
@@ -450,7 +450,7 @@ fn cli_exit_codes_and_out() {
     let state = data().join("state");
     let state = state.to_str().unwrap();
     let req = |f: &str| format!("@{}", data().join("requests").join(f).display());
-    let dir = std::env::temp_dir().join(format!("sgsim-aws-cli-{}", std::process::id()));
+    let dir = crate::scratch_root().join("aws-cli");
     std::fs::create_dir_all(&dir).unwrap();
     let out_file = dir.join("after.json");
     let out_path = out_file.to_str().unwrap();

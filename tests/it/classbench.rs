@@ -131,7 +131,7 @@ fn wrong_expectations_are_counted() {
 }
 
 fn tempdir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("sgsim-test-{}-{name}", std::process::id()));
+    let dir = crate::scratch_root().join(format!("test-{name}"));
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }

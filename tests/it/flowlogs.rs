@@ -27,7 +27,7 @@ pub fn sgsim(args: &[&str]) -> (i32, String, String) {
 }
 
 pub fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("sgsim-flowlogs-{name}-{}", std::process::id()));
+    let dir = crate::scratch_root().join(format!("flowlogs-{name}"));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir

@@ -26,7 +26,7 @@ fn data(rel: &str) -> String {
 }
 
 fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("sgsim-hard-{}-{name}", std::process::id()));
+    let dir = crate::scratch_root().join(format!("hard-{name}"));
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }

@@ -130,7 +130,7 @@ fn s3_prefixes_in_both_layouts_give_the_local_whatif() {
             "moto_server not found (pip install 'moto[server]', or set SGSIM_MOTO_SERVER)",
         );
     };
-    let dir = std::env::temp_dir().join(format!("sgsim-s3-{}", std::process::id()));
+    let dir = crate::scratch_root().join("s3");
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let (state, revoke) = super::flowlogs::fleet_state(&dir);

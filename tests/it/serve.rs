@@ -649,9 +649,8 @@ fn state_is_aws(state: &State, r: &sgsim::model::Rule) -> bool {
 }
 
 fn tempfile_dir() -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "sgsim-serve-{}-{}",
-        std::process::id(),
+    let dir = crate::scratch_root().join(format!(
+        "serve-{}",
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()

@@ -527,7 +527,7 @@ fn unusable_input_exits_2_naming_the_file() {
     let (code, _, err) = sgsim(&["packets", "--traffic", "/nonexistent/x.pcap"]);
     assert_eq!(code, 2);
     assert!(err.contains("/nonexistent/x.pcap"), "{err}");
-    let dir = std::env::temp_dir().join(format!("sgsim-traffic-{}", std::process::id()));
+    let dir = crate::scratch_root().join("traffic");
     std::fs::create_dir_all(&dir).unwrap();
     // A pcap header followed by a record claiming an absurd length.
     let mut bad = vec![
@@ -707,7 +707,7 @@ fn eval_synthetic_capture_parallel_equals_sequential_and_filters_by_eni() {
     // Replies to everything, so that established connections appear.
     let replies: Vec<_> = headers.iter().map(|h| h.reversed()).collect();
     headers.extend(replies);
-    let dir = std::env::temp_dir().join(format!("sgsim-eval-{}", std::process::id()));
+    let dir = crate::scratch_root().join("eval");
     std::fs::create_dir_all(&dir).unwrap();
     let pcap = dir.join("synthetic.pcap");
     std::fs::write(
@@ -746,7 +746,7 @@ fn eval_synthetic_capture_parallel_equals_sequential_and_filters_by_eni() {
 
 #[test]
 fn synth_writes_a_capture_that_packets_reads_back() {
-    let dir = std::env::temp_dir().join(format!("sgsim-synth-{}", std::process::id()));
+    let dir = crate::scratch_root().join("synth");
     std::fs::create_dir_all(&dir).unwrap();
     let out = dir.join("s.pcap");
     let args = [
@@ -773,7 +773,7 @@ fn synth_writes_a_capture_that_packets_reads_back() {
 
 #[test]
 fn eval_names_unresolved_references_of_unknown_verdicts() {
-    let dir = std::env::temp_dir().join(format!("sgsim-unresolved-{}", std::process::id()));
+    let dir = crate::scratch_root().join("unresolved");
     std::fs::create_dir_all(&dir).unwrap();
     let state = dir.join("state.json");
     std::fs::write(
@@ -854,7 +854,7 @@ fn eval_aws_icmp_records_without_type_as_aws_logged_them() {
         ("drop", "default")
     );
     // A REJECT (or no action) does not settle which type it was: unknown, and it says why.
-    let dir = std::env::temp_dir().join(format!("sgsim-ping-{}", std::process::id()));
+    let dir = crate::scratch_root().join("ping");
     std::fs::create_dir_all(&dir).unwrap();
     let rejected = dir.join("rejected.log");
     std::fs::write(

@@ -618,7 +618,7 @@ fn whatif_aliyun_revoking_a_drop_opens_what_it_shadowed() {
 /// Writes a suite scenario's state as a snapshot file.
 fn snapshot(name: &str) -> String {
     let state = suite_state(name);
-    let dir = std::env::temp_dir().join(format!("sgsim-whatif-{}", std::process::id()));
+    let dir = crate::scratch_root().join("whatif");
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join(name);
     std::fs::write(&path, serde_json::to_string(&state).unwrap()).unwrap();
@@ -682,7 +682,7 @@ fn whatif_of_a_rejected_request_is_the_error_and_nothing_else() {
 
 #[test]
 fn whatif_writes_html_and_json_files() {
-    let dir = std::env::temp_dir().join(format!("sgsim-html-{}", std::process::id()));
+    let dir = crate::scratch_root().join("html");
     std::fs::create_dir_all(&dir).unwrap();
     let (html, json) = (dir.join("r.html"), dir.join("r.json"));
     let (code, _) = whatif(
@@ -817,7 +817,7 @@ fn whatif_revoking_allow_ping_changes_the_documented_icmp_records() {
 /// JSON) and never claims that every packet keeps its verdict.
 #[test]
 fn whatif_without_enis_warns_instead_of_saying_nothing_changes() {
-    let dir = std::env::temp_dir().join(format!("sgsim-no-enis-{}", std::process::id()));
+    let dir = crate::scratch_root().join("no-enis");
     std::fs::create_dir_all(&dir).unwrap();
     for f in [
         "security-groups.json",
@@ -856,7 +856,7 @@ fn whatif_without_enis_warns_instead_of_saying_nothing_changes() {
 /// own, never a literal `\n`; AWS duplicates are one "equivalent" finding.
 #[test]
 fn lint_text_keeps_its_two_lines_and_aws_duplicates_are_one_finding() {
-    let dir = std::env::temp_dir().join(format!("sgsim-lint-text-{}", std::process::id()));
+    let dir = crate::scratch_root().join("lint-text");
     std::fs::create_dir_all(&dir).unwrap();
     let state = dir.join("s.json");
     std::fs::write(

@@ -19,9 +19,11 @@ Usage: python tests/py/clients.py --sgsim target/debug/sgsim
 """
 
 import argparse
+import atexit
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -521,6 +523,7 @@ def sgsim_rules(paths):
 def round_trip(server, client):
     failures = []
     d = tempfile.mkdtemp(prefix="sgsim-rt-")
+    atexit.register(shutil.rmtree, d, True)
     aws_dir, ali_dir = os.path.join(d, "aws"), os.path.join(d, "ali")
     os.makedirs(aws_dir)
     os.makedirs(ali_dir)
@@ -584,6 +587,7 @@ def main():
     ap.add_argument("--per-provider", type=int, default=50)
     args = ap.parse_args()
     tmp = tempfile.mkdtemp(prefix="sgsim-py-")
+    atexit.register(shutil.rmtree, tmp, True)
     SGSIM, SGSIM_TMP = args.sgsim, os.path.join(tmp, "x")
     creds = os.path.join(tmp, "credentials")
     with open(creds, "w") as f:

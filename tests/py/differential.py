@@ -31,11 +31,13 @@ that can make the verdict unknown), or both say default / inner-access.
 """
 
 import argparse
+import atexit
 import collections
 import ipaddress
 import json
 import os
 import random
+import shutil
 import struct
 import subprocess
 import sys
@@ -664,6 +666,9 @@ def main():
 
     tmp = args.keep or tempfile.mkdtemp(prefix="sgsim-diff-")
     os.makedirs(tmp, exist_ok=True)
+    if not args.keep:
+        # The generated files go with the run (each run wrote about 14 MB and left it).
+        atexit.register(shutil.rmtree, tmp, True)
     if args.suite:
         return 1 if run_suite(args.suite, args.sgsim, tmp) else 0
     total = agreed = 0
