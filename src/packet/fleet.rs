@@ -88,10 +88,13 @@ fn absolute(path: &Path) -> Result<String, String> {
         .to_string())
 }
 
-/// Parquet options that take any file name (the caller has checked the magic bytes).
-fn any_name() -> ParquetReadOptions<'static> {
+/// Parquet options that take any file name (the caller has checked the magic bytes), with
+/// the file's schema as sgsim reads it when given (text columns as dictionaries: see
+/// `parquet::dict`); DataFusion then hands over dictionary arrays, cast on its own tasks.
+fn options(schema: Option<&arrow_schema::Schema>) -> ParquetReadOptions<'_> {
     ParquetReadOptions {
         file_extension: "",
+        schema,
         ..Default::default()
     }
 }
@@ -116,12 +119,16 @@ pub struct Batches {
 impl Batches {
     /// Plans the scan of `path` (the columns `columns`, by name) and starts every
     /// partition.
-    pub fn open(path: &Path, columns: &[String]) -> Result<Batches, String> {
+    pub fn open(
+        path: &Path,
+        columns: &[String],
+        schema: Option<&arrow_schema::Schema>,
+    ) -> Result<Batches, String> {
         let rt = runtime()?;
         let location = absolute(path)?;
         let streams = rt
             .block_on(async {
-                let frame = context().read_parquet(location, any_name()).await?;
+                let frame = context().read_parquet(location, options(schema)).await?;
                 frame
                     .select_columns(&names(columns))?
                     .execute_stream_partitioned()
@@ -134,7 +141,12 @@ impl Batches {
     /// Submits the scan of `path` to the Ballista cluster at `url` (`df://HOST:PORT`):
     /// one job whose partitions come back one after another in partition order.
     #[cfg(feature = "cluster")]
-    pub fn open_remote(url: &str, path: &Path, columns: &[String]) -> Result<Batches, String> {
+    pub fn open_remote(
+        url: &str,
+        path: &Path,
+        columns: &[String],
+        schema: Option<&arrow_schema::Schema>,
+    ) -> Result<Batches, String> {
         use ballista::prelude::{SessionConfigExt, SessionContextExt};
         use datafusion::execution::SessionStateBuilder;
         let rt = runtime()?;
@@ -153,7 +165,7 @@ impl Batches {
                     .with_default_features()
                     .build();
                 let ctx = SessionContext::remote_with_state(url, state).await?;
-                let frame = ctx.read_parquet(location, any_name()).await?;
+                let frame = ctx.read_parquet(location, options(schema)).await?;
                 frame
                     .select_columns(&names(columns))?
                     .execute_stream()
@@ -271,7 +283,7 @@ mod tests {
         w.close().unwrap();
         assert!(std::fs::metadata(&path).unwrap().len() > 4 * MIN_SPLIT as u64);
 
-        let mut batches = Batches::open(&path, &["n".to_string()]).unwrap();
+        let mut batches = Batches::open(&path, &["n".to_string()], None).unwrap();
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         assert!(
             batches.parts.len() > 1 || cores == 1,

@@ -279,21 +279,23 @@ impl Reader {
     /// decoded on every core and handed out in row order, as [`Reader::new`] hands them.
     #[cfg(feature = "fleet")]
     pub fn scan(path: &std::path::Path) -> Result<Reader, FlowError> {
-        Reader::scanned(path, |names| super::fleet::Batches::open(path, names))
+        Reader::scanned(path, |names, schema| {
+            super::fleet::Batches::open(path, names, Some(schema))
+        })
     }
 
     /// As [`Reader::scan`], the scan run by the Ballista cluster at `url`.
     #[cfg(feature = "cluster")]
     pub fn scan_remote(url: &str, path: &std::path::Path) -> Result<Reader, FlowError> {
-        Reader::scanned(path, |names| {
-            super::fleet::Batches::open_remote(url, path, names)
+        Reader::scanned(path, |names, schema| {
+            super::fleet::Batches::open_remote(url, path, names, Some(schema))
         })
     }
 
     #[cfg(feature = "fleet")]
     fn scanned(
         path: &std::path::Path,
-        start: impl FnOnce(&[String]) -> Result<super::fleet::Batches, String>,
+        start: impl FnOnce(&[String], &arrow_schema::Schema) -> Result<super::fleet::Batches, String>,
     ) -> Result<Reader, FlowError> {
         let file = std::fs::File::open(path).map_err(|e| FlowError::File(e.to_string()))?;
         let len = file.metadata().map(|m| m.len()).unwrap_or(0);
@@ -303,7 +305,9 @@ impl Reader {
             .map(|&c| meta.schema().field(c).name().clone())
             .collect();
         let groups = row_groups(&meta);
-        let batches = start(&names).map_err(|why| FlowError::File(format!("DataFusion: {why}")))?;
+        // The scan reads the text columns as dictionaries too (the schema `inspect` hints).
+        let batches = start(&names, meta.schema())
+            .map_err(|why| FlowError::File(format!("DataFusion: {why}")))?;
         let file = Arc::new(file);
         let open = opener(move || file.try_clone(), meta, wanted);
         Ok(Reader::with(Supply::Scan(batches, open), groups, len))
