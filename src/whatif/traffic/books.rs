@@ -8,7 +8,7 @@ use rustc_hash::FxHashMap;
 use super::judge::{Act, Fate, Judge, Side, Why};
 use super::keys::{reverse, Key, Seen, Word};
 use super::tally::{min_opt, push_top, Agg, Top};
-use super::{ACK, FIN, MAX_CLIENTS, RST, SECOND, SYN};
+use super::{ACK, FIN, RST, SECOND, SYN};
 use crate::model::{Action, Direction, Header, IpProtocol, Provider};
 use crate::track::{self, is_echo_reply, is_echo_request};
 use crate::whatif::report::Effect;
@@ -295,15 +295,9 @@ impl Books {
         };
         // Clients of the connections that change now (a surviving one keeps its client).
         if outcome != Effect::Surviving {
-            if svc.clients.len() < MAX_CLIENTS {
-                svc.clients.insert(client);
-            } else if !svc.clients.contains(&client) {
-                svc.clients_capped = true;
-            }
+            svc.add_client(client);
         }
-        if svc.example.is_none() {
-            svc.example = Some((f.before[0], f.fresh, header));
-        }
+        svc.offer_example(c.first_ns, header, f.before[0], f.fresh);
         push_top(
             &mut agg.top,
             Top {

@@ -396,8 +396,8 @@ impl Part {
             latest: u64,
             top: usize,
         ) {
-            // In the table's order, as a retain visits it (finishing in another order could
-            // change which connection is a service's example).
+            // In the table's order; the report does not depend on it (a service's example
+            // is its earliest connection, its clients past the cap the smallest).
             let idle =
                 |c: &mut Conn<A>| latest.saturating_sub(c.last_ns) > u64::from(c.idle_s) * SECOND;
             for c in conns.extract_if(idle) {
@@ -540,7 +540,7 @@ impl Run<'_> {
             .into_iter()
             .filter_map(|((eni, direction, protocol, port, v6), s)| {
                 let id = eni_id(eni)?;
-                let (b, a, _) = s.example?;
+                let (_, _, b, a) = s.example?;
                 Some(Impact {
                     eni_name: names.eni(&id),
                     instance: names.instance(&id),

@@ -23,10 +23,44 @@ pub(super) struct Service {
     pub(super) bytes: u64,
     pub(super) first_ns: Option<u64>,
     pub(super) last_ns: Option<u64>,
+    /// Its clients; past [`MAX_CLIENTS`], the smallest addresses ([`Service::add_client`]).
     pub(super) clients: BTreeSet<IpAddr>,
     pub(super) clients_capped: bool,
-    /// The opener's verdicts of its first connection, before and after.
-    pub(super) example: Option<(Step, Step, Header)>,
+    /// Its earliest connection (first seen, then header) and the opener's verdicts of it,
+    /// before and after ([`Service::offer_example`]).
+    pub(super) example: Option<(u64, Header, Step, Step)>,
+}
+
+impl Service {
+    /// Adds a client. Past [`MAX_CLIENTS`] the smallest addresses are kept, so which ones
+    /// are kept does not depend on the order connections finish in (partitions, sweeps).
+    pub(super) fn add_client(&mut self, client: IpAddr) {
+        self.clients.insert(client);
+        if self.clients.len() > MAX_CLIENTS {
+            self.clients.pop_last();
+            self.clients_capped = true;
+        }
+    }
+
+    /// Offers a connection as the service's example: the earliest (first seen, then
+    /// header) is kept, whatever order connections finish in. Keeping the first finished
+    /// made the example, and the verdicts the report prints for the service, depend on the
+    /// number of partitions (so on the machine's cores) and on the table's order.
+    pub(super) fn offer_example(
+        &mut self,
+        first_ns: u64,
+        header: Header,
+        before: Step,
+        after: Step,
+    ) {
+        if self
+            .example
+            .as_ref()
+            .is_none_or(|e| (first_ns, header) < (e.0, e.1))
+        {
+            self.example = Some((first_ns, header, before, after));
+        }
+    }
 }
 
 /// (ENI, direction, protocol, port, IPv6).
@@ -169,14 +203,10 @@ impl Agg {
             mine.last_ns = mine.last_ns.max(s.last_ns);
             mine.clients_capped |= s.clients_capped;
             for c in s.clients {
-                if mine.clients.len() >= MAX_CLIENTS {
-                    mine.clients_capped = true;
-                    break;
-                }
-                mine.clients.insert(c);
+                mine.add_client(c);
             }
-            if mine.example.is_none() {
-                mine.example = s.example;
+            if let Some((first_ns, header, before, after)) = s.example {
+                mine.offer_example(first_ns, header, before, after);
             }
         }
         for t in o.top {
@@ -233,5 +263,75 @@ pub(super) fn min_opt(a: Option<u64>, b: Option<u64>) -> Option<u64> {
         (Some(x), Some(y)) => Some(x.min(y)),
         (x, None) => x,
         (None, y) => y,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::whatif::traffic::judge::{Act, Side, Why};
+
+    fn step(rule: u32) -> Step {
+        Step {
+            act: Act::Accept,
+            why: Why::Rule(rule),
+            side: Side::Before,
+        }
+    }
+
+    fn header(client: u32, port: u16) -> Header {
+        let client = IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0000 + client));
+        Header::new(client, "10.9.0.1".parse().unwrap(), 6, port, 5432).unwrap()
+    }
+
+    /// A service counted from its connections finished in any order, in one partition or
+    /// spread over several and merged in any order, reads the same: its example is the
+    /// earliest connection and, past the cap, its clients are the smallest addresses.
+    #[test]
+    fn a_service_reads_the_same_whatever_order_its_connections_finish_in() {
+        // (first seen, client, client port, rule): two connections start at 5, and the
+        // clients number more than the cap.
+        let n = MAX_CLIENTS as u32 + 100;
+        let conns: Vec<(u64, u32, u16, u32)> = (0..n)
+            .map(|i| (u64::from(9 + i % 7), n - i, 40000 + (i % 3) as u16, i % 5))
+            .chain([(5, 7, 41000, 98), (5, 7, 40999, 99)])
+            .collect();
+        let fill = |order: &mut dyn Iterator<Item = &(u64, u32, u16, u32)>| {
+            let mut s = Service::default();
+            for &(t, client, port, rule) in order {
+                let h = header(client, port);
+                s.add_client(h.src());
+                s.offer_example(t, h, step(rule), step(rule + 1));
+            }
+            s
+        };
+        let read = |s: &Service| (s.example, s.clients.clone(), s.clients_capped);
+        let forward = fill(&mut conns.iter());
+        let backward = fill(&mut conns.iter().rev());
+        assert_eq!(read(&forward), read(&backward));
+        let (t, h, b, a) = forward.example.unwrap();
+        assert_eq!((t, h, b, a), (5, header(7, 40999), step(99), step(100)));
+        assert_eq!(forward.clients.len(), MAX_CLIENTS);
+        assert!(forward.clients_capped);
+        assert_eq!(
+            forward.clients.last(),
+            Some(&header(MAX_CLIENTS as u32, 0).src())
+        );
+        // Spread over three partitions, merged one way and the other.
+        let parts: Vec<Service> = (0..3)
+            .map(|p| fill(&mut conns.iter().skip(p).step_by(3)))
+            .collect();
+        let merge = |order: &[usize]| {
+            let mut all = Agg::default();
+            for &p in order {
+                let mut one = Agg::default();
+                one.services
+                    .insert((0, Direction::Ingress, 6, 5432, false), parts[p].clone());
+                all.merge(one, 0);
+            }
+            read(&all.services[&(0, Direction::Ingress, 6, 5432, false)])
+        };
+        assert_eq!(merge(&[0, 1, 2]), read(&forward));
+        assert_eq!(merge(&[2, 1, 0]), read(&forward));
     }
 }
