@@ -101,14 +101,15 @@ use crate::classify::{By, Decision, Point, Verdict};
 
 pub use evaluator::Evaluator;
 
-/// Hash maps on the per-packet path use FxHash: fast, and the keys are not attacker-chosen
-/// in a way that matters to an offline simulator.
-type Map<K, V> =
-    std::collections::HashMap<K, V, std::hash::BuildHasherDefault<rustc_hash::FxHasher>>;
 pub(crate) use flows::{is_echo_reply, is_echo_request, timeout};
 pub use places::Places;
 pub use untracked::untracked_enis;
 pub(crate) use untracked::{eni_infos, EniInfo};
+
+/// Hash maps on the per-packet path use FxHash: fast, and the keys are not attacker-chosen
+/// in a way that matters to an offline simulator.
+type Map<K, V> =
+    std::collections::HashMap<K, V, std::hash::BuildHasherDefault<rustc_hash::FxHasher>>;
 
 /// Evaluation options.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
