@@ -30,7 +30,7 @@ const NO_ENI: u32 = u32::MAX;
 #[derive(Clone, Debug)]
 pub(super) struct Conn<A> {
     pub(super) key: Key<A>,
-    first_ns: u64,
+    pub(super) first_ns: u64,
     pub(super) last_ns: u64,
     /// Whether side `a` of the key is the opener.
     pub(super) o_is_a: bool,
@@ -420,6 +420,26 @@ impl Books {
             idle_s: u32::MAX,
             fate: id,
             ends: ends.map(|e| e.unwrap_or(NO_ENI)),
+            packets: [[0; 2]; 2],
+            bytes: [[0; 2]; 2],
+        }
+    }
+}
+
+#[cfg(test)]
+impl<A> Conn<A> {
+    /// A connection of no items yet with key `k`, last seen at `t`, of fate 0.
+    pub(super) fn for_test(k: Key<A>, t: u64) -> Conn<A> {
+        Conn {
+            key: k,
+            first_ns: 0,
+            last_ns: t,
+            o_is_a: true,
+            flags: 0,
+            flips: 0,
+            idle_s: u32::MAX,
+            fate: 0,
+            ends: [NO_ENI; 2],
             packets: [[0; 2]; 2],
             bytes: [[0; 2]; 2],
         }

@@ -1,6 +1,6 @@
 //! Judging a connection: verdicts per point and world, and its fate across the revoke.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::net::IpAddr;
 
 use rustc_hash::FxHashMap;
@@ -135,7 +135,7 @@ pub struct Judge {
     after_info: Vec<EniInfo>,
     v4: FxHashMap<u32, u32>,
     v6: FxHashMap<u128, u32>,
-    pub(super) eni_ids: HashMap<EniId, u32>,
+    pub(super) eni_ids: FxHashMap<EniId, u32>,
     /// Per ENI: whether one of its groups loses a rule (elsewhere nothing changes).
     touched: Vec<bool>,
     pub(super) config: Config,

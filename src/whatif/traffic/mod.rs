@@ -54,6 +54,9 @@
 //!
 //! Each connection is judged once per world when it is first seen (two to eight lookups);
 //! each packet costs one probe of its partition's connection table and a few counters.
+//! With millions of live connections that probe is a miss to memory, so a partition asks
+//! for the table slot and the connection of the items a few places ahead of the one it
+//! judges (`conns.rs`), and its misses overlap instead of following one another.
 //! Items are routed to [`Config::partitions`] partitions by a hash of their connection key
 //! and the partitions run on the rayon pool, each in input order, so the result does not
 //! depend on the number of partitions (the tests check it against a plain per-packet
@@ -70,6 +73,8 @@
 //!   opener crosses, the reverse header.
 //! - `books.rs`: live connections, interned fates, and how items and finished connections
 //!   are counted.
+//! - `conns.rs`: a partition's table of live connections of one address family, a dense
+//!   vector and an open-addressing index of positions that the loop can prefetch.
 //! - `tally.rs`: the totals: packets, connections, rule hits, services, the top-N, merged
 //!   across partitions.
 //! - `run.rs`: the [`Run`]: routing to partitions, fragments, sweeps, the end of an input
@@ -78,6 +83,7 @@
 //!   [`synthetic_sessions`], [`synthetic_items_with_flags`]).
 
 mod books;
+mod conns;
 mod judge;
 mod keys;
 mod run;

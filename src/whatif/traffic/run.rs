@@ -2,14 +2,13 @@
 //! idle connections swept, and the report's traffic sections written at the end.
 
 use std::collections::{BTreeSet, HashMap};
-use std::hash::BuildHasher;
 use std::net::IpAddr;
 
-use hashbrown::hash_table::{Entry, HashTable};
 use rayon::prelude::*;
-use rustc_hash::{FxBuildHasher, FxHashMap};
+use rustc_hash::FxHashMap;
 
 use super::books::{closed, Books, Conn};
+use super::conns::Conns;
 use super::judge::Judge;
 use super::keys::{key_of, v6_bits, Key, Seen, Word};
 use super::tally::{Agg, Service, ServiceKey};
@@ -24,12 +23,15 @@ const MIN_SUB_CHUNK: usize = 2048;
 const MAX_FRAGMENTS: usize = 65536;
 /// Idle connections are swept once the clock has moved this far since the last sweep.
 const SWEEP_EVERY: u64 = 30 * SECOND;
+/// How many items ahead a partition asks for the index slot of an item's connection; the
+/// connection itself is asked for half as far ahead.
+const PREFETCH: usize = 8;
 
 /// A partition: its live connections, and its books (the fates they share, its totals).
 #[derive(Default)]
 struct Part {
-    conns4: HashTable<Conn<u32>>,
-    conns6: HashTable<Conn<u128>>,
+    conns4: Conns<u32>,
+    conns6: Conns<u128>,
     books: Books,
     /// The chunk time of the last sweep and how many connections it left; items since.
     swept: (u64, usize),
@@ -239,7 +241,14 @@ impl<'j> Run<'j> {
         let top = judge.config.top;
         let run = |(p, part): (usize, &mut Part)| {
             for r in routed_now {
-                for (seen, hash) in &r.tasks[p] {
+                let tasks = &r.tasks[p];
+                for (i, (seen, hash)) in tasks.iter().enumerate() {
+                    if let Some((s, h)) = tasks.get(i + PREFETCH) {
+                        part.prefetch(s, *h, false);
+                    }
+                    if let Some((s, h)) = tasks.get(i + PREFETCH / 2) {
+                        part.prefetch(s, *h, true);
+                    }
                     part.judge(judge, seen, *hash, at, top);
                 }
             }
@@ -288,8 +297,8 @@ impl<'j> Run<'j> {
                     books,
                     ..
                 } = part;
-                let n = evict_older(conns4, books, cutoff, top)
-                    + evict_older(conns6, books, cutoff, top);
+                let n = conns4.extract_if(|c| c.last_ns <= cutoff, |c| books.finish(&c, top))
+                    + conns6.extract_if(|c| c.last_ns <= cutoff, |c| books.finish(&c, top));
                 books.agg.connections.evicted += n;
                 n
             })
@@ -338,6 +347,18 @@ impl<'j> Run<'j> {
 }
 
 impl Part {
+    /// Asks the memory for what judging `s` will read: the index slot of its connection
+    /// (`conn` false), or the connection itself (`conn` true).
+    fn prefetch(&self, s: &Seen, hash: u64, conn: bool) {
+        let v4 = s.header.src().is_ipv4() && s.header.dst().is_ipv4();
+        match (v4, conn) {
+            (true, false) => self.conns4.prefetch_slot(hash),
+            (true, true) => self.conns4.prefetch_conn(hash),
+            (false, false) => self.conns6.prefetch_slot(hash),
+            (false, true) => self.conns6.prefetch_conn(hash),
+        }
+    }
+
     fn judge(&mut self, judge: &Judge, s: &Seen, hash: u64, at: u64, top: usize) {
         let eni = Judge::key_eni(s);
         let h = &s.header;
@@ -390,19 +411,12 @@ impl Part {
             books,
             ..
         } = self;
-        fn sweep<A: Word>(
-            conns: &mut HashTable<Conn<A>>,
-            books: &mut Books,
-            latest: u64,
-            top: usize,
-        ) {
+        fn sweep<A: Word>(conns: &mut Conns<A>, books: &mut Books, latest: u64, top: usize) {
             // In the table's order; the report does not depend on it (a service's example
             // is its earliest connection, its clients past the cap the smallest).
             let idle =
                 |c: &mut Conn<A>| latest.saturating_sub(c.last_ns) > u64::from(c.idle_s) * SECOND;
-            for c in conns.extract_if(idle) {
-                books.finish(&c, top);
-            }
+            conns.extract_if(idle, |c| books.finish(&c, top));
         }
         sweep(conns4, books, latest, top);
         sweep(conns6, books, latest, top);
@@ -411,25 +425,10 @@ impl Part {
     }
 }
 
-/// Finishes the connections last seen at or before `cutoff`; returns how many.
-fn evict_older<A: Word>(
-    conns: &mut HashTable<Conn<A>>,
-    books: &mut Books,
-    cutoff: u64,
-    top: usize,
-) -> u64 {
-    let mut n = 0;
-    for c in conns.extract_if(|c| c.last_ns <= cutoff) {
-        books.finish(&c, top);
-        n += 1;
-    }
-    n
-}
-
 /// Judges one item against its partition's connections of one address family.
 #[allow(clippy::too_many_arguments)]
 fn step<A: Word>(
-    conns: &mut HashTable<Conn<A>>,
+    conns: &mut Conns<A>,
     books: &mut Books,
     judge: &Judge,
     s: &Seen,
@@ -439,30 +438,28 @@ fn step<A: Word>(
     at: u64,
     top: usize,
 ) {
-    let rehash = |c: &Conn<A>| FxBuildHasher.hash_one(c.key);
-    match conns.entry(hash, |c| c.key == k, rehash) {
-        Entry::Occupied(mut o) => {
-            let c = o.get();
+    match conns.find(hash, &k) {
+        Some(p) => {
+            let c = conns.get(p);
             let idle = s.ts_ns.saturating_sub(c.last_ns) > u64::from(c.idle_s) * SECOND;
             let syn = s.record.is_none() && s.flags & (SYN | ACK) == SYN;
             if idle || (closed(c.flags) && syn) {
-                let (old, vacant) = o.remove();
-                books.finish(&old, top);
+                books.finish(c, top);
                 let mut c = books.open(judge, s, k, src_is_a, at);
                 let d = usize::from(src_is_a != c.o_is_a);
                 books.count(&mut c, d, s, at);
-                vacant.insert(c);
+                conns.replace(p, c);
             } else {
-                let c = o.get_mut();
+                let c = conns.get_mut(p);
                 let d = usize::from(src_is_a != c.o_is_a);
                 books.count(c, d, s, at);
             }
         }
-        Entry::Vacant(v) => {
+        None => {
             let mut c = books.open(judge, s, k, src_is_a, at);
             let d = usize::from(src_is_a != c.o_is_a);
             books.count(&mut c, d, s, at);
-            v.insert(c);
+            conns.insert(hash, c);
         }
     }
 }
