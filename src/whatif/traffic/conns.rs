@@ -103,6 +103,12 @@ impl<A: Word> Conns<A> {
 
     /// Adds `c`, whose key is not held (its hash: `hash`).
     pub(super) fn insert(&mut self, hash: u64, c: Conn<A>) {
+        // A rebuild hashes the keys afresh: the caller's hash must be the key's.
+        debug_assert_eq!(
+            hash,
+            key_hash(&c.key),
+            "a key's hash differs from its items'"
+        );
         let p = self.conns.len();
         self.conns.push(c);
         if 2 * self.conns.len() > self.index.len() {
