@@ -940,3 +940,58 @@ fn memory_is_bounded_by_evicting_the_least_recently_seen_connections_whatever_th
     // Which connections are evicted depends on them alone, not on the partitioning.
     assert!(reports.windows(2).all(|w| w[0] == w[1]), "{reports:?}");
 }
+
+/// Regression (found 2026-12-07): at an untracked point (AWS, rules open to anywhere both
+/// ways) that the revoke does not touch, the packets of a connection open at the revoke
+/// instant are judged by the rules after, and count as those rules' hits after. They were
+/// counted as established (no rule) when the ENI was untouched: a web rule that kept
+/// accepting every packet showed 0 hits after.
+#[test]
+fn regression_untracked_connections_open_at_the_revoke_count_as_hits_of_the_rules_after() {
+    let s = state(serde_json::json!({
+        "groups": [{"id": "sg-web", "provider": "aws", "name": "web"},
+                   {"id": "sg-db", "provider": "aws", "name": "db"}],
+        "rules": [
+            {"id": "sgr-web", "group": "sg-web", "direction": "ingress", "action": "accept",
+             "protocol": "tcp", "dst_ports": "443", "remote": {"cidr": "0.0.0.0/0"}},
+            {"id": "sgr-web-out", "group": "sg-web", "direction": "egress", "action": "accept",
+             "protocol": "all", "remote": {"cidr": "0.0.0.0/0"}},
+            {"id": "sgr-db", "group": "sg-db", "direction": "ingress", "action": "accept",
+             "protocol": "tcp", "dst_ports": "5432", "remote": {"cidr": "10.0.0.0/8"}},
+            {"id": "sgr-db-ssh", "group": "sg-db", "direction": "ingress", "action": "accept",
+             "protocol": "tcp", "dst_ports": "22", "remote": {"cidr": "10.0.0.0/8"}},
+            {"id": "sgr-db-out", "group": "sg-db", "direction": "egress", "action": "accept",
+             "protocol": "all", "remote": {"cidr": "0.0.0.0/0"}}
+        ],
+        "enis": [{"id": "eni-web", "ips": ["10.0.0.10"], "groups": ["sg-web"]},
+                 {"id": "eni-db", "ips": ["10.0.1.10"], "groups": ["sg-db"]}]
+    }));
+    let mut raw = Vec::new();
+    // Opened at T0, open at the revoke (T0 + 100 s): 3 + 10 + 3 packets, one every 10 s.
+    session(
+        &mut raw,
+        "203.0.113.7:50000",
+        "10.0.0.10:443",
+        0,
+        10,
+        10,
+        false,
+    );
+    let items = items(raw);
+    let r = what_if(
+        &s,
+        "Action=RevokeSecurityGroupIngress&GroupId=sg-db&SecurityGroupRuleId.1=sgr-db-ssh",
+        &items,
+        at(100),
+        4,
+    );
+    let hits = |id: &str| {
+        let h = r.rules.iter().find(|h| h.rule_id.as_str() == id).unwrap();
+        (h.before, h.after)
+    };
+    // Client to server: SYN, ACK, 5 data, FIN, ACK; server to client: SYN-ACK, 5 data, FIN.
+    assert_eq!(hits("sgr-web"), (9, 9));
+    assert_eq!(hits("sgr-web-out"), (7, 7));
+    assert_eq!(r.connections.total, 1);
+    assert_eq!(r.connections.broken + r.connections.surviving, 0);
+}
