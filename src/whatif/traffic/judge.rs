@@ -127,6 +127,17 @@ impl Fate {
 /// The ENI and direction where an item is judged, or where a connection's opener crosses.
 pub(super) type Ends = [Option<u32>; 2];
 
+/// How the rules of an ENI's groups differ in the state after.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Touch {
+    /// Not at all: every verdict is the same.
+    None,
+    /// Rules were taken away only (a revoke).
+    Lost,
+    /// Rules were added or changed.
+    Changed,
+}
+
 /// Judges traffic against the states before and after a revoke.
 pub struct Judge {
     pub(super) before: Table,
@@ -136,8 +147,8 @@ pub struct Judge {
     v4: FxHashMap<u32, u32>,
     v6: FxHashMap<u128, u32>,
     pub(super) eni_ids: FxHashMap<EniId, u32>,
-    /// Per ENI: whether one of its groups loses a rule (elsewhere nothing changes).
-    touched: Vec<bool>,
+    /// Per ENI: how the rules of its groups differ after.
+    touched: Vec<Touch>,
     /// Per rule of the table before: its index in the table after, when it is kept
     /// unchanged (see [`Judge::carried`]).
     kept: Vec<Option<u32>>,
@@ -160,8 +171,6 @@ impl Judge {
                 };
             }
         }
-        let kept: std::collections::HashSet<&crate::model::RuleId> =
-            after.rules.iter().map(|r| &r.id).collect();
         let (before_table, after_table) = (b?, a?);
         // A rule of the table before whose rule is in the state after, unchanged.
         let rules_before: HashMap<&crate::model::RuleId, &crate::model::Rule> =
@@ -182,16 +191,38 @@ impl Judge {
                 _ => None,
             })
             .collect();
-        let losing: BTreeSet<&crate::model::GroupId> = before
+        // How each ENI's rules differ: a revoke only takes rules away, but any two states
+        // are judged right (a rule changed or added changes its groups' rules).
+        let lost: BTreeSet<&crate::model::GroupId> = before
             .rules
             .iter()
-            .filter(|r| !kept.contains(&r.id))
+            .filter(|r| !rules_after.contains_key(&r.id))
+            .map(|r| &r.group)
+            .collect();
+        let changed: BTreeSet<&crate::model::GroupId> = before
+            .rules
+            .iter()
+            .filter(|r| rules_after.get(&r.id).is_some_and(|a| a != r))
+            .chain(
+                after
+                    .rules
+                    .iter()
+                    .filter(|r| rules_before.get(&r.id) != Some(r)),
+            )
             .map(|r| &r.group)
             .collect();
         let touched = before
             .enis
             .iter()
-            .map(|e| e.groups.iter().any(|g| losing.contains(g)))
+            .map(|e| {
+                if e.groups.iter().any(|g| changed.contains(g)) {
+                    Touch::Changed
+                } else if e.groups.iter().any(|g| lost.contains(g)) {
+                    Touch::Lost
+                } else {
+                    Touch::None
+                }
+            })
             .collect();
         Ok(Judge {
             touched,
@@ -242,14 +273,19 @@ impl Judge {
     }
 
     /// A verdict of the world before as the world after gives it, without a lookup, when
-    /// it is sure to be the same: at an ENI the revoke does not touch (none of its groups
-    /// lost a rule), any verdict; elsewhere one that a rule kept unchanged decided (a revoke
-    /// only takes rules away, so the best-ranked matching rule stays the best) or no rule
-    /// did (the default, Alibaba's inner access: they come from the groups). A verdict
-    /// elsewhere that depends on an unresolved reference is looked up again (the revoke may
-    /// have taken that rule away). The step is the world after's, as a lookup gives it.
-    fn carried(&self, s: Step, untouched: bool) -> Option<Step> {
-        if s.side != Side::Before || (s.act == Act::Unknown && !untouched) {
+    /// it is sure to be the same: at an ENI whose rules did not change, any verdict; at one
+    /// whose groups only lost rules (a revoke), one that a rule kept unchanged decided (the
+    /// best-ranked matching rule stays the best when others go) or no rule did (the
+    /// default, Alibaba's inner access: they come from the groups). A verdict there that
+    /// depends on an unresolved reference is looked up again (the revoke may have taken
+    /// that rule away), and so is every verdict at an ENI whose rules were added or
+    /// changed. The step is the world after's, as a lookup gives it.
+    fn carried(&self, s: Step, touch: Touch) -> Option<Step> {
+        let untouched = touch == Touch::None;
+        if s.side != Side::Before
+            || touch == Touch::Changed
+            || (s.act == Act::Unknown && !untouched)
+        {
             return None;
         }
         let after = |i: u32| self.kept.get(i as usize).copied().flatten();
@@ -316,8 +352,12 @@ impl Judge {
             let Some(e) = ends[i] else { continue };
             // Verdicts before that the world after is sure to give, taken without a lookup
             // ([`Judge::carried`]).
-            let untouched = !self.touched.get(e as usize).copied().unwrap_or(true);
-            let carry = |s: Option<Step>| same.and_then(|_| self.carried(s?, untouched));
+            let touch = self
+                .touched
+                .get(e as usize)
+                .copied()
+                .unwrap_or(Touch::Changed);
+            let carry = |s: Option<Step>| same.and_then(|_| self.carried(s?, touch));
             let s = match carry(same.and_then(|b| b[0][i])) {
                 Some(s) => s,
                 None => self.step(side, e, dirs[i], h),
@@ -551,7 +591,7 @@ mod tests {
         /// group and prefix-list peers, port ranges, inner access, rules open to anywhere
         /// that make AWS flows untracked), with one to three rules revoked, at every pair of
         /// ends, new or open at the revoke; some group references point outside the state
-        /// (unknown verdicts).
+        /// (unknown verdicts), and some states after change a rule or gain one.
         #[test]
         fn reused_verdicts_give_the_fate_lookups_give(
             bytes in proptest::collection::vec(any::<u8>(), 256..4096),
@@ -579,6 +619,27 @@ mod tests {
                     after.rules.remove(i);
                 }
             }
+            // Judge::new takes any two states: sometimes a rule kept by ID changes its
+            // action, and sometimes the state after gains a rule.
+            if seed >> 62 & 1 == 1 {
+                if let Some(r) = after.rules.first_mut() {
+                    r.action = match r.action {
+                        crate::model::Action::Accept => crate::model::Action::Drop,
+                        crate::model::Action::Drop => crate::model::Action::Accept,
+                    };
+                }
+            }
+            if seed >> 61 & 1 == 1 && !before.rules.is_empty() {
+                // A rule that matches what another does, first and the other way.
+                let mut r = before.rules[(seed % before.rules.len() as u64) as usize].clone();
+                r.id = "r-added".into();
+                r.priority = crate::model::Priority(0);
+                r.action = match r.action {
+                    crate::model::Action::Accept => crate::model::Action::Drop,
+                    crate::model::Action::Drop => crate::model::Action::Accept,
+                };
+                after.rules.push(r);
+            }
             // Half the time, the revoke takes the unresolved references away too.
             if seed >> 63 == 1 {
                 after.rules.retain(|r| {
@@ -590,9 +651,10 @@ mod tests {
                 return Ok(());
             };
             let enis = before.enis.len() as u32;
-            // Headers aimed at the rules (inside, on and past their edges, replies), and
-            // some anywhere.
-            let aimed = crate::packet::synth::aimed(&before, 64, seed, 0.1);
+            // Headers aimed at the rules of both states (inside, on and past their edges,
+            // replies), and some anywhere.
+            let mut aimed = crate::packet::synth::aimed(&before, 48, seed, 0.1);
+            aimed.extend(crate::packet::synth::aimed(&after, 32, seed ^ 1, 0.0));
             for h in aimed.iter().map(|(_, h)| *h) {
                 let some = |i: u32| (enis > 0).then_some(i % enis.max(1));
                 for ends in [
