@@ -358,6 +358,18 @@ impl Judge {
                 .copied()
                 .unwrap_or(Touch::Changed);
             let carry = |s: Option<Step>| same.and_then(|_| self.carried(s?, touch));
+            // Where nothing changed, both directions are the world before's (tracking too).
+            if let (Some(b), Touch::None) = (same, touch) {
+                let reply = b[1][i].and_then(|r| match r.why {
+                    Why::Established => Some(Step { side, ..r }),
+                    _ => carry(Some(r)),
+                });
+                if let (Some(s), Some(r)) = (carry(b[0][i]), reply) {
+                    o[i] = Some(s);
+                    rep[i] = Some(r);
+                    continue;
+                }
+            }
             let s = match carry(same.and_then(|b| b[0][i])) {
                 Some(s) => s,
                 None => self.step(side, e, dirs[i], h),
