@@ -9,28 +9,21 @@
 //! hash lands, so they could not be prefetched.) Prefetching is a hint: the probe itself
 //! ([`Conns::find`]) reads the table as it is then.
 //!
-//! The index holds a slot per power of two at most half full, each slot 0 (empty) or the
-//! upper half of the key's hash over the connection's position plus one; probing is linear.
+//! The index has a power of two of slots, at most half of them used; a slot is 0 (empty)
+//! or the upper half of the key's hash above the connection's position plus one. Probing
+//! is linear.
 //! Removals ([`Conns::extract_if`]) compact the vector and rebuild the index, which costs
 //! what the scan that chose them costs.
 
-use std::hash::BuildHasher;
-
 use prefetch_index::prefetch_index;
-use rustc_hash::FxBuildHasher;
 
 use super::books::Conn;
-use super::keys::{Key, Word};
+use super::keys::{key_hash, Key, Word};
 
 const EMPTY: u64 = 0;
 const TAG: u64 = 0xffff_ffff_0000_0000;
 /// The fewest index slots.
 const MIN_SLOTS: usize = 16;
-
-/// The hash of a connection key: the one [`super::judge::Judge::hash`] gives its items.
-pub(super) fn key_hash<A: Word>(k: &Key<A>) -> u64 {
-    FxBuildHasher.hash_one(k)
-}
 
 /// The live connections of one address family (see the module docs).
 pub(super) struct Conns<A> {
@@ -58,9 +51,14 @@ impl<A: Word> Conns<A> {
         self.conns.iter()
     }
 
+    /// The slot where probing for `hash` starts (any value when the index is empty).
     fn home(&self, hash: u64) -> usize {
-        // The index has a power of two of slots (or none: then `find` returns first).
         hash as usize & self.index.len().wrapping_sub(1)
+    }
+
+    /// The slot after `i`.
+    fn next(&self, i: usize) -> usize {
+        (i + 1) & (self.index.len() - 1)
     }
 
     /// The position of the connection with key `k` (whose hash is `hash`).
@@ -68,8 +66,7 @@ impl<A: Word> Conns<A> {
         if self.index.is_empty() {
             return None;
         }
-        let mask = self.index.len() - 1;
-        let mut i = hash as usize & mask;
+        let mut i = self.home(hash);
         loop {
             let e = self.index[i];
             if e == EMPTY {
@@ -81,7 +78,7 @@ impl<A: Word> Conns<A> {
                     return Some(p);
                 }
             }
-            i = (i + 1) & mask;
+            i = self.next(i);
         }
     }
 
@@ -119,10 +116,9 @@ impl<A: Word> Conns<A> {
     }
 
     fn place(&mut self, hash: u64, p: usize) {
-        let mask = self.index.len() - 1;
-        let mut i = hash as usize & mask;
+        let mut i = self.home(hash);
         while self.index[i] != EMPTY {
-            i = (i + 1) & mask;
+            i = self.next(i);
         }
         self.index[i] = hash & TAG | (p as u64 + 1);
     }
@@ -192,7 +188,7 @@ mod tests {
 
     use super::*;
     use crate::model::Header;
-    use crate::whatif::traffic::keys::key_of;
+    use crate::whatif::traffic::keys::{key_hash, key_of};
 
     fn key(a: u8, port: u16) -> Key<u32> {
         let h = Header::new(

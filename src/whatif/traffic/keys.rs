@@ -95,6 +95,12 @@ pub(super) fn key_of<A: Word>(h: &Header, src: A, dst: A, eni: u32) -> (Key<A>, 
     }
 }
 
+/// The hash of a connection key: items are routed to partitions by it, and each
+/// partition's table ([`super::conns::Conns`]) indexes by it.
+pub(super) fn key_hash<A: Word>(k: &Key<A>) -> u64 {
+    FxBuildHasher.hash_one(k)
+}
+
 pub(super) fn v6_bits(a: IpAddr) -> u128 {
     match a {
         IpAddr::V4(a) => u128::from(a.to_ipv6_mapped()),
@@ -191,9 +197,9 @@ impl Judge {
         let h = &s.header;
         match (h.src(), h.dst()) {
             (IpAddr::V4(a), IpAddr::V4(b)) => {
-                FxBuildHasher.hash_one(key_of(h, u32::from(a), u32::from(b), eni).0)
+                key_hash(&key_of(h, u32::from(a), u32::from(b), eni).0)
             }
-            (a, b) => FxBuildHasher.hash_one(key_of(h, v6_bits(a), v6_bits(b), eni).0),
+            (a, b) => key_hash(&key_of(h, v6_bits(a), v6_bits(b), eni).0),
         }
     }
 
