@@ -357,45 +357,38 @@ impl Judge {
                 .get(e as usize)
                 .copied()
                 .unwrap_or(Touch::Changed);
-            let carry = |s: Option<Step>| same.and_then(|_| self.carried(s?, touch));
-            // Where nothing changed, both directions are the world before's (tracking too).
-            if let (Some(b), Touch::None) = (same, touch) {
-                let reply = b[1][i].and_then(|r| match r.why {
-                    Why::Established => Some(Step { side, ..r }),
-                    _ => carry(Some(r)),
-                });
-                if let (Some(s), Some(r)) = (carry(b[0][i]), reply) {
-                    o[i] = Some(s);
-                    rep[i] = Some(r);
-                    continue;
-                }
-            }
-            let s = match carry(same.and_then(|b| b[0][i])) {
-                Some(s) => s,
-                None => self.step(side, e, dirs[i], h),
-            };
+            let carry = |s: Option<Step>| self.carried(s?, touch);
+            // The verdicts before at this point (none in the world before), the reply's
+            // where the opener passed.
+            let prior = same.and_then(|b| b[0][i]);
+            let prior_reply = same
+                .and_then(|b| b[1][i])
+                .filter(|_| prior.is_some_and(|o| o.act == Act::Accept));
+            let s = carry(prior).unwrap_or_else(|| self.step(side, e, dirs[i], h));
             o[i] = Some(s);
+            let established = Step {
+                act: Act::Accept,
+                why: Why::Established,
+                side,
+            };
+            // Where nothing changed, tracking is the world before's too.
+            let unchanged =
+                prior_reply
+                    .filter(|_| touch == Touch::None)
+                    .and_then(|r| match r.why {
+                        Why::Established => Some(established),
+                        _ => carry(Some(r)),
+                    });
             rep[i] = Some(if s.act != Act::Accept {
                 s
+            } else if let Some(r) = unchanged {
+                r
             } else if self.tracked(side, e, dirs[i], h) {
-                Step {
-                    act: Act::Accept,
-                    why: Why::Established,
-                    side,
-                }
+                established
             } else {
-                // The reply before was judged by the rules too when the opener passed and
-                // the reply was not established.
-                let looked = same.and_then(|b| match (b[0][i], b[1][i]) {
-                    (Some(o), Some(r)) if o.act == Act::Accept && r.why != Why::Established => {
-                        Some(r)
-                    }
-                    _ => None,
-                });
-                match carry(looked) {
-                    Some(r) => r,
-                    None => self.step(side, e, dirs[1 - i], &r),
-                }
+                // The reply before was judged by the rules too unless it was established.
+                carry(prior_reply.filter(|r| r.why != Why::Established))
+                    .unwrap_or_else(|| self.step(side, e, dirs[1 - i], &r))
             });
         }
         [o, rep]
