@@ -59,7 +59,7 @@ use crate::model::{Action, Direction, EniId, Header};
 pub(crate) use fields::{canonical, Field, Fields, Layout, Val};
 pub use fields::{DEFAULT_V2, KNOWN};
 pub use reader::Reader;
-pub(crate) use record::{record, Outcome};
+pub(crate) use record::{record, Outcome, SKIP_NODATA, SKIP_NO_ADDRESSES, SKIP_SKIPDATA};
 
 /// The longest line read, in bytes; longer lines are skipped without being held.
 pub const MAX_LINE: usize = 1 << 20;

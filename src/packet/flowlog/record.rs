@@ -64,6 +64,11 @@ fn with_text<T, F: Fields + ?Sized>(
     }
 }
 
+/// Why records are skipped (not used, not malformed).
+pub(crate) const SKIP_NODATA: &str = "NODATA record (no traffic in the window)";
+pub(crate) const SKIP_SKIPDATA: &str = "SKIPDATA record (records lost)";
+pub(crate) const SKIP_NO_ADDRESSES: &str = "record without addresses";
+
 /// Warnings a record can raise (counted, the record is still used).
 pub(super) const WARN_VERSION: &str = "record version newer than known (fields read by name)";
 pub(super) const WARN_START_AFTER_END: &str = "start after end (window kept as logged)";
@@ -78,8 +83,8 @@ pub(crate) fn record<F: Fields + ?Sized>(
     warn: &mut dyn FnMut(&'static str),
 ) -> Outcome {
     let skip = with_text(f, Field::LogStatus, |status| match status {
-        Some("NODATA") => Some("NODATA record (no traffic in the window)"),
-        Some("SKIPDATA") => Some("SKIPDATA record (records lost)"),
+        Some("NODATA") => Some(SKIP_NODATA),
+        Some("SKIPDATA") => Some(SKIP_SKIPDATA),
         _ => None,
     });
     if let Some(why) = skip {
@@ -161,7 +166,7 @@ pub(crate) fn record<F: Fields + ?Sized>(
     };
     match parse(warn) {
         Ok(Some(r)) => Outcome::Record(Box::new(r)),
-        Ok(None) => Outcome::Skip("record without addresses"),
+        Ok(None) => Outcome::Skip(SKIP_NO_ADDRESSES),
         Err(why) => Outcome::Malformed(why),
     }
 }

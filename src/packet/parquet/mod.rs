@@ -42,6 +42,8 @@ use super::Summary;
 
 mod dict;
 use dict::{dictionary_hint, Dicts, Pre};
+mod lanes;
+use lanes::Lanes;
 
 /// Rows decoded at a time.
 pub const BATCH: usize = 8192;
@@ -391,6 +393,7 @@ impl Reader {
         let group = self.group.saturating_sub(1);
         let first = self.group_start + self.group_rows + 1;
         let summary = &mut self.summary;
+        let lanes = Lanes::new(cols, batch.num_rows());
         for i in 0..batch.num_rows() {
             let row = first + i as u64;
             let index = self.index;
@@ -400,7 +403,11 @@ impl Reader {
                 *summary.warnings.entry(w.to_string()).or_default() += 1;
                 summary.example(format!("row group {group}, row {row}: {w}"));
             };
-            match flowlog::record(&Row { cols, i }, Format::Parquet, row, index, &mut warn) {
+            let outcome = match lanes.record(cols, i, row, index) {
+                Some(o) => o,
+                None => flowlog::record(&Row { cols, i }, Format::Parquet, row, index, &mut warn),
+            };
+            match outcome {
                 Outcome::Record(r) => {
                     summary.decoded += 1;
                     self.pending.push_back(Ok(r));

@@ -199,3 +199,234 @@ fn regression_a_chunk_of_nulls_only_is_an_empty_dictionary_not_a_panic() {
     let got = read(&b, &mut Dicts::default());
     assert_eq!(got, read(&batch(false).slice(0, 2), &mut Dicts::default()));
 }
+
+/// How a generated column holds its field.
+#[derive(Clone, Copy, Debug)]
+enum Kind {
+    Missing,
+    Dict,
+    Plain,
+    Int64,
+    Int32,
+}
+
+/// A generated cell: text, a number, or null.
+#[derive(Clone, Debug)]
+enum Lit {
+    Text(&'static str),
+    Num(i64),
+    Null,
+}
+
+/// Values of every form a field meets: good ones of each field, absent ones, text where a
+/// number belongs, numbers out of range, words that are no direction or action.
+const TEXTS: [&str; 24] = [
+    "10.0.0.1",
+    "10.0.0.2",
+    "2001:db8::1",
+    "-",
+    "",
+    "NODATA",
+    "SKIPDATA",
+    "OK",
+    "ACCEPT",
+    "accept",
+    "REJECT",
+    "reject",
+    "maybe",
+    "ingress",
+    "in",
+    "egress",
+    "out",
+    "eni-a",
+    "6",
+    "443",
+    "-5",
+    "70000",
+    "BPA",
+    "not-an-address",
+];
+const NUMS: [i64; 16] = [
+    -1,
+    0,
+    1,
+    2,
+    5,
+    6,
+    11,
+    17,
+    255,
+    256,
+    443,
+    65535,
+    65536,
+    1_700_000_000,
+    1_700_000_060,
+    i64::MAX,
+];
+
+/// The natural column of each field, and a good value of it in row `r`.
+fn natural(f: Field, r: usize) -> (Kind, Lit) {
+    let pick = |xs: &[&'static str]| Lit::Text(xs[r % xs.len()]);
+    match f {
+        Field::InterfaceId | Field::EniId => (Kind::Dict, pick(&["eni-a", "eni-b", "-"])),
+        Field::SrcAddr | Field::PktSrcAddr => (Kind::Dict, pick(&["10.0.0.1", "10.0.0.7"])),
+        Field::DstAddr | Field::PktDstAddr => (Kind::Dict, pick(&["10.0.0.2", "10.0.0.9"])),
+        Field::Action => (
+            Kind::Dict,
+            pick(&["ACCEPT", "REJECT", "accept", "reject", "-"]),
+        ),
+        Field::LogStatus => (Kind::Dict, pick(&["OK", "OK", "OK", "NODATA"])),
+        Field::FlowDirection | Field::Direction => {
+            (Kind::Dict, pick(&["ingress", "egress", "in", "out", "-"]))
+        }
+        Field::RejectReason => (Kind::Dict, pick(&["-", "-", "BPA"])),
+        Field::Protocol => (Kind::Int32, Lit::Num([6, 17, 1][r % 3])),
+        Field::SrcPort => (Kind::Int32, Lit::Num(40000 + r as i64)),
+        Field::DstPort => (Kind::Int32, Lit::Num(443)),
+        Field::Version => (Kind::Int32, Lit::Num(5)),
+        Field::TcpFlags => (Kind::Int32, Lit::Num(r as i64 % 64)),
+        Field::Start => (Kind::Int64, Lit::Num(1_700_000_000 + r as i64)),
+        Field::End => (Kind::Int64, Lit::Num(1_700_000_060 + r as i64)),
+        Field::Packets | Field::Bytes => (Kind::Int64, Lit::Num(r as i64 * 7)),
+    }
+}
+
+/// A batch with `kinds` per field and `rows` of cells per field.
+fn generated(kinds: &[Kind], rows: &[Vec<Lit>]) -> RecordBatch {
+    let mut cols: Vec<(&str, ArrayRef)> = Vec::new();
+    for (f, &kind) in Field::ALL.iter().zip(kinds) {
+        let cells = rows.iter().map(|r| &r[*f as usize]);
+        let text = |l: &Lit| match l {
+            Lit::Text(t) => Some(t.to_string()),
+            Lit::Num(n) => Some(n.to_string()),
+            Lit::Null => None,
+        };
+        let num = |l: &Lit| match l {
+            Lit::Text(t) => t.parse::<i64>().ok(),
+            Lit::Num(n) => Some(*n),
+            Lit::Null => None,
+        };
+        let col: ArrayRef = match kind {
+            Kind::Missing => continue,
+            Kind::Dict => {
+                let cells: Vec<Option<String>> = cells.map(text).collect();
+                Arc::new(
+                    cells
+                        .iter()
+                        .map(Option::as_deref)
+                        .collect::<DictionaryArray<Int32Type>>(),
+                )
+            }
+            Kind::Plain => Arc::new(cells.map(text).collect::<StringArray>()),
+            Kind::Int64 => Arc::new(cells.map(num).collect::<Int64Array>()),
+            Kind::Int32 => Arc::new(
+                cells
+                    .map(|l| num(l).map(|n| n as i32))
+                    .collect::<arrow_array::Int32Array>(),
+            ),
+        };
+        cols.push((f.name(), col));
+    }
+    RecordBatch::try_from_iter(cols).unwrap()
+}
+
+/// An outcome written out, with the warnings raised on the way.
+fn written(o: Outcome, warnings: &[&str]) -> String {
+    let o = match o {
+        Outcome::Record(r) => format!("{r:?}"),
+        Outcome::Skip(why) => format!("skip: {why}"),
+        Outcome::Malformed(why) => format!("malformed: {why}"),
+    };
+    format!("{o} {warnings:?}")
+}
+
+/// Rows the lanes answered, of all rows: and a failure where an answer differs from the
+/// general reading's.
+fn lanes_against_record(batch: &RecordBatch) -> Result<(usize, usize), String> {
+    let cols = columns(batch, &mut Dicts::default())?;
+    let n = batch.num_rows();
+    let l = Lanes::new(&cols, n);
+    let mut answered = 0;
+    for i in 0..n {
+        let (o, warned) = lanes::general(&cols, i, i as u64 + 1, i as u64);
+        let want = written(o, &warned);
+        if let Some(got) = l.record(&cols, i, i as u64 + 1, i as u64) {
+            answered += 1;
+            let got = written(got, &[]);
+            if got != want {
+                return Err(format!("row {i}: lanes {got}, record {want}"));
+            }
+        }
+    }
+    Ok((answered, n))
+}
+
+#[test]
+fn lanes_answer_every_row_of_a_usual_batch() {
+    let kinds: Vec<Kind> = Field::ALL.iter().map(|&f| natural(f, 0).0).collect();
+    let rows: Vec<Vec<Lit>> = (0..24)
+        .map(|r| Field::ALL.iter().map(|&f| natural(f, r).1).collect())
+        .collect();
+    let (answered, n) = lanes_against_record(&generated(&kinds, &rows)).unwrap();
+    assert_eq!(answered, n);
+    // Plain text columns (files whose text is not read as dictionaries) are left to the
+    // record, as are numbers written as text.
+    let plain: Vec<Kind> = kinds
+        .iter()
+        .map(|k| match k {
+            Kind::Dict => Kind::Plain,
+            k => *k,
+        })
+        .collect();
+    let (answered, _) = lanes_against_record(&generated(&plain, &rows)).unwrap();
+    // Only the NODATA rows (every fourth), skipped on their status alone.
+    assert_eq!(answered, 6);
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+    /// Every row the lanes answer, they answer as `flowlog::record` does: whatever the
+    /// columns' kinds, with good values of each field and some cells swapped for any form.
+    #[test]
+    fn lanes_read_rows_as_the_record_does(
+        kinds in proptest::collection::vec(0..10u8, Field::ALL.len()),
+        rows in 1..40usize,
+        swaps in proptest::collection::vec(
+            (0..40usize, 0..Field::ALL.len(), 0..(TEXTS.len() + NUMS.len() + 1)),
+            0..30,
+        ),
+    ) {
+        // Mostly each field's natural column, sometimes another kind or none.
+        let kinds: Vec<Kind> = Field::ALL
+            .iter()
+            .zip(&kinds)
+            .map(|(&f, &k)| match k {
+                0 => Kind::Missing,
+                1 => Kind::Dict,
+                2 => Kind::Plain,
+                3 => Kind::Int64,
+                4 => Kind::Int32,
+                _ => natural(f, 0).0,
+            })
+            .collect();
+        let mut cells: Vec<Vec<Lit>> = (0..rows)
+            .map(|r| Field::ALL.iter().map(|&f| natural(f, r).1).collect())
+            .collect();
+        for (r, f, v) in swaps {
+            let lit = match v {
+                v if v < TEXTS.len() => Lit::Text(TEXTS[v]),
+                v if v < TEXTS.len() + NUMS.len() => Lit::Num(NUMS[v - TEXTS.len()]),
+                _ => Lit::Null,
+            };
+            if r < rows {
+                cells[r][f] = lit;
+            }
+        }
+        let batch = generated(&kinds, &cells);
+        if let Err(e) = lanes_against_record(&batch) {
+            proptest::prop_assert!(false, "{e}\nkinds {kinds:?}");
+        }
+    }
+}
