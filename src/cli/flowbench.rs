@@ -56,7 +56,7 @@ fn pass(
     let Some(judge) = judge else {
         let mut chunk = Vec::new();
         while source.read_chunk(65536, &mut chunk)? {
-            chunk.clear();
+            sgsim::packet::recycle(&mut chunk);
         }
         let records = source.summary().decoded;
         return Ok((t.elapsed().as_secs_f64(), records, Value::Null));

@@ -165,7 +165,7 @@ pub(crate) fn record<F: Fields + ?Sized>(
         }))
     };
     match parse(warn) {
-        Ok(Some(r)) => Outcome::Record(Box::new(r)),
+        Ok(Some(r)) => Outcome::Record(crate::packet::boxed(r)),
         Ok(None) => Outcome::Skip(SKIP_NO_ADDRESSES),
         Err(why) => Outcome::Malformed(why),
     }

@@ -234,7 +234,7 @@ impl Lanes {
         };
         self.build(cols, i, src, dst, line, index)
             .ok()
-            .map(|r| Outcome::Record(Box::new(r)))
+            .map(|r| Outcome::Record(crate::packet::boxed(r)))
     }
 
     fn build(
