@@ -78,6 +78,29 @@ fn lane<'a, T: Copy>(
     out
 }
 
+/// A lane of a dictionary column: each row's entry as `entry` reads it, absent where the
+/// row is null.
+fn by_key<T: Copy>(
+    keys: &[usize],
+    nulls: Option<&arrow_buffer::NullBuffer>,
+    entry: impl Fn(usize) -> Cell<T>,
+) -> Vec<Cell<T>> {
+    match nulls {
+        None => keys.iter().map(|&k| entry(k)).collect(),
+        Some(nulls) => keys
+            .iter()
+            .enumerate()
+            .map(|(i, &k)| {
+                if nulls.is_null(i) {
+                    Cell::Absent
+                } else {
+                    entry(k)
+                }
+            })
+            .collect(),
+    }
+}
+
 /// A lane of addresses: only a dictionary's entries already read as addresses are taken
 /// (what files hold once their text is read as dictionaries).
 fn addresses(col: Option<&Col<'_>>, n: usize) -> Vec<Cell<IpAddr>> {
@@ -95,18 +118,7 @@ fn addresses(col: Option<&Col<'_>>, n: usize) -> Vec<Cell<IpAddr>> {
                 // Text that is no address: the record words the error.
                 _ => Cell::Other,
             };
-            match nulls {
-                None => keys[..n].iter().map(|&k| entry(k)).collect(),
-                Some(nulls) => (0..n)
-                    .map(|i| {
-                        if nulls.is_null(i) {
-                            Cell::Absent
-                        } else {
-                            entry(keys[i])
-                        }
-                    })
-                    .collect(),
-            }
+            by_key(&keys[..n], nulls.as_ref(), entry)
         }
         None => vec![Cell::Absent; n],
         Some(col) => lane(Some(col), n, |v| match v {
@@ -124,12 +136,39 @@ fn integers(col: Option<&Col<'_>>, n: usize) -> Vec<Cell<i64>> {
     })
 }
 
-/// A lane of words read as `read` reads them (numbers are left to the record).
+/// A lane of words read as `read` reads them (numbers are left to the record). A
+/// dictionary no longer than the batch (actions, statuses, directions: a few words) has
+/// each entry read once, and each row is then an index.
 fn words<T: Copy>(col: Option<&Col<'_>>, n: usize, read: impl Fn(&str) -> Cell<T>) -> Vec<Cell<T>> {
-    lane(col, n, |v| match v {
-        Val::Str(s) => read(&s),
-        _ => Cell::Other,
-    })
+    let word = |v: Option<Val<'_>>| match v {
+        None => Cell::Absent,
+        Some(Val::Str(s)) => read(&s),
+        Some(_) => Cell::Other,
+    };
+    match col {
+        Some(Col::Dict {
+            keys,
+            nulls,
+            values,
+            pre,
+        }) if keys.len() >= n && values.len() <= n.max(64) => {
+            // As `Col::get` reads an entry.
+            let entry: Vec<Cell<T>> = (0..values.len())
+                .map(|k| match pre.get(k) {
+                    None | Some(Pre::Null) => Cell::Absent,
+                    Some(Pre::Text) => word(match values.value(k) {
+                        "-" | "" => None,
+                        s => Some(Val::Str(std::borrow::Cow::Borrowed(s))),
+                    }),
+                    Some(Pre::Addr(_) | Pre::Eni(_)) => Cell::Other,
+                })
+                .collect();
+            by_key(&keys[..n], nulls.as_ref(), |k| {
+                entry.get(k).copied().unwrap_or(Cell::Absent)
+            })
+        }
+        _ => lane(col, n, |v| word(Some(v))),
+    }
 }
 
 /// `cell` as a `T`, `None` when absent; `Err` when it is another form or out of `T`'s range.

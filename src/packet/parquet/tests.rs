@@ -267,7 +267,11 @@ const NUMS: [i64; 16] = [
 
 /// The natural column of each field, and a good value of it in row `r`.
 fn natural(f: Field, r: usize) -> (Kind, Lit) {
-    let pick = |xs: &[&'static str]| Lit::Text(xs[r % xs.len()]);
+    // Words are null in one row of seven (after an offset, so that null rows differ).
+    let pick = |xs: &[&'static str]| match (r + f as usize) % 7 {
+        6 if !matches!(f, Field::SrcAddr | Field::DstAddr) => Lit::Null,
+        _ => Lit::Text(xs[r % xs.len()]),
+    };
     match f {
         Field::InterfaceId | Field::EniId => (Kind::Dict, pick(&["eni-a", "eni-b", "-"])),
         Field::SrcAddr | Field::PktSrcAddr => (Kind::Dict, pick(&["10.0.0.1", "10.0.0.7"])),
@@ -380,8 +384,13 @@ fn lanes_answer_every_row_of_a_usual_batch() {
         })
         .collect();
     let (answered, _) = lanes_against_record(&generated(&plain, &rows)).unwrap();
-    // Only the NODATA rows (every fourth), skipped on their status alone.
-    assert_eq!(answered, 6);
+    // Only the NODATA rows, skipped on their status alone.
+    let nodata = rows
+        .iter()
+        .filter(|r| matches!(r[Field::LogStatus as usize], Lit::Text("NODATA")))
+        .count();
+    assert!(nodata > 0);
+    assert_eq!(answered, nodata);
 }
 
 proptest::proptest! {
