@@ -16,10 +16,10 @@
 
 use std::net::IpAddr;
 
-use arrow_array::Array;
+use arrow_array::{Array, ArrayAccessor};
 
 use super::dict::Pre;
-use super::Col;
+use super::{text, Col};
 use crate::model::{Action, Direction, EniId, Header, IpProtocol};
 use crate::packet::flowlog::{
     Field, Format, Outcome, Record, Val, AWS_VERSION_MAX, SKIP_NODATA, SKIP_NO_ADDRESSES,
@@ -39,24 +39,22 @@ enum Cell<T> {
 /// Calls `each` with every row's value of `col` (`None` where absent, as [`Col::get`]
 /// reads it), one loop per kind of column so that the kind is worked out once.
 fn values<'a>(col: Option<&Col<'a>>, n: usize, mut each: impl FnMut(Option<Val<'a>>)) {
-    let text = |s: &'a str| match s {
-        "-" | "" => None,
-        s => Some(Val::Str(std::borrow::Cow::Borrowed(s))),
-    };
+    /// A column of text of any of Arrow's string types.
+    fn strings<'a, A: ArrayAccessor<Item = &'a str>>(
+        a: A,
+        n: usize,
+        each: &mut impl FnMut(Option<Val<'a>>),
+    ) {
+        (0..n).for_each(|i| each((!a.is_null(i)).then(|| a.value(i)).and_then(text)))
+    }
     let Some(col) = col else {
         (0..n).for_each(|_| each(None));
         return;
     };
     match col {
-        Col::Utf8(a) => {
-            (0..n).for_each(|i| each((!a.is_null(i)).then(|| a.value(i)).and_then(text)))
-        }
-        Col::LargeUtf8(a) => {
-            (0..n).for_each(|i| each((!a.is_null(i)).then(|| a.value(i)).and_then(text)))
-        }
-        Col::View(a) => {
-            (0..n).for_each(|i| each((!a.is_null(i)).then(|| a.value(i)).and_then(text)))
-        }
+        Col::Utf8(a) => strings(*a, n, &mut each),
+        Col::LargeUtf8(a) => strings(*a, n, &mut each),
+        Col::View(a) => strings(*a, n, &mut each),
         Col::Int { values, nulls } => match nulls {
             None => values[..n].iter().for_each(|&v| each(Some(Val::Int(v)))),
             Some(nulls) => {
@@ -114,7 +112,7 @@ fn addresses(col: Option<&Col<'_>>, n: usize) -> Vec<Cell<IpAddr>> {
             let entry = |k: usize| match pre.get(k) {
                 Some(Pre::Addr(a)) => Cell::Is(*a),
                 Some(Pre::Null) | None => Cell::Absent,
-                Some(Pre::Text) if matches!(values.value(k), "-" | "") => Cell::Absent,
+                Some(Pre::Text) if text(values.value(k)).is_none() => Cell::Absent,
                 // Text that is no address: the record words the error.
                 _ => Cell::Other,
             };
@@ -156,10 +154,7 @@ fn words<T: Copy>(col: Option<&Col<'_>>, n: usize, read: impl Fn(&str) -> Cell<T
             let entry: Vec<Cell<T>> = (0..values.len())
                 .map(|k| match pre.get(k) {
                     None | Some(Pre::Null) => Cell::Absent,
-                    Some(Pre::Text) => word(match values.value(k) {
-                        "-" | "" => None,
-                        s => Some(Val::Str(std::borrow::Cow::Borrowed(s))),
-                    }),
+                    Some(Pre::Text) => word(text(values.value(k))),
                     Some(Pre::Addr(_) | Pre::Eni(_)) => Cell::Other,
                 })
                 .collect();

@@ -166,10 +166,6 @@ impl<'a> Col<'a> {
 
     #[inline]
     fn get(&self, i: usize) -> Option<Val<'a>> {
-        let text = |s: &'a str| match s {
-            "-" | "" => None,
-            s => Some(Val::Str(std::borrow::Cow::Borrowed(s))),
-        };
         let null = |n: &Option<NullBuffer>| n.as_ref().is_some_and(|n| n.is_null(i));
         match self {
             Col::Utf8(a) => (!a.is_null(i)).then(|| a.value(i)).and_then(text),
@@ -194,6 +190,14 @@ impl<'a> Col<'a> {
                 }
             }
         }
+    }
+}
+
+/// A text cell's value: `-` and the empty string mean absent.
+fn text(s: &str) -> Option<Val<'_>> {
+    match s {
+        "-" | "" => None,
+        s => Some(Val::Str(std::borrow::Cow::Borrowed(s))),
     }
 }
 
