@@ -292,7 +292,6 @@ pub struct Files {
     flow_log: bool,
     /// An error held back while items read before it are handed out.
     held: Option<TrafficError>,
-    scratch: Vec<Item>,
     done: bool,
 }
 
@@ -374,7 +373,6 @@ impl Files {
             kind: None,
             flow_log: true,
             held: None,
-            scratch: Vec::new(),
             done: false,
         }
     }
@@ -536,14 +534,17 @@ impl Files {
                 continue;
             };
             let want = max - (out.len() - start);
-            self.scratch.clear();
-            let read = source.read_chunk(want, &mut self.scratch);
+            // Read straight into `out`, then numbered (and kept or not) where they lie.
+            let from = out.len();
+            let read = source.read_chunk(want, out);
             let window = self.options.window;
-            for mut item in self.scratch.drain(..) {
+            let mut kept = from;
+            for i in from..out.len() {
+                let item = &mut out[i];
                 let index = self.base + item.index();
                 self.next_index = index + 1;
                 let keep = window.is_all()
-                    || match &item {
+                    || match &*item {
                         Item::Flow(r) => window.meets(r.start, r.end),
                         Item::Packet(p) => {
                             let s = p.ts_ns / 1_000_000_000;
@@ -554,12 +555,14 @@ impl Files {
                     self.summary.skip(&"outside --since/--until");
                     continue;
                 }
-                match &mut item {
+                match item {
                     Item::Flow(r) => r.index = index,
                     Item::Packet(p) => p.index = index,
                 }
-                out.push(item);
+                out.swap(kept, i);
+                kept += 1;
             }
+            out.truncate(kept);
             match read {
                 Ok(true) => {}
                 Ok(false) => self.finish(),

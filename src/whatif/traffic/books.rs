@@ -37,6 +37,9 @@ pub(super) struct Conn<A> {
     pub(super) flags: u8,
     /// Direction changes, saturating (UDP becomes a stream at 3).
     flips: u8,
+    /// Finished: its place in the table waits for the next connection
+    /// ([`super::conns::Conns`]).
+    pub(super) gone: bool,
     /// Its idle timeout in seconds as of its last packet (provider, protocol, stream,
     /// closed): sweeps read it without looking up the fate.
     pub(super) idle_s: u32,
@@ -417,6 +420,7 @@ impl Books {
             o_is_a: opener_is_src == src_is_a,
             flags: 0,
             flips: 0,
+            gone: false,
             idle_s: u32::MAX,
             fate: id,
             ends: ends.map(|e| e.unwrap_or(NO_ENI)),
@@ -437,6 +441,7 @@ impl<A> Conn<A> {
             o_is_a: true,
             flags: 0,
             flips: 0,
+            gone: false,
             idle_s: u32::MAX,
             fate: 0,
             ends: [NO_ENI; 2],
@@ -500,6 +505,7 @@ mod tests {
                     o_is_a: true,
                     flags: 0,
                     flips: 0,
+                    gone: false,
                     idle_s: u32::MAX,
                     fate,
                     ends: [NO_ENI; 2],

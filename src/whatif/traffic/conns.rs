@@ -12,8 +12,16 @@
 //! The index has a power of two of slots, at most half of them used; a slot is 0 (empty)
 //! or the upper half of the key's hash above the connection's position plus one. Probing
 //! is linear.
-//! Removals ([`Conns::extract_if`]) compact the vector and rebuild the index, which costs
-//! what the scan that chose them costs.
+//!
+//! Removals ([`Conns::extract_if`]) move nothing: a finished connection is marked gone and
+//! its place goes to the next connection inserted, and its index entry stays, *stale*,
+//! until the next rebuild (a probe passes over it: the place it names holds a gone
+//! connection or another key). Used entries (live and stale) are kept to at most half the
+//! slots; a rebuild indexes the live connections in three to six times their number of
+//! slots, so that the stale entries of a few removals fit before the next one. (Compacting
+//! the vector and rebuilding the index at every removal cost a tenth of the what-if of a
+//! fleet's day of flow logs, whose connections are removed by the bound on live
+//! connections a quarter at a time.)
 
 use prefetch_index::prefetch_index;
 
@@ -27,8 +35,13 @@ const MIN_SLOTS: usize = 16;
 
 /// The live connections of one address family (see the module docs).
 pub(super) struct Conns<A> {
+    /// Live connections, and gone ones whose places are in `free`.
     conns: Vec<Conn<A>>,
     index: Vec<u64>,
+    /// The places of gone connections, taken by the next inserts.
+    free: Vec<usize>,
+    /// Index entries that name no live connection of their key.
+    stale: usize,
 }
 
 impl<A> Default for Conns<A> {
@@ -36,6 +49,8 @@ impl<A> Default for Conns<A> {
         Conns {
             conns: Vec::new(),
             index: Vec::new(),
+            free: Vec::new(),
+            stale: 0,
         }
     }
 }
@@ -43,12 +58,12 @@ impl<A> Default for Conns<A> {
 impl<A: Word> Conns<A> {
     /// Connections held.
     pub(super) fn len(&self) -> usize {
-        self.conns.len()
+        self.conns.len() - self.free.len()
     }
 
     /// The connections, in no particular order.
     pub(super) fn iter(&self) -> impl Iterator<Item = &Conn<A>> {
-        self.conns.iter()
+        self.conns.iter().filter(|c| !c.gone)
     }
 
     /// The slot where probing for `hash` starts (any value when the index is empty).
@@ -74,7 +89,7 @@ impl<A: Word> Conns<A> {
             }
             if e & TAG == hash & TAG {
                 let p = position(e);
-                if self.conns.get(p).is_some_and(|c| c.key == *k) {
+                if self.conns.get(p).is_some_and(|c| c.key == *k && !c.gone) {
                     return Some(p);
                 }
             }
@@ -106,9 +121,18 @@ impl<A: Word> Conns<A> {
             key_hash(&c.key),
             "a key's hash differs from its items'"
         );
-        let p = self.conns.len();
-        self.conns.push(c);
-        if 2 * self.conns.len() > self.index.len() {
+        debug_assert!(!c.gone);
+        let p = match self.free.pop() {
+            Some(p) => {
+                self.conns[p] = c;
+                p
+            }
+            None => {
+                self.conns.push(c);
+                self.conns.len() - 1
+            }
+        };
+        if 2 * (self.len() + self.stale) > self.index.len() {
             self.rebuild();
         } else {
             self.place(hash, p);
@@ -123,15 +147,18 @@ impl<A: Word> Conns<A> {
         self.index[i] = hash & TAG | (p as u64 + 1);
     }
 
-    /// Indexes every connection afresh, in a table at most half full (and, past its first
-    /// growth, at least a quarter full).
+    /// Indexes every live connection afresh, in three to six times their number of slots
+    /// (room for the stale entries of later removals), with no stale entry.
     fn rebuild(&mut self) {
-        let slots = (2 * self.conns.len()).next_power_of_two().max(MIN_SLOTS);
+        let slots = (3 * self.len()).next_power_of_two().max(MIN_SLOTS);
         self.index.clear();
         self.index.resize(slots, EMPTY);
+        self.stale = 0;
         for p in 0..self.conns.len() {
-            let hash = key_hash(&self.conns[p].key);
-            self.place(hash, p);
+            if !self.conns[p].gone {
+                let hash = key_hash(&self.conns[p].key);
+                self.place(hash, p);
+            }
         }
     }
 
@@ -155,24 +182,28 @@ impl<A: Word> Conns<A> {
     /// Removes the connections `idle` picks, handing each to `done`; returns how many.
     pub(super) fn extract_if(
         &mut self,
-        idle: impl FnMut(&mut Conn<A>) -> bool,
-        mut done: impl FnMut(Conn<A>),
+        mut idle: impl FnMut(&Conn<A>) -> bool,
+        mut done: impl FnMut(&Conn<A>),
     ) -> u64 {
-        let held = self.conns.len();
-        for c in self.conns.extract_if(.., idle) {
-            done(c);
+        let held = self.free.len();
+        for (p, c) in self.conns.iter_mut().enumerate() {
+            if !c.gone && idle(c) {
+                done(c);
+                c.gone = true;
+                self.free.push(p);
+            }
         }
-        let removed = held - self.conns.len();
-        if removed > 0 {
-            self.rebuild();
-        }
+        let removed = self.free.len() - held;
+        self.stale += removed;
         removed as u64
     }
 
     /// Removes every connection.
     pub(super) fn drain(&mut self) -> impl Iterator<Item = Conn<A>> + '_ {
         self.index = Vec::new();
-        self.conns.drain(..)
+        self.free.clear();
+        self.stale = 0;
+        self.conns.drain(..).filter(|c| !c.gone)
     }
 }
 
@@ -223,8 +254,8 @@ mod tests {
 
     proptest! {
         /// The table answers as a map from keys to connections through inserts, finds,
-        /// replacements, removals by predicate (which compact the vector and rebuild the
-        /// index) and growth, and prefetching changes nothing.
+        /// replacements, removals by predicate (whose places and stale entries the next
+        /// inserts and rebuilds take over) and growth, and prefetching changes nothing.
         #[test]
         fn the_table_answers_as_a_map(ops in proptest::collection::vec(op(), 1..600)) {
             let mut table: Conns<u32> = Conns::default();
@@ -271,7 +302,8 @@ mod tests {
                     }
                 }
                 prop_assert_eq!(table.len(), model.len());
-                prop_assert!(2 * table.len() <= table.index.len().max(MIN_SLOTS));
+                prop_assert!(2 * (table.len() + table.stale) <= table.index.len().max(MIN_SLOTS));
+                prop_assert_eq!(table.iter().count(), table.len());
             }
             for (k, (items, last)) in &model {
                 let i = table.find(key_hash(k), k);

@@ -276,8 +276,8 @@ impl<'j> Run<'j> {
         let keep = max - max / 4;
         let mut last: Vec<u64> = self
             .parts
-            .iter()
-            .flat_map(|p| {
+            .par_iter()
+            .flat_map_iter(|p| {
                 p.conns4
                     .iter()
                     .map(|c| c.last_ns)
@@ -297,8 +297,8 @@ impl<'j> Run<'j> {
                     books,
                     ..
                 } = part;
-                let n = conns4.extract_if(|c| c.last_ns <= cutoff, |c| books.finish(&c, top))
-                    + conns6.extract_if(|c| c.last_ns <= cutoff, |c| books.finish(&c, top));
+                let n = conns4.extract_if(|c| c.last_ns <= cutoff, |c| books.finish(c, top))
+                    + conns6.extract_if(|c| c.last_ns <= cutoff, |c| books.finish(c, top));
                 books.agg.connections.evicted += n;
                 n
             })
@@ -415,8 +415,8 @@ impl Part {
             // In the table's order; the report does not depend on it (a service's example
             // is its earliest connection, its clients past the cap the smallest).
             let idle =
-                |c: &mut Conn<A>| latest.saturating_sub(c.last_ns) > u64::from(c.idle_s) * SECOND;
-            conns.extract_if(idle, |c| books.finish(&c, top));
+                |c: &Conn<A>| latest.saturating_sub(c.last_ns) > u64::from(c.idle_s) * SECOND;
+            conns.extract_if(idle, |c| books.finish(c, top));
         }
         sweep(conns4, books, latest, top);
         sweep(conns6, books, latest, top);
