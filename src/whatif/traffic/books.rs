@@ -5,13 +5,18 @@ use std::cmp::Ordering;
 
 use rustc_hash::FxHashMap;
 
-use super::judge::{Act, Fate, Judge, Side, Why};
+use super::classes::FateKey;
+use super::judge::{Act, Ends, Fate, Judge, Side, Why};
 use super::keys::{reverse, Key, Seen, Word};
 use super::tally::{min_opt, push_top, Agg, Top};
 use super::{ACK, FIN, RST, SECOND, SYN};
 use crate::model::{Action, Direction, Header, IpProtocol, Provider};
 use crate::track::{self, is_echo_reply, is_echo_request};
 use crate::whatif::report::Effect;
+
+/// At most this many kinds of connection have their fate remembered
+/// ([`super::classes`]); past it, the memory starts again.
+const MAX_KINDS: usize = 1 << 16;
 
 /// A closed TCP connection is forgotten this long after its last packet (its last ACKs
 /// still belong to it).
@@ -59,6 +64,8 @@ pub(super) struct Books {
     /// Fates by their packed form ([`Fate::pack`]): hashing seven words is much cheaper
     /// than hashing the enums field by field.
     fate_ids: FxHashMap<[u64; 7], u32>,
+    /// The fate of each kind of connection judged ([`super::classes`]).
+    kinds: FxHashMap<FateKey, u32>,
     pub(super) agg: Agg,
 }
 
@@ -72,6 +79,28 @@ fn timeout(c_flags: u8, flips: u8, provider: Provider, protocol: u8) -> u64 {
 }
 
 impl Books {
+    /// The fate (interned) of a connection crossing `ends` whose opener is `h`: that of
+    /// the connections of its kind when one was judged ([`super::classes`]).
+    fn fate_of(&mut self, judge: &Judge, ends: Ends, h: &Header, new: bool) -> u32 {
+        let kind = judge.classes.key(ends, h, new);
+        if let Some(&id) = kind.as_ref().and_then(|k| self.kinds.get(k)) {
+            debug_assert_eq!(
+                self.fates[id as usize],
+                judge.fate(ends, h, new),
+                "{h:?} at {ends:?}, new {new}: its kind's fate is not its own"
+            );
+            return id;
+        }
+        let id = self.fate_id(judge.fate(ends, h, new));
+        if let Some(k) = kind {
+            if self.kinds.len() >= MAX_KINDS {
+                self.kinds.clear();
+            }
+            self.kinds.insert(k, id);
+        }
+        id
+    }
+
     fn fate_id(&mut self, f: Fate) -> u32 {
         let key = f.pack();
         if let Some(&i) = self.fate_ids.get(&key) {
@@ -379,31 +408,32 @@ impl Books {
         // Whether the opener itself was captured (a TCP item that is not a SYN joins a
         // connection opened earlier).
         let captured = known == Some(true) || !tcp || (s.record.is_some() && s.flags & SYN != 0);
-        let forward = || {
+        let forward = |books: &mut Books| {
             let ends = judge.ends(s, &h, false);
-            (judge.fate(ends, &h, captured && ahead), ends)
+            (books.fate_of(judge, ends, &h, captured && ahead), ends)
         };
-        let back = || {
+        let back = |books: &mut Books| {
             let r = reverse(&h);
             let ends = judge.ends(s, &r, true);
-            (judge.fate(ends, &r, false), ends)
+            (books.fate_of(judge, ends, &r, false), ends)
         };
-        let ((fate, ends), opener_is_src) = match known {
-            Some(true) => (forward(), true),
-            Some(false) => (back(), false),
+        let ((id, ends), opener_is_src) = match known {
+            Some(true) => (forward(self), true),
+            Some(false) => (back(self), false),
             // The higher port opens (the lower is the service); with equal ports, the
             // first item's direction, unless the rules before refuse it and accept the
             // other way.
             None => match h.src_port().cmp(&h.dst_port()) {
-                Ordering::Greater => (forward(), true),
-                Ordering::Less => (back(), false),
+                Ordering::Greater => (forward(self), true),
+                Ordering::Less => (back(self), false),
                 Ordering::Equal => {
-                    let f = forward();
-                    if f.0.before[0].act == Act::Accept || f.0.unmatched {
+                    let f = forward(self);
+                    let ff = self.fates[f.0 as usize];
+                    if ff.before[0].act == Act::Accept || ff.unmatched {
                         (f, true)
                     } else {
-                        let b = back();
-                        if b.0.before[0].act == Act::Accept {
+                        let b = back(self);
+                        if self.fates[b.0 as usize].before[0].act == Act::Accept {
                             (b, false)
                         } else {
                             (f, true)
@@ -412,7 +442,6 @@ impl Books {
                 }
             },
         };
-        let id = self.fate_id(fate);
         Conn {
             key: k,
             first_ns: s.ts_ns,

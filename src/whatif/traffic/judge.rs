@@ -5,6 +5,7 @@ use std::net::IpAddr;
 
 use rustc_hash::FxHashMap;
 
+use super::classes::Classes;
 use super::keys::reverse;
 use super::{Config, Error};
 use crate::classify::{By, Decision, Engine, Named, Point};
@@ -147,6 +148,8 @@ pub struct Judge {
     v4: FxHashMap<u32, u32>,
     v6: FxHashMap<u128, u32>,
     pub(super) eni_ids: FxHashMap<EniId, u32>,
+    /// The intervals of header fields that no rule of either state tells apart.
+    pub(super) classes: Classes,
     /// Per ENI: how the rules of its groups differ after.
     touched: Vec<Touch>,
     /// Per rule of the table before: its index in the table after, when it is kept
@@ -225,6 +228,7 @@ impl Judge {
             })
             .collect();
         Ok(Judge {
+            classes: Classes::new(&[before, after]),
             touched,
             kept: kept_rules,
             before: before_table,
@@ -587,80 +591,85 @@ mod tests {
     use super::*;
     use crate::internal::fuzz::FuzzState;
 
+    /// A fuzzed state of any provider (priorities, drops, equal ranks, group and
+    /// prefix-list peers, port ranges, inner access, rules open to anywhere that make AWS
+    /// flows untracked) and a state after it with one to three rules revoked; some group
+    /// references point outside the state (unknown verdicts), and some states after
+    /// change a rule or gain one. With the judge of the two and headers aimed at both.
+    fn fuzzed(bytes: &[u8], revoked: &[usize], seed: u64) -> Option<(State, Judge, Vec<Header>)> {
+        let mut u = Unstructured::new(bytes);
+        let fs = FuzzState::arbitrary(&mut u).ok()?;
+        let mut before = fs.state();
+        // Some group references point outside the state: verdicts that depend on them
+        // are unknown.
+        for (i, r) in before.rules.iter_mut().enumerate() {
+            if let crate::model::Peer::Group { group_id, .. } = &mut r.remote {
+                if seed >> (i % 64) & 1 == 1 {
+                    *group_id = "sg-elsewhere".into();
+                }
+            }
+        }
+        let mut after = before.clone();
+        for &r in revoked {
+            if !after.rules.is_empty() {
+                let i = r % after.rules.len();
+                after.rules.remove(i);
+            }
+        }
+        // Judge::new takes any two states: sometimes a rule kept by ID changes its
+        // action, and sometimes the state after gains a rule.
+        if seed >> 62 & 1 == 1 {
+            if let Some(r) = after.rules.first_mut() {
+                r.action = match r.action {
+                    crate::model::Action::Accept => crate::model::Action::Drop,
+                    crate::model::Action::Drop => crate::model::Action::Accept,
+                };
+            }
+        }
+        if seed >> 61 & 1 == 1 && !before.rules.is_empty() {
+            // A rule that matches what another does, first and the other way.
+            let mut r = before.rules[(seed % before.rules.len() as u64) as usize].clone();
+            r.id = "r-added".into();
+            r.priority = crate::model::Priority(0);
+            r.action = match r.action {
+                crate::model::Action::Accept => crate::model::Action::Drop,
+                crate::model::Action::Drop => crate::model::Action::Accept,
+            };
+            after.rules.push(r);
+        }
+        // Half the time, the revoke takes the unresolved references away too.
+        if seed >> 63 == 1 {
+            after.rules.retain(|r| {
+                !matches!(&r.remote, crate::model::Peer::Group { group_id, .. }
+                if group_id.as_str() == "sg-elsewhere")
+            });
+        }
+        let judge = Judge::new(&before, &after, Config::default()).ok()?;
+        // Headers aimed at the rules of both states (inside, on and past their edges,
+        // replies), and some anywhere.
+        let mut aimed = crate::packet::synth::aimed(&before, 48, seed, 0.1);
+        aimed.extend(crate::packet::synth::aimed(&after, 32, seed ^ 1, 0.0));
+        Some((before, judge, aimed.into_iter().map(|(_, h)| h).collect()))
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(512))]
 
         /// The world after reuses verdicts before (at ENIs the revoke does not touch, and
         /// where no revoked rule decided) exactly where looking them up gives the same
-        /// fate: on fuzzed states of every provider (priorities, drops, equal ranks,
-        /// group and prefix-list peers, port ranges, inner access, rules open to anywhere
-        /// that make AWS flows untracked), with one to three rules revoked, at every pair of
-        /// ends, new or open at the revoke; some group references point outside the state
-        /// (unknown verdicts), and some states after change a rule or gain one.
+        /// fate: on fuzzed states ([`fuzzed`]), at every pair of ends, new or open at the
+        /// revoke.
         #[test]
         fn reused_verdicts_give_the_fate_lookups_give(
             bytes in proptest::collection::vec(any::<u8>(), 256..4096),
             revoked in proptest::collection::vec(any::<usize>(), 1..4),
             seed in any::<u64>(),
         ) {
-            let mut u = Unstructured::new(&bytes);
-            let Ok(fs) = FuzzState::arbitrary(&mut u) else {
-                return Ok(());
-            };
-            let mut before = fs.state();
-            // Some group references point outside the state: verdicts that depend on them
-            // are unknown.
-            for (i, r) in before.rules.iter_mut().enumerate() {
-                if let crate::model::Peer::Group { group_id, .. } = &mut r.remote {
-                    if seed >> (i % 64) & 1 == 1 {
-                        *group_id = "sg-elsewhere".into();
-                    }
-                }
-            }
-            let mut after = before.clone();
-            for r in revoked {
-                if !after.rules.is_empty() {
-                    let i = r % after.rules.len();
-                    after.rules.remove(i);
-                }
-            }
-            // Judge::new takes any two states: sometimes a rule kept by ID changes its
-            // action, and sometimes the state after gains a rule.
-            if seed >> 62 & 1 == 1 {
-                if let Some(r) = after.rules.first_mut() {
-                    r.action = match r.action {
-                        crate::model::Action::Accept => crate::model::Action::Drop,
-                        crate::model::Action::Drop => crate::model::Action::Accept,
-                    };
-                }
-            }
-            if seed >> 61 & 1 == 1 && !before.rules.is_empty() {
-                // A rule that matches what another does, first and the other way.
-                let mut r = before.rules[(seed % before.rules.len() as u64) as usize].clone();
-                r.id = "r-added".into();
-                r.priority = crate::model::Priority(0);
-                r.action = match r.action {
-                    crate::model::Action::Accept => crate::model::Action::Drop,
-                    crate::model::Action::Drop => crate::model::Action::Accept,
-                };
-                after.rules.push(r);
-            }
-            // Half the time, the revoke takes the unresolved references away too.
-            if seed >> 63 == 1 {
-                after.rules.retain(|r| {
-                    !matches!(&r.remote, crate::model::Peer::Group { group_id, .. }
-                        if group_id.as_str() == "sg-elsewhere")
-                });
-            }
-            let Ok(judge) = Judge::new(&before, &after, Config::default()) else {
+            let Some((before, judge, aimed)) = fuzzed(&bytes, &revoked, seed) else {
                 return Ok(());
             };
             let enis = before.enis.len() as u32;
-            // Headers aimed at the rules of both states (inside, on and past their edges,
-            // replies), and some anywhere.
-            let mut aimed = crate::packet::synth::aimed(&before, 48, seed, 0.1);
-            aimed.extend(crate::packet::synth::aimed(&after, 32, seed ^ 1, 0.0));
-            for h in aimed.iter().map(|(_, h)| *h) {
+            for h in aimed {
                 let some = |i: u32| (enis > 0).then_some(i % enis.max(1));
                 for ends in [
                     [judge.eni_of(h.src()), judge.eni_of(h.dst())],
@@ -678,6 +687,103 @@ mod tests {
                     }
                 }
             }
+        }
+
+        /// Connections of one kind (`classes.rs`: the same ENIs, fields in the same
+        /// intervals, addresses members of the same groups, new or not) have one fate: on
+        /// fuzzed states ([`fuzzed`]), each aimed IPv4 TCP or UDP header against headers
+        /// moved to the ends of its intervals or inside them (a member address: to
+        /// another member of the same groups there).
+        #[test]
+        fn connections_of_one_kind_have_one_fate(
+            bytes in proptest::collection::vec(any::<u8>(), 256..4096),
+            revoked in proptest::collection::vec(any::<usize>(), 1..4),
+            seed in any::<u64>(),
+        ) {
+            let Some((before, judge, aimed)) = fuzzed(&bytes, &revoked, seed) else {
+                return Ok(());
+            };
+            let c = &judge.classes;
+            let enis = before.enis.len() as u32;
+            let mut state = seed | 1;
+            let mut random = move || {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                state
+            };
+            let (mut compared, mut kinds) = (0, 0);
+            for h in aimed {
+                let (IpAddr::V4(src), IpAddr::V4(dst)) = (h.src(), h.dst()) else {
+                    continue;
+                };
+                if !matches!(h.protocol(), 6 | 17) {
+                    continue;
+                }
+                for variant in 0..3u64 {
+                    let mut r = random();
+                    let mut pick = |lo: u64, hi: u64| {
+                        r = r.rotate_left(17);
+                        match variant {
+                            0 => lo,
+                            1 => hi,
+                            _ => lo + r % (hi - lo + 1),
+                        }
+                    };
+                    // A member moves to a member of the same groups in its interval (one
+                    // of them: itself); any other address anywhere in its interval.
+                    let mut addr = |a: u32| {
+                        let (m, like) = c.members_like(a);
+                        let interval = c.addr_interval(a);
+                        if m != 0 {
+                            let like: Vec<u32> = like
+                                .into_iter()
+                                .filter(|&x| c.addr_interval(x) == interval)
+                                .collect();
+                            like[pick(0, like.len() as u64 - 1) as usize]
+                        } else {
+                            pick(u64::from(interval.0), u64::from(interval.1)) as u32
+                        }
+                    };
+                    let (s2, d2) = (addr(u32::from(src)), addr(u32::from(dst)));
+                    let mut port = |p: u16| {
+                        let (lo, hi) = c.port_interval(p);
+                        pick(u64::from(lo), u64::from(hi)) as u16
+                    };
+                    let (sp, dp) = (port(h.src_port()), port(h.dst_port()));
+                    let Ok(moved) = Header::new(
+                        IpAddr::V4(s2.into()),
+                        IpAddr::V4(d2.into()),
+                        h.protocol(),
+                        sp,
+                        dp,
+                    ) else {
+                        continue;
+                    };
+                    let some = |i: u32| (enis > 0).then_some(i % enis.max(1));
+                    for ends in [
+                        [judge.eni_of(h.src()), judge.eni_of(h.dst())],
+                        [None, some(1)],
+                        [some(0), some(1)],
+                    ] {
+                        for new in [false, true] {
+                            kinds += 1;
+                            if c.key(ends, &h, new) != c.key(ends, &moved, new) {
+                                continue;
+                            }
+                            compared += 1;
+                            prop_assert_eq!(
+                                judge.fate(ends, &h, new),
+                                judge.fate(ends, &moved, new),
+                                "{:?} and {:?} at {:?}, new {}", h, moved, ends, new
+                            );
+                        }
+                    }
+                }
+            }
+            // Moving keeps the kind unless an address lands on a member: most pairs are
+            // compared.
+            prop_assert!(2 * compared >= kinds, "{} of {} pairs compared", compared, kinds);
         }
     }
 }

@@ -52,7 +52,9 @@
 //!
 //! # Cost and memory
 //!
-//! Each connection is judged once per world when it is first seen (two to eight lookups);
+//! Each connection is judged once per world when it is first seen (two to eight lookups),
+//! or, an IPv4 TCP or UDP one, takes the fate of an earlier connection of its kind: same
+//! ENIs, and fields in the same intervals of every bound the rules draw (`classes.rs`);
 //! each packet costs one probe of its partition's connection table and a few counters.
 //! With millions of live connections that probe is a miss to memory, so a partition asks
 //! for the table slot and the connection of the items a few places ahead of the one it
@@ -71,6 +73,8 @@
 //!   point in each world, and its fate across the revoke instant.
 //! - `keys.rs`: an item as the loop sees it, connection keys and their hash, the ENIs an
 //!   opener crosses, the reverse header.
+//! - `classes.rs`: the intervals of header fields that no rule tells apart: a partition
+//!   judges each kind of connection once and reuses its fate.
 //! - `books.rs`: live connections, interned fates, and how items and finished connections
 //!   are counted.
 //! - `conns.rs`: a partition's table of live connections of one address family, a dense
@@ -83,6 +87,7 @@
 //!   [`synthetic_sessions`], [`synthetic_items_with_flags`]).
 
 mod books;
+mod classes;
 mod conns;
 mod judge;
 mod keys;
