@@ -32,7 +32,8 @@ pub struct Args {
     /// The action, for request files that do not name one.
     #[arg(long, value_name = "NAME")]
     action: Option<String>,
-    /// Parquet flow logs (files or folders, walked; S3 delivery layouts recognised; with
+    /// Parquet flow logs (files or folders, walked, or an s3:// prefix read in place with
+    /// the `s3` feature; S3 delivery layouts recognised; with
     /// `--cluster`, the query runs on that Ballista cluster, the functions and their
     /// states travelling in the plan):
     /// the table `flows`, and the view `judged` (with `verdict_before`, `rule_before`,
@@ -79,15 +80,28 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
             .with_context(|| format!("--traffic {name}"))?;
         for part in found.parts() {
             let name = sgsim::term::escape(&part.name);
-            match &part.location {
-                Location::Path(p) if is_parquet(p)? => files.push(p.clone()),
-                Location::Path(_) => {
-                    super::warn(&format!("{name}: not a Parquet flow log, left out"))
+            let parquet = match &part.location {
+                Location::Path(p) => is_parquet(p)?,
+                #[cfg(feature = "s3")]
+                Location::Object(o) => {
+                    if args.window.cluster.is_some() {
+                        // The executors would read it with credentials of their own.
+                        super::warn(&format!(
+                            "{name}: a cluster query reads the paths every executor reads, \
+                             not s3:// objects (copy them there, or query without \
+                             --cluster), left out"
+                        ));
+                        continue;
+                    }
+                    o.is_parquet()
+                        .with_context(|| format!("--traffic {name}"))?
                 }
-                _ => super::warn(&format!(
-                    "{name}: sgsim query reads local files only (copy the objects, or use \
-                     sgsim whatif, which reads s3:// in place), left out"
-                )),
+                _ => false,
+            };
+            if parquet {
+                files.push(part.location.clone());
+            } else {
+                super::warn(&format!("{name}: not a Parquet flow log, left out"));
             }
         }
     }

@@ -55,6 +55,27 @@ fn io(e: impl std::fmt::Display) -> std::io::Error {
 }
 
 impl Object {
+    /// The object's URL, `s3://bucket/key`.
+    pub fn url(&self) -> String {
+        format!("s3://{}/{}", self.bucket.name, self.key)
+    }
+
+    /// Its bucket's URL, `s3://bucket`.
+    pub fn bucket_url(&self) -> String {
+        format!("s3://{}", self.bucket.name)
+    }
+
+    /// The store its bucket is read through (the `object_store` release DataFusion
+    /// reads, so a DataFusion session can scan the object in place).
+    pub fn store(&self) -> Arc<dyn ObjectStore> {
+        Arc::new(self.bucket.store.clone())
+    }
+
+    /// Whether the object is Parquet (starts with its magic bytes; one ranged GET).
+    pub fn is_parquet(&self) -> std::io::Result<bool> {
+        Ok(self.size >= 8 && self.range(0, 4)?.as_ref() == pq::MAGIC)
+    }
+
     fn range(&self, start: u64, end: u64) -> std::io::Result<Bytes> {
         let b = &self.bucket;
         b.runtime
@@ -276,12 +297,7 @@ impl ChunkReader for Ranges {
 
 /// Opens an object: Parquet by ranges, anything else as a stream.
 pub fn open(object: &Object) -> Result<Source<'static>, TrafficError> {
-    let magic = if object.size >= 8 {
-        object.range(0, 4)?
-    } else {
-        Bytes::new()
-    };
-    if magic.as_ref() == pq::MAGIC {
+    if object.is_parquet()? {
         let ranges = Ranges(object.clone());
         return Ok(Source::Parquet(pq::Reader::new(
             move || Ok(ranges.clone()),

@@ -23,7 +23,6 @@
 //! aggregation; the two agree on every record that opens a connection.
 
 use std::hash::{Hash, Hasher};
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use arrow_array::{ArrayRef, RecordBatch, StringArray};
@@ -39,7 +38,7 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 use crate::classify::Decision;
 use crate::compile::Table;
 use crate::model::State;
-use crate::packet::input::Window;
+use crate::packet::input::{Location, Window};
 use crate::packet::{parquet, Item};
 use crate::track::{Config, Evaluator, Places};
 
@@ -349,25 +348,52 @@ impl Session {
         })
     }
 
-    /// Registers the Parquet files `files` as the table `flows`, and the view `judged`:
-    /// every column of `flows` and `verdict_before`, `rule_before` (and `verdict_after`,
-    /// `rule_after` when the session has an after), the functions applied to the columns
-    /// the files have (`NULL` for the others).
+    /// Registers the Parquet files `files` (local files, or objects of one S3 bucket read
+    /// in place) as the table `flows`, and the view `judged`: every column of `flows` and
+    /// `verdict_before`, `rule_before` (and `verdict_after`, `rule_after` when the session
+    /// has an after), the functions applied to the columns the files have (`NULL` for the
+    /// others).
     ///
     /// `window` leaves out records as the readers do: a record whose window ends before
     /// `since` or starts at or after `until`.
-    pub fn register(&self, files: &[PathBuf], window: Window) -> Result<(), Error> {
-        let paths = files
-            .iter()
-            .map(|p| {
-                let abs = p
-                    .canonicalize()
-                    .map_err(|e| Error::Query(format!("{}: {e}", p.display())))?;
-                abs.to_str()
-                    .map(str::to_string)
-                    .ok_or_else(|| Error::Query(format!("{}: the path is not UTF-8", p.display())))
-            })
-            .collect::<Result<Vec<String>, Error>>()?;
+    pub fn register(&self, files: &[Location], window: Window) -> Result<(), Error> {
+        // One table reads one store: local files, or one bucket.
+        let mut store: Option<String> = None;
+        let mut paths = Vec::with_capacity(files.len());
+        for file in files {
+            let (at, path) = match file {
+                Location::Path(p) => {
+                    let abs = p
+                        .canonicalize()
+                        .map_err(|e| Error::Query(format!("{}: {e}", p.display())))?;
+                    let path = abs.to_str().map(str::to_string).ok_or_else(|| {
+                        Error::Query(format!("{}: the path is not UTF-8", p.display()))
+                    })?;
+                    ("local files".to_string(), path)
+                }
+                #[cfg(feature = "s3")]
+                Location::Object(o) => {
+                    if store.is_none() {
+                        let url = datafusion::execution::object_store::ObjectStoreUrl::parse(
+                            o.bucket_url(),
+                        )
+                        .map_err(|e| Error::Query(format!("{}: {e}", o.url())))?;
+                        self.ctx.register_object_store(url.as_ref(), o.store());
+                    }
+                    (o.bucket_url(), o.url())
+                }
+            };
+            match &store {
+                Some(s) if *s != at => {
+                    return Err(Error::Query(format!(
+                        "one query reads local files or the objects of one bucket, not \
+                         {s} and {at} together"
+                    )))
+                }
+                _ => store = Some(at),
+            }
+            paths.push(path);
+        }
         if paths.is_empty() {
             return Err(Error::Query("no Parquet flow log to query".into()));
         }

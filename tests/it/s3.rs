@@ -189,5 +189,51 @@ fn s3_prefixes_in_both_layouts_give_the_local_whatif() {
     let (code, _, err) = sgsim_s3(moto.port, &["packets", "--traffic", "s3://nobucket/x/"]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("s3://nobucket/x/"), "{err}");
+    #[cfg(feature = "fleet")]
+    query_reads_objects_in_place(moto.port, &state, &revoke, &pq);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `sgsim query` over the Parquet layout in S3 (DataFusion reading the objects through
+/// sgsim's S3 settings) answers as over the same files on disk, record for record; a
+/// query over local files and objects together is refused, naming both.
+#[cfg(feature = "fleet")]
+fn query_reads_objects_in_place(port: u16, state: &Path, revoke: &str, pq: &Path) {
+    let query = |traffic: &[&str], sql: &str| {
+        let mut args = vec![
+            "query",
+            "--state",
+            state.to_str().unwrap(),
+            "--request",
+            revoke,
+        ];
+        for t in traffic {
+            args.extend(["--traffic", t]);
+        }
+        args.extend(["--sql", sql, "--output", "json"]);
+        sgsim_s3(port, &args)
+    };
+    let rows = |traffic: &[&str]| {
+        let (code, out, err) = query(traffic, super::fleet::EVERY_RECORD);
+        assert_eq!(code, 0, "{traffic:?}: {err}");
+        super::fleet::judged_rows(&serde_json::from_str(&out).unwrap())
+    };
+    let local = rows(&[pq.to_str().unwrap()]);
+    assert!(!local.is_empty());
+    assert_eq!(local, rows(&["s3://fleet/pq/"]), "the Parquet layout on S3");
+    // An aggregation too.
+    let (code, on_disk, err) = query(&[pq.to_str().unwrap()], "SELECT count(*) AS n FROM judged");
+    assert_eq!(code, 0, "{err}");
+    let (code, in_s3, err) = query(&["s3://fleet/pq"], "SELECT count(*) AS n FROM judged");
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(on_disk, in_s3);
+    let (code, _, err) = query(
+        &[pq.to_str().unwrap(), "s3://fleet/pq/"],
+        "SELECT count(*) FROM judged",
+    );
+    assert_ne!(code, 0, "{err}");
+    assert!(
+        err.contains("s3://fleet") && err.contains("local files"),
+        "{err}"
+    );
 }

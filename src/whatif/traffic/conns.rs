@@ -147,8 +147,10 @@ impl<A: Word> Conns<A> {
         self.index[i] = hash & TAG | (p as u64 + 1);
     }
 
-    /// Indexes every live connection afresh, in three to six times their number of slots
-    /// (room for the stale entries of later removals), with no stale entry.
+    /// Indexes every live connection afresh, in three to six times their number of slots,
+    /// with no stale entry: at least half as many entries again fit before the next
+    /// rebuild, so rebuilds cost a constant per insert or removal (at twice the live
+    /// connections, a table just under half full would rebuild again after a few inserts).
     fn rebuild(&mut self) {
         let slots = (3 * self.len()).next_power_of_two().max(MIN_SLOTS);
         self.index.clear();
