@@ -67,7 +67,7 @@ pub struct Args {
     /// Rows per list in the reports (services, connections, clients).
     #[arg(long, value_name = "N", default_value_t = 20)]
     top: usize,
-    /// The most live connections held (about 150 bytes each): past it the least recently
+    /// The most live connections held (about 170 bytes each): past it the least recently
     /// seen are finished early, counted in `connections.evicted` with a warning.
     #[arg(long, value_name = "N", default_value_t = traffic::MAX_CONNECTIONS,
           value_parser = super::count(1, 1 << 30))]

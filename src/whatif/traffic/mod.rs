@@ -129,11 +129,11 @@ pub struct Config {
     /// The most live connections held: past it, after a chunk, the least recently seen
     /// are finished early until a quarter of the bound is free (counted in
     /// `connections.evicted`, with a warning), so that memory stays bounded whatever the
-    /// input (about 150 bytes a connection).
+    /// input (about 170 bytes a connection).
     pub max_connections: usize,
 }
 
-/// The default [`Config::max_connections`]: about 300 MiB of connection tables.
+/// The default [`Config::max_connections`]: about 340 MB of connection tables.
 pub const MAX_CONNECTIONS: usize = 2_000_000;
 
 impl Default for Config {
