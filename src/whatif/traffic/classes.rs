@@ -27,10 +27,8 @@ use std::net::IpAddr;
 
 use rustc_hash::FxHashMap;
 
-use crate::model::{normalize_addr, Cidr, GroupId, Peer, PortRange, State};
-
 use super::judge::Ends;
-use crate::model::Header;
+use crate::model::{normalize_addr, Cidr, GroupId, Header, Peer, PortRange, State};
 
 /// The elementary intervals of IPv4 addresses and of ports.
 #[derive(Debug, Default)]
