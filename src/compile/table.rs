@@ -57,6 +57,12 @@ impl Table {
         compile(state, &Config::default())
     }
 
+    /// The membership class of an IPv4 address: addresses of one class are members of the
+    /// same groups (0: of none), which is all that group peers and inner access look at.
+    pub(crate) fn member_class_v4(&self, a: u32) -> u32 {
+        self.members.class_v4(a)
+    }
+
     /// The ENI that owns an address (private or public), by index.
     pub fn eni_of(&self, addr: IpAddr) -> Option<u32> {
         match crate::model::normalize_addr(addr) {

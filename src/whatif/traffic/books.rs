@@ -85,7 +85,7 @@ impl Books {
     /// The fate (interned) of a connection crossing `ends` whose opener is `h`: that of
     /// the connections of its kind when one was judged ([`super::classes`]).
     fn fate_of(&mut self, judge: &Judge, ends: Ends, h: &Header, new: bool) -> u32 {
-        let kind = judge.classes.key(ends, h, new);
+        let kind = judge.kind(ends, h, new);
         if let Some(&id) = kind.as_ref().and_then(|k| self.kinds.get(k)) {
             debug_assert_eq!(
                 self.fates[id as usize],
