@@ -371,7 +371,15 @@ impl<'r> Source<'r> {
                 }
                 Ok(true)
             }
-            Source::Parquet(p) => Ok(p.read_into(max, out)?),
+            Source::Parquet(p) => {
+                for _ in 0..max {
+                    match p.next_boxed() {
+                        Some(r) => out.push(Item::Flow(r?)),
+                        None => return Ok(false),
+                    }
+                }
+                Ok(true)
+            }
             Source::Files(f) => f.read_chunk(max, out),
         }
     }

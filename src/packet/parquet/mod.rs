@@ -613,56 +613,6 @@ impl Iterator for Reader {
 }
 
 impl Reader {
-    /// Up to `max` records appended to `out` as items, taken from the decoded batch a run
-    /// at a time; `Ok(false)` once the file is read to its end (as [`Reader::next_boxed`]
-    /// record by record).
-    pub(crate) fn read_into(
-        &mut self,
-        max: usize,
-        out: &mut Vec<super::Item>,
-    ) -> Result<bool, FlowError> {
-        let mut n = 0;
-        while n < max {
-            if self.pending.is_empty() {
-                if self.done {
-                    return Ok(false);
-                }
-                match self.fill() {
-                    Ok(true) => continue,
-                    Ok(false) => {
-                        self.done = true;
-                        self.consumed = self.len;
-                        return Ok(false);
-                    }
-                    Err(e) => {
-                        self.done = true;
-                        return Err(e);
-                    }
-                }
-            }
-            let take = (max - n).min(self.pending.len());
-            let mut failed = None;
-            for r in self.pending.drain(..take) {
-                match r {
-                    Ok(r) => {
-                        out.push(super::Item::Flow(r));
-                        n += 1;
-                    }
-                    Err(e) => {
-                        failed = Some(e);
-                        break;
-                    }
-                }
-            }
-            if let Some(e) = failed {
-                self.done = true;
-                self.pending.clear();
-                return Err(e);
-            }
-        }
-        Ok(true)
-    }
-
     /// The next record as the decoder made it, boxed (what an [`Item`](super::Item) holds:
     /// no copy out of the box and into a new one).
     pub(crate) fn next_boxed(&mut self) -> Option<Result<Box<flowlog::Record>, FlowError>> {
