@@ -151,9 +151,11 @@ pub(crate) struct EniInfo {
 }
 
 impl EniInfo {
-    /// Whether an accepted TCP/UDP packet at `direction` belongs to an untracked flow:
-    /// both it and its reply are allowed by rules open to anywhere, one of them on all
-    /// ports. (Symmetric, so a flow first seen by its reply is untracked too.)
+    /// Whether a TCP/UDP flow opened by `h` at `direction` is untracked (SEMANTICS 3.2): a
+    /// rule open to anywhere accepts it, and a rule of the other direction open to
+    /// anywhere on all ports accepts its reply. `h` is the opener: an open rule on all
+    /// ports for the opener, with only some ports open for the reply, leaves the flow
+    /// tracked.
     pub(crate) fn untracked(&self, direction: Direction, h: &Header) -> bool {
         let Some(open) = &self.open else {
             return false;
@@ -170,7 +172,7 @@ impl EniInfo {
             this.matches(v6, h.protocol(), h.src_port(), h.dst_port()),
             other.matches(v6, h.protocol(), h.dst_port(), h.src_port()),
         ) {
-            (Some(a), Some(b)) => a || b,
+            (Some(_), Some(all_ports)) => all_ports,
             _ => false,
         }
     }

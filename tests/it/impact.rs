@@ -995,3 +995,170 @@ fn regression_untracked_connections_open_at_the_revoke_count_as_hits_of_the_rule
     assert_eq!(r.connections.total, 1);
     assert_eq!(r.connections.broken + r.connections.surviving, 0);
 }
+
+/// Regression (found 2026-12-07 in review): an AWS connection untracked before the revoke
+/// has no state to pass its replies; when the revoke takes away the egress rule that made
+/// it untracked, its replies are judged by the rules after (none left) and it breaks. The
+/// world after would track a new flow (no rule open to anywhere on egress any more), and
+/// its replies were taken as established: the connection was reported as unchanged.
+#[test]
+fn regression_untracked_replies_are_judged_by_the_rules_after_when_their_rule_goes() {
+    let s = aws_open();
+    let mut raw = Vec::new();
+    // 16 packets 20 s apart from T0; from the revoke (T0 + 100 s) on, the server sends 5:
+    // three data packets, its FIN... (indices 6, 8, 10, 12, 14).
+    session(
+        &mut raw,
+        "203.0.113.7:50000",
+        "10.0.0.10:22",
+        0,
+        20,
+        10,
+        false,
+    );
+    let items = items(raw);
+    let r = what_if(
+        &s,
+        "Action=RevokeSecurityGroupEgress&GroupId=sg-web&SecurityGroupRuleId.1=sgr-out",
+        &items,
+        at(100),
+        4,
+    );
+    assert_eq!(r.connections.total, 1);
+    assert_eq!(r.connections.broken, 1, "{:?}", r.connections);
+    assert_eq!(r.connections.packets_broken, 5);
+    assert_eq!(r.impact.len(), 1);
+    // Where the verdict changes (the server's replies, at egress), with the client as
+    // the ENI's peer.
+    assert_eq!(r.impact[0].direction, Direction::Egress);
+    assert_eq!((r.impact[0].port, r.impact[0].clients), (22, 1));
+    assert!(format!("{:?}", r.impact[0].client_sample).contains("203.0.113.7"));
+}
+
+/// Regression (found 2026-12-07 in review): SEMANTICS 3.2 leaves a flow untracked only
+/// when the *reverse* direction has a rule open to anywhere on all ports. Ingress open on
+/// every TCP port with egress open on 1024-65535 only leaves inbound SSH tracked, so it
+/// survives the revoke of the ingress rule; "one of the two on all ports" cut it.
+#[test]
+fn regression_a_flow_is_untracked_only_when_its_reply_direction_is_open_on_all_ports() {
+    let s = state(serde_json::json!({
+        "groups": [{"id": "sg-web", "provider": "aws", "name": "web"}],
+        "rules": [
+            {"id": "sgr-alltcp", "group": "sg-web", "direction": "ingress", "action": "accept",
+             "protocol": "tcp", "dst_ports": "0-65535", "remote": {"cidr": "0.0.0.0/0"}},
+            {"id": "sgr-high", "group": "sg-web", "direction": "egress", "action": "accept",
+             "protocol": "tcp", "dst_ports": "1024-65535", "remote": {"cidr": "0.0.0.0/0"}}
+        ],
+        "enis": [{"id": "eni-web", "ips": ["10.0.0.10"], "groups": ["sg-web"]}]
+    }));
+    let mut raw = Vec::new();
+    session(
+        &mut raw,
+        "203.0.113.7:50000",
+        "10.0.0.10:22",
+        0,
+        20,
+        10,
+        false,
+    );
+    let items = items(raw);
+    let r = what_if(
+        &s,
+        "Action=RevokeSecurityGroupIngress&GroupId=sg-web&SecurityGroupRuleId.1=sgr-alltcp",
+        &items,
+        at(100),
+        4,
+    );
+    assert_eq!(r.connections.total, 1);
+    assert_eq!(
+        (r.connections.broken, r.connections.surviving),
+        (0, 1),
+        "{:?}",
+        r.connections
+    );
+}
+
+fn flagged(index: u64, dir: Direction, text: &str, flags: Option<u8>, start: u64) -> Item {
+    let Item::Flow(mut r) = record(index, "eni-db", dir, text, 11, start) else {
+        unreachable!()
+    };
+    r.tcp_flags = flags;
+    Item::Flow(r)
+}
+
+/// Regression (found 2026-12-07 in review): the two records of one window (the request's
+/// and the reply's, logged alike) give one answer in either order. A connection opened
+/// after the revoke instant whose reply record came first was taken as open at the revoke
+/// (so surviving) instead of new (so broken), for TCP (its SYN in the window) and UDP.
+#[test]
+fn regression_a_window_s_records_give_one_answer_in_either_order() {
+    let s = aws_db();
+    let t = T0 / S + 200;
+    let cases = [
+        (
+            REVOKE_DBAPP,
+            "tcp 10.30.1.15:40000 -> 10.20.9.5:5432",
+            "tcp 10.20.9.5:5432 -> 10.30.1.15:40000",
+            [Some(SYN | FIN), Some(SYN | ACK | FIN)],
+        ),
+        (
+            "Action=RevokeSecurityGroupIngress&GroupId=sg-db&SecurityGroupRuleId.1=sgr-dbdns",
+            "udp 10.30.1.15:40000 -> 10.20.9.5:53",
+            "udp 10.20.9.5:53 -> 10.30.1.15:40000",
+            [None, None],
+        ),
+    ];
+    for (request, ask, answer, [fa, fb]) in cases {
+        let ask = |i| flagged(i, Direction::Ingress, ask, fa, t);
+        let answer = |i| flagged(i, Direction::Egress, answer, fb, t);
+        for order in [vec![ask(0), answer(1)], vec![answer(0), ask(1)]] {
+            let r = what_if(&s, request, &order, at(100), 1);
+            assert_eq!(r.connections.total, 1, "{request}");
+            assert_eq!(
+                (r.connections.broken, r.connections.packets_broken),
+                (1, 22),
+                "{request}: {:?}",
+                r.connections
+            );
+        }
+    }
+}
+
+/// Regression (found 2026-12-07 in review): a packet between two ENIs is decided at both
+/// (egress at the client's, ingress at the server's), and counts as a hit of both
+/// deciding rules, as `sgsim eval` counts it. Only the rule the direction's verdict was
+/// taken from was credited, so the client's egress rule was listed as having no hits.
+#[test]
+fn regression_a_packet_between_two_enis_is_a_hit_of_the_rule_at_each() {
+    let s = aws_db();
+    let mut raw = Vec::new();
+    // Client to server: SYN, ACK, 5 data, FIN, ACK (9); the replies are established.
+    session(
+        &mut raw,
+        "10.20.1.5:40000",
+        "10.20.9.5:5432",
+        0,
+        1,
+        10,
+        false,
+    );
+    let items = items(raw);
+    let r = what_if(
+        &s,
+        "Action=RevokeSecurityGroupIngress&GroupId=sg-db&SecurityGroupRuleId.1=sgr-dbping",
+        &items,
+        Config::default(),
+        4,
+    );
+    let hits = |id: &str| {
+        let h = r.rules.iter().find(|h| h.rule_id.as_str() == id).unwrap();
+        (h.before, h.after)
+    };
+    assert_eq!(hits("sgr-appout"), (9, 9));
+    let (a, b) = (hits("sgr-dbapp"), hits("sgr-dbcidr"));
+    assert_eq!((a.0 + b.0, a.1 + b.1), (9, 9));
+    assert!(!r
+        .rules_without_hits
+        .iter()
+        .any(|id| id.as_str() == "sgr-appout"));
+}

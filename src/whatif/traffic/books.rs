@@ -10,7 +10,7 @@ use super::judge::{Act, Ends, Fate, Judge, Side, Why};
 use super::keys::{reverse, Key, Seen, Word};
 use super::tally::{min_opt, push_top, Agg, Top};
 use super::{ACK, FIN, RST, SECOND, SYN};
-use crate::model::{Action, Direction, Header, IpProtocol, Provider};
+use crate::model::{Action, Header, IpProtocol, Provider};
 use crate::track::{self, is_echo_reply, is_echo_request};
 use crate::whatif::report::Effect;
 
@@ -66,7 +66,7 @@ pub(super) struct Books {
     fates: Vec<Fate>,
     /// Fates by their packed form ([`Fate::pack`]): hashing seven words is much cheaper
     /// than hashing the enums field by field.
-    fate_ids: FxHashMap<[u64; 7], u32>,
+    fate_ids: FxHashMap<[u64; 11], u32>,
     /// The fate of each kind of connection judged ([`super::classes`]).
     kinds: FxHashMap<FateKey, u32>,
     pub(super) agg: Agg,
@@ -217,14 +217,20 @@ impl Books {
                     Act::Drop => t.dropped_after += n,
                     Act::Unknown => t.unknown_after += n,
                 }
-                if let Why::Rule(r) = b.why {
-                    bump(&mut agg.hits[0], r, n);
+                let other_b = f.others[0][d];
+                let other_a = if post == 1 { f.others[1][d] } else { other_b };
+                for s in [Some(b), other_b].into_iter().flatten() {
+                    if let Why::Rule(r) = s.why {
+                        bump(&mut agg.hits[0], r, n);
+                    }
                 }
-                if let Why::Rule(r) = a.why {
-                    // A verdict kept from before (a surviving connection) names its rule in
-                    // the table before's numbering.
-                    let i = if a.side == Side::After { 1 } else { 2 };
-                    bump(&mut agg.hits[i], r, n);
+                for s in [Some(a), other_a].into_iter().flatten() {
+                    if let Why::Rule(r) = s.why {
+                        // A verdict kept from before (a surviving connection) names its
+                        // rule in the table before's numbering.
+                        let i = if s.side == Side::After { 1 } else { 2 };
+                        bump(&mut agg.hits[i], r, n);
+                    }
                 }
                 // Unknown in both worlds: the revoke does not change what is known of it.
                 unknown |= (b.act == Act::Unknown || a.act == Act::Unknown) && b.act != a.act;
@@ -301,9 +307,10 @@ impl Books {
         // Normalized where it can be; as the key holds it otherwise.
         let header = Header::new(src, dst, protocol, sp, dp)
             .unwrap_or_else(|_| Header::new_unchecked(src, dst, protocol, sp, dp));
-        let Some(at) = f.change else {
+        let Some((end, direction)) = f.change else {
             return;
         };
+        let at = (c.ends[usize::from(end)], direction);
         let port = match header.protocol() {
             6 | 17 => header.dst_port(),
             1 | 58 => header.src_port(),
@@ -324,10 +331,10 @@ impl Books {
         svc.bytes += bytes;
         svc.first_ns = min_opt(svc.first_ns, Some(c.first_ns));
         svc.last_ns = svc.last_ns.max(Some(c.last_ns));
-        let client = match at.1 {
-            Direction::Ingress => header.src(),
-            Direction::Egress => header.dst(),
-        };
+        // The ENI's peer: the opener's destination where the ENI opened the connection,
+        // its source where the connection came to the ENI (whichever way the verdict
+        // changed: a reply refused at egress is a client's connection too).
+        let client = if end == 0 { header.dst() } else { header.src() };
         // Clients of the connections that change now (a surviving one keeps its client).
         if outcome != Effect::Surviving {
             svc.add_client(client);
@@ -415,10 +422,14 @@ impl Books {
             let ends = judge.ends(s, &h, false);
             (books.fate_of(judge, ends, &h, captured && ahead), ends)
         };
+        // A flow-log record of the reply opens the connection as well as one of the
+        // opener would: both directions of a window are logged alike, in any order (a
+        // reply packet seen first means the opener was not captured).
+        let back_new = s.record.is_some() && captured && ahead;
         let back = |books: &mut Books| {
             let r = reverse(&h);
             let ends = judge.ends(s, &r, true);
-            (books.fate_of(judge, ends, &r, false), ends)
+            (books.fate_of(judge, ends, &r, back_new), ends)
         };
         let ((id, ends), opener_is_src) = match known {
             Some(true) => (forward(self), true),
@@ -518,6 +529,7 @@ mod tests {
                     fresh: accept(),
                     survive: false,
                     change: None,
+                    others: [[None; 2]; 2],
                     provider,
                     unmatched: false,
                 });

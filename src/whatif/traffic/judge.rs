@@ -73,8 +73,15 @@ pub(super) struct Fate {
     pub(super) fresh: Step,
     /// Open at the revoke instant and kept alive although the rules after refuse it.
     pub(super) survive: bool,
-    /// Where the opener's (else the reply's) verdict changes: ENI and direction.
-    pub(super) change: Option<(u32, Direction)>,
+    /// Where the opener's (else the reply's) verdict changes: the end (0: the opener's
+    /// source side, 1: its destination side; the connection holds its ENIs) and the
+    /// direction there. An end, not an ENI, so that connections at other ENIs with the
+    /// same groups share the fate.
+    pub(super) change: Option<(u8, Direction)>,
+    /// Per world (before, from the revoke instant on) and direction: the verdict at the
+    /// point the direction's verdict did not come from, when a rule decided there too (a
+    /// packet crossing two ENIs is decided at both: both rules count it).
+    pub(super) others: [[Option<Step>; 2]; 2],
     pub(super) provider: Provider,
     /// Touches no ENI of the state: counted, not judged.
     pub(super) unmatched: bool,
@@ -103,8 +110,9 @@ impl Step {
 }
 
 impl Fate {
-    /// Seven words that tell fates apart (equal fates pack equally, and only they).
-    pub(super) fn pack(&self) -> [u64; 7] {
+    /// Eleven words that tell fates apart (equal fates pack equally, and only they).
+    pub(super) fn pack(&self) -> [u64; 11] {
+        let other = |s: Option<Step>| s.map_or(u64::MAX, Step::pack);
         let change = self.change.map_or(u64::MAX, |(e, d)| {
             u64::from(e) << 1 | u64::from(d == Direction::Egress)
         });
@@ -121,6 +129,10 @@ impl Fate {
             self.fresh.pack(),
             change,
             u64::from(self.survive) | u64::from(self.unmatched) << 1 | provider << 2,
+            other(self.others[0][0]),
+            other(self.others[0][1]),
+            other(self.others[1][0]),
+            other(self.others[1][1]),
         ]
     }
 }
@@ -431,6 +443,21 @@ fn combine(points: [Option<Step>; 2]) -> Option<Step> {
     best
 }
 
+/// Per direction of a world: the verdict at the point `world` did not take its own from,
+/// when a rule decided there.
+fn others(points: &[[Option<Step>; 2]; 2], world: &[Step; 2]) -> [Option<Step>; 2] {
+    std::array::from_fn(|d| {
+        if world[d].why == Why::Lost {
+            return None;
+        }
+        let [Some(x), Some(y)] = points[d] else {
+            return None;
+        };
+        let other = if x == world[d] { y } else { x };
+        matches!(other.why, Why::Rule(_)).then_some(other)
+    })
+}
+
 /// Both directions of one world: the reply is lost when the opener is not accepted.
 fn world(points: [[Option<Step>; 2]; 2]) -> Option<[Step; 2]> {
     let o = combine(points[0])?;
@@ -451,16 +478,16 @@ fn change(
     a: &[[Option<Step>; 2]; 2],
     b: &[[Option<Step>; 2]; 2],
     ends: Ends,
-) -> Option<(u32, Direction)> {
+) -> Option<(u8, Direction)> {
     let dirs = [
         [Direction::Egress, Direction::Ingress],
         [Direction::Ingress, Direction::Egress],
     ];
     for d in 0..2 {
         for i in 0..2 {
-            if let (Some(x), Some(y), Some(e)) = (a[d][i], b[d][i], ends[i]) {
+            if let (Some(x), Some(y), Some(_)) = (a[d][i], b[d][i], ends[i]) {
                 if x.act != y.act {
-                    return Some((e, dirs[d][i]));
+                    return Some((i as u8, dirs[d][i]));
                 }
             }
         }
@@ -499,6 +526,7 @@ impl Judge {
                 fresh: none,
                 survive: false,
                 change: None,
+                others: [[None; 2]; 2],
                 provider,
                 unmatched: true,
             };
@@ -509,6 +537,7 @@ impl Judge {
             fresh: after[0],
             survive: false,
             change: change(&pb, &pa, ends),
+            others: [others(&pb, &before), others(&pa, &after)],
             provider,
             unmatched: false,
         };
@@ -517,6 +546,10 @@ impl Judge {
         }
         let mut fate = self.open_fate(fate, &pb, &pa, ends, h);
         Judge::kept(&mut fate.post);
+        // A verdict kept as established is no rule's hit.
+        for s in fate.others[1].iter_mut() {
+            *s = s.filter(|s| !(s.side == Side::Before && s.act == Act::Accept));
+        }
         fate
     }
 
@@ -536,24 +569,38 @@ impl Judge {
                 let same = change(pb, pa, ends).is_none() && before[1].act == after[1].act;
                 if same || self.config.assume_survive {
                     fate.post = before;
+                    fate.others[1] = fate.others[0];
                     fate.survive = after[0].act != Act::Accept;
                 }
             }
             Provider::Aws | Provider::Generic => {
-                // Tracked points keep the verdicts before; untracked ones take the rules'.
+                // Tracked points keep the verdicts before; untracked ones take the rules'
+                // after, the reply's too: an untracked connection has no state to pass
+                // its reply, even where the world after would track a new one (the rule
+                // that made it untracked may be the one revoked).
                 let dirs = [Direction::Egress, Direction::Ingress];
+                let r = reverse(h);
                 let mut mixed = *pb;
                 for i in 0..2 {
                     if let Some(e) = ends[i] {
                         if !self.tracked(Side::Before, e, dirs[i], h) {
                             mixed[0][i] = pa[0][i];
-                            mixed[1][i] = pa[1][i];
+                            mixed[1][i] = match pa[0][i] {
+                                Some(o) if o.act == Act::Accept => {
+                                    Some(self.step(Side::After, e, dirs[1 - i], &r))
+                                }
+                                other => other,
+                            };
                         }
                     }
                 }
                 if let Some(post) = world(mixed) {
                     fate.post = post;
+                    fate.others[1] = others(&mixed, &post);
                 }
+                // Where an untracked point changes its verdict, else where a new
+                // connection's would (a surviving connection's service).
+                fate.change = change(pb, &mixed, ends).or(fate.change);
                 fate.survive = fate.post[0].act == Act::Accept && after[0].act != Act::Accept;
             }
         }
@@ -709,11 +756,13 @@ mod tests {
             }
         }
 
-        /// Connections of one kind (`classes.rs`: the same ENIs, fields in the same
-        /// intervals, addresses members of the same groups, new or not) have one fate: on
-        /// fuzzed states ([`fuzzed`]), each aimed IPv4 TCP or UDP header against headers
-        /// moved to the ends of its intervals or inside them (a member address: to
-        /// another member of the same groups there, or anywhere in its interval).
+        /// Connections of one kind (`classes.rs`: ENIs with the same groups, fields in
+        /// the same intervals of their rules' bounds, addresses members of the same
+        /// groups, new or not) have one fate: on fuzzed states ([`fuzzed`]), each aimed
+        /// IPv4 header against headers moved to the ends of its intervals or inside them
+        /// (a member address: to another member of the same groups there, or anywhere in
+        /// its interval; ports other than TCP's and UDP's stay), at the ENIs it crosses
+        /// and at others with the same groups.
         #[test]
         fn connections_of_one_kind_have_one_fate(
             bytes in proptest::collection::vec(any::<u8>(), 256..4096),
@@ -741,60 +790,77 @@ mod tests {
                 let (IpAddr::V4(src), IpAddr::V4(dst)) = (h.src(), h.dst()) else {
                     continue;
                 };
-                if !matches!(h.protocol(), 6 | 17) {
-                    continue;
-                }
-                for variant in 0..4 {
-                    let mut pick = |lo: u32, hi: u32| match variant {
-                        0 => lo,
-                        1 => hi,
-                        _ => rng.in_range(lo.into(), hi.into()) as u32,
-                    };
-                    // A member moves to a member of the same groups in its interval (one
-                    // of them: itself), or (the last variant) to anywhere in its interval,
-                    // which is another kind unless it lands on a member of those groups;
-                    // any other address anywhere in its interval.
-                    let mut addr = |a: u32| {
-                        let interval = c.addr_interval(a);
-                        let classes = judge.members(a);
-                        if classes == [0, 0] || variant == 3 {
-                            return pick(interval.0, interval.1);
-                        }
-                        let like: Vec<u32> = member_addrs
-                            .iter()
-                            .copied()
-                            .filter(|&x| judge.members(x) == classes)
-                            .filter(|&x| c.addr_interval(x) == interval)
-                            .collect();
-                        like.get(pick(0, like.len() as u32 - 1) as usize).copied().unwrap_or(a)
-                    };
-                    let (s2, d2) = (addr(u32::from(src)), addr(u32::from(dst)));
-                    let mut port = |p: u16| {
-                        let (lo, hi) = c.port_interval(p);
-                        pick(lo.into(), hi.into()) as u16
-                    };
-                    let (sp, dp) = (port(h.src_port()), port(h.dst_port()));
-                    let Ok(moved) = Header::new(
-                        IpAddr::V4(s2.into()),
-                        IpAddr::V4(d2.into()),
-                        h.protocol(),
-                        sp,
-                        dp,
-                    ) else {
-                        continue;
-                    };
-                    for ends in ends_to_try(&judge, &h, enis) {
-                        for new in [false, true] {
-                            pairs += 1;
-                            if judge.kind(ends, &h, new) != judge.kind(ends, &moved, new) {
-                                continue;
+                // Other protocols' ports (ICMP type and code) are part of the kind as they are.
+                let port_intervals = matches!(h.protocol(), 6 | 17);
+                for ends in ends_to_try(&judge, &h, enis) {
+                    for variant in 0..4 {
+                        let mut pick = |lo: u32, hi: u32| match variant {
+                            0 => lo,
+                            1 => hi,
+                            _ => rng.in_range(lo.into(), hi.into()) as u32,
+                        };
+                        // A member moves to a member of the same groups in its interval at
+                        // the connection's ENIs (one of them: itself), or (the last
+                        // variant) to anywhere in that interval, which is another kind
+                        // unless it lands on a member of those groups; any other address
+                        // anywhere in its interval.
+                        let mut addr = |field: usize, a: u32| {
+                            let interval = c.interval(ends, field, a);
+                            let classes = judge.members(a);
+                            if classes == [0, 0] || variant == 3 {
+                                return pick(interval.0, interval.1);
                             }
-                            compared += 1;
-                            prop_assert_eq!(
-                                judge.fate(ends, &h, new),
-                                judge.fate(ends, &moved, new),
-                                "{:?} and {:?} at {:?}, new {}", h, moved, ends, new
-                            );
+                            let like: Vec<u32> = member_addrs
+                                .iter()
+                                .copied()
+                                .filter(|&x| judge.members(x) == classes)
+                                .filter(|&x| c.interval(ends, field, x) == interval)
+                                .collect();
+                            like.get(pick(0, like.len() as u32 - 1) as usize)
+                                .copied()
+                                .unwrap_or(a)
+                        };
+                        let (s2, d2) = (addr(0, u32::from(src)), addr(1, u32::from(dst)));
+                        let mut port = |field: usize, p: u16| {
+                            if !port_intervals {
+                                return p;
+                            }
+                            let (lo, hi) = c.interval(ends, field, p.into());
+                            pick(lo, hi) as u16
+                        };
+                        let (sp, dp) = (port(2, h.src_port()), port(3, h.dst_port()));
+                        let Ok(moved) = Header::new(
+                            IpAddr::V4(s2.into()),
+                            IpAddr::V4(d2.into()),
+                            h.protocol(),
+                            sp,
+                            dp,
+                        ) else {
+                            continue;
+                        };
+                        // The moved header at these ENIs, and at others with the same groups.
+                        let alike = ends.map(|e| {
+                            e.map(|e| {
+                                let groups = &before.enis[e as usize].groups;
+                                (0..enis)
+                                    .find(|&o| o != e && &before.enis[o as usize].groups == groups)
+                                    .unwrap_or(e)
+                            })
+                        });
+                        for new in [false, true] {
+                            for there in [ends, alike] {
+                                pairs += 1;
+                                if judge.kind(ends, &h, new) != judge.kind(there, &moved, new) {
+                                    continue;
+                                }
+                                compared += 1;
+                                prop_assert_eq!(
+                                    judge.fate(ends, &h, new),
+                                    judge.fate(there, &moved, new),
+                                    "{:?} at {:?} and {:?} at {:?}, new {}",
+                                    h, ends, moved, there, new
+                                );
+                            }
                         }
                     }
                 }

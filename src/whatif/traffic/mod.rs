@@ -53,8 +53,9 @@
 //! # Cost and memory
 //!
 //! Each connection is judged once per world when it is first seen (two to eight lookups),
-//! or, an IPv4 TCP or UDP one, takes the fate of an earlier connection of its kind: same
-//! ENIs, and fields in the same intervals of every bound the rules draw (`classes.rs`);
+//! or, an IPv4 one, takes the fate of an earlier connection of its kind: ENIs with the
+//! same groups, and fields in the same intervals of the bounds their rules draw
+//! (`classes.rs`);
 //! each packet costs one probe of its partition's connection table and a few counters.
 //! With millions of live connections that probe is a miss to memory, so a partition asks
 //! for the table slot and the connection of the items a few places ahead of the one it
