@@ -147,10 +147,11 @@ pub fn progress(len: u64) -> ProgressBar {
 }
 
 /// Fails when a flow log gave no usable record at all and some lines were malformed:
-/// the input is most likely not a flow log.
+/// the input is most likely not a flow log. (Records left out by the time window were
+/// usable: they are counted skipped, not decoded.)
 pub fn check_usable(source: &Source<'_>, path: &Path) -> anyhow::Result<()> {
     let s = source.summary();
-    if source.is_flow_log() && s.decoded == 0 {
+    if source.is_flow_log() && s.decoded == 0 && !s.skipped.contains_key(input::OUTSIDE_WINDOW) {
         if let Some(first) = s.examples.first() {
             anyhow::bail!(
                 "{}: not a usable flow log or capture (no record could be read; {first})",

@@ -33,6 +33,9 @@ use std::path::{Path, PathBuf};
 
 use super::{parquet, Item, Source, Summary, TrafficError};
 
+/// The reason records and packets outside the window are counted under.
+pub const OUTSIDE_WINDOW: &str = "outside --since/--until";
+
 /// How far a record's window may lie outside its partition's span, in seconds (either
 /// way: delivery after the window, or a window that ends after a start-time partition).
 pub const DELIVERY_SLACK: u64 = 3600;
@@ -289,6 +292,12 @@ pub struct Files {
     warnings: Vec<String>,
     consumed_before: u64,
     kind: Option<&'static str>,
+    /// Whether the current file's kind is in `kind` (taken once its first chunk is read:
+    /// a flow log's format is known from its first lines, a CSV's from its header).
+    kind_noted: bool,
+    /// Items of the current file left out by the window (counted decoded by the file's
+    /// own summary, skipped in the merged one).
+    filtered: u64,
     flow_log: bool,
     /// An error held back while items read before it are handed out.
     held: Option<TrafficError>,
@@ -371,6 +380,8 @@ impl Files {
             warnings: Vec::new(),
             consumed_before: 0,
             kind: None,
+            kind_noted: false,
+            filtered: 0,
             flow_log: true,
             held: None,
             done: false,
@@ -466,10 +477,38 @@ impl Files {
         Ok(source.strict(self.options.strict))
     }
 
-    /// Ends the current file: its summary is merged and numbering goes on after it.
+    /// Adds the current file's kind to the input's (`mixed` when they differ), once.
+    fn note_kind(&mut self) {
+        let Some((_, source)) = &self.current else {
+            return;
+        };
+        if self.kind_noted {
+            return;
+        }
+        let kind = source.kind();
+        self.kind_noted = true;
+        self.kind = Some(match self.kind {
+            None => kind,
+            Some(k) if k == kind => k,
+            Some(_) => "mixed",
+        });
+    }
+
+    /// Ends the current file: its summary is merged (the items the window left out
+    /// counted as skipped, not decoded) and numbering goes on after it.
     fn finish(&mut self) {
+        self.note_kind();
+        let filtered = std::mem::take(&mut self.filtered);
         if let Some((part, source)) = self.current.take() {
             self.summary.merge(source.summary(), &part.name);
+            if filtered > 0 {
+                self.summary.decoded = self.summary.decoded.saturating_sub(filtered);
+                *self
+                    .summary
+                    .skipped
+                    .entry(OUTSIDE_WINDOW.to_string())
+                    .or_default() += filtered;
+            }
             self.consumed_before += part.len;
             self.base = self.next_index.max(self.base + source.summary().records);
             self.next_index = self.base;
@@ -514,13 +553,9 @@ impl Files {
                 };
                 match self.open_part(&part) {
                     Ok(source) => {
-                        let kind = source.kind();
-                        self.kind = Some(match self.kind {
-                            None => kind,
-                            Some(k) if k == kind => k,
-                            Some(_) => "mixed",
-                        });
                         self.flow_log &= source.is_flow_log();
+                        self.kind_noted = false;
+                        self.filtered = 0;
                         self.current = Some((part, source));
                     }
                     Err(e) => {
@@ -552,7 +587,8 @@ impl Files {
                         }
                     };
                 if !keep {
-                    self.summary.skip(&"outside --since/--until");
+                    // Counted when the file is finished, with its summary.
+                    self.filtered += 1;
                     continue;
                 }
                 match item {
@@ -564,13 +600,14 @@ impl Files {
             }
             out.truncate(kept);
             match read {
-                Ok(true) => {}
+                Ok(true) => self.note_kind(),
                 Ok(false) => self.finish(),
                 Err(e) => {
                     let part = part.clone();
                     if e.is_not_traffic() && !self.explicit {
                         // Not traffic (given up before any record): nothing of it counts.
                         self.current = None;
+                        self.filtered = 0;
                         self.consumed_before += part.len;
                         self.not_traffic(&part, e)?;
                         continue;

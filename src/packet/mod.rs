@@ -262,7 +262,9 @@ impl TrafficError {
     /// when it was found in a folder).
     pub fn is_not_traffic(&self) -> bool {
         match self {
-            TrafficError::NotTraffic(_) | TrafficError::Flow(FlowError::NotFlowLog { .. }) => true,
+            TrafficError::NotTraffic(_)
+            | TrafficError::Flow(FlowError::NotFlowLog { .. })
+            | TrafficError::Flow(FlowError::NotFlowLogSchema(_)) => true,
             TrafficError::File { error, .. } => error.is_not_traffic(),
             _ => false,
         }
@@ -548,5 +550,22 @@ mod tests {
         s.skip(&Skip::Truncated("IPv4 header"));
         assert_eq!(s.skipped_total(), 2);
         assert!(s.to_string().contains("2  truncated IPv4 header"), "{s}");
+    }
+
+    #[test]
+    fn regression_a_parquet_schema_that_is_not_a_flow_log_is_not_traffic() {
+        let schema = TrafficError::Flow(FlowError::NotFlowLogSchema(
+            "a Parquet file without a srcaddr column".into(),
+        ));
+        assert!(schema.is_not_traffic());
+        let named = TrafficError::File {
+            file: "logs/other.parquet".into(),
+            error: Box::new(schema),
+        };
+        assert!(named.is_not_traffic());
+        // A damaged file is an error, not "not traffic".
+        assert!(
+            !TrafficError::Flow(FlowError::File("Parquet footer: eof".into())).is_not_traffic()
+        );
     }
 }

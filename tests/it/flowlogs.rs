@@ -676,3 +676,168 @@ fn scan_flags_name_the_feature_they_need() {
     assert!(err.contains("the `cluster` feature"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The "N records, D decoded, S skipped" counts of the summary line `sgsim` prints.
+fn counts(err: &str) -> (u64, u64, u64) {
+    let at = err
+        .find(" records, ")
+        .unwrap_or_else(|| panic!("no summary: {err}"));
+    let head = &err[..at];
+    let n = head[head.rfind(' ').unwrap() + 1..].parse().unwrap();
+    let rest: Vec<&str> = err[at..].split([' ', ',', '\n']).collect();
+    let word = |w: &str| -> u64 {
+        let i = rest.iter().position(|x| *x == w).unwrap();
+        rest[..i]
+            .iter()
+            .rev()
+            .find(|x| !x.is_empty())
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    (n, word("decoded"), word("skipped"))
+}
+
+#[test]
+fn regression_short_files_that_are_not_flow_logs_are_named_and_skipped() {
+    let dir = scratch("notflow");
+    let logs = dir.join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    let day = fleet_day(10, 7);
+    std::fs::write(logs.join("a.log"), text(&day[0], &FIELDS)).unwrap();
+    let others: [(&str, Vec<u8>); 6] = [
+        (
+            "README.txt",
+            b"These are our flow logs.\nAsk ops.\n".to_vec(),
+        ),
+        ("people.csv", b"name,age\nbob,3\n".to_vec()),
+        (
+            "state.json",
+            b"{\n  \"sgsim_snapshot\": 1,\n  \"groups\": []\n}\n".to_vec(),
+        ),
+        (
+            "app.jsonl",
+            "{\"level\":\"info\",\"msg\":\"hello\"}\n"
+                .repeat(100)
+                .into_bytes(),
+        ),
+        (
+            "short.jsonl",
+            "{\"level\":\"info\",\"msg\":\"hello\"}\n"
+                .repeat(3)
+                .into_bytes(),
+        ),
+        (
+            "other.parquet",
+            parquet(&day[0], &["version", "account-id"], Compression::SNAPPY, 4),
+        ),
+    ];
+    for (name, data) in &others {
+        std::fs::write(logs.join(name), data).unwrap();
+    }
+    std::fs::write(logs.join("empty.log"), "").unwrap();
+    let (code, out, err) = sgsim(&["packets", "--traffic", logs.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let ok = day[0]
+        .iter()
+        .filter(|r| get(r, "log-status") == Some("OK"))
+        .count();
+    assert_eq!(out.lines().count(), ok, "{err}");
+    for (name, _) in &others {
+        assert!(
+            err.contains(&format!("{name}: skipped, not a flow log")),
+            "{name}: {err}"
+        );
+    }
+    // Nothing of them counted as records of the log.
+    assert!(!err.contains("malformed"), "{err}");
+    assert_eq!(counts(&err).0, day[0].len() as u64, "{err}");
+    // Given by name, each is an error naming it.
+    for (name, _) in &others {
+        let (code, out, err) = sgsim(&["packets", "--traffic", logs.join(name).to_str().unwrap()]);
+        assert_eq!((code, out.as_str()), (2, ""), "{name}: {err}");
+        assert!(
+            err.contains(name) && err.contains("not a flow log"),
+            "{name}: {err}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn regression_records_outside_the_window_are_skipped_not_also_decoded() {
+    let dir = scratch("window-counts");
+    let day = fleet_day(10, 11);
+    let log = dir.join("day.log");
+    std::fs::write(&log, text(&day.concat(), &FIELDS)).unwrap();
+    for input in [log.clone(), dir.clone()] {
+        let (code, out, err) = sgsim(&[
+            "packets",
+            "--traffic",
+            input.to_str().unwrap(),
+            "--since",
+            "2026-12-06T10:00:00Z",
+            "--until",
+            "2026-12-06T12:00:00Z",
+        ]);
+        assert_eq!(code, 0, "{err}");
+        let (records, decoded, skipped) = counts(&err);
+        assert_eq!(records, day.concat().len() as u64, "{err}");
+        assert_eq!(decoded + skipped, records, "{err}");
+        assert_eq!(decoded, out.lines().count() as u64, "{err}");
+        assert!(err.contains("outside --since/--until"), "{err}");
+    }
+    // Every record outside the window, and a malformed line: read, not "unusable".
+    let mut bad = text(&day[0], &FIELDS);
+    bad.push_str("8 1 eni-x 10.0.0.1 10.0.0.2 1 2\n");
+    std::fs::write(&log, bad).unwrap();
+    let (code, out, err) = sgsim(&[
+        "packets",
+        "--traffic",
+        log.to_str().unwrap(),
+        "--since",
+        "2030-01-01",
+    ]);
+    assert_eq!((code, out.as_str()), (0, ""), "{err}");
+    let (records, decoded, skipped) = counts(&err);
+    assert_eq!((decoded, skipped), (0, records), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn regression_csv_inputs_are_labelled_csv_flow_log() {
+    let dir = scratch("csv-kind");
+    let csv = "srcaddr,dstaddr,srcport,dstport,protocol,action,log-status\n\
+               10.0.0.1,10.0.0.2,40000,443,6,ACCEPT,OK\n";
+    std::fs::write(dir.join("sls.csv"), csv).unwrap();
+    for input in [dir.join("sls.csv"), dir.clone()] {
+        let (code, out, err) = sgsim(&["packets", "--traffic", input.to_str().unwrap()]);
+        assert_eq!(code, 0, "{err}");
+        assert_eq!(out.lines().count(), 1, "{err}");
+        assert!(err.contains("(csv-flow-log)"), "{err}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn regression_pqcrash6_71_and_pqcrash7_68_are_counted_without_a_panic_message() {
+    for name in [
+        "regression-pqcrash6_71.parquet",
+        "regression-pqcrash7_68.parquet",
+    ] {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/data/flowlogs")
+            .join(name);
+        let (code, out, err) = sgsim(&["packets", "--traffic", path.to_str().unwrap()]);
+        assert_eq!(code, 0, "{name}: {err}");
+        assert!(!err.contains("panicked"), "{name}: {err}");
+        assert!(
+            err.contains("unreadable Parquet row group"),
+            "{name}: {err}"
+        );
+        assert!(err.contains("the Parquet decoder failed"), "{name}: {err}");
+        let (records, decoded, skipped) = counts(&err);
+        assert_eq!(decoded + skipped, records, "{name}: {err}");
+        assert_eq!(out.lines().count() as u64, decoded, "{name}: {err}");
+    }
+}

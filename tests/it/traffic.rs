@@ -877,3 +877,25 @@ fn eval_aws_icmp_records_without_type_as_aws_logged_them() {
     assert_eq!(v[0]["unresolved"], serde_json::json!(["icmp-type"]));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn regression_a_truncated_pcap_gz_names_the_cause_of_its_read_error() {
+    let pcap = std::fs::read(data("pcaps/OSPFv3_with_AH.pcap")).unwrap();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut gz, &pcap).unwrap();
+    let gz = gz.finish().unwrap();
+    let cut = &gz[..gz.len() / 2];
+    let err = match Source::open(cut) {
+        Err(e) => e,
+        Ok(source) => source
+            .filter_map(Result::err)
+            .next()
+            .expect("a cut gzip stream is a read error"),
+    };
+    let text = err.to_string();
+    let (at, why) = text
+        .split_once(": ")
+        .unwrap_or_else(|| panic!("no cause: {text}"));
+    assert!(at.starts_with("read error at offset "), "{text}");
+    assert!(why.contains("deflate stream"), "{text}");
+}

@@ -82,11 +82,38 @@ pub enum CaptureError {
         unread: u64,
     },
     /// Reading failed.
-    #[error("read error at offset {offset}")]
+    #[error("read error at offset {offset}: {why}")]
     Read {
         /// Byte offset reached.
         offset: u64,
+        /// The input's error (a truncated or corrupt gzip stream, an I/O error).
+        why: String,
     },
+}
+
+/// The input of a capture, keeping the message of its last read error: `pcap-parser`
+/// reports only that a read failed, not why.
+struct Noting<R> {
+    inner: R,
+    last: std::sync::Arc<std::sync::Mutex<Option<String>>>,
+}
+
+impl<R: Read> Read for Noting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.inner.read(buf).inspect_err(|e| {
+            if let Ok(mut last) = self.last.lock() {
+                *last = Some(e.to_string());
+            }
+        })
+    }
+}
+
+/// What the input said when a read failed, as [`Noting`] kept it.
+fn read_error(last: &std::sync::Mutex<Option<String>>) -> String {
+    last.lock()
+        .ok()
+        .and_then(|l| l.clone())
+        .unwrap_or_else(|| "the input could not be read".into())
 }
 
 /// A capture being read; iterate it for decoded packets, then read its [`Summary`].
@@ -104,6 +131,8 @@ pub struct Capture<'r> {
     /// Reused buffers of [`Capture::read_chunk`].
     frames: Frames,
     starts: Vec<usize>,
+    /// The input's last read error, as [`Noting`] kept it.
+    last_error: std::sync::Arc<std::sync::Mutex<Option<String>>>,
 }
 
 enum Step {
@@ -118,10 +147,20 @@ enum Step {
 impl<'r> Capture<'r> {
     /// Opens a capture (pcap or pcapng, detected from its header).
     pub fn new<R: Read + Send + 'r>(reader: R) -> Result<Capture<'r>, CaptureError> {
+        let last_error = std::sync::Arc::default();
+        let reader = Noting {
+            inner: reader,
+            last: std::sync::Arc::clone(&last_error),
+        };
         let inner = match pcap_parser::create_reader(INITIAL_CAPACITY, reader) {
             Ok(r) => r,
             Err(PcapError::Eof) => return Err(CaptureError::Empty),
-            Err(PcapError::ReadError) => return Err(CaptureError::Read { offset: 0 }),
+            Err(PcapError::ReadError) => {
+                return Err(CaptureError::Read {
+                    offset: 0,
+                    why: read_error(&last_error),
+                })
+            }
             Err(_) => return Err(CaptureError::NotACapture),
         };
         let format = if inner.data().starts_with(&[0x0a, 0x0d, 0x0d, 0x0a]) {
@@ -140,7 +179,16 @@ impl<'r> Capture<'r> {
             summary: Summary::default(),
             frames: Frames::default(),
             starts: Vec::new(),
+            last_error,
         })
+    }
+
+    /// The error of a read that failed at `offset`.
+    fn read_failed(&self, offset: u64) -> CaptureError {
+        CaptureError::Read {
+            offset,
+            why: read_error(&self.last_error),
+        }
     }
 
     /// `pcap` or `pcapng`.
@@ -263,7 +311,7 @@ impl<'r> Capture<'r> {
                 }
                 Err(Some(Err(0))) => {
                     if self.inner.refill().is_err() {
-                        return self.fail(CaptureError::Read { offset });
+                        return self.fail(self.read_failed(offset));
                     }
                 }
                 Err(Some(Err(1))) => {
@@ -278,10 +326,10 @@ impl<'r> Capture<'r> {
                         return self.fail(CaptureError::TooLarge { offset });
                     }
                     if self.inner.refill().is_err() {
-                        return self.fail(CaptureError::Read { offset });
+                        return self.fail(self.read_failed(offset));
                     }
                 }
-                Err(Some(Err(_))) => return self.fail(CaptureError::Read { offset }),
+                Err(Some(Err(_))) => return self.fail(self.read_failed(offset)),
             }
         }
         None
@@ -292,9 +340,9 @@ impl<'r> Capture<'r> {
         while !self.inner.reader_exhausted() && self.inner.data().len() < self.capacity {
             let before = (self.inner.data().len(), self.inner.position());
             let offset = self.inner.consumed() as u64;
-            self.inner
-                .refill()
-                .map_err(|_| CaptureError::Read { offset })?;
+            if self.inner.refill().is_err() {
+                return Err(self.read_failed(offset));
+            }
             if (self.inner.data().len(), self.inner.position()) == before {
                 break;
             }

@@ -260,22 +260,52 @@ impl Fields for Text<'_> {
     }
 }
 
-pub(super) struct Json(pub(super) serde_json::Map<String, Value>);
+/// A JSON object's fields, each looked up once (by its `-` or `_` spelling) and checked: a
+/// string or a number is a value, `null` means absent, any other type is an error.
+pub(super) struct Json<'a> {
+    vals: [Option<Val<'a>>; FIELDS],
+}
 
-impl Fields for Json {
-    fn get(&self, field: Field) -> Option<Val<'_>> {
-        let name = field.name();
-        let v = self.0.get(name).or_else(|| {
-            let alt = name.replace('-', "_");
-            self.0.get(&alt)
-        })?;
-        match v {
-            Value::String(s) => text_val(s),
-            Value::Number(n) => match n.as_i64() {
-                Some(i) => Some(Val::Int(i)),
-                None => Some(Val::Str(Cow::Owned(n.to_string()))),
-            },
-            _ => None,
+impl<'a> Json<'a> {
+    /// The fields of `object`; an error names the first field of another type, or says the
+    /// object names no flow-log field at all (then it is not a flow-log record).
+    pub(super) fn new(object: &'a serde_json::Map<String, Value>) -> Result<Json<'a>, String> {
+        if !object
+            .keys()
+            .any(|k| KNOWN.contains(&canonical(k).as_str()))
+        {
+            return Err("a JSON object naming none of a flow log's fields".into());
         }
+        let mut vals: [Option<Val<'a>>; FIELDS] = Default::default();
+        for field in Field::ALL {
+            let name = field.name();
+            let v = match object.get(name) {
+                Some(v) => Some(v),
+                None => object.get(&name.replace('-', "_")),
+            };
+            vals[field as usize] = match v {
+                None | Some(Value::Null) => None,
+                Some(Value::String(s)) => text_val(s),
+                Some(Value::Number(n)) => Some(match n.as_i64() {
+                    Some(i) => Val::Int(i),
+                    None => Val::Str(Cow::Owned(n.to_string())),
+                }),
+                Some(other) => {
+                    let kind = match other {
+                        Value::Bool(_) => "a boolean",
+                        Value::Array(_) => "an array",
+                        _ => "an object",
+                    };
+                    return Err(format!("{name} is {kind}, not a string or a number"));
+                }
+            };
+        }
+        Ok(Json { vals })
+    }
+}
+
+impl Fields for Json<'_> {
+    fn get(&self, field: Field) -> Option<Val<'_>> {
+        self.vals[field as usize].clone()
     }
 }

@@ -29,13 +29,21 @@
 //! One JSON object per line with the SLS field names (SEMANTICS 4.2): `eni-id`,
 //! `srcaddr`, `srcport`, `dstaddr`, `dstport`, `protocol`, `direction` (`in`|`out`),
 //! `packets`, `bytes`, `start`, `end`, `log-status`, `action`, `tcp-flags`. Values may be
-//! strings (as SLS exports them) or numbers. SLS's CSV export (a header line of
-//! comma-separated field names, RFC 4180 quoting) is read by the same names.
+//! strings (as SLS exports them) or numbers; `null` means absent, and a field holding an
+//! array, a boolean or an object makes the line malformed. An object naming none of a flow
+//! log's fields ([`KNOWN`], either spelling) is not a record: malformed too. SLS's CSV
+//! export (a header line of comma-separated field names, RFC 4180 quoting) is read by the
+//! same names.
+//!
+//! `tcp-flags` is the OR of the TCP flags seen in the window, FIN (1) to CWR (128); a
+//! value above 255 is malformed (out of range), never cut to its low bits.
 //!
 //! # Skips, warnings and malformed lines
 //!
-//! `NODATA` and `SKIPDATA` records, and blank lines, are counted in the [`Summary`](crate::packet::Summary), not
-//! returned. A malformed line (wrong field count, a number that is not one, a bad address,
+//! `NODATA` and `SKIPDATA` records, lines starting with `#` (`comment line (#)`) and
+//! records without addresses are counted in the [`Summary`](crate::packet::Summary) as
+//! skipped records, not returned. Blank lines hold nothing: they keep their line number
+//! but are not records and are not counted. A malformed line (wrong field count, a number that is not one, a bad address,
 //! text that is not UTF-8) is, by default, counted under `malformed flow-log line` with its
 //! message (naming the line number) kept among the summary's examples; in strict mode it is
 //! an error instead. Lines longer than [`MAX_LINE`] bytes are skipped without being held
@@ -43,9 +51,15 @@
 //! among the summary's warnings: a `version` newer than the known ones, `start` after
 //! `end`, a TCP or UDP record without ports (judged with port 0).
 //!
-//! An input whose first [`GIVE_UP_AFTER`] lines with content are all malformed or over-long
-//! is not a flow log: reading stops with [`FlowError::NotFlowLog`] after at most that many
-//! lines, in memory bounded by [`MAX_LINE`].
+//! An input is a flow log once a line shows it: a record, a header line, a `NODATA` or
+//! `SKIPDATA` record. One whose first [`GIVE_UP_AFTER`] lines with content are all
+//! malformed or over-long is not a flow log: reading stops with [`FlowError::NotFlowLog`]
+//! after at most that many lines, in memory bounded by [`MAX_LINE`]. An input that ends
+//! with lines with content of which none showed it (a short README, a CSV of other
+//! columns, JSON of other fields, only comments) is not one either: the end gives
+//! [`FlowError::NotFlowLog`]. An input without any line with content is an empty flow
+//! log. In strict mode, a malformed line before anything showed a flow log is held: it
+//! is the error once something does, and the input is not a flow log if nothing does.
 //!
 //! ICMP records carry no type/code in either provider's logs: the port fields are used as
 //! given (AWS logs 0 and 0), so the header's type/code words are what the log says.
@@ -97,10 +111,21 @@ pub enum FlowError {
     /// Nothing read so far is a flow-log record: the input is not a flow log.
     #[error("not a flow log: no usable record in the first {line} lines ({first})")]
     NotFlowLog {
-        /// Lines read before giving up.
+        /// Lines read before giving up (all of them, when the input ended).
         line: u64,
-        /// The first line's problem.
+        /// The first malformed line's problem (or what the lines were).
         first: String,
+    },
+    /// A Parquet row that cannot be used (strict mode), or the row a row group could not
+    /// be decoded from.
+    #[error("row {row}: row group {group}: {why}")]
+    Row {
+        /// 1-based row in the file.
+        row: u64,
+        /// 0-based row group.
+        group: usize,
+        /// What was wrong.
+        why: String,
     },
     /// A columnar file whose schema is not a flow log's.
     #[error("not a flow log: {0}")]

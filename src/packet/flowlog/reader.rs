@@ -9,8 +9,14 @@ use serde_json::Value;
 use super::fields::{Json, Text};
 use super::{
     canonical, record, FlowError, Format, Layout, Outcome, Record, GIVE_UP_AFTER, KNOWN, MAX_LINE,
+    SKIP_NO_ADDRESSES,
 };
 use crate::packet::Summary;
+
+/// A line starting with `#`, counted and skipped.
+pub(crate) const SKIP_COMMENT: &str = "comment line (#)";
+/// A line equal to the header line (files concatenated with `cat`).
+pub(crate) const SKIP_REPEATED_HEADER: &str = "repeated header line";
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Mode {
@@ -93,6 +99,9 @@ pub struct Reader<R> {
     summary: Summary,
     /// Malformed or over-long lines while nothing usable has been read.
     bad_start: u64,
+    /// The first of them: what a [`FlowError::NotFlowLog`] quotes, and in strict mode the
+    /// error returned once something shows the input is a flow log after all.
+    first_bad: Option<FlowError>,
     /// Something (a record, a header, a NODATA line) showed this is a flow log.
     recognised: bool,
     /// The rest of an over-long line is still to be skipped.
@@ -114,6 +123,7 @@ impl<R: BufRead> Reader<R> {
             buf: Vec::new(),
             summary: Summary::default(),
             bad_start: 0,
+            first_bad: None,
             recognised: false,
             skipping: false,
             done: false,
@@ -209,8 +219,11 @@ impl<R: BufRead> Reader<R> {
     /// The outcome of one line with content; `Ok(None)` for a line that holds no record.
     fn line(&mut self, text: &str) -> Result<Option<Outcome>, FlowError> {
         let text = text.trim_start_matches('\u{feff}').trim();
-        if text.is_empty() || text.starts_with('#') {
+        if text.is_empty() {
             return Ok(None);
+        }
+        if text.starts_with('#') {
+            return Ok(Some(Outcome::Skip(SKIP_COMMENT)));
         }
         let (line, index) = (self.line, self.index);
         let summary = &mut self.summary;
@@ -259,7 +272,10 @@ impl<R: BufRead> Reader<R> {
         Ok(Some(match &self.mode {
             Mode::Unknown => return Ok(None),
             Mode::Json => match serde_json::from_str::<Value>(text) {
-                Ok(Value::Object(o)) => record(&Json(o), Format::Aliyun, line, index, &mut warn),
+                Ok(Value::Object(o)) => match Json::new(&o) {
+                    Ok(fields) => record(&fields, Format::Aliyun, line, index, &mut warn),
+                    Err(why) => Outcome::Malformed(why),
+                },
                 Ok(_) => Outcome::Malformed("not a JSON object".into()),
                 Err(e) => Outcome::Malformed(format!("not JSON: {e}")),
             },
@@ -271,7 +287,7 @@ impl<R: BufRead> Reader<R> {
                 if values.len() == header.len()
                     && values.iter().zip(header).all(|(v, h)| canonical(v) == *h)
                 {
-                    return Ok(Some(Outcome::Skip("repeated header line")));
+                    return Ok(Some(Outcome::Skip(SKIP_REPEATED_HEADER)));
                 }
                 if values.len() != layout.columns {
                     Outcome::Malformed(format!(
@@ -299,7 +315,7 @@ impl<R: BufRead> Reader<R> {
                     if words.len() == h.len()
                         && words.iter().zip(h).all(|(w, n)| canonical(w) == *n)
                     {
-                        return Ok(Some(Outcome::Skip("repeated header line")));
+                        return Ok(Some(Outcome::Skip(SKIP_REPEATED_HEADER)));
                     }
                 }
                 if words.len() != layout.columns {
@@ -340,18 +356,22 @@ impl<R: BufRead> Reader<R> {
             why,
         };
         if !self.recognised {
+            // Counted even in strict mode: the line is held, not yet the error (it is
+            // once something shows a flow log; if nothing does, the input is not one).
             self.bad_start += 1;
+            let first = self
+                .first_bad
+                .get_or_insert_with(|| err.clone())
+                .to_string();
+            self.summary.skip(&reason);
+            self.summary.example(err.to_string());
             if self.bad_start >= GIVE_UP_AFTER || self.buf.contains(&0) {
                 return Some(FlowError::NotFlowLog {
                     line: self.line,
-                    first: self
-                        .summary
-                        .examples
-                        .first()
-                        .cloned()
-                        .unwrap_or_else(|| err.to_string()),
+                    first,
                 });
             }
+            return None;
         }
         if self.strict {
             return Some(err);
@@ -359,6 +379,43 @@ impl<R: BufRead> Reader<R> {
         self.summary.skip(&reason);
         self.summary.example(err.to_string());
         None
+    }
+}
+
+impl<R> Reader<R> {
+    /// Strict mode: the malformed line held while nothing showed this is a flow log, now
+    /// that something has (reading ends with it).
+    fn held(&mut self) -> Option<FlowError> {
+        if !(self.strict && self.recognised) {
+            return None;
+        }
+        let e = self.first_bad.take()?;
+        self.done = true;
+        Some(e)
+    }
+
+    /// At the end of the input: lines with content of which none showed a flow log make
+    /// an input that is not one (an input without such lines is an empty flow log).
+    fn not_flow_log_at_end(&mut self) -> Option<FlowError> {
+        if self.recognised || self.summary.records == 0 {
+            return None;
+        }
+        let first = match &self.first_bad {
+            Some(e) => e.to_string(),
+            None => {
+                let reasons: Vec<String> = self
+                    .summary
+                    .skipped
+                    .iter()
+                    .map(|(why, n)| format!("{n} {why}"))
+                    .collect();
+                reasons.join(", ")
+            }
+        };
+        Some(FlowError::NotFlowLog {
+            line: self.line.saturating_sub(1),
+            first,
+        })
     }
 }
 
@@ -389,7 +446,7 @@ impl<R: BufRead> Reader<R> {
             let outcome = match read {
                 Line::Eof => {
                     self.done = true;
-                    return None;
+                    return self.not_flow_log_at_end().map(Err);
                 }
                 Line::TooLong => {
                     self.summary.records += 1;
@@ -413,7 +470,12 @@ impl<R: BufRead> Reader<R> {
                     self.buf = buf;
                     match outcome {
                         Ok(Some(o)) => o,
-                        Ok(None) => continue,
+                        Ok(None) => {
+                            if let Some(e) = self.held() {
+                                return Some(Err(e));
+                            }
+                            continue;
+                        }
                         Err(e) => {
                             self.done = true;
                             return Some(Err(e));
@@ -426,11 +488,20 @@ impl<R: BufRead> Reader<R> {
             match outcome {
                 Outcome::Record(r) => {
                     self.recognised = true;
+                    if let Some(e) = self.held() {
+                        return Some(Err(e));
+                    }
                     self.summary.decoded += 1;
                     return Some(Ok(r));
                 }
                 Outcome::Skip(why) => {
-                    self.recognised = true;
+                    // A comment or a record without addresses shows nothing of a flow log.
+                    if why != SKIP_COMMENT && why != SKIP_NO_ADDRESSES {
+                        self.recognised = true;
+                        if let Some(e) = self.held() {
+                            return Some(Err(e));
+                        }
+                    }
                     self.summary.skip(&why);
                 }
                 Outcome::Malformed(why) => {
@@ -657,5 +728,186 @@ not json
             r.next().unwrap().unwrap_err(),
             FlowError::NotFlowLog { line: 1, .. }
         ));
+    }
+
+    /// The error reading `text` ends with, if any, and the records before it.
+    fn error_of(text: &str, json: bool, strict: bool) -> (Vec<Record>, Option<FlowError>) {
+        let mut recs = Vec::new();
+        for r in Reader::new(text.as_bytes(), json).strict(strict) {
+            match r {
+                Ok(r) => recs.push(r),
+                Err(e) => return (recs, Some(e)),
+            }
+        }
+        (recs, None)
+    }
+
+    #[test]
+    fn regression_short_text_that_is_not_a_flow_log_is_refused_at_its_end() {
+        for (text, json) in [
+            ("These are our flow logs.\nSee the wiki.\n", false),
+            ("name,age\nbob,3\n", false),
+            ("{\n  \"sgsim_snapshot\": 1,\n  \"groups\": []\n}\n", true),
+            ("# only a comment\n\n# and another\n", false),
+        ] {
+            for strict in [false, true] {
+                let (recs, err) = error_of(text, json, strict);
+                assert!(recs.is_empty(), "{text:?}");
+                assert!(
+                    matches!(err, Some(FlowError::NotFlowLog { .. })),
+                    "{text:?} strict {strict}: {err:?}"
+                );
+            }
+        }
+        let (_, err) = error_of("name,age\nbob,3\n", false, false);
+        assert_eq!(
+            err.unwrap().to_string(),
+            "not a flow log: no usable record in the first 2 lines (line 1: comma-separated \
+             line that is not a header naming flow-log fields)"
+        );
+        // Nothing with content: an empty flow log, not an error.
+        assert_eq!(error_of("", false, false), (Vec::new(), None));
+        assert_eq!(error_of("\n\n", false, false), (Vec::new(), None));
+        // A header alone shows a flow log.
+        assert_eq!(
+            error_of(
+                "version srcaddr dstaddr srcport dstport protocol\n",
+                false,
+                false
+            ),
+            (Vec::new(), None)
+        );
+    }
+
+    #[test]
+    fn regression_json_lines_of_other_fields_are_not_a_flow_log() {
+        let line = "{\"level\":\"info\",\"msg\":\"hello\"}\n";
+        for n in [3, 100] {
+            let (recs, err) = error_of(&line.repeat(n), true, false);
+            assert!(recs.is_empty());
+            match err {
+                Some(FlowError::NotFlowLog { line, first }) => {
+                    assert_eq!(line, (n as u64).min(GIVE_UP_AFTER));
+                    assert_eq!(
+                        first,
+                        "line 1: a JSON object naming none of a flow log's fields"
+                    );
+                }
+                other => panic!("{n} lines: {other:?}"),
+            }
+        }
+        // What was read before giving up is counted, and adds up.
+        let text = line.repeat(100);
+        let mut r = Reader::new(text.as_bytes(), true);
+        assert!(r.by_ref().all(|x| x.is_err()));
+        let s = r.summary();
+        assert_eq!((s.records, s.decoded), (GIVE_UP_AFTER, 0));
+        assert_eq!(s.skipped_total(), s.records);
+        // Objects with flow-log fields but never an address show no flow log either.
+        let (_, err) = error_of(&"{\"version\":\"1\"}\n".repeat(3), true, false);
+        assert!(
+            matches!(&err, Some(FlowError::NotFlowLog { first, .. }) if first == "3 record without addresses"),
+            "{err:?}"
+        );
+        // Among records, such an object is a malformed line, named.
+        let good =
+            r#"{"srcaddr":"10.0.0.1","dstaddr":"10.0.0.2","protocol":6,"srcport":1,"dstport":2}"#;
+        let (recs, s) = read(&format!("{good}\n{line}"), true);
+        assert_eq!(recs.len(), 1);
+        assert_eq!(s.skipped["malformed flow-log line"], 1);
+        assert_eq!(
+            s.examples,
+            ["line 2: a JSON object naming none of a flow log's fields"]
+        );
+    }
+
+    #[test]
+    fn regression_json_values_of_the_wrong_type_are_malformed_naming_the_field() {
+        let rec = |extra: &str| {
+            format!(
+                r#"{{"srcaddr":"10.0.0.1","dstaddr":"10.0.0.2","protocol":"6","dstport":22{extra}}}"#
+            )
+        };
+        let text = [
+            rec(r#","srcport":1"#),
+            rec(r#","srcport":[1,2]"#),
+            rec(r#","srcport":1,"action":true"#),
+            rec(r#","srcport":1,"eni_id":{"id":"eni-1"}"#),
+            rec(r#","srcport":null,"tcp-flags":null"#),
+        ]
+        .join("\n");
+        let (recs, s) = read(&text, true);
+        assert_eq!(recs.len(), 2, "{s}");
+        assert_eq!(recs[1].header.src_port(), 0);
+        assert_eq!(recs[1].tcp_flags, None);
+        assert_eq!(
+            s.examples,
+            [
+                "line 2: srcport is an array, not a string or a number",
+                "line 3: action is a boolean, not a string or a number",
+                "line 4: eni-id is an object, not a string or a number",
+                "line 5: TCP/UDP record without ports (judged with port 0)",
+            ]
+        );
+    }
+
+    #[test]
+    fn regression_tcp_flags_above_255_are_out_of_range_not_cut() {
+        let text = "version srcaddr dstaddr srcport dstport protocol tcp-flags\n\
+                    5 10.0.0.1 10.0.0.2 1 2 6 19\n\
+                    5 10.0.0.1 10.0.0.2 1 2 6 258\n\
+                    5 10.0.0.1 10.0.0.2 1 2 6 65535\n\
+                    5 10.0.0.1 10.0.0.2 1 2 6 -2\n";
+        let (recs, s) = read(text, false);
+        assert_eq!(recs.len(), 1);
+        assert_eq!(recs[0].tcp_flags, Some(19));
+        assert_eq!(
+            s.examples,
+            [
+                "line 3: tcp-flags 258 is out of range",
+                "line 4: tcp-flags 65535 is out of range",
+                "line 5: tcp-flags -2 is out of range",
+            ]
+        );
+        let json = |flags: u32| {
+            format!(
+                r#"{{"srcaddr":"10.0.0.1","dstaddr":"10.0.0.2","protocol":6,"srcport":1,"dstport":2,"tcp-flags":{flags}}}"#
+            )
+        };
+        let (recs, s) = read(&format!("{}\n{}\n", json(3), json(258)), true);
+        assert_eq!(recs.len(), 1);
+        assert_eq!(recs[0].tcp_flags, Some(3));
+        assert_eq!(s.examples, ["line 2: tcp-flags 258 is out of range"]);
+    }
+
+    #[test]
+    fn regression_comment_lines_are_counted_and_blank_lines_are_not_records() {
+        let good = "2 1 eni-a 10.0.0.1 10.0.0.2 1 2 6 1 1 0 1 ACCEPT OK";
+        let text = format!("# written by hand\n{good}\n\n   \n#{good}\n{good}\n");
+        let (recs, s) = read(&text, false);
+        assert_eq!(recs.len(), 2);
+        assert_eq!(recs[1].line, 6);
+        assert_eq!(s.records, 4, "{s}");
+        assert_eq!(s.decoded, 2);
+        assert_eq!(s.skipped[SKIP_COMMENT], 2);
+        assert_eq!(s.decoded + s.skipped_total(), s.records);
+    }
+
+    #[test]
+    fn regression_strict_mode_holds_a_first_bad_line_until_the_input_shows_a_flow_log() {
+        let good = "2 1 eni-a 10.0.0.1 10.0.0.2 1 2 6 1 1 0 1 ACCEPT OK";
+        let (recs, err) = error_of(&format!("2 1 eni-a\n{good}\n"), false, true);
+        assert!(recs.is_empty());
+        assert_eq!(
+            err,
+            Some(FlowError::Line {
+                line: 1,
+                why: "3 fields, the default (v2) format has 14".into()
+            })
+        );
+        let input = std::io::Cursor::new(format!("x\n{good}\n").into_bytes());
+        let mut r = Reader::new(input, false).strict(true);
+        assert!(r.next().unwrap().is_err());
+        assert!(r.next().is_none());
     }
 }

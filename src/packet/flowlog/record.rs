@@ -23,10 +23,14 @@ fn num<T: std::str::FromStr + TryFrom<i64>, F: Fields + ?Sized>(
         Some(Val::Int(i)) => T::try_from(i)
             .map(Some)
             .map_err(|_| format!("{name} {i} is out of range")),
-        Some(Val::Str(v)) => v
-            .parse()
-            .map(Some)
-            .map_err(|_| format!("{name} '{v}' is not a valid number")),
+        Some(Val::Str(v)) => v.parse().map(Some).map_err(|_| {
+            // Digits that do not fit are out of range, not "not a number".
+            if v.trim_start_matches('-').parse::<u128>().is_ok() {
+                format!("{name} {v} is out of range")
+            } else {
+                format!("{name} '{v}' is not a valid number")
+            }
+        }),
         Some(v @ (Val::Addr(_) | Val::Eni(_))) => {
             Err(format!("{name} '{v}' is not a valid number"))
         }
@@ -137,7 +141,9 @@ pub(crate) fn record<F: Fields + ?Sized>(
                 warn(WARN_VERSION);
             }
         }
-        let tcp_flags: Option<u16> = num(f, Field::TcpFlags)?;
+        // The OR of the flags seen, FIN (1) to CWR (128): AWS logs FIN, SYN, RST and ACK
+        // (with SYN) only, so a value that needs more than eight bits is not one of theirs.
+        let tcp_flags: Option<u8> = num(f, Field::TcpFlags)?;
         let start = num(f, Field::Start)?.unwrap_or(0);
         let end = num(f, Field::End)?.unwrap_or(0);
         if start > end {
@@ -160,7 +166,7 @@ pub(crate) fn record<F: Fields + ?Sized>(
             start,
             end,
             action,
-            tcp_flags: tcp_flags.map(|x| x as u8),
+            tcp_flags,
             reject_reason: text(f, Field::RejectReason),
         }))
     };

@@ -61,7 +61,7 @@ fn values<'a>(col: Option<&Col<'a>>, n: usize, mut each: impl FnMut(Option<Val<'
                 (0..n).for_each(|i| each((!nulls.is_null(i)).then(|| Val::Int(values[i]))))
             }
         },
-        Col::Dict { .. } => (0..n).for_each(|i| each(col.get(i))),
+        Col::Dict { .. } | Col::Wide(_) => (0..n).for_each(|i| each(col.get(i))),
     }
 }
 
@@ -297,7 +297,7 @@ impl Lanes {
         if fit::<i64>(self.version[i])?.is_some_and(|v| v > AWS_VERSION_MAX) {
             return Err(());
         }
-        let tcp_flags: Option<u16> = fit(self.tcp_flags[i])?;
+        let tcp_flags: Option<u8> = fit(self.tcp_flags[i])?;
         let start: u64 = fit(self.start[i])?.unwrap_or(0);
         let end: u64 = fit(self.end[i])?.unwrap_or(0);
         if start > end {
@@ -330,7 +330,7 @@ impl Lanes {
             start,
             end,
             action,
-            tcp_flags: tcp_flags.map(|x| x as u8),
+            tcp_flags,
             reject_reason,
         })
     }

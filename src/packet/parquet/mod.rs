@@ -19,7 +19,13 @@
 //!
 //! The `parquet` crate has panicked on crafted files before: opening a file and decoding
 //! each batch run under `catch_unwind`, and a panic there is counted like any other
-//! unreadable row group (or refuses the file, when it happens on the footer).
+//! unreadable row group (or refuses the file, when it happens on the footer). A panic hook
+//! installed once keeps such caught panics off the terminal (a thread-local flag marks
+//! the guarded sections); every other panic reaches the hook installed before it.
+//!
+//! Integers of every width are read; a `UInt64` value above `i64::MAX` is read exactly
+//! where the field holds it (`bytes`, `packets`, `start`, `end`) and makes the row
+//! malformed (out of range) elsewhere, as the same digits in a text log do.
 
 use std::sync::Arc;
 
@@ -100,6 +106,10 @@ enum Col<'a> {
         values: Vec<i64>,
         nulls: Option<NullBuffer>,
     },
+    /// Unsigned 64-bit integers some of which do not fit an `i64`: those are read as their
+    /// digits (as a JSON number that large is), so that a field they do not fit is
+    /// malformed, out of range, and one they fit (`bytes`) gets them exactly.
+    Wide(&'a arrow_array::UInt64Array),
     /// Text kept as a dictionary (how the files are read, see [`dictionary_hint`]): each row
     /// points at an entry, and each entry was read once ([`Pre`]).
     Dict {
@@ -110,16 +120,15 @@ enum Col<'a> {
     },
 }
 
-/// The values of an integer column, widened (only u64 values above `i64::MAX` do not fit;
-/// they are out of range for every field anyway, and read as `i64::MAX`).
+/// The values of an integer column that fit an `i64` (every type but `UInt64`), widened.
 fn widen<T: arrow_array::types::ArrowPrimitiveType>(a: &dyn Array) -> Vec<i64>
 where
-    T::Native: TryInto<i64>,
+    T::Native: Into<i64>,
 {
     a.as_primitive::<T>()
         .values()
         .iter()
-        .map(|&v| v.try_into().unwrap_or(i64::MAX))
+        .map(|&v| v.into())
         .collect()
 }
 
@@ -141,7 +150,15 @@ impl<'a> Col<'a> {
             DataType::UInt8 => int(widen::<UInt8Type>(arr)),
             DataType::UInt16 => int(widen::<UInt16Type>(arr)),
             DataType::UInt32 => int(widen::<UInt32Type>(arr)),
-            DataType::UInt64 => int(widen::<UInt64Type>(arr)),
+            DataType::UInt64 => {
+                let a = arr.as_primitive::<UInt64Type>();
+                let values: Option<Vec<i64>> =
+                    a.values().iter().map(|&v| i64::try_from(v).ok()).collect();
+                match values {
+                    Some(values) => int(values),
+                    None => Col::Wide(a),
+                }
+            }
             DataType::Dictionary(_, v) if **v == DataType::Utf8 => {
                 let dict = arr
                     .as_any_dictionary_opt()
@@ -172,6 +189,13 @@ impl<'a> Col<'a> {
             Col::LargeUtf8(a) => (!a.is_null(i)).then(|| a.value(i)).and_then(text),
             Col::View(a) => (!a.is_null(i)).then(|| a.value(i)).and_then(text),
             Col::Int { values, nulls } => (!null(nulls)).then(|| Val::Int(values[i])),
+            Col::Wide(a) => (!a.is_null(i)).then(|| {
+                let v = a.value(i);
+                match i64::try_from(v) {
+                    Ok(v) => Val::Int(v),
+                    Err(_) => Val::Str(std::borrow::Cow::Owned(v.to_string())),
+                }
+            }),
             Col::Dict {
                 keys,
                 nulls,
@@ -371,9 +395,10 @@ impl Reader {
         let g = self.group.saturating_sub(1);
         let total = self.groups.get(g).copied().unwrap_or(0);
         let left = total.saturating_sub(self.group_rows);
-        let err = FlowError::Line {
-            line: self.group_start + self.group_rows + 1,
-            why: format!("row group {g}: {why}"),
+        let err = FlowError::Row {
+            row: self.group_start + self.group_rows + 1,
+            group: g,
+            why,
         };
         self.current = None;
         if self.strict {
@@ -386,9 +411,7 @@ impl Reader {
             .or_default() += left;
         self.summary.records += left;
         self.index += left;
-        if let FlowError::Line { line, why } = &err {
-            self.summary.example(format!("row {line}: {why}"));
-        }
+        self.summary.example(err.to_string());
         None
     }
 
@@ -418,14 +441,13 @@ impl Reader {
                 }
                 Outcome::Skip(why) => summary.skip(&why),
                 Outcome::Malformed(why) => {
-                    let why = format!("row group {group}: {why}");
+                    let err = FlowError::Row { row, group, why };
                     if self.strict {
-                        self.pending
-                            .push_back(Err(FlowError::Line { line: row, why }));
+                        self.pending.push_back(Err(err));
                         return;
                     }
                     summary.skip(&"malformed flow-log row");
-                    summary.example(format!("row {row}: {why}"));
+                    summary.example(err.to_string());
                 }
             }
         }
@@ -698,9 +720,36 @@ fn row_groups(meta: &ArrowReaderMetadata) -> Vec<u64> {
         .collect()
 }
 
-/// Runs `f`, turning a panic of the Parquet decoder into an error message.
+thread_local! {
+    /// Whether this thread runs [`guarded`] code, whose panics are caught and reported as
+    /// errors: the panic hook stays quiet for them.
+    static GUARDED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Installs, once per process, a panic hook that says nothing of a panic inside
+/// [`guarded`] (it becomes an error message) and hands every other panic to the hook that
+/// was installed before (the default prints it).
+fn quiet_hook() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let before = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            // A panic while the thread's locals are torn down is not a guarded one.
+            if !GUARDED.try_with(std::cell::Cell::get).unwrap_or(false) {
+                before(info);
+            }
+        }));
+    });
+}
+
+/// Runs `f`, turning a panic of the Parquet decoder into an error message (and printing
+/// nothing of it: see [`quiet_hook`]).
 fn guarded<T>(f: impl FnOnce() -> T) -> Result<T, String> {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|p| {
+    quiet_hook();
+    let outer = GUARDED.with(|g| g.replace(true));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    GUARDED.with(|g| g.set(outer));
+    result.map_err(|p| {
         let what = p
             .downcast_ref::<&str>()
             .map(|s| s.to_string())

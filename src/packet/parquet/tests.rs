@@ -439,3 +439,105 @@ proptest::proptest! {
         }
     }
 }
+
+/// Two rows with a `UInt64` source port and byte count (`sport`, `bytes` per row), as a
+/// Parquet file of one row group.
+fn unsigned_file(tcp_flags: [i64; 2], sport: [u64; 2], bytes: [u64; 2]) -> bytes::Bytes {
+    let text = |v: [&str; 2]| -> ArrayRef { Arc::new(StringArray::from(v.to_vec())) };
+    let b = RecordBatch::try_from_iter([
+        ("srcaddr", text(["10.0.0.1", "10.0.0.1"])),
+        ("dstaddr", text(["10.0.0.2", "10.0.0.2"])),
+        (
+            "protocol",
+            Arc::new(Int64Array::from(vec![6, 6])) as ArrayRef,
+        ),
+        (
+            "srcport",
+            Arc::new(arrow_array::UInt64Array::from(sport.to_vec())),
+        ),
+        ("dstport", Arc::new(Int64Array::from(vec![443, 443]))),
+        (
+            "bytes",
+            Arc::new(arrow_array::UInt64Array::from(bytes.to_vec())),
+        ),
+        ("tcp_flags", Arc::new(Int64Array::from(tcp_flags.to_vec()))),
+    ])
+    .unwrap();
+    let mut out = Vec::new();
+    let mut w = ArrowWriter::try_new(&mut out, b.schema(), None).unwrap();
+    w.write(&b).unwrap();
+    w.close().unwrap();
+    bytes::Bytes::from(out)
+}
+
+/// Every record of `bytes` and the reader's summary.
+fn read_file(bytes: bytes::Bytes) -> (Vec<flowlog::Record>, Summary) {
+    let mut reader = open_bytes(bytes).unwrap();
+    let recs = reader.by_ref().map(|r| r.unwrap()).collect();
+    (recs, reader.summary().clone())
+}
+
+#[test]
+fn regression_uint64_above_i64_max_is_read_exactly_or_out_of_range_never_clamped() {
+    let big = i64::MAX as u64 + 5;
+    // A port that large is out of range; a byte count that large is the count.
+    let (recs, s) = read_file(unsigned_file([2, 2], [40000, big], [big, 60]));
+    assert_eq!(recs.len(), 1, "{s}");
+    assert_eq!(recs[0].bytes, big);
+    assert_eq!(s.skipped["malformed flow-log row"], 1);
+    assert_eq!(
+        s.examples,
+        [format!("row 2: row group 0: srcport {big} is out of range")]
+    );
+    // Values that fit are read as before (the column is then widened at once).
+    let (recs, s) = read_file(unsigned_file([2, 2], [40000, 40001], [1, 2]));
+    assert_eq!(recs.len(), 2, "{s}");
+    assert_eq!(recs[1].header.src_port(), 40001);
+}
+
+#[test]
+fn regression_parquet_tcp_flags_above_255_are_out_of_range_not_cut() {
+    let (recs, s) = read_file(unsigned_file([19, 258], [1, 2], [1, 2]));
+    assert_eq!(recs.len(), 1, "{s}");
+    assert_eq!(recs[0].tcp_flags, Some(19));
+    assert_eq!(
+        s.examples,
+        ["row 2: row group 0: tcp-flags 258 is out of range"]
+    );
+}
+
+#[test]
+fn regression_strict_parquet_errors_name_the_row_not_a_line() {
+    let mut reader = open_bytes(unsigned_file([2, 258], [1, 2], [1, 2]))
+        .unwrap()
+        .strict(true);
+    assert!(reader.next().unwrap().is_ok());
+    let err = reader.next().unwrap().unwrap_err();
+    assert_eq!(
+        err,
+        FlowError::Row {
+            row: 2,
+            group: 0,
+            why: "tcp-flags 258 is out of range".into()
+        }
+    );
+    assert_eq!(
+        err.to_string(),
+        "row 2: row group 0: tcp-flags 258 is out of range"
+    );
+    assert!(reader.next().is_none());
+}
+
+#[test]
+fn regression_guarded_panics_become_errors_and_leave_the_flag_down() {
+    let err =
+        guarded(|| -> u8 { panic!("column start and length should not be negative") }).unwrap_err();
+    assert_eq!(
+        err,
+        "the Parquet decoder failed (column start and length should not be negative)"
+    );
+    assert!(!GUARDED.with(std::cell::Cell::get));
+    // Nested sections restore the outer state.
+    assert_eq!(guarded(|| guarded(|| 1).unwrap()), Ok(1));
+    assert!(!GUARDED.with(std::cell::Cell::get));
+}
