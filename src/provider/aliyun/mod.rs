@@ -33,6 +33,8 @@ mod values;
 
 pub use errors::{Code, ALL as ERRORS};
 pub use revoke::{PREFIX_LISTS_ENABLED_KEY, STRICT_NOT_FOUND_KEY, TOKENS_KEY};
+#[cfg(feature = "serve")]
+pub(crate) use values::Nic;
 
 use super::{ImportError, Imported, Outcome, RawRequest, RequestError};
 use crate::model::State;
