@@ -190,6 +190,22 @@ pub fn revoke_with(
     })
 }
 
+/// The group a `GroupName` names, as EC2 resolves names: in the default VPC only; any
+/// other name answers `InvalidGroup.NotFound` "… does not exist in default VPC 'vpc-…'"
+/// (SEMANTICS.md §2.2.1).
+#[cfg(feature = "serve")]
+pub(crate) fn group_in_default_vpc<'s>(
+    state: &'s State,
+    name: &str,
+) -> Result<&'s crate::model::SecurityGroup, super::ApiError> {
+    state
+        .groups
+        .iter()
+        .filter(|g| g.provider == Provider::Aws && g.name.as_deref() == Some(name))
+        .find(|g| revoke::in_default_vpc(state, g))
+        .ok_or_else(|| errors::not_in_default_vpc(name, &revoke::default_vpc_id(state)))
+}
+
 /// The text a request ID is derived from.
 fn seed(request: &RawRequest) -> String {
     match request {
