@@ -8,7 +8,10 @@
 //! [`RawRequest::from_http`], the same reader `--request` text with header lines uses.
 //!
 //! - Revokes go through [`store::Store::revoke`], i.e. the providers' own revoke code, and
-//!   answer byte for byte what `sgsim revoke` prints for the same request. An accepted revoke
+//!   answer byte for byte what `sgsim revoke` prints for the same request but for the
+//!   request ID: every answer of the server, errors and ClientToken replays included,
+//!   carries an ID of its own (as both clouds do); `sgsim revoke`'s is derived from the
+//!   request, so that its output is reproducible. An accepted revoke
 //!   swaps the served state in one atomic store; describes load a snapshot and never wait.
 //! - Describes ([`ec2`], [`ecs`]) are rendered from the model.
 //! - `GET /sgsim/changes`, `GET /sgsim/report.json` / `report.html` (the what-if of the
@@ -110,6 +113,34 @@ struct Shared {
     traffic: Option<TrafficHook>,
     limits: Limits,
     log: bool,
+    ids: Ids,
+}
+
+/// Request IDs, one of its own for every answer: the request's text, the server's start
+/// time and a counter, hashed into the provider's shape. (`sgsim revoke` keeps the ID
+/// derived from the request alone, so its output stays reproducible.)
+struct Ids {
+    boot: u128,
+    next: std::sync::atomic::AtomicU64,
+}
+
+impl Ids {
+    fn new() -> Ids {
+        Ids {
+            boot: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos()),
+            next: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    /// A new ID (upper-case UUID shape; EC2 answers it in lower case).
+    fn fresh(&self, seed: &str) -> String {
+        let n = self
+            .next
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        request_id(&format!("{seed}|{}|{n}", self.boot))
+    }
 }
 
 /// The current time as RFC 3339 (UTC, milliseconds).
@@ -306,15 +337,15 @@ fn state_api(state: &State) -> Api {
     }
 }
 
-/// The provider's error response.
-fn api_error(api: Api, e: &ApiError, seed: &str, xml: bool) -> Response {
+/// The provider's error response, with the request ID `id`.
+fn api_error(api: Api, e: &ApiError, id: &str, xml: bool) -> Response {
     match api {
         Api::Ec2 => {
-            let (status, text) = ec2::error(&request_id(seed).to_ascii_lowercase(), e);
+            let (status, text) = ec2::error(&id.to_ascii_lowercase(), e);
             body(status, XML, text)
         }
         Api::Ecs => {
-            let text = ecs::error(&request_id(seed), e, xml);
+            let text = ecs::error(id, e, xml);
             body(e.status, if xml { XML } else { JSON }, text)
         }
     }
@@ -393,7 +424,8 @@ async fn api(AxState(shared): AxState<Arc<Shared>>, req: Request) -> Response {
                     shared.limits.body
                 ),
             );
-            return with_note(api_error(api, &e, &query, false), "body too large".into());
+            let id = shared.ids.fresh(&query);
+            return with_note(api_error(api, &e, &id, false), "body too large".into());
         }
     };
     let text = String::from_utf8_lossy(&bytes).into_owned();
@@ -405,7 +437,7 @@ async fn api(AxState(shared): AxState<Arc<Shared>>, req: Request) -> Response {
     let told = which_api(&parts.headers, &all);
     let mut api = told.unwrap_or_else(|| state_api(&state));
     let xml = api == Api::Ecs && ecs::wants_xml(&all);
-    let seed = format!("{query}&{text}");
+    let id = shared.ids.fresh(&format!("{query}&{text}"));
     let headers: Vec<(String, String)> = parts
         .headers
         .iter()
@@ -428,7 +460,7 @@ async fn api(AxState(shared): AxState<Arc<Shared>>, req: Request) -> Response {
         if verdict != sign::Verdict::Good {
             let e = auth_error(api, &verdict);
             return with_note(
-                api_error(api, &e, &seed, xml),
+                api_error(api, &e, &id, xml),
                 format!(
                     "{api:?} {} auth {}",
                     all.get("Action").unwrap_or("-"),
@@ -447,7 +479,7 @@ async fn api(AxState(shared): AxState<Arc<Shared>>, req: Request) -> Response {
             Api::Ecs => ecs::invalid_action(),
         };
         return with_note(
-            api_error(api, &e, &seed, xml),
+            api_error(api, &e, &id, xml),
             format!("{api:?} bad method"),
         );
     }
@@ -460,7 +492,7 @@ async fn api(AxState(shared): AxState<Arc<Shared>>, req: Request) -> Response {
         Err(e) => {
             let e = request_error(api, &e);
             return with_note(
-                api_error(api, &e, &seed, xml),
+                api_error(api, &e, &id, xml),
                 format!("{api:?} - {}", e.code),
             );
         }
@@ -490,8 +522,9 @@ async fn api(AxState(shared): AxState<Arc<Shared>>, req: Request) -> Response {
     };
     if revoke {
         let s = Arc::clone(&shared);
+        let rid = id.clone();
         let done = tokio::task::spawn_blocking(move || {
-            s.store.revoke(api, &request, now_rfc3339(), |o| match api {
+            s.store.revoke(api, &request, &rid, now_rfc3339(), |o| match api {
                 Api::Ec2 => o.body(None),
                 Api::Ecs if xml => o.xml.clone(),
                 Api::Ecs => o.json.to_string(),
@@ -517,7 +550,7 @@ async fn api(AxState(shared): AxState<Arc<Shared>>, req: Request) -> Response {
             ),
             Ok(Err(e)) => {
                 let e = request_error(api, &e);
-                with_note(api_error(api, &e, &seed, xml), note(&e.code))
+                with_note(api_error(api, &e, &id, xml), note(&e.code))
             }
             Err(e) => with_note(
                 body(500, JSON, json!({"error": e.to_string()}).to_string()),
@@ -527,26 +560,25 @@ async fn api(AxState(shared): AxState<Arc<Shared>>, req: Request) -> Response {
     }
     let RawRequest::Query(params) = &request else {
         let e = request_error(api, &RequestError::NotARequest);
-        return with_note(api_error(api, &e, &seed, xml), note(&e.code));
+        return with_note(api_error(api, &e, &id, xml), note(&e.code));
     };
-    let id = request_id(&format!("{seed}|{}", now_rfc3339()));
     match api {
         Api::Ec2 if ec2::is_describe(&action) => {
             match ec2::describe(&state, &action, params, &id.to_ascii_lowercase()) {
                 Ok(text) => with_note(body(200, XML, text), note("ok")),
-                Err(e) => with_note(api_error(api, &e, &seed, xml), note(&e.code)),
+                Err(e) => with_note(api_error(api, &e, &id, xml), note(&e.code)),
             }
         }
         Api::Ecs if ecs::is_describe(&action) => {
             match ecs::describe(&state, &action, params, &id) {
                 Ok(v) if xml => with_note(body(200, XML, ecs::to_xml(&action, &v)), note("ok")),
                 Ok(v) => with_note(body(200, JSON, v.to_string()), note("ok")),
-                Err(e) => with_note(api_error(api, &e, &seed, xml), note(&e.code)),
+                Err(e) => with_note(api_error(api, &e, &id, xml), note(&e.code)),
             }
         }
         _ => {
             let e = request_error(api, &RequestError::UnknownAction(action.clone()));
-            with_note(api_error(api, &e, &seed, xml), note(&e.code))
+            with_note(api_error(api, &e, &id, xml), note(&e.code))
         }
     }
 }
@@ -592,6 +624,7 @@ pub async fn serve(
         traffic: config.traffic,
         limits,
         log: config.log,
+        ids: Ids::new(),
     });
     let app = router(shared);
     ready(addr);

@@ -160,6 +160,43 @@ fn wire(raw: &RawRequest) -> (String, &'static str) {
     }
 }
 
+/// The text with every request ID (`<requestId>`, `<RequestID>`, `<RequestId>` elements,
+/// a JSON `"RequestId"` member) blanked: the server's are its own, `sgsim revoke`'s derived
+/// from the request.
+fn no_request_id(text: &str) -> String {
+    if let Ok(mut v) = serde_json::from_str::<Value>(text) {
+        if let Some(o) = v.as_object_mut() {
+            if o.contains_key("RequestId") {
+                o.insert("RequestId".into(), Value::from(""));
+            }
+        }
+        return v.to_string();
+    }
+    let mut out = text.to_string();
+    for tag in ["requestId", "RequestID", "RequestId"] {
+        let (open, close) = (format!("<{tag}>"), format!("</{tag}>"));
+        if let (Some(a), Some(b)) = (out.find(&open), out.find(&close)) {
+            if a < b {
+                out.replace_range(a + open.len()..b, "");
+            }
+        }
+    }
+    out
+}
+
+/// The request ID of an answer (XML element or JSON member).
+fn request_id_of(text: &str) -> String {
+    if let Ok(v) = serde_json::from_str::<Value>(text) {
+        return v["RequestId"].as_str().unwrap_or("").to_string();
+    }
+    for tag in ["requestId", "RequestID", "RequestId"] {
+        if let Some(rest) = text.split(&format!("<{tag}>")).nth(1) {
+            return rest.split('<').next().unwrap_or("").to_string();
+        }
+    }
+    String::new()
+}
+
 /// The revoke requests of the AWS and Alibaba suites (cases without config switches or
 /// overlays, which the server does not have).
 fn suite_requests() -> Vec<(String, String)> {
@@ -241,15 +278,23 @@ fn serve_answers_suite_revokes_like_sgsim_revoke() {
         let (status, got) = server.request("POST", "/", &[("Content-Type", ct)], body.as_bytes());
         assert_eq!(status, expected.status, "{name}: {got}");
         match expected.provider {
-            sgsim::model::Provider::Aws => assert_eq!(got, expected.xml, "{name}"),
+            sgsim::model::Provider::Aws => assert_eq!(
+                no_request_id(&got),
+                no_request_id(&expected.xml),
+                "{name}"
+            ),
             _ => {
                 let wants_xml = matches!(&raw, RawRequest::Query(p) if p.get("Format").is_some_and(|f| f.eq_ignore_ascii_case("xml")));
                 if wants_xml {
-                    assert_eq!(got, expected.xml, "{name}");
+                    assert_eq!(
+                        no_request_id(&got),
+                        no_request_id(&expected.xml),
+                        "{name}"
+                    );
                 } else {
                     assert_eq!(
-                        serde_json::from_str::<Value>(&got).unwrap(),
-                        expected.json,
+                        no_request_id(&got),
+                        no_request_id(&expected.json.to_string()),
                         "{name}"
                     );
                 }
@@ -338,13 +383,15 @@ fn serve_describes_show_the_remaining_rules() {
         "{xml}"
     );
     // ClientToken idempotency across requests: the same request and token answer the same
-    // RequestId and revoke nothing more; another request with that token is refused.
+    // result (under a RequestId of its own) and revoke nothing more; another request with
+    // that token is refused.
     let second = &egress[1];
     let with_token = format!("/?Action=RevokeSecurityGroupEgress&RegionId=cn-hangzhou&SecurityGroupId=sg-bp1web&SecurityGroupRuleId.1={second}&ClientToken=tok-1&Version=2014-05-26");
     let (s1, b1) = server.request("GET", &with_token, &[], b"");
     let (s2, b2) = server.request("GET", &with_token, &[], b"");
     assert_eq!((s1, s2), (200, 200), "{b1} {b2}");
-    assert_eq!(b1, b2);
+    assert_eq!(no_request_id(&b1), no_request_id(&b2));
+    assert_ne!(request_id_of(&b1), request_id_of(&b2));
     let (s3, b3) = server.request(
         "GET",
         &with_token.replace(second.as_str(), &egress[2]),
@@ -462,9 +509,15 @@ fn replay(baseline: &State, changes: &Value) -> State {
         } else {
             RawRequest::Query(provider::Params(pairs))
         };
+        // Under the request ID the server answered (ClientToken records keep it).
+        let id = request_id_of(c["response"].as_str().unwrap());
         let out = match c["api"].as_str().unwrap() {
-            "ec2" => provider::aws::revoke(&state, &raw).unwrap(),
-            _ => provider::aliyun::revoke(&state, &raw).unwrap(),
+            "ec2" => {
+                let mut config = provider::aws::Config::default();
+                config.request_id = Some(id);
+                provider::aws::revoke_with(&state, &raw, &config).unwrap()
+            }
+            _ => provider::aliyun::revoke_with_id(&state, &raw, &id).unwrap(),
         };
         assert!(out.error.is_none(), "replay of {c} failed");
         state = out.state;
@@ -762,6 +815,48 @@ fn serve_garbage_gets_provider_errors_never_a_crash() {
     let _ = s.read_to_end(&mut sink);
     let (status, _) = server.form("Action=DescribeVpcs&Version=2016-11-15");
     assert_eq!(status, 200);
+}
+
+/// Bug: request IDs repeated under serve (derived from the request's text, on purpose for
+/// `sgsim revoke`). Every answer of the server carries its own: the same revoke twice (error
+/// or success), the same describe, the same garbage, in both APIs; `sgsim revoke`'s stays
+/// the same for the same request.
+#[test]
+fn serve_request_ids_are_unique_per_answer() {
+    let server = Server::start(&["--quiet"]);
+    let state = load(&[AWS_STATE, ALI_STATE]);
+    let aws = state
+        .rules
+        .iter()
+        .find(|r| state_is_aws(&state, r) && r.direction == sgsim::model::Direction::Ingress)
+        .unwrap();
+    let requests = [
+        format!("Action=RevokeSecurityGroupIngress&Version=2016-11-15&GroupId={}&SecurityGroupRuleId.1={}", aws.group, aws.id),
+        "Action=RevokeSecurityGroupIngress&Version=2016-11-15&GroupId=sg-0fffffffffffffff0&SecurityGroupRuleId.1=sgr-0nope".to_string(),
+        "Action=DescribeVpcs&Version=2016-11-15".to_string(),
+        "Action=DescribeSecurityGroupAttribute&Version=2014-05-26&RegionId=cn-hangzhou&SecurityGroupId=sg-bp1web".to_string(),
+        "Action=RevokeSecurityGroup&Version=2014-05-26&RegionId=cn-hangzhou&SecurityGroupId=sg-bp1web&SecurityGroupRuleId.1=sgr-nope".to_string(),
+        "Action=DeleteVpc&Version=2014-05-26".to_string(),
+        "Action=DeleteVpc&Version=2016-11-15".to_string(),
+    ];
+    let mut seen = std::collections::BTreeSet::new();
+    let mut answers = 0;
+    for body in &requests {
+        for _ in 0..2 {
+            let (status, text) = server.form(body);
+            assert!(status > 0, "{body}");
+            let id = request_id_of(&text);
+            assert_eq!(id.len(), 36, "{body}: {text}");
+            assert!(seen.insert(id.clone()), "{body}: RequestId {id} repeated");
+            answers += 1;
+        }
+    }
+    assert_eq!(seen.len(), answers);
+    // `sgsim revoke` (the library's revoke) stays deterministic.
+    let raw = RawRequest::parse(&requests[1]).unwrap();
+    let once = provider::revoke(&state, &raw).unwrap();
+    let again = provider::revoke(&state, &raw).unwrap();
+    assert_eq!(once.xml, again.xml);
 }
 
 /// With `--credentials`, unsigned and wrongly signed requests get the provider's auth error.

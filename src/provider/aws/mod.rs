@@ -132,6 +132,9 @@ pub struct Config {
     /// Whether the caller holds the IAM permission; when false every call (dry or not) answers
     /// `UnauthorizedOperation`.
     pub authorized: bool,
+    /// The request ID the answer carries; `None` derives one from the request's text
+    /// (deterministic: what `sgsim revoke` prints). `sgsim serve` gives each answer its own.
+    pub request_id: Option<String>,
 }
 
 impl Default for Config {
@@ -141,6 +144,7 @@ impl Default for Config {
             lenient_all_protocol: false,
             empty_is_error: false,
             authorized: true,
+            request_id: None,
         }
     }
 }
@@ -180,7 +184,10 @@ pub fn revoke_with(
             request: Provider::Aws,
         });
     }
-    let id = request_id(&seed(request)).to_ascii_lowercase();
+    let id = match &config.request_id {
+        Some(id) => id.clone(),
+        None => request_id(&seed(request)).to_ascii_lowercase(),
+    };
     let result = request::parse(request, direction)?
         .map_err(revoke::Failed::from)
         .and_then(|parsed| revoke::apply(state, &parsed, config));
