@@ -657,7 +657,7 @@ mod tests {
 
     fn go(s: &State, q: &str) -> Outcome {
         let raw = RawRequest::parse(&format!("RegionId=r&{q}")).unwrap();
-        revoke(s, &raw).unwrap()
+        revoke(s, &raw, None).unwrap()
     }
 
     fn revoked(o: &Outcome) -> Vec<&str> {
