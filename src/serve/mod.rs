@@ -17,12 +17,15 @@
 //! - `GET /sgsim/changes`, `GET /sgsim/report.json` / `report.html` (the what-if of the
 //!   session: baseline against now), `GET /sgsim/state.json` (the served state as a
 //!   snapshot) and `POST /sgsim/reset`.
-//! - Signatures ([`sign`]) are accepted as sent, or verified against a credentials file.
+//! - Signatures ([`sign`]) are accepted as sent, or verified against a credentials file:
+//!   the signature, the signed payload hash against the body, the request's age (15
+//!   minutes either way, presigned expiry) by [`Config::clock`], and Alibaba's nonces.
 //! - Limits: bodies of at most [`Limits::body`] bytes, header blocks of at most
 //!   [`Limits::header_bytes`] and [`Limits::headers`] headers, a header read timeout and a
 //!   request timeout; anything malformed gets the provider's error, never a panic.
 //!
-//! Unlike the rest of the library this module reads the clock (the log's times, timeouts).
+//! Unlike the rest of the library this module reads the clock (the log's times, timeouts,
+//! request IDs; signatures' age by [`Config::clock`], which tests replace).
 
 pub mod ec2;
 pub mod ecs;
@@ -92,6 +95,8 @@ pub struct Config {
     pub limits: Limits,
     /// Print one line per request on stderr.
     pub log: bool,
+    /// The time signatures are checked against (their age, presigned expiry, nonces).
+    pub clock: Clock,
 }
 
 impl Config {
@@ -103,6 +108,7 @@ impl Config {
             traffic: None,
             limits: Limits::default(),
             log: false,
+            clock: Arc::new(SystemTime::now),
         }
     }
 }
@@ -114,6 +120,8 @@ struct Shared {
     limits: Limits,
     log: bool,
     ids: Ids,
+    clock: Clock,
+    nonces: sign::Nonces,
 }
 
 /// Request IDs, one of its own for every answer: the request's text, the server's start
@@ -148,25 +156,22 @@ pub fn now_rfc3339() -> String {
     let d = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();
-    let secs = d.as_secs() as i64;
-    let (days, rem) = (secs.div_euclid(86400), secs.rem_euclid(86400));
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
+    let (year, month, day, h, m, sec) = sign::civil(d.as_secs() as i64);
     format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60,
+        "{year:04}-{month:02}-{day:02}T{h:02}:{m:02}:{sec:02}.{:03}Z",
         d.subsec_millis()
     )
+}
+
+/// The clock signatures are judged by (the system's unless a test says otherwise).
+pub type Clock = Arc<dyn Fn() -> SystemTime + Send + Sync + 'static>;
+
+/// Seconds since the Unix epoch (negative before it).
+fn unix_secs(t: SystemTime) -> i64 {
+    match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => d.as_secs() as i64,
+        Err(e) => -(e.duration().as_secs() as i64),
+    }
 }
 
 /// What a handler tells the request log.
@@ -353,23 +358,33 @@ fn api_error(api: Api, e: &ApiError, id: &str, xml: bool) -> Response {
 
 fn auth_error(api: Api, verdict: &sign::Verdict) -> ApiError {
     use sign::Verdict;
+    const EC2_MISMATCH: &str = "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details.";
+    const ECS_MISMATCH: &str = "Specified signature is not matched with our calculation.";
     match (api, verdict) {
         (Api::Ec2, Verdict::UnknownKey(_)) | (Api::Ec2, Verdict::Missing) => ApiError::new(
             "AuthFailure",
             401,
             "AWS was not able to validate the provided access credentials",
         ),
-        (Api::Ec2, _) => ApiError::new(
-            "SignatureDoesNotMatch",
-            403,
-            "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details.",
+        (Api::Ec2, Verdict::BodyMismatch { claimed, computed }) => ApiError::new(
+            "XAmzContentSHA256Mismatch",
+            400,
+            format!("The provided 'x-amz-content-sha256' header does not match what was computed. Client: {claimed}, computed: {computed}"),
         ),
+        (Api::Ec2, Verdict::Expired(why)) => ApiError::new("RequestExpired", 403, why.clone()),
+        (Api::Ec2, Verdict::ScopeDate(why)) => {
+            ApiError::new("SignatureDoesNotMatch", 403, why.clone())
+        }
+        (Api::Ec2, Verdict::Malformed(why)) => {
+            ApiError::new("IncompleteSignature", 403, why.clone())
+        }
+        (Api::Ec2, _) => ApiError::new("SignatureDoesNotMatch", 403, EC2_MISMATCH),
         (Api::Ecs, Verdict::UnknownKey(_)) => ApiError::new(
             "InvalidAccessKeyId.NotFound",
             404,
             "Specified access key is not found.",
         ),
-        (Api::Ecs, Verdict::Missing) => ApiError::new(
+        (Api::Ecs, Verdict::Missing) | (Api::Ecs, Verdict::Malformed(_)) => ApiError::new(
             "IncompleteSignature",
             400,
             "The request signature does not conform to Aliyun standards.",
@@ -377,13 +392,30 @@ fn auth_error(api: Api, verdict: &sign::Verdict) -> ApiError {
         (Api::Ecs, Verdict::Mismatch(Some(to_sign))) => ApiError::new(
             "SignatureDoesNotMatch",
             400,
-            format!("Specified signature is not matched with our calculation. server string to sign is:{to_sign}"),
+            format!("{ECS_MISMATCH} server string to sign is:{to_sign}"),
         ),
-        (Api::Ecs, _) => ApiError::new(
-            "SignatureDoesNotMatch",
+        (Api::Ecs, Verdict::MissingParameter(name)) => ApiError::new(
+            "MissingParameter",
             400,
-            "Specified signature is not matched with our calculation.",
+            format!("The input parameter \"{name}\" that is mandatory for processing this request is not supplied."),
         ),
+        (Api::Ecs, Verdict::BadTime(_)) => ApiError::new(
+            "InvalidTimeStamp.Format",
+            400,
+            "Specified time stamp or date value is not well formatted.",
+        ),
+        (Api::Ecs, Verdict::Expired(_)) => ApiError::new(
+            "InvalidTimeStamp.Expired",
+            400,
+            "Specified time stamp or date value is expired.",
+        ),
+        (Api::Ecs, Verdict::NonceUsed) => ApiError::new(
+            "SignatureNonceUsed",
+            400,
+            "Specified signature nonce was used already.",
+        ),
+        // A body that differs from the signed payload hash is a signature mismatch to ECS.
+        (Api::Ecs, _) => ApiError::new("SignatureDoesNotMatch", 400, ECS_MISMATCH),
     }
 }
 
@@ -456,7 +488,8 @@ async fn api(AxState(shared): AxState<Arc<Shared>>, req: Request) -> Response {
             headers: &headers,
             body: &bytes,
         };
-        let verdict = signed.verify(creds, &all.0);
+        let now = unix_secs((shared.clock)());
+        let verdict = signed.verify(creds, &all.0, now, &shared.nonces);
         if verdict != sign::Verdict::Good {
             let e = auth_error(api, &verdict);
             return with_note(
@@ -625,6 +658,8 @@ pub async fn serve(
         limits,
         log: config.log,
         ids: Ids::new(),
+        clock: config.clock,
+        nonces: sign::Nonces::default(),
     });
     let app = router(shared);
     ready(addr);

@@ -869,13 +869,15 @@ fn serve_verifies_signatures_with_credentials() {
     let (status, text) = server.form("Action=DescribeVpcs&Version=2016-11-15");
     assert_eq!(status, 401, "{text}");
     assert!(text.contains("AuthFailure"));
+    let now = amz_now(0);
+    let auth = format!("AWS4-HMAC-SHA256 Credential=AKIDTEST/{}/us-east-1/ec2/aws4_request, SignedHeaders=host;x-amz-date, Signature=00", &now[..8]);
     let (status, text) = server.request(
         "POST",
         "/",
         &[
             ("Content-Type", "application/x-www-form-urlencoded"),
-            ("X-Amz-Date", "20261206T000000Z"),
-            ("Authorization", "AWS4-HMAC-SHA256 Credential=AKIDTEST/20261206/us-east-1/ec2/aws4_request, SignedHeaders=host;x-amz-date, Signature=00"),
+            ("X-Amz-Date", &now),
+            ("Authorization", &auth),
         ],
         b"Action=DescribeVpcs&Version=2016-11-15",
     );
@@ -884,6 +886,138 @@ fn serve_verifies_signatures_with_credentials() {
     let (status, text) = server.request("GET", "/?Action=DescribeSecurityGroups&Version=2014-05-26&AccessKeyId=NOPE&SignatureMethod=HMAC-SHA1&Signature=abc", &[], b"");
     assert_eq!(status, 404, "{text}");
     assert!(text.contains("InvalidAccessKeyId.NotFound"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `YYYYMMDDTHHMMSSZ` of now plus `offset` seconds (SigV4's X-Amz-Date).
+fn amz_now(offset: i64) -> String {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+        + offset;
+    let (days, rem) = (t.div_euclid(86400), t.rem_euclid(86400));
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}{month:02}{day:02}T{:02}{:02}{:02}Z",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
+}
+
+/// Bug: signatures never aged, and Alibaba's Timestamp / nonce were never read. Over HTTP,
+/// the checks that come before the signature's: SigV4 `X-Amz-Date` 20 minutes off either
+/// way, a scope date other than `X-Amz-Date`'s; RPC `Timestamp` missing, malformed, stale.
+#[test]
+fn serve_refuses_stale_signatures() {
+    let dir = tempfile_dir();
+    let creds = dir.join("creds");
+    std::fs::write(&creds, "AKIDTEST secret\n").unwrap();
+    let server = Server::start(&["--quiet", "--credentials", creds.to_str().unwrap()]);
+    let sigv4 = |date: &str, day: &str| {
+        let auth = format!("AWS4-HMAC-SHA256 Credential=AKIDTEST/{day}/us-east-1/ec2/aws4_request, SignedHeaders=host;x-amz-date, Signature=00");
+        server.request(
+            "POST",
+            "/",
+            &[
+                ("Content-Type", "application/x-www-form-urlencoded"),
+                ("X-Amz-Date", date),
+                ("Authorization", &auth),
+            ],
+            b"Action=DescribeVpcs&Version=2016-11-15",
+        )
+    };
+    for offset in [-20 * 60, 20 * 60] {
+        let date = amz_now(offset);
+        let (status, text) = sigv4(&date, &date[..8]);
+        assert_eq!(status, 403, "{text}");
+        assert!(text.contains("<Code>RequestExpired</Code>"), "{text}");
+    }
+    let date = amz_now(0);
+    let (status, text) = sigv4(&date, "20150830");
+    assert_eq!(status, 403, "{text}");
+    assert!(
+        text.contains("Date in Credential scope does not match"),
+        "{text}"
+    );
+    let (status, text) = sigv4("2026-12-07T12:00:00Z", "20261207");
+    assert_eq!(status, 403, "{text}");
+    assert!(text.contains("<Code>IncompleteSignature</Code>"), "{text}");
+    let rpc = |extra: &str| {
+        server.request(
+            "GET",
+            &format!("/?Action=DescribeSecurityGroups&Version=2014-05-26&RegionId=cn-hangzhou&AccessKeyId=AKIDTEST&SignatureMethod=HMAC-SHA1&SignatureNonce=n1&Signature=abc{extra}"),
+            &[],
+            b"",
+        )
+    };
+    for (extra, code) in [
+        ("", "\"MissingParameter\""),
+        ("&Timestamp=2026-12-07+12:00:00", "InvalidTimeStamp.Format"),
+        ("&Timestamp=2015-06-01T12:00:00Z", "InvalidTimeStamp.Expired"),
+    ] {
+        let (status, text) = rpc(extra);
+        assert_eq!(status, 400, "{extra}: {text}");
+        assert!(text.contains(code), "{extra}: {text}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Bug: a signed request's body could be swapped under `x-amz-content-sha256`, and
+/// signatures never aged. botocore signs (tests/py/sign_checks.py); skipped with a message
+/// when `SGSIM_PYTHON` is unset or has no botocore.
+#[test]
+fn serve_checks_botocore_signatures() {
+    let Some(python) = std::env::var_os("SGSIM_PYTHON") else {
+        let _ = writeln!(
+            std::io::stderr(),
+            "\nSKIPPED serve_checks_botocore_signatures: set SGSIM_PYTHON to a python with boto3"
+        );
+        return;
+    };
+    let dir = tempfile_dir();
+    let creds = dir.join("creds");
+    std::fs::write(&creds, "AKIDTEST secret\n").unwrap();
+    let server = Server::start(&["--quiet", "--credentials", creds.to_str().unwrap()]);
+    let out = Command::new(&python)
+        .args(["tests/py/sign_checks.py", &format!("http://{}/", server.addr), "AKIDTEST", "secret"])
+        .output()
+        .unwrap();
+    if out.status.code() == Some(3) {
+        let _ = writeln!(
+            std::io::stderr(),
+            "\nSKIPPED serve_checks_botocore_signatures: {} has no botocore",
+            python.to_string_lossy()
+        );
+        return;
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    let v: Value = serde_json::from_str(stdout.trim()).unwrap();
+    let want = [
+        ("fresh", 200, ""),
+        ("content_sha256_ok", 200, ""),
+        ("body_swapped_under_content_sha256", 400, "XAmzContentSHA256Mismatch"),
+        ("unsigned_payload_with_body", 400, "XAmzContentSHA256Mismatch"),
+        ("body_swapped", 403, "SignatureDoesNotMatch"),
+        ("twenty_minutes_old", 403, "RequestExpired"),
+        ("twenty_minutes_ahead", 403, "RequestExpired"),
+        ("ten_minutes_old", 200, ""),
+        ("presigned_expired", 403, "RequestExpired"),
+        ("presigned_valid", 200, ""),
+    ];
+    for (case, status, code) in want {
+        assert_eq!(v[case], serde_json::json!([status, code]), "{case}: {v}");
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
 
