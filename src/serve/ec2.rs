@@ -290,7 +290,11 @@ fn selected_groups<'s>(
     // found by name, as revoke resolves names).
     let mut named = Vec::new();
     for name in &names {
-        named.push(crate::provider::aws::group_in_default_vpc(state, name)?.id.clone());
+        named.push(
+            crate::provider::aws::group_in_default_vpc(state, name)?
+                .id
+                .clone(),
+        );
     }
     Ok(aws_groups(state)
         .filter(|g| ids.is_empty() || ids.iter().any(|i| i == g.id.as_str()))
@@ -321,8 +325,11 @@ fn permission_filters(state: &State, g: &SecurityGroup, q: &Query<'_>) -> bool {
             .iter()
             .filter(|r| r.group == g.id && (r.direction == Direction::Egress) == egress)
             .any(|r| {
-                rule_field(state, r, field)
-                    .is_some_and(|v| values.iter().any(|f| *f == v || same_protocol(field, f, &v)))
+                rule_field(state, r, field).is_some_and(|v| {
+                    values
+                        .iter()
+                        .any(|f| *f == v || same_protocol(field, f, &v))
+                })
             })
     })
 }
@@ -331,12 +338,8 @@ fn permission_filters(state: &State, g: &SecurityGroup, q: &Query<'_>) -> bool {
 fn rule_field(state: &State, r: &Rule, field: &str) -> Option<String> {
     match (field, &r.remote) {
         ("cidr", Peer::Cidr { cidr }) if cidr.family() == Family::V4 => Some(cidr.to_string()),
-        ("ipv6-cidr", Peer::Cidr { cidr }) if cidr.family() == Family::V6 => {
-            Some(cidr.to_string())
-        }
-        ("prefix-list-id", Peer::PrefixList { prefix_list_id }) => {
-            Some(prefix_list_id.to_string())
-        }
+        ("ipv6-cidr", Peer::Cidr { cidr }) if cidr.family() == Family::V6 => Some(cidr.to_string()),
+        ("prefix-list-id", Peer::PrefixList { prefix_list_id }) => Some(prefix_list_id.to_string()),
         ("group-id", Peer::Group { group_id, .. }) => Some(group_id.to_string()),
         ("group-name", Peer::Group { group_id, .. }) => r
             .attrs
@@ -356,7 +359,11 @@ fn same_protocol(field: &str, filter: &str, value: &str) -> bool {
     field == "protocol"
         && matches!(
             (filter.to_ascii_lowercase().as_str(), value),
-            ("6" | "tcp", "tcp") | ("17" | "udp", "udp") | ("1" | "icmp", "icmp") | ("58" | "icmpv6", "icmpv6") | ("all", "-1")
+            ("6" | "tcp", "tcp")
+                | ("17" | "udp", "udp")
+                | ("1" | "icmp", "icmp")
+                | ("58" | "icmpv6", "icmpv6")
+                | ("all", "-1")
         )
 }
 
@@ -783,35 +790,38 @@ mod tests {
     /// `web` in the default VPC (tagged, SSH from 10/8, egress to `app`), `app` of the same
     /// name as a group in another VPC, and a tagged rule export.
     fn state() -> State {
-        let docs = vec![(
-            "t.json".to_string(),
-            json!({
-                "SecurityGroups": [
-                    {"GroupId": "sg-0web", "GroupName": "web", "Description": "web tier",
-                     "VpcId": "vpc-0def", "OwnerId": "111",
-                     "Tags": [{"Key": "env", "Value": "prod"}],
-                     "IpPermissions": [{"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22,
-                        "IpRanges": [{"CidrIp": "10.0.0.0/8"}]}],
-                     "IpPermissionsEgress": [{"IpProtocol": "-1",
-                        "UserIdGroupPairs": [{"GroupId": "sg-0app", "UserId": "111"}]}]},
-                    {"GroupId": "sg-0app", "GroupName": "app", "Description": "app tier",
-                     "VpcId": "vpc-0def", "OwnerId": "111",
-                     "IpPermissions": [{"IpProtocol": "udp", "FromPort": 53, "ToPort": 53,
-                        "Ipv6Ranges": [{"CidrIpv6": "2001:db8::/32"}]}]},
-                    {"GroupId": "sg-0other", "GroupName": "app", "Description": "elsewhere",
-                     "VpcId": "vpc-0abc", "OwnerId": "111"}
-                ],
-                "Vpcs": [{"VpcId": "vpc-0def", "IsDefault": true},
-                         {"VpcId": "vpc-0abc", "IsDefault": false}]
-            }),
-        ), (
-            "r.json".to_string(),
-            json!({"SecurityGroupRules": [
-                {"SecurityGroupRuleId": "sgr-0tagged", "GroupId": "sg-0web", "IsEgress": false,
-                 "IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "CidrIpv4": "10.0.0.0/8",
-                 "Tags": [{"Key": "owner", "Value": "ops"}]}
-            ]}),
-        )];
+        let docs = vec![
+            (
+                "t.json".to_string(),
+                json!({
+                    "SecurityGroups": [
+                        {"GroupId": "sg-0web", "GroupName": "web", "Description": "web tier",
+                         "VpcId": "vpc-0def", "OwnerId": "111",
+                         "Tags": [{"Key": "env", "Value": "prod"}],
+                         "IpPermissions": [{"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22,
+                            "IpRanges": [{"CidrIp": "10.0.0.0/8"}]}],
+                         "IpPermissionsEgress": [{"IpProtocol": "-1",
+                            "UserIdGroupPairs": [{"GroupId": "sg-0app", "UserId": "111"}]}]},
+                        {"GroupId": "sg-0app", "GroupName": "app", "Description": "app tier",
+                         "VpcId": "vpc-0def", "OwnerId": "111",
+                         "IpPermissions": [{"IpProtocol": "udp", "FromPort": 53, "ToPort": 53,
+                            "Ipv6Ranges": [{"CidrIpv6": "2001:db8::/32"}]}]},
+                        {"GroupId": "sg-0other", "GroupName": "app", "Description": "elsewhere",
+                         "VpcId": "vpc-0abc", "OwnerId": "111"}
+                    ],
+                    "Vpcs": [{"VpcId": "vpc-0def", "IsDefault": true},
+                             {"VpcId": "vpc-0abc", "IsDefault": false}]
+                }),
+            ),
+            (
+                "r.json".to_string(),
+                json!({"SecurityGroupRules": [
+                    {"SecurityGroupRuleId": "sgr-0tagged", "GroupId": "sg-0web", "IsEgress": false,
+                     "IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "CidrIpv4": "10.0.0.0/8",
+                     "Tags": [{"Key": "owner", "Value": "ops"}]}
+                ]}),
+            ),
+        ];
         crate::provider::aws::import(&docs).unwrap().state
     }
 
@@ -914,7 +924,10 @@ mod tests {
                 "The security group ID 'foobar' is malformed"
             )
         );
-        assert_eq!(rule_ids(&filter("group-id", "sg-0nope")), Vec::<String>::new());
+        assert_eq!(
+            rule_ids(&filter("group-id", "sg-0nope")),
+            Vec::<String>::new()
+        );
     }
 
     /// Bug: GroupNames matched groups of every VPC; names resolve in the default VPC only.

@@ -520,7 +520,12 @@ mod tests {
         assert_eq!(listed(&v), [("sgr-pub", "internet")]);
         let v = dsga("SecurityGroupId=sg-classic&NicType=intranet");
         assert_eq!(listed(&v), [("sgr-priv", "intranet")]);
-        for nic in ["", "&NicType=internet", "&NicType=intranet", "&NicType=bogus"] {
+        for nic in [
+            "",
+            "&NicType=internet",
+            "&NicType=intranet",
+            "&NicType=bogus",
+        ] {
             let v = dsga(&format!("SecurityGroupId=sg-vpc{nic}"));
             assert_eq!(
                 listed(&v),

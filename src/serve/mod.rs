@@ -144,9 +144,7 @@ impl Ids {
 
     /// A new ID (upper-case UUID shape; EC2 answers it in lower case).
     fn fresh(&self, seed: &str) -> String {
-        let n = self
-            .next
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let n = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         request_id(&format!("{seed}|{}|{n}", self.boot))
     }
 }
@@ -511,10 +509,7 @@ async fn api(AxState(shared): AxState<Arc<Shared>>, req: Request) -> Response {
             ),
             Api::Ecs => ecs::invalid_action(),
         };
-        return with_note(
-            api_error(api, &e, &id, xml),
-            format!("{api:?} bad method"),
-        );
+        return with_note(api_error(api, &e, &id, xml), format!("{api:?} bad method"));
     }
     let request = match RawRequest::from_http(
         &query,
@@ -557,11 +552,12 @@ async fn api(AxState(shared): AxState<Arc<Shared>>, req: Request) -> Response {
         let s = Arc::clone(&shared);
         let rid = id.clone();
         let done = tokio::task::spawn_blocking(move || {
-            s.store.revoke(api, &request, &rid, now_rfc3339(), |o| match api {
-                Api::Ec2 => o.body(None),
-                Api::Ecs if xml => o.xml.clone(),
-                Api::Ecs => o.json.to_string(),
-            })
+            s.store
+                .revoke(api, &request, &rid, now_rfc3339(), |o| match api {
+                    Api::Ec2 => o.body(None),
+                    Api::Ecs if xml => o.xml.clone(),
+                    Api::Ecs => o.json.to_string(),
+                })
         })
         .await;
         return match done {

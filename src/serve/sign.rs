@@ -560,7 +560,20 @@ fn epoch(date: [i64; 3], time: [i64; 3]) -> Option<i64> {
     let [y, mo, d] = date;
     let [h, mi, s] = time;
     let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-    let month_days = [31, if leap { 29 } else { 28 }, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+    let month_days = [
+        31,
+        if leap { 29 } else { 28 },
+        31,
+        30,
+        31,
+        30,
+        31,
+        31,
+        30,
+        31,
+        30,
+        31,
+    ];
     let ok = (1..=12).contains(&mo)
         && (1..=month_days[(mo - 1).clamp(0, 11) as usize]).contains(&d)
         && (0..24).contains(&h)
@@ -583,7 +596,10 @@ fn amz_time(text: &str) -> Option<i64> {
         return None;
     }
     let n = |r: std::ops::Range<usize>| digits(text.get(r)?);
-    epoch([n(0..4)?, n(4..6)?, n(6..8)?], [n(9..11)?, n(11..13)?, n(13..15)?])
+    epoch(
+        [n(0..4)?, n(4..6)?, n(6..8)?],
+        [n(9..11)?, n(11..13)?, n(13..15)?],
+    )
 }
 
 /// SigV4's `YYYYMMDDTHHMMSSZ` of `secs`.
@@ -596,13 +612,16 @@ fn amz_format(secs: i64) -> String {
 fn iso_time(text: &str) -> Option<i64> {
     let body = text.strip_suffix('Z')?;
     let (date, time) = body.split_once('T')?;
-    let time = time.split_once('.').map_or(time, |(t, frac)| {
-        if digits(frac).is_some() {
-            t
-        } else {
-            ""
-        }
-    });
+    let time = time.split_once('.').map_or(
+        time,
+        |(t, frac)| {
+            if digits(frac).is_some() {
+                t
+            } else {
+                ""
+            }
+        },
+    );
     let mut d = date.split('-');
     let mut t = time.split(':');
     let part = |it: &mut std::str::Split<'_, char>, len: usize| {
@@ -915,7 +934,8 @@ mod tests {
             ("x-acs-signature-nonce".to_string(), nonce.to_string()),
             ("x-acs-version".to_string(), "2014-05-26".to_string()),
         ];
-        let signed = "host;x-acs-action;x-acs-content-sha256;x-acs-date;x-acs-signature-nonce;x-acs-version";
+        let signed =
+            "host;x-acs-action;x-acs-content-sha256;x-acs-date;x-acs-signature-nonce;x-acs-version";
         let req = Signed {
             method: "POST",
             path: "/",
@@ -987,10 +1007,7 @@ mod tests {
         );
         // A nonce is spent only by a right signature, and its memory lasts the window.
         let h = acs3(body, date, "n-5", &hash);
-        assert!(matches!(
-            run(&h, b"x", now),
-            Verdict::BodyMismatch { .. }
-        ));
+        assert!(matches!(run(&h, b"x", now), Verdict::BodyMismatch { .. }));
         assert_eq!(run(&h, body, now), Verdict::Good);
         assert_eq!(run(&h, body, now + WINDOW_SECS), Verdict::NonceUsed);
     }
@@ -999,11 +1016,27 @@ mod tests {
     fn times_parse_strictly() {
         assert_eq!(amz_time("19700101T000000Z"), Some(0));
         assert_eq!(iso_time("1970-01-02T00:00:01Z"), Some(86401));
-        assert_eq!(iso_time("2016-02-29T12:46:24.123Z"), iso_time("2016-02-29T12:46:24Z"));
-        for bad in ["2015-02-29T00:00:00Z", "2016-02-23 12:46:24Z", "2016-02-23T12:46:24", "2016-2-23T12:46:24Z", "2016-02-23T12:46:24.x1Z", "2016-02-23T24:00:00Z", ""] {
+        assert_eq!(
+            iso_time("2016-02-29T12:46:24.123Z"),
+            iso_time("2016-02-29T12:46:24Z")
+        );
+        for bad in [
+            "2015-02-29T00:00:00Z",
+            "2016-02-23 12:46:24Z",
+            "2016-02-23T12:46:24",
+            "2016-2-23T12:46:24Z",
+            "2016-02-23T12:46:24.x1Z",
+            "2016-02-23T24:00:00Z",
+            "",
+        ] {
             assert_eq!(iso_time(bad), None, "{bad}");
         }
-        for bad in ["20150830T123600", "2015083OT123600Z", "20151330T123600Z", "20150830t123600Z"] {
+        for bad in [
+            "20150830T123600",
+            "2015083OT123600Z",
+            "20151330T123600Z",
+            "20150830t123600Z",
+        ] {
             assert_eq!(amz_time(bad), None, "{bad}");
         }
         let t = amz_time("20261207T235959Z").unwrap();
@@ -1055,11 +1088,26 @@ mod tests {
         assert_eq!(req.verify(&creds(), &ok, now, &nonces), Verdict::Good);
         assert_eq!(req.verify(&creds(), &ok, now, &nonces), Verdict::NonceUsed);
         let cases = [
-            (base(None, Some("b")), Verdict::MissingParameter("Timestamp".into())),
-            (base(Some("2026-12-07 12:00:00"), Some("b")), Verdict::BadTime("Timestamp".into())),
-            (base(Some("2026-12-07T11:44:59Z"), Some("b")), Verdict::Expired("2026-12-07T11:44:59Z".into())),
-            (base(Some("2026-12-07T12:15:01Z"), Some("b")), Verdict::Expired("2026-12-07T12:15:01Z".into())),
-            (base(Some("2026-12-07T12:00:00Z"), None), Verdict::MissingParameter("SignatureNonce".into())),
+            (
+                base(None, Some("b")),
+                Verdict::MissingParameter("Timestamp".into()),
+            ),
+            (
+                base(Some("2026-12-07 12:00:00"), Some("b")),
+                Verdict::BadTime("Timestamp".into()),
+            ),
+            (
+                base(Some("2026-12-07T11:44:59Z"), Some("b")),
+                Verdict::Expired("2026-12-07T11:44:59Z".into()),
+            ),
+            (
+                base(Some("2026-12-07T12:15:01Z"), Some("b")),
+                Verdict::Expired("2026-12-07T12:15:01Z".into()),
+            ),
+            (
+                base(Some("2026-12-07T12:00:00Z"), None),
+                Verdict::MissingParameter("SignatureNonce".into()),
+            ),
         ];
         for (params, want) in cases {
             assert_eq!(req.verify(&creds(), &params, now, &nonces), want);

@@ -278,19 +278,13 @@ fn serve_answers_suite_revokes_like_sgsim_revoke() {
         let (status, got) = server.request("POST", "/", &[("Content-Type", ct)], body.as_bytes());
         assert_eq!(status, expected.status, "{name}: {got}");
         match expected.provider {
-            sgsim::model::Provider::Aws => assert_eq!(
-                no_request_id(&got),
-                no_request_id(&expected.xml),
-                "{name}"
-            ),
+            sgsim::model::Provider::Aws => {
+                assert_eq!(no_request_id(&got), no_request_id(&expected.xml), "{name}")
+            }
             _ => {
                 let wants_xml = matches!(&raw, RawRequest::Query(p) if p.get("Format").is_some_and(|f| f.eq_ignore_ascii_case("xml")));
                 if wants_xml {
-                    assert_eq!(
-                        no_request_id(&got),
-                        no_request_id(&expected.xml),
-                        "{name}"
-                    );
+                    assert_eq!(no_request_id(&got), no_request_id(&expected.xml), "{name}");
                 } else {
                     assert_eq!(
                         no_request_id(&got),
@@ -963,7 +957,10 @@ fn serve_refuses_stale_signatures() {
     for (extra, code) in [
         ("", "\"MissingParameter\""),
         ("&Timestamp=2026-12-07+12:00:00", "InvalidTimeStamp.Format"),
-        ("&Timestamp=2015-06-01T12:00:00Z", "InvalidTimeStamp.Expired"),
+        (
+            "&Timestamp=2015-06-01T12:00:00Z",
+            "InvalidTimeStamp.Expired",
+        ),
     ] {
         let (status, text) = rpc(extra);
         assert_eq!(status, 400, "{extra}: {text}");
@@ -989,7 +986,12 @@ fn serve_checks_botocore_signatures() {
     std::fs::write(&creds, "AKIDTEST secret\n").unwrap();
     let server = Server::start(&["--quiet", "--credentials", creds.to_str().unwrap()]);
     let out = Command::new(&python)
-        .args(["tests/py/sign_checks.py", &format!("http://{}/", server.addr), "AKIDTEST", "secret"])
+        .args([
+            "tests/py/sign_checks.py",
+            &format!("http://{}/", server.addr),
+            "AKIDTEST",
+            "secret",
+        ])
         .output()
         .unwrap();
     if out.status.code() == Some(3) {
@@ -1001,13 +1003,25 @@ fn serve_checks_botocore_signatures() {
         return;
     }
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: Value = serde_json::from_str(stdout.trim()).unwrap();
     let want = [
         ("fresh", 200, ""),
         ("content_sha256_ok", 200, ""),
-        ("body_swapped_under_content_sha256", 400, "XAmzContentSHA256Mismatch"),
-        ("unsigned_payload_with_body", 400, "XAmzContentSHA256Mismatch"),
+        (
+            "body_swapped_under_content_sha256",
+            400,
+            "XAmzContentSHA256Mismatch",
+        ),
+        (
+            "unsigned_payload_with_body",
+            400,
+            "XAmzContentSHA256Mismatch",
+        ),
         ("body_swapped", 403, "SignatureDoesNotMatch"),
         ("twenty_minutes_old", 403, "RequestExpired"),
         ("twenty_minutes_ahead", 403, "RequestExpired"),
