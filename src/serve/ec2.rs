@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::model::{Family, Peer, Provider, Rule, SecurityGroup, State};
+use crate::model::{Direction, Family, Peer, Provider, Rule, SecurityGroup, State};
 use crate::provider::aws::protocol_text as protocol;
 use crate::provider::{rule_json, xml_escape as esc, ApiError, Params};
 
@@ -106,7 +106,12 @@ impl<'p> Query<'p> {
         }
         let mut filters = BTreeMap::new();
         for (n, name) in names {
-            if !allowed.contains(&name.as_str()) {
+            // An entry ending in `:` (`tag:`) allows every name it begins, with a key.
+            let known = allowed.iter().any(|a| match a.strip_suffix(':') {
+                Some(_) => name.strip_prefix(a).is_some_and(|k| !k.is_empty()),
+                None => *a == name,
+            });
+            if !known {
                 return Err(ApiError::new(
                     "InvalidParameterValue",
                     400,
@@ -141,6 +146,20 @@ impl<'p> Query<'p> {
         self.filters
             .get(name)
             .is_none_or(|vs| value.is_some_and(|v| vs.iter().any(|f| f == v)))
+    }
+
+    /// Whether `tags` pass the `tag:<key>` and `tag-key` filters.
+    fn pass_tags(&self, tags: &[(String, String)]) -> bool {
+        self.filters.iter().all(|(name, values)| {
+            if let Some(key) = name.strip_prefix("tag:") {
+                tags.iter()
+                    .any(|(k, v)| k == key && values.iter().any(|f| f == v))
+            } else if name == "tag-key" {
+                tags.iter().any(|(k, _)| values.iter().any(|f| f == k))
+            } else {
+                true
+            }
+        })
     }
 
     /// The page `MaxResults` / `NextToken` select from `n` items: range and next token.
@@ -191,6 +210,31 @@ fn ports(state: &State, r: &Rule) -> (i64, i64) {
     )
 }
 
+/// The `Tags` attribute an export left (`[{"Key": …, "Value": …}]`), as pairs.
+fn tags(attrs: &BTreeMap<String, String>) -> Vec<(String, String)> {
+    attrs
+        .get("Tags")
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(t).ok())
+        .and_then(|v| v.as_array().cloned())
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|t| {
+            Some((
+                t["Key"].as_str()?.to_string(),
+                t["Value"].as_str().unwrap_or("").to_string(),
+            ))
+        })
+        .collect()
+}
+
+fn malformed_group(id: &str) -> ApiError {
+    ApiError::new(
+        "InvalidGroupId.Malformed",
+        400,
+        format!("The security group ID '{id}' is malformed"),
+    )
+}
+
 fn aws_groups(state: &State) -> impl Iterator<Item = &SecurityGroup> {
     state.groups.iter().filter(|g| g.provider == Provider::Aws)
 }
@@ -232,11 +276,7 @@ fn selected_groups<'s>(
     let names = q.list("GroupName");
     for id in &ids {
         if !group_ok(id) {
-            return Err(ApiError::new(
-                "InvalidGroupId.Malformed",
-                400,
-                format!("The security group ID '{id}' is malformed"),
-            ));
+            return Err(malformed_group(id));
         }
         if !aws_groups(state).any(|g| g.id.as_str() == id) {
             return Err(ApiError::new(
@@ -246,27 +286,118 @@ fn selected_groups<'s>(
             ));
         }
     }
+    // `GroupName` names groups of the default VPC only (a group of another VPC is not
+    // found by name, as revoke resolves names).
+    let mut named = Vec::new();
     for name in &names {
-        if !aws_groups(state).any(|g| g.name.as_deref() == Some(name)) {
-            return Err(ApiError::new(
-                "InvalidGroup.NotFound",
-                400,
-                format!("The security group '{name}' does not exist"),
-            ));
-        }
+        named.push(
+            crate::provider::aws::group_in_default_vpc(state, name)?
+                .id
+                .clone(),
+        );
     }
     Ok(aws_groups(state)
         .filter(|g| ids.is_empty() || ids.iter().any(|i| i == g.id.as_str()))
-        .filter(|g| names.is_empty() || names.iter().any(|n| Some(n.as_str()) == g.name.as_deref()))
+        .filter(|g| names.is_empty() || named.contains(&g.id))
         .filter(|g| q.pass("group-id", Some(g.id.as_str())))
         .filter(|g| q.pass("group-name", g.name.as_deref()))
         .filter(|g| q.pass("vpc-id", g.vpc.as_ref().map(|v| v.as_str())))
         .filter(|g| q.pass("owner-id", g.owner.as_deref()))
+        .filter(|g| q.pass("description", g.description.as_deref()))
+        .filter(|g| q.pass_tags(&tags(&g.attrs)))
+        .filter(|g| permission_filters(state, g, q))
         .collect())
 }
 
+/// The `ip-permission.*` / `egress.ip-permission.*` filters: as EC2 documents them, each
+/// filter is met by some rule of its direction, not necessarily the same rule for all.
+fn permission_filters(state: &State, g: &SecurityGroup, q: &Query<'_>) -> bool {
+    q.filters.iter().all(|(name, values)| {
+        let (egress, field) = match name.strip_prefix("egress.ip-permission.") {
+            Some(f) => (true, f),
+            None => match name.strip_prefix("ip-permission.") {
+                Some(f) => (false, f),
+                None => return true,
+            },
+        };
+        state
+            .rules
+            .iter()
+            .filter(|r| r.group == g.id && (r.direction == Direction::Egress) == egress)
+            .any(|r| {
+                rule_field(state, r, field).is_some_and(|v| {
+                    values
+                        .iter()
+                        .any(|f| *f == v || same_protocol(field, f, &v))
+                })
+            })
+    })
+}
+
+/// A rule's value for an `ip-permission.<field>` filter, as DescribeSecurityGroups prints it.
+fn rule_field(state: &State, r: &Rule, field: &str) -> Option<String> {
+    match (field, &r.remote) {
+        ("cidr", Peer::Cidr { cidr }) if cidr.family() == Family::V4 => Some(cidr.to_string()),
+        ("ipv6-cidr", Peer::Cidr { cidr }) if cidr.family() == Family::V6 => Some(cidr.to_string()),
+        ("prefix-list-id", Peer::PrefixList { prefix_list_id }) => Some(prefix_list_id.to_string()),
+        ("group-id", Peer::Group { group_id, .. }) => Some(group_id.to_string()),
+        ("group-name", Peer::Group { group_id, .. }) => r
+            .attrs
+            .get("GroupName")
+            .cloned()
+            .or_else(|| state.group(group_id).and_then(|g| g.name.clone())),
+        ("user-id", Peer::Group { owner, .. }) => owner.clone(),
+        ("protocol", _) => Some(protocol(r.protocol)),
+        ("from-port", _) => Some(ports(state, r).0.to_string()),
+        ("to-port", _) => Some(ports(state, r).1.to_string()),
+        _ => None,
+    }
+}
+
+/// `ip-permission.protocol` takes a protocol's number for its name (`6` for `tcp`).
+fn same_protocol(field: &str, filter: &str, value: &str) -> bool {
+    field == "protocol"
+        && matches!(
+            (filter.to_ascii_lowercase().as_str(), value),
+            ("6" | "tcp", "tcp")
+                | ("17" | "udp", "udp")
+                | ("1" | "icmp", "icmp")
+                | ("58" | "icmpv6", "icmpv6")
+                | ("all", "-1")
+        )
+}
+
+/// The filters DescribeSecurityGroups documents.
+const GROUP_FILTERS: &[&str] = &[
+    "description",
+    "group-id",
+    "group-name",
+    "owner-id",
+    "vpc-id",
+    "tag:",
+    "tag-key",
+    "ip-permission.cidr",
+    "ip-permission.from-port",
+    "ip-permission.group-id",
+    "ip-permission.group-name",
+    "ip-permission.ipv6-cidr",
+    "ip-permission.prefix-list-id",
+    "ip-permission.protocol",
+    "ip-permission.to-port",
+    "ip-permission.user-id",
+    "egress.ip-permission.cidr",
+    "egress.ip-permission.from-port",
+    "egress.ip-permission.group-id",
+    "egress.ip-permission.group-name",
+    "egress.ip-permission.ipv6-cidr",
+    "egress.ip-permission.prefix-list-id",
+    "egress.ip-permission.protocol",
+    "egress.ip-permission.to-port",
+    "egress.ip-permission.user-id",
+];
+
 fn groups(state: &State, params: &Params, x: &mut Xml) -> Result<(), ApiError> {
-    let q = Query::new(params, &["group-id", "group-name", "vpc-id", "owner-id"])?;
+    let q = Query::new(params, GROUP_FILTERS)?;
     let selected = selected_groups(state, &q)?;
     let (start, end, next) = q.page(selected.len(), 5, 1000)?;
     x.open("securityGroupInfo");
@@ -365,7 +496,17 @@ fn permissions(state: &State, g: &SecurityGroup, egress: bool, x: &mut Xml) {
 }
 
 fn rules(state: &State, params: &Params, x: &mut Xml) -> Result<(), ApiError> {
-    let q = Query::new(params, &["group-id", "security-group-rule-id"])?;
+    let q = Query::new(
+        params,
+        &["group-id", "security-group-rule-id", "tag:", "tag-key"],
+    )?;
+    if let Some(bad) = q
+        .filters
+        .get("group-id")
+        .and_then(|vs| vs.iter().find(|v| !group_ok(v)))
+    {
+        return Err(malformed_group(bad));
+    }
     let ids = q.list("SecurityGroupRuleId");
     let selected: Vec<&Rule> = state
         .rules
@@ -378,6 +519,7 @@ fn rules(state: &State, params: &Params, x: &mut Xml) -> Result<(), ApiError> {
         .filter(|r| ids.is_empty() || ids.iter().any(|i| i == r.id.as_str()))
         .filter(|r| q.pass("group-id", Some(r.group.as_str())))
         .filter(|r| q.pass("security-group-rule-id", Some(r.id.as_str())))
+        .filter(|r| q.pass_tags(&tags(&r.attrs)))
         .collect();
     for id in &ids {
         if !selected.iter().any(|r| r.id.as_str() == id) {
@@ -638,4 +780,180 @@ fn entries(state: &State, params: &Params, x: &mut Xml) -> Result<(), ApiError> 
     x.close("entrySet");
     x.opt("nextToken", next.as_deref());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// `web` in the default VPC (tagged, SSH from 10/8, egress to `app`), `app` of the same
+    /// name as a group in another VPC, and a tagged rule export.
+    fn state() -> State {
+        let docs = vec![
+            (
+                "t.json".to_string(),
+                json!({
+                    "SecurityGroups": [
+                        {"GroupId": "sg-0web", "GroupName": "web", "Description": "web tier",
+                         "VpcId": "vpc-0def", "OwnerId": "111",
+                         "Tags": [{"Key": "env", "Value": "prod"}],
+                         "IpPermissions": [{"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22,
+                            "IpRanges": [{"CidrIp": "10.0.0.0/8"}]}],
+                         "IpPermissionsEgress": [{"IpProtocol": "-1",
+                            "UserIdGroupPairs": [{"GroupId": "sg-0app", "UserId": "111"}]}]},
+                        {"GroupId": "sg-0app", "GroupName": "app", "Description": "app tier",
+                         "VpcId": "vpc-0def", "OwnerId": "111",
+                         "IpPermissions": [{"IpProtocol": "udp", "FromPort": 53, "ToPort": 53,
+                            "Ipv6Ranges": [{"CidrIpv6": "2001:db8::/32"}]}]},
+                        {"GroupId": "sg-0other", "GroupName": "app", "Description": "elsewhere",
+                         "VpcId": "vpc-0abc", "OwnerId": "111"}
+                    ],
+                    "Vpcs": [{"VpcId": "vpc-0def", "IsDefault": true},
+                             {"VpcId": "vpc-0abc", "IsDefault": false}]
+                }),
+            ),
+            (
+                "r.json".to_string(),
+                json!({"SecurityGroupRules": [
+                    {"SecurityGroupRuleId": "sgr-0tagged", "GroupId": "sg-0web", "IsEgress": false,
+                     "IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "CidrIpv4": "10.0.0.0/8",
+                     "Tags": [{"Key": "owner", "Value": "ops"}]}
+                ]}),
+            ),
+        ];
+        crate::provider::aws::import(&docs).unwrap().state
+    }
+
+    fn ask(action: &str, query: &str) -> Result<String, ApiError> {
+        describe(&state(), action, &Params::from_query(query), "r")
+    }
+
+    fn group_ids(query: &str) -> Vec<String> {
+        let xml = ask("DescribeSecurityGroups", query).unwrap();
+        xml.split("<item><ownerId>111</ownerId><groupId>")
+            .skip(1)
+            .map(|p| p.split('<').next().unwrap().to_string())
+            .collect()
+    }
+
+    fn rule_ids(query: &str) -> Vec<String> {
+        let xml = ask("DescribeSecurityGroupRules", query).unwrap();
+        xml.split("<securityGroupRuleId>")
+            .skip(1)
+            .map(|p| p.split('<').next().unwrap().to_string())
+            .collect()
+    }
+
+    fn filter(name: &str, value: &str) -> String {
+        format!("Filter.1.Name={name}&Filter.1.Value.1={}", encoded(value))
+    }
+
+    /// Percent-encodes what a query value cannot hold as is.
+    fn encoded(v: &str) -> String {
+        form_urlencoded::byte_serialize(v.as_bytes()).collect()
+    }
+
+    /// Bug: `tag:<key>` and `tag-key` on DescribeSecurityGroupRules were refused
+    /// (SEMANTICS.md §1.3 lists `tag:<k>`).
+    #[test]
+    fn dsgr_accepts_tag_filters() {
+        assert_eq!(rule_ids(&filter("tag:owner", "ops")), ["sgr-0tagged"]);
+        assert!(rule_ids(&filter("tag:owner", "dev")).is_empty());
+        assert_eq!(rule_ids(&filter("tag-key", "owner")), ["sgr-0tagged"]);
+        assert!(rule_ids(&filter("tag-key", "env")).is_empty());
+        let e = ask("DescribeSecurityGroupRules", &filter("tag:", "x")).unwrap_err();
+        assert_eq!(e.code, "InvalidParameterValue");
+        let e = ask("DescribeSecurityGroupRules", &filter("vpc-id", "x")).unwrap_err();
+        assert_eq!(
+            (e.code.as_str(), e.message.as_str()),
+            ("InvalidParameterValue", "The filter 'vpc-id' is invalid")
+        );
+    }
+
+    /// Bug: DescribeSecurityGroups refused the filters EC2 documents beyond four.
+    #[test]
+    fn dsg_accepts_documented_filters() {
+        let cases = [
+            ("description", "app tier", vec!["sg-0app"]),
+            ("tag:env", "prod", vec!["sg-0web"]),
+            ("tag-key", "env", vec!["sg-0web"]),
+            ("ip-permission.cidr", "10.0.0.0/8", vec!["sg-0web"]),
+            ("ip-permission.ipv6-cidr", "2001:db8::/32", vec!["sg-0app"]),
+            ("ip-permission.protocol", "udp", vec!["sg-0app"]),
+            ("ip-permission.protocol", "6", vec!["sg-0web"]),
+            ("ip-permission.from-port", "22", vec!["sg-0web"]),
+            ("ip-permission.to-port", "53", vec!["sg-0app"]),
+            ("egress.ip-permission.group-id", "sg-0app", vec!["sg-0web"]),
+            ("egress.ip-permission.group-name", "app", vec!["sg-0web"]),
+            ("egress.ip-permission.user-id", "111", vec!["sg-0web"]),
+            ("egress.ip-permission.protocol", "-1", vec!["sg-0web"]),
+            ("egress.ip-permission.cidr", "10.0.0.0/8", vec![]),
+            ("ip-permission.prefix-list-id", "pl-1", vec![]),
+            ("owner-id", "111", vec!["sg-0web", "sg-0app", "sg-0other"]),
+            ("vpc-id", "vpc-0abc", vec!["sg-0other"]),
+        ];
+        for (name, value, want) in cases {
+            assert_eq!(group_ids(&filter(name, value)), want, "{name}={value}");
+        }
+        // Two rule filters: met by different rules of the group, as EC2 documents.
+        assert_eq!(
+            group_ids("Filter.1.Name=ip-permission.cidr&Filter.1.Value.1=10.0.0.0/8&Filter.2.Name=egress.ip-permission.group-id&Filter.2.Value.1=sg-0app"),
+            ["sg-0web"]
+        );
+        let e = ask("DescribeSecurityGroups", &filter("ip-permission.nope", "1")).unwrap_err();
+        assert_eq!(
+            (e.code.as_str(), e.message.as_str()),
+            (
+                "InvalidParameterValue",
+                "The filter 'ip-permission.nope' is invalid"
+            )
+        );
+    }
+
+    /// Bug: a malformed `group-id` filter value answered an empty list (SEMANTICS.md
+    /// §2.2.1).
+    #[test]
+    fn dsgr_malformed_group_id_filter_is_an_error() {
+        let e = ask("DescribeSecurityGroupRules", &filter("group-id", "foobar")).unwrap_err();
+        assert_eq!(
+            (e.code.as_str(), e.status, e.message.as_str()),
+            (
+                "InvalidGroupId.Malformed",
+                400,
+                "The security group ID 'foobar' is malformed"
+            )
+        );
+        assert_eq!(
+            rule_ids(&filter("group-id", "sg-0nope")),
+            Vec::<String>::new()
+        );
+    }
+
+    /// Bug: GroupNames matched groups of every VPC; names resolve in the default VPC only.
+    #[test]
+    fn dsg_group_names_resolve_in_the_default_vpc_only() {
+        assert_eq!(group_ids("GroupName.1=app"), ["sg-0app"]);
+        let mut s = state();
+        s.groups.retain(|g| g.id.as_str() != "sg-0app");
+        let e = describe(
+            &s,
+            "DescribeSecurityGroups",
+            &Params::from_query("GroupName.1=app"),
+            "r",
+        )
+        .unwrap_err();
+        assert_eq!(
+            (e.code.as_str(), e.message.as_str()),
+            (
+                "InvalidGroup.NotFound",
+                "The security group 'app' does not exist in default VPC 'vpc-0def'"
+            )
+        );
+        let e = ask("DescribeSecurityGroups", "GroupName.1=nope").unwrap_err();
+        assert_eq!(
+            e.message,
+            "The security group 'nope' does not exist in default VPC 'vpc-0def'"
+        );
+    }
 }

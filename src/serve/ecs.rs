@@ -3,8 +3,10 @@
 
 use serde_json::{json, Map, Value};
 
-use crate::model::{Action, Direction, Family, GroupKind, Peer, Protocol, Provider, Rule, State};
-use crate::provider::aliyun::response;
+use crate::model::{
+    Action, Direction, Family, GroupKind, Peer, Protocol, Provider, Rule, SecurityGroup, State,
+};
+use crate::provider::aliyun::{response, Nic};
 use crate::provider::{xml_escape as esc, ApiError, Params};
 
 /// Whether sgsim serves this ECS action as a describe.
@@ -123,8 +125,8 @@ fn port_text(r: &Rule, src: bool) -> String {
     }
 }
 
-/// One rule as a `Permissions.Permission` item.
-fn permission(r: &Rule) -> Value {
+/// One rule of `g` as a `Permissions.Permission` item.
+fn permission(g: &SecurityGroup, r: &Rule) -> Value {
     let (peer, local) = match r.direction {
         Direction::Ingress => ("Source", "Dest"),
         Direction::Egress => ("Dest", "Source"),
@@ -189,11 +191,25 @@ fn permission(r: &Rule) -> Value {
             p.insert(k.clone(), json!(v));
         }
     }
-    p.entry("NicType").or_insert(json!("intranet"));
+    p.insert("NicType".into(), json!(Nic::of_rule(g, r).as_str()));
     Value::Object(p)
 }
 
+/// The request's `RegionId`: required, as revoke requires it.
+fn region(params: &Params) -> Result<&str, ApiError> {
+    params
+        .get("RegionId")
+        .filter(|r| !r.is_empty())
+        .ok_or_else(|| missing("RegionId"))
+}
+
+/// Whether `g` is in `region` (a group whose export names no region is in every one).
+fn in_region(g: &SecurityGroup, region: &str) -> bool {
+    g.attrs.get("RegionId").is_none_or(|r| r == region)
+}
+
 fn attribute(state: &State, params: &Params, id: &str) -> Result<Value, ApiError> {
+    let region = region(params)?;
     let Some(gid) = params.get("SecurityGroupId").filter(|g| !g.is_empty()) else {
         return Err(missing("SecurityGroupId"));
     };
@@ -201,6 +217,7 @@ fn attribute(state: &State, params: &Params, id: &str) -> Result<Value, ApiError
         .groups
         .iter()
         .find(|g| g.id.as_str() == gid && g.provider == Provider::Aliyun)
+        .filter(|g| in_region(g, region))
     else {
         return Err(group_not_found());
     };
@@ -215,32 +232,28 @@ fn attribute(state: &State, params: &Params, id: &str) -> Result<Value, ApiError
         "egress" => Some(Direction::Egress),
         other => return Err(invalid("Direction", other)),
     };
-    let nic = match params
-        .get("NicType")
-        .unwrap_or("intranet")
-        .to_ascii_lowercase()
-        .as_str()
-    {
-        "" | "intranet" => "intranet",
-        "internet" => "internet",
-        other => return Err(invalid("NicType", other)),
+    // SEMANTICS.md §1.2: a classic group answers one NIC type a call (internet unless told
+    // otherwise); a VPC group's rules are all intranet, whatever is asked.
+    let given = match params.get("NicType").filter(|n| !n.is_empty()) {
+        None => None,
+        Some(t) => match Nic::parse(t) {
+            Some(n) => Some(n),
+            None if g.vpc.is_some() => None,
+            None => return Err(invalid("NicType", t)),
+        },
     };
+    let nic = Nic::meant(g, given, false);
     let perms: Vec<Value> = state
         .rules
         .iter()
         .filter(|r| r.group == g.id)
         .filter(|r| direction.is_none_or(|d| d == r.direction))
-        .filter(|r| {
-            r.attrs
-                .get("NicType")
-                .map_or("intranet", String::as_str)
-                .eq_ignore_ascii_case(nic)
-        })
-        .map(permission)
+        .filter(|r| Nic::of_rule(g, r) == nic)
+        .map(|r| permission(g, r))
         .collect();
     Ok(json!({
         "RequestId": id,
-        "RegionId": params.get("RegionId").or(g.attrs.get("RegionId").map(String::as_str)).unwrap_or(""),
+        "RegionId": region,
         "SecurityGroupId": g.id,
         "SecurityGroupName": g.name.clone().unwrap_or_default(),
         "Description": g.description.clone().unwrap_or_default(),
@@ -299,12 +312,13 @@ fn id_list(params: &Params, name: &str) -> Result<Option<Vec<String>>, ApiError>
 }
 
 fn groups(state: &State, params: &Params, id: &str) -> Result<Value, ApiError> {
+    let region = region(params)?;
     let ids = id_list(params, "SecurityGroupIds")?;
     let one = params.get("SecurityGroupId").filter(|s| !s.is_empty());
     let selected: Vec<_> = state
         .groups
         .iter()
-        .filter(|g| g.provider == Provider::Aliyun)
+        .filter(|g| g.provider == Provider::Aliyun && in_region(g, region))
         .filter(|g| one.is_none_or(|o| o == g.id.as_str()))
         .filter(|g| {
             ids.as_ref()
@@ -365,7 +379,7 @@ fn groups(state: &State, params: &Params, id: &str) -> Result<Value, ApiError> {
         .collect();
     let mut body = json!({
         "RequestId": id,
-        "RegionId": params.get("RegionId").unwrap_or(""),
+        "RegionId": region,
         "TotalCount": selected.len(),
         "SecurityGroups": {"SecurityGroup": items},
     });
@@ -444,6 +458,112 @@ fn enis(state: &State, params: &Params, id: &str) -> Result<Value, ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A classic group with an internet and an intranet rule, a VPC group whose export
+    /// calls one rule internet, both in cn-hangzhou.
+    fn state() -> State {
+        let perm = |id: &str, cidr: &str, nic: &str| {
+            json!({"SecurityGroupRuleId": id, "Direction": "ingress", "Policy": "Accept",
+                   "Priority": "1", "IpProtocol": "TCP", "PortRange": "22/22",
+                   "SourceCidrIp": cidr, "NicType": nic})
+        };
+        let docs = vec![
+            (
+                "classic.json".to_string(),
+                json!({"RegionId": "cn-hangzhou", "SecurityGroupId": "sg-classic", "VpcId": "",
+                       "InnerAccessPolicy": "Accept", "Permissions": {"Permission": [
+                           perm("sgr-pub", "0.0.0.0/0", "internet"),
+                           perm("sgr-priv", "10.0.0.0/8", "intranet")]}}),
+            ),
+            (
+                "vpc.json".to_string(),
+                json!({"RegionId": "cn-hangzhou", "SecurityGroupId": "sg-vpc", "VpcId": "vpc-1",
+                       "InnerAccessPolicy": "Accept", "Permissions": {"Permission": [
+                           perm("sgr-v1", "10.0.0.0/8", "internet"),
+                           perm("sgr-v2", "10.1.0.0/16", "")]}}),
+            ),
+        ];
+        crate::provider::aliyun::import(&docs).unwrap().state
+    }
+
+    fn ask(action: &str, query: &str) -> Result<Value, ApiError> {
+        describe(&state(), action, &Params::from_query(query), "R")
+    }
+
+    fn listed(v: &Value) -> Vec<(&str, &str)> {
+        v["Permissions"]["Permission"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| {
+                (
+                    p["SecurityGroupRuleId"].as_str().unwrap(),
+                    p["NicType"].as_str().unwrap(),
+                )
+            })
+            .collect()
+    }
+
+    /// Bug: NicType defaulted to intranet everywhere. SEMANTICS.md §1.2: a classic group
+    /// answers internet unless told otherwise; a VPC group coerces any NicType to intranet,
+    /// as revoke's match key does.
+    #[test]
+    fn dsga_nic_type_defaults_by_network_type() {
+        let dsga = |q: &str| {
+            ask(
+                "DescribeSecurityGroupAttribute",
+                &format!("RegionId=cn-hangzhou&{q}"),
+            )
+            .unwrap()
+        };
+        let v = dsga("SecurityGroupId=sg-classic");
+        assert_eq!(listed(&v), [("sgr-pub", "internet")]);
+        let v = dsga("SecurityGroupId=sg-classic&NicType=intranet");
+        assert_eq!(listed(&v), [("sgr-priv", "intranet")]);
+        for nic in [
+            "",
+            "&NicType=internet",
+            "&NicType=intranet",
+            "&NicType=bogus",
+        ] {
+            let v = dsga(&format!("SecurityGroupId=sg-vpc{nic}"));
+            assert_eq!(
+                listed(&v),
+                [("sgr-v1", "intranet"), ("sgr-v2", "intranet")],
+                "{nic}"
+            );
+        }
+        let e = ask(
+            "DescribeSecurityGroupAttribute",
+            "RegionId=cn-hangzhou&SecurityGroupId=sg-classic&NicType=bogus",
+        )
+        .unwrap_err();
+        assert_eq!((e.code.as_str(), e.status), ("InvalidParameter", 400));
+    }
+
+    /// Bug: the describes ignored RegionId (revoke honours it).
+    #[test]
+    fn describes_honour_region_id() {
+        let e = ask(
+            "DescribeSecurityGroupAttribute",
+            "RegionId=cn-beijing&SecurityGroupId=sg-vpc",
+        )
+        .unwrap_err();
+        assert_eq!(
+            (e.code.as_str(), e.status),
+            ("InvalidSecurityGroupId.NotFound", 404)
+        );
+        for action in ["DescribeSecurityGroupAttribute", "DescribeSecurityGroups"] {
+            let e = ask(action, "SecurityGroupId=sg-vpc").unwrap_err();
+            assert_eq!((e.code.as_str(), e.status), ("MissingParameter", 400));
+            assert!(e.message.contains("\"RegionId\""), "{}", e.message);
+        }
+        let v = ask("DescribeSecurityGroups", "RegionId=cn-beijing").unwrap();
+        assert_eq!(v["TotalCount"], 0);
+        assert_eq!(v["SecurityGroups"]["SecurityGroup"], json!([]));
+        let v = ask("DescribeSecurityGroups", "RegionId=cn-hangzhou").unwrap();
+        assert_eq!(v["TotalCount"], 2);
+    }
 
     #[test]
     fn xml_repeats_list_elements() {

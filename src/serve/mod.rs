@@ -8,18 +8,24 @@
 //! [`RawRequest::from_http`], the same reader `--request` text with header lines uses.
 //!
 //! - Revokes go through [`store::Store::revoke`], i.e. the providers' own revoke code, and
-//!   answer byte for byte what `sgsim revoke` prints for the same request. An accepted revoke
+//!   answer byte for byte what `sgsim revoke` prints for the same request but for the
+//!   request ID: every answer of the server, errors and ClientToken replays included,
+//!   carries an ID of its own (as both clouds do); `sgsim revoke`'s is derived from the
+//!   request, so that its output is reproducible. An accepted revoke
 //!   swaps the served state in one atomic store; describes load a snapshot and never wait.
 //! - Describes ([`ec2`], [`ecs`]) are rendered from the model.
 //! - `GET /sgsim/changes`, `GET /sgsim/report.json` / `report.html` (the what-if of the
 //!   session: baseline against now), `GET /sgsim/state.json` (the served state as a
 //!   snapshot) and `POST /sgsim/reset`.
-//! - Signatures ([`sign`]) are accepted as sent, or verified against a credentials file.
+//! - Signatures ([`sign`]) are accepted as sent, or verified against a credentials file:
+//!   the signature, the signed payload hash against the body, the request's age (15
+//!   minutes either way, presigned expiry) by [`Config::clock`], and Alibaba's nonces.
 //! - Limits: bodies of at most [`Limits::body`] bytes, header blocks of at most
 //!   [`Limits::header_bytes`] and [`Limits::headers`] headers, a header read timeout and a
 //!   request timeout; anything malformed gets the provider's error, never a panic.
 //!
-//! Unlike the rest of the library this module reads the clock (the log's times, timeouts).
+//! Unlike the rest of the library this module reads the clock (the log's times, timeouts,
+//! request IDs; signatures' age by [`Config::clock`], which tests replace).
 
 pub mod ec2;
 pub mod ecs;
@@ -89,6 +95,8 @@ pub struct Config {
     pub limits: Limits,
     /// Print one line per request on stderr.
     pub log: bool,
+    /// The time signatures are checked against (their age, presigned expiry, nonces).
+    pub clock: Clock,
 }
 
 impl Config {
@@ -100,6 +108,7 @@ impl Config {
             traffic: None,
             limits: Limits::default(),
             log: false,
+            clock: Arc::new(SystemTime::now),
         }
     }
 }
@@ -110,6 +119,34 @@ struct Shared {
     traffic: Option<TrafficHook>,
     limits: Limits,
     log: bool,
+    ids: Ids,
+    clock: Clock,
+    nonces: sign::Nonces,
+}
+
+/// Request IDs, one of its own for every answer: the request's text, the server's start
+/// time and a counter, hashed into the provider's shape. (`sgsim revoke` keeps the ID
+/// derived from the request alone, so its output stays reproducible.)
+struct Ids {
+    boot: u128,
+    next: std::sync::atomic::AtomicU64,
+}
+
+impl Ids {
+    fn new() -> Ids {
+        Ids {
+            boot: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos()),
+            next: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    /// A new ID (upper-case UUID shape; EC2 answers it in lower case).
+    fn fresh(&self, seed: &str) -> String {
+        let n = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        request_id(&format!("{seed}|{}|{n}", self.boot))
+    }
 }
 
 /// The current time as RFC 3339 (UTC, milliseconds).
@@ -117,25 +154,22 @@ pub fn now_rfc3339() -> String {
     let d = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();
-    let secs = d.as_secs() as i64;
-    let (days, rem) = (secs.div_euclid(86400), secs.rem_euclid(86400));
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
+    let (year, month, day, h, m, sec) = sign::civil(d.as_secs() as i64);
     format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60,
+        "{year:04}-{month:02}-{day:02}T{h:02}:{m:02}:{sec:02}.{:03}Z",
         d.subsec_millis()
     )
+}
+
+/// The clock signatures are judged by (the system's unless a test says otherwise).
+pub type Clock = Arc<dyn Fn() -> SystemTime + Send + Sync + 'static>;
+
+/// Seconds since the Unix epoch (negative before it).
+fn unix_secs(t: SystemTime) -> i64 {
+    match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => d.as_secs() as i64,
+        Err(e) => -(e.duration().as_secs() as i64),
+    }
 }
 
 /// What a handler tells the request log.
@@ -306,15 +340,15 @@ fn state_api(state: &State) -> Api {
     }
 }
 
-/// The provider's error response.
-fn api_error(api: Api, e: &ApiError, seed: &str, xml: bool) -> Response {
+/// The provider's error response, with the request ID `id`.
+fn api_error(api: Api, e: &ApiError, id: &str, xml: bool) -> Response {
     match api {
         Api::Ec2 => {
-            let (status, text) = ec2::error(&request_id(seed).to_ascii_lowercase(), e);
+            let (status, text) = ec2::error(&id.to_ascii_lowercase(), e);
             body(status, XML, text)
         }
         Api::Ecs => {
-            let text = ecs::error(&request_id(seed), e, xml);
+            let text = ecs::error(id, e, xml);
             body(e.status, if xml { XML } else { JSON }, text)
         }
     }
@@ -322,23 +356,33 @@ fn api_error(api: Api, e: &ApiError, seed: &str, xml: bool) -> Response {
 
 fn auth_error(api: Api, verdict: &sign::Verdict) -> ApiError {
     use sign::Verdict;
+    const EC2_MISMATCH: &str = "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details.";
+    const ECS_MISMATCH: &str = "Specified signature is not matched with our calculation.";
     match (api, verdict) {
         (Api::Ec2, Verdict::UnknownKey(_)) | (Api::Ec2, Verdict::Missing) => ApiError::new(
             "AuthFailure",
             401,
             "AWS was not able to validate the provided access credentials",
         ),
-        (Api::Ec2, _) => ApiError::new(
-            "SignatureDoesNotMatch",
-            403,
-            "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details.",
+        (Api::Ec2, Verdict::BodyMismatch { claimed, computed }) => ApiError::new(
+            "XAmzContentSHA256Mismatch",
+            400,
+            format!("The provided 'x-amz-content-sha256' header does not match what was computed. Client: {claimed}, computed: {computed}"),
         ),
+        (Api::Ec2, Verdict::Expired(why)) => ApiError::new("RequestExpired", 403, why.clone()),
+        (Api::Ec2, Verdict::ScopeDate(why)) => {
+            ApiError::new("SignatureDoesNotMatch", 403, why.clone())
+        }
+        (Api::Ec2, Verdict::Malformed(why)) => {
+            ApiError::new("IncompleteSignature", 403, why.clone())
+        }
+        (Api::Ec2, _) => ApiError::new("SignatureDoesNotMatch", 403, EC2_MISMATCH),
         (Api::Ecs, Verdict::UnknownKey(_)) => ApiError::new(
             "InvalidAccessKeyId.NotFound",
             404,
             "Specified access key is not found.",
         ),
-        (Api::Ecs, Verdict::Missing) => ApiError::new(
+        (Api::Ecs, Verdict::Missing) | (Api::Ecs, Verdict::Malformed(_)) => ApiError::new(
             "IncompleteSignature",
             400,
             "The request signature does not conform to Aliyun standards.",
@@ -346,13 +390,30 @@ fn auth_error(api: Api, verdict: &sign::Verdict) -> ApiError {
         (Api::Ecs, Verdict::Mismatch(Some(to_sign))) => ApiError::new(
             "SignatureDoesNotMatch",
             400,
-            format!("Specified signature is not matched with our calculation. server string to sign is:{to_sign}"),
+            format!("{ECS_MISMATCH} server string to sign is:{to_sign}"),
         ),
-        (Api::Ecs, _) => ApiError::new(
-            "SignatureDoesNotMatch",
+        (Api::Ecs, Verdict::MissingParameter(name)) => ApiError::new(
+            "MissingParameter",
             400,
-            "Specified signature is not matched with our calculation.",
+            format!("The input parameter \"{name}\" that is mandatory for processing this request is not supplied."),
         ),
+        (Api::Ecs, Verdict::BadTime(_)) => ApiError::new(
+            "InvalidTimeStamp.Format",
+            400,
+            "Specified time stamp or date value is not well formatted.",
+        ),
+        (Api::Ecs, Verdict::Expired(_)) => ApiError::new(
+            "InvalidTimeStamp.Expired",
+            400,
+            "Specified time stamp or date value is expired.",
+        ),
+        (Api::Ecs, Verdict::NonceUsed) => ApiError::new(
+            "SignatureNonceUsed",
+            400,
+            "Specified signature nonce was used already.",
+        ),
+        // A body that differs from the signed payload hash is a signature mismatch to ECS.
+        (Api::Ecs, _) => ApiError::new("SignatureDoesNotMatch", 400, ECS_MISMATCH),
     }
 }
 
@@ -393,7 +454,8 @@ async fn api(AxState(shared): AxState<Arc<Shared>>, req: Request) -> Response {
                     shared.limits.body
                 ),
             );
-            return with_note(api_error(api, &e, &query, false), "body too large".into());
+            let id = shared.ids.fresh(&query);
+            return with_note(api_error(api, &e, &id, false), "body too large".into());
         }
     };
     let text = String::from_utf8_lossy(&bytes).into_owned();
@@ -405,7 +467,7 @@ async fn api(AxState(shared): AxState<Arc<Shared>>, req: Request) -> Response {
     let told = which_api(&parts.headers, &all);
     let mut api = told.unwrap_or_else(|| state_api(&state));
     let xml = api == Api::Ecs && ecs::wants_xml(&all);
-    let seed = format!("{query}&{text}");
+    let id = shared.ids.fresh(&format!("{query}&{text}"));
     let headers: Vec<(String, String)> = parts
         .headers
         .iter()
@@ -424,11 +486,12 @@ async fn api(AxState(shared): AxState<Arc<Shared>>, req: Request) -> Response {
             headers: &headers,
             body: &bytes,
         };
-        let verdict = signed.verify(creds, &all.0);
+        let now = unix_secs((shared.clock)());
+        let verdict = signed.verify(creds, &all.0, now, &shared.nonces);
         if verdict != sign::Verdict::Good {
             let e = auth_error(api, &verdict);
             return with_note(
-                api_error(api, &e, &seed, xml),
+                api_error(api, &e, &id, xml),
                 format!(
                     "{api:?} {} auth {}",
                     all.get("Action").unwrap_or("-"),
@@ -446,10 +509,7 @@ async fn api(AxState(shared): AxState<Arc<Shared>>, req: Request) -> Response {
             ),
             Api::Ecs => ecs::invalid_action(),
         };
-        return with_note(
-            api_error(api, &e, &seed, xml),
-            format!("{api:?} bad method"),
-        );
+        return with_note(api_error(api, &e, &id, xml), format!("{api:?} bad method"));
     }
     let request = match RawRequest::from_http(
         &query,
@@ -460,7 +520,7 @@ async fn api(AxState(shared): AxState<Arc<Shared>>, req: Request) -> Response {
         Err(e) => {
             let e = request_error(api, &e);
             return with_note(
-                api_error(api, &e, &seed, xml),
+                api_error(api, &e, &id, xml),
                 format!("{api:?} - {}", e.code),
             );
         }
@@ -490,12 +550,14 @@ async fn api(AxState(shared): AxState<Arc<Shared>>, req: Request) -> Response {
     };
     if revoke {
         let s = Arc::clone(&shared);
+        let rid = id.clone();
         let done = tokio::task::spawn_blocking(move || {
-            s.store.revoke(api, &request, now_rfc3339(), |o| match api {
-                Api::Ec2 => o.body(None),
-                Api::Ecs if xml => o.xml.clone(),
-                Api::Ecs => o.json.to_string(),
-            })
+            s.store
+                .revoke(api, &request, &rid, now_rfc3339(), |o| match api {
+                    Api::Ec2 => o.body(None),
+                    Api::Ecs if xml => o.xml.clone(),
+                    Api::Ecs => o.json.to_string(),
+                })
         })
         .await;
         return match done {
@@ -517,7 +579,7 @@ async fn api(AxState(shared): AxState<Arc<Shared>>, req: Request) -> Response {
             ),
             Ok(Err(e)) => {
                 let e = request_error(api, &e);
-                with_note(api_error(api, &e, &seed, xml), note(&e.code))
+                with_note(api_error(api, &e, &id, xml), note(&e.code))
             }
             Err(e) => with_note(
                 body(500, JSON, json!({"error": e.to_string()}).to_string()),
@@ -527,26 +589,25 @@ async fn api(AxState(shared): AxState<Arc<Shared>>, req: Request) -> Response {
     }
     let RawRequest::Query(params) = &request else {
         let e = request_error(api, &RequestError::NotARequest);
-        return with_note(api_error(api, &e, &seed, xml), note(&e.code));
+        return with_note(api_error(api, &e, &id, xml), note(&e.code));
     };
-    let id = request_id(&format!("{seed}|{}", now_rfc3339()));
     match api {
         Api::Ec2 if ec2::is_describe(&action) => {
             match ec2::describe(&state, &action, params, &id.to_ascii_lowercase()) {
                 Ok(text) => with_note(body(200, XML, text), note("ok")),
-                Err(e) => with_note(api_error(api, &e, &seed, xml), note(&e.code)),
+                Err(e) => with_note(api_error(api, &e, &id, xml), note(&e.code)),
             }
         }
         Api::Ecs if ecs::is_describe(&action) => {
             match ecs::describe(&state, &action, params, &id) {
                 Ok(v) if xml => with_note(body(200, XML, ecs::to_xml(&action, &v)), note("ok")),
                 Ok(v) => with_note(body(200, JSON, v.to_string()), note("ok")),
-                Err(e) => with_note(api_error(api, &e, &seed, xml), note(&e.code)),
+                Err(e) => with_note(api_error(api, &e, &id, xml), note(&e.code)),
             }
         }
         _ => {
             let e = request_error(api, &RequestError::UnknownAction(action.clone()));
-            with_note(api_error(api, &e, &seed, xml), note(&e.code))
+            with_note(api_error(api, &e, &id, xml), note(&e.code))
         }
     }
 }
@@ -592,6 +653,9 @@ pub async fn serve(
         traffic: config.traffic,
         limits,
         log: config.log,
+        ids: Ids::new(),
+        clock: config.clock,
+        nonces: sign::Nonces::default(),
     });
     let app = router(shared);
     ready(addr);

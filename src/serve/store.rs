@@ -304,19 +304,26 @@ impl Store {
 
     /// Applies a revoke with the provider's own code and swaps the new state in when it
     /// changes anything. Durable before it returns when the store has a `--data` folder.
-    /// `render` gives the response body to log.
+    /// The answer carries `request_id`; `render` gives the response body to log.
     pub fn revoke(
         &self,
         api: Api,
         request: &RawRequest,
+        request_id: &str,
         time: String,
         render: impl Fn(&Outcome) -> String,
     ) -> Result<Result<Applied, Error>, RequestError> {
         let mut log = self.lock();
         let before = self.current.load_full();
         let outcome = match api {
-            Api::Ec2 => provider::aws::revoke(&before, request)?,
-            Api::Ecs => provider::aliyun::revoke(&before, request)?,
+            Api::Ec2 => {
+                let config = provider::aws::Config {
+                    request_id: Some(request_id.to_ascii_lowercase()),
+                    ..provider::aws::Config::default()
+                };
+                provider::aws::revoke_with(&before, request, &config)?
+            }
+            Api::Ecs => provider::aliyun::revoke_with_id(&before, request, request_id)?,
         };
         let changed = outcome.error.is_none()
             && (!outcome.revoked.is_empty()
@@ -461,14 +468,14 @@ mod tests {
         let old = store.current();
         let req = RawRequest::parse(REVOKE).unwrap();
         let a = store
-            .revoke(Api::Ec2, &req, "t".into(), |o| o.xml.clone())
+            .revoke(Api::Ec2, &req, "id", "t".into(), |o| o.xml.clone())
             .unwrap()
             .unwrap();
         assert!(a.change.accepted && a.change.revoked.len() == 1);
         assert_eq!(old.rules.len(), 2, "an old snapshot never changes");
         assert_eq!(store.current().rules.len(), 1);
         let again = store
-            .revoke(Api::Ec2, &req, "t".into(), |o| o.xml.clone())
+            .revoke(Api::Ec2, &req, "id", "t".into(), |o| o.xml.clone())
             .unwrap()
             .unwrap();
         assert_eq!(
@@ -493,7 +500,7 @@ mod tests {
         let (store, _) = Store::open(state(), Some(dir.path())).unwrap();
         let req = RawRequest::parse(REVOKE).unwrap();
         let a = store
-            .revoke(Api::Ec2, &req, "t".into(), |o| o.xml.clone())
+            .revoke(Api::Ec2, &req, "id", "t".into(), |o| o.xml.clone())
             .unwrap()
             .unwrap();
         drop(store);

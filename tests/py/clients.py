@@ -87,6 +87,12 @@ class Server:
         return self.proc.wait(timeout=10)
 
 
+def no_request_id(text):
+    """The body with its request ID blanked: the server gives every answer its own,
+    `sgsim revoke` derives one from the request."""
+    return re.sub(r"<(requestId|RequestID|RequestId)>[^<]*</\1>", r"<\1></\1>", text)
+
+
 def sgsim_revoke(sgsim, params, tmp):
     """`sgsim revoke` on the parameters as the server received them: status, body, the
     state after (None on an API error)."""
@@ -252,7 +258,7 @@ def run_aws_case(server, client, sgsim, tmp, name, kind, req):
     if want is None:
         return None, "not a request for sgsim revoke"
     code, want_body, after = want
-    if body.rstrip("\n") != want_body:
+    if no_request_id(body.rstrip("\n")) != no_request_id(want_body):
         return False, f"body differs:\n{body}\n--- sgsim revoke:\n{want_body}"
     if (status >= 400) != (code == 1):
         return False, f"status {status} but sgsim revoke exit {code}"
@@ -320,7 +326,8 @@ def send_legacy(client, addr, params):
 def ali_describe_ids(ecs, group, direction):
     r = ecs.describe_security_group_attribute_with_options(
         ecs_models.DescribeSecurityGroupAttributeRequest(
-            region_id="cn-hangzhou", security_group_id=group, direction=direction),
+            region_id="cn-hangzhou", security_group_id=group, direction=direction,
+            nic_type="intranet"),
         util_models.RuntimeOptions())
     return [p.security_group_rule_id for p in r.body.permissions.permission]
 
@@ -336,7 +343,7 @@ def run_ali_case(server, sdk, sgsim, tmp, name, params):
     if want is None:
         return None, "not a request for sgsim revoke"
     code, want_body, after = want
-    if json.loads(body) != json.loads(want_body):
+    if dict(json.loads(body), RequestId="") != dict(json.loads(want_body), RequestId=""):
         return False, f"body differs:\n{body}\n--- sgsim revoke:\n{want_body}"
     if (status >= 400) != (code == 1):
         return False, f"status {status} but sgsim revoke exit {code}"

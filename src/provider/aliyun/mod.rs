@@ -33,6 +33,8 @@ mod values;
 
 pub use errors::{Code, ALL as ERRORS};
 pub use revoke::{PREFIX_LISTS_ENABLED_KEY, STRICT_NOT_FOUND_KEY, TOKENS_KEY};
+#[cfg(feature = "serve")]
+pub(crate) use values::Nic;
 
 use super::{ImportError, Imported, Outcome, RawRequest, RequestError};
 use crate::model::State;
@@ -52,5 +54,16 @@ pub fn import(docs: &[(String, serde_json::Value)]) -> Result<Imported, ImportEr
 /// Fails only for text that is not such a request; every answer the API would give,
 /// errors included, is an [`Outcome`].
 pub fn revoke(state: &State, request: &RawRequest) -> Result<Outcome, RequestError> {
-    revoke::revoke(state, request)
+    revoke::revoke(state, request, None)
+}
+
+/// [`revoke()`] answering with `request_id` instead of the ID derived from the request's
+/// text (deterministic, what `sgsim revoke` prints; a ClientToken replay repeats the first
+/// answer's). `sgsim serve` gives every answer its own, as ECS does.
+pub fn revoke_with_id(
+    state: &State,
+    request: &RawRequest,
+    request_id: &str,
+) -> Result<Outcome, RequestError> {
+    revoke::revoke(state, request, Some(request_id))
 }

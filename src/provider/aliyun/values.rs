@@ -1,7 +1,55 @@
-//! Alibaba's value syntax, read alike in exports and in requests: protocol names and port
-//! ranges.
+//! Alibaba's value syntax, read alike in exports and in requests: protocol names, port
+//! ranges and NIC types.
 
-use crate::model::{IpProtocol, PortRange, Protocol};
+use crate::model::{IpProtocol, Peer, PortRange, Protocol, Rule, SecurityGroup};
+
+/// A NIC type (SEMANTICS.md §1.2, §2.1): the classic network has two, a VPC only the
+/// private one. Revoke's match key and `DescribeSecurityGroupAttribute` read it alike.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum Nic {
+    /// Public NIC.
+    Internet,
+    /// Private NIC.
+    Intranet,
+}
+
+impl Nic {
+    /// `internet` / `intranet`, any case.
+    pub(crate) fn parse(text: &str) -> Option<Nic> {
+        match text.to_ascii_lowercase().as_str() {
+            "internet" => Some(Nic::Internet),
+            "intranet" => Some(Nic::Intranet),
+            _ => None,
+        }
+    }
+
+    /// As Alibaba writes it.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Nic::Internet => "internet",
+            Nic::Intranet => "intranet",
+        }
+    }
+
+    /// The NIC type meant for `group` when `given` (or nothing) is said: in a VPC always
+    /// intranet, whatever is given; in the classic network the given one, else intranet
+    /// for a group peer and internet otherwise (the documented defaults).
+    pub(crate) fn meant(group: &SecurityGroup, given: Option<Nic>, group_peer: bool) -> Nic {
+        match given {
+            _ if group.vpc.is_some() => Nic::Intranet,
+            Some(n) => n,
+            None if group_peer => Nic::Intranet,
+            None => Nic::Internet,
+        }
+    }
+
+    /// The NIC type a stored rule of `group` applies to: its `NicType` attribute read by
+    /// [`Nic::meant`] (an unreadable or empty one counts as not given).
+    pub(crate) fn of_rule(group: &SecurityGroup, rule: &Rule) -> Nic {
+        let given = rule.attrs.get("NicType").and_then(|n| Nic::parse(n));
+        Nic::meant(group, given, matches!(rule.remote, Peer::Group { .. }))
+    }
+}
 
 /// Reads Alibaba's protocol names (case-insensitive).
 pub(super) fn protocol(text: &str) -> Option<Protocol> {

@@ -132,6 +132,9 @@ pub struct Config {
     /// Whether the caller holds the IAM permission; when false every call (dry or not) answers
     /// `UnauthorizedOperation`.
     pub authorized: bool,
+    /// The request ID the answer carries; `None` derives one from the request's text
+    /// (deterministic: what `sgsim revoke` prints). `sgsim serve` gives each answer its own.
+    pub request_id: Option<String>,
 }
 
 impl Default for Config {
@@ -141,6 +144,7 @@ impl Default for Config {
             lenient_all_protocol: false,
             empty_is_error: false,
             authorized: true,
+            request_id: None,
         }
     }
 }
@@ -180,7 +184,10 @@ pub fn revoke_with(
             request: Provider::Aws,
         });
     }
-    let id = request_id(&seed(request)).to_ascii_lowercase();
+    let id = match &config.request_id {
+        Some(id) => id.clone(),
+        None => request_id(&seed(request)).to_ascii_lowercase(),
+    };
     let result = request::parse(request, direction)?
         .map_err(revoke::Failed::from)
         .and_then(|parsed| revoke::apply(state, &parsed, config));
@@ -188,6 +195,22 @@ pub fn revoke_with(
         Ok(done) => response::success(&action, &id, done),
         Err(error) => response::failure(&id, state, error),
     })
+}
+
+/// The group a `GroupName` names, as EC2 resolves names: in the default VPC only; any
+/// other name answers `InvalidGroup.NotFound` "… does not exist in default VPC 'vpc-…'"
+/// (SEMANTICS.md §2.2.1).
+#[cfg(feature = "serve")]
+pub(crate) fn group_in_default_vpc<'s>(
+    state: &'s State,
+    name: &str,
+) -> Result<&'s crate::model::SecurityGroup, super::ApiError> {
+    state
+        .groups
+        .iter()
+        .filter(|g| g.provider == Provider::Aws && g.name.as_deref() == Some(name))
+        .find(|g| revoke::in_default_vpc(state, g))
+        .ok_or_else(|| errors::not_in_default_vpc(name, &revoke::default_vpc_id(state)))
 }
 
 /// The text a request ID is derived from.

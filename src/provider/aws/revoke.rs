@@ -100,12 +100,21 @@ fn aws_groups(state: &State) -> impl Iterator<Item = &SecurityGroup> {
 }
 
 /// Whether the group's VPC is known to be the account's default VPC.
-fn in_default_vpc(state: &State, group: &SecurityGroup) -> bool {
+pub(super) fn in_default_vpc(state: &State, group: &SecurityGroup) -> bool {
     group
         .vpc
         .as_ref()
         .and_then(|v| state.vpc(v))
         .is_some_and(|v| v.is_default)
+}
+
+/// The default VPC's ID as EC2's messages name it (`none` when the state knows none).
+pub(super) fn default_vpc_id(state: &State) -> String {
+    state
+        .vpcs
+        .iter()
+        .find(|v| v.is_default)
+        .map_or("none".to_string(), |v| v.id.to_string())
 }
 
 /// The description charset EC2 allows (VPC), at most 255 characters.
@@ -269,12 +278,7 @@ fn resolve_group<'s>(state: &'s State, req: &Request) -> Result<&'s SecurityGrou
     if !named.is_empty() {
         return Err(by_name_in_vpc(name));
     }
-    let vpc = state
-        .vpcs
-        .iter()
-        .find(|v| v.is_default)
-        .map_or("none".to_string(), |v| v.id.to_string());
-    Err(not_in_default_vpc(name, &vpc))
+    Err(not_in_default_vpc(name, &default_vpc_id(state)))
 }
 
 /// The legacy single-rule parameters as permissions.

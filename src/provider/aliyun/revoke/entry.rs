@@ -295,10 +295,9 @@ fn priority(spec: &Spec) -> Result<Option<Priority>, ApiError> {
 fn nic_type(cx: &Cx, spec: &Spec, notes: &mut Vec<String>) -> Result<Option<Nic>, ApiError> {
     let nic_given = match spec.get(Field::NicType) {
         None => None,
-        Some(t) => match t.to_ascii_lowercase().as_str() {
-            "internet" => Some(Nic::Internet),
-            "intranet" => Some(Nic::Intranet),
-            _ => return Err(errors::NIC_TYPE_VALUE.with(&spec.param(Field::NicType))),
+        Some(t) => match Nic::parse(t) {
+            Some(n) => Some(n),
+            None => return Err(errors::NIC_TYPE_VALUE.with(&spec.param(Field::NicType))),
         },
     };
     if nic_given == Some(Nic::Internet) && !cx.classic() {
@@ -483,12 +482,7 @@ fn nic(cx: &Cx, nic_given: Option<Nic>, peer: &Peer) -> Result<Nic, ApiError> {
     if nic_given == Some(Nic::Internet) && group_peer {
         return Err(errors::NIC_TYPE_MISMATCH.plain());
     }
-    Ok(match nic_given {
-        _ if !cx.classic() => Nic::Intranet,
-        Some(n) => n,
-        None if group_peer => Nic::Intranet,
-        None => Nic::Internet,
-    })
+    Ok(Nic::meant(cx.group, nic_given, group_peer))
 }
 
 /// Referenced objects: the peer group (exists, same VPC, not the group itself, not

@@ -4,14 +4,7 @@
 use super::super::values::has_ports;
 use crate::model::{Action, Cidr, Peer, PortRange, Priority, Protocol, Rule, SecurityGroup};
 
-/// A rule's NIC type (classic network; VPC rules are always intranet).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub(super) enum Nic {
-    /// Public NIC.
-    Internet,
-    /// Private NIC.
-    Intranet,
-}
+pub(super) use super::super::values::Nic;
 
 /// Destination ports: a range, or a port list by ID.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -147,14 +140,7 @@ pub(super) fn rule_key(rule: &Rule, group: &SecurityGroup) -> Result<Key, String
         ),
         p => (p.clone(), Vec::new()),
     };
-    let group_peer = matches!(peer, Peer::Group { .. });
-    let nic = match rule.attrs.get("NicType").map(|n| n.to_ascii_lowercase()) {
-        _ if group.vpc.is_some() => Nic::Intranet,
-        Some(n) if n == "internet" => Nic::Internet,
-        Some(n) if n == "intranet" => Nic::Intranet,
-        _ if group_peer => Nic::Intranet,
-        _ => Nic::Internet,
-    };
+    let nic = Nic::of_rule(group, rule);
     Ok(Key {
         protocol: rule.protocol,
         ports,

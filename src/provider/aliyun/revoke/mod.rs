@@ -524,8 +524,13 @@ fn matches(
     })
 }
 
-/// Applies a revoke request (see the module docs).
-pub(super) fn revoke(state: &State, raw: &RawRequest) -> Result<Outcome, RequestError> {
+/// Applies a revoke request (see the module docs); `id`, when given, is the request ID of
+/// the answer, replays included.
+pub(super) fn revoke(
+    state: &State,
+    raw: &RawRequest,
+    id: Option<&str>,
+) -> Result<Outcome, RequestError> {
     let req = Request::parse(raw)?;
     let mut warnings = req.notes.clone();
     let seed = format!(
@@ -533,7 +538,7 @@ pub(super) fn revoke(state: &State, raw: &RawRequest) -> Result<Outcome, Request
         req.fingerprint,
         req.client_token.as_deref().unwrap_or("")
     );
-    let fresh_id = request_id(&seed);
+    let fresh_id = id.map_or_else(|| request_id(&seed), str::to_string);
     let action = req.action();
     Ok(match run(state, &req, &mut warnings) {
         Err(error) => Outcome {
@@ -547,7 +552,10 @@ pub(super) fn revoke(state: &State, raw: &RawRequest) -> Result<Outcome, Request
             warnings,
         },
         Ok(done) => {
-            let rid = done.replay_of.clone().unwrap_or(fresh_id);
+            let rid = match (id, done.replay_of.clone()) {
+                (None, Some(first)) => first,
+                _ => fresh_id,
+            };
             let mut next = state.clone();
             let revoked: Vec<Rule> = state
                 .rules
@@ -649,7 +657,7 @@ mod tests {
 
     fn go(s: &State, q: &str) -> Outcome {
         let raw = RawRequest::parse(&format!("RegionId=r&{q}")).unwrap();
-        revoke(s, &raw).unwrap()
+        revoke(s, &raw, None).unwrap()
     }
 
     fn revoked(o: &Outcome) -> Vec<&str> {
