@@ -230,6 +230,8 @@ pub fn judge_traffic(
         });
     }
     run.finish(&mut plan.report, state);
+    // Names for the rules without hits, which the traffic sections only list by ID.
+    plan.report.label(state);
     if plan.report.packets.judged == 0 {
         plan.report.warnings.push(
             "no packet or record of the traffic was judged (none touched an ENI of the state): \

@@ -680,9 +680,10 @@ pub fn xml_escape(text: &str) -> String {
             c if matches!(c as u32, 0..=0x8 | 0xb | 0xc | 0xe..=0x1f | 0xfffe | 0xffff) => {
                 out.push('\u{fffd}')
             }
-            // Allowed, but written as references so that no control character reaches a
-            // terminal that prints the body (tab, line feed and carriage return survive).
-            c if crate::term::is_control(c) => {
+            // Allowed, but written as references so that no control or invisible format
+            // character reaches a terminal that prints the body (tab, line feed and
+            // carriage return survive).
+            c if crate::term::is_unsafe(c) => {
                 let _ = std::fmt::Write::write_fmt(&mut out, format_args!("&#x{:X};", c as u32));
             }
             c => out.push(c),

@@ -296,6 +296,85 @@ impl<'s> Names<'s> {
     }
 }
 
+/// Names for the IDs a report mentions outside its named rows (the header space's ENIs,
+/// the revoked rules' groups, the rules without hits and their groups), for the human
+/// reports only: the JSON keeps its shape, and its rows that carry names carry them
+/// themselves. An ID without a name has no entry.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Labels {
+    /// ENI names ([`Names::eni`]).
+    pub enis: BTreeMap<EniId, String>,
+    /// Group names.
+    pub groups: BTreeMap<GroupId, String>,
+    /// The group of each rule without hits.
+    pub rule_groups: BTreeMap<RuleId, GroupId>,
+}
+
+impl Labels {
+    /// An ENI's name.
+    pub fn eni(&self, id: &EniId) -> Option<&str> {
+        self.enis.get(id).map(String::as_str)
+    }
+
+    /// A group's name.
+    pub fn group(&self, id: &GroupId) -> Option<&str> {
+        self.groups.get(id).map(String::as_str)
+    }
+
+    /// A rule's group.
+    pub fn rule_group(&self, id: &RuleId) -> Option<&GroupId> {
+        self.rule_groups.get(id)
+    }
+}
+
+impl Report {
+    /// Fills [`Report::labels`] from the state before the revoke for every ID the report
+    /// mentions: [`skeleton`] calls it, and a caller that adds the traffic sections calls
+    /// it again for the rules without hits (one pass over the state's rules, only when
+    /// there are some).
+    pub fn label(&mut self, before: &State) {
+        let names = Names::new(before);
+        let labels = &mut self.labels;
+        let group = |labels: &mut Labels, g: &GroupId| {
+            if !labels.groups.contains_key(g) {
+                if let Some(n) = names.group(g).filter(|n| !n.is_empty()) {
+                    labels.groups.insert(g.clone(), n);
+                }
+            }
+        };
+        for r in &self.header_space {
+            for e in &r.enis {
+                if !labels.enis.contains_key(e) {
+                    if let Some(n) = names.eni(e) {
+                        labels.enis.insert(e.clone(), n);
+                    }
+                }
+            }
+            for g in &r.remote_except_members {
+                group(labels, g);
+            }
+        }
+        for r in &self.revoked_rules {
+            if let Some(g) = r["group_id"].as_str() {
+                group(labels, &GroupId::from(g));
+            }
+        }
+        let wanted: std::collections::HashSet<&RuleId> = self
+            .rules_without_hits
+            .iter()
+            .filter(|r| !labels.rule_groups.contains_key(*r))
+            .collect();
+        if !wanted.is_empty() {
+            for rule in before.rules.iter().filter(|r| wanted.contains(&r.id)) {
+                labels
+                    .rule_groups
+                    .insert(rule.id.clone(), rule.group.clone());
+                group(labels, &rule.group);
+            }
+        }
+    }
+}
+
 /// Hits of one rule.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Hits {
@@ -404,6 +483,9 @@ pub struct Report {
     /// ENIs of the state that carry a group of a revoked rule: where the header-space
     /// answer applies. 0 with revoked rules means nothing could be judged.
     pub enis_in_scope: usize,
+    /// Names for the IDs the human reports show ([`Report::label`]); not in the JSON.
+    #[serde(skip)]
+    pub labels: Labels,
 }
 
 /// The part of the report that depends on the request alone: the response, the revoked
@@ -416,7 +498,7 @@ pub fn skeleton(
     rule_json: impl Fn(&State, &Rule) -> serde_json::Value,
 ) -> Report {
     let caveats = caveats(before, outcome, &header_space);
-    Report {
+    let mut report = Report {
         provider: outcome.provider,
         response: outcome.json.clone(),
         status: outcome.status,
@@ -457,7 +539,10 @@ pub fn skeleton(
         analysed_at: None,
         context: context(before),
         top: 20,
-    }
+        labels: Labels::default(),
+    };
+    report.label(before);
+    report
 }
 
 /// The accounts, regions and VPCs the state names.

@@ -4,8 +4,9 @@
 use std::collections::BTreeSet;
 
 use crate::model::{Cidr, Direction, IpProtocol, PortRange, Protocol};
+use crate::model::{GroupId, RuleId};
 use crate::term::{escape, escape_lines, json_safe};
-use crate::whatif::report::{GroupRef, Impact, Report};
+use crate::whatif::report::{GroupRef, Impact, Labels, Report};
 use crate::whatif::space::{Decider, Region};
 
 /// Columns of the revoked-rules tables (cells from `rule_cells`).
@@ -139,18 +140,15 @@ fn except(gaps: &[Cidr], blocks: &[Cidr]) -> String {
     }
 }
 
-/// The cells every header-space table starts with.
-pub(super) fn region_cells(row: &Row<'_>) -> Vec<String> {
+/// The cells every header-space table starts with (names from `labels` beside the IDs).
+pub(super) fn region_cells(row: &Row<'_>, labels: &Labels) -> Vec<String> {
     let r = row.first;
     vec![
-        escape(
-            &r.enis
-                .iter()
-                .map(|e| e.to_string())
-                .collect::<Vec<_>>()
-                .join(","),
-        )
-        .into_owned(),
+        r.enis
+            .iter()
+            .map(|e| eni_label(e.as_str(), labels.eni(e)))
+            .collect::<Vec<_>>()
+            .join(", "),
         r.direction.to_string(),
         family(r.family).to_string(),
         protocols(&r.protocols),
@@ -162,7 +160,7 @@ pub(super) fn region_cells(row: &Row<'_>) -> Vec<String> {
                 remote_text(r.family, &row.remotes),
                 r.remote_except_members
                     .iter()
-                    .map(|g| g.to_string())
+                    .map(|g| group_label(g, labels))
                     .collect::<Vec<_>>()
                     .join(", ")
             )
@@ -282,7 +280,8 @@ fn ports(r: &Region) -> String {
     }
 }
 
-pub(super) fn rule_cells(r: &serde_json::Value) -> Vec<String> {
+/// The cells of a revoked rule (`sgsim rules` shape), its group's name from `labels`.
+pub(super) fn rule_cells(r: &serde_json::Value, labels: &Labels) -> Vec<String> {
     let s = |k: &str| match &r[k] {
         serde_json::Value::String(v) => escape(v).into_owned(),
         serde_json::Value::Null => "-".to_string(),
@@ -297,9 +296,13 @@ pub(super) fn rule_cells(r: &serde_json::Value) -> Vec<String> {
             .join(" "),
         _ => "-".to_string(),
     };
+    let group = match r["group_id"].as_str() {
+        Some(g) => group_label(&GroupId::from(g), labels),
+        None => s("group_id"),
+    };
     vec![
         s("rule_id"),
-        s("group_id"),
+        group,
         s("direction"),
         s("protocol"),
         format!("{}/{}", s("from_port"), s("to_port")),
@@ -341,26 +344,61 @@ fn family_of(addr: &str) -> &'static str {
 
 /// An ENI for people: `name (eni-…)`, or the ID.
 pub(super) fn eni_label(id: &str, name: Option<&str>) -> String {
+    named(id, name)
+}
+
+/// A group for people: `name (sg-…)`, or the ID.
+fn named(id: &str, name: Option<&str>) -> String {
     match name {
         Some(n) => format!("{} ({})", term(n), term(id)),
         None => term(id),
     }
 }
 
-/// `sg-… (name)` for each group.
+/// `name (sg-…)` for each group.
 pub(super) fn groups_label(groups: &[GroupRef]) -> String {
     groups
         .iter()
-        .map(|g| match &g.name {
-            Some(n) => format!("{} ({})", term(n), term(g.id.as_str())),
-            None => term(g.id.as_str()),
-        })
+        .map(|g| named(g.id.as_str(), g.name.as_deref()))
         .collect::<Vec<_>>()
         .join(", ")
 }
 
-fn plural(n: u64, one: &str, many: &str) -> String {
-    format!("{n} {}", if n == 1 { one } else { many })
+/// A group by ID with its name from `labels`: `name (sg-…)`, or the ID.
+pub(super) fn group_label(id: &GroupId, labels: &Labels) -> String {
+    named(id.as_str(), labels.group(id))
+}
+
+/// A rule by ID with its group: `sgr-… in name (sg-…)`, or the ID when the group is not
+/// known.
+pub(super) fn rule_label(id: &RuleId, labels: &Labels) -> String {
+    match labels.rule_group(id) {
+        Some(g) => format!("{} in {}", term(id.as_str()), group_label(g, labels)),
+        None => term(id.as_str()),
+    }
+}
+
+/// `1 connection`, `2 connections`.
+pub(super) fn plural(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", agree(n, one, many))
+}
+
+/// The word that agrees with `n`: `one` for 1, else `many` (`breaks`/`break`).
+pub(super) fn agree<'w>(n: u64, one: &'w str, many: &'w str) -> &'w str {
+    if n == 1 {
+        one
+    } else {
+        many
+    }
+}
+
+/// `… and 3 more`, or nothing when all `total` are among the `shown`.
+pub(super) fn and_more(shown: usize, total: usize) -> String {
+    if total > shown {
+        format!(" and {} more", total - shown)
+    } else {
+        String::new()
+    }
 }
 
 /// Who the clients of a service are: "2 app hosts" when every sampled client is an ENI of
@@ -381,11 +419,7 @@ fn clients_label(i: &Impact) -> String {
                 .map(|c| term(c.name.as_deref().unwrap_or(&c.addr)))
                 .take(3)
                 .collect();
-            let more = if i.client_sample.len() > 3 {
-                ", …"
-            } else {
-                ""
-            };
+            let more = and_more(names.len(), i.client_sample.len());
             format!(
                 "{at_least}{} {} ({}{more})",
                 i.clients,
@@ -401,65 +435,109 @@ fn clients_label(i: &Impact) -> String {
     }
 }
 
-/// The sentences a report opens with: what breaks, what opens, what survives.
-pub(super) fn lead(report: &Report) -> Vec<String> {
+/// One sentence of the lead, and whether it says that something breaks.
+pub(super) struct Line {
+    pub(super) text: String,
+    pub(super) breaks: bool,
+}
+
+/// How many services of each kind the lead names before "… and N more".
+const LEAD_SERVICES: usize = 3;
+
+/// "… and connections to 2 more services break.", or nothing when the lead named all
+/// `services`.
+fn more_services(services: usize, what: &str) -> Option<String> {
+    (services > LEAD_SERVICES).then(|| {
+        let more = (services - LEAD_SERVICES) as u64;
+        format!(
+            "… and connections to {} {what}.",
+            plural(more, "more service", "more services"),
+        )
+    })
+}
+
+/// The sentences a report opens with: what breaks, what opens, what survives. Each kind
+/// names its first services and counts the rest.
+pub(super) fn lead(report: &Report) -> Vec<Line> {
     let mut out = Vec::new();
+    let mut say = |text: String, breaks: bool| out.push(Line { text, breaks });
     let c = &report.connections;
-    let shown = 3;
-    for i in report.impact.iter().filter(|i| i.broken > 0).take(shown) {
+    let eni = |i: &Impact| eni_label(i.eni.as_str(), i.eni_name.as_deref());
+    let broken: Vec<&Impact> = report.impact.iter().filter(|i| i.broken > 0).collect();
+    for i in broken.iter().take(LEAD_SERVICES) {
         let (from, to) = match i.direction {
-            Direction::Ingress => (
-                clients_label(i),
-                eni_label(i.eni.as_str(), i.eni_name.as_deref()),
-            ),
-            Direction::Egress => (
-                eni_label(i.eni.as_str(), i.eni_name.as_deref()),
-                clients_label(i),
-            ),
+            Direction::Ingress => (clients_label(i), eni(i)),
+            Direction::Egress => (eni(i), clients_label(i)),
         };
-        out.push(format!(
-            "{} from {from} to {to} {} break ({} and {} lost).",
-            plural(i.broken, "connection", "connections"),
-            i.service,
-            plural(i.packets, "packet", "packets"),
-            plural(i.bytes, "byte", "bytes"),
-        ));
+        say(
+            format!(
+                "{} from {from} to {to} {} {} ({} and {} lost).",
+                plural(i.broken, "connection", "connections"),
+                i.service,
+                agree(i.broken, "breaks", "break"),
+                plural(i.packets, "packet", "packets"),
+                plural(i.bytes, "byte", "bytes"),
+            ),
+            true,
+        );
     }
-    let broken_services = report.impact.iter().filter(|i| i.broken > 0).count();
-    if broken_services > shown {
-        out.push(format!(
-            "… and connections to {} more services break (services below).",
-            broken_services - shown
-        ));
+    if let Some(more) = more_services(broken.len(), "break (services below)") {
+        say(more, true);
     }
-    for i in report.impact.iter().filter(|i| i.surviving > 0).take(shown) {
-        out.push(format!(
-            "{} to {} {} already open when the revoke lands survive until idle; new ones are refused.",
-            plural(i.surviving, "connection", "connections"),
-            eni_label(i.eni.as_str(), i.eni_name.as_deref()),
-            i.service,
-        ));
+    let surviving: Vec<&Impact> = report.impact.iter().filter(|i| i.surviving > 0).collect();
+    for i in surviving.iter().take(LEAD_SERVICES) {
+        say(
+            format!(
+                "{} to {} {} already open when the revoke lands {} until idle; new ones are refused.",
+                plural(i.surviving, "connection", "connections"),
+                eni(i),
+                i.service,
+                agree(i.surviving, "survives", "survive"),
+            ),
+            false,
+        );
     }
-    for i in report.impact.iter().filter(|i| i.restored > 0).take(shown) {
-        out.push(format!(
-            "{} from {} to {} {} refused today would be accepted.",
-            plural(i.restored, "connection", "connections"),
-            clients_label(i),
-            eni_label(i.eni.as_str(), i.eni_name.as_deref()),
-            i.service,
-        ));
+    if let Some(more) = more_services(surviving.len(), "survive until idle") {
+        say(more, false);
+    }
+    let restored: Vec<&Impact> = report.impact.iter().filter(|i| i.restored > 0).collect();
+    for i in restored.iter().take(LEAD_SERVICES) {
+        say(
+            format!(
+                "{} from {} to {} {} refused today would be accepted.",
+                plural(i.restored, "connection", "connections"),
+                clients_label(i),
+                eni(i),
+                i.service,
+            ),
+            false,
+        );
+    }
+    if let Some(more) = more_services(restored.len(), "refused today would be accepted") {
+        say(more, false);
     }
     if c.unknown > 0 {
-        out.push(format!(
-            "{} depend on references the exports do not resolve: their fate is unknown.",
-            plural(c.unknown, "connection", "connections")
-        ));
+        say(
+            format!(
+                "{} on references the exports do not resolve: {} unknown.",
+                plural(c.unknown, "connection depends", "connections depend"),
+                agree(c.unknown, "its fate is", "their fate is"),
+            ),
+            false,
+        );
     }
     if out.is_empty() && c.total > 0 {
-        out.push(format!(
-            "No connection changes: all {} keep their verdicts.",
-            plural(c.total, "connection", "connections")
-        ));
+        out.push(Line {
+            text: if c.total == 1 {
+                "No connection changes: the 1 connection keeps its verdict.".to_string()
+            } else {
+                format!(
+                    "No connection changes: all {} connections keep their verdicts.",
+                    c.total
+                )
+            },
+            breaks: false,
+        });
     }
     out
 }
@@ -469,4 +547,73 @@ pub(super) fn lead(report: &Report) -> Vec<String> {
 pub(super) fn pretty(v: &serde_json::Value) -> String {
     let text = serde_json::to_string_pretty(v).unwrap_or_else(|_| v.to_string());
     escape_lines(&json_safe(&text)).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::fixture::{report, revoke, sessions, state};
+    use super::*;
+
+    fn lines(report: &Report) -> Vec<String> {
+        lead(report).into_iter().map(|l| l.text).collect()
+    }
+
+    /// Regression (review of 2026-12-07): the lead named at most three surviving and three
+    /// restored services and said nothing of the rest; broken ones got "… and N more".
+    #[test]
+    fn regression_lead_says_how_many_more_services_survive_or_are_restored() {
+        let s = state(5, "web", "srv", "cli");
+        let ports = [1001, 1002, 1003, 1004, 1005];
+        let mut r = report(&s, &revoke(5), &sessions(&ports, &[1; 5]), 3);
+        assert_eq!(r.connections.surviving, 5, "{:?}", r.connections);
+        let text = lines(&r);
+        assert_eq!(
+            text.iter().filter(|l| l.contains("already open")).count(),
+            3,
+            "{text:#?}"
+        );
+        assert!(
+            text.contains(&"… and connections to 2 more services survive until idle.".into()),
+            "{text:#?}"
+        );
+        // The same services, restored instead.
+        for i in &mut r.impact {
+            (i.restored, i.surviving) = (i.surviving, 0);
+        }
+        let text = lines(&r);
+        assert_eq!(
+            text.iter()
+                .filter(|l| l.contains("would be accepted"))
+                .count(),
+            4,
+            "{text:#?}"
+        );
+        assert!(
+            text.contains(
+                &"… and connections to 2 more services refused today would be accepted.".into()
+            ),
+            "{text:#?}"
+        );
+        // One more than named: "1 more service".
+        let r = report(&s, &revoke(4), &sessions(&ports[..4], &[1; 4]), -10);
+        let text = lines(&r);
+        assert!(
+            text.contains(&"… and connections to 1 more service break (services below).".into()),
+            "{text:#?}"
+        );
+        assert!(lead(&r).iter().all(|l| l.breaks), "{text:#?}");
+    }
+
+    /// Every kind of service past the first three is counted, and none is named twice.
+    #[test]
+    fn lead_names_three_services_of_each_kind_then_counts_the_rest() {
+        let s = state(3, "web", "srv", "cli");
+        let r = report(&s, &revoke(3), &sessions(&[1001, 1002, 1003], &[1; 3]), -10);
+        let text = lines(&r);
+        assert_eq!(text.len(), 3, "{text:#?}");
+        assert!(
+            !text.iter().any(|l| l.contains("more service")),
+            "{text:#?}"
+        );
+    }
 }

@@ -3,10 +3,11 @@
 use std::fmt::Write as _;
 
 use super::cells::{
-    eni_label, family, flow_cells, groups_label, lead, pretty, region_cells, rows, rule_cells, who,
-    RULE_COLUMNS,
+    eni_label, family, flow_cells, group_label, groups_label, lead, plural, pretty, region_cells,
+    rows, rule_cells, term, who, RULE_COLUMNS,
 };
 use crate::provider::xml_escape as esc;
+use crate::term::escape_lines;
 use crate::whatif::report::Report;
 
 fn html_table(head: &[&str], rows: &[Vec<String>], out: &mut String) {
@@ -25,17 +26,33 @@ fn html_table(head: &[&str], rows: &[Vec<String>], out: &mut String) {
     out.push_str("</tbody></table></div>");
 }
 
-/// A bar chart of rule hits before (grey) and after (blue), one row per rule.
-fn hits_chart(report: &Report) -> String {
-    let rules: Vec<_> = report
+/// Rules the hits chart draws; the rest are listed in a table under it.
+const CHART_RULES: usize = 40;
+
+/// Rules with hits, most changed first (then most hits, then in the report's order).
+fn by_impact(report: &Report) -> Vec<&crate::whatif::report::Hits> {
+    let mut rules: Vec<_> = report
         .rules
         .iter()
         .filter(|h| h.before + h.after > 0)
-        .take(40)
         .collect();
-    if rules.is_empty() {
+    rules.sort_by_key(|h| {
+        (
+            std::cmp::Reverse(h.before.abs_diff(h.after)),
+            std::cmp::Reverse(h.before.max(h.after)),
+        )
+    });
+    rules
+}
+
+/// A bar chart of rule hits before (grey) and after (blue), one row per rule, most changed
+/// first: the first [`CHART_RULES`], then the rest in an expandable table.
+fn hits_chart(report: &Report) -> String {
+    let all = by_impact(report);
+    if all.is_empty() {
         return String::new();
     }
+    let rules = &all[..all.len().min(CHART_RULES)];
     let max = rules
         .iter()
         .map(|h| h.before.max(h.after))
@@ -45,7 +62,14 @@ fn hits_chart(report: &Report) -> String {
     let (label, bar, row) = (220.0, 420.0, 22.0);
     let height = row * rules.len() as f64 + 30.0;
     let mut s = format!(
-        "<svg viewBox=\"0 0 {w} {height}\" width=\"{w}\" height=\"{height}\" role=\"img\" aria-label=\"hits per rule\">",
+        "<p>{} with hits, most changed first{}.</p>\
+         <svg viewBox=\"0 0 {w} {height}\" width=\"{w}\" height=\"{height}\" role=\"img\" aria-label=\"hits per rule\">",
+        plural(all.len() as u64, "rule", "rules"),
+        if all.len() > rules.len() {
+            format!(" ({} of {} shown)", rules.len(), all.len())
+        } else {
+            String::new()
+        },
         w = label + bar + 80.0
     );
     for (i, h) in rules.iter().enumerate() {
@@ -60,7 +84,7 @@ fn hits_chart(report: &Report) -> String {
              <text x=\"{}\" y=\"{}\" class=\"l\">{} → {}</text>",
             label - 6.0,
             y + 8.0,
-            esc(h.rule_id.as_str()),
+            esc(&term(h.rule_id.as_str())),
             y,
             h.before,
             y + 9.0,
@@ -72,6 +96,27 @@ fn hits_chart(report: &Report) -> String {
         );
     }
     s.push_str("</svg>");
+    if all.len() > rules.len() {
+        let _ = write!(
+            s,
+            "<details><summary>{} more ({} of {} shown above)</summary>",
+            all.len() - rules.len(),
+            rules.len(),
+            all.len()
+        );
+        let rest: Vec<Vec<String>> = all[rules.len()..]
+            .iter()
+            .map(|h| {
+                vec![
+                    term(h.rule_id.as_str()),
+                    h.before.to_string(),
+                    h.after.to_string(),
+                ]
+            })
+            .collect();
+        html_table(&["rule", "hits before", "hits after"], &rest, &mut s);
+        s.push_str("</details>");
+    }
     s
 }
 
@@ -128,6 +173,9 @@ fn html_table_more(head: &[&str], rows: &[Vec<String>], visible: usize, out: &mu
     }
 }
 
+/// Clients named in a row of the services table.
+const CLIENTS: usize = 5;
+
 fn or_dash(v: &Option<String>) -> String {
     v.clone().unwrap_or_else(|| "-".into())
 }
@@ -151,18 +199,14 @@ pub fn html(report: &Report) -> String {
         if c.total > 0 {
             body.push_str("<div class=\"answer\">");
             for line in lead(report) {
-                let class = if line.contains(" break ") {
-                    " class=\"bad\""
-                } else {
-                    ""
-                };
-                let _ = write!(body, "<p{class}>{}</p>", esc(&line));
+                let class = if line.breaks { " class=\"bad\"" } else { "" };
+                let _ = write!(body, "<p{class}>{}</p>", esc(&line.text));
             }
             if c.evicted > 0 {
                 let _ = write!(
                     body,
-                    "<p>{} connections finished early to keep memory bounded (see the warnings).</p>",
-                    c.evicted
+                    "<p>{} finished early to keep memory bounded (see the warnings).</p>",
+                    plural(c.evicted, "connection", "connections")
                 );
             }
             body.push_str("</div>");
@@ -202,23 +246,23 @@ pub fn html(report: &Report) -> String {
             "request",
             format!(
                 "<pre>{}</pre>",
-                esc(report.request.as_deref().unwrap_or("-"))
+                esc(&escape_lines(report.request.as_deref().unwrap_or("-")))
             ),
         );
         kv("provider", esc(&format!("{:?}", report.provider)));
         let ctx = &report.context;
-        kv("accounts", esc(&ctx.accounts.join(", ")));
-        kv("regions", esc(&ctx.regions.join(", ")));
-        kv("VPCs", esc(&ctx.vpcs.join(", ")));
+        kv("accounts", esc(&term(&ctx.accounts.join(", "))));
+        kv("regions", esc(&term(&ctx.regions.join(", "))));
+        kv("VPCs", esc(&term(&ctx.vpcs.join(", "))));
         let inputs = report
             .inputs
             .iter()
             .map(|i| {
                 format!(
                     "<b>{}</b> ({})<br><small>{}</small>",
-                    esc(&i.name),
+                    esc(&term(&i.name)),
                     esc(&i.kind),
-                    esc(&i.summary).replace('\n', "<br>")
+                    esc(&escape_lines(&i.summary)).replace('\n', "<br>")
                 )
             })
             .collect::<Vec<_>>()
@@ -235,10 +279,10 @@ pub fn html(report: &Report) -> String {
         kv("analysed at", esc(&or_dash(&report.analysed_at)));
         body.push_str("</tbody></table>");
         for c in &report.caveats {
-            let _ = write!(body, "<p class=\"note\">{}</p>", esc(c));
+            let _ = write!(body, "<p class=\"note\">{}</p>", esc(&term(c)));
         }
         for w in &report.warnings {
-            let _ = write!(body, "<p class=\"note\">⚠ {}</p>", esc(w));
+            let _ = write!(body, "<p class=\"note\">⚠ {}</p>", esc(&term(w)));
         }
         if !report.impact.is_empty() {
             let _ = write!(
@@ -253,15 +297,21 @@ pub fn html(report: &Report) -> String {
                     let mut sample = i
                         .client_sample
                         .iter()
-                        .take(5)
+                        .take(CLIENTS)
                         .map(|c| match &c.name {
-                            Some(n) => format!("{} ({n})", c.addr),
+                            Some(n) => format!("{} ({})", c.addr, term(n)),
                             None => c.addr.clone(),
                         })
                         .collect::<Vec<_>>()
                         .join(", ");
-                    if i.clients > 5 {
-                        sample.push_str(", …");
+                    let listed = i.client_sample.len().min(CLIENTS);
+                    if i.clients > listed as u64 {
+                        let _ = write!(
+                            sample,
+                            ", … ({listed} of {}{} shown)",
+                            i.clients,
+                            if i.clients_exact { "" } else { "+" }
+                        );
                     }
                     let eni = match &i.instance {
                         Some(inst) => format!(
@@ -362,7 +412,7 @@ pub fn html(report: &Report) -> String {
                 .iter()
                 .map(|row| {
                     let r = row.first;
-                    let mut cells = region_cells(row);
+                    let mut cells = region_cells(row, &report.labels);
                     cells.extend([who(&r.before), who(&r.after), r.witness.to_string()]);
                     cells
                 })
@@ -414,13 +464,23 @@ pub fn html(report: &Report) -> String {
                 let rows: Vec<Vec<String>> = report
                     .rules_without_hits
                     .iter()
-                    .map(|r| vec![r.to_string()])
+                    .map(|r| {
+                        let group = report.labels.rule_group(r);
+                        vec![
+                            term(r.as_str()),
+                            group.map_or_else(|| "-".into(), |g| group_label(g, &report.labels)),
+                        ]
+                    })
                     .collect();
-                html_table_more(&["rule"], &rows, top, &mut body);
+                html_table_more(&["rule", "group"], &rows, top, &mut body);
             }
         }
         body.push_str("<h2>Rules revoked</h2>");
-        let rows: Vec<Vec<String>> = report.revoked_rules.iter().map(rule_cells).collect();
+        let rows: Vec<Vec<String>> = report
+            .revoked_rules
+            .iter()
+            .map(|r| rule_cells(r, &report.labels))
+            .collect();
         html_table(&RULE_COLUMNS, &rows, &mut body);
         body.push_str("<h2>API response</h2>");
         let _ = write!(
@@ -460,3 +520,79 @@ footer{margin-top:3em;color:#888;font-size:12px}\
 .answer{border-left:4px solid #b00020;padding:4px 12px;margin:1em 0;font-size:16px}.answer p{margin:4px 0}\
 table.kv{width:auto}table.kv th{width:12em}table.kv pre{margin:0;padding:4px;white-space:pre-wrap;word-break:break-all}\
 details{margin:6px 0}summary{cursor:pointer;color:#1f6feb}.scroll{overflow-x:auto}td{overflow-wrap:break-word}";
+
+#[cfg(test)]
+mod tests {
+    use super::super::fixture::{report, revoke, sessions, state};
+    use super::*;
+
+    fn no_scripts(page: &str) {
+        let lower = page.to_ascii_lowercase();
+        for bad in ["<script", "javascript:", " onerror", " onload", " onclick"] {
+            assert!(!lower.contains(bad), "{bad} in the page");
+        }
+    }
+
+    /// Regression (review of 2026-12-07): the hits chart silently dropped the rules past
+    /// the 40th, in the report's order.
+    #[test]
+    fn regression_hits_chart_says_k_of_n_and_lists_the_rest_most_changed_first() {
+        let n = 45;
+        let s = state(n, "web", "srv", "cli");
+        let ports: Vec<u16> = (0..n as u16).map(|k| 1001 + k).collect();
+        // Session K carries K+1 data packets each way: sgr-p44 changes most, sgr-p0 least.
+        let data: Vec<usize> = (1..=n).collect();
+        let r = report(&s, &revoke(n), &sessions(&ports, &data), -10);
+        let page = html(&r);
+        no_scripts(&page);
+        let hits = page.split("<h2>Hits per rule</h2>").nth(1).unwrap();
+        let hits = &hits[..hits.find("<h2>").unwrap_or(hits.len())];
+        assert!(
+            hits.contains("rules with hits, most changed first (40 of "),
+            "{hits}"
+        );
+        let (chart, rest) = hits.split_once("</svg>").unwrap();
+        assert!(rest.contains("<details><summary>"), "{rest}");
+        assert!(rest.contains(" of "), "{rest}");
+        // The most changed first in the chart; the least changed in the rest.
+        let first = chart.find(">sgr-p44<").unwrap();
+        let later = chart.find(">sgr-p10<").unwrap();
+        assert!(first < later, "{chart}");
+        assert!(!chart.contains(">sgr-p0<"), "{chart}");
+        assert!(rest.contains("<td>sgr-p0</td>"), "{rest}");
+        // Every rule with hits is somewhere.
+        for h in r.rules.iter().filter(|h| h.before + h.after > 0) {
+            let id = h.rule_id.as_str();
+            assert!(
+                chart.contains(&format!(">{id}<")) || rest.contains(&format!("<td>{id}</td>")),
+                "{id}"
+            );
+        }
+    }
+
+    /// Regression (review of 2026-12-07): the header space's ENIs, the revoked rules'
+    /// group and the rules without hits were shown by ID only.
+    #[test]
+    fn regression_html_names_beside_ids_escaped() {
+        let s = state(2, "web<zz>", "srv\u{202e}", "cli");
+        let r = report(&s, &revoke(1), &sessions(&[1001], &[2]), -10);
+        let page = html(&r);
+        no_scripts(&page);
+        assert!(!page.contains("<zz>"), "unescaped name");
+        let space = page.split("Header space that changes").nth(1).unwrap();
+        assert!(
+            space.contains("<td>srv\\u{202e} (eni-srv), cli (eni-cli)</td>"),
+            "{space}"
+        );
+        let idle = page.split("<h2>Rules without hits</h2>").nth(1).unwrap();
+        assert!(
+            idle.contains("<td>sgr-p1</td><td>web&lt;zz&gt; (sg-web)</td>"),
+            "{idle}"
+        );
+        let revoked = page.split("<h2>Rules revoked</h2>").nth(1).unwrap();
+        assert!(
+            revoked.contains("<td>sgr-p0</td><td>web&lt;zz&gt; (sg-web)</td>"),
+            "{revoked}"
+        );
+    }
+}

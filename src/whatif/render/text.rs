@@ -3,8 +3,8 @@
 use std::fmt::Write as _;
 
 use super::cells::{
-    eni_label, family, flow_cells, groups_label, lead, pretty, region_cells, rows, rule_cells,
-    term, who, RULE_COLUMNS,
+    eni_label, family, flow_cells, groups_label, lead, plural, pretty, region_cells, rows,
+    rule_cells, rule_label, term, who, RULE_COLUMNS,
 };
 use crate::classify::Decision;
 use crate::whatif::report::Report;
@@ -115,17 +115,18 @@ pub fn text(report: &Report, colour: bool) -> String {
             st.red(&term(code)),
             term(message)
         );
-        let _ = writeln!(out, "\nResponse:\n{}", term(&pretty(&report.response)));
+        // `pretty` escapes each line; its line feeds stay line feeds.
+        let _ = writeln!(out, "\nResponse:\n{}", pretty(&report.response));
         return out;
     }
     let c = &report.connections;
     if c.total > 0 {
         let _ = writeln!(out);
         for line in lead(report) {
-            let painted = if line.contains(" break ") {
-                st.red(&line)
+            let painted = if line.breaks {
+                st.red(&line.text)
             } else {
-                line
+                line.text
             };
             let _ = writeln!(out, "{}", st.bold(&painted));
         }
@@ -137,8 +138,8 @@ pub fn text(report: &Report, colour: bool) -> String {
         if c.evicted > 0 {
             let _ = writeln!(
                 out,
-                "  {} connections finished early to keep memory bounded (see the warnings)",
-                c.evicted
+                "  {} finished early to keep memory bounded (see the warnings)",
+                plural(c.evicted, "connection", "connections")
             );
         }
     }
@@ -157,7 +158,7 @@ pub fn text(report: &Report, colour: bool) -> String {
         let rows: Vec<Vec<String>> = report
             .revoked_rules
             .iter()
-            .map(|r| rule_cells(r).iter().map(|c| term(c)).collect())
+            .map(|r| rule_cells(r, &report.labels))
             .collect();
         table(&RULE_COLUMNS, &rows, &mut out);
     }
@@ -285,7 +286,7 @@ pub fn text(report: &Report, colour: bool) -> String {
                         r.unresolved.join(", ")
                     ));
                 }
-                let mut cells: Vec<String> = region_cells(row).iter().map(|c| term(c)).collect();
+                let mut cells = region_cells(row, &report.labels);
                 cells.push(st.transition(r.before.action, r.after.action, &term(&change)));
                 cells.push(st.dim(&r.witness.to_string()));
                 cells
@@ -311,9 +312,9 @@ pub fn text(report: &Report, colour: bool) -> String {
         let p = &report.packets;
         let _ = writeln!(
             out,
-            "\n{}\n  {} packets judged; accepted {} before, {} after; {}, {}{}",
+            "\n{}\n  {} judged; accepted {} before, {} after; {}, {}{}",
             st.bold("Packets"),
-            p.judged,
+            plural(p.judged, "packet", "packets"),
             p.accepted_before,
             p.accepted_after,
             st.red(&format!("{} accept->drop", report.changed.accept_to_drop)),
@@ -337,7 +338,7 @@ pub fn text(report: &Report, colour: bool) -> String {
                     .rules_without_hits
                     .iter()
                     .take(top)
-                    .map(|r| term(r.as_str()))
+                    .map(|r| rule_label(r, &report.labels))
                     .collect::<Vec<_>>()
                     .join(", "),
                 if n > top {
@@ -368,4 +369,112 @@ pub fn text(report: &Report, colour: bool) -> String {
         let _ = writeln!(out, "{} {}", st.bold("Warning:"), term(w));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::fixture::{report, revoke, sessions, state};
+    use super::*;
+
+    /// No control or format character but line feeds.
+    fn clean(text: &str) -> bool {
+        !text.chars().any(|c| crate::term::is_unsafe(c) && c != '\n')
+    }
+
+    /// Regression (review of 2026-12-07): the error response of a rejected revoke was
+    /// printed as one line with literal `\n`s (escaped twice).
+    #[test]
+    fn regression_rejected_revoke_prints_the_error_response_as_lines() {
+        let s = state(1, "web", "srv", "cli");
+        let r = report(
+            &s,
+            "Action=RevokeSecurityGroupEgress&GroupId=sg-web&SecurityGroupRuleId.1=sgr-no\x1bpe",
+            &[],
+            0,
+        );
+        assert!(r.error.is_some(), "{:?}", r.response);
+        let out = text(&r, false);
+        let response = out.split("\nResponse:\n").nth(1).expect(&out);
+        assert!(response.lines().count() > 3, "{out}");
+        assert!(!response.contains("\\n"), "{out}");
+        assert!(response.trim_start().starts_with('{'), "{out}");
+        assert!(clean(&out), "{out}");
+        let back: serde_json::Value = serde_json::from_str(response).expect(response);
+        assert_eq!(back, r.response);
+    }
+
+    /// Regression (review of 2026-12-07): the header space's ENIs, the revoked rules'
+    /// group and the rules without hits were shown by ID only.
+    #[test]
+    fn regression_names_beside_ids_in_header_space_revoked_rules_and_rules_without_hits() {
+        let s = state(2, "web\x1b[31m", "srv", "cli");
+        let r = report(&s, &revoke(1), &sessions(&[1001], &[2]), -10);
+        let out = text(&r, false);
+        assert!(clean(&out), "{out}");
+        let web = "web\\x1b[31m (sg-web)";
+        let rules = out.split("Rules revoked").nth(1).expect(&out);
+        assert!(
+            rules
+                .lines()
+                .nth(2)
+                .is_some_and(|l| l.contains(&format!("sgr-p0  {web}"))),
+            "{out}"
+        );
+        let space = out.split("Header space").nth(1).expect(&out);
+        assert!(space.contains("srv (eni-srv), cli (eni-cli)"), "{out}");
+        let idle = out
+            .lines()
+            .find(|l| l.starts_with("Rules with no hits"))
+            .expect(&out);
+        assert!(idle.contains(&format!("sgr-p1 in {web}")), "{idle}");
+        assert!(idle.contains(&format!("sgr-out in {web}")), "{idle}");
+    }
+
+    /// Regression (review of 2026-12-07): bidirectional overrides and zero-width
+    /// characters in names from the exports reached the terminal as they were.
+    #[test]
+    fn regression_bidi_characters_in_names_are_escaped_in_the_text_report() {
+        let s = state(1, "w\u{202e}eb", "s\u{200b}rv\u{2066}", "c\u{feff}li");
+        let r = report(&s, &revoke(1), &sessions(&[1001], &[1]), -10);
+        let out = text(&r, false);
+        assert!(clean(&out), "{out}");
+        assert!(out.contains("w\\u{202e}eb (sg-web)"), "{out}");
+        assert!(out.contains("s\\u{200b}rv\\u{2066} (eni-srv)"), "{out}");
+    }
+
+    /// Regression (review of 2026-12-07): "1 connection … break", "1 connection depend
+    /// on …", "1 connection … survive".
+    #[test]
+    fn regression_the_summary_agrees_with_one_connection() {
+        let s = state(1, "web", "srv", "cli");
+        let broken = text(
+            &report(&s, &revoke(1), &sessions(&[1001], &[1]), -10),
+            false,
+        );
+        assert!(
+            broken
+                .contains("1 connection from 1 web host (cli) to srv (eni-srv) 1001/tcp breaks ("),
+            "{broken}"
+        );
+        let mut open = report(&s, &revoke(1), &sessions(&[1001], &[1]), 3);
+        assert_eq!(open.connections.surviving, 1, "{:?}", open.connections);
+        open.connections.unknown = 1;
+        let out = text(&open, false);
+        assert!(
+            out.contains("1 connection to srv (eni-srv) 1001/tcp already open when the revoke lands survives until idle"),
+            "{out}"
+        );
+        assert!(
+            out.contains(
+                "1 connection depends on references the exports do not resolve: its fate is unknown."
+            ),
+            "{out}"
+        );
+        for wrong in [" break (", "depend on", "lands survive "] {
+            assert!(
+                !out.contains(wrong) && !broken.contains(wrong),
+                "{wrong}: {out}"
+            );
+        }
+    }
 }
