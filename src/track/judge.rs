@@ -182,7 +182,7 @@ fn judge_flow<A: Copy + Eq + Hash>(
         let verdict = classify();
         let untracked = || {
             enis.get(t.point.eni as usize)
-                .is_some_and(|e| e.untracked(t.point.direction, h))
+                .is_some_and(|e| e.untracked_either_way(t.point.direction, h))
         };
         // An unknown verdict opens nothing: whether the packet passed is what is unknown.
         if verdict.action.accepts() && (!icmp || is_echo_request(h)) && !untracked() {

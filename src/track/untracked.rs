@@ -155,26 +155,37 @@ impl EniInfo {
     /// rule open to anywhere accepts it, and a rule of the other direction open to
     /// anywhere on all ports accepts its reply. `h` is the opener: an open rule on all
     /// ports for the opener, with only some ports open for the reply, leaves the flow
-    /// tracked.
+    /// tracked. The connection what-if, which knows each connection's opener, asks this.
     pub(crate) fn untracked(&self, direction: Direction, h: &Header) -> bool {
-        let Some(open) = &self.open else {
-            return false;
-        };
+        self.open_both_ways(direction, h)
+            .is_some_and(|(_, reply_all_ports)| reply_all_ports)
+    }
+
+    /// Whether `h` at `direction` may belong to an untracked flow, whichever of it and its
+    /// reply opened the flow: both are accepted by rules open to anywhere, one of them on
+    /// all ports. The packet evaluator asks this of the first packet it sees of a flow,
+    /// which may be a reply (a capture that starts mid-stream).
+    pub(crate) fn untracked_either_way(&self, direction: Direction, h: &Header) -> bool {
+        self.open_both_ways(direction, h)
+            .is_some_and(|(this_all_ports, reply_all_ports)| this_all_ports || reply_all_ports)
+    }
+
+    /// Whether rules open to anywhere accept `h` at `direction` and its reply, and for each
+    /// whether one that does covers all ports.
+    fn open_both_ways(&self, direction: Direction, h: &Header) -> Option<(bool, bool)> {
+        let open = self.open.as_ref()?;
         if !h.ip_protocol().is_tcp_or_udp() {
-            return false;
+            return None;
         }
         let v6 = h.src().is_ipv6();
         let (this, other) = match direction {
             Direction::Ingress => (&open[0], &open[1]),
             Direction::Egress => (&open[1], &open[0]),
         };
-        match (
-            this.matches(v6, h.protocol(), h.src_port(), h.dst_port()),
-            other.matches(v6, h.protocol(), h.dst_port(), h.src_port()),
-        ) {
-            (Some(_), Some(all_ports)) => all_ports,
-            _ => false,
-        }
+        Some((
+            this.matches(v6, h.protocol(), h.src_port(), h.dst_port())?,
+            other.matches(v6, h.protocol(), h.dst_port(), h.src_port())?,
+        ))
     }
 }
 

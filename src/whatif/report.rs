@@ -194,6 +194,13 @@ pub struct Impact {
     pub packets: u64,
     /// Their bytes.
     pub bytes: u64,
+    /// Packets of the broken connections that are lost (those after the revoke, or all of
+    /// a new connection's); the part of `packets` the broken connections count.
+    #[serde(default)]
+    pub packets_broken: u64,
+    /// Their bytes.
+    #[serde(default)]
+    pub bytes_broken: u64,
     /// First packet of a changed connection (RFC 3339, UTC), when timestamps are known.
     pub first_seen: Option<String>,
     /// Last packet.

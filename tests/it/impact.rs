@@ -229,6 +229,13 @@ fn aws_tracked_new_sessions_break_with_every_packet_and_open_ones_survive() {
             (Direction::Ingress, 6, 5432)
         );
         assert_eq!((i[0].broken, i[0].surviving, i[0].connections), (1, 2, 3));
+        // Lost: the broken connection's packets only (regression, review of 2026-12-07:
+        // the report's lead said the surviving ones' were lost too).
+        assert_eq!(
+            (i[0].packets_broken, i[0].bytes_broken),
+            (16, 60 + 60 + 52 + 10 * 500 + 3 * 52)
+        );
+        assert!(i[0].packets > i[0].packets_broken);
         assert_eq!(i[0].clients, 1);
         assert_eq!(i[0].client_sample[0].name.as_deref(), Some("app-2"));
         assert_eq!(i[0].before.rule.as_ref().unwrap().as_str(), "sgr-dbapp");
@@ -1028,9 +1035,10 @@ fn regression_untracked_replies_are_judged_by_the_rules_after_when_their_rule_go
     assert_eq!(r.connections.broken, 1, "{:?}", r.connections);
     assert_eq!(r.connections.packets_broken, 5);
     assert_eq!(r.impact.len(), 1);
-    // Where the verdict changes (the server's replies, at egress), with the client as
-    // the ENI's peer.
-    assert_eq!(r.impact[0].direction, Direction::Egress);
+    // The service the client reached (its replies are refused at egress), with the
+    // client as the ENI's peer.
+    assert_eq!(r.impact[0].direction, Direction::Ingress);
+    assert_eq!(r.impact[0].eni.as_str(), "eni-web");
     assert_eq!((r.impact[0].port, r.impact[0].clients), (22, 1));
     assert!(format!("{:?}", r.impact[0].client_sample).contains("203.0.113.7"));
 }

@@ -475,8 +475,8 @@ pub(super) fn lead(report: &Report) -> Vec<Line> {
                 plural(i.broken, "connection", "connections"),
                 i.service,
                 agree(i.broken, "breaks", "break"),
-                plural(i.packets, "packet", "packets"),
-                plural(i.bytes, "byte", "bytes"),
+                plural(i.packets_broken, "packet", "packets"),
+                plural(i.bytes_broken, "byte", "bytes"),
             ),
             true,
         );
@@ -556,6 +556,23 @@ mod tests {
 
     fn lines(report: &Report) -> Vec<String> {
         lead(report).into_iter().map(|l| l.text).collect()
+    }
+
+    /// Regression (review of 2026-12-07): a service with broken and surviving connections
+    /// said all its changed packets were lost, the surviving connections' too.
+    #[test]
+    fn regression_lead_counts_only_the_broken_connections_packets_as_lost() {
+        let s = state(1, "web", "srv", "cli");
+        let mut r = report(&s, &revoke(1), &sessions(&[1001], &[1]), 3);
+        let i = &mut r.impact[0];
+        (i.broken, i.surviving, i.connections) = (1, 1, 2);
+        (i.packets, i.bytes, i.packets_broken, i.bytes_broken) = (24, 1956, 12, 978);
+        let text = lines(&r);
+        assert!(
+            text.iter()
+                .any(|l| l.contains("breaks (12 packets and 978 bytes lost)")),
+            "{text:#?}"
+        );
     }
 
     /// Regression (review of 2026-12-07): the lead named at most three surviving and three

@@ -10,7 +10,7 @@ use super::judge::{Act, Ends, Fate, Judge, Side, Why};
 use super::keys::{reverse, Key, Seen, Word};
 use super::tally::{min_opt, push_top, Agg, Top};
 use super::{ACK, FIN, RST, SECOND, SYN};
-use crate::model::{Action, Header, IpProtocol, Provider};
+use crate::model::{Action, Direction, Header, IpProtocol, Provider};
 use crate::track::{self, is_echo_reply, is_echo_request};
 use crate::whatif::report::Effect;
 
@@ -307,10 +307,17 @@ impl Books {
         // Normalized where it can be; as the key holds it otherwise.
         let header = Header::new(src, dst, protocol, sp, dp)
             .unwrap_or_else(|_| Header::new_unchecked(src, dst, protocol, sp, dp));
-        let Some((end, direction)) = f.change else {
+        let Some((end, _)) = f.change else {
             return;
         };
-        let at = (c.ends[usize::from(end)], direction);
+        // The service: the ENI where the verdict changes, and the opener's direction there
+        // (a reply refused at egress breaks a connection that came in).
+        let opened = if end == 0 {
+            Direction::Egress
+        } else {
+            Direction::Ingress
+        };
+        let at = (c.ends[usize::from(end)], opened);
         let port = match header.protocol() {
             6 | 17 => header.dst_port(),
             1 | 58 => header.src_port(),
@@ -329,6 +336,10 @@ impl Books {
         }
         svc.packets += packets;
         svc.bytes += bytes;
+        if outcome == Effect::Broken {
+            svc.packets_broken += lost_p;
+            svc.bytes_broken += lost_b;
+        }
         svc.first_ns = min_opt(svc.first_ns, Some(c.first_ns));
         svc.last_ns = svc.last_ns.max(Some(c.last_ns));
         // The ENI's peer: the opener's destination where the ENI opened the connection,

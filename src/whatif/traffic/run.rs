@@ -566,6 +566,8 @@ impl Run<'_> {
                     restored: s.restored,
                     unknown: s.unknown,
                     packets: s.packets,
+                    packets_broken: s.packets_broken,
+                    bytes_broken: s.bytes_broken,
                     bytes: s.bytes,
                     first_seen: s.first_ns.filter(|&t| t > 0).map(report::rfc3339),
                     last_seen: s.last_ns.filter(|&t| t > 0).map(report::rfc3339),

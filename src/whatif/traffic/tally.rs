@@ -21,6 +21,9 @@ pub(super) struct Service {
     pub(super) unknown: u64,
     pub(super) packets: u64,
     pub(super) bytes: u64,
+    /// Packets and bytes of its broken connections that are lost.
+    pub(super) packets_broken: u64,
+    pub(super) bytes_broken: u64,
     pub(super) first_ns: Option<u64>,
     pub(super) last_ns: Option<u64>,
     /// Its clients; past [`MAX_CLIENTS`], the smallest addresses ([`Service::add_client`]).
@@ -199,6 +202,8 @@ impl Agg {
             mine.unknown += s.unknown;
             mine.packets += s.packets;
             mine.bytes += s.bytes;
+            mine.packets_broken += s.packets_broken;
+            mine.bytes_broken += s.bytes_broken;
             mine.first_ns = min_opt(mine.first_ns, s.first_ns);
             mine.last_ns = mine.last_ns.max(s.last_ns);
             mine.clients_capped |= s.clients_capped;
