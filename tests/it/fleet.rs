@@ -129,10 +129,7 @@ fn datafusion_scan_counts_damaged_row_groups_and_refuses_what_is_not_a_flow_log(
         .concat(),
     );
     assert_eq!(code, 2, "{err}");
-    assert!(
-        err.contains("line 1: row group 0: DataFusion scan"),
-        "{err}"
-    );
+    assert!(err.contains("row 1: row group 0: DataFusion scan"), "{err}");
 
     damaged[n - 8..n - 4].copy_from_slice(&[0xff, 0xff, 0xff, 0x7f]);
     let file = dir.join("footer.parquet");

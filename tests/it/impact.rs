@@ -1170,3 +1170,34 @@ fn regression_a_packet_between_two_enis_is_a_hit_of_the_rule_at_each() {
         .iter()
         .any(|id| id.as_str() == "sgr-appout"));
 }
+
+/// Regression (found 2026-12-07 in review): TCP records of a log without `tcp-flags` (v2,
+/// the default format) never opened a connection, so every connection first logged after
+/// the revoke instant counted as open at it and survived: a revoke that refuses a client
+/// showed nothing broken. The first record of such a connection opens it (as with UDP); one
+/// with a record before the instant was open at it.
+#[test]
+fn regression_tcp_records_without_flags_open_their_connection() {
+    let s = aws_db();
+    let t = T0 / S;
+    let rec = |i, text, start| flagged(i, Direction::Ingress, text, None, start);
+    let items = vec![
+        // Open before the revoke (T0 + 100 s), still talking after: survives.
+        rec(0, "tcp 10.30.1.15:40001 -> 10.20.9.5:5432", t),
+        rec(1, "tcp 10.30.1.15:40001 -> 10.20.9.5:5432", t + 200),
+        // First logged after the revoke: new, refused, broken.
+        rec(2, "tcp 10.30.1.15:40002 -> 10.20.9.5:5432", t + 200),
+    ];
+    let r = what_if(&s, REVOKE_DBAPP, &items, at(100), 2);
+    assert_eq!(r.connections.total, 2);
+    assert_eq!(
+        (
+            r.connections.broken,
+            r.connections.surviving,
+            r.connections.packets_broken
+        ),
+        (1, 1, 11),
+        "{:?}",
+        r.connections
+    );
+}

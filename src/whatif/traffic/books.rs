@@ -427,8 +427,13 @@ impl Books {
             None
         };
         // Whether the opener itself was captured (a TCP item that is not a SYN joins a
-        // connection opened earlier).
-        let captured = known == Some(true) || !tcp || (s.record.is_some() && s.flags & SYN != 0);
+        // connection opened earlier). A flow log sees every connection of its ENI: a TCP
+        // record whose window saw a SYN opened it, and so did the first record of one
+        // where the log has no `tcp-flags` (v2, the default format), as with UDP; a
+        // connection open at the revoke instant has a record before it.
+        let captured = known == Some(true)
+            || !tcp
+            || (s.record.is_some() && (s.flags & SYN != 0 || !s.flags_logged));
         let forward = |books: &mut Books| {
             let ends = judge.ends(s, &h, false);
             (books.fate_of(judge, ends, &h, captured && ahead), ends)
@@ -576,6 +581,7 @@ mod tests {
                         packets: 1,
                         bytes: 100,
                         flags: f,
+                        flags_logged: true,
                         record: None,
                         logged: None,
                         reject: None,

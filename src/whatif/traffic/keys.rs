@@ -119,6 +119,8 @@ pub(super) struct Seen {
     pub(super) packets: u64,
     pub(super) bytes: u64,
     pub(super) flags: u8,
+    /// The flags were seen: a packet's, a record's `tcp-flags` when the log has them.
+    pub(super) flags_logged: bool,
     /// Flow-log records: the logging ENI and direction.
     pub(super) record: Option<(Option<u32>, Option<Direction>)>,
     pub(super) logged: Option<Action>,
@@ -163,6 +165,7 @@ impl Judge {
                 packets: 1,
                 bytes: u64::from(p.wire_len),
                 flags: p.tcp_flags().unwrap_or(0),
+                flags_logged: true,
                 record: None,
                 logged: None,
                 reject: None,
@@ -174,6 +177,7 @@ impl Judge {
                 packets: r.packets.max(1),
                 bytes: r.bytes,
                 flags: r.tcp_flags.unwrap_or(0),
+                flags_logged: r.tcp_flags.is_some(),
                 record: Some((
                     r.eni.as_ref().and_then(|id| self.eni_ids.get(id).copied()),
                     r.direction,
