@@ -520,7 +520,10 @@ fn aws_icmp_flow_log_records_pair_into_one_connection_per_eni() {
         ),
     ];
     let ping = "Action=RevokeSecurityGroupIngress&GroupId=sg-db&IpPermissions.1.IpProtocol=icmp&IpPermissions.1.FromPort=8&IpPermissions.1.ToPort=-1&IpPermissions.1.Groups.1.GroupId=sg-app";
-    let r = what_if(&s, ping, &items, Config::default(), 3);
+    // The revoke a second before the window: the pings are new connections (a record
+    // whose window starts at the instant may have been open before it).
+    let config = Config::default().with_at(Some(T0 - S));
+    let r = what_if(&s, ping, &items, config, 3);
     // Two connections (one per logging ENI); the database's is broken with all 10 packets.
     assert_eq!(r.connections.total, 2);
     assert_eq!(r.connections.broken, 1);
@@ -1197,6 +1200,111 @@ fn regression_tcp_records_without_flags_open_their_connection() {
             r.connections.packets_broken
         ),
         (1, 1, 11),
+        "{:?}",
+        r.connections
+    );
+}
+
+/// Regression (found 2026-12-07 in review): a packet refused at the first ENI on its way
+/// never reaches the second, and is no hit of the rule there; where both refuse it, the
+/// first one decides. The second ENI's accepting rule was credited with packets the first
+/// refused (so it left "rules without hits"), and of two refusing points the second was
+/// named.
+#[test]
+fn regression_a_packet_refused_at_its_first_eni_is_no_hit_at_the_second() {
+    let aws = state(serde_json::json!({
+        "groups": [{"id": "sg-cli", "provider": "aws", "name": "cli"},
+                   {"id": "sg-srv", "provider": "aws", "name": "srv"}],
+        "rules": [
+            {"id": "sgr-out", "group": "sg-cli", "direction": "egress", "action": "accept",
+             "protocol": "all", "remote": {"cidr": "0.0.0.0/0"}},
+            {"id": "sgr-app", "group": "sg-srv", "direction": "ingress", "action": "accept",
+             "protocol": "tcp", "dst_ports": "8080", "remote": {"cidr": "10.0.0.0/8"}},
+            {"id": "sgr-srvout", "group": "sg-srv", "direction": "egress", "action": "accept",
+             "protocol": "all", "remote": {"cidr": "0.0.0.0/0"}}
+        ],
+        "enis": [{"id": "eni-cli", "ips": ["10.0.0.9"], "groups": ["sg-cli"]},
+                 {"id": "eni-srv", "ips": ["10.0.0.1"], "groups": ["sg-srv"]}]
+    }));
+    let mut raw = Vec::new();
+    // New at the revoke: 9 packets client to server, 7 back.
+    session(
+        &mut raw,
+        "10.0.0.9:40000",
+        "10.0.0.1:8080",
+        10,
+        1,
+        10,
+        false,
+    );
+    let items = items(raw);
+    let r = what_if(
+        &aws,
+        "Action=RevokeSecurityGroupEgress&GroupId=sg-cli&SecurityGroupRuleId.1=sgr-out",
+        &items,
+        at(0),
+        4,
+    );
+    let hits = |r: &Report, id: &str| {
+        let h = r.rules.iter().find(|h| h.rule_id.as_str() == id).unwrap();
+        (h.before, h.after)
+    };
+    assert_eq!(
+        (r.connections.broken, r.connections.packets_broken),
+        (1, 16)
+    );
+    assert_eq!(hits(&r, "sgr-out"), (9, 0));
+    assert_eq!(hits(&r, "sgr-app"), (9, 0));
+
+    // Alibaba: the client's egress and the server's ingress both drop; the client's rule
+    // decides, the server's is never reached.
+    let ali = state(serde_json::json!({
+        "groups": [{"id": "sg-cli", "provider": "aliyun", "name": "cli", "kind": "basic",
+                    "inner_access": "drop"},
+                   {"id": "sg-srv", "provider": "aliyun", "name": "srv", "kind": "basic",
+                    "inner_access": "drop"}],
+        "rules": [
+            {"id": "sgr-cdrop", "group": "sg-cli", "direction": "egress", "action": "drop",
+             "priority": 1, "protocol": "tcp", "dst_ports": "8080", "remote": {"cidr": "10.0.0.0/8"}},
+            {"id": "sgr-sdrop", "group": "sg-srv", "direction": "ingress", "action": "drop",
+             "priority": 1, "protocol": "tcp", "dst_ports": "8080", "remote": {"cidr": "10.0.0.0/8"}},
+            {"id": "sgr-web", "group": "sg-srv", "direction": "ingress", "action": "accept",
+             "priority": 1, "protocol": "tcp", "dst_ports": "443", "remote": {"cidr": "0.0.0.0/0"}}
+        ],
+        "enis": [{"id": "eni-cli", "ips": ["10.0.0.9"], "groups": ["sg-cli"]},
+                 {"id": "eni-srv", "ips": ["10.0.0.1"], "groups": ["sg-srv"]}]
+    }));
+    let r = what_if(
+        &ali,
+        "Action=RevokeSecurityGroup&RegionId=cn-hangzhou&SecurityGroupId=sg-srv&SecurityGroupRuleId.1=sgr-web",
+        &items,
+        at(0),
+        4,
+    );
+    assert_eq!(r.packets.dropped_before, r.packets.judged);
+    assert!(hits(&r, "sgr-cdrop").0 > 0);
+    assert_eq!(hits(&r, "sgr-sdrop"), (0, 0));
+}
+
+/// Regression (found 2026-12-07 in review): with the default revoke instant (the first
+/// record), the connections of a log's first window were all new, so none could survive
+/// on a log without `tcp-flags`; a record whose window starts at the instant may have
+/// been open before it.
+#[test]
+fn regression_records_of_the_revoke_instant_s_window_were_open_at_it() {
+    let s = aws_db();
+    let t = T0 / S;
+    let rec = |i, text, start| flagged(i, Direction::Ingress, text, None, start);
+    let items = vec![
+        rec(0, "tcp 10.30.1.15:40001 -> 10.20.9.5:5432", t),
+        rec(1, "tcp 10.30.1.15:40001 -> 10.20.9.5:5432", t + 60),
+        rec(2, "tcp 10.30.1.15:40002 -> 10.20.9.5:5432", t + 60),
+    ];
+    // The default instant: the first record's window start.
+    let r = what_if(&s, REVOKE_DBAPP, &items, Config::default(), 2);
+    assert_eq!(
+        (r.connections.surviving, r.connections.broken),
+        (1, 1),
         "{:?}",
         r.connections
     );

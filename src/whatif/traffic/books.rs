@@ -411,7 +411,15 @@ impl Books {
         let flags = if s.record.is_none() { s.flags } else { 0 };
         let tcp = h.protocol() == 6;
         let icmp = h.ip_protocol().is_icmp();
-        let ahead = s.ts_ns >= at;
+        // A flow-log record whose window saw no SYN starts at or before its window: one
+        // whose window starts at the revoke instant (the default instant, the first record)
+        // may have been open before it, and is new only past it.
+        let inferred = s.record.is_some() && s.flags & SYN == 0;
+        let ahead = if inferred {
+            s.ts_ns > at
+        } else {
+            s.ts_ns >= at
+        };
         // Whether the opener is the source, when the item tells.
         let known = if tcp && flags & (SYN | ACK) == SYN {
             Some(true)

@@ -425,18 +425,38 @@ impl Judge {
     }
 }
 
+/// The points of a direction in the order its packets cross them: the opener leaves its
+/// source side's ENI (end 0) and enters its destination side's (end 1), the reply the
+/// other way.
+fn travel(d: usize) -> [usize; 2] {
+    if d == 0 {
+        [0, 1]
+    } else {
+        [1, 0]
+    }
+}
+
 /// One direction's verdict over its points: refused anywhere, else unknown anywhere, else
-/// accepted (the decider: the refusing point, else the last deciding one).
-fn combine(points: [Option<Step>; 2]) -> Option<Step> {
+/// accepted. The decider: the first refusing point on the way (the packet stops there),
+/// else the first unknown one, else the last deciding one.
+fn combine(points: [Option<Step>; 2], d: usize) -> Option<Step> {
+    let rank = |s: &Step| match (s.act, s.why) {
+        (Act::Drop, _) => 3,
+        (Act::Unknown, _) => 2,
+        (Act::Accept, Why::Rule(_)) => 1,
+        _ => 0,
+    };
     let mut best: Option<Step> = None;
-    for s in points.into_iter().flatten() {
-        let rank = |s: &Step| match (s.act, s.why) {
-            (Act::Drop, _) => 3,
-            (Act::Unknown, _) => 2,
-            (Act::Accept, Why::Rule(_)) => 1,
-            _ => 0,
-        };
-        if best.is_none_or(|b| rank(&s) >= rank(&b)) {
+    for s in travel(d).into_iter().filter_map(|i| points[i]) {
+        let better = best.is_none_or(|b| {
+            let (new, old) = (rank(&s), rank(&b));
+            if old >= 2 {
+                new > old
+            } else {
+                new >= old
+            }
+        });
+        if better {
             best = Some(s);
         }
     }
@@ -444,25 +464,38 @@ fn combine(points: [Option<Step>; 2]) -> Option<Step> {
 }
 
 /// Per direction of a world: the verdict at the point `world` did not take its own from,
-/// when a rule decided there.
+/// when a rule decided there and the packets got there (an accepted packet crosses both
+/// points; a refused one only those up to the refusing point).
 fn others(points: &[[Option<Step>; 2]; 2], world: &[Step; 2]) -> [Option<Step>; 2] {
     std::array::from_fn(|d| {
         if world[d].why == Why::Lost {
             return None;
         }
-        let [Some(x), Some(y)] = points[d] else {
+        let [Some(first), Some(second)] = travel(d).map(|i| points[d][i]) else {
             return None;
         };
-        let other = if x == world[d] { y } else { x };
+        let other = if world[d].act == Act::Accept {
+            if first == world[d] {
+                second
+            } else {
+                first
+            }
+        } else if second == world[d] && first != world[d] {
+            // Through the first point, refused (or unknown) at the second.
+            first
+        } else {
+            // Refused at the first point: it never got to the second.
+            return None;
+        };
         matches!(other.why, Why::Rule(_)).then_some(other)
     })
 }
 
 /// Both directions of one world: the reply is lost when the opener is not accepted.
 fn world(points: [[Option<Step>; 2]; 2]) -> Option<[Step; 2]> {
-    let o = combine(points[0])?;
+    let o = combine(points[0], 0)?;
     let r = if o.act == Act::Accept {
-        combine(points[1])?
+        combine(points[1], 1)?
     } else {
         Step {
             act: o.act,
