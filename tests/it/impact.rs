@@ -1044,6 +1044,10 @@ fn regression_untracked_replies_are_judged_by_the_rules_after_when_their_rule_go
     assert_eq!(r.impact[0].eni.as_str(), "eni-web");
     assert_eq!((r.impact[0].port, r.impact[0].clients), (22, 1));
     assert!(format!("{:?}", r.impact[0].client_sample).contains("203.0.113.7"));
+    // The connection's row shows the verdicts that change: its replies', accepted by the
+    // egress rule before and dropped after.
+    assert_eq!(r.flows[0].before.rule.as_ref().unwrap().as_str(), "sgr-out");
+    assert_eq!(r.flows[0].after.action, Decision::Drop);
 }
 
 /// Regression (found 2026-12-07 in review): SEMANTICS 3.2 leaves a flow untracked only
@@ -1284,28 +1288,4 @@ fn regression_a_packet_refused_at_its_first_eni_is_no_hit_at_the_second() {
     assert_eq!(r.packets.dropped_before, r.packets.judged);
     assert!(hits(&r, "sgr-cdrop").0 > 0);
     assert_eq!(hits(&r, "sgr-sdrop"), (0, 0));
-}
-
-/// Regression (found 2026-12-07 in review): with the default revoke instant (the first
-/// record), the connections of a log's first window were all new, so none could survive
-/// on a log without `tcp-flags`; a record whose window starts at the instant may have
-/// been open before it.
-#[test]
-fn regression_records_of_the_revoke_instant_s_window_were_open_at_it() {
-    let s = aws_db();
-    let t = T0 / S;
-    let rec = |i, text, start| flagged(i, Direction::Ingress, text, None, start);
-    let items = vec![
-        rec(0, "tcp 10.30.1.15:40001 -> 10.20.9.5:5432", t),
-        rec(1, "tcp 10.30.1.15:40001 -> 10.20.9.5:5432", t + 60),
-        rec(2, "tcp 10.30.1.15:40002 -> 10.20.9.5:5432", t + 60),
-    ];
-    // The default instant: the first record's window start.
-    let r = what_if(&s, REVOKE_DBAPP, &items, Config::default(), 2);
-    assert_eq!(
-        (r.connections.surviving, r.connections.broken),
-        (1, 1),
-        "{:?}",
-        r.connections
-    );
 }

@@ -16,9 +16,9 @@ use crate::whatif::report::Effect;
 
 /// At most this many kinds of connection have their fate remembered per partition
 /// ([`super::classes`]); past it, the memory starts again. A fleet's day of flow logs has
-/// some 800 kinds per partition; the capture of `sgsim bench --whatif` (500 ENIs, packets
-/// aimed at every rule edge) some 39 thousand, nearly one per judgement (the bound keeps
-/// their memory under a megabyte a partition).
+/// some 800 kinds per partition; on the capture of `sgsim bench --whatif` (500 ENIs, packets
+/// aimed at every rule edge) a quarter of new connections find their kind (the bound keeps
+/// the memory under a megabyte a partition).
 const MAX_KINDS: usize = 1 << 14;
 
 /// A closed TCP connection is forgotten this long after its last packet (its last ACKs
@@ -351,6 +351,9 @@ impl Books {
             svc.add_client(client);
         }
         svc.offer_example(c.first_ns, header, f.before[0], f.fresh);
+        // The connection's verdicts where they change: the opener's, else the reply's (an
+        // untracked connection whose replies are refused after the revoke).
+        let d = usize::from(f.before[0].act == f.post[0].act && f.before[1].act != f.post[1].act);
         push_top(
             &mut agg.top,
             Top {
@@ -360,8 +363,8 @@ impl Books {
                 last_ns: c.last_ns,
                 header,
                 at,
-                before: f.before[0],
-                after: f.post[0],
+                before: f.before[d],
+                after: f.post[d],
                 outcome,
             },
             top,
@@ -411,15 +414,10 @@ impl Books {
         let flags = if s.record.is_none() { s.flags } else { 0 };
         let tcp = h.protocol() == 6;
         let icmp = h.ip_protocol().is_icmp();
-        // A flow-log record whose window saw no SYN starts at or before its window: one
-        // whose window starts at the revoke instant (the default instant, the first record)
-        // may have been open before it, and is new only past it.
-        let inferred = s.record.is_some() && s.flags & SYN == 0;
-        let ahead = if inferred {
-            s.ts_ns > at
-        } else {
-            s.ts_ns >= at
-        };
+        // Everything from the revoke instant on is after it: with the default instant (the
+        // first packet or record), the first window's records too (the pessimistic side
+        // where a log cannot tell whether a connection opened in its window).
+        let ahead = s.ts_ns >= at;
         // Whether the opener is the source, when the item tells.
         let known = if tcp && flags & (SYN | ACK) == SYN {
             Some(true)
