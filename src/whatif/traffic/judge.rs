@@ -578,11 +578,10 @@ impl Judge {
             return fate;
         }
         let mut fate = self.open_fate(fate, &pb, &pa, ends, h);
-        Judge::kept(&mut fate.post);
+        fate.post = fate.post.map(Judge::kept);
         // A verdict kept as established is no rule's hit.
-        for s in fate.others[1].iter_mut() {
-            *s = s.filter(|s| !(s.side == Side::Before && s.act == Act::Accept));
-        }
+        fate.others[1] =
+            fate.others[1].map(|s| s.map(Judge::kept).filter(|s| matches!(s.why, Why::Rule(_))));
         fate
     }
 
@@ -640,17 +639,17 @@ impl Judge {
         fate
     }
 
-    /// Verdicts kept from before after the revoke instant: the connection passes as
-    /// established, not by a rule (which may be gone).
-    fn kept(post: &mut [Step; 2]) {
-        for s in post.iter_mut() {
-            if s.side == Side::Before && s.act == Act::Accept {
-                *s = Step {
-                    act: Act::Accept,
-                    why: Why::Established,
-                    side: Side::After,
-                };
+    /// A verdict kept from before after the revoke instant: an accepted connection passes
+    /// as established, not by a rule (which may be gone).
+    fn kept(s: Step) -> Step {
+        if s.side == Side::Before && s.act == Act::Accept {
+            Step {
+                act: Act::Accept,
+                why: Why::Established,
+                side: Side::After,
             }
+        } else {
+            s
         }
     }
 
