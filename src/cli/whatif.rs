@@ -148,20 +148,9 @@ fn parse_at(text: &str) -> anyhow::Result<u64> {
     let (&[y, m, day], &[hh, mm, ss]) = (&d[..], &h[..]) else {
         return Err(bad());
     };
-    anyhow::ensure!(
-        (1..=12).contains(&m) && (1..=31).contains(&day) && hh < 24 && mm < 60 && ss < 61,
-        bad()
-    );
-    // Days from civil (H. Hinnant).
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    let secs = days * 86_400 + hh * 3600 + mm * 60 + ss;
-    anyhow::ensure!(secs >= 0, bad());
+    let secs = sgsim::model::time::seconds([y, m, day], [hh, mm, ss])
+        .filter(|&s| s >= 0)
+        .ok_or_else(bad)?;
     let frac_ns = if frac.is_empty() {
         0
     } else {
@@ -372,4 +361,33 @@ pub fn run_lint(args: LintArgs) -> anyhow::Result<Exit> {
         }
     }
     Ok(Exit::Ok)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_at;
+
+    /// `--at` reads RFC 3339 and Unix seconds, and names what is not a time: a day its
+    /// month does not have, a negative hour, a time before 1970.
+    #[test]
+    fn at_reads_times_and_refuses_what_is_none() {
+        let ns = 1_796_551_200_000_000_000;
+        assert_eq!(parse_at("2026-12-06T10:00:00Z").unwrap(), ns);
+        assert_eq!(
+            parse_at("2026-12-06T10:00:00.25Z").unwrap(),
+            ns + 250_000_000
+        );
+        assert_eq!(parse_at("1796551200").unwrap(), ns);
+        for bad in [
+            "2026-02-30T00:00:00Z",
+            "2026-12-06T-1:00:00Z",
+            "2026-13-01T00:00:00Z",
+            "1969-12-31T23:59:59Z",
+            "2026-12-06 10:00:00",
+            "-5",
+        ] {
+            let e = parse_at(bad).unwrap_err().to_string();
+            assert!(e.contains("--at"), "{bad}: {e}");
+        }
+    }
 }

@@ -12,6 +12,7 @@
 mod addr;
 mod header;
 mod protocol;
+pub mod time;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;

@@ -70,40 +70,13 @@ impl Window {
     }
 }
 
-/// Days since 1970-01-01 of a civil date (proleptic Gregorian).
-fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let m = i64::from(m);
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(d) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146097 + doe - 719468
-}
-
-fn days_in_month(y: i64, m: u32) -> u32 {
-    match m {
-        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
-        4 | 6 | 9 | 11 => 30,
-        _ if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 => 29,
-        _ => 28,
-    }
-}
-
-/// Unix seconds of a UTC date and time, checked.
+/// Unix seconds of a UTC date and time, checked (years 1970 to 9999).
 fn unix(y: i64, mo: u32, d: u32, h: u32, mi: u32, s: u32) -> Option<u64> {
-    if !(1970..=9999).contains(&y)
-        || !(1..=12).contains(&mo)
-        || d == 0
-        || d > days_in_month(y, mo)
-        || h > 23
-        || mi > 59
-        || s > 60
-    {
+    if !(1970..=9999).contains(&y) {
         return None;
     }
-    let days = u64::try_from(days_from_civil(y, mo, d)).ok()?;
-    Some(days * 86400 + u64::from(h) * 3600 + u64::from(mi) * 60 + u64::from(s))
+    let [mo, d, h, mi, s] = [mo, d, h, mi, s].map(i64::from);
+    u64::try_from(crate::model::time::seconds([y, mo, d], [h, mi, s])?).ok()
 }
 
 /// Parses a time as `--since`/`--until` take it: Unix seconds, `YYYY-MM-DD` (midnight
@@ -189,7 +162,8 @@ pub fn partition_span(path: &str) -> Option<(u64, u64)> {
         }
         (Some(mo), None, _) => {
             let start = unix(y, mo, 1, 0, 0, 0)?;
-            Some((start, start + 86400 * u64::from(days_in_month(y, mo))))
+            let days = crate::model::time::days_in_month(y, mo.into()).unsigned_abs();
+            Some((start, start + 86400 * days))
         }
         _ => {
             let start = unix(y, 1, 1, 0, 0, 0)?;

@@ -154,7 +154,7 @@ pub fn now_rfc3339() -> String {
     let d = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();
-    let (year, month, day, h, m, sec) = sign::civil(d.as_secs() as i64);
+    let (year, month, day, h, m, sec) = crate::model::time::civil(d.as_secs() as i64);
     format!(
         "{year:04}-{month:02}-{day:02}T{h:02}:{m:02}:{sec:02}.{:03}Z",
         d.subsec_millis()

@@ -27,6 +27,8 @@ use base64::Engine as _;
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 
+use crate::model::time::{civil, seconds};
+
 /// Access key ID → secret.
 #[derive(Clone, Debug, Default)]
 pub struct Credentials(BTreeMap<String, String>);
@@ -528,60 +530,6 @@ fn alibaba_time(text: Option<&str>, name: &str, now: i64) -> Option<Verdict> {
     ((now - at).abs() > WINDOW_SECS).then(|| Verdict::Expired(text.to_string()))
 }
 
-/// Days since 1970-01-01 of a civil date (Howard Hinnant's algorithm).
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (month + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-/// The civil date and time of `secs` since the Unix epoch: year, month, day, hour,
-/// minute, second.
-pub(crate) fn civil(secs: i64) -> (i64, i64, i64, i64, i64, i64) {
-    let (days, rem) = (secs.div_euclid(86400), secs.rem_euclid(86400));
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day, rem / 3600, rem / 60 % 60, rem % 60)
-}
-
-/// Seconds since the epoch of a valid date and time.
-fn epoch(date: [i64; 3], time: [i64; 3]) -> Option<i64> {
-    let [y, mo, d] = date;
-    let [h, mi, s] = time;
-    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-    let month_days = [
-        31,
-        if leap { 29 } else { 28 },
-        31,
-        30,
-        31,
-        30,
-        31,
-        31,
-        30,
-        31,
-        30,
-        31,
-    ];
-    let ok = (1..=12).contains(&mo)
-        && (1..=month_days[(mo - 1).clamp(0, 11) as usize]).contains(&d)
-        && (0..24).contains(&h)
-        && (0..60).contains(&mi)
-        && (0..=60).contains(&s);
-    ok.then(|| days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + s)
-}
-
 /// Digits only, as a number.
 fn digits(text: &str) -> Option<i64> {
     (!text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()))
@@ -596,7 +544,7 @@ fn amz_time(text: &str) -> Option<i64> {
         return None;
     }
     let n = |r: std::ops::Range<usize>| digits(text.get(r)?);
-    epoch(
+    seconds(
         [n(0..4)?, n(4..6)?, n(6..8)?],
         [n(9..11)?, n(11..13)?, n(13..15)?],
     )
@@ -632,7 +580,7 @@ fn iso_time(text: &str) -> Option<i64> {
     if d.next().is_some() || t.next().is_some() {
         return None;
     }
-    epoch(ymd, hms)
+    seconds(ymd, hms)
 }
 
 /// `Key=value` fields of an `Authorization` header, separated by commas.
@@ -1134,16 +1082,7 @@ mod tests {
             headers: &[],
             body: b"",
         };
-        let secret = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY&";
-        let mut sorted: Vec<_> = params
-            .iter()
-            .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
-            .collect();
-        sorted.sort();
-        let sts = format!("GET&%2F&{}", encode(&sorted.join("&")));
-        let sig = base64::engine::general_purpose::STANDARD
-            .encode(hmac1(secret.as_bytes(), sts.as_bytes()));
-        params.push(("Signature".into(), sig));
+        rpc_signed(&mut params);
         assert_eq!(
             req.verify(&creds(), &params, now, &Nonces::default()),
             Verdict::Good

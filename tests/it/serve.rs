@@ -890,22 +890,8 @@ fn amz_now(offset: i64) -> String {
         .unwrap()
         .as_secs() as i64
         + offset;
-    let (days, rem) = (t.div_euclid(86400), t.rem_euclid(86400));
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}{month:02}{day:02}T{:02}{:02}{:02}Z",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60
-    )
+    let (y, mo, d, h, mi, sec) = sgsim::model::time::civil(t);
+    format!("{y:04}{mo:02}{d:02}T{h:02}{mi:02}{sec:02}Z")
 }
 
 /// Bug: signatures never aged, and Alibaba's Timestamp / nonce were never read. Over HTTP,
