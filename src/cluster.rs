@@ -21,6 +21,14 @@
 //! Tasks are pulled by executors (Ballista's pull-staged policy): an executor needs only
 //! the scheduler's address, and the scheduler none of the executors'.
 //!
+//! # The what-if as a plan
+//!
+//! `sgsim whatif … --cluster URL --fold plan` ([`crate::whatif::fold`]) submits the whole
+//! what-if: the executors scan the files, judge the records and fold each bucket of
+//! connections (the aggregate `sgsim_fold`, grouped by `sgsim_bucket`), and the client
+//! merges one total per bucket. The aggregate carries both states and the what-if's
+//! settings in the plan, through the same codecs as the SQL functions below.
+//!
 //! # SQL with the verdict functions
 //!
 //! `sgsim query … --cluster URL` ([`crate::whatif::sql`]) submits whole queries. Its
@@ -127,7 +135,9 @@ fn encode_udf(
     buf: &mut Vec<u8>,
     next: impl FnOnce(&ScalarUDF, &mut Vec<u8>) -> DfResult<()>,
 ) -> DfResult<()> {
-    if crate::whatif::sql::encode_udf(node, buf).map_err(DataFusionError::Execution)? {
+    if crate::whatif::sql::encode_udf(node, buf).map_err(DataFusionError::Execution)?
+        || crate::whatif::fold::encode_udf(node, buf)
+    {
         return Ok(());
     }
     next(node, buf)
@@ -139,7 +149,34 @@ fn decode_udf(
     buf: &[u8],
     next: impl FnOnce(&str, &[u8]) -> DfResult<Arc<ScalarUDF>>,
 ) -> DfResult<Arc<ScalarUDF>> {
+    if let Some(f) = crate::whatif::fold::decode_udf(buf) {
+        return Ok(f);
+    }
     match crate::whatif::sql::decode_udf(name, buf).map_err(DataFusionError::Execution)? {
+        Some(f) => Ok(f),
+        None => next(name, buf),
+    }
+}
+
+/// Writes the what-if fold when `node` is it, else asks `next`.
+fn encode_udaf(
+    node: &AggregateUDF,
+    buf: &mut Vec<u8>,
+    next: impl FnOnce(&AggregateUDF, &mut Vec<u8>) -> DfResult<()>,
+) -> DfResult<()> {
+    if crate::whatif::fold::encode_udaf(node, buf).map_err(DataFusionError::Execution)? {
+        return Ok(());
+    }
+    next(node, buf)
+}
+
+/// Rebuilds the what-if fold when `buf` is it, else asks `next`.
+fn decode_udaf(
+    name: &str,
+    buf: &[u8],
+    next: impl FnOnce(&str, &[u8]) -> DfResult<Arc<AggregateUDF>>,
+) -> DfResult<Arc<AggregateUDF>> {
+    match crate::whatif::fold::decode_udaf(buf).map_err(DataFusionError::Execution)? {
         Some(f) => Ok(f),
         None => next(name, buf),
     }
@@ -166,6 +203,9 @@ impl LogicalExtensionCodec for LogicalCodec {
         schema: SchemaRef,
         ctx: &TaskContext,
     ) -> DfResult<Arc<dyn TableProvider>> {
+        if let Some(t) = crate::whatif::fold::decode_table(buf, &schema)? {
+            return Ok(t);
+        }
         self.0
             .try_decode_table_provider(buf, table_ref, schema, ctx)
     }
@@ -176,6 +216,9 @@ impl LogicalExtensionCodec for LogicalCodec {
         node: Arc<dyn TableProvider>,
         buf: &mut Vec<u8>,
     ) -> DfResult<()> {
+        if crate::whatif::fold::encode_table(node.as_ref(), buf) {
+            return Ok(());
+        }
         self.0.try_encode_table_provider(table_ref, node, buf)
     }
 
@@ -204,11 +247,11 @@ impl LogicalExtensionCodec for LogicalCodec {
     }
 
     fn try_decode_udaf(&self, name: &str, buf: &[u8]) -> DfResult<Arc<AggregateUDF>> {
-        self.0.try_decode_udaf(name, buf)
+        decode_udaf(name, buf, |n, b| self.0.try_decode_udaf(n, b))
     }
 
     fn try_encode_udaf(&self, node: &AggregateUDF, buf: &mut Vec<u8>) -> DfResult<()> {
-        self.0.try_encode_udaf(node, buf)
+        encode_udaf(node, buf, |n, b| self.0.try_encode_udaf(n, b))
     }
 
     fn try_decode_udwf(&self, name: &str, buf: &[u8]) -> DfResult<Arc<WindowUDF>> {
@@ -228,6 +271,9 @@ impl PhysicalExtensionCodec for PhysicalCodec {
         ctx: &TaskContext,
         converter: &dyn PhysicalProtoConverterExtension,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        if let Some(plan) = crate::whatif::fold::decode_exec(buf, inputs)? {
+            return Ok(plan);
+        }
         self.0.try_decode(buf, inputs, ctx, converter)
     }
 
@@ -237,6 +283,9 @@ impl PhysicalExtensionCodec for PhysicalCodec {
         buf: &mut Vec<u8>,
         converter: &dyn PhysicalProtoConverterExtension,
     ) -> DfResult<()> {
+        if crate::whatif::fold::encode_exec(node.as_ref(), buf) {
+            return Ok(());
+        }
         self.0.try_encode(node, buf, converter)
     }
 
@@ -267,11 +316,11 @@ impl PhysicalExtensionCodec for PhysicalCodec {
     }
 
     fn try_decode_udaf(&self, name: &str, buf: &[u8]) -> DfResult<Arc<AggregateUDF>> {
-        self.0.try_decode_udaf(name, buf)
+        decode_udaf(name, buf, |n, b| self.0.try_decode_udaf(n, b))
     }
 
     fn try_encode_udaf(&self, node: &AggregateUDF, buf: &mut Vec<u8>) -> DfResult<()> {
-        self.0.try_encode_udaf(node, buf)
+        encode_udaf(node, buf, |n, b| self.0.try_encode_udaf(n, b))
     }
 
     fn try_decode_udwf(&self, name: &str, buf: &[u8]) -> DfResult<Arc<WindowUDF>> {

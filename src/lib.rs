@@ -58,7 +58,9 @@
 //!   [`whatif::report`] and [`whatif::render`] produce the JSON, terminal and HTML reports;
 //!   [`whatif::lint`] finds shadowed, redundant and conflicting rules; with the `fleet`
 //!   feature `whatif::sql` runs SQL over Parquet flow logs on Apache DataFusion with each
-//!   record's verdict before and after as scalar functions (`sgsim query`).
+//!   record's verdict before and after as scalar functions (`sgsim query`), and
+//!   `whatif::fold` runs the whole connection what-if as one DataFusion plan, the fold of
+//!   each bucket of connections an aggregate (`--fold plan`).
 //! - [`classbench`]: the ClassBench filter, trace and first-match formats, read into a
 //!   generic state, and a seeded ClassBench-shaped generator.
 //! - `serve` (feature `serve`, on by default): `sgsim serve`, the EC2 Query and ECS RPC
@@ -67,8 +69,10 @@
 //! - `cluster` (feature `cluster`): `sgsim cluster scheduler|executor`, Apache Ballista's
 //!   scheduler and executor in process, which run `packet::fleet`'s scans for
 //!   `--cluster df://HOST:PORT` (the records come back in file order; the connection
-//!   what-if stays with the client) and `whatif::sql`'s queries, the verdict functions
-//!   travelling in the plan with their states (sgsim's codecs around Ballista's).
+//!   what-if stays with the client), `whatif::fold`'s plans (`--fold plan`: the executors
+//!   fold the connections, the client merges a total per bucket) and `whatif::sql`'s
+//!   queries, the functions travelling in the plan with their states (sgsim's codecs
+//!   around Ballista's).
 //! - [`term`]: text bound for a terminal, control characters escaped (account data in
 //!   reports, warnings and error messages).
 //! - `internal` (hidden, not API): the harnesses the cargo-fuzz targets in `fuzz/` call

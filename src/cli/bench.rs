@@ -122,6 +122,11 @@ pub struct Args {
     /// feature `cluster`).
     #[arg(long, value_name = "URL", requires = "flowlogs")]
     cluster: Option<String>,
+    /// `--flowlogs`: the most live connections the what-if holds (as `whatif
+    /// --max-connections`).
+    #[arg(long, value_name = "N", default_value_t = sgsim::whatif::traffic::MAX_CONNECTIONS,
+          value_parser = super::count(1, 1 << 30), requires = "flowlogs")]
+    max_connections: usize,
     /// Largest ENI count of the `--space` fleet curve at which lint is timed too (above
     /// it, the diff only).
     #[arg(long, default_value_t = 100_000, value_name = "N")]
@@ -308,6 +313,7 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
             args.repeat,
             args.duckdb.as_ref(),
             args.cluster.as_deref(),
+            args.max_connections,
         )?;
         println!("{out}");
         return Ok(Exit::Ok);

@@ -70,6 +70,43 @@ fn pass(
     Ok((secs, records, serde_json::to_value(&report)?))
 }
 
+/// One pass of the what-if as one DataFusion plan (`--fold plan`) over the folder's Parquet
+/// files: (seconds, records judged, the report as JSON without the clock).
+#[cfg(feature = "fleet")]
+fn plan_pass(
+    state: &State,
+    plan: &sgsim::whatif::Plan,
+    judge: &Judge,
+    folding: &sgsim::whatif::fold::Folding,
+    dir: &Path,
+) -> anyhow::Result<(f64, u64, Value)> {
+    let t = Instant::now();
+    let files = Files::open(&dir.to_string_lossy(), input::Options::default())?;
+    let locations: Vec<_> = files.parts().map(|p| p.location.clone()).collect();
+    let names: Vec<String> = files.parts().map(|p| p.name.clone()).collect();
+    // The instant: the first record, as the streaming what-if takes it.
+    let mut source = Source::Files(Box::new(Files::open(
+        &dir.to_string_lossy(),
+        input::Options::default(),
+    )?));
+    let mut first = Vec::new();
+    while first.is_empty() && source.read_chunk(1, &mut first)? {}
+    let mut probe = Run::new(judge);
+    probe.feed(&first);
+    let at = probe.instant();
+    let folded = folding.input(&locations, &names, at, input::Window::default(), false)?;
+    let records = folded.summary.decoded;
+    let mut run = Run::new(judge);
+    run.absorb(&dir.display().to_string(), folded.tally, at);
+    let mut report = plan.report.clone();
+    run.finish(&mut report, state);
+    Ok((
+        t.elapsed().as_secs_f64(),
+        records,
+        serde_json::to_value(&report)?,
+    ))
+}
+
 /// DuckDB's figure: (seconds, groups, records, version).
 fn duckdb(python: &Path, dir: &Path) -> anyhow::Result<(f64, u64, u64, String)> {
     let out = std::process::Command::new(python)
@@ -114,6 +151,7 @@ pub fn run(
     repeat: u32,
     python: Option<&PathBuf>,
     cluster: Option<&str>,
+    max_connections: usize,
 ) -> anyhow::Result<Value> {
     let request = RawRequest::parse(request).context("--request")?;
     let plan = sgsim::whatif::plan(state, &request).context("--request")?;
@@ -122,7 +160,9 @@ pub fn run(
         "the revoke is refused: {:?}",
         plan.report.error
     );
-    let config = Config::default().with_partitions((rayon::current_num_threads() * 4).max(1));
+    let config = Config::default()
+        .with_partitions((rayon::current_num_threads() * 4).max(1))
+        .with_max_connections(max_connections);
     let judge = Judge::new(state, &plan.outcome.state, config)?;
     let mut scans = vec![("builtin", Scan::Builtin)];
     if cfg!(feature = "fleet") {
@@ -131,9 +171,25 @@ pub fn run(
     if let Some(url) = cluster {
         scans.push(("cluster", Scan::Cluster(url.to_string())));
     }
+    // The what-if as one DataFusion plan (`--fold plan`): here, and on the cluster.
+    #[cfg(feature = "fleet")]
+    let mut folds = vec![(
+        "plan",
+        sgsim::whatif::fold::Folding::new(state, &plan.outcome.state, &config)?,
+    )];
+    #[cfg(feature = "cluster")]
+    if let Some(url) = cluster {
+        folds.push((
+            "cluster_plan",
+            sgsim::whatif::fold::Folding::remote(url, state, &plan.outcome.state, &config)?,
+        ));
+    }
+    #[cfg(not(feature = "fleet"))]
+    let folds: Vec<(&str, ())> = Vec::new();
     let n = scans.len();
-    let (mut scan_s, mut whatif_s) = (vec![Vec::new(); n], vec![Vec::new(); n]);
-    let mut reports: Vec<Value> = vec![Value::Null; n];
+    let all = n + folds.len();
+    let (mut scan_s, mut whatif_s) = (vec![Vec::new(); all], vec![Vec::new(); all]);
+    let mut reports: Vec<Value> = vec![Value::Null; all];
     let mut records = 0;
     for _ in 0..repeat.max(1) {
         for (k, (_, scan)) in scans.iter().enumerate() {
@@ -144,8 +200,19 @@ pub fn run(
             reports[k] = report;
             records = r;
         }
+        #[cfg(feature = "fleet")]
+        for (k, (_, folding)) in folds.iter().enumerate() {
+            let (secs, _, report) = plan_pass(state, &plan, &judge, folding, dir)?;
+            whatif_s[n + k].push(secs);
+            reports[n + k] = report;
+        }
     }
-    let same = reports.windows(2).all(|w| w[0] == w[1]);
+
+    // The scans feed the same streaming what-if: their reports must be identical. The plan
+    // folds each bucket of connections on its own, so the live-connection bound applies
+    // per bucket: its report is the streaming one unless the stream evicted connections.
+    let same = reports[..n].windows(2).all(|w| w[0] == w[1]);
+    let evicted = reports[0]["connections"]["evicted"].as_u64().unwrap_or(0);
     let per_s = |s: f64| {
         if s > 0.0 {
             (records as f64 / s).round()
@@ -158,13 +225,23 @@ pub fn run(
         None => None,
     };
     let mut figures = serde_json::Map::new();
-    for (k, (name, _)) in scans.iter().enumerate() {
-        let scan = super::bench::median(scan_s[k].clone());
+    let names = scans
+        .iter()
+        .map(|(name, _)| *name)
+        .chain(folds.iter().map(|(name, _)| *name));
+    for (k, name) in names.enumerate() {
         let whatif = super::bench::median(whatif_s[k].clone());
-        let mut f = json!({"scan_s": scan, "scan_records_per_s": per_s(scan),
-                           "whatif_s": whatif, "whatif_records_per_s": per_s(whatif)});
+        let mut f = json!({"whatif_s": whatif, "whatif_records_per_s": per_s(whatif)});
+        if k < n {
+            let scan = super::bench::median(scan_s[k].clone());
+            f["scan_s"] = json!(scan);
+            f["scan_records_per_s"] = json!(per_s(scan));
+        }
         if let Some((secs, ..)) = &duck {
             f["whatif_vs_duckdb"] = json!(whatif / secs);
+        }
+        if k >= n {
+            f["report_identical_to_stream"] = json!(reports[k] == reports[0]);
         }
         figures.insert(name.to_string(), f);
     }
@@ -174,11 +251,18 @@ pub fn run(
         "repeat": repeat,
         "scans": figures,
         "reports_identical": same,
+        "stream_evicted": evicted,
     });
     if let Some((secs, groups, n, version)) = duck {
         out["duckdb"] = json!({"version": version, "scan_and_group_s": secs, "groups": groups,
                                "records": n});
     }
     anyhow::ensure!(same, "the scans gave different reports");
+    for k in n..all {
+        anyhow::ensure!(
+            evicted > 0 || reports[k] == reports[0],
+            "the plan gave another report than the stream, which evicted no connection"
+        );
+    }
     Ok(out)
 }

@@ -21,6 +21,16 @@ pub enum Output {
     Json,
 }
 
+/// `--fold`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Fold {
+    /// In this process, as the records are read.
+    #[default]
+    Stream,
+    /// The whole what-if as one DataFusion plan (feature `fleet`).
+    Plan,
+}
+
 #[derive(clap::Args, Debug)]
 pub struct Args {
     #[command(flatten)]
@@ -72,6 +82,13 @@ pub struct Args {
     #[arg(long, value_name = "N", default_value_t = traffic::MAX_CONNECTIONS,
           value_parser = super::count(1, 1 << 30))]
     max_connections: usize,
+    /// Where connections are followed through time: `stream` (this process, as records
+    /// are read) or `plan`: the whole what-if as one Apache DataFusion plan (the scan,
+    /// the judging and the connection fold as the plan's aggregation), on every core or,
+    /// with `--cluster`, on the cluster's executors. Parquet flow logs only; needs the
+    /// `fleet` feature. Both give the same report.
+    #[arg(long, value_enum, default_value = "stream")]
+    fold: Fold,
 }
 
 pub fn run(args: Args) -> anyhow::Result<Exit> {
@@ -94,14 +111,22 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
             .with_max_connections(args.max_connections)
             .with_partitions((rayon::current_num_threads() * 4).max(1));
         let synthetic = args.synthetic.map(|n| (n, args.seed));
-        judge_traffic(
-            &mut plan,
-            &state,
-            &args.traffic,
-            args.window.options(false)?,
-            synthetic,
-            config,
-        )?;
+        if args.fold == Fold::Plan {
+            anyhow::ensure!(
+                synthetic.is_none(),
+                "--fold plan reads Parquet flow logs, not --synthetic traffic"
+            );
+            fold_traffic(&mut plan, &state, &args.traffic, &args.window, config)?;
+        } else {
+            judge_traffic(
+                &mut plan,
+                &state,
+                &args.traffic,
+                args.window.options(false)?,
+                synthetic,
+                config,
+            )?;
+        }
     }
     plan.report.analysed_at = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -218,6 +243,13 @@ pub fn judge_traffic(
             ),
         });
     }
+    finish(run, plan, state);
+    Ok(())
+}
+
+/// Writes the traffic sections of `run` into the plan's report, names beside the IDs, and
+/// a warning when no item was judged.
+fn finish(run: traffic::Run<'_>, plan: &mut whatif::Plan, state: &State) {
     run.finish(&mut plan.report, state);
     // Names for the rules without hits, which the traffic sections only list by ID.
     plan.report.label(state);
@@ -228,7 +260,127 @@ pub fn judge_traffic(
                 .to_string(),
         );
     }
+}
+
+/// `--fold plan`: each input's what-if as one DataFusion plan ([`whatif::fold`]), here or
+/// on `--cluster`; the report as [`judge_traffic`] writes it.
+#[cfg(feature = "fleet")]
+fn fold_traffic(
+    plan: &mut whatif::Plan,
+    state: &State,
+    traffic: &[PathBuf],
+    window: &super::packets::WindowArgs,
+    config: traffic::Config,
+) -> anyhow::Result<()> {
+    use sgsim::packet::input::{Files, Location};
+    use sgsim::whatif::fold::Folding;
+    let after = &plan.outcome.state;
+    let folding = match &window.cluster {
+        #[cfg(feature = "cluster")]
+        Some(url) => {
+            window.options(false)?;
+            Folding::remote(url, state, after, &config)?
+        }
+        #[cfg(not(feature = "cluster"))]
+        Some(_) => anyhow::bail!("--cluster needs sgsim built with the `cluster` feature"),
+        None => Folding::new(state, after, &config)?,
+    };
+    // Read locally: the first record (the default instant) and the files' kinds.
+    let mut options = window.options(false)?;
+    options.scan = sgsim::packet::input::Scan::Builtin;
+    let judge = traffic::Judge::new(state, after, config)?;
+    let mut run = traffic::Run::new(&judge);
+    for path in traffic {
+        let name = path.display().to_string();
+        let files = Files::open(&path.to_string_lossy(), options.clone())
+            .with_context(|| format!("cannot open {name}"))?;
+        let mut locations = Vec::new();
+        let mut names = Vec::new();
+        for part in files.parts() {
+            let parquet = match &part.location {
+                Location::Path(p) => {
+                    let mut magic = [0u8; 4];
+                    let mut f = std::fs::File::open(p)
+                        .with_context(|| format!("cannot open {}", part.name))?;
+                    std::io::Read::read_exact(&mut f, &mut magic).is_ok() && &magic == b"PAR1"
+                }
+                #[cfg(feature = "s3")]
+                Location::Object(o) => {
+                    // The executors would read it with credentials of their own.
+                    anyhow::ensure!(
+                        window.cluster.is_none(),
+                        "{}: --fold plan on a cluster reads the paths every executor reads, \
+                         not s3:// objects (copy them there, or run the plan here without \
+                         --cluster)",
+                        sgsim::term::escape(&part.name)
+                    );
+                    o.is_parquet()
+                        .with_context(|| format!("cannot open {}", part.name))?
+                }
+                #[allow(unreachable_patterns)]
+                _ => false,
+            };
+            anyhow::ensure!(
+                parquet,
+                "--fold plan reads Parquet flow logs: {} is not one (use --fold stream)",
+                sgsim::term::escape(&part.name)
+            );
+            locations.push(part.location.clone());
+            names.push(part.name.clone());
+        }
+        // The instant: given, or the first record in the streaming reader's order.
+        let at = match config.at_ns {
+            Some(at) => at,
+            None => {
+                let (mut source, _) = open_in(path, options.clone())?;
+                let mut first = Vec::new();
+                while first.is_empty()
+                    && source
+                        .read_chunk(1, &mut first)
+                        .with_context(|| sgsim::term::escape(&name).into_owned())?
+                {}
+                let mut probe = traffic::Run::new(&judge);
+                probe.feed(&first);
+                probe.instant()
+            }
+        };
+        let folded = folding
+            .input(&locations, &names, at, window.window(), false)
+            .with_context(|| {
+                format!(
+                    "--traffic {}: the plan failed (--fold stream reads past damaged row groups)",
+                    sgsim::term::escape(&name)
+                )
+            })?;
+        anyhow::ensure!(
+            folded.warnings.is_empty() || path.is_dir(),
+            "{}",
+            folded.warnings.join("; ")
+        );
+        plan.report.warnings.extend(folded.warnings);
+        let summary = folded.summary;
+        run.absorb(&name, folded.tally, at);
+        run.input(whatif::report::Input {
+            name,
+            kind: "parquet-flow-log".to_string(),
+            summary: summary.to_string(),
+        });
+    }
+    finish(run, plan, state);
     Ok(())
+}
+
+#[cfg(not(feature = "fleet"))]
+fn fold_traffic(
+    _: &mut whatif::Plan,
+    _: &State,
+    _: &[PathBuf],
+    _: &super::packets::WindowArgs,
+    _: traffic::Config,
+) -> anyhow::Result<()> {
+    anyhow::bail!(
+        "--fold plan needs sgsim built with the `fleet` feature (cargo build --release --features fleet)"
+    )
 }
 
 /// Prints the report and writes the files asked for.

@@ -15,10 +15,10 @@
 //! row-group reader at the row group where it stopped: a damaged file gives what the
 //! row-group reader gives, and no row is lost silently.
 //!
-//! Why the connection judging is not a DataFusion aggregation: the what-if follows each
-//! connection through time (opened, idle, closed, open at the revoke instant), a fold over
-//! a connection's records in order. DataFusion gives the parallel, pruned scan; the fold
-//! stays the one the streaming path runs, partitioned by connection on the rayon pool.
+//! This is the scan of the streaming what-if (`--scan datafusion`): the records come back in
+//! file order and the connection fold runs in this process, partitioned by connection on
+//! the rayon pool. The whole what-if as one DataFusion plan, the fold being the plan's
+//! aggregation, is [`crate::whatif::fold`] (`--fold plan`).
 
 use std::path::Path;
 use std::sync::OnceLock;

@@ -7,9 +7,13 @@
 //! stateful caveats; [`traffic::Run`] adds what the traffic shows, by connection and by
 //! service (the whole loop: the binary only adds progress bars and rendering). With the
 //! `fleet` feature, `sql` puts the verdicts before and after into Apache DataFusion as
-//! scalar functions over flow-log columns.
+//! scalar functions over flow-log columns, and `fold` runs the traffic what-if as one
+//! DataFusion plan whose aggregate folds each bucket of connections through a
+//! [`traffic::Run`] (on every core, or on a Ballista cluster's executors).
 
 mod dd;
+#[cfg(feature = "fleet")]
+pub mod fold;
 pub mod lint;
 pub mod render;
 pub mod report;

@@ -19,8 +19,9 @@
 //! The functions judge each Arrow batch on the partition that scanned it, so a query uses
 //! every core; DataFusion plans the scan (projection, predicate pushdown), the filters and
 //! the aggregations. What the functions give is the rules' answer per record: the
-//! connection what-if (`sgsim whatif`) follows records through time and is not a SQL
-//! aggregation; the two agree on every record that opens a connection.
+//! connection what-if follows records through time (as a plan of its own, with an
+//! aggregate that folds each bucket of connections: [`crate::whatif::fold`]); the two agree
+//! on every record that opens a connection.
 
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;

@@ -106,6 +106,25 @@ fn a_cluster_of_two_executors_gives_the_local_report() {
         let remote = report(&state, &revoke, input, &["--cluster", &url]);
         assert_eq!(local, remote, "{}", input.display());
         assert!(local["changed"]["accept_to_drop"].as_u64().unwrap() > 0);
+        // The whole what-if as one plan on the cluster: scan, judging and the connection
+        // fold on the executors, the client merging one total per bucket. The plan's
+        // shuffle (records to the task that owns their bucket) lands in the executors'
+        // work folders.
+        let before: usize = work.iter().map(|w| files_under(w)).sum();
+        let planned = report(
+            &state,
+            &revoke,
+            input,
+            &["--cluster", &url, "--fold", "plan"],
+        );
+        assert_eq!(
+            local,
+            planned,
+            "--fold plan on the cluster: {}",
+            input.display()
+        );
+        let after: usize = work.iter().map(|w| files_under(w)).sum();
+        assert!(after > before, "the executors ran no task of the plan");
     }
     // SQL with the verdict functions runs on the cluster too: the functions travel in the
     // plan with their states (the executors were given none) and give the local answer,

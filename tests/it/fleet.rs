@@ -64,6 +64,183 @@ fn datafusion_scan_gives_the_builtin_report_field_for_field() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A Parquet file of `recs` in row groups of 4, its first third of pages overwritten.
+fn damaged_parquet(recs: &[Rec]) -> Vec<u8> {
+    let mut damaged = parquet(recs, &FIELDS, Compression::SNAPPY, 4);
+    let n = damaged.len();
+    let footer = u32::from_le_bytes(damaged[n - 8..n - 4].try_into().unwrap()) as usize;
+    let pages = n - 8 - footer;
+    for b in &mut damaged[4..pages / 3] {
+        *b = 0xff;
+    }
+    damaged
+}
+
+/// `--fold plan`: the what-if as one DataFusion plan (the connection fold as the plan's
+/// aggregation, over buckets of connections) gives the streaming report field for field,
+/// with and without a window and a revoke instant inside the day, on hourly Hive-style
+/// files and on one file of many row groups.
+#[test]
+fn plan_fold_gives_the_streaming_report_field_for_field() {
+    let dir = scratch("fleet-fold");
+    let (state, revoke) = fleet_state(&dir);
+    let day = fleet_day(1000, 5);
+    let (plain, _, hive) = write_layouts(&dir, &day);
+    let big = big_file(&dir, &day);
+    let window = [
+        "--since",
+        "2026-12-06T10:00:00Z",
+        "--until",
+        "2026-12-06T12:00:00Z",
+    ];
+    let at = ["--at", "2026-12-06T11:00:00Z"];
+    for input in [&hive, &big] {
+        for extra in [&[][..], &window[..], &at[..]] {
+            let stream = report(&state, &revoke, input, extra);
+            let mut with = extra.to_vec();
+            with.extend(["--fold", "plan"]);
+            let plan = report(&state, &revoke, input, &with);
+            assert_eq!(stream, plan, "{} {extra:?}", input.display());
+            let c = &stream["connections"];
+            assert!(c["broken"].as_u64().unwrap() > 0, "{c}");
+        }
+    }
+    // A revoke instant inside the day: the plan took it (connections before it are
+    // judged by the rules before, so fewer break).
+    let inside = report(
+        &state,
+        &revoke,
+        &hive,
+        &[&at[..], &["--fold", "plan"]].concat(),
+    );
+    assert_eq!(
+        inside["revoke_at"],
+        serde_json::json!(["2026-12-06T11:00:00Z"])
+    );
+    let whole = report(&state, &revoke, &hive, &["--fold", "plan"]);
+    let broken = |v: &serde_json::Value| v["connections"]["broken"].as_u64().unwrap();
+    assert!(
+        broken(&inside) < broken(&whole),
+        "{} {}",
+        broken(&inside),
+        broken(&whole)
+    );
+    // And the same answer as the plain text file of the day (inputs' names aside).
+    assert_eq!(
+        whatif(&state, &revoke, &plain, &[]),
+        whatif(&state, &revoke, &hive, &["--fold", "plan"])
+    );
+    // What the plan cannot read is refused by name, not skipped.
+    let (code, _, err) = sgsim(&[
+        "whatif",
+        "--state",
+        state.to_str().unwrap(),
+        "--request",
+        &revoke,
+        "--traffic",
+        plain.to_str().unwrap(),
+        "--fold",
+        "plan",
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("plain.log") && err.contains("Parquet"),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `--fold plan` on bad input: a malformed row is counted as the streaming reader counts
+/// it (its example names the file and row), a Parquet file that is no flow log is left out
+/// of a folder with a warning and refused by name, and a damaged file is an error naming
+/// the input, never a panic.
+#[test]
+fn plan_fold_counts_bad_rows_and_refuses_what_it_cannot_read() {
+    let dir = scratch("fleet-fold-bad");
+    let (state, revoke) = fleet_state(&dir);
+    let mut day = fleet_day(200, 11);
+    let hour = &mut day[3];
+    let bad = (10..40)
+        .find(|&i| get(&hour[i], "log-status") == Some("OK"))
+        .unwrap();
+    hour[bad].retain(|(n, _)| *n != "srcaddr" && *n != "pkt-srcaddr");
+    hour[bad].push(("srcaddr", Some("not-an-address".into())));
+    hour[bad].push(("pkt-srcaddr", None));
+    let (_, _, hive) = write_layouts(&dir, &day);
+    let stream = report(&state, &revoke, &hive, &[]);
+    let plan = report(&state, &revoke, &hive, &["--fold", "plan"]);
+    let summary = |v: &serde_json::Value| v["inputs"][0]["summary"].as_str().unwrap().to_string();
+    let (s, p) = (summary(&stream), summary(&plan));
+    // The same counts by reason; the example names the file and the row.
+    let counts = |t: &str| -> Vec<String> {
+        t.lines()
+            .filter(|l| !l.trim_start().contains(".parquet:"))
+            .map(str::to_string)
+            .collect()
+    };
+    assert_eq!(counts(&s), counts(&p), "{s}\n---\n{p}");
+    assert!(p.contains("malformed flow-log row"), "{p}");
+    assert!(
+        p.contains("T0300Z") && p.contains("is not an IP address"),
+        "{p}"
+    );
+    let strip = |mut v: serde_json::Value| {
+        v.as_object_mut().unwrap().remove("inputs");
+        v
+    };
+    assert_eq!(strip(stream), strip(plan));
+
+    // A Parquet file of another schema in the folder: left out with a warning.
+    let other = parquet(&day[0], &["version", "account-id"], Compression::SNAPPY, 4);
+    let stray = hive.join("notes.parquet");
+    std::fs::write(&stray, other).unwrap();
+    let plan = report(&state, &revoke, &hive, &["--fold", "plan"]);
+    let warnings = plan["warnings"].to_string();
+    assert!(
+        warnings.contains("notes.parquet") && warnings.contains("srcaddr"),
+        "{warnings}"
+    );
+    // Given by name, it is refused.
+    let args = |t: &Path| {
+        vec![
+            "whatif".to_string(),
+            "--state".into(),
+            state.to_str().unwrap().into(),
+            "--request".into(),
+            revoke.clone(),
+            "--traffic".into(),
+            t.to_str().unwrap().into(),
+            "--fold".into(),
+            "plan".into(),
+        ]
+    };
+    let run = |t: &Path| {
+        let a = args(t);
+        sgsim(&a.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+    let (code, _, err) = run(&stray);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("notes.parquet") && err.contains("srcaddr"),
+        "{err}"
+    );
+    std::fs::remove_file(&stray).unwrap();
+
+    // A damaged file: an error naming the input, no panic.
+    let recs = &day[1];
+    let damaged = damaged_parquet(recs);
+    let file = dir.join("damaged.parquet");
+    std::fs::write(&file, &damaged).unwrap();
+    let (code, _, err) = run(&file);
+    assert_eq!(code, 2, "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(
+        err.contains("damaged.parquet") && err.contains("plan"),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn datafusion_scan_lists_the_same_records_and_messages() {
     let dir = scratch("fleet-df-records");
@@ -100,13 +277,8 @@ fn datafusion_scan_counts_damaged_row_groups_and_refuses_what_is_not_a_flow_log(
         .iter()
         .filter(|r| get(r, "log-status") == Some("OK"))
         .count();
-    let mut damaged = parquet(&recs, &FIELDS, Compression::SNAPPY, 4);
+    let mut damaged = damaged_parquet(&recs);
     let n = damaged.len();
-    let footer = u32::from_le_bytes(damaged[n - 8..n - 4].try_into().unwrap()) as usize;
-    let pages = n - 8 - footer;
-    for b in &mut damaged[4..pages / 3] {
-        *b = 0xff;
-    }
     let file = dir.join("damaged.parquet");
     std::fs::write(&file, &damaged).unwrap();
     let scan = ["--scan", "datafusion"];

@@ -191,6 +191,23 @@ fn s3_prefixes_in_both_layouts_give_the_local_whatif() {
     assert!(err.contains("s3://nobucket/x/"), "{err}");
     #[cfg(feature = "fleet")]
     query_reads_objects_in_place(moto.port, &state, &revoke, &pq);
+    // The what-if as one DataFusion plan reads the objects in place too.
+    #[cfg(feature = "fleet")]
+    {
+        assert_eq!(
+            local,
+            whatif("s3://fleet/pq/", &["--fold", "plan"]),
+            "--fold plan on S3"
+        );
+        assert_eq!(
+            whatif(plain.to_str().unwrap(), &window),
+            whatif(
+                "s3://fleet/pq/",
+                &[&window[..], &["--fold", "plan"]].concat()
+            ),
+            "--fold plan with a window on S3"
+        );
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -295,6 +295,42 @@ pub(crate) fn batch_records(
         .collect())
 }
 
+/// Reads each row of a batch whose columns are named as in a flow log (either spelling;
+/// columns of type `Null` are absent) as [`Reader`] reads a row of a file: `each(i,
+/// outcome)` for row `i`, in order, numbered `line(i)`; `warn(i, warning)` for a row used
+/// despite something odd. For the folding plan ([`crate::whatif::fold`]), whose rows come
+/// from DataFusion's scans.
+#[cfg(feature = "fleet")]
+pub(crate) fn each_row(
+    batch: &RecordBatch,
+    line: impl Fn(usize) -> u64,
+    mut each: impl FnMut(usize, Outcome),
+    mut warn: impl FnMut(usize, &'static str),
+) -> Result<(), String> {
+    let kept: Vec<usize> = (0..batch.num_columns())
+        .filter(|&c| batch.column(c).data_type() != &DataType::Null)
+        .collect();
+    let batch = batch.project(&kept).map_err(|e| e.to_string())?;
+    let cols = columns(&batch, &mut Dicts::default())?;
+    let lanes = Lanes::new(&cols, batch.num_rows());
+    for i in 0..batch.num_rows() {
+        let row = line(i);
+        let index = row.saturating_sub(1);
+        let outcome = match lanes.record(&cols, i, row, index) {
+            Some(o) => o,
+            None => flowlog::record(
+                &Row { cols: &cols, i },
+                Format::Parquet,
+                row,
+                index,
+                &mut |w| warn(i, w),
+            ),
+        };
+        each(i, outcome);
+    }
+    Ok(())
+}
+
 impl Reader {
     /// Opens a Parquet flow log; `input` gives a fresh handle on the same bytes for each
     /// row group (a file's `try_clone`, a cheap clone of bytes or of an object reader).
@@ -685,6 +721,16 @@ where
             .map_err(|e| e.to_string())
         },
     )
+}
+
+/// The Arrow schema a Parquet flow log on disk is scanned with: its own, text columns as
+/// dictionaries (the hint the readers use), from its footer. For DataFusion's scans of the
+/// folding plan ([`crate::whatif::fold`]).
+#[cfg(feature = "fleet")]
+pub(crate) fn scan_schema(path: &std::path::Path) -> Result<arrow_schema::SchemaRef, FlowError> {
+    let file = std::fs::File::open(path).map_err(|e| FlowError::File(e.to_string()))?;
+    let (meta, _) = inspect(&file)?;
+    Ok(meta.schema().clone())
 }
 
 /// Reads a Parquet file's footer and checks that it is a flow log; returns the metadata

@@ -21,7 +21,7 @@ pub use text::text;
 /// Reports for the renderers' tests: an AWS server with one service per revoked rule, and
 /// TCP sessions to them.
 #[cfg(test)]
-pub(super) mod fixture {
+pub(crate) mod fixture {
     use crate::model::{Header, State};
     use crate::packet::{Item, Packet, Transport};
     use crate::provider::RawRequest;

@@ -171,6 +171,11 @@ pub struct Judge {
 }
 
 impl Judge {
+    /// Changed connections listed, and clients sampled per service.
+    pub fn top(&self) -> usize {
+        self.config.top
+    }
+
     /// Compiles both states (the ENIs of `after` are those of `before`: a revoke changes
     /// rules only).
     pub fn new(before: &State, after: &State, config: Config) -> Result<Judge, Error> {

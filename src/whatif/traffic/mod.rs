@@ -84,6 +84,8 @@
 //!   across partitions.
 //! - `run.rs`: the [`Run`]: routing to partitions, fragments, sweeps, the end of an input
 //!   and the report's traffic sections.
+//! - `wire.rs`: a [`Tally`] (the totals of some connections) as bytes, for the plan that
+//!   folds connections on other tasks and machines ([`crate::whatif::fold`]).
 //! - `synthetic.rs`: synthetic packets and sessions as items ([`synthetic_items`],
 //!   [`synthetic_sessions`], [`synthetic_items_with_flags`]).
 
@@ -95,10 +97,14 @@ mod keys;
 mod run;
 mod synthetic;
 mod tally;
+mod wire;
 
 pub use judge::Judge;
 pub use run::{Progress, Run};
 pub use synthetic::{synthetic_items, synthetic_items_with_flags, synthetic_sessions};
+#[cfg(feature = "fleet")]
+pub(crate) use wire::{read_record, write_record, Reader as WireReader, Writer as WireWriter};
+pub use wire::{Tally, WireError};
 
 use crate::classify::SemanticsError;
 use crate::compile::CompileError;

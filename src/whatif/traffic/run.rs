@@ -12,6 +12,7 @@ use super::conns::Conns;
 use super::judge::Judge;
 use super::keys::{key_of, v6_bits, Key, Seen, Word};
 use super::tally::{Agg, Service, ServiceKey};
+use super::wire::Tally;
 use super::{Error, ACK, SECOND, SYN};
 use crate::model::{Header, State};
 use crate::packet::{Item, Source};
@@ -106,6 +107,14 @@ impl<'j> Run<'j> {
             evicted: 0,
             inputs: Vec::new(),
         }
+    }
+
+    /// A run whose revoke lands at `at` (ns since the epoch) whatever the configured
+    /// instant: a task of the folding plan, given its input's instant.
+    pub fn with_instant(judge: &'j Judge, at: u64) -> Run<'j> {
+        let mut run = Run::new(judge);
+        run.at = Some(at);
+        run
     }
 
     /// Items judged so far.
@@ -304,6 +313,47 @@ impl<'j> Run<'j> {
             })
             .sum();
         self.evicted += evicted;
+    }
+
+    /// The revoke instant of the current input (ns since the epoch): the one configured,
+    /// else the first item's once an item was fed; 0 before that.
+    pub fn instant(&self) -> u64 {
+        self.at.unwrap_or(0)
+    }
+
+    /// Ends the current input and gives the totals of everything fed, to be merged by
+    /// another run ([`Run::absorb`]): how a task of the folding plan hands over the
+    /// connections it judged.
+    pub fn into_tally(mut self) -> Tally {
+        if self.pending {
+            self.end_input();
+        }
+        let mut agg = std::mem::take(&mut self.done);
+        agg.flush_second();
+        Tally {
+            agg,
+            items: self.items,
+        }
+    }
+
+    /// Adds the totals another run judged of the input `name`, whose revoke instant was
+    /// `at`, as if this run had judged them: the report is the same. Ends the current
+    /// input first.
+    pub fn absorb(&mut self, name: &str, tally: Tally, at: u64) {
+        if self.pending {
+            self.end_input();
+        }
+        let before = self.done.unmatched;
+        self.evicted += tally.evicted();
+        self.items += tally.items;
+        self.done.merge(tally.agg, self.judge.config.top);
+        let unmatched = self.done.unmatched - before;
+        self.instants.push(at);
+        if unmatched > 0 {
+            self.warnings.push(format!(
+                "{name}: {unmatched} packets or records touched no ENI of the state and were not judged"
+            ));
+        }
     }
 
     /// Ends the current input: every live connection is finished and counted, and the next

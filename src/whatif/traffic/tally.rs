@@ -233,13 +233,47 @@ impl Agg {
         for (m, t) in self.enis.iter_mut().zip(&o.enis) {
             *m |= t;
         }
-        for (s, (n, b, a)) in o.seconds {
-            let e = self.seconds.entry(s).or_default();
-            e.0 += n;
-            e.1 += b;
-            e.2 += a;
+        if self.seconds.is_empty() {
+            self.seconds = o.seconds;
+        } else if o.seconds.len() >= self.seconds.len() / 16 {
+            // Two timelines of similar spans: merged in one pass, in order.
+            let mine = std::mem::take(&mut self.seconds).into_iter().peekable();
+            self.seconds = merge_seconds(mine, o.seconds.into_iter().peekable());
+        } else {
+            for (s, (n, b, a)) in o.seconds {
+                let e = self.seconds.entry(s).or_default();
+                e.0 += n;
+                e.1 += b;
+                e.2 += a;
+            }
         }
     }
+}
+
+type Second = (u64, (u64, u64, u64));
+
+/// Two timelines in order, merged: each second's counts added.
+fn merge_seconds(
+    mut a: std::iter::Peekable<impl Iterator<Item = Second>>,
+    mut b: std::iter::Peekable<impl Iterator<Item = Second>>,
+) -> BTreeMap<u64, (u64, u64, u64)> {
+    let mut out = Vec::new();
+    loop {
+        let next = match (a.peek(), b.peek()) {
+            (Some(x), Some(y)) if x.0 == y.0 => {
+                let (s, (n, p, q)) = a.next().unwrap_or_default();
+                let (_, (m, r, t)) = b.next().unwrap_or_default();
+                (s, (n + m, p + r, q + t))
+            }
+            (Some(x), Some(y)) if x.0 < y.0 => a.next().unwrap_or_default(),
+            (Some(_), Some(_)) | (None, Some(_)) => b.next().unwrap_or_default(),
+            (Some(_), None) => a.next().unwrap_or_default(),
+            (None, None) => break,
+        };
+        out.push(next);
+    }
+    // In order: built in one pass.
+    out.into_iter().collect()
 }
 
 fn add_into(a: &mut Vec<u64>, b: &[u64]) {
@@ -273,6 +307,28 @@ pub(super) fn min_opt(a: Option<u64>, b: Option<u64>) -> Option<u64> {
 
 #[cfg(test)]
 mod tests {
+    /// Timelines merge the same one pass at a time or entry by entry.
+    #[test]
+    fn timelines_merge_in_one_pass_as_entry_by_entry() {
+        let a: BTreeMap<u64, (u64, u64, u64)> =
+            [(1, (1, 1, 0)), (3, (2, 0, 2)), (9, (1, 1, 1))].into();
+        let b: BTreeMap<u64, (u64, u64, u64)> =
+            [(0, (5, 5, 5)), (3, (1, 1, 1)), (10, (2, 2, 0))].into();
+        let merged = merge_seconds(
+            a.clone().into_iter().peekable(),
+            b.clone().into_iter().peekable(),
+        );
+        let mut want = a.clone();
+        for (s, (n, p, q)) in b {
+            let e = want.entry(s).or_default();
+            e.0 += n;
+            e.1 += p;
+            e.2 += q;
+        }
+        assert_eq!(merged, want);
+        assert_eq!(merged[&3], (3, 1, 3));
+    }
+
     use super::*;
     use crate::whatif::traffic::judge::{Act, Side, Why};
 

@@ -1,0 +1,1181 @@
+//! The connection what-if as one DataFusion plan (feature `fleet`): the scan, the judging
+//! and the connection fold are the plan's, so they run on every core, or on the executors
+//! of a Ballista cluster (feature `cluster`), and the client merges one small total per
+//! bucket of connections.
+//!
+//! # The plan
+//!
+//! For one input (a `--traffic` argument: its Parquet files in the streaming reader's
+//! order), with `fN` the N-th file:
+//!
+//! ```sql
+//! SELECT sgsim_fold(a0, …, aK, sgsim_file, sgsim_row) FROM (
+//!     SELECT <the flow-log columns of f0>, sgsim_file, sgsim_row FROM f0
+//!     UNION ALL …
+//! ) GROUP BY sgsim_bucket(srcaddr, dstaddr, pkt_srcaddr, pkt_dstaddr)
+//! ```
+//!
+//! - Each file is a table whose rows carry their place (`numbered.rs`: the file's ordinal
+//!   and the row's place in it, numbered by an operator over the file's scan): the order
+//!   the streaming reader gives records in.
+//! - `sgsim_bucket` hashes a record's two addresses, in either order (the ones the record
+//!   is read with: `pkt-*` when present): every record of a connection falls in one
+//!   bucket, whichever way it goes, whatever ENI logged it.
+//! - `sgsim_fold`, an aggregate, reads each row as the streaming reader does
+//!   ([`crate::packet::parquet::each_row`]: the same records, skips by reason, warnings and
+//!   the `--since/--until` window). Its partial state is the bucket's records as bytes
+//!   (the plan's partial aggregation runs where the scan ran; the records then travel to
+//!   the task that owns the bucket); its final value sorts them by (file, row), folds them
+//!   through a [`Run`] exactly as the streaming what-if does, and gives the bucket's
+//!   [`Tally`] with its rows' [`Summary`], as bytes.
+//! - The client merges the buckets' tallies ([`Run::absorb`]) and writes the report as
+//!   the streaming path does: the same report, field for field (the tests compare them).
+//!
+//! The functions carry their state (both worlds, the what-if settings, the revoke instant
+//! and the window) in the plan, through the cluster's codecs ([`encode_udaf`],
+//! [`encode_udf`]): executors need nothing but sgsim.
+//!
+//! # What differs from the streaming path
+//!
+//! - Memory: a bucket's records are held (about 50 bytes each, as bytes) until its fold,
+//!   spread over the tasks that own the buckets: the plan trades the streaming path's
+//!   bounded memory for folding on many machines.
+//! - The live-connection bound ([`super::traffic::Config::max_connections`]) applies per
+//!   bucket, and idle connections are swept on each bucket's clock: the answers are the
+//!   streaming path's unless the streaming path finished connections early to keep within
+//!   its bound (`connections.evicted`), or a log's records are out of time order by more
+//!   than a connection's idle timeout.
+//! - Examples of malformed rows name the file and row, not the row group.
+//! - `--since/--until` prune files by their partition, not row groups by statistics.
+//!
+//! # Files
+//!
+//! - `mod.rs`: the aggregate (a [`GroupsAccumulator`] over every bucket of a partition, so
+//!   a batch's rows are read once), the bucket function, their codecs, and [`Folding`],
+//!   the session that runs the plan and merges its totals.
+//! - `numbered.rs`: a file as a table whose rows carry their place, and its codecs.
+
+use std::hash::{Hash, Hasher};
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::UInt64Type;
+use arrow_array::{Array, ArrayRef, BinaryArray, BooleanArray, RecordBatch, UInt64Array};
+#[cfg(test)]
+use arrow_schema::FieldRef;
+use arrow_schema::{DataType, Field, Schema};
+use datafusion::common::{Result as DfResult, ScalarValue};
+use datafusion::error::DataFusionError;
+use datafusion::logical_expr::function::AccumulatorArgs;
+use datafusion::logical_expr::{
+    Accumulator, AggregateUDF, AggregateUDFImpl, ColumnarValue, EmitTo, GroupsAccumulator,
+    ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
+};
+use datafusion::prelude::{SessionConfig, SessionContext};
+
+use super::traffic::{
+    read_record, write_record, Config, Judge, Run, Tally, WireReader, WireWriter,
+};
+use crate::model::State;
+use crate::packet::flowlog::{self, Outcome};
+use crate::packet::input::{Location, Window, OUTSIDE_WINDOW};
+use crate::packet::{parquet, Item, Summary, MAX_EXAMPLES};
+
+mod numbered;
+pub use numbered::{decode_exec, decode_table, encode_exec, encode_table};
+use numbered::{NumberedFile, FILE, ROW};
+
+/// The aggregate's name.
+pub const FOLD: &str = "sgsim_fold";
+/// The bucket function's name.
+pub const BUCKET: &str = "sgsim_bucket";
+/// Buckets of connections per partition of the plan's final aggregation: a few, so that
+/// hashing them to partitions evens out, and not many more (each bucket's totals carry a
+/// timeline of every second its records cover, merged by the client).
+pub const BUCKETS_PER_PARTITION: u64 = 8;
+/// Partitions of the final aggregation on a cluster, at least.
+#[cfg(feature = "cluster")]
+const REMOTE_PARTITIONS: usize = 16;
+/// Records a bucket's run is fed at a time (the streaming path's chunk).
+const CHUNK: usize = 65536;
+/// The skip reason of a malformed row, as the streaming reader counts it.
+const MALFORMED: &str = "malformed flow-log row";
+
+/// What went wrong running the plan.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A state does not compile.
+    #[error("cannot compile the states: {0}")]
+    Compile(String),
+    /// DataFusion (or the cluster) refused the files or the plan.
+    #[error("{0}")]
+    Plan(String),
+}
+
+/// The flow-log fields the fold reads, by their `-` names, in argument order.
+fn fields() -> impl Iterator<Item = flowlog::Field> {
+    flowlog::Field::ALL.into_iter()
+}
+
+/// The two worlds and the what-if settings, compiled once per process and shared by every
+/// fold of a plan.
+struct Shared {
+    judge: Judge,
+    /// What a plan carries of it (see [`encode_udaf`]).
+    wire: Vec<u8>,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Shared({} bytes)", self.wire.len())
+    }
+}
+
+/// `config`'s fields a fold uses, then both states, as a plan carries them.
+fn shared_wire(before: &State, after: &State, config: &Config) -> Result<Vec<u8>, String> {
+    let mut w = WireWriter(Vec::new());
+    w.u(config.top as u64);
+    w.u(u64::from(config.assume_survive));
+    w.u(config.max_connections as u64);
+    for state in [before, after] {
+        let json = serde_json::to_string(state).map_err(|e| e.to_string())?;
+        w.s(&json);
+    }
+    Ok(w.0)
+}
+
+/// Rebuilds [`Shared`] from its bytes; a state seen before is not compiled again.
+fn shared_from(wire: &[u8]) -> Result<Arc<Shared>, String> {
+    static KNOWN: Mutex<Vec<Arc<Shared>>> = Mutex::new(Vec::new());
+    const KEEP: usize = 4;
+    {
+        let known = KNOWN.lock().map_err(|_| "the state cache is poisoned")?;
+        if let Some(s) = known.iter().find(|s| s.wire == wire) {
+            return Ok(s.clone());
+        }
+    }
+    let mut r = WireReader {
+        b: wire,
+        at: "what-if settings",
+    };
+    let bad = |e: super::traffic::WireError| e.to_string();
+    let top = r.u().map_err(bad)? as usize;
+    let assume_survive = r.u().map_err(bad)? != 0;
+    let max_connections = r.u().map_err(bad)? as usize;
+    r.at = "states";
+    let mut states = Vec::with_capacity(2);
+    for _ in 0..2 {
+        let json = r.s().map_err(bad)?;
+        let state: State = serde_json::from_str(&json)
+            .map_err(|e| format!("the plan's state does not read: {e}"))?;
+        states.push(state);
+    }
+    if !r.b.is_empty() {
+        return Err("the plan's what-if settings have bytes past their end".into());
+    }
+    let config = Config::default()
+        .with_top(top)
+        .with_assume_survive(assume_survive)
+        .with_max_connections(max_connections)
+        .with_partitions(1);
+    let judge = Judge::new(&states[0], &states[1], config).map_err(|e| e.to_string())?;
+    let shared = Arc::new(Shared {
+        judge,
+        wire: wire.to_vec(),
+    });
+    let mut known = KNOWN.lock().map_err(|_| "the state cache is poisoned")?;
+    if known.len() >= KEEP {
+        known.remove(0);
+    }
+    known.push(shared.clone());
+    Ok(shared)
+}
+
+/// The aggregate: one input's records of a bucket, folded into its tally.
+#[derive(Debug, Clone)]
+struct Fold {
+    shared: Arc<Shared>,
+    /// The revoke instant, ns since the epoch.
+    at: u64,
+    window: Window,
+    /// A malformed row stops the plan (`--strict`).
+    strict: bool,
+    signature: Signature,
+}
+
+impl PartialEq for Fold {
+    fn eq(&self, o: &Self) -> bool {
+        Arc::ptr_eq(&self.shared, &o.shared)
+            && (self.at, self.window.since, self.window.until, self.strict)
+                == (o.at, o.window.since, o.window.until, o.strict)
+    }
+}
+
+impl Eq for Fold {}
+
+impl Hash for Fold {
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        Arc::as_ptr(&self.shared).hash(h);
+        (self.at, self.window.since, self.window.until, self.strict).hash(h);
+    }
+}
+
+fn fold_signature() -> Signature {
+    Signature::any(fields().count() + 2, Volatility::Immutable)
+}
+
+impl AggregateUDFImpl for Fold {
+    fn name(&self) -> &str {
+        FOLD
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _: &[DataType]) -> DfResult<DataType> {
+        Ok(DataType::Binary)
+    }
+
+    fn accumulator(&self, _: AccumulatorArgs) -> DfResult<Box<dyn Accumulator>> {
+        Ok(Box::new(Bucket::new(self)))
+    }
+
+    fn groups_accumulator_supported(&self, _: AccumulatorArgs) -> bool {
+        true
+    }
+
+    fn create_groups_accumulator(
+        &self,
+        _: AccumulatorArgs,
+    ) -> DfResult<Box<dyn GroupsAccumulator>> {
+        Ok(Box::new(Buckets {
+            fold: self.clone(),
+            groups: Vec::new(),
+        }))
+    }
+}
+
+/// One bucket's records while they are gathered: each as (file, row, record) bytes.
+#[derive(Debug)]
+struct Bucket {
+    shared: Arc<Shared>,
+    at: u64,
+    window: Window,
+    strict: bool,
+    rows: Vec<u8>,
+    /// Its rows' counts; examples are kept apart, with their place, to be ordered.
+    summary: Summary,
+    examples: Vec<(u64, u64, String)>,
+}
+
+/// What the final value and the partial state start with.
+const MAGIC: &[u8] = b"sgsim-fold/1\n";
+
+fn plan_error(why: impl std::fmt::Display) -> DataFusionError {
+    DataFusionError::Execution(format!("{FOLD}: {why}"))
+}
+
+impl Bucket {
+    fn example(&mut self, file: u64, row: u64, message: String) {
+        // The first few by place: at most MAX_EXAMPLES are ever needed.
+        self.examples.push((file, row, message));
+        if self.examples.len() > 2 * MAX_EXAMPLES {
+            self.examples.sort();
+            self.examples.truncate(MAX_EXAMPLES);
+        }
+    }
+
+    /// The summary and examples, as bytes.
+    fn write_summary(&mut self, w: &mut WireWriter) {
+        let s = &self.summary;
+        w.u(s.records);
+        w.u(s.decoded);
+        for map in [&s.skipped, &s.warnings] {
+            w.u(map.len() as u64);
+            for (k, n) in map {
+                w.s(k);
+                w.u(*n);
+            }
+        }
+        self.examples.sort();
+        self.examples.truncate(MAX_EXAMPLES);
+        w.u(self.examples.len() as u64);
+        for (file, row, message) in &self.examples {
+            w.u(*file);
+            w.u(*row);
+            w.s(message);
+        }
+    }
+
+    fn read_summary(&mut self, r: &mut WireReader<'_>) -> Result<(), String> {
+        let bad = |e: super::traffic::WireError| e.to_string();
+        r.at = "summary";
+        self.summary.records += r.u().map_err(bad)?;
+        self.summary.decoded += r.u().map_err(bad)?;
+        for i in 0..2 {
+            let n = r.count(2).map_err(bad)?;
+            for _ in 0..n {
+                let k = r.s().map_err(bad)?;
+                let v = r.u().map_err(bad)?;
+                let map = if i == 0 {
+                    &mut self.summary.skipped
+                } else {
+                    &mut self.summary.warnings
+                };
+                *map.entry(k).or_default() += v;
+            }
+        }
+        let n = r.count(3).map_err(bad)?;
+        for _ in 0..n {
+            let (file, row) = (r.u().map_err(bad)?, r.u().map_err(bad)?);
+            let message = r.s().map_err(bad)?;
+            self.example(file, row, message);
+        }
+        Ok(())
+    }
+}
+
+/// The rows of a batch of the fold's arguments, read as the streaming reader reads them:
+/// each row's (file, row) and outcome, and the warnings by row.
+struct Rows {
+    places: Vec<(u64, u64)>,
+    outcomes: Vec<Outcome>,
+    warnings: Vec<(usize, &'static str)>,
+}
+
+fn read_rows(values: &[ArrayRef]) -> DfResult<Rows> {
+    let n = fields().count();
+    if values.len() != n + 2 {
+        return Err(plan_error(format!(
+            "{} arguments, {} expected",
+            values.len(),
+            n + 2
+        )));
+    }
+    let numbers = |a: &ArrayRef| -> DfResult<UInt64Array> {
+        let c = datafusion::arrow::compute::cast(a, &DataType::UInt64)?;
+        Ok(c.as_primitive::<UInt64Type>().clone())
+    };
+    let (files, rows) = (numbers(&values[n])?, numbers(&values[n + 1])?);
+    let schema = Schema::new(
+        fields()
+            .zip(values)
+            .map(|(f, a)| Field::new(f.name(), a.data_type().clone(), true))
+            .collect::<Vec<_>>(),
+    );
+    let batch = RecordBatch::try_new(Arc::new(schema), values[..n].to_vec())?;
+    let mut out = Rows {
+        places: (0..batch.num_rows())
+            .map(|i| (files.value(i), rows.value(i)))
+            .collect(),
+        outcomes: Vec::with_capacity(batch.num_rows()),
+        warnings: Vec::new(),
+    };
+    parquet::each_row(
+        &batch,
+        |i| rows.value(i),
+        |_, o| out.outcomes.push(o),
+        |i, w| out.warnings.push((i, w)),
+    )
+    .map_err(plan_error)?;
+    Ok(out)
+}
+
+impl Bucket {
+    fn new(fold: &Fold) -> Bucket {
+        Bucket {
+            shared: fold.shared.clone(),
+            at: fold.at,
+            window: fold.window,
+            strict: fold.strict,
+            rows: Vec::new(),
+            summary: Summary::default(),
+            examples: Vec::new(),
+        }
+    }
+
+    fn warn(&mut self, (file, row): (u64, u64), w: &'static str) {
+        *self.summary.warnings.entry(w.to_string()).or_default() += 1;
+        self.example(file, row, format!("row {row}: {w}"));
+    }
+
+    /// Counts one row and keeps its record; `Err`: a malformed row under `--strict`.
+    fn add(&mut self, (file, row): (u64, u64), outcome: Outcome) -> DfResult<()> {
+        self.summary.records += 1;
+        match outcome {
+            Outcome::Record(r) => {
+                if !self.window.is_all() && !self.window.meets(r.start, r.end) {
+                    self.summary.skip(&OUTSIDE_WINDOW);
+                    return Ok(());
+                }
+                self.summary.decoded += 1;
+                let mut w = WireWriter(std::mem::take(&mut self.rows));
+                w.u(file);
+                w.u(row);
+                write_record(&mut w, &r);
+                self.rows = w.0;
+            }
+            Outcome::Skip(why) => self.summary.skip(&why),
+            Outcome::Malformed(why) => {
+                let message = format!("row {row}: {why}");
+                self.summary.skip(&MALFORMED);
+                self.example(file, row, message.clone());
+                if self.strict {
+                    return Err(plan_error(message));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The partial state: the summary and the records, as bytes.
+    fn state_bytes(&mut self) -> Vec<u8> {
+        let mut w = WireWriter(MAGIC.to_vec());
+        self.write_summary(&mut w);
+        w.u(self.rows.len() as u64);
+        w.0.extend_from_slice(&self.rows);
+        self.rows = Vec::new();
+        w.0
+    }
+
+    /// Adds a partial state's summary and records.
+    fn merge_bytes(&mut self, bytes: &[u8]) -> DfResult<()> {
+        let bytes = bytes
+            .strip_prefix(MAGIC)
+            .ok_or_else(|| plan_error("a partial state that is not a fold's"))?;
+        let mut r = WireReader {
+            b: bytes,
+            at: "summary",
+        };
+        self.read_summary(&mut r).map_err(plan_error)?;
+        r.at = "records";
+        let n = r.count(1).map_err(plan_error)?;
+        if r.b.len() != n {
+            return Err(plan_error("a partial state's records are damaged"));
+        }
+        self.rows.extend_from_slice(r.b);
+        Ok(())
+    }
+
+    /// The final value: the records folded in the streaming reader's order, as the
+    /// summary and the bucket's [`Tally`], in bytes.
+    fn finish(&mut self) -> DfResult<Vec<u8>> {
+        let mut r = WireReader {
+            b: &self.rows,
+            at: "records",
+        };
+        let mut rows = Vec::new();
+        while !r.b.is_empty() {
+            let file = r.u().map_err(plan_error)?;
+            let row = r.u().map_err(plan_error)?;
+            let rec = read_record(&mut r).map_err(plan_error)?;
+            rows.push((file, row, rec));
+        }
+        // Files in order, rows in order.
+        rows.sort_by_key(|(f, r, _)| (*f, *r));
+        let items: Vec<Item> = rows
+            .into_iter()
+            .map(|(_, _, rec)| Item::Flow(Box::new(rec)))
+            .collect();
+        let mut run = Run::with_instant(&self.shared.judge, self.at);
+        for chunk in items.chunks(CHUNK) {
+            run.feed(chunk);
+        }
+        let tally = run.into_tally().encode();
+        let mut w = WireWriter(MAGIC.to_vec());
+        self.write_summary(&mut w);
+        w.0.extend_from_slice(&tally);
+        self.rows = Vec::new();
+        Ok(w.0)
+    }
+
+    fn size(&self) -> usize {
+        std::mem::size_of_val(self)
+            + self.rows.capacity()
+            + self
+                .examples
+                .iter()
+                .map(|e| e.2.capacity() + 32)
+                .sum::<usize>()
+    }
+}
+
+fn binary_values(a: &ArrayRef) -> DfResult<&BinaryArray> {
+    a.as_any()
+        .downcast_ref::<BinaryArray>()
+        .ok_or_else(|| plan_error("a partial state that is not bytes"))
+}
+
+impl Accumulator for Bucket {
+    fn update_batch(&mut self, values: &[ArrayRef]) -> DfResult<()> {
+        let rows = read_rows(values)?;
+        for (i, w) in rows.warnings {
+            self.warn(rows.places[i], w);
+        }
+        for (place, outcome) in rows.places.into_iter().zip(rows.outcomes) {
+            self.add(place, outcome)?;
+        }
+        Ok(())
+    }
+
+    fn state(&mut self) -> DfResult<Vec<ScalarValue>> {
+        Ok(vec![ScalarValue::Binary(Some(self.state_bytes()))])
+    }
+
+    fn merge_batch(&mut self, states: &[ArrayRef]) -> DfResult<()> {
+        let Some(states) = states.first() else {
+            return Ok(());
+        };
+        let states = binary_values(states)?;
+        for i in 0..states.len() {
+            if !states.is_null(i) {
+                self.merge_bytes(states.value(i))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn evaluate(&mut self) -> DfResult<ScalarValue> {
+        Ok(ScalarValue::Binary(Some(self.finish()?)))
+    }
+
+    fn size(&self) -> usize {
+        Bucket::size(self)
+    }
+}
+
+/// Every bucket of a partition at once: a batch's rows are read once and each handed to
+/// its bucket (DataFusion's adapter would cut the batch into one slice per bucket).
+struct Buckets {
+    fold: Fold,
+    groups: Vec<Bucket>,
+}
+
+impl Buckets {
+    fn grow(&mut self, n: usize) {
+        while self.groups.len() < n {
+            self.groups.push(Bucket::new(&self.fold));
+        }
+    }
+}
+
+impl GroupsAccumulator for Buckets {
+    fn update_batch(
+        &mut self,
+        values: &[ArrayRef],
+        group_indices: &[usize],
+        opt_filter: Option<&BooleanArray>,
+        total_num_groups: usize,
+    ) -> DfResult<()> {
+        self.grow(total_num_groups);
+        let rows = read_rows(values)?;
+        let kept = |i: usize| opt_filter.is_none_or(|f| f.is_valid(i) && f.value(i));
+        for (i, w) in rows.warnings {
+            if kept(i) {
+                if let Some(b) = group_indices.get(i).and_then(|&g| self.groups.get_mut(g)) {
+                    b.warn(rows.places[i], w);
+                }
+            }
+        }
+        for (i, (place, outcome)) in rows.places.into_iter().zip(rows.outcomes).enumerate() {
+            if !kept(i) {
+                continue;
+            }
+            let g = group_indices
+                .get(i)
+                .copied()
+                .ok_or_else(|| plan_error("a row without a group"))?;
+            let b = self
+                .groups
+                .get_mut(g)
+                .ok_or_else(|| plan_error("a group past the groups"))?;
+            b.add(place, outcome)?;
+        }
+        Ok(())
+    }
+
+    fn evaluate(&mut self, emit_to: EmitTo) -> DfResult<ArrayRef> {
+        let mut out = Vec::new();
+        for mut b in emit_to.take_needed(&mut self.groups) {
+            out.push(b.finish()?);
+        }
+        Ok(Arc::new(BinaryArray::from_iter_values(out)))
+    }
+
+    fn state(&mut self, emit_to: EmitTo) -> DfResult<Vec<ArrayRef>> {
+        let states: Vec<Vec<u8>> = emit_to
+            .take_needed(&mut self.groups)
+            .iter_mut()
+            .map(Bucket::state_bytes)
+            .collect();
+        Ok(vec![Arc::new(BinaryArray::from_iter_values(states))])
+    }
+
+    fn merge_batch(
+        &mut self,
+        values: &[ArrayRef],
+        group_indices: &[usize],
+        total_num_groups: usize,
+    ) -> DfResult<()> {
+        self.grow(total_num_groups);
+        let states = binary_values(
+            values
+                .first()
+                .ok_or_else(|| plan_error("a partial state without bytes"))?,
+        )?;
+        for (i, &g) in group_indices.iter().enumerate() {
+            if states.is_null(i) {
+                continue;
+            }
+            let b = self
+                .groups
+                .get_mut(g)
+                .ok_or_else(|| plan_error("a group past the groups"))?;
+            b.merge_bytes(states.value(i))?;
+        }
+        Ok(())
+    }
+
+    fn convert_to_state(
+        &self,
+        values: &[ArrayRef],
+        opt_filter: Option<&BooleanArray>,
+    ) -> DfResult<Vec<ArrayRef>> {
+        // Each row its own state.
+        let rows = read_rows(values)?;
+        let mut out: Vec<Bucket> = (0..rows.places.len())
+            .map(|_| Bucket::new(&self.fold))
+            .collect();
+        for (i, w) in rows.warnings {
+            out[i].warn(rows.places[i], w);
+        }
+        for (i, (place, outcome)) in rows.places.into_iter().zip(rows.outcomes).enumerate() {
+            if opt_filter.is_none_or(|f| f.is_valid(i) && f.value(i)) {
+                out[i].add(place, outcome)?;
+            }
+        }
+        let states: Vec<Vec<u8>> = out.iter_mut().map(Bucket::state_bytes).collect();
+        Ok(vec![Arc::new(BinaryArray::from_iter_values(states))])
+    }
+
+    fn size(&self) -> usize {
+        self.groups.iter().map(Bucket::size).sum::<usize>() + std::mem::size_of::<Self>()
+    }
+}
+
+/// The bucket function: a hash of a record's two addresses in either order, modulo the
+/// number of buckets.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct BucketOf {
+    buckets: u64,
+    signature: Signature,
+}
+
+impl BucketOf {
+    fn new(buckets: u64) -> BucketOf {
+        BucketOf {
+            buckets: buckets.max(1),
+            signature: Signature::any(4, Volatility::Immutable),
+        }
+    }
+}
+
+/// An address as the readers take it (text; IPv4-mapped IPv6 as IPv4).
+fn address(text: Option<&str>) -> Option<IpAddr> {
+    let t = text?.trim();
+    t.parse::<IpAddr>().ok().map(crate::model::normalize_addr)
+}
+
+impl ScalarUDFImpl for BucketOf {
+    fn name(&self) -> &str {
+        BUCKET
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _: &[DataType]) -> DfResult<DataType> {
+        Ok(DataType::UInt64)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        let rows = args.number_rows;
+        let text = |a: &ColumnarValue| -> DfResult<ArrayRef> {
+            Ok(datafusion::arrow::compute::cast(
+                &a.to_array(rows)?,
+                &DataType::Utf8,
+            )?)
+        };
+        let cols = args
+            .args
+            .iter()
+            .map(text)
+            .collect::<DfResult<Vec<ArrayRef>>>()?;
+        let cols: Vec<_> = cols.iter().map(|c| c.as_string::<i32>()).collect();
+        let [src, dst, psrc, pdst] = cols[..] else {
+            return Err(plan_error(format!("{BUCKET} takes four arguments")));
+        };
+        fn get(c: &arrow_array::StringArray, i: usize) -> Option<&str> {
+            (!c.is_null(i)).then(|| c.value(i))
+        }
+        let out: UInt64Array = (0..rows)
+            .map(|i| {
+                // As the readers take it: the packet's addresses when logged.
+                let s = address(get(psrc, i)).or_else(|| address(get(src, i)));
+                let d = address(get(pdst, i)).or_else(|| address(get(dst, i)));
+                let (a, b) = if s <= d { (s, d) } else { (d, s) };
+                let mut h = rustc_hash::FxHasher::default();
+                (a, b).hash(&mut h);
+                Some(h.finish() % self.buckets)
+            })
+            .collect();
+        Ok(ColumnarValue::Array(Arc::new(out)))
+    }
+}
+
+const WIRE_FOLD: &[u8] = b"sgsim-fold-function/1\n";
+const WIRE_BUCKET: &[u8] = b"sgsim-bucket-function/1\n";
+
+/// Writes what a plan carries for `udaf` when it is the fold: its settings, instant,
+/// window and states, so a scheduler or executor can rebuild it ([`decode_udaf`]).
+/// `Ok(false)`: not ours.
+pub fn encode_udaf(udaf: &AggregateUDF, buf: &mut Vec<u8>) -> Result<bool, String> {
+    let inner: &dyn std::any::Any = udaf.inner().as_ref();
+    let Some(f) = inner.downcast_ref::<Fold>() else {
+        return Ok(false);
+    };
+    let mut w = WireWriter(WIRE_FOLD.to_vec());
+    w.u(f.at);
+    for end in [f.window.since, f.window.until] {
+        w.u(end.map_or(0, |t| t.saturating_add(1)));
+    }
+    w.u(u64::from(f.strict));
+    w.0.extend_from_slice(&f.shared.wire);
+    buf.extend_from_slice(&w.0);
+    Ok(true)
+}
+
+/// Rebuilds the fold from what [`encode_udaf`] wrote; `Ok(None)`: the bytes are not ours.
+pub fn decode_udaf(buf: &[u8]) -> Result<Option<Arc<AggregateUDF>>, String> {
+    let Some(rest) = buf.strip_prefix(WIRE_FOLD) else {
+        return Ok(None);
+    };
+    let mut r = WireReader {
+        b: rest,
+        at: "the fold's settings",
+    };
+    let bad = |e: super::traffic::WireError| format!("{FOLD}: {e}");
+    let at = r.u().map_err(bad)?;
+    let mut ends = [None, None];
+    for end in &mut ends {
+        *end = r.u().map_err(bad)?.checked_sub(1);
+    }
+    let strict = r.u().map_err(bad)? != 0;
+    let shared = shared_from(r.b).map_err(|e| format!("{FOLD}: {e}"))?;
+    Ok(Some(Arc::new(AggregateUDF::from(Fold {
+        shared,
+        at,
+        window: Window {
+            since: ends[0],
+            until: ends[1],
+        },
+        strict,
+        signature: fold_signature(),
+    }))))
+}
+
+/// Writes what a plan carries for the bucket function (its number of buckets); `false`:
+/// not ours.
+pub fn encode_udf(udf: &ScalarUDF, buf: &mut Vec<u8>) -> bool {
+    let inner: &dyn std::any::Any = udf.inner().as_ref();
+    let Some(b) = inner.downcast_ref::<BucketOf>() else {
+        return false;
+    };
+    buf.extend_from_slice(WIRE_BUCKET);
+    buf.extend_from_slice(&b.buckets.to_le_bytes());
+    true
+}
+
+/// Rebuilds the bucket function; `None`: the bytes are not ours (or damaged).
+pub fn decode_udf(buf: &[u8]) -> Option<Arc<ScalarUDF>> {
+    let n = <[u8; 8]>::try_from(buf.strip_prefix(WIRE_BUCKET)?).ok()?;
+    Some(Arc::new(ScalarUDF::from(BucketOf::new(
+        u64::from_le_bytes(n),
+    ))))
+}
+
+/// One input's answer from the plan: its buckets' tallies merged, and what its rows read.
+pub struct Folded {
+    /// Every bucket's connections.
+    pub tally: Tally,
+    /// The rows' counts and first examples (named by file).
+    pub summary: Summary,
+    /// Files left out, and why (a Parquet file that is no flow log).
+    pub warnings: Vec<String>,
+}
+
+/// A DataFusion session that runs the what-if plan, on this machine or on a cluster.
+pub struct Folding {
+    ctx: SessionContext,
+    runtime: tokio::runtime::Runtime,
+    shared: Arc<Shared>,
+    cluster: Option<String>,
+    top: usize,
+}
+
+/// The session settings the plan needs: each file one partition in file order.
+fn settings(config: SessionConfig) -> SessionConfig {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    config
+        .with_target_partitions(cores)
+        .with_batch_size(parquet::BATCH)
+        .with_repartition_file_scans(false)
+        .with_round_robin_repartition(false)
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, Error> {
+    tokio::runtime::Builder::new_multi_thread()
+        .thread_name("sgsim-fold")
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Plan(format!("cannot start the plan's runtime: {e}")))
+}
+
+impl Folding {
+    /// A session on this machine judging `before` and `after` with `config` (its instant
+    /// is each input's, given to [`Folding::input`]).
+    pub fn new(before: &State, after: &State, config: &Config) -> Result<Folding, Error> {
+        let ctx = SessionContext::new_with_config(settings(SessionConfig::new()));
+        Folding::with(ctx, runtime()?, before, after, config)
+    }
+
+    /// A session whose plans run on the Ballista cluster at `url` (`df://HOST:PORT`).
+    #[cfg(feature = "cluster")]
+    pub fn remote(
+        url: &str,
+        before: &State,
+        after: &State,
+        config: &Config,
+    ) -> Result<Folding, Error> {
+        let runtime = runtime()?;
+        let ctx = runtime
+            .block_on(crate::cluster::client(url))
+            .map_err(|e| Error::Plan(format!("cluster {url}: {e}")))?;
+        let state = ctx.state();
+        // The final aggregation's partitions are the cluster's parallelism, not the
+        // client's cores.
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let cfg =
+            settings(state.config().clone()).with_target_partitions(cores.max(REMOTE_PARTITIONS));
+        let ctx = SessionContext::new_with_state(
+            datafusion::execution::SessionStateBuilder::new_from_existing(state)
+                .with_config(cfg)
+                .build(),
+        );
+        let mut f = Folding::with(ctx, runtime, before, after, config)?;
+        f.cluster = Some(url.to_string());
+        Ok(f)
+    }
+
+    fn with(
+        ctx: SessionContext,
+        runtime: tokio::runtime::Runtime,
+        before: &State,
+        after: &State,
+        config: &Config,
+    ) -> Result<Folding, Error> {
+        let wire = shared_wire(before, after, config).map_err(Error::Compile)?;
+        let shared = shared_from(&wire).map_err(Error::Compile)?;
+        let partitions = ctx.state().config().target_partitions() as u64;
+        ctx.register_udf(ScalarUDF::from(BucketOf::new(
+            partitions * BUCKETS_PER_PARTITION,
+        )));
+        Ok(Folding {
+            ctx,
+            runtime,
+            shared,
+            cluster: None,
+            top: config.top,
+        })
+    }
+
+    fn error(&self, e: DataFusionError) -> Error {
+        match &self.cluster {
+            Some(url) => Error::Plan(format!("cluster {url}: {e}")),
+            None => Error::Plan(e.to_string()),
+        }
+    }
+
+    /// Runs the plan over one input's Parquet files `files` (named `names`, in the
+    /// streaming reader's order), the revoke at `at` (ns), rows outside `window` counted
+    /// and left out; `strict`: a malformed row is an error.
+    pub fn input(
+        &self,
+        files: &[Location],
+        names: &[String],
+        at: u64,
+        window: Window,
+        strict: bool,
+    ) -> Result<Folded, Error> {
+        let mut paths = Vec::with_capacity(files.len());
+        for file in files {
+            match file {
+                Location::Path(p) => {
+                    let abs = p
+                        .canonicalize()
+                        .map_err(|e| Error::Plan(format!("{}: {e}", p.display())))?;
+                    paths.push(abs.to_str().map(str::to_string).ok_or_else(|| {
+                        Error::Plan(format!("{}: the path is not UTF-8", p.display()))
+                    })?);
+                }
+                #[cfg(feature = "s3")]
+                Location::Object(o) => {
+                    let url =
+                        datafusion::execution::object_store::ObjectStoreUrl::parse(o.bucket_url())
+                            .map_err(|e| Error::Plan(format!("{}: {e}", o.url())))?;
+                    self.ctx.register_object_store(url.as_ref(), o.store());
+                    paths.push(o.url());
+                }
+            }
+        }
+        let mut folded = Folded {
+            tally: Tally::default(),
+            summary: Summary::default(),
+            warnings: Vec::new(),
+        };
+        if paths.is_empty() {
+            return Ok(folded);
+        }
+        self.ctx.register_udaf(AggregateUDF::from(Fold {
+            shared: self.shared.clone(),
+            at,
+            window,
+            strict,
+            signature: fold_signature(),
+        }));
+        let mut examples: Vec<(u64, u64, String)> = Vec::new();
+        let run = async {
+            let mut branches = Vec::with_capacity(paths.len());
+            for (i, path) in paths.iter().enumerate() {
+                let table = format!("sgsim_fold_{i}");
+                let _ = self.ctx.deregister_table(table.as_str())?;
+                // Text columns as dictionaries, as the readers scan them (local files; an
+                // object's schema is its own).
+                let hint = match files.get(i) {
+                    Some(Location::Path(p)) => parquet::scan_schema(p).ok(),
+                    _ => None,
+                };
+                let file = NumberedFile::open(&self.ctx.state(), path, i as u64, hint).await?;
+                let columns: Vec<String> = datafusion::catalog::TableProvider::schema(&file)
+                    .fields()
+                    .iter()
+                    .map(|f| f.name().clone())
+                    .collect();
+                let flow_log = columns.iter().any(|c| {
+                    let c = flowlog::canonical(c);
+                    c == flowlog::Field::SrcAddr.name() || c == flowlog::Field::PktSrcAddr.name()
+                });
+                if !flow_log {
+                    let name = names.get(i).map_or(path.as_str(), String::as_str);
+                    folded.warnings.push(format!(
+                        "{name}: skipped, not a flow log: a Parquet file without a srcaddr \
+                         column (columns: {})",
+                        columns.join(", ")
+                    ));
+                    continue;
+                }
+                self.ctx.register_table(table.as_str(), Arc::new(file))?;
+                let args: Vec<String> = fields()
+                    .enumerate()
+                    .map(|(k, f)| {
+                        let col = columns
+                            .iter()
+                            .find(|c| flowlog::canonical(c) == f.name())
+                            .map_or_else(
+                                || "NULL".to_string(),
+                                |c| format!("\"{}\"", c.replace('"', "\"\"")),
+                            );
+                        format!("{col} AS a{k}")
+                    })
+                    .collect();
+                branches.push(format!(
+                    "SELECT {}, {FILE}, {ROW} FROM {table}",
+                    args.join(", ")
+                ));
+            }
+            if branches.is_empty() {
+                return Ok(());
+            }
+            let arg = |f: flowlog::Field| {
+                let k = fields().position(|g| g == f).unwrap_or(0);
+                format!("a{k}")
+            };
+            let all: Vec<String> = (0..fields().count()).map(|k| format!("a{k}")).collect();
+            let sql = format!(
+                "SELECT {FOLD}({}, {FILE}, {ROW}) AS tally FROM ({}) \
+                 GROUP BY {BUCKET}({}, {}, {}, {})",
+                all.join(", "),
+                branches.join(" UNION ALL "),
+                arg(flowlog::Field::SrcAddr),
+                arg(flowlog::Field::DstAddr),
+                arg(flowlog::Field::PktSrcAddr),
+                arg(flowlog::Field::PktDstAddr),
+            );
+            let batches = self.ctx.sql(&sql).await?.collect().await?;
+            for batch in &batches {
+                let col = batch
+                    .column(0)
+                    .as_any()
+                    .downcast_ref::<BinaryArray>()
+                    .ok_or_else(|| plan_error("its result is not bytes"))?;
+                for i in 0..col.len() {
+                    if col.is_null(i) {
+                        continue;
+                    }
+                    let bytes = col
+                        .value(i)
+                        .strip_prefix(MAGIC)
+                        .ok_or_else(|| plan_error("a result that is not a fold's"))?;
+                    let mut r = WireReader {
+                        b: bytes,
+                        at: "summary",
+                    };
+                    let mut part = Bucket {
+                        shared: self.shared.clone(),
+                        at,
+                        window,
+                        strict,
+                        rows: Vec::new(),
+                        summary: Summary::default(),
+                        examples: Vec::new(),
+                    };
+                    part.read_summary(&mut r).map_err(plan_error)?;
+                    let tally = Tally::decode(r.b).map_err(plan_error)?;
+                    folded.tally.merge(tally, self.top);
+                    let s = &mut folded.summary;
+                    s.records += part.summary.records;
+                    s.decoded += part.summary.decoded;
+                    for (k, v) in part.summary.skipped {
+                        *s.skipped.entry(k).or_default() += v;
+                    }
+                    for (k, v) in part.summary.warnings {
+                        *s.warnings.entry(k).or_default() += v;
+                    }
+                    examples.extend(part.examples);
+                }
+            }
+            Ok::<(), DataFusionError>(())
+        };
+        self.runtime.block_on(run).map_err(|e| self.error(e))?;
+        examples.sort();
+        for (file, _, message) in examples.into_iter().take(MAX_EXAMPLES) {
+            let name = names.get(file as usize).map_or("?", String::as_str);
+            folded.summary.example(format!("{name}: {message}"));
+        }
+        Ok(folded)
+    }
+}
+
+/// The fold's field list as the schema of a batch: for tests.
+#[cfg(test)]
+fn field_refs() -> Vec<FieldRef> {
+    fields()
+        .map(|f| Arc::new(Field::new(f.name(), DataType::Utf8, true)))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The fold and the bucket function travel in plans and come back the same; damaged
+    /// bytes are an error naming the fold, never a panic; others' bytes are left alone.
+    #[test]
+    fn the_functions_travel_in_plans() {
+        let state = crate::track::tests::state();
+        let mut after = state.clone();
+        after.rules.retain(|r| r.id.as_str() != "r-ssh");
+        let config = Config::default().with_top(7);
+        let wire = shared_wire(&state, &after, &config).unwrap();
+        let fold = AggregateUDF::from(Fold {
+            shared: shared_from(&wire).unwrap(),
+            at: 42,
+            window: Window {
+                since: Some(0),
+                until: None,
+            },
+            strict: true,
+            signature: fold_signature(),
+        });
+        let mut buf = Vec::new();
+        assert!(encode_udaf(&fold, &mut buf).unwrap());
+        let back = decode_udaf(&buf).unwrap().unwrap();
+        let inner: &dyn std::any::Any = back.inner().as_ref();
+        let f = inner.downcast_ref::<Fold>().unwrap();
+        assert_eq!(
+            (f.at, f.window.since, f.window.until, f.strict),
+            (42, Some(0), None, true)
+        );
+        assert_eq!(f.shared.judge.top(), 7);
+        for cut in [WIRE_FOLD.len() + 1, buf.len() / 2, buf.len() - 1] {
+            let err = decode_udaf(&buf[..cut]).unwrap_err();
+            assert!(err.contains(FOLD), "{err}");
+        }
+        assert!(decode_udaf(b"other").unwrap().is_none());
+        let bucket = ScalarUDF::from(BucketOf::new(24));
+        let mut buf = Vec::new();
+        assert!(encode_udf(&bucket, &mut buf));
+        let back = decode_udf(&buf).unwrap();
+        let inner: &dyn std::any::Any = back.inner().as_ref();
+        assert_eq!(inner.downcast_ref::<BucketOf>().unwrap().buckets, 24);
+        assert!(decode_udf(&buf[..buf.len() - 1]).is_none());
+        assert!(decode_udf(b"other").is_none());
+        let upper = datafusion::functions::string::upper();
+        assert!(!encode_udf(&upper, &mut Vec::new()));
+        assert_eq!(field_refs().len(), fields().count());
+    }
+
+    /// Both ends of a connection fall in one bucket, the packet's addresses when logged.
+    #[test]
+    fn a_connection_falls_in_one_bucket_both_ways() {
+        let f = BucketOf::new(16);
+        let arr = |v: Vec<Option<&str>>| {
+            ColumnarValue::Array(Arc::new(arrow_array::StringArray::from(v)) as ArrayRef)
+        };
+        let rows = [
+            ("10.0.0.1", "10.0.0.2", None, None),
+            ("10.0.0.2", "10.0.0.1", None, None),
+            ("192.0.2.1", "192.0.2.2", Some("10.0.0.2"), Some("10.0.0.1")),
+            ("10.0.0.3", "10.0.0.1", None, None),
+        ];
+        let args = vec![
+            arr(rows.iter().map(|r| Some(r.0)).collect()),
+            arr(rows.iter().map(|r| Some(r.1)).collect()),
+            arr(rows.iter().map(|r| r.2).collect()),
+            arr(rows.iter().map(|r| r.3).collect()),
+        ];
+        let fields: Vec<FieldRef> = (0..4)
+            .map(|i| Arc::new(Field::new(format!("c{i}"), DataType::Utf8, true)))
+            .collect();
+        let out = f
+            .invoke_with_args(ScalarFunctionArgs {
+                args,
+                arg_fields: fields,
+                number_rows: rows.len(),
+                return_field: Arc::new(Field::new("b", DataType::UInt64, true)),
+                config_options: Arc::new(Default::default()),
+            })
+            .unwrap();
+        let ColumnarValue::Array(out) = out else {
+            panic!("an array")
+        };
+        let out = out.as_primitive::<UInt64Type>();
+        assert_eq!(out.value(0), out.value(1));
+        assert_eq!(out.value(0), out.value(2));
+        assert!((0..4).all(|i| out.value(i) < 16));
+    }
+}
