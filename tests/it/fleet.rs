@@ -105,6 +105,17 @@ fn plan_fold_gives_the_streaming_report_field_for_field() {
             assert!(c["broken"].as_u64().unwrap() > 0, "{c}");
         }
     }
+    // Two inputs, each with its own instant (its first record): the same as streaming.
+    let both = ["--traffic", big.to_str().unwrap()];
+    assert_eq!(
+        report(&state, &revoke, &hive, &both),
+        report(
+            &state,
+            &revoke,
+            &hive,
+            &[&both[..], &["--fold", "plan"]].concat()
+        )
+    );
     // A revoke instant inside the day: the plan took it (connections before it are
     // judged by the rules before, so fewer break).
     let inside = report(

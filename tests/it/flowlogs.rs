@@ -841,3 +841,34 @@ fn regression_pqcrash6_71_and_pqcrash7_68_are_counted_without_a_panic_message() 
         assert_eq!(out.lines().count() as u64, decoded, "{name}: {err}");
     }
 }
+
+/// `--fold plan` in a build without the `fleet` feature, or with synthetic traffic, is a
+/// clear error (exit 2), not a silent fall-back to the streaming what-if.
+#[test]
+fn plan_fold_says_what_it_needs() {
+    let dir = scratch("fold-needs");
+    let (state, revoke) = fleet_state(&dir);
+    let day = fleet_day(20, 3);
+    let (_, _, hive) = write_layouts(&dir, &day);
+    let base = [
+        "whatif",
+        "--state",
+        state.to_str().unwrap(),
+        "--request",
+        &revoke,
+        "--fold",
+        "plan",
+    ];
+    let (code, _, err) = sgsim(&[&base[..], &["--synthetic", "100"]].concat());
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--synthetic"), "{err}");
+    let (code, out, err) = sgsim(&[&base[..], &["--traffic", hive.to_str().unwrap()]].concat());
+    if cfg!(feature = "fleet") {
+        assert_eq!(code, 0, "{err}");
+        assert!(out.contains("connections"), "{out}");
+    } else {
+        assert_eq!(code, 2, "{err}");
+        assert!(err.contains("`fleet` feature"), "{err}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
