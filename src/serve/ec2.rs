@@ -145,7 +145,7 @@ impl<'p> Query<'p> {
     fn pass(&self, name: &str, value: Option<&str>) -> bool {
         self.filters
             .get(name)
-            .is_none_or(|vs| value.is_some_and(|v| vs.iter().any(|f| f == v)))
+            .is_none_or(|vs| value.is_some_and(|v| vs.iter().any(|f| wild(f, v))))
     }
 
     /// Whether `tags` pass the `tag:<key>` and `tag-key` filters.
@@ -153,9 +153,9 @@ impl<'p> Query<'p> {
         self.filters.iter().all(|(name, values)| {
             if let Some(key) = name.strip_prefix("tag:") {
                 tags.iter()
-                    .any(|(k, v)| k == key && values.iter().any(|f| f == v))
+                    .any(|(k, v)| k == key && values.iter().any(|f| wild(f, v)))
             } else if name == "tag-key" {
-                tags.iter().any(|(k, _)| values.iter().any(|f| f == k))
+                tags.iter().any(|(k, _)| values.iter().any(|f| wild(f, k)))
             } else {
                 true
             }
@@ -328,7 +328,7 @@ fn permission_filters(state: &State, g: &SecurityGroup, q: &Query<'_>) -> bool {
                 rule_field(state, r, field).is_some_and(|v| {
                     values
                         .iter()
-                        .any(|f| *f == v || same_protocol(field, f, &v))
+                        .any(|f| wild(f, &v) || same_protocol(field, f, &v))
                 })
             })
     })
@@ -352,6 +352,65 @@ fn rule_field(state: &State, r: &Rule, field: &str) -> Option<String> {
         ("to-port", _) => Some(ports(state, r).1.to_string()),
         _ => None,
     }
+}
+
+/// Whether `value` matches the filter value `pattern`, as EC2 reads filter values: `*`
+/// matches any run of characters, `?` exactly one, and a backslash makes the next
+/// character literal (`\*`, `\?`, `\\`).
+fn wild(pattern: &str, value: &str) -> bool {
+    #[derive(Clone, Copy, PartialEq)]
+    enum Tok {
+        Any,
+        One,
+        Lit(char),
+    }
+    let mut toks = Vec::new();
+    let mut chars = pattern.chars();
+    while let Some(c) = chars.next() {
+        toks.push(match c {
+            '*' => Tok::Any,
+            '?' => Tok::One,
+            '\\' => Tok::Lit(chars.next().unwrap_or('\\')),
+            c => Tok::Lit(c),
+        });
+    }
+    if !toks.iter().any(|t| matches!(t, Tok::Any | Tok::One)) {
+        // No wildcard: plain equality (the common case).
+        return toks.len() == value.chars().count()
+            && toks
+                .iter()
+                .zip(value.chars())
+                .all(|(t, c)| *t == Tok::Lit(c));
+    }
+    let v: Vec<char> = value.chars().collect();
+    // Greedy match with backtracking to the last `*`.
+    let (mut t, mut i) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while i < v.len() {
+        match toks.get(t) {
+            Some(Tok::Lit(c)) if *c == v[i] => {
+                t += 1;
+                i += 1;
+            }
+            Some(Tok::One) => {
+                t += 1;
+                i += 1;
+            }
+            Some(Tok::Any) => {
+                star = Some((t, i));
+                t += 1;
+            }
+            _ => match star {
+                Some((st, si)) => {
+                    t = st + 1;
+                    i = si + 1;
+                    star = Some((st, si + 1));
+                }
+                None => return false,
+            },
+        }
+    }
+    toks[t..].iter().all(|t| *t == Tok::Any)
 }
 
 /// `ip-permission.protocol` takes a protocol's number for its name (`6` for `tcp`).
@@ -620,9 +679,11 @@ fn enis(state: &State, params: &Params, x: &mut Xml) -> Result<(), ApiError> {
         .filter(|e| q.pass("network-interface-id", Some(e.id.as_str())))
         .filter(|e| q.pass("vpc-id", e.vpc.as_ref().map(|v| v.as_str())))
         .filter(|e| {
-            q.filters
-                .get("group-id")
-                .is_none_or(|vs| e.groups.iter().any(|g| vs.iter().any(|v| v == g.as_str())))
+            q.filters.get("group-id").is_none_or(|vs| {
+                e.groups
+                    .iter()
+                    .any(|g| vs.iter().any(|v| wild(v, g.as_str())))
+            })
         })
         .filter(|e| {
             q.filters
@@ -852,6 +913,28 @@ mod tests {
     /// Percent-encodes what a query value cannot hold as is.
     fn encoded(v: &str) -> String {
         form_urlencoded::byte_serialize(v.as_bytes()).collect()
+    }
+
+    /// Bug: filter values were compared literally; EC2 reads `*` and `?` in them as
+    /// wildcards, and a backslash as an escape.
+    #[test]
+    fn regression_filter_values_take_wildcards() {
+        assert!(wild("sg-*", "sg-0abc"));
+        assert!(wild("*", ""));
+        assert!(wild("w?b", "web"));
+        assert!(!wild("w?b", "wb"));
+        assert!(wild("*-db-*", "prod-db-1"));
+        assert!(!wild("*-db-*", "prod-web-1"));
+        assert!(wild("a*b*c", "aXXbYYc"));
+        assert!(!wild("a*b*c", "aXXbYY"));
+        assert!(wild("\\*lit\\?", "*lit?"));
+        assert!(!wild("\\*lit", "xlit"));
+        assert!(wild("10.0.0.0/8", "10.0.0.0/8"));
+        assert!(!wild("10.0.0.0/8", "10.0.0.0/16"));
+        // Through the API: tags and ip-permission fields.
+        assert_eq!(rule_ids(&filter("tag:owner", "o*")), ["sgr-0tagged"]);
+        assert!(rule_ids(&filter("tag:owner", "d*")).is_empty());
+        assert_eq!(rule_ids(&filter("tag-key", "ow?er")), ["sgr-0tagged"]);
     }
 
     /// Bug: `tag:<key>` and `tag-key` on DescribeSecurityGroupRules were refused

@@ -394,6 +394,7 @@ fn merge(body: &mut Value, extra: Value) {
 }
 
 fn enis(state: &State, params: &Params, id: &str) -> Result<Value, ApiError> {
+    let region = region(params)?;
     let mut ids: Vec<String> = params
         .0
         .iter()
@@ -414,6 +415,15 @@ fn enis(state: &State, params: &Params, id: &str) -> Result<Value, ApiError> {
                     .group(g)
                     .is_some_and(|g| g.provider == Provider::Aliyun)
             })
+        })
+        // In the region: its own RegionId when its export names one, else its groups'.
+        .filter(|e| match e.attrs.get("RegionId") {
+            Some(r) => r == region,
+            None => e
+                .groups
+                .iter()
+                .filter_map(|g| state.group(g))
+                .any(|g| in_region(g, region)),
         })
         .filter(|e| ids.is_empty() || ids.iter().any(|i| i == e.id.as_str()))
         .filter(|e| group.is_none_or(|g| e.groups.iter().any(|x| x.as_str() == g)))
@@ -448,6 +458,7 @@ fn enis(state: &State, params: &Params, id: &str) -> Result<Value, ApiError> {
         .collect();
     let mut body = json!({
         "RequestId": id,
+        "RegionId": region,
         "TotalCount": selected.len(),
         "NetworkInterfaceSets": {"NetworkInterfaceSet": items},
     });
@@ -481,6 +492,13 @@ mod tests {
                        "InnerAccessPolicy": "Accept", "Permissions": {"Permission": [
                            perm("sgr-v1", "10.0.0.0/8", "internet"),
                            perm("sgr-v2", "10.1.0.0/16", "")]}}),
+            ),
+            (
+                "enis.json".to_string(),
+                json!({"NetworkInterfaceSets": {"NetworkInterfaceSet": [
+                    {"NetworkInterfaceId": "eni-vpc", "VpcId": "vpc-1",
+                     "PrivateIpAddress": "10.0.0.5",
+                     "SecurityGroupIds": {"SecurityGroupId": ["sg-vpc"]}}]}}),
             ),
         ];
         crate::provider::aliyun::import(&docs).unwrap().state
@@ -563,6 +581,21 @@ mod tests {
         assert_eq!(v["SecurityGroups"]["SecurityGroup"], json!([]));
         let v = ask("DescribeSecurityGroups", "RegionId=cn-hangzhou").unwrap();
         assert_eq!(v["TotalCount"], 2);
+    }
+
+    /// Bug: DescribeNetworkInterfaces ignored RegionId (it listed every ENI whatever the
+    /// region asked, and answered without RegionId).
+    #[test]
+    fn regression_network_interfaces_honour_region_id() {
+        let e = ask("DescribeNetworkInterfaces", "").unwrap_err();
+        assert_eq!((e.code.as_str(), e.status), ("MissingParameter", 400));
+        let v = ask("DescribeNetworkInterfaces", "RegionId=cn-hangzhou").unwrap();
+        assert_eq!(v["TotalCount"], 1, "{v}");
+        assert_eq!(v["RegionId"], "cn-hangzhou");
+        let id = &v["NetworkInterfaceSets"]["NetworkInterfaceSet"][0]["NetworkInterfaceId"];
+        assert_eq!(id, "eni-vpc");
+        let v = ask("DescribeNetworkInterfaces", "RegionId=cn-beijing").unwrap();
+        assert_eq!(v["TotalCount"], 0, "{v}");
     }
 
     #[test]
