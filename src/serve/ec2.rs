@@ -472,6 +472,18 @@ fn groups(state: &State, params: &Params, x: &mut Xml) -> Result<(), ApiError> {
             permissions(state, g, egress, x);
             x.close(tag);
         }
+        // The group's tags, as the export gave them (boto3: `Tags`).
+        let tags = tags(&g.attrs);
+        if !tags.is_empty() {
+            x.open("tagSet");
+            for (key, value) in &tags {
+                x.open("item");
+                x.leaf("key", key);
+                x.leaf("value", value);
+                x.close("item");
+            }
+            x.close("tagSet");
+        }
         x.close("item");
     }
     x.close("securityGroupInfo");
@@ -913,6 +925,19 @@ mod tests {
     /// Percent-encodes what a query value cannot hold as is.
     fn encoded(v: &str) -> String {
         form_urlencoded::byte_serialize(v.as_bytes()).collect()
+    }
+
+    /// Bug: DescribeSecurityGroups left out the groups' tags (`tagSet`), which the filters
+    /// `tag:<key>` already read.
+    #[test]
+    fn regression_groups_carry_their_tags() {
+        let xml = ask("DescribeSecurityGroups", "GroupId.1=sg-0web").unwrap();
+        assert!(
+            xml.contains("<tagSet><item><key>env</key><value>prod</value></item></tagSet>"),
+            "{xml}"
+        );
+        let xml = ask("DescribeSecurityGroups", "GroupId.1=sg-0app").unwrap();
+        assert!(!xml.contains("<tagSet>"), "{xml}");
     }
 
     /// Bug: filter values were compared literally; EC2 reads `*` and `?` in them as
