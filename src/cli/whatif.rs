@@ -320,11 +320,22 @@ fn fold_traffic(
                 #[allow(unreachable_patterns)]
                 _ => false,
             };
-            anyhow::ensure!(
-                parquet,
-                "--fold plan reads Parquet flow logs: {} is not one (use --fold stream)",
-                sgsim::term::escape(&part.name)
-            );
+            if !parquet {
+                // In a folder, a marker or hidden file (`_SUCCESS`, `.crc`, empty) is no
+                // traffic: left out with a warning. Anything else may hold records the
+                // plan cannot read, and is refused.
+                let base = part.name.rsplit('/').next().unwrap_or(&part.name);
+                let marker = base.starts_with('_') || base.starts_with('.') || part.len == 0;
+                anyhow::ensure!(
+                    marker && !files.explicit(),
+                    "--fold plan reads Parquet flow logs: {} is not one (use --fold stream)",
+                    sgsim::term::escape(&part.name)
+                );
+                plan.report
+                    .warnings
+                    .push(format!("{}: skipped, not a Parquet flow log", part.name));
+                continue;
+            }
             locations.push(part.location.clone());
             names.push(part.name.clone());
         }
@@ -353,16 +364,35 @@ fn fold_traffic(
                 )
             })?;
         anyhow::ensure!(
-            folded.warnings.is_empty() || path.is_dir(),
+            folded.warnings.is_empty() || !files.explicit(),
             "{}",
             folded.warnings.join("; ")
         );
         plan.report.warnings.extend(folded.warnings);
         let summary = folded.summary;
+        // As the streaming path refuses it: no record could be read, some rows were
+        // malformed, none was left out by the window.
+        if summary.decoded == 0
+            && !summary
+                .skipped
+                .contains_key(sgsim::packet::input::OUTSIDE_WINDOW)
+        {
+            if let Some(first) = summary.examples.first() {
+                anyhow::bail!(
+                    "{}: not a usable flow log or capture (no record could be read; {first})",
+                    path.display()
+                );
+            }
+        }
         run.absorb(&name, folded.tally, at);
         run.input(whatif::report::Input {
             name,
-            kind: "parquet-flow-log".to_string(),
+            kind: if locations.is_empty() {
+                "none"
+            } else {
+                "parquet-flow-log"
+            }
+            .to_string(),
             summary: summary.to_string(),
         });
     }

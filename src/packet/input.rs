@@ -373,6 +373,12 @@ impl Files {
         self.parts.iter()
     }
 
+    /// Whether the input named one file (its errors are the input's), not a folder or
+    /// prefix (a file in it that is not traffic is left out with a warning).
+    pub fn explicit(&self) -> bool {
+        self.explicit
+    }
+
     /// Files left unread because their partition lies outside the window.
     pub fn pruned(&self) -> usize {
         self.pruned

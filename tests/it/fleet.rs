@@ -252,6 +252,153 @@ fn plan_fold_counts_bad_rows_and_refuses_what_it_cannot_read() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// `rec` with `fields` set to the values given.
+fn with(rec: &Rec, fields: &[(&'static str, &str)]) -> Rec {
+    let mut r = rec.clone();
+    for (name, value) in fields {
+        r.retain(|(n, _)| n != name);
+        r.push((name, Some(value.to_string())));
+    }
+    r
+}
+
+/// Bugs a review of `--fold plan` found, each compared with the streaming path:
+/// - a file name with glob characters (`a[1].parquet`) was read as empty;
+/// - files whose integer columns differ in type (Int64, UInt64) failed the whole input,
+///   and a float column failed it where the stream counts the rows unreadable;
+/// - a marker file (`_SUCCESS`) in a folder failed the plan;
+/// - a flow-log record up to a few minutes behind the latest one opened a new connection
+///   in the stream (swept on the chunk's clock) and continued it in the plan.
+#[test]
+fn regression_plan_fold_reads_what_the_stream_reads() {
+    use datafusion::arrow::array::RecordBatch;
+    use datafusion::arrow::datatypes::DataType;
+    let dir = scratch("fleet-fold-review");
+    let (state, revoke) = fleet_state(&dir);
+    let day = fleet_day(100, 21);
+    let same = |input: &Path, ignore: &[&str]| {
+        let mut s = report(&state, &revoke, input, &[]);
+        let mut p = report(&state, &revoke, input, &["--fold", "plan"]);
+        for k in ignore {
+            s.as_object_mut().unwrap().remove(*k);
+            p.as_object_mut().unwrap().remove(*k);
+        }
+        assert_eq!(s, p, "{}", input.display());
+        s
+    };
+    // Glob characters in a file's name.
+    let g = dir.join("g");
+    std::fs::create_dir_all(&g).unwrap();
+    std::fs::write(
+        g.join("a[1].parquet"),
+        parquet(&day[0], &FIELDS, Compression::SNAPPY, 50),
+    )
+    .unwrap();
+    let s = same(&g.join("a[1].parquet"), &[]);
+    assert!(
+        s["packets"]["judged"].as_u64().unwrap() > 0,
+        "{}",
+        s["inputs"]
+    );
+    same(&g, &[]);
+
+    // One file with `bytes` as UInt64, one as Int64, one as Float64; a marker file.
+    let m = dir.join("mixed");
+    std::fs::create_dir_all(&m).unwrap();
+    let retyped = |recs: &[Rec], to: &DataType| {
+        let bytes = parquet(recs, &FIELDS, Compression::SNAPPY, 50);
+        let reader = ::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+            bytes::Bytes::from(bytes),
+        )
+        .unwrap()
+        .build()
+        .unwrap();
+        let batches: Vec<RecordBatch> = reader.map(Result::unwrap).collect();
+        let batch =
+            datafusion::arrow::compute::concat_batches(&batches[0].schema(), &batches).unwrap();
+        let i = batch.schema().index_of("bytes").unwrap();
+        let mut cols = batch.columns().to_vec();
+        cols[i] = datafusion::arrow::compute::cast(&cols[i], to).unwrap();
+        let mut fields: Vec<_> = batch
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone())
+            .collect();
+        fields[i] = fields[i].clone().with_data_type(to.clone());
+        let schema = std::sync::Arc::new(datafusion::arrow::datatypes::Schema::new(fields));
+        let batch = RecordBatch::try_new(schema.clone(), cols).unwrap();
+        let mut out = Vec::new();
+        let mut w = ::parquet::arrow::ArrowWriter::try_new(&mut out, schema, None).unwrap();
+        w.write(&batch).unwrap();
+        w.close().unwrap();
+        out
+    };
+    std::fs::write(
+        m.join("h00.parquet"),
+        parquet(&day[1], &FIELDS, Compression::SNAPPY, 50),
+    )
+    .unwrap();
+    std::fs::write(m.join("h01.parquet"), retyped(&day[2], &DataType::UInt64)).unwrap();
+    std::fs::write(m.join("_SUCCESS"), b"").unwrap();
+    let s = same(&m, &["inputs", "warnings"]);
+    assert!(s["packets"]["judged"].as_u64().unwrap() > 0);
+    let f = dir.join("float");
+    std::fs::create_dir_all(&f).unwrap();
+    std::fs::write(
+        f.join("h00.parquet"),
+        parquet(&day[3], &FIELDS, Compression::SNAPPY, 50),
+    )
+    .unwrap();
+    std::fs::write(f.join("h01.parquet"), retyped(&day[4], &DataType::Float64)).unwrap();
+    // The same counts; the example names the row, not the row group.
+    same(&f, &["inputs"]);
+    let p = report(&state, &revoke, &f, &["--fold", "plan"]);
+    let summary = p["inputs"][0]["summary"].as_str().unwrap();
+    assert!(
+        summary.contains("100  unreadable Parquet row group")
+            && summary.contains("h01.parquet: row 1: column bytes has type Float64"),
+        "{summary}"
+    );
+
+    // A UDP flow at 100-160 s, 70,000 later records starting at 195 s, then the flow again
+    // at 170 s: 10 s after it was last seen (UDP times out after 30 s), 25 s behind the
+    // latest record. One connection, in both paths.
+    let t0: u64 = 1_796_515_200;
+    let base = day[0]
+        .iter()
+        .find(|r| get(r, "log-status") == Some("OK"))
+        .unwrap();
+    let udp = |start: u64| {
+        with(
+            base,
+            &[
+                ("protocol", "17"),
+                ("srcport", "5353"),
+                ("dstport", "5354"),
+                ("tcp-flags", "0"),
+                ("start", &(t0 + start).to_string()),
+            ],
+        )
+    };
+    let mut recs = vec![with(&udp(100), &[("end", &(t0 + 160).to_string())])];
+    for k in 0..70_000u32 {
+        recs.push(with(
+            base,
+            &[
+                ("srcport", &(1024 + k % 60000).to_string()),
+                ("start", &(t0 + 195).to_string()),
+                ("end", &(t0 + 200).to_string()),
+            ],
+        ));
+    }
+    recs.push(with(&udp(170), &[("end", &(t0 + 175).to_string())]));
+    let o = dir.join("order.parquet");
+    std::fs::write(&o, parquet(&recs, &FIELDS, Compression::SNAPPY, 8192)).unwrap();
+    same(&o, &[]);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn datafusion_scan_lists_the_same_records_and_messages() {
     let dir = scratch("fleet-df-records");

@@ -9,8 +9,8 @@
 //! order), with `fN` the N-th file:
 //!
 //! ```sql
-//! SELECT sgsim_fold(a0, …, aK, sgsim_file, sgsim_row) FROM (
-//!     SELECT <the flow-log columns of f0>, sgsim_file, sgsim_row FROM f0
+//! SELECT sgsim_fold(a0, …, aK, __sgsim_file, __sgsim_row) FROM (
+//!     SELECT <the flow-log columns of f0>, __sgsim_file, __sgsim_row FROM f0
 //!     UNION ALL …
 //! ) GROUP BY sgsim_bucket(srcaddr, dstaddr, pkt_srcaddr, pkt_dstaddr)
 //! ```
@@ -61,7 +61,7 @@ use std::sync::{Arc, Mutex};
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::UInt64Type;
-use arrow_array::{Array, ArrayRef, BinaryArray, BooleanArray, RecordBatch, UInt64Array};
+use arrow_array::{Array, ArrayRef, BooleanArray, LargeBinaryArray, RecordBatch, UInt64Array};
 #[cfg(test)]
 use arrow_schema::FieldRef;
 use arrow_schema::{DataType, Field, Schema};
@@ -101,6 +101,8 @@ const REMOTE_PARTITIONS: usize = 16;
 const CHUNK: usize = 65536;
 /// The skip reason of a malformed row, as the streaming reader counts it.
 const MALFORMED: &str = "malformed flow-log row";
+/// The skip reason of a row the readers cannot read, as the streaming reader counts it.
+const UNREADABLE: &str = "unreadable Parquet row group";
 
 /// What went wrong running the plan.
 #[derive(Debug, thiserror::Error)]
@@ -223,7 +225,19 @@ impl Hash for Fold {
 }
 
 fn fold_signature() -> Signature {
-    Signature::any(fields().count() + 2, Volatility::Immutable)
+    Signature::any(fields().count() + 3, Volatility::Immutable)
+}
+
+/// The column of a file's rows that cannot be read, and why (null: they can).
+const BAD: &str = "__sgsim_unreadable";
+
+/// Whether the row readers read a column of type `t` (text or an integer).
+fn readable(t: &DataType) -> bool {
+    match t {
+        DataType::Dictionary(_, v) => readable(v),
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Null => true,
+        t => t.is_integer(),
+    }
 }
 
 impl AggregateUDFImpl for Fold {
@@ -236,7 +250,9 @@ impl AggregateUDFImpl for Fold {
     }
 
     fn return_type(&self, _: &[DataType]) -> DfResult<DataType> {
-        Ok(DataType::Binary)
+        // Large: a partial state holds a whole file's records of a bucket, past 2 GiB for
+        // a file of some 30 M rows.
+        Ok(DataType::LargeBinary)
     }
 
     fn accumulator(&self, _: AccumulatorArgs) -> DfResult<Box<dyn Accumulator>> {
@@ -313,8 +329,8 @@ impl Bucket {
     fn read_summary(&mut self, r: &mut WireReader<'_>) -> Result<(), String> {
         let bad = |e: super::traffic::WireError| e.to_string();
         r.at = "summary";
-        self.summary.records += r.u().map_err(bad)?;
-        self.summary.decoded += r.u().map_err(bad)?;
+        self.summary.records = self.summary.records.saturating_add(r.u().map_err(bad)?);
+        self.summary.decoded = self.summary.decoded.saturating_add(r.u().map_err(bad)?);
         for i in 0..2 {
             let n = r.count(2).map_err(bad)?;
             for _ in 0..n {
@@ -325,7 +341,8 @@ impl Bucket {
                 } else {
                     &mut self.summary.warnings
                 };
-                *map.entry(k).or_default() += v;
+                let e = map.entry(k).or_default();
+                *e = e.saturating_add(v);
             }
         }
         let n = r.count(3).map_err(bad)?;
@@ -344,15 +361,17 @@ struct Rows {
     places: Vec<(u64, u64)>,
     outcomes: Vec<Outcome>,
     warnings: Vec<(usize, &'static str)>,
+    /// The batch could not be read at all, and why: every row is counted unreadable.
+    unreadable: Option<String>,
 }
 
 fn read_rows(values: &[ArrayRef]) -> DfResult<Rows> {
     let n = fields().count();
-    if values.len() != n + 2 {
+    if values.len() != n + 3 {
         return Err(plan_error(format!(
             "{} arguments, {} expected",
             values.len(),
-            n + 2
+            n + 3
         )));
     }
     let numbers = |a: &ArrayRef| -> DfResult<UInt64Array> {
@@ -373,14 +392,27 @@ fn read_rows(values: &[ArrayRef]) -> DfResult<Rows> {
             .collect(),
         outcomes: Vec::with_capacity(batch.num_rows()),
         warnings: Vec::new(),
+        unreadable: None,
     };
-    parquet::each_row(
+    // The rows of a file whose columns cannot be read (a batch holds one file's rows).
+    let bad = datafusion::arrow::compute::cast(&values[n + 2], &DataType::Utf8)?;
+    let bad = bad.as_string::<i32>();
+    if let Some(i) = (0..bad.len()).find(|&i| !bad.is_null(i)) {
+        out.unreadable = Some(bad.value(i).to_string());
+        return Ok(out);
+    }
+    if let Err(why) = parquet::each_row(
         &batch,
         |i| rows.value(i),
         |_, o| out.outcomes.push(o),
         |i, w| out.warnings.push((i, w)),
-    )
-    .map_err(plan_error)?;
+    ) {
+        // A column of a type the readers cannot read (a float, a decimal): its rows are
+        // unreadable, counted as the streaming reader counts a row group it cannot read.
+        out.outcomes.clear();
+        out.warnings.clear();
+        out.unreadable = Some(why);
+    }
     Ok(out)
 }
 
@@ -400,6 +432,17 @@ impl Bucket {
     fn warn(&mut self, (file, row): (u64, u64), w: &'static str) {
         *self.summary.warnings.entry(w.to_string()).or_default() += 1;
         self.example(file, row, format!("row {row}: {w}"));
+    }
+
+    /// Counts a row that could not be read at all (`why`).
+    fn unreadable(&mut self, (file, row): (u64, u64), why: &str) -> DfResult<()> {
+        self.summary.records += 1;
+        self.summary.skip(&UNREADABLE);
+        self.example(file, row, format!("row {row}: {why}"));
+        if self.strict {
+            return Err(plan_error(format!("row {row}: {why}")));
+        }
+        Ok(())
     }
 
     /// Counts one row and keeps its record; `Err`: a malformed row under `--strict`.
@@ -503,15 +546,21 @@ impl Bucket {
     }
 }
 
-fn binary_values(a: &ArrayRef) -> DfResult<&BinaryArray> {
+fn binary_values(a: &ArrayRef) -> DfResult<&LargeBinaryArray> {
     a.as_any()
-        .downcast_ref::<BinaryArray>()
+        .downcast_ref::<LargeBinaryArray>()
         .ok_or_else(|| plan_error("a partial state that is not bytes"))
 }
 
 impl Accumulator for Bucket {
     fn update_batch(&mut self, values: &[ArrayRef]) -> DfResult<()> {
         let rows = read_rows(values)?;
+        if let Some(why) = &rows.unreadable {
+            for &place in &rows.places {
+                self.unreadable(place, why)?;
+            }
+            return Ok(());
+        }
         for (i, w) in rows.warnings {
             self.warn(rows.places[i], w);
         }
@@ -522,7 +571,7 @@ impl Accumulator for Bucket {
     }
 
     fn state(&mut self) -> DfResult<Vec<ScalarValue>> {
-        Ok(vec![ScalarValue::Binary(Some(self.state_bytes()))])
+        Ok(vec![ScalarValue::LargeBinary(Some(self.state_bytes()))])
     }
 
     fn merge_batch(&mut self, states: &[ArrayRef]) -> DfResult<()> {
@@ -539,7 +588,7 @@ impl Accumulator for Bucket {
     }
 
     fn evaluate(&mut self) -> DfResult<ScalarValue> {
-        Ok(ScalarValue::Binary(Some(self.finish()?)))
+        Ok(ScalarValue::LargeBinary(Some(self.finish()?)))
     }
 
     fn size(&self) -> usize {
@@ -573,6 +622,23 @@ impl GroupsAccumulator for Buckets {
         self.grow(total_num_groups);
         let rows = read_rows(values)?;
         let kept = |i: usize| opt_filter.is_none_or(|f| f.is_valid(i) && f.value(i));
+        if let Some(why) = &rows.unreadable {
+            for (i, &place) in rows.places.iter().enumerate() {
+                if !kept(i) {
+                    continue;
+                }
+                let g = group_indices
+                    .get(i)
+                    .copied()
+                    .ok_or_else(|| plan_error("a row without a group"))?;
+                let b = self
+                    .groups
+                    .get_mut(g)
+                    .ok_or_else(|| plan_error("a group past the groups"))?;
+                b.unreadable(place, why)?;
+            }
+            return Ok(());
+        }
         for (i, w) in rows.warnings {
             if kept(i) {
                 if let Some(b) = group_indices.get(i).and_then(|&g| self.groups.get_mut(g)) {
@@ -602,7 +668,7 @@ impl GroupsAccumulator for Buckets {
         for mut b in emit_to.take_needed(&mut self.groups) {
             out.push(b.finish()?);
         }
-        Ok(Arc::new(BinaryArray::from_iter_values(out)))
+        Ok(Arc::new(LargeBinaryArray::from_iter_values(out)))
     }
 
     fn state(&mut self, emit_to: EmitTo) -> DfResult<Vec<ArrayRef>> {
@@ -611,7 +677,7 @@ impl GroupsAccumulator for Buckets {
             .iter_mut()
             .map(Bucket::state_bytes)
             .collect();
-        Ok(vec![Arc::new(BinaryArray::from_iter_values(states))])
+        Ok(vec![Arc::new(LargeBinaryArray::from_iter_values(states))])
     }
 
     fn merge_batch(
@@ -649,16 +715,26 @@ impl GroupsAccumulator for Buckets {
         let mut out: Vec<Bucket> = (0..rows.places.len())
             .map(|_| Bucket::new(&self.fold))
             .collect();
+        let kept = |i: usize| opt_filter.is_none_or(|f| f.is_valid(i) && f.value(i));
+        if let Some(why) = &rows.unreadable {
+            for (i, &place) in rows.places.iter().enumerate() {
+                if kept(i) {
+                    out[i].unreadable(place, why)?;
+                }
+            }
+        }
         for (i, w) in rows.warnings {
-            out[i].warn(rows.places[i], w);
+            if kept(i) {
+                out[i].warn(rows.places[i], w);
+            }
         }
         for (i, (place, outcome)) in rows.places.into_iter().zip(rows.outcomes).enumerate() {
-            if opt_filter.is_none_or(|f| f.is_valid(i) && f.value(i)) {
+            if kept(i) {
                 out[i].add(place, outcome)?;
             }
         }
         let states: Vec<Vec<u8>> = out.iter_mut().map(Bucket::state_bytes).collect();
-        Ok(vec![Arc::new(BinaryArray::from_iter_values(states))])
+        Ok(vec![Arc::new(LargeBinaryArray::from_iter_values(states))])
     }
 
     fn size(&self) -> usize {
@@ -960,6 +1036,7 @@ impl Folding {
         let mut examples: Vec<(u64, u64, String)> = Vec::new();
         let run = async {
             let mut branches = Vec::with_capacity(paths.len());
+            let mut tables: Vec<(String, Vec<(String, DataType)>)> = Vec::new();
             for (i, path) in paths.iter().enumerate() {
                 let table = format!("sgsim_fold_{i}");
                 let _ = self.ctx.deregister_table(table.as_str())?;
@@ -981,29 +1058,85 @@ impl Folding {
                 });
                 if !flow_log {
                     let name = names.get(i).map_or(path.as_str(), String::as_str);
+                    let own: Vec<String> = columns
+                        .iter()
+                        .filter(|c| *c != FILE && *c != ROW)
+                        .map(|c| flowlog::canonical(c))
+                        .collect();
                     folded.warnings.push(format!(
                         "{name}: skipped, not a flow log: a Parquet file without a srcaddr \
                          column (columns: {})",
-                        columns.join(", ")
+                        own.join(", ")
                     ));
                     continue;
                 }
+                let types: Vec<(String, DataType)> =
+                    datafusion::catalog::TableProvider::schema(&file)
+                        .fields()
+                        .iter()
+                        .map(|f| (f.name().clone(), f.data_type().clone()))
+                        .collect();
                 self.ctx.register_table(table.as_str(), Arc::new(file))?;
+                tables.push((table, types));
+            }
+            // Per field, each file's column (by either spelling) and its type. A type the
+            // readers cannot read makes the file's rows unreadable, as the streaming reader
+            // counts them; where the files' readable types differ, the field is read as
+            // text in every file (UNION ALL would make Int64 and UInt64 a decimal).
+            let column = |types: &[(String, DataType)], f: flowlog::Field| {
+                types
+                    .iter()
+                    .find(|(c, _)| flowlog::canonical(c) == f.name())
+                    .cloned()
+            };
+            let mut text = vec![false; fields().count()];
+            for (k, f) in fields().enumerate() {
+                let mut seen: Option<&DataType> = None;
+                for (_, types) in &tables {
+                    if let Some((_, t)) = types
+                        .iter()
+                        .find(|(c, _)| flowlog::canonical(c) == f.name())
+                    {
+                        if readable(t) {
+                            if seen.is_some_and(|s| s != t) {
+                                text[k] = true;
+                            }
+                            seen = Some(t);
+                        }
+                    }
+                }
+            }
+            for (table, types) in &tables {
+                let bad = fields().find_map(|f| {
+                    column(types, f)
+                        .filter(|(_, t)| !readable(t))
+                        .map(|(_, t)| {
+                            format!("column {} has type {t}, not text or an integer", f.name())
+                        })
+                });
                 let args: Vec<String> = fields()
                     .enumerate()
                     .map(|(k, f)| {
-                        let col = columns
-                            .iter()
-                            .find(|c| flowlog::canonical(c) == f.name())
-                            .map_or_else(
-                                || "NULL".to_string(),
-                                |c| format!("\"{}\"", c.replace('"', "\"\"")),
-                            );
+                        let col = match (&bad, column(types, f)) {
+                            (None, Some((c, _))) => {
+                                let c = format!("\"{}\"", c.replace('"', "\"\""));
+                                if text[k] {
+                                    format!("CAST({c} AS VARCHAR)")
+                                } else {
+                                    c
+                                }
+                            }
+                            _ => "NULL".to_string(),
+                        };
                         format!("{col} AS a{k}")
                     })
                     .collect();
+                let bad = bad.map_or_else(
+                    || "CAST(NULL AS VARCHAR)".to_string(),
+                    |b| format!("'{}'", b.replace('\'', "''")),
+                );
                 branches.push(format!(
-                    "SELECT {}, {FILE}, {ROW} FROM {table}",
+                    "SELECT {}, {FILE}, {ROW}, {bad} AS {BAD} FROM {table}",
                     args.join(", ")
                 ));
             }
@@ -1016,7 +1149,7 @@ impl Folding {
             };
             let all: Vec<String> = (0..fields().count()).map(|k| format!("a{k}")).collect();
             let sql = format!(
-                "SELECT {FOLD}({}, {FILE}, {ROW}) AS tally FROM ({}) \
+                "SELECT {FOLD}({}, {FILE}, {ROW}, {BAD}) AS tally FROM ({}) \
                  GROUP BY {BUCKET}({}, {}, {}, {})",
                 all.join(", "),
                 branches.join(" UNION ALL "),
@@ -1030,7 +1163,7 @@ impl Folding {
                 let col = batch
                     .column(0)
                     .as_any()
-                    .downcast_ref::<BinaryArray>()
+                    .downcast_ref::<LargeBinaryArray>()
                     .ok_or_else(|| plan_error("its result is not bytes"))?;
                 for i in 0..col.len() {
                     if col.is_null(i) {

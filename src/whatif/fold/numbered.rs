@@ -38,9 +38,9 @@ use datafusion::physical_plan::{
 use futures::StreamExt;
 
 /// The column of a row's file ordinal.
-pub(super) const FILE: &str = "sgsim_file";
+pub(super) const FILE: &str = "__sgsim_file";
 /// The column of a row's 1-based place in its file.
-pub(super) const ROW: &str = "sgsim_row";
+pub(super) const ROW: &str = "__sgsim_row";
 
 /// The file's schema with the two place columns after its own.
 fn numbered_schema(inner: &Schema) -> SchemaRef {
@@ -61,7 +61,16 @@ pub(super) struct NumberedFile {
 }
 
 fn listing(path: &str) -> DfResult<ListingTableConfig> {
-    let url = ListingTableUrl::parse(path)?;
+    // A local path as a file URL: DataFusion reads `[`, `*`, `?` and `{` in a bare path as
+    // a glob, so a file named `a[1].parquet` would list nothing.
+    let url = if std::path::Path::new(path).is_absolute() {
+        let url = url::Url::from_file_path(path).map_err(|()| {
+            DataFusionError::Execution(format!("{path}: not a path a file URL can name"))
+        })?;
+        ListingTableUrl::try_new(url, None)?
+    } else {
+        ListingTableUrl::parse(path)?
+    };
     let options = ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension("");
     Ok(ListingTableConfig::new(url).with_listing_options(options))
 }

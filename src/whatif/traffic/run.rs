@@ -24,6 +24,13 @@ const MIN_SUB_CHUNK: usize = 2048;
 const MAX_FRAGMENTS: usize = 65536;
 /// Idle connections are swept once the clock has moved this far since the last sweep.
 const SWEEP_EVERY: u64 = 30 * SECOND;
+/// How far behind the clock (the latest time fed) a flow-log record may start and still
+/// continue its connection: a sweep finishes only connections idle past their timeout by
+/// this much more. Flow logs are only roughly in time order (windows of up to ten
+/// minutes, files per delivery), and a connection a sweep finished early would open anew
+/// where its next record continues it: the answer would depend on how the input is cut
+/// into chunks (and the folding plan's buckets would disagree with the stream).
+const FLOW_SLACK: u64 = 15 * 60 * SECOND;
 /// How many items ahead a partition asks for the index slot of an item's connection; the
 /// connection itself is asked for half as far ahead.
 const PREFETCH: usize = 8;
@@ -247,6 +254,11 @@ impl<'j> Run<'j> {
         }
         let routed_now = &routed[..subs];
         let latest = routed_now.iter().map(|r| r.latest).max().unwrap_or(0);
+        let slack = if items.iter().any(|i| matches!(i, Item::Flow(_))) {
+            FLOW_SLACK
+        } else {
+            0
+        };
         let top = judge.config.top;
         let run = |(p, part): (usize, &mut Part)| {
             for r in routed_now {
@@ -262,7 +274,7 @@ impl<'j> Run<'j> {
                 }
             }
             part.since += routed_now.iter().map(|r| r.tasks[p].len()).sum::<usize>();
-            part.sweep(latest, top);
+            part.sweep(latest, slack, top);
         };
         if n == 1 {
             self.parts.iter_mut().enumerate().for_each(run);
@@ -448,7 +460,7 @@ impl Part {
     /// connections: once the clock has moved [`SWEEP_EVERY`] and twice as many items as
     /// connections held have been judged (a sweep costs at most half a visit per item), or
     /// once the table has doubled.
-    fn sweep(&mut self, latest: u64, top: usize) {
+    fn sweep(&mut self, latest: u64, slack: u64, top: usize) {
         let (at, left) = self.swept;
         let held = self.conns4.len() + self.conns6.len();
         let due = latest >= at.saturating_add(SWEEP_EVERY) && self.since >= 2 * held;
@@ -461,15 +473,22 @@ impl Part {
             books,
             ..
         } = self;
-        fn sweep<A: Word>(conns: &mut Conns<A>, books: &mut Books, latest: u64, top: usize) {
+        fn sweep<A: Word>(
+            conns: &mut Conns<A>,
+            books: &mut Books,
+            latest: u64,
+            slack: u64,
+            top: usize,
+        ) {
             // In the table's order; the report does not depend on it (a service's example
             // is its earliest connection, its clients past the cap the smallest).
-            let idle =
-                |c: &Conn<A>| latest.saturating_sub(c.last_ns) > u64::from(c.idle_s) * SECOND;
+            let idle = |c: &Conn<A>| {
+                latest.saturating_sub(c.last_ns) > u64::from(c.idle_s) * SECOND + slack
+            };
             conns.extract_if(idle, |c| books.finish(c, top));
         }
-        sweep(conns4, books, latest, top);
-        sweep(conns6, books, latest, top);
+        sweep(conns4, books, latest, slack, top);
+        sweep(conns6, books, latest, slack, top);
         self.swept = (latest, self.conns4.len() + self.conns6.len());
         self.since = 0;
     }
