@@ -44,7 +44,8 @@
 //!   bucket, and idle connections are swept on each bucket's clock: the answers are the
 //!   streaming path's unless the streaming path finished connections early to keep within
 //!   its bound (`connections.evicted`), or a log's records are out of time order by more
-//!   than a connection's idle timeout.
+//!   than the slack both paths sweep flow-log connections with (15 minutes past their idle
+//!   timeout).
 //! - Examples of malformed rows name the file and row, not the row group.
 //! - `--since/--until` prune files by their partition, not row groups by statistics.
 //!
