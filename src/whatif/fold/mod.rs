@@ -1044,7 +1044,17 @@ impl Folding {
                 // Text columns as dictionaries, as the readers scan them (local files; an
                 // object's schema is its own).
                 let hint = match files.get(i) {
-                    Some(Location::Path(p)) => parquet::scan_schema(p).ok(),
+                    Some(Location::Path(p)) => match parquet::scan_schema(p) {
+                        Ok(schema) => Some(schema),
+                        // No srcaddr: left out below, with a warning.
+                        Err(flowlog::FlowError::NotFlowLogSchema(_)) => None,
+                        // A footer or schema the readers refuse (a field named twice): the
+                        // input's error, as the streaming reader makes it.
+                        Err(e) => {
+                            let name = names.get(i).map_or(path.as_str(), String::as_str);
+                            return Err(DataFusionError::Plan(format!("{name}: {e}")));
+                        }
+                    },
                     _ => None,
                 };
                 let file = NumberedFile::open(&self.ctx.state(), path, i as u64, hint).await?;
