@@ -89,11 +89,7 @@ fn plan_pass(
         &dir.to_string_lossy(),
         input::Options::default(),
     )?));
-    let mut first = Vec::new();
-    while first.is_empty() && source.read_chunk(1, &mut first)? {}
-    let mut probe = Run::new(judge);
-    probe.feed(&first);
-    let at = probe.instant();
+    let at = sgsim::whatif::traffic::first_instant(judge, &mut source)?;
     let folded = folding.input(&locations, &names, at, input::Window::default(), false)?;
     let records = folded.summary.decoded;
     let mut run = Run::new(judge);

@@ -137,7 +137,7 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
 
 /// Whether `path` starts with Parquet's magic bytes (a file shorter than them does not);
 /// a file that cannot be read is an error naming it, not a file that is no flow log.
-fn is_parquet(path: &std::path::Path) -> anyhow::Result<bool> {
+pub(super) fn is_parquet(path: &std::path::Path) -> anyhow::Result<bool> {
     use std::io::Read;
     let mut magic = Vec::with_capacity(4);
     std::fs::File::open(path)

@@ -298,12 +298,7 @@ fn fold_traffic(
         let mut names = Vec::new();
         for part in files.parts() {
             let parquet = match &part.location {
-                Location::Path(p) => {
-                    let mut magic = [0u8; 4];
-                    let mut f = std::fs::File::open(p)
-                        .with_context(|| format!("cannot open {}", part.name))?;
-                    std::io::Read::read_exact(&mut f, &mut magic).is_ok() && &magic == b"PAR1"
-                }
+                Location::Path(p) => super::query::is_parquet(p)?,
                 #[cfg(feature = "s3")]
                 Location::Object(o) => {
                     // The executors would read it with credentials of their own.
@@ -344,15 +339,8 @@ fn fold_traffic(
             Some(at) => at,
             None => {
                 let (mut source, _) = open_in(path, options.clone())?;
-                let mut first = Vec::new();
-                while first.is_empty()
-                    && source
-                        .read_chunk(1, &mut first)
-                        .with_context(|| sgsim::term::escape(&name).into_owned())?
-                {}
-                let mut probe = traffic::Run::new(&judge);
-                probe.feed(&first);
-                probe.instant()
+                traffic::first_instant(&judge, &mut source)
+                    .with_context(|| sgsim::term::escape(&name).into_owned())?
             }
         };
         let folded = folding

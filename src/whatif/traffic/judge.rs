@@ -171,6 +171,12 @@ pub struct Judge {
 }
 
 impl Judge {
+    /// The time of `item` as the connection loop reads it (ns since the epoch): a revoke
+    /// instant taken from the first item of an input.
+    pub fn instant_of(&self, item: &crate::packet::Item) -> u64 {
+        self.seen(item, None).ts_ns
+    }
+
     /// Changed connections listed, and clients sampled per service.
     pub fn top(&self) -> usize {
         self.config.top

@@ -100,7 +100,7 @@ mod tally;
 mod wire;
 
 pub use judge::Judge;
-pub use run::{Progress, Run};
+pub use run::{first_instant, Progress, Run};
 pub use synthetic::{synthetic_items, synthetic_items_with_flags, synthetic_sessions};
 #[cfg(feature = "fleet")]
 pub(crate) use wire::{read_record, write_record, Reader as WireReader, Writer as WireWriter};

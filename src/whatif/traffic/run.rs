@@ -15,7 +15,7 @@ use super::tally::{Agg, Service, ServiceKey};
 use super::wire::Tally;
 use super::{Error, ACK, SECOND, SYN};
 use crate::model::{Header, State};
-use crate::packet::{Item, Source};
+use crate::packet::{Item, Source, TrafficError};
 use crate::whatif::report::{self, Flow, Hits, Impact, Report};
 
 /// Below this many items per sub-chunk, routing is not split further.
@@ -61,6 +61,8 @@ struct Routed {
     latest: u64,
     /// The sub-chunk holds a fragment.
     fragments: bool,
+    /// The sub-chunk holds a flow-log record (sweeps then keep [`FLOW_SLACK`]).
+    flows: bool,
 }
 
 /// The traffic what-if of one or more inputs: feed it items (or whole sources), then
@@ -84,6 +86,15 @@ pub struct Run<'j> {
     /// Connections finished early to keep within the bound.
     evicted: u64,
     inputs: Vec<report::Input>,
+}
+
+/// The default revoke instant of `source` (its first item's time, as [`Run::feed`] takes
+/// it; 0 when it has none), read from the source's start: for a plan that judges the
+/// input elsewhere ([`crate::whatif::fold`]).
+pub fn first_instant(judge: &Judge, source: &mut Source<'_>) -> Result<u64, TrafficError> {
+    let mut first = Vec::new();
+    while first.is_empty() && source.read_chunk(1, &mut first)? {}
+    Ok(first.first().map_or(0, |item| judge.instant_of(item)))
 }
 
 /// Progress of a run over one source.
@@ -176,10 +187,7 @@ impl<'j> Run<'j> {
             return;
         }
         let judge = self.judge;
-        let at = *self.at.get_or_insert_with(|| {
-            let s = judge.seen(&items[0], None);
-            s.ts_ns
-        });
+        let at = *self.at.get_or_insert_with(|| judge.instant_of(&items[0]));
         self.items += items.len() as u64;
         self.pending = true;
         let n = self.parts.len();
@@ -202,6 +210,7 @@ impl<'j> Run<'j> {
             r.tasks.iter_mut().for_each(Vec::clear);
             r.latest = 0;
             r.fragments = false;
+            r.flows = false;
             for (j, item) in chunk.iter().enumerate() {
                 let fix = match item {
                     Item::Packet(p) if p.fragment.is_some() => {
@@ -215,6 +224,7 @@ impl<'j> Run<'j> {
                 };
                 let seen = judge.seen(item, fix);
                 r.latest = r.latest.max(seen.ts_ns);
+                r.flows |= seen.record.is_some();
                 let hash = judge.hash(&seen);
                 r.tasks[partition(hash, n)].push((seen, hash));
             }
@@ -254,7 +264,7 @@ impl<'j> Run<'j> {
         }
         let routed_now = &routed[..subs];
         let latest = routed_now.iter().map(|r| r.latest).max().unwrap_or(0);
-        let slack = if items.iter().any(|i| matches!(i, Item::Flow(_))) {
+        let slack = if routed_now.iter().any(|r| r.flows) {
             FLOW_SLACK
         } else {
             0
