@@ -336,3 +336,46 @@ pub fn decode_exec(
         u64::from_le_bytes(ordinal),
     ))))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Damaged definitions are errors, never a panic; others' bytes are left alone.
+    #[test]
+    fn damaged_definitions_are_errors() {
+        let schema = numbered_schema(&Schema::new(vec![Field::new(
+            "srcaddr",
+            DataType::Utf8,
+            true,
+        )]));
+        assert!(decode_table(b"other", &schema).unwrap().is_none());
+        for bad in [WIRE_TABLE, &[WIRE_TABLE, &[1, 2, 3][..]].concat()] {
+            assert!(decode_table(bad, &schema).is_err());
+        }
+        let mut not_utf8 = WIRE_TABLE.to_vec();
+        not_utf8.extend_from_slice(&7u64.to_le_bytes());
+        not_utf8.extend_from_slice(&[0xff, 0xfe]);
+        assert!(decode_table(&not_utf8, &schema).is_err());
+        assert!(decode_exec(b"other", &[]).unwrap().is_none());
+        let mut exec = WIRE_EXEC.to_vec();
+        exec.extend_from_slice(&7u64.to_le_bytes());
+        // No input, or a cut ordinal.
+        assert!(decode_exec(&exec, &[]).is_err());
+        assert!(decode_exec(&exec[..exec.len() - 1], &[]).is_err());
+    }
+
+    /// A local path with glob characters is a file URL, not a pattern.
+    #[test]
+    fn paths_with_glob_characters_name_one_file() {
+        let config = listing("/tmp/logs[2026]/a*.parquet").unwrap();
+        let url = &config.table_paths[0];
+        // Parsed as a pattern, the prefix would stop at `/tmp`.
+        let prefix: &str = url.prefix().as_ref();
+        assert!(prefix.ends_with("a*.parquet"), "{prefix}");
+        assert!(!url.is_collection());
+        let glob = ListingTableUrl::parse("/tmp/logs[2026]/a*.parquet").unwrap();
+        let prefix: &str = glob.prefix().as_ref();
+        assert!(!prefix.ends_with(".parquet"), "{prefix}");
+    }
+}
