@@ -216,7 +216,7 @@ impl LogicalExtensionCodec for LogicalCodec {
         node: Arc<dyn TableProvider>,
         buf: &mut Vec<u8>,
     ) -> DfResult<()> {
-        if crate::whatif::fold::encode_table(node.as_ref(), buf) {
+        if crate::whatif::fold::encode_table(node.as_ref(), buf)? {
             return Ok(());
         }
         self.0.try_encode_table_provider(table_ref, node, buf)
@@ -283,7 +283,7 @@ impl PhysicalExtensionCodec for PhysicalCodec {
         buf: &mut Vec<u8>,
         converter: &dyn PhysicalProtoConverterExtension,
     ) -> DfResult<()> {
-        if crate::whatif::fold::encode_exec(node.as_ref(), buf) {
+        if crate::whatif::fold::encode_exec(node.as_ref(), buf)? {
             return Ok(());
         }
         self.0.try_encode(node, buf, converter)

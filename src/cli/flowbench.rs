@@ -71,7 +71,7 @@ fn pass(
 }
 
 /// One pass of the what-if as one DataFusion plan (`--fold plan`) over the folder's Parquet
-/// files: (seconds, records judged, the report as JSON without the clock).
+/// files: (seconds, records judged, the report as JSON without the clock, buckets).
 #[cfg(feature = "fleet")]
 fn plan_pass(
     state: &State,
@@ -79,10 +79,16 @@ fn plan_pass(
     judge: &Judge,
     folding: &sgsim::whatif::fold::Folding,
     dir: &Path,
-) -> anyhow::Result<(f64, u64, Value)> {
+) -> anyhow::Result<(f64, u64, Value, u64)> {
     let t = Instant::now();
     let files = Files::open(&dir.to_string_lossy(), input::Options::default())?;
-    let locations: Vec<_> = files.parts().map(|p| p.location.clone()).collect();
+    let locations = files
+        .parts()
+        .map(|p| {
+            let format = sgsim::whatif::fold::Format::of(&p.location)?;
+            Ok((p.location.clone(), format))
+        })
+        .collect::<std::io::Result<Vec<_>>>()?;
     let names: Vec<String> = files.parts().map(|p| p.name.clone()).collect();
     // The instant: the first record, as the streaming what-if takes it.
     let mut source = Source::Files(Box::new(Files::open(
@@ -100,6 +106,7 @@ fn plan_pass(
         t.elapsed().as_secs_f64(),
         records,
         serde_json::to_value(&report)?,
+        folded.buckets,
     ))
 }
 
@@ -187,6 +194,9 @@ pub fn run(
     let (mut scan_s, mut whatif_s) = (vec![Vec::new(); all], vec![Vec::new(); all]);
     let mut reports: Vec<Value> = vec![Value::Null; all];
     let mut records = 0;
+    // Per plan: the buckets it folded in.
+    #[allow(unused_mut)]
+    let mut plan_buckets: Vec<u64> = vec![0; folds.len()];
     for _ in 0..repeat.max(1) {
         for (k, (_, scan)) in scans.iter().enumerate() {
             let (secs, _, _) = pass(state, &plan, None, dir, scan.clone())?;
@@ -198,9 +208,10 @@ pub fn run(
         }
         #[cfg(feature = "fleet")]
         for (k, (_, folding)) in folds.iter().enumerate() {
-            let (secs, _, report) = plan_pass(state, &plan, &judge, folding, dir)?;
+            let (secs, _, report, buckets) = plan_pass(state, &plan, &judge, folding, dir)?;
             whatif_s[n + k].push(secs);
             reports[n + k] = report;
+            plan_buckets[k] = buckets;
         }
     }
 
@@ -238,6 +249,7 @@ pub fn run(
         }
         if k >= n {
             f["report_identical_to_stream"] = json!(reports[k] == reports[0]);
+            f["buckets"] = json!(plan_buckets[k - n]);
         }
         figures.insert(name.to_string(), f);
     }

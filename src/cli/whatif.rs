@@ -85,10 +85,16 @@ pub struct Args {
     /// Where connections are followed through time: `stream` (this process, as records
     /// are read) or `plan`: the whole what-if as one Apache DataFusion plan (the scan,
     /// the judging and the connection fold as the plan's aggregation), on every core or,
-    /// with `--cluster`, on the cluster's executors. Parquet flow logs only; needs the
-    /// `fleet` feature. Both give the same report.
+    /// with `--cluster`, on the cluster's executors. Flow logs only (Parquet, text,
+    /// gzip; not captures); needs the `fleet` feature. Both give the same report.
     #[arg(long, value_enum, default_value = "stream")]
     fold: Fold,
+    /// `--fold plan`: the most records, about, one bucket of connections holds while it is
+    /// folded (an input of more records is cut into more buckets: fewer records per bucket
+    /// hold less memory per fold, and give more totals to merge).
+    #[arg(long, value_name = "N", default_value_t = 1 << 20,
+          value_parser = super::count(1, 1 << 40))]
+    bucket_records: usize,
 }
 
 pub fn run(args: Args) -> anyhow::Result<Exit> {
@@ -116,7 +122,14 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
                 synthetic.is_none(),
                 "--fold plan reads Parquet flow logs, not --synthetic traffic"
             );
-            fold_traffic(&mut plan, &state, &args.traffic, &args.window, config)?;
+            fold_traffic(
+                &mut plan,
+                &state,
+                &args.traffic,
+                &args.window,
+                config,
+                args.bucket_records as u64,
+            )?;
         } else {
             judge_traffic(
                 &mut plan,
@@ -271,9 +284,10 @@ fn fold_traffic(
     traffic: &[PathBuf],
     window: &super::packets::WindowArgs,
     config: traffic::Config,
+    bucket_records: u64,
 ) -> anyhow::Result<()> {
     use sgsim::packet::input::{Files, Location};
-    use sgsim::whatif::fold::Folding;
+    use sgsim::whatif::fold::{Folding, Format};
     let after = &plan.outcome.state;
     let folding = match &window.cluster {
         #[cfg(feature = "cluster")]
@@ -284,7 +298,8 @@ fn fold_traffic(
         #[cfg(not(feature = "cluster"))]
         Some(_) => anyhow::bail!("--cluster needs sgsim built with the `cluster` feature"),
         None => Folding::new(state, after, &config)?,
-    };
+    }
+    .with_bucket_records(bucket_records);
     // Read locally: the first record (the default instant) and the files' kinds.
     let mut options = window.options(false)?;
     options.scan = sgsim::packet::input::Scan::Builtin;
@@ -296,6 +311,8 @@ fn fold_traffic(
             .with_context(|| format!("cannot open {name}"))?;
         let mut locations = Vec::new();
         let mut names = Vec::new();
+        // Each file's kind, as the streaming reader names the input's.
+        let mut kinds: Vec<&'static str> = Vec::new();
         for part in files.parts() {
             let parquet = match &part.location {
                 Location::Path(p) => super::query::is_parquet(p)?,
@@ -315,23 +332,55 @@ fn fold_traffic(
                 #[allow(unreachable_patterns)]
                 _ => false,
             };
-            if !parquet {
-                // In a folder, a marker or hidden file (`_SUCCESS`, `.crc`, empty) is no
-                // traffic: left out with a warning. Anything else may hold records the
-                // plan cannot read, and is refused.
-                let base = part.name.rsplit('/').next().unwrap_or(&part.name);
-                let marker = base.starts_with('_') || base.starts_with('.') || part.len == 0;
+            let format = if parquet {
+                kinds.push("parquet-flow-log");
+                Format::Parquet
+            } else {
                 anyhow::ensure!(
-                    marker && !files.explicit(),
-                    "--fold plan reads Parquet flow logs: {} is not one (use --fold stream)",
+                    window.cluster.is_none(),
+                    "{}: --fold plan on a cluster reads Parquet flow logs; a text flow log is \
+                     read by the plan on this machine only (drop --cluster, or use --fold \
+                     stream)",
                     sgsim::term::escape(&part.name)
                 );
-                plan.report
-                    .warnings
-                    .push(format!("{}: skipped, not a Parquet flow log", part.name));
-                continue;
-            }
-            locations.push(part.location.clone());
+                // Read by the plan as the streaming reader reads it. What it is, from its
+                // start (to its first record): a capture is refused (the plan folds flow
+                // logs); in a folder, a file that is no traffic is left out with a warning,
+                // as the streaming reader leaves it out.
+                let opened = match &part.location {
+                    Location::Path(p) => std::fs::File::open(p)
+                        .map_err(sgsim::packet::TrafficError::from)
+                        .and_then(sgsim::packet::Source::open),
+                    #[cfg(feature = "s3")]
+                    Location::Object(o) => sgsim::packet::s3::open(o),
+                    #[allow(unreachable_patterns)]
+                    _ => anyhow::bail!("{}: cannot be read", sgsim::term::escape(&part.name)),
+                };
+                let first = opened.and_then(|mut source| {
+                    let mut one = Vec::with_capacity(1);
+                    source.read_chunk(1, &mut one).map(|_| source)
+                });
+                match first {
+                    Ok(source) if !source.is_flow_log() => anyhow::bail!(
+                        "--fold plan reads flow logs: {} is a {} (use --fold stream)",
+                        sgsim::term::escape(&part.name),
+                        source.kind()
+                    ),
+                    Ok(source) => kinds.push(source.kind()),
+                    Err(e) if e.is_not_traffic() && !files.explicit() => {
+                        plan.report
+                            .warnings
+                            .push(format!("{}: skipped, {e}", part.name));
+                        continue;
+                    }
+                    Err(e) => {
+                        return Err(anyhow::Error::new(e)
+                            .context(format!("cannot read {}", sgsim::term::escape(&part.name))))
+                    }
+                }
+                Format::Text
+            };
+            locations.push((part.location.clone(), format));
             names.push(part.name.clone());
         }
         // The instant: given, or the first record in the streaming reader's order.
@@ -372,15 +421,22 @@ fn fold_traffic(
                 );
             }
         }
+        // The input's kind from the files the plan read.
+        let read: Vec<&str> = kinds
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !folded.left_out.contains(i))
+            .map(|(_, k)| *k)
+            .collect();
+        let kind = match read.first() {
+            None => "none",
+            Some(k) if read.iter().all(|o| o == k) => k,
+            Some(_) => "mixed",
+        };
         run.absorb(&name, folded.tally, at);
         run.input(whatif::report::Input {
             name,
-            kind: if locations.is_empty() {
-                "none"
-            } else {
-                "parquet-flow-log"
-            }
-            .to_string(),
+            kind: kind.to_string(),
             summary: summary.to_string(),
         });
     }
@@ -395,6 +451,7 @@ fn fold_traffic(
     _: &[PathBuf],
     _: &super::packets::WindowArgs,
     _: traffic::Config,
+    _: u64,
 ) -> anyhow::Result<()> {
     anyhow::bail!(
         "--fold plan needs sgsim built with the `fleet` feature (cargo build --release --features fleet)"

@@ -60,6 +60,11 @@ impl Object {
         format!("s3://{}/{}", self.bucket.name, self.key)
     }
 
+    /// Its size in bytes.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
     /// Its bucket's URL, `s3://bucket`.
     pub fn bucket_url(&self) -> String {
         format!("s3://{}", self.bucket.name)

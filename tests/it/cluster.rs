@@ -73,7 +73,7 @@ fn a_cluster_of_two_executors_gives_the_local_report() {
     let dir = scratch("cluster");
     let (state, revoke) = fleet_state(&dir);
     let day = fleet_day(1000, 5);
-    let (_, _, hive) = write_layouts(&dir, &day);
+    let (_, gz, hive) = write_layouts(&dir, &day);
     let big = big_file(&dir, &day);
 
     let sp = free_port();
@@ -126,6 +126,15 @@ fn a_cluster_of_two_executors_gives_the_local_report() {
         let after: usize = work.iter().map(|w| files_under(w)).sum();
         assert!(after > before, "the executors ran no task of the plan");
     }
+    // Hourly gzip text files: the plan reads text on this machine only (Ballista's
+    // scheduler would hand every task every file); refused by name, not miscounted.
+    let (code, _, err) =
+        super::flowlogs::run_whatif(&state, &revoke, &gz, &["--cluster", &url, "--fold", "plan"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains(".log.gz") && err.contains("this machine only"),
+        "{err}"
+    );
     // SQL with the verdict functions runs on the cluster too: the functions travel in the
     // plan with their states (the executors were given none) and give the local answer,
     // record for record and in the default summary.

@@ -367,6 +367,26 @@ pub fn write_layouts(dir: &Path, day: &[Vec<Rec>]) -> (PathBuf, PathBuf, PathBuf
 
 /// The JSON report of a what-if, without the clock of the analysis.
 pub fn report(state: &Path, revoke: &str, traffic: &Path, extra: &[&str]) -> Value {
+    let (code, out, err) = run_whatif(
+        state,
+        revoke,
+        traffic,
+        &[&["--output", "json"], extra].concat(),
+    );
+    assert_eq!(code, 0, "{err}");
+    let mut v: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    v.as_object_mut().unwrap().remove("analysed_at");
+    v
+}
+
+/// `sgsim whatif` of `revoke` on `state` and `traffic`, with `extra` flags: (exit code,
+/// stdout, stderr).
+pub fn run_whatif(
+    state: &Path,
+    revoke: &str,
+    traffic: &Path,
+    extra: &[&str],
+) -> (i32, String, String) {
     let mut args = vec![
         "whatif",
         "--state",
@@ -375,15 +395,9 @@ pub fn report(state: &Path, revoke: &str, traffic: &Path, extra: &[&str]) -> Val
         revoke,
         "--traffic",
         traffic.to_str().unwrap(),
-        "--output",
-        "json",
     ];
     args.extend_from_slice(extra);
-    let (code, out, err) = sgsim(&args);
-    assert_eq!(code, 0, "{err}");
-    let mut v: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
-    v.as_object_mut().unwrap().remove("analysed_at");
-    v
+    sgsim(&args)
 }
 
 /// [`report`] without what differs by nature between layouts: the inputs' names and

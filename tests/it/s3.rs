@@ -207,6 +207,12 @@ fn s3_prefixes_in_both_layouts_give_the_local_whatif() {
             ),
             "--fold plan with a window on S3"
         );
+        // gzip text objects, read by sgsim's reader in the plan's scans.
+        assert_eq!(
+            local,
+            whatif("s3://fleet/gz/", &["--fold", "plan"]),
+            "--fold plan on gzip text in S3"
+        );
     }
     let _ = std::fs::remove_dir_all(&dir);
 }

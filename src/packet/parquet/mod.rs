@@ -332,6 +332,11 @@ pub(crate) fn each_row(
 }
 
 impl Reader {
+    /// The rows of each row group, in file order (as its footer gives them).
+    pub fn group_rows(&self) -> &[u64] {
+        &self.groups
+    }
+
     /// Opens a Parquet flow log; `input` gives a fresh handle on the same bytes for each
     /// row group (a file's `try_clone`, a cheap clone of bytes or of an object reader).
     pub fn new<T, F>(mut input: F, len: u64) -> Result<Reader, FlowError>

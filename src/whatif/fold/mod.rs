@@ -5,22 +5,28 @@
 //!
 //! # The plan
 //!
-//! For one input (a `--traffic` argument: its Parquet files in the streaming reader's
-//! order), with `fN` the N-th file:
+//! For one input (a `--traffic` argument: its files in the streaming reader's order),
+//! with `fN` the N-th file:
 //!
 //! ```sql
-//! SELECT sgsim_fold(a0, …, aK, __sgsim_file, __sgsim_row) FROM (
-//!     SELECT <the flow-log columns of f0>, __sgsim_file, __sgsim_row FROM f0
+//! SELECT sgsim_fold(a0, …, aK, __sgsim_file, __sgsim_row, …) FROM (
+//!     SELECT <the flow-log columns of f0>, __sgsim_file, __sgsim_row, … FROM f0
 //!     UNION ALL …
 //! ) GROUP BY sgsim_bucket(srcaddr, dstaddr, pkt_srcaddr, pkt_dstaddr)
 //! ```
 //!
-//! - Each file is a table whose rows carry their place (`numbered.rs`: the file's ordinal
-//!   and the row's place in it, numbered by an operator over the file's scan): the order
-//!   the streaming reader gives records in.
+//! - Each file is a table whose rows carry their place (the file's ordinal and the row's
+//!   place in it): the order the streaming reader gives records in.
+//!   - A Parquet file (`numbered.rs`): DataFusion's scan, numbered by an operator over it;
+//!     the fold reads each row's flow-log columns.
+//!   - A text flow log, plain or gzip (`text.rs`): a scan of its own that reads the file
+//!     with sgsim's reader, giving each record (already read, the `--since/--until`
+//!     window applied) and, last, the file's summary. Text cannot be cut, so a file is one
+//!     task.
 //! - `sgsim_bucket` hashes a record's two addresses, in either order (the ones the record
 //!   is read with: `pkt-*` when present): every record of a connection falls in one
-//!   bucket, whichever way it goes, whatever ENI logged it.
+//!   bucket, whichever way it goes, whatever ENI logged it. An input has 8 buckets per
+//!   final partition, or one per [`BUCKET_RECORDS`] of its rows when that is more.
 //! - `sgsim_fold`, an aggregate, reads each row as the streaming reader does
 //!   ([`crate::packet::parquet::each_row`]: the same records, skips by reason, warnings and
 //!   the `--since/--until` window). Its partial state is the bucket's records as bytes
@@ -38,8 +44,19 @@
 //! # What differs from the streaming path
 //!
 //! - Memory: a bucket's records are held (about 50 bytes each, as bytes) until its fold,
-//!   spread over the tasks that own the buckets: the plan trades the streaming path's
-//!   bounded memory for folding on many machines.
+//!   spread over the tasks that own the buckets: the plan's memory grows with its input,
+//!   where the streaming path's follows the live connections. What one fold holds is
+//!   bounded: an input is cut into more buckets as it grows (its files' footers count its
+//!   rows), so that a bucket holds about [`BUCKET_RECORDS`] records at most, and a fold
+//!   holds that bucket's bytes, a 24-byte index of them and one chunk of judged records
+//!   (not every record of the bucket decoded at once). The client merges each bucket's
+//!   tally as it arrives.
+//!
+//!   DataFusion's memory pool cannot bound the rest: a partial state is one value per
+//!   bucket and file, and the repartition gathers a partition's into one batch before
+//!   the final aggregation sees it (measured: a 256 MiB pool refuses a 162 MB batch of
+//!   the 5 M-record day). Bounding it needs the records sorted by bucket and place and
+//!   folded as they stream (an external sort, which spills), not gathered per bucket.
 //! - The live-connection bound ([`super::traffic::Config::max_connections`]) applies per
 //!   bucket, and idle connections are swept on each bucket's clock: the answers are the
 //!   streaming path's unless the streaming path finished connections early to keep within
@@ -54,7 +71,8 @@
 //! - `mod.rs`: the aggregate (a [`GroupsAccumulator`] over every bucket of a partition, so
 //!   a batch's rows are read once), the bucket function, their codecs, and [`Folding`],
 //!   the session that runs the plan and merges its totals.
-//! - `numbered.rs`: a file as a table whose rows carry their place, and its codecs.
+//! - `numbered.rs`: a Parquet file as a table whose rows carry their place, and its codecs.
+//! - `text.rs`: a text flow log as a table read by sgsim's reader, and its codecs.
 
 use std::hash::{Hash, Hasher};
 use std::net::IpAddr;
@@ -82,8 +100,9 @@ use crate::packet::input::{Location, Window, OUTSIDE_WINDOW};
 use crate::packet::{parquet, Item, Summary, MAX_EXAMPLES};
 
 mod numbered;
-pub use numbered::{decode_exec, decode_table, encode_exec, encode_table};
+mod text;
 use numbered::{NumberedFile, FILE, ROW};
+use text::{TextFile, RECORD, SUMMARY};
 
 /// The aggregate's name.
 pub const FOLD: &str = "sgsim_fold";
@@ -93,6 +112,14 @@ pub const BUCKET: &str = "sgsim_bucket";
 /// hashing them to partitions evens out, and not many more (each bucket's totals carry a
 /// timeline of every second its records cover, merged by the client).
 pub const BUCKETS_PER_PARTITION: u64 = 8;
+/// Records a bucket holds, about, at most: an input of more records is folded in more
+/// buckets. A bucket's records are held together for its fold (about 50 bytes each as
+/// bytes, 24 more while they are put in order), so this bounds what one fold holds, however
+/// large the input.
+pub const BUCKET_RECORDS: u64 = 1 << 20;
+/// Buckets of one input, at most: each gives the client a tally with a timeline of the
+/// seconds its records cover.
+const MAX_BUCKETS: u64 = 4096;
 /// Partitions of the final aggregation on a cluster, at least.
 #[cfg(feature = "cluster")]
 const REMOTE_PARTITIONS: usize = 16;
@@ -223,8 +250,10 @@ impl Hash for Fold {
     }
 }
 
+/// The fold's arguments: every flow-log field, the place (file, row), why a Parquet file's
+/// rows cannot be read, and a text flow log's record and summary.
 fn fold_signature() -> Signature {
-    Signature::any(fields().count() + 3, Volatility::Immutable)
+    Signature::any(fields().count() + 5, Volatility::Immutable)
 }
 
 /// The column of a file's rows that cannot be read, and why (null: they can).
@@ -286,8 +315,78 @@ struct Bucket {
     examples: Vec<(u64, u64, String)>,
 }
 
+/// A summary's counts (records, decoded, skips and warnings by reason), as bytes.
+fn write_counts(w: &mut WireWriter, s: &Summary) {
+    w.u(s.records);
+    w.u(s.decoded);
+    for map in [&s.skipped, &s.warnings] {
+        w.u(map.len() as u64);
+        for (k, n) in map {
+            w.s(k);
+            w.u(*n);
+        }
+    }
+}
+
+/// Adds the counts [`write_counts`] wrote to `s` (saturating).
+fn read_counts(r: &mut WireReader<'_>, s: &mut Summary) -> Result<(), super::traffic::WireError> {
+    s.records = s.records.saturating_add(r.u()?);
+    s.decoded = s.decoded.saturating_add(r.u()?);
+    for i in 0..2 {
+        let n = r.count(2)?;
+        for _ in 0..n {
+            let k = r.s()?;
+            let v = r.u()?;
+            let map = if i == 0 {
+                &mut s.skipped
+            } else {
+                &mut s.warnings
+            };
+            let e = map.entry(k).or_default();
+            *e = e.saturating_add(v);
+        }
+    }
+    Ok(())
+}
+
+/// An example's kind, the first character of its text until the client names the row
+/// group (the place of a Parquet row in the streaming reader's words): a warning, a
+/// malformed row (in the order the streaming reader raises them on one row), a text flow
+/// log's example (its own words). Any other text is shown as `row N: text`.
+const WARNING: char = '\u{1}';
+const MALFORMED_ROW: char = '\u{2}';
+const AS_IS: char = '\u{3}';
+
+/// An example of the plan's in the streaming reader's words: `groups`, the rows of each
+/// row group of the example's file (empty when not known).
+fn example_text(row: u64, message: &str, groups: &[u64]) -> String {
+    // The row group (0-based) of a 1-based row.
+    let mut start = 0u64;
+    let group = groups.iter().position(|&n| {
+        start += n;
+        row <= start
+    });
+    let mut chars = message.chars();
+    match (chars.next(), group) {
+        (Some(WARNING), Some(g)) => format!("row group {g}, row {row}: {}", chars.as_str()),
+        (Some(MALFORMED_ROW), Some(g)) => format!("row {row}: row group {g}: {}", chars.as_str()),
+        (Some(WARNING | MALFORMED_ROW), None) => format!("row {row}: {}", chars.as_str()),
+        (Some(AS_IS), _) => chars.as_str().to_string(),
+        _ => format!("row {row}: {message}"),
+    }
+}
+
 /// What the final value and the partial state start with.
-const MAGIC: &[u8] = b"sgsim-fold/1\n";
+const MAGIC: &[u8] = b"sgsim-fold/2\n";
+
+/// How many buckets an input of `rows` records is folded in, over `partitions` final
+/// partitions: a few per partition, and more once a bucket would hold more than `per`
+/// records ([`BUCKET_RECORDS`] unless set), up to [`MAX_BUCKETS`].
+pub(crate) fn buckets_for(rows: u64, partitions: u64, per: u64) -> u64 {
+    let floor = partitions.max(1).saturating_mul(BUCKETS_PER_PARTITION);
+    rows.div_ceil(per.max(1))
+        .clamp(floor, MAX_BUCKETS.max(floor))
+}
 
 fn plan_error(why: impl std::fmt::Display) -> DataFusionError {
     DataFusionError::Execution(format!("{FOLD}: {why}"))
@@ -305,16 +404,7 @@ impl Bucket {
 
     /// The summary and examples, as bytes.
     fn write_summary(&mut self, w: &mut WireWriter) {
-        let s = &self.summary;
-        w.u(s.records);
-        w.u(s.decoded);
-        for map in [&s.skipped, &s.warnings] {
-            w.u(map.len() as u64);
-            for (k, n) in map {
-                w.s(k);
-                w.u(*n);
-            }
-        }
+        write_counts(w, &self.summary);
         self.examples.sort();
         self.examples.truncate(MAX_EXAMPLES);
         w.u(self.examples.len() as u64);
@@ -328,22 +418,7 @@ impl Bucket {
     fn read_summary(&mut self, r: &mut WireReader<'_>) -> Result<(), String> {
         let bad = |e: super::traffic::WireError| e.to_string();
         r.at = "summary";
-        self.summary.records = self.summary.records.saturating_add(r.u().map_err(bad)?);
-        self.summary.decoded = self.summary.decoded.saturating_add(r.u().map_err(bad)?);
-        for i in 0..2 {
-            let n = r.count(2).map_err(bad)?;
-            for _ in 0..n {
-                let k = r.s().map_err(bad)?;
-                let v = r.u().map_err(bad)?;
-                let map = if i == 0 {
-                    &mut self.summary.skipped
-                } else {
-                    &mut self.summary.warnings
-                };
-                let e = map.entry(k).or_default();
-                *e = e.saturating_add(v);
-            }
-        }
+        read_counts(r, &mut self.summary).map_err(bad)?;
         let n = r.count(3).map_err(bad)?;
         for _ in 0..n {
             let (file, row) = (r.u().map_err(bad)?, r.u().map_err(bad)?);
@@ -362,15 +437,18 @@ struct Rows {
     warnings: Vec<(usize, &'static str)>,
     /// The batch could not be read at all, and why: every row is counted unreadable.
     unreadable: Option<String>,
+    /// The batch is a text flow log's, read by its scan: each row a record (in the fold's
+    /// encoding) or the file's summary.
+    text: Option<(arrow_array::BinaryArray, arrow_array::BinaryArray)>,
 }
 
 fn read_rows(values: &[ArrayRef]) -> DfResult<Rows> {
     let n = fields().count();
-    if values.len() != n + 3 {
+    if values.len() != n + 5 {
         return Err(plan_error(format!(
             "{} arguments, {} expected",
             values.len(),
-            n + 3
+            n + 5
         )));
     }
     let numbers = |a: &ArrayRef| -> DfResult<UInt64Array> {
@@ -392,7 +470,23 @@ fn read_rows(values: &[ArrayRef]) -> DfResult<Rows> {
         outcomes: Vec::with_capacity(batch.num_rows()),
         warnings: Vec::new(),
         unreadable: None,
+        text: None,
     };
+    // A text flow log's rows (a batch holds one file's rows): read by its scan.
+    let binary = |a: &ArrayRef| -> DfResult<arrow_array::BinaryArray> {
+        let c = datafusion::arrow::compute::cast(a, &DataType::Binary)?;
+        Ok(c.as_binary::<i32>().clone())
+    };
+    let (records, summaries) = (binary(&values[n + 3])?, binary(&values[n + 4])?);
+    if records.null_count() < records.len() || summaries.null_count() < summaries.len() {
+        if (0..records.len()).any(|i| records.is_null(i) && summaries.is_null(i)) {
+            return Err(plan_error(
+                "a batch mixing a text flow log's rows with others",
+            ));
+        }
+        out.text = Some((records, summaries));
+        return Ok(out);
+    }
     // The rows of a file whose columns cannot be read (a batch holds one file's rows).
     let bad = datafusion::arrow::compute::cast(&values[n + 2], &DataType::Utf8)?;
     let bad = bad.as_string::<i32>();
@@ -428,16 +522,58 @@ impl Bucket {
         }
     }
 
+    /// Keeps a record a text flow log's scan read (counted in its file's summary).
+    fn add_read(&mut self, (file, row): (u64, u64), record: &[u8]) {
+        let mut w = WireWriter(std::mem::take(&mut self.rows));
+        w.u(file);
+        w.u(row);
+        w.u(record.len() as u64);
+        w.0.extend_from_slice(record);
+        self.rows = w.0;
+    }
+
+    /// Adds a text flow log's summary (its examples kept in its order, by place).
+    fn add_summary(&mut self, file: u64, bytes: &[u8]) -> DfResult<()> {
+        let s = text::summary_from(bytes).map_err(plan_error)?;
+        let add = |a: &mut u64, b: u64| *a = a.saturating_add(b);
+        add(&mut self.summary.records, s.records);
+        add(&mut self.summary.decoded, s.decoded);
+        for (k, v) in s.skipped {
+            add(self.summary.skipped.entry(k).or_default(), v);
+        }
+        for (k, v) in s.warnings {
+            add(self.summary.warnings.entry(k).or_default(), v);
+        }
+        for (k, e) in s.examples.into_iter().enumerate() {
+            self.example(file, k as u64, format!("{AS_IS}{e}"));
+        }
+        Ok(())
+    }
+
+    /// Row `i` of a text flow log's batch: its record or its file's summary.
+    fn text_row(&mut self, rows: &Rows, i: usize) -> DfResult<()> {
+        let Some((records, summaries)) = &rows.text else {
+            return Ok(());
+        };
+        if !records.is_null(i) {
+            self.add_read(rows.places[i], records.value(i));
+        }
+        if !summaries.is_null(i) {
+            self.add_summary(rows.places[i].0, summaries.value(i))?;
+        }
+        Ok(())
+    }
+
     fn warn(&mut self, (file, row): (u64, u64), w: &'static str) {
         *self.summary.warnings.entry(w.to_string()).or_default() += 1;
-        self.example(file, row, format!("row {row}: {w}"));
+        self.example(file, row, format!("{WARNING}{w}"));
     }
 
     /// Counts a row that could not be read at all (`why`).
     fn unreadable(&mut self, (file, row): (u64, u64), why: &str) -> DfResult<()> {
         self.summary.records += 1;
         self.summary.skip(&UNREADABLE);
-        self.example(file, row, format!("row {row}: {why}"));
+        self.example(file, row, why.to_string());
         if self.strict {
             return Err(plan_error(format!("row {row}: {why}")));
         }
@@ -454,19 +590,23 @@ impl Bucket {
                     return Ok(());
                 }
                 self.summary.decoded += 1;
+                // (file, row, the record's length, the record): the fold orders places
+                // and reads each record where it lies.
+                let mut record = WireWriter(Vec::new());
+                write_record(&mut record, &r);
                 let mut w = WireWriter(std::mem::take(&mut self.rows));
                 w.u(file);
                 w.u(row);
-                write_record(&mut w, &r);
+                w.u(record.0.len() as u64);
+                w.0.extend_from_slice(&record.0);
                 self.rows = w.0;
             }
             Outcome::Skip(why) => self.summary.skip(&why),
             Outcome::Malformed(why) => {
-                let message = format!("row {row}: {why}");
                 self.summary.skip(&MALFORMED);
-                self.example(file, row, message.clone());
+                self.example(file, row, format!("{MALFORMED_ROW}{why}"));
                 if self.strict {
-                    return Err(plan_error(message));
+                    return Err(plan_error(format!("row {row}: {why}")));
                 }
             }
         }
@@ -504,28 +644,48 @@ impl Bucket {
 
     /// The final value: the records folded in the streaming reader's order, as the
     /// summary and the bucket's [`Tally`], in bytes.
-    fn finish(&mut self) -> DfResult<Vec<u8>> {
+    /// Each record's place (file, row) and where its bytes lie (start, length), in the
+    /// streaming reader's order: files in order, rows in order.
+    fn places(&self) -> DfResult<Vec<(u64, u64, usize, usize)>> {
+        let mut places: Vec<(u64, u64, usize, usize)> = Vec::new();
         let mut r = WireReader {
             b: &self.rows,
             at: "records",
         };
-        let mut rows = Vec::new();
         while !r.b.is_empty() {
             let file = r.u().map_err(plan_error)?;
             let row = r.u().map_err(plan_error)?;
-            let rec = read_record(&mut r).map_err(plan_error)?;
-            rows.push((file, row, rec));
+            let len = r.count(1).map_err(plan_error)?;
+            let start = self.rows.len() - r.b.len();
+            places.push((file, row, start, len));
+            r.b = &r.b[len..];
         }
-        // Files in order, rows in order.
-        rows.sort_by_key(|(f, r, _)| (*f, *r));
-        let items: Vec<Item> = rows
-            .into_iter()
-            .map(|(_, _, rec)| Item::Flow(Box::new(rec)))
-            .collect();
+        places.sort_unstable_by_key(|&(file, row, _, _)| (file, row));
+        Ok(places)
+    }
+
+    fn finish(&mut self) -> DfResult<Vec<u8>> {
+        // The records read and fed a chunk at a time, in place order: the fold holds the
+        // bucket's bytes, 24 bytes a record and one chunk.
+        let places = self.places()?;
         let mut run = Run::with_instant(&self.shared.judge, self.at);
-        for chunk in items.chunks(CHUNK) {
-            run.feed(chunk);
+        let mut items: Vec<Item> = Vec::with_capacity(CHUNK.min(places.len()));
+        for chunk in places.chunks(CHUNK) {
+            items.clear();
+            for &(_, _, start, len) in chunk {
+                let mut r = WireReader {
+                    b: &self.rows[start..start + len],
+                    at: "records",
+                };
+                let record = read_record(&mut r).map_err(plan_error)?;
+                if !r.b.is_empty() {
+                    return Err(plan_error("a record of a partial state is damaged"));
+                }
+                items.push(Item::Flow(Box::new(record)));
+            }
+            run.feed(&items);
         }
+        drop(items);
         let tally = run.into_tally().encode();
         let mut w = WireWriter(MAGIC.to_vec());
         self.write_summary(&mut w);
@@ -554,6 +714,12 @@ fn binary_values(a: &ArrayRef) -> DfResult<&LargeBinaryArray> {
 impl Accumulator for Bucket {
     fn update_batch(&mut self, values: &[ArrayRef]) -> DfResult<()> {
         let rows = read_rows(values)?;
+        if rows.text.is_some() {
+            for i in 0..rows.places.len() {
+                self.text_row(&rows, i)?;
+            }
+            return Ok(());
+        }
         if let Some(why) = &rows.unreadable {
             for &place in &rows.places {
                 self.unreadable(place, why)?;
@@ -621,6 +787,16 @@ impl GroupsAccumulator for Buckets {
         self.grow(total_num_groups);
         let rows = read_rows(values)?;
         let kept = |i: usize| opt_filter.is_none_or(|f| f.is_valid(i) && f.value(i));
+        if rows.text.is_some() {
+            for i in (0..rows.places.len()).filter(|&i| kept(i)) {
+                let b = group_indices
+                    .get(i)
+                    .and_then(|&g| self.groups.get_mut(g))
+                    .ok_or_else(|| plan_error("a row without a group"))?;
+                b.text_row(&rows, i)?;
+            }
+            return Ok(());
+        }
         if let Some(why) = &rows.unreadable {
             for (i, &place) in rows.places.iter().enumerate() {
                 if !kept(i) {
@@ -715,7 +891,11 @@ impl GroupsAccumulator for Buckets {
             .map(|_| Bucket::new(&self.fold))
             .collect();
         let kept = |i: usize| opt_filter.is_none_or(|f| f.is_valid(i) && f.value(i));
-        if let Some(why) = &rows.unreadable {
+        if rows.text.is_some() {
+            for i in (0..rows.places.len()).filter(|&i| kept(i)) {
+                out[i].text_row(&rows, i)?;
+            }
+        } else if let Some(why) = &rows.unreadable {
             for (i, &place) in rows.places.iter().enumerate() {
                 if kept(i) {
                     out[i].unreadable(place, why)?;
@@ -815,6 +995,47 @@ impl ScalarUDFImpl for BucketOf {
 const WIRE_FOLD: &[u8] = b"sgsim-fold-function/1\n";
 const WIRE_BUCKET: &[u8] = b"sgsim-bucket-function/1\n";
 
+/// Writes what a logical plan carries of the plan's tables (a Parquet file whose rows
+/// carry their place); `Ok(false)`: not ours. A text flow log is refused: it is read on
+/// this machine only (`text.rs`).
+pub fn encode_table(
+    table: &dyn datafusion::catalog::TableProvider,
+    buf: &mut Vec<u8>,
+) -> DfResult<bool> {
+    if let Some(why) = text::not_remote(table) {
+        return Err(DataFusionError::Plan(why));
+    }
+    Ok(numbered::encode_table(table, buf))
+}
+
+/// Rebuilds one of the plan's tables of `schema`; `Ok(None)`: the bytes are not ours.
+pub fn decode_table(
+    buf: &[u8],
+    schema: &Schema,
+) -> DfResult<Option<Arc<dyn datafusion::catalog::TableProvider>>> {
+    numbered::decode_table(buf, schema)
+}
+
+/// Writes what a physical plan carries of the plan's operators (the numbering of a
+/// Parquet file's rows); `Ok(false)`: not ours. A text flow log's scan is refused.
+pub fn encode_exec(
+    plan: &dyn datafusion::physical_plan::ExecutionPlan,
+    buf: &mut Vec<u8>,
+) -> DfResult<bool> {
+    if let Some(why) = text::scan_not_remote(plan) {
+        return Err(DataFusionError::Plan(why));
+    }
+    Ok(numbered::encode_exec(plan, buf))
+}
+
+/// Rebuilds one of the plan's operators over `inputs`; `Ok(None)`: not ours.
+pub fn decode_exec(
+    buf: &[u8],
+    inputs: &[Arc<dyn datafusion::physical_plan::ExecutionPlan>],
+) -> DfResult<Option<Arc<dyn datafusion::physical_plan::ExecutionPlan>>> {
+    numbered::decode_exec(buf, inputs)
+}
+
 /// Writes what a plan carries for `udaf` when it is the fold: its settings, instant,
 /// window and states, so a scheduler or executor can rebuild it ([`decode_udaf`]).
 /// `Ok(false)`: not ours.
@@ -883,6 +1104,54 @@ pub fn decode_udf(buf: &[u8]) -> Option<Arc<ScalarUDF>> {
     ))))
 }
 
+/// The rows of each row group of a Parquet file, from its footer (empty for a text file,
+/// or when the footer cannot be read: the example then names the row alone).
+fn row_groups(file: Option<&(Location, Format)>) -> Vec<u64> {
+    let reader = match file {
+        Some((Location::Path(p), Format::Parquet)) => std::fs::File::open(p)
+            .ok()
+            .and_then(|f| parquet::open_file(f).ok()),
+        #[cfg(feature = "s3")]
+        Some((Location::Object(o), Format::Parquet)) => match crate::packet::s3::open(o) {
+            Ok(crate::packet::Source::Parquet(r)) => Some(r),
+            _ => None,
+        },
+        _ => None,
+    };
+    reader.map(|r| r.group_rows().to_vec()).unwrap_or_default()
+}
+
+/// How the plan reads a file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// A Parquet flow log: DataFusion's scan, each row read by the fold.
+    Parquet,
+    /// A text flow log (plain or gzip; AWS text or CSV, Alibaba JSON lines or CSV): read
+    /// by sgsim's reader in the plan's scan.
+    Text,
+}
+
+impl Format {
+    /// How the plan reads the file at `location`: Parquet by its magic, else text.
+    pub fn of(location: &Location) -> std::io::Result<Format> {
+        let parquet = match location {
+            Location::Path(p) => {
+                use std::io::Read;
+                let mut magic = Vec::with_capacity(4);
+                std::fs::File::open(p)?.take(4).read_to_end(&mut magic)?;
+                magic == parquet::MAGIC
+            }
+            #[cfg(feature = "s3")]
+            Location::Object(o) => o.is_parquet()?,
+        };
+        Ok(if parquet {
+            Format::Parquet
+        } else {
+            Format::Text
+        })
+    }
+}
+
 /// One input's answer from the plan: its buckets' tallies merged, and what its rows read.
 pub struct Folded {
     /// Every bucket's connections.
@@ -891,6 +1160,10 @@ pub struct Folded {
     pub summary: Summary,
     /// Files left out, and why (a Parquet file that is no flow log).
     pub warnings: Vec<String>,
+    /// The files left out, by their place in `files`.
+    pub left_out: Vec<usize>,
+    /// The buckets the input's connections were folded in.
+    pub buckets: u64,
 }
 
 /// A DataFusion session that runs the what-if plan, on this machine or on a cluster.
@@ -899,6 +1172,10 @@ pub struct Folding {
     runtime: tokio::runtime::Runtime,
     shared: Arc<Shared>,
     cluster: Option<String>,
+    /// Partitions of the final aggregation.
+    partitions: u64,
+    /// Records a bucket holds, about, at most.
+    bucket_records: u64,
 }
 
 /// The session settings the plan needs: each file one partition in file order.
@@ -965,15 +1242,21 @@ impl Folding {
         let wire = shared_wire(before, after, config).map_err(Error::Compile)?;
         let shared = shared_from(&wire).map_err(Error::Compile)?;
         let partitions = ctx.state().config().target_partitions() as u64;
-        ctx.register_udf(ScalarUDF::from(BucketOf::new(
-            partitions * BUCKETS_PER_PARTITION,
-        )));
         Ok(Folding {
             ctx,
             runtime,
             shared,
             cluster: None,
+            partitions,
+            bucket_records: BUCKET_RECORDS,
         })
+    }
+
+    /// Folds inputs in buckets of about `n` records at most (default [`BUCKET_RECORDS`]):
+    /// fewer make each fold hold less, and give the client more tallies to merge.
+    pub fn with_bucket_records(mut self, n: u64) -> Folding {
+        self.bucket_records = n.max(1);
+        self
     }
 
     fn error(&self, e: DataFusionError) -> Error {
@@ -983,19 +1266,19 @@ impl Folding {
         }
     }
 
-    /// Runs the plan over one input's Parquet files `files` (named `names`, in the
-    /// streaming reader's order), the revoke at `at` (ns), rows outside `window` counted
-    /// and left out; `strict`: a malformed row is an error.
+    /// Runs the plan over one input's files `files` (each with how it is read, named
+    /// `names`, in the streaming reader's order), the revoke at `at` (ns), rows outside
+    /// `window` counted and left out; `strict`: a malformed row is an error.
     pub fn input(
         &self,
-        files: &[Location],
+        files: &[(Location, Format)],
         names: &[String],
         at: u64,
         window: Window,
         strict: bool,
     ) -> Result<Folded, Error> {
         let mut paths = Vec::with_capacity(files.len());
-        for file in files {
+        for (file, _) in files {
             match file {
                 Location::Path(p) => {
                     let abs = p
@@ -1019,6 +1302,8 @@ impl Folding {
             tally: Tally::default(),
             summary: Summary::default(),
             warnings: Vec::new(),
+            left_out: Vec::new(),
+            buckets: 0,
         };
         if paths.is_empty() {
             return Ok(folded);
@@ -1035,13 +1320,34 @@ impl Folding {
         let run = async {
             let mut branches = Vec::with_capacity(paths.len());
             let mut tables: Vec<(String, Vec<(String, DataType)>)> = Vec::new();
+            let mut texts: Vec<String> = Vec::new();
+            let mut rows = 0u64;
             for (i, path) in paths.iter().enumerate() {
                 let table = format!("sgsim_fold_{i}");
                 let _ = self.ctx.deregister_table(table.as_str())?;
+                if let Some((location, Format::Text)) = files.get(i) {
+                    // Read from the same path the Parquet files are (absolute).
+                    let location = match location {
+                        Location::Path(_) => Location::Path(path.into()),
+                        other => other.clone(),
+                    };
+                    // Its records, roughly, from its size (gzip'd lines of about 12 bytes:
+                    // an estimate on the side of more buckets).
+                    let len = match &location {
+                        Location::Path(p) => std::fs::metadata(p).map_or(0, |m| m.len()),
+                        #[cfg(feature = "s3")]
+                        Location::Object(o) => o.size(),
+                    };
+                    rows = rows.saturating_add(len / 12);
+                    let file = TextFile::new(location, i as u64, window, strict);
+                    self.ctx.register_table(table.as_str(), Arc::new(file))?;
+                    texts.push(table);
+                    continue;
+                }
                 // Text columns as dictionaries, as the readers scan them (local files; an
                 // object's schema is its own).
                 let hint = match files.get(i) {
-                    Some(Location::Path(p)) => match parquet::scan_schema(p) {
+                    Some((Location::Path(p), _)) => match parquet::scan_schema(p) {
                         Ok(schema) => Some(schema),
                         // No srcaddr: left out below, with a warning.
                         Err(flowlog::FlowError::NotFlowLogSchema(_)) => None,
@@ -1076,6 +1382,7 @@ impl Folding {
                          column (columns: {})",
                         own.join(", ")
                     ));
+                    folded.left_out.push(i);
                     continue;
                 }
                 let types: Vec<(String, DataType)> =
@@ -1084,6 +1391,9 @@ impl Folding {
                         .iter()
                         .map(|f| (f.name().clone(), f.data_type().clone()))
                         .collect();
+                // A file whose footer does not say: counted as a bucket's worth.
+                let own = file.rows(&self.ctx.state()).await?;
+                rows = rows.saturating_add(own.unwrap_or(BUCKET_RECORDS));
                 self.ctx.register_table(table.as_str(), Arc::new(file))?;
                 tables.push((table, types));
             }
@@ -1144,7 +1454,25 @@ impl Folding {
                     |b| format!("'{}'", b.replace('\'', "''")),
                 );
                 branches.push(format!(
-                    "SELECT {}, {FILE}, {ROW}, {bad} AS {BAD} FROM {table}",
+                    "SELECT {}, {FILE}, {ROW}, {bad} AS {BAD}, CAST(NULL AS BYTEA) AS {RECORD}, \
+                     CAST(NULL AS BYTEA) AS {SUMMARY} FROM {table}",
+                    args.join(", ")
+                ));
+            }
+            // A text flow log's rows: the addresses for the bucket, the record as its scan
+            // read it.
+            for table in &texts {
+                let args: Vec<String> = fields()
+                    .enumerate()
+                    .map(|(k, f)| match f {
+                        flowlog::Field::SrcAddr => format!("srcaddr AS a{k}"),
+                        flowlog::Field::DstAddr => format!("dstaddr AS a{k}"),
+                        _ => format!("NULL AS a{k}"),
+                    })
+                    .collect();
+                branches.push(format!(
+                    "SELECT {}, {FILE}, {ROW}, CAST(NULL AS VARCHAR) AS {BAD}, {RECORD}, \
+                     {SUMMARY} FROM {table}",
                     args.join(", ")
                 ));
             }
@@ -1157,7 +1485,7 @@ impl Folding {
             };
             let all: Vec<String> = (0..fields().count()).map(|k| format!("a{k}")).collect();
             let sql = format!(
-                "SELECT {FOLD}({}, {FILE}, {ROW}, {BAD}) AS tally FROM ({}) \
+                "SELECT {FOLD}({}, {FILE}, {ROW}, {BAD}, {RECORD}, {SUMMARY}) AS tally FROM ({}) \
                  GROUP BY {BUCKET}({}, {}, {}, {})",
                 all.join(", "),
                 branches.join(" UNION ALL "),
@@ -1166,8 +1494,13 @@ impl Folding {
                 arg(flowlog::Field::PktSrcAddr),
                 arg(flowlog::Field::PktDstAddr),
             );
-            let batches = self.ctx.sql(&sql).await?.collect().await?;
-            for batch in &batches {
+            folded.buckets = buckets_for(rows, self.partitions, self.bucket_records);
+            self.ctx
+                .register_udf(ScalarUDF::from(BucketOf::new(folded.buckets)));
+            // Each bucket's tally merged as it comes, not all of them held.
+            let mut stream = self.ctx.sql(&sql).await?.execute_stream().await?;
+            while let Some(batch) = futures::StreamExt::next(&mut stream).await {
+                let batch = batch?;
                 let col = batch
                     .column(0)
                     .as_any()
@@ -1198,9 +1531,15 @@ impl Folding {
         };
         self.runtime.block_on(run).map_err(|e| self.error(e))?;
         examples.sort();
-        for (file, _, message) in examples.into_iter().take(MAX_EXAMPLES) {
+        let mut groups_of: std::collections::HashMap<u64, Vec<u64>> = Default::default();
+        for (file, row, message) in examples.into_iter().take(MAX_EXAMPLES) {
             let name = names.get(file as usize).map_or("?", String::as_str);
-            folded.summary.example(format!("{name}: {message}"));
+            let groups = groups_of
+                .entry(file)
+                .or_insert_with(|| row_groups(files.get(file as usize)));
+            folded
+                .summary
+                .example(format!("{name}: {}", example_text(row, &message, groups)));
         }
         Ok(folded)
     }
@@ -1254,6 +1593,99 @@ mod tests {
         assert!(decode_udf(b"other").is_none());
         let upper = datafusion::functions::string::upper();
         assert!(!encode_udf(&upper, &mut Vec::new()));
+    }
+
+    /// An input is cut into more buckets as it grows, never fewer than a few per
+    /// partition, never more than the most the client merges.
+    #[test]
+    fn buckets_grow_with_the_input() {
+        let per = BUCKET_RECORDS;
+        assert_eq!(buckets_for(0, 2, per), 2 * BUCKETS_PER_PARTITION);
+        assert_eq!(buckets_for(5_000_000, 2, per), 2 * BUCKETS_PER_PARTITION);
+        assert_eq!(buckets_for(100 * per, 2, per), 100);
+        assert_eq!(buckets_for(100 * per + 1, 2, per), 101);
+        assert_eq!(buckets_for(u64::MAX, 2, per), MAX_BUCKETS);
+        assert_eq!(
+            buckets_for(u64::MAX, 1000, per),
+            1000 * BUCKETS_PER_PARTITION
+        );
+        assert_eq!(buckets_for(24_000, 2, 500), 48);
+        // No partitions or records per bucket: taken as one.
+        assert_eq!(buckets_for(3, 0, 0), BUCKETS_PER_PARTITION);
+        assert_eq!(buckets_for(10, 0, 0), 10);
+    }
+
+    /// A bucket's records are folded in the streaming reader's order whatever order its
+    /// partial states came in; a damaged record length is an error, never a panic.
+    #[test]
+    fn a_bucket_folds_its_records_in_place_order() {
+        let state = crate::track::tests::state();
+        let wire = shared_wire(&state, &state, &Config::default()).unwrap();
+        let fold = Fold {
+            shared: shared_from(&wire).unwrap(),
+            at: 0,
+            window: Window::default(),
+            strict: false,
+            signature: fold_signature(),
+        };
+        let record = |index: u64| crate::packet::Record {
+            index,
+            line: index + 1,
+            format: flowlog::Format::Parquet,
+            eni: Some(crate::model::EniId::from("eni-web")),
+            direction: None,
+            header: crate::model::Header::new(
+                "198.51.100.7".parse().unwrap(),
+                "10.0.1.10".parse().unwrap(),
+                6,
+                40000 + index as u16,
+                22,
+            )
+            .unwrap(),
+            packets: 1,
+            bytes: 60 + index,
+            start: 1_000 + index,
+            end: 1_000 + index,
+            action: None,
+            tcp_flags: None,
+            reject_reason: None,
+        };
+        // Rows 3 and 1 of file 1 in one partial state; row 2 of file 1 and row 9 of file
+        // 0 in another, merged in that order.
+        let (mut a, mut b) = (Bucket::new(&fold), Bucket::new(&fold));
+        for row in [3, 1] {
+            a.add((1, row), Outcome::Record(Box::new(record(row))))
+                .unwrap();
+        }
+        b.add((1, 2), Outcome::Record(Box::new(record(2)))).unwrap();
+        b.add((0, 9), Outcome::Record(Box::new(record(9)))).unwrap();
+        let mut merged = Bucket::new(&fold);
+        merged.merge_bytes(&b.state_bytes()).unwrap();
+        merged.merge_bytes(&a.state_bytes()).unwrap();
+        let places = merged.places().unwrap();
+        let order: Vec<(u64, u64)> = places.iter().map(|p| (p.0, p.1)).collect();
+        assert_eq!(order, [(0, 9), (1, 1), (1, 2), (1, 3)]);
+        // Each place points at its own record.
+        for &(_, row, start, len) in &places {
+            let mut r = WireReader {
+                b: &merged.rows[start..start + len],
+                at: "records",
+            };
+            assert_eq!(read_record(&mut r).unwrap(), record(row));
+        }
+        // Folded in that order: the tally of the same records added in order.
+        let mut ordered = Bucket::new(&fold);
+        for (file, row) in order {
+            ordered
+                .add((file, row), Outcome::Record(Box::new(record(row))))
+                .unwrap();
+        }
+        assert_eq!(merged.finish().unwrap(), ordered.finish().unwrap());
+        // A record length past the bytes is refused.
+        let mut bad = Bucket::new(&fold);
+        bad.rows = vec![0, 1, 200, 1, 2];
+        let err = bad.finish().unwrap_err().to_string();
+        assert!(err.contains(FOLD), "{err}");
     }
 
     /// Both ends of a connection fall in one bucket, the packet's addresses when logged.

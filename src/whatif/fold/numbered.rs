@@ -92,6 +92,17 @@ impl NumberedFile {
         Ok(NumberedFile::with(path, ordinal, inner))
     }
 
+    /// The file's rows as its footer counts them, `None` when the scan does not know (how
+    /// many buckets the plan folds in: [`super::buckets_for`]).
+    pub(super) async fn rows(&self, state: &dyn Session) -> DfResult<Option<u64>> {
+        let scan = self.inner.scan(state, None, &[], None).await?;
+        let stats = datafusion::physical_plan::StatisticsContext::new().compute(
+            scan.as_ref(),
+            &datafusion::physical_plan::StatisticsArgs::new(),
+        )?;
+        Ok(stats.num_rows.get_value().map(|&n| n as u64))
+    }
+
     fn with(path: &str, ordinal: u64, inner: Arc<ListingTable>) -> NumberedFile {
         let schema = numbered_schema(&inner.schema());
         NumberedFile {
@@ -134,24 +145,33 @@ impl TableProvider for NumberedFile {
         };
         // Reorder to the projection asked for: the numbered plan has the wanted columns in
         // order, then the place columns.
-        let out = numbered.schema();
-        let exprs = projection
-            .iter()
-            .map(|&c| {
-                let at = if c < own {
-                    wanted.iter().position(|&w| w == c).unwrap_or(0)
-                } else {
-                    wanted.len() + (c - own)
-                };
-                let name = out.field(at).name().clone();
-                let col: Arc<dyn datafusion::physical_expr::PhysicalExpr> = Arc::new(
-                    datafusion::physical_expr::expressions::Column::new(&name, at),
-                );
-                (col, name)
-            })
-            .collect::<Vec<_>>();
-        Ok(Arc::new(ProjectionExec::try_new(exprs, numbered)?))
+        let at = projection.iter().map(|&c| {
+            if c < own {
+                wanted.iter().position(|&w| w == c).unwrap_or(0)
+            } else {
+                wanted.len() + (c - own)
+            }
+        });
+        projected(numbered, at)
     }
+}
+
+/// `plan`'s columns at `at`, in that order.
+pub(super) fn projected(
+    plan: Arc<dyn ExecutionPlan>,
+    at: impl Iterator<Item = usize>,
+) -> DfResult<Arc<dyn ExecutionPlan>> {
+    let schema = plan.schema();
+    let exprs = at
+        .map(|c| {
+            let name = schema.field(c).name().clone();
+            let col: Arc<dyn datafusion::physical_expr::PhysicalExpr> = Arc::new(
+                datafusion::physical_expr::expressions::Column::new(&name, c),
+            );
+            (col, name)
+        })
+        .collect::<Vec<_>>();
+    Ok(Arc::new(ProjectionExec::try_new(exprs, plan)?))
 }
 
 /// The operator: its input's batches, partition after partition, with the place columns.
@@ -269,7 +289,7 @@ const WIRE_EXEC: &[u8] = b"sgsim-numbered/1\n";
 
 /// Writes what a logical plan carries of a [`NumberedFile`]: its ordinal and path (the
 /// schema travels beside it). `false`: not one.
-pub fn encode_table(table: &dyn TableProvider, buf: &mut Vec<u8>) -> bool {
+pub(super) fn encode_table(table: &dyn TableProvider, buf: &mut Vec<u8>) -> bool {
     let any: &dyn Any = table;
     let Some(t) = any.downcast_ref::<NumberedFile>() else {
         return false;
@@ -282,7 +302,10 @@ pub fn encode_table(table: &dyn TableProvider, buf: &mut Vec<u8>) -> bool {
 
 /// Rebuilds a [`NumberedFile`] of `schema` (the numbered one) from [`encode_table`]'s
 /// bytes; `Ok(None)`: not ours.
-pub fn decode_table(buf: &[u8], schema: &Schema) -> DfResult<Option<Arc<dyn TableProvider>>> {
+pub(super) fn decode_table(
+    buf: &[u8],
+    schema: &Schema,
+) -> DfResult<Option<Arc<dyn TableProvider>>> {
     let Some(rest) = buf.strip_prefix(WIRE_TABLE) else {
         return Ok(None);
     };
@@ -307,7 +330,7 @@ pub fn decode_table(buf: &[u8], schema: &Schema) -> DfResult<Option<Arc<dyn Tabl
 
 /// Writes what a physical plan carries of a [`Numbered`] (its ordinal; its input travels
 /// as its child). `false`: not one.
-pub fn encode_exec(plan: &dyn ExecutionPlan, buf: &mut Vec<u8>) -> bool {
+pub(super) fn encode_exec(plan: &dyn ExecutionPlan, buf: &mut Vec<u8>) -> bool {
     let any: &dyn Any = plan;
     let Some(n) = any.downcast_ref::<Numbered>() else {
         return false;
@@ -319,7 +342,7 @@ pub fn encode_exec(plan: &dyn ExecutionPlan, buf: &mut Vec<u8>) -> bool {
 
 /// Rebuilds a [`Numbered`] over `inputs` from [`encode_exec`]'s bytes; `Ok(None)`: not
 /// ours.
-pub fn decode_exec(
+pub(super) fn decode_exec(
     buf: &[u8],
     inputs: &[Arc<dyn ExecutionPlan>],
 ) -> DfResult<Option<Arc<dyn ExecutionPlan>>> {
