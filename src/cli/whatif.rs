@@ -120,7 +120,7 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
         if args.fold == Fold::Plan {
             anyhow::ensure!(
                 synthetic.is_none(),
-                "--fold plan reads Parquet flow logs, not --synthetic traffic"
+                "--fold plan reads flow logs, not --synthetic traffic"
             );
             fold_traffic(
                 &mut plan,
@@ -313,7 +313,11 @@ fn fold_traffic(
         let mut names = Vec::new();
         // Each file's kind, as the streaming reader names the input's.
         let mut kinds: Vec<&'static str> = Vec::new();
-        for part in files.parts() {
+        // Each file's place among the input's, and the warnings of files left out with
+        // theirs: the report lists them in file order, as the streaming reader meets them.
+        let mut places: Vec<usize> = Vec::new();
+        let mut left: Vec<(usize, String)> = Vec::new();
+        for (place, part) in files.parts().enumerate() {
             let parquet = match &part.location {
                 Location::Path(p) => super::query::is_parquet(p)?,
                 #[cfg(feature = "s3")]
@@ -336,13 +340,6 @@ fn fold_traffic(
                 kinds.push("parquet-flow-log");
                 Format::Parquet
             } else {
-                anyhow::ensure!(
-                    window.cluster.is_none(),
-                    "{}: --fold plan on a cluster reads Parquet flow logs; a text flow log is \
-                     read by the plan on this machine only (drop --cluster, or use --fold \
-                     stream)",
-                    sgsim::term::escape(&part.name)
-                );
                 // Read by the plan as the streaming reader reads it. What it is, from its
                 // start (to its first record): a capture is refused (the plan folds flow
                 // logs); in a folder, a file that is no traffic is left out with a warning,
@@ -358,19 +355,31 @@ fn fold_traffic(
                 };
                 let first = opened.and_then(|mut source| {
                     let mut one = Vec::with_capacity(1);
-                    source.read_chunk(1, &mut one).map(|_| source)
+                    source
+                        .read_chunk(1, &mut one)
+                        .map(|_| (source, one.is_empty()))
                 });
                 match first {
-                    Ok(source) if !source.is_flow_log() => anyhow::bail!(
+                    Ok((source, _)) if !source.is_flow_log() => anyhow::bail!(
                         "--fold plan reads flow logs: {} is a {} (use --fold stream)",
                         sgsim::term::escape(&part.name),
                         source.kind()
                     ),
-                    Ok(source) => kinds.push(source.kind()),
+                    // A cluster reads Parquet only: a file without a record (a marker
+                    // such as `_SUCCESS`) is left out with a warning, others refused.
+                    Ok((_, true)) if window.cluster.is_some() && !files.explicit() => {
+                        left.push((place, format!("{}: skipped, no flow-log record", part.name)));
+                        continue;
+                    }
+                    Ok(_) if window.cluster.is_some() => anyhow::bail!(
+                        "{}: --fold plan on a cluster reads Parquet flow logs; a text flow \
+                         log is read by the plan on this machine only (drop --cluster, or \
+                         use --fold stream)",
+                        sgsim::term::escape(&part.name)
+                    ),
+                    Ok((source, _)) => kinds.push(source.kind()),
                     Err(e) if e.is_not_traffic() && !files.explicit() => {
-                        plan.report
-                            .warnings
-                            .push(format!("{}: skipped, {e}", part.name));
+                        left.push((place, format!("{}: skipped, {e}", part.name)));
                         continue;
                     }
                     Err(e) => {
@@ -382,6 +391,7 @@ fn fold_traffic(
             };
             locations.push((part.location.clone(), format));
             names.push(part.name.clone());
+            places.push(place);
         }
         // The instant: given, or the first record in the streaming reader's order.
         let at = match config.at_ns {
@@ -395,9 +405,15 @@ fn fold_traffic(
         let folded = folding
             .input(&locations, &names, at, window.window(), false)
             .with_context(|| {
+                let parquet = locations.iter().any(|(_, f)| *f == Format::Parquet);
                 format!(
-                    "--traffic {}: the plan failed (--fold stream reads past damaged row groups)",
-                    sgsim::term::escape(&name)
+                    "--traffic {}: the plan failed{}",
+                    sgsim::term::escape(&name),
+                    if parquet {
+                        " (--fold stream reads past Parquet row groups it cannot read)"
+                    } else {
+                        ""
+                    }
                 )
             })?;
         anyhow::ensure!(
@@ -405,7 +421,18 @@ fn fold_traffic(
             "{}",
             folded.warnings.join("; ")
         );
-        plan.report.warnings.extend(folded.warnings);
+        // The plan's warnings are of files it left out (by their place in `locations`).
+        left.extend(
+            folded
+                .left_out
+                .iter()
+                .map(|&i| places.get(i).copied().unwrap_or(usize::MAX))
+                .zip(folded.warnings),
+        );
+        left.sort_by_key(|(place, _)| *place);
+        plan.report
+            .warnings
+            .extend(left.into_iter().map(|(_, w)| w));
         let summary = folded.summary;
         // As the streaming path refuses it: no record could be read, some rows were
         // malformed, none was left out by the window.

@@ -135,6 +135,20 @@ fn a_cluster_of_two_executors_gives_the_local_report() {
         err.contains(".log.gz") && err.contains("this machine only"),
         "{err}"
     );
+    // A marker file beside the Parquet files: left out with a warning (a regression: it
+    // was refused as text).
+    std::fs::write(hive.join("_SUCCESS"), b"").unwrap();
+    let planned = report(
+        &state,
+        &revoke,
+        &hive,
+        &["--cluster", &url, "--fold", "plan"],
+    );
+    let warnings = planned["warnings"].to_string();
+    assert!(
+        warnings.contains("_SUCCESS: skipped, no flow-log record"),
+        "{warnings}"
+    );
     // SQL with the verdict functions runs on the cluster too: the functions travel in the
     // plan with their states (the executors were given none) and give the local answer,
     // record for record and in the default summary.

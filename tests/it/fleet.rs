@@ -204,6 +204,30 @@ fn plan_fold_reads_text_flow_logs_as_the_stream_does() {
     let stream = report(&state, &revoke, &mixed, &[]);
     assert_eq!(stream, report(&state, &revoke, &mixed, &["--fold", "plan"]));
     assert_eq!(stream["inputs"][0]["kind"], "mixed");
+    // Regressions from a review: files left out are warned about in file order (a
+    // Parquet file that is no flow log before a text file that is no traffic), and a text
+    // file whose name is not UTF-8 is read.
+    let odd = dir.join("odd");
+    std::fs::create_dir_all(&odd).unwrap();
+    let other = parquet(&day[0], &["version", "account-id"], Compression::SNAPPY, 4);
+    std::fs::write(odd.join("a_other.parquet"), other).unwrap();
+    std::fs::write(odd.join("b.txt"), "hello there, not a log\n").unwrap();
+    std::fs::copy(&texts[3], odd.join("c.log.gz")).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        let name = std::ffi::OsStr::from_bytes(b"d\xff.log.gz");
+        std::fs::copy(&texts[4], odd.join(name)).unwrap();
+    }
+    let stream = report(&state, &revoke, &odd, &[]);
+    assert_eq!(stream, report(&state, &revoke, &odd, &["--fold", "plan"]));
+    let warnings = stream["warnings"].to_string();
+    assert!(
+        warnings.contains("a_other.parquet")
+            && warnings.find("a_other.parquet") < warnings.find("b.txt")
+            && warnings.contains("b.txt"),
+        "{warnings}"
+    );
     // A capture is refused by name.
     let pcap = dir.join("trace.pcap");
     std::fs::copy(
@@ -468,12 +492,12 @@ fn regression_plan_fold_reads_what_the_stream_reads() {
     .unwrap();
     std::fs::write(f.join("h01.parquet"), retyped(&day[4], &DataType::Float64)).unwrap();
     // The same counts; the example names the row, not the row group.
-    same(&f, &["inputs"]);
-    let p = report(&state, &revoke, &f, &["--fold", "plan"]);
-    let summary = p["inputs"][0]["summary"].as_str().unwrap();
+    // The same report: one example per unreadable row group, named as the stream names it.
+    let s = same(&f, &[]);
+    let summary = s["inputs"][0]["summary"].as_str().unwrap();
     assert!(
         summary.contains("100  unreadable Parquet row group")
-            && summary.contains("h01.parquet: row 1: column bytes has type Float64"),
+            && summary.contains("h01.parquet: row 1: row group 0: column bytes has type Float64"),
         "{summary}"
     );
 

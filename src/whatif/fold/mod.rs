@@ -63,7 +63,6 @@
 //!   its bound (`connections.evicted`), or a log's records are out of time order by more
 //!   than the slack both paths sweep flow-log connections with (15 minutes past their idle
 //!   timeout).
-//! - Examples of malformed rows name the file and row, not the row group.
 //! - `--since/--until` prune files by their partition, not row groups by statistics.
 //!
 //! # Files
@@ -570,10 +569,11 @@ impl Bucket {
     }
 
     /// Counts a row that could not be read at all (`why`).
-    fn unreadable(&mut self, (file, row): (u64, u64), why: &str) -> DfResult<()> {
+    fn unreadable(&mut self, (_, row): (u64, u64), why: &str) -> DfResult<()> {
         self.summary.records += 1;
         self.summary.skip(&UNREADABLE);
-        self.example(file, row, why.to_string());
+        // Its example is the client's: one per row group, as the streaming reader names
+        // them (see [`Folding::input`]).
         if self.strict {
             return Err(plan_error(format!("row {row}: {why}")));
         }
@@ -1121,6 +1121,9 @@ fn row_groups(file: Option<&(Location, Format)>) -> Vec<u64> {
     reader.map(|r| r.group_rows().to_vec()).unwrap_or_default()
 }
 
+/// A table's columns: names and types.
+type Columns = Vec<(String, DataType)>;
+
 /// How the plan reads a file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {
@@ -1277,16 +1280,25 @@ impl Folding {
         window: Window,
         strict: bool,
     ) -> Result<Folded, Error> {
+        // Each file as DataFusion names it (Parquet: a path or URL it can list), and a local
+        // text file's absolute path (read by sgsim, so any name will do).
         let mut paths = Vec::with_capacity(files.len());
-        for (file, _) in files {
+        let mut texts_at: Vec<Option<std::path::PathBuf>> = Vec::with_capacity(files.len());
+        for (file, format) in files {
             match file {
                 Location::Path(p) => {
                     let abs = p
                         .canonicalize()
                         .map_err(|e| Error::Plan(format!("{}: {e}", p.display())))?;
+                    if *format == Format::Text {
+                        paths.push(abs.display().to_string());
+                        texts_at.push(Some(abs));
+                        continue;
+                    }
                     paths.push(abs.to_str().map(str::to_string).ok_or_else(|| {
                         Error::Plan(format!("{}: the path is not UTF-8", p.display()))
                     })?);
+                    texts_at.push(None);
                 }
                 #[cfg(feature = "s3")]
                 Location::Object(o) => {
@@ -1295,6 +1307,7 @@ impl Folding {
                             .map_err(|e| Error::Plan(format!("{}: {e}", o.url())))?;
                     self.ctx.register_object_store(url.as_ref(), o.store());
                     paths.push(o.url());
+                    texts_at.push(None);
                 }
             }
         }
@@ -1319,17 +1332,19 @@ impl Folding {
         let mut examples: Vec<(u64, u64, String)> = Vec::new();
         let run = async {
             let mut branches = Vec::with_capacity(paths.len());
-            let mut tables: Vec<(String, Vec<(String, DataType)>)> = Vec::new();
+            // Each Parquet table: its name, its columns' names and types, its file's ordinal.
+            let mut tables: Vec<(String, Columns, u64)> = Vec::new();
             let mut texts: Vec<String> = Vec::new();
             let mut rows = 0u64;
+            let mut unreadable: Vec<(u64, String)> = Vec::new();
             for (i, path) in paths.iter().enumerate() {
                 let table = format!("sgsim_fold_{i}");
                 let _ = self.ctx.deregister_table(table.as_str())?;
                 if let Some((location, Format::Text)) = files.get(i) {
-                    // Read from the same path the Parquet files are (absolute).
-                    let location = match location {
-                        Location::Path(_) => Location::Path(path.into()),
-                        other => other.clone(),
+                    // Read from its absolute path, as the Parquet files are.
+                    let location = match texts_at.get(i) {
+                        Some(Some(abs)) => Location::Path(abs.clone()),
+                        _ => location.clone(),
                     };
                     // Its records, roughly, from its size (gzip'd lines of about 12 bytes:
                     // an estimate on the side of more buckets).
@@ -1339,7 +1354,8 @@ impl Folding {
                         Location::Object(o) => o.size(),
                     };
                     rows = rows.saturating_add(len / 12);
-                    let file = TextFile::new(location, i as u64, window, strict);
+                    let name = names.get(i).map_or(path.as_str(), String::as_str);
+                    let file = TextFile::new(location, name, i as u64, window, strict);
                     self.ctx.register_table(table.as_str(), Arc::new(file))?;
                     texts.push(table);
                     continue;
@@ -1395,7 +1411,7 @@ impl Folding {
                 let own = file.rows(&self.ctx.state()).await?;
                 rows = rows.saturating_add(own.unwrap_or(BUCKET_RECORDS));
                 self.ctx.register_table(table.as_str(), Arc::new(file))?;
-                tables.push((table, types));
+                tables.push((table, types, i as u64));
             }
             // Per field, each file's column (by either spelling) and its type. A type the
             // readers cannot read makes the file's rows unreadable, as the streaming reader
@@ -1410,7 +1426,7 @@ impl Folding {
             let mut text = vec![false; fields().count()];
             for (k, f) in fields().enumerate() {
                 let mut seen: Option<&DataType> = None;
-                for (_, types) in &tables {
+                for (_, types, _) in &tables {
                     if let Some((_, t)) = types
                         .iter()
                         .find(|(c, _)| flowlog::canonical(c) == f.name())
@@ -1424,7 +1440,7 @@ impl Folding {
                     }
                 }
             }
-            for (table, types) in &tables {
+            for (table, types, ordinal) in &tables {
                 let bad = fields().find_map(|f| {
                     column(types, f)
                         .filter(|(_, t)| !readable(t))
@@ -1449,6 +1465,11 @@ impl Folding {
                         format!("{col} AS a{k}")
                     })
                     .collect();
+                // The streaming reader names each row group of such a file once: the
+                // client does too (the fold counts its rows).
+                if let Some(why) = &bad {
+                    unreadable.push((*ordinal, why.clone()));
+                }
                 let bad = bad.map_or_else(
                     || "CAST(NULL AS VARCHAR)".to_string(),
                     |b| format!("'{}'", b.replace('\'', "''")),
@@ -1477,7 +1498,7 @@ impl Folding {
                 ));
             }
             if branches.is_empty() {
-                return Ok(());
+                return Ok(unreadable);
             }
             let arg = |f: flowlog::Field| {
                 let k = fields().position(|g| g == f).unwrap_or(0);
@@ -1527,9 +1548,22 @@ impl Folding {
                     examples.extend(part.examples);
                 }
             }
-            Ok::<(), DataFusionError>(())
+            Ok::<_, DataFusionError>(unreadable)
         };
-        self.runtime.block_on(run).map_err(|e| self.error(e))?;
+        let unreadable = self.runtime.block_on(run).map_err(|e| self.error(e))?;
+        // A file whose rows cannot be read: one example per row group, at its first row.
+        for (file, why) in unreadable {
+            let mut start = 0u64;
+            for n in row_groups(files.get(file as usize)) {
+                if n > 0 {
+                    examples.push((file, start + 1, format!("{MALFORMED_ROW}{why}")));
+                }
+                start += n;
+                if examples.len() > 4 * MAX_EXAMPLES {
+                    break;
+                }
+            }
+        }
         examples.sort();
         let mut groups_of: std::collections::HashMap<u64, Vec<u64>> = Default::default();
         for (file, row, message) in examples.into_iter().take(MAX_EXAMPLES) {

@@ -67,17 +67,26 @@ fn text_schema() -> SchemaRef {
 #[derive(Debug, Clone)]
 pub(super) struct TextFile {
     location: Location,
+    /// The file as the input names it (in messages).
+    name: String,
     ordinal: u64,
     window: Window,
     strict: bool,
 }
 
 impl TextFile {
-    /// The `ordinal`-th file of its input, at `location`; records outside `window` are
-    /// left out (and counted); `strict`: a malformed line is an error.
-    pub(super) fn new(location: Location, ordinal: u64, window: Window, strict: bool) -> Self {
+    /// The `ordinal`-th file of its input, at `location`, named `name`; records outside
+    /// `window` are left out (and counted); `strict`: a malformed line is an error.
+    pub(super) fn new(
+        location: Location,
+        name: &str,
+        ordinal: u64,
+        window: Window,
+        strict: bool,
+    ) -> Self {
         TextFile {
             location,
+            name: name.to_string(),
             ordinal,
             window,
             strict,
@@ -85,11 +94,41 @@ impl TextFile {
     }
 
     fn name(&self) -> String {
-        match &self.location {
-            Location::Path(p) => p.display().to_string(),
-            #[cfg(feature = "s3")]
-            Location::Object(o) => o.url(),
+        crate::term::escape(&self.name).into_owned()
+    }
+}
+
+/// How many text flow logs are read at once, process-wide: a plan's text scans all start
+/// together (one per file), and each holds a file open, a reader and batches in flight.
+fn reading_at_once() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| 2 * n.get())
+}
+
+/// Permits to read a text flow log, at most [`reading_at_once`] held.
+static READING: std::sync::Mutex<usize> = std::sync::Mutex::new(0);
+static READ_DONE: std::sync::Condvar = std::sync::Condvar::new();
+
+/// A permit to read; given back when dropped.
+struct Reading;
+
+impl Reading {
+    /// Waits for a permit (on the scan's blocking thread).
+    fn wait() -> Reading {
+        let max = reading_at_once();
+        let mut held = READING.lock().unwrap_or_else(|e| e.into_inner());
+        while *held >= max {
+            held = READ_DONE.wait(held).unwrap_or_else(|e| e.into_inner());
         }
+        *held += 1;
+        Reading
+    }
+}
+
+impl Drop for Reading {
+    fn drop(&mut self) {
+        let mut held = READING.lock().unwrap_or_else(|e| e.into_inner());
+        *held = held.saturating_sub(1);
+        READ_DONE.notify_one();
     }
 }
 
@@ -199,6 +238,7 @@ impl ExecutionPlan for TextScan {
         );
         let tx = builder.tx();
         builder.spawn_blocking(move || {
+            let _reading = Reading::wait();
             read(&file, |batch| {
                 tx.blocking_send(Ok(batch))
                     .map_err(|_| DataFusionError::Execution("the plan stopped reading".into()))
@@ -364,13 +404,14 @@ mod tests {
     fn text_flow_logs_do_not_travel_to_a_cluster() {
         let file = TextFile::new(
             Location::Path("/logs/a b.log.gz".into()),
+            "logs/a b.log.gz",
             7,
             Window::default(),
             false,
         );
         let why = not_remote(&file).unwrap();
         assert!(
-            why.contains("/logs/a b.log.gz") && why.contains("cluster"),
+            why.contains("logs/a b.log.gz") && !why.contains("/logs") && why.contains("cluster"),
             "{why}"
         );
         let scan = TextScan::new(file);
@@ -419,7 +460,13 @@ mod tests {
                 (records, summaries)
             })
         };
-        let file = TextFile::new(Location::Path(log.clone()), 3, Window::default(), false);
+        let file = TextFile::new(
+            Location::Path(log.clone()),
+            "a.log",
+            3,
+            Window::default(),
+            false,
+        );
         let (records, summaries) = rows(TextScan::new(file));
         assert_eq!(records, 1);
         assert_eq!(summaries.len(), 1);
