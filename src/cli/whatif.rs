@@ -318,24 +318,17 @@ fn fold_traffic(
         let mut places: Vec<usize> = Vec::new();
         let mut left: Vec<(usize, String)> = Vec::new();
         for (place, part) in files.parts().enumerate() {
-            let parquet = match &part.location {
-                Location::Path(p) => super::query::is_parquet(p)?,
-                #[cfg(feature = "s3")]
-                Location::Object(o) => {
-                    // The executors would read it with credentials of their own.
-                    anyhow::ensure!(
-                        window.cluster.is_none(),
-                        "{}: --fold plan on a cluster reads the paths every executor reads, \
-                         not s3:// objects (copy them there, or run the plan here without \
-                         --cluster)",
-                        sgsim::term::escape(&part.name)
-                    );
-                    o.is_parquet()
-                        .with_context(|| format!("cannot open {}", part.name))?
-                }
-                #[allow(unreachable_patterns)]
-                _ => false,
-            };
+            // The executors would read an object with credentials of their own.
+            #[cfg(feature = "s3")]
+            anyhow::ensure!(
+                window.cluster.is_none() || !matches!(part.location, Location::Object(_)),
+                "{}: --fold plan on a cluster reads the paths every executor reads, not s3:// \
+                 objects (copy them there, or run the plan here without --cluster)",
+                sgsim::term::escape(&part.name)
+            );
+            let parquet = Format::of(&part.location)
+                .with_context(|| format!("cannot open {}", sgsim::term::escape(&part.name)))?
+                == Format::Parquet;
             let format = if parquet {
                 kinds.push("parquet-flow-log");
                 Format::Parquet
@@ -344,16 +337,7 @@ fn fold_traffic(
                 // start (to its first record): a capture is refused (the plan folds flow
                 // logs); in a folder, a file that is no traffic is left out with a warning,
                 // as the streaming reader leaves it out.
-                let opened = match &part.location {
-                    Location::Path(p) => std::fs::File::open(p)
-                        .map_err(sgsim::packet::TrafficError::from)
-                        .and_then(sgsim::packet::Source::open),
-                    #[cfg(feature = "s3")]
-                    Location::Object(o) => sgsim::packet::s3::open(o),
-                    #[allow(unreachable_patterns)]
-                    _ => anyhow::bail!("{}: cannot be read", sgsim::term::escape(&part.name)),
-                };
-                let first = opened.and_then(|mut source| {
+                let first = part.location.open_stream().and_then(|mut source| {
                     let mut one = Vec::with_capacity(1);
                     source
                         .read_chunk(1, &mut one)

@@ -183,6 +183,20 @@ pub enum Location {
     Object(super::s3::Object),
 }
 
+impl Location {
+    /// Opens the file as a stream of items, its kind detected from its first bytes (gzip
+    /// decompressed as it is read): how a file that is not Parquet is read. A local
+    /// Parquet file is refused here (it is read by [`super::parquet`] with random
+    /// access); an object is opened whatever it holds.
+    pub fn open_stream(&self) -> Result<Source<'static>, TrafficError> {
+        match self {
+            Location::Path(p) => Source::open(std::fs::File::open(p)?),
+            #[cfg(feature = "s3")]
+            Location::Object(o) => super::s3::open(o),
+        }
+    }
+}
+
 /// One file of an input.
 #[derive(Clone, Debug)]
 pub struct Part {

@@ -441,6 +441,61 @@ struct Rows {
     text: Option<(arrow_array::BinaryArray, arrow_array::BinaryArray)>,
 }
 
+/// What one row of a batch gives its bucket.
+enum Given<'a> {
+    /// A text flow log's row: its record (in the fold's encoding) or its file's summary.
+    Text(Option<&'a [u8]>, Option<&'a [u8]>),
+    /// A row of a file whose columns cannot be read, and why.
+    Unreadable(&'a str),
+    /// A warning raised reading the row (before its outcome).
+    Warning(&'static str),
+    /// What reading the row gave.
+    Outcome(Outcome),
+}
+
+impl Rows {
+    /// Hands `give` what each row gives, row by row: (row in the batch, place, given).
+    fn each(
+        self,
+        mut give: impl FnMut(usize, (u64, u64), Given<'_>) -> DfResult<()>,
+    ) -> DfResult<()> {
+        let Rows {
+            places,
+            outcomes,
+            warnings,
+            unreadable,
+            text,
+        } = self;
+        if let Some((records, summaries)) = &text {
+            fn value(a: &arrow_array::BinaryArray, i: usize) -> Option<&[u8]> {
+                (!a.is_null(i)).then(|| a.value(i))
+            }
+            for (i, &place) in places.iter().enumerate() {
+                give(
+                    i,
+                    place,
+                    Given::Text(value(records, i), value(summaries, i)),
+                )?;
+            }
+            return Ok(());
+        }
+        if let Some(why) = &unreadable {
+            for (i, &place) in places.iter().enumerate() {
+                give(i, place, Given::Unreadable(why))?;
+            }
+            return Ok(());
+        }
+        let mut warnings = warnings.into_iter().peekable();
+        for (i, (place, outcome)) in places.into_iter().zip(outcomes).enumerate() {
+            while let Some((_, w)) = warnings.next_if(|(j, _)| *j <= i) {
+                give(i, place, Given::Warning(w))?;
+            }
+            give(i, place, Given::Outcome(outcome))?;
+        }
+        Ok(())
+    }
+}
+
 fn read_rows(values: &[ArrayRef]) -> DfResult<Rows> {
     let n = fields().count();
     if values.len() != n + 5 {
@@ -549,18 +604,25 @@ impl Bucket {
         Ok(())
     }
 
-    /// Row `i` of a text flow log's batch: its record or its file's summary.
-    fn text_row(&mut self, rows: &Rows, i: usize) -> DfResult<()> {
-        let Some((records, summaries)) = &rows.text else {
-            return Ok(());
-        };
-        if !records.is_null(i) {
-            self.add_read(rows.places[i], records.value(i));
+    /// Takes what a row gives (see [`Rows::each`]).
+    fn take(&mut self, place: (u64, u64), given: Given<'_>) -> DfResult<()> {
+        match given {
+            Given::Text(record, summary) => {
+                if let Some(record) = record {
+                    self.add_read(place, record);
+                }
+                match summary {
+                    Some(summary) => self.add_summary(place.0, summary),
+                    None => Ok(()),
+                }
+            }
+            Given::Unreadable(why) => self.unreadable(place, why),
+            Given::Warning(w) => {
+                self.warn(place, w);
+                Ok(())
+            }
+            Given::Outcome(outcome) => self.add(place, outcome),
         }
-        if !summaries.is_null(i) {
-            self.add_summary(rows.places[i].0, summaries.value(i))?;
-        }
-        Ok(())
     }
 
     fn warn(&mut self, (file, row): (u64, u64), w: &'static str) {
@@ -713,26 +775,7 @@ fn binary_values(a: &ArrayRef) -> DfResult<&LargeBinaryArray> {
 
 impl Accumulator for Bucket {
     fn update_batch(&mut self, values: &[ArrayRef]) -> DfResult<()> {
-        let rows = read_rows(values)?;
-        if rows.text.is_some() {
-            for i in 0..rows.places.len() {
-                self.text_row(&rows, i)?;
-            }
-            return Ok(());
-        }
-        if let Some(why) = &rows.unreadable {
-            for &place in &rows.places {
-                self.unreadable(place, why)?;
-            }
-            return Ok(());
-        }
-        for (i, w) in rows.warnings {
-            self.warn(rows.places[i], w);
-        }
-        for (place, outcome) in rows.places.into_iter().zip(rows.outcomes) {
-            self.add(place, outcome)?;
-        }
-        Ok(())
+        read_rows(values)?.each(|_, place, given| self.take(place, given))
     }
 
     fn state(&mut self) -> DfResult<Vec<ScalarValue>> {
@@ -785,57 +828,18 @@ impl GroupsAccumulator for Buckets {
         total_num_groups: usize,
     ) -> DfResult<()> {
         self.grow(total_num_groups);
-        let rows = read_rows(values)?;
         let kept = |i: usize| opt_filter.is_none_or(|f| f.is_valid(i) && f.value(i));
-        if rows.text.is_some() {
-            for i in (0..rows.places.len()).filter(|&i| kept(i)) {
-                let b = group_indices
-                    .get(i)
-                    .and_then(|&g| self.groups.get_mut(g))
-                    .ok_or_else(|| plan_error("a row without a group"))?;
-                b.text_row(&rows, i)?;
-            }
-            return Ok(());
-        }
-        if let Some(why) = &rows.unreadable {
-            for (i, &place) in rows.places.iter().enumerate() {
-                if !kept(i) {
-                    continue;
-                }
-                let g = group_indices
-                    .get(i)
-                    .copied()
-                    .ok_or_else(|| plan_error("a row without a group"))?;
-                let b = self
-                    .groups
-                    .get_mut(g)
-                    .ok_or_else(|| plan_error("a group past the groups"))?;
-                b.unreadable(place, why)?;
-            }
-            return Ok(());
-        }
-        for (i, w) in rows.warnings {
-            if kept(i) {
-                if let Some(b) = group_indices.get(i).and_then(|&g| self.groups.get_mut(g)) {
-                    b.warn(rows.places[i], w);
-                }
-            }
-        }
-        for (i, (place, outcome)) in rows.places.into_iter().zip(rows.outcomes).enumerate() {
+        let groups = &mut self.groups;
+        read_rows(values)?.each(|i, place, given| {
             if !kept(i) {
-                continue;
+                return Ok(());
             }
-            let g = group_indices
+            group_indices
                 .get(i)
-                .copied()
-                .ok_or_else(|| plan_error("a row without a group"))?;
-            let b = self
-                .groups
-                .get_mut(g)
-                .ok_or_else(|| plan_error("a group past the groups"))?;
-            b.add(place, outcome)?;
-        }
-        Ok(())
+                .and_then(|&g| groups.get_mut(g))
+                .ok_or_else(|| plan_error("a row without a group"))?
+                .take(place, given)
+        })
     }
 
     fn evaluate(&mut self, emit_to: EmitTo) -> DfResult<ArrayRef> {
@@ -882,38 +886,12 @@ impl GroupsAccumulator for Buckets {
 
     fn convert_to_state(
         &self,
-        values: &[ArrayRef],
-        opt_filter: Option<&BooleanArray>,
+        _: &[ArrayRef],
+        _: Option<&BooleanArray>,
     ) -> DfResult<Vec<ArrayRef>> {
-        // Each row its own state.
-        let rows = read_rows(values)?;
-        let mut out: Vec<Bucket> = (0..rows.places.len())
-            .map(|_| Bucket::new(&self.fold))
-            .collect();
-        let kept = |i: usize| opt_filter.is_none_or(|f| f.is_valid(i) && f.value(i));
-        if rows.text.is_some() {
-            for i in (0..rows.places.len()).filter(|&i| kept(i)) {
-                out[i].text_row(&rows, i)?;
-            }
-        } else if let Some(why) = &rows.unreadable {
-            for (i, &place) in rows.places.iter().enumerate() {
-                if kept(i) {
-                    out[i].unreadable(place, why)?;
-                }
-            }
-        }
-        for (i, w) in rows.warnings {
-            if kept(i) {
-                out[i].warn(rows.places[i], w);
-            }
-        }
-        for (i, (place, outcome)) in rows.places.into_iter().zip(rows.outcomes).enumerate() {
-            if kept(i) {
-                out[i].add(place, outcome)?;
-            }
-        }
-        let states: Vec<Vec<u8>> = out.iter_mut().map(Bucket::state_bytes).collect();
-        Ok(vec![Arc::new(LargeBinaryArray::from_iter_values(states))])
+        // Never asked: `supports_convert_to_state` is false, so partial aggregation is
+        // never skipped row by row (a state per row would carry a summary each).
+        Err(plan_error("rows are not made states one by one"))
     }
 
     fn size(&self) -> usize {

@@ -41,7 +41,7 @@ use datafusion::physical_plan::{
 
 use super::numbered::{FILE, ROW};
 use crate::packet::input::{Location, Window, OUTSIDE_WINDOW};
-use crate::packet::{Item, Source, Summary};
+use crate::packet::{Item, Summary};
 use crate::whatif::traffic::{write_record, WireError, WireReader, WireWriter};
 
 /// The column of a row's record, in the fold's encoding.
@@ -249,23 +249,14 @@ impl ExecutionPlan for TextScan {
     }
 }
 
-/// Opens `location` as the streaming reader opens a file that is not Parquet.
-fn open(location: &Location) -> Result<Source<'static>, String> {
-    match location {
-        Location::Path(p) => {
-            let f = std::fs::File::open(p).map_err(|e| e.to_string())?;
-            Source::open(f).map_err(|e| e.to_string())
-        }
-        #[cfg(feature = "s3")]
-        Location::Object(o) => crate::packet::s3::open(o).map_err(|e| e.to_string()),
-    }
-}
-
 /// Reads `file`, handing `send` its batches, then its summary's row.
 fn read(file: &TextFile, mut send: impl FnMut(RecordBatch) -> DfResult<()>) -> DfResult<()> {
     let name = file.name();
     let fail = |why: String| DataFusionError::Execution(format!("{name}: {why}"));
-    let source = open(&file.location).map_err(fail)?;
+    let source = file
+        .location
+        .open_stream()
+        .map_err(|e| fail(e.to_string()))?;
     if !source.is_flow_log() {
         return Err(fail(format!(
             "a {}, not a flow log: --fold plan reads flow logs",
