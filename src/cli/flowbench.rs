@@ -71,7 +71,8 @@ fn pass(
 }
 
 /// One pass of the what-if as one DataFusion plan (`--fold plan`) over the folder's Parquet
-/// files: (seconds, records judged, the report as JSON without the clock, buckets).
+/// files: (seconds, records judged, the report as JSON without the clock, buckets and
+/// passes).
 #[cfg(feature = "fleet")]
 fn plan_pass(
     state: &State,
@@ -79,7 +80,7 @@ fn plan_pass(
     judge: &Judge,
     folding: &sgsim::whatif::fold::Folding,
     dir: &Path,
-) -> anyhow::Result<(f64, u64, Value, u64)> {
+) -> anyhow::Result<(f64, u64, Value, (u64, u64))> {
     let t = Instant::now();
     let files = Files::open(&dir.to_string_lossy(), input::Options::default())?;
     let locations = files
@@ -106,7 +107,7 @@ fn plan_pass(
         t.elapsed().as_secs_f64(),
         records,
         serde_json::to_value(&report)?,
-        folded.buckets,
+        (folded.buckets, folded.passes),
     ))
 }
 
@@ -176,6 +177,7 @@ pub fn run(
     }
     // The what-if as one DataFusion plan (`--fold plan`): here, and on the cluster.
     #[cfg(feature = "fleet")]
+    #[cfg_attr(not(feature = "cluster"), allow(unused_mut))]
     let mut folds = vec![(
         "plan",
         sgsim::whatif::fold::Folding::new(state, &plan.outcome.state, &config)?,
@@ -194,9 +196,9 @@ pub fn run(
     let (mut scan_s, mut whatif_s) = (vec![Vec::new(); all], vec![Vec::new(); all]);
     let mut reports: Vec<Value> = vec![Value::Null; all];
     let mut records = 0;
-    // Per plan: the buckets it folded in.
+    // Per plan: the buckets it folded in, and its passes over the files.
     #[allow(unused_mut)]
-    let mut plan_buckets: Vec<u64> = vec![0; folds.len()];
+    let mut plan_buckets: Vec<(u64, u64)> = vec![(0, 0); folds.len()];
     for _ in 0..repeat.max(1) {
         for (k, (_, scan)) in scans.iter().enumerate() {
             let (secs, _, _) = pass(state, &plan, None, dir, scan.clone())?;
@@ -249,7 +251,8 @@ pub fn run(
         }
         if k >= n {
             f["report_identical_to_stream"] = json!(reports[k] == reports[0]);
-            f["buckets"] = json!(plan_buckets[k - n]);
+            f["buckets"] = json!(plan_buckets[k - n].0);
+            f["passes"] = json!(plan_buckets[k - n].1);
         }
         figures.insert(name.to_string(), f);
     }

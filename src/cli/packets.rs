@@ -41,8 +41,9 @@ pub struct WindowArgs {
     #[arg(long, value_enum, default_value = "builtin")]
     pub scan: ScanArg,
     /// Scan Parquet flow logs on the Ballista cluster whose scheduler is at this URL
-    /// (`df://HOST:PORT`; `sgsim cluster`; needs the `cluster` feature). Every machine
-    /// must read the same paths.
+    /// (`df://HOST:PORT`; `sgsim cluster`; needs the `cluster` feature); with `whatif
+    /// --fold plan`, run the whole what-if there, on Parquet and text flow logs. Every
+    /// machine must read the same paths.
     #[arg(long, value_name = "URL")]
     pub cluster: Option<String>,
 }

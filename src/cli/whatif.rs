@@ -95,6 +95,13 @@ pub struct Args {
     #[arg(long, value_name = "N", default_value_t = 1 << 20,
           value_parser = super::count(1, 1 << 40))]
     bucket_records: usize,
+    /// `--fold plan`: the most records, about, one pass of the plan folds: an input of
+    /// more records is folded in several passes over its files, each folding its share of
+    /// the buckets, so that the plan's memory does not grow with the input (each pass
+    /// reads the files again; at most 256 passes).
+    #[arg(long, value_name = "N", default_value_t = 1 << 23,
+          value_parser = super::count(1, 1 << 40))]
+    pass_records: usize,
 }
 
 pub fn run(args: Args) -> anyhow::Result<Exit> {
@@ -129,6 +136,7 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
                 &args.window,
                 config,
                 args.bucket_records as u64,
+                args.pass_records as u64,
             )?;
         } else {
             judge_traffic(
@@ -285,8 +293,11 @@ fn fold_traffic(
     window: &super::packets::WindowArgs,
     config: traffic::Config,
     bucket_records: u64,
+    pass_records: u64,
 ) -> anyhow::Result<()> {
-    use sgsim::packet::input::{Files, Location};
+    use sgsim::packet::input::Files;
+    #[cfg(feature = "s3")]
+    use sgsim::packet::input::Location;
     use sgsim::whatif::fold::{Folding, Format};
     let after = &plan.outcome.state;
     let folding = match &window.cluster {
@@ -299,7 +310,8 @@ fn fold_traffic(
         Some(_) => anyhow::bail!("--cluster needs sgsim built with the `cluster` feature"),
         None => Folding::new(state, after, &config)?,
     }
-    .with_bucket_records(bucket_records);
+    .with_bucket_records(bucket_records)
+    .with_pass_records(pass_records);
     // Read locally: the first record (the default instant) and the files' kinds.
     let mut options = window.options(false)?;
     options.scan = sgsim::packet::input::Scan::Builtin;
@@ -339,29 +351,15 @@ fn fold_traffic(
                 // as the streaming reader leaves it out.
                 let first = part.location.open_stream().and_then(|mut source| {
                     let mut one = Vec::with_capacity(1);
-                    source
-                        .read_chunk(1, &mut one)
-                        .map(|_| (source, one.is_empty()))
+                    source.read_chunk(1, &mut one).map(|_| source)
                 });
                 match first {
-                    Ok((source, _)) if !source.is_flow_log() => anyhow::bail!(
+                    Ok(source) if !source.is_flow_log() => anyhow::bail!(
                         "--fold plan reads flow logs: {} is a {} (use --fold stream)",
                         sgsim::term::escape(&part.name),
                         source.kind()
                     ),
-                    // A cluster reads Parquet only: a file without a record (a marker
-                    // such as `_SUCCESS`) is left out with a warning, others refused.
-                    Ok((_, true)) if window.cluster.is_some() && !files.explicit() => {
-                        left.push((place, format!("{}: skipped, no flow-log record", part.name)));
-                        continue;
-                    }
-                    Ok(_) if window.cluster.is_some() => anyhow::bail!(
-                        "{}: --fold plan on a cluster reads Parquet flow logs; a text flow \
-                         log is read by the plan on this machine only (drop --cluster, or \
-                         use --fold stream)",
-                        sgsim::term::escape(&part.name)
-                    ),
-                    Ok((source, _)) => kinds.push(source.kind()),
+                    Ok(source) => kinds.push(source.kind()),
                     Err(e) if e.is_not_traffic() && !files.explicit() => {
                         left.push((place, format!("{}: skipped, {e}", part.name)));
                         continue;
@@ -462,6 +460,7 @@ fn fold_traffic(
     _: &[PathBuf],
     _: &super::packets::WindowArgs,
     _: traffic::Config,
+    _: u64,
     _: u64,
 ) -> anyhow::Result<()> {
     anyhow::bail!(

@@ -273,9 +273,9 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
     out
 }
 
-/// `--fold plan` cut into many small buckets (`--bucket-records`): the streaming report
-/// field for field, whatever the number of buckets; a count it cannot take is refused by
-/// flag.
+/// `--fold plan` cut into many small buckets (`--bucket-records`), or folded in several
+/// passes over the files (`--pass-records`): the streaming report field for field,
+/// whatever the number of buckets or passes; a count it cannot take is refused by flag.
 #[test]
 fn plan_fold_in_many_buckets_gives_the_streaming_report() {
     let dir = scratch("fleet-buckets");
@@ -284,25 +284,22 @@ fn plan_fold_in_many_buckets_gives_the_streaming_report() {
     let (_, gz, hive) = write_layouts(&dir, &day);
     for input in [&hive, &gz] {
         let stream = report(&state, &revoke, input, &[]);
-        for per in ["500", "7000"] {
-            let plan = report(
-                &state,
-                &revoke,
-                input,
-                &["--fold", "plan", "--bucket-records", per],
-            );
-            assert_eq!(stream, plan, "{} --bucket-records {per}", input.display());
+        for (flag, per) in [
+            ("--bucket-records", "500"),
+            ("--bucket-records", "7000"),
+            ("--pass-records", "3000"),
+            ("--pass-records", "9000"),
+        ] {
+            let plan = report(&state, &revoke, input, &["--fold", "plan", flag, per]);
+            assert_eq!(stream, plan, "{} {flag} {per}", input.display());
         }
     }
-    for bad in ["0", "lots", "1.5"] {
-        let (code, _, err) = run_whatif(
-            &state,
-            &revoke,
-            &hive,
-            &["--fold", "plan", "--bucket-records", bad],
-        );
-        assert_eq!(code, 2, "{bad}: {err}");
-        assert!(err.contains("--bucket-records"), "{err}");
+    for flag in ["--bucket-records", "--pass-records"] {
+        for bad in ["0", "lots", "1.5"] {
+            let (code, _, err) = run_whatif(&state, &revoke, &hive, &["--fold", "plan", flag, bad]);
+            assert_eq!(code, 2, "{bad}: {err}");
+            assert!(err.contains(flag), "{err}");
+        }
     }
     let _ = std::fs::remove_dir_all(&dir);
 }

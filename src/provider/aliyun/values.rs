@@ -23,7 +23,8 @@ impl Nic {
         }
     }
 
-    /// As Alibaba writes it.
+    /// As Alibaba writes it (the emulated API's answers, feature `serve`).
+    #[cfg_attr(not(feature = "serve"), allow(dead_code))]
     pub(crate) fn as_str(self) -> &'static str {
         match self {
             Nic::Internet => "internet",

@@ -19,10 +19,11 @@
 //!   place in it): the order the streaming reader gives records in.
 //!   - A Parquet file (`numbered.rs`): DataFusion's scan, numbered by an operator over it;
 //!     the fold reads each row's flow-log columns.
-//!   - A text flow log, plain or gzip (`text.rs`): a scan of its own that reads the file
-//!     with sgsim's reader, giving each record (already read, the `--since/--until`
-//!     window applied) and, last, the file's summary. Text cannot be cut, so a file is one
-//!     task.
+//!   - A text flow log, plain or gzip (`text.rs`): DataFusion's file scan over a source
+//!     of sgsim's own that reads the file with sgsim's reader, giving each record
+//!     (already read, the `--since/--until` window applied) and, last, the file's summary.
+//!     Text cannot be cut, so a file is one task. Both are file scans a Ballista
+//!     scheduler knows how to share out among a stage's tasks.
 //! - `sgsim_bucket` hashes a record's two addresses, in either order (the ones the record
 //!   is read with: `pkt-*` when present): every record of a connection falls in one
 //!   bucket, whichever way it goes, whatever ENI logged it. An input has 8 buckets per
@@ -44,19 +45,29 @@
 //! # What differs from the streaming path
 //!
 //! - Memory: a bucket's records are held (about 50 bytes each, as bytes) until its fold,
-//!   spread over the tasks that own the buckets: the plan's memory grows with its input,
-//!   where the streaming path's follows the live connections. What one fold holds is
-//!   bounded: an input is cut into more buckets as it grows (its files' footers count its
-//!   rows), so that a bucket holds about [`BUCKET_RECORDS`] records at most, and a fold
-//!   holds that bucket's bytes, a 24-byte index of them and one chunk of judged records
-//!   (not every record of the bucket decoded at once). The client merges each bucket's
-//!   tally as it arrives.
+//!   spread over the tasks that own the buckets, where the streaming path's memory follows
+//!   the live connections. Two bounds keep it from growing with the input:
+//!   - **Passes.** An input of more than [`PASS_RECORDS`] records (its files' footers
+//!     count its rows; a text file is estimated from its size) is folded in several
+//!     passes over its files: pass `k` of `P` folds the buckets equal to `k` modulo `P`
+//!     (`WHERE sgsim_bucket(…) % P = k`), and the client merges every pass's tallies as
+//!     one. Every row falls in one bucket, so in one pass: the counts, the summaries of
+//!     text files and the examples are the one-pass plan's, and so is the report unless
+//!     connections are evicted (the bound applies per bucket, and passes make more,
+//!     smaller buckets). The plan holds one pass's records at once, and reads the files
+//!     once a pass; at most [`MAX_PASSES`] are made.
+//!   - **Buckets.** Within a pass, an input is cut into more buckets as it grows, so that
+//!     a bucket holds about [`BUCKET_RECORDS`] records at most, and a fold holds that
+//!     bucket's bytes, a 24-byte index of them and one chunk of judged records (not every
+//!     record of the bucket decoded at once). The client merges each bucket's tally as it
+//!     arrives.
 //!
-//!   DataFusion's memory pool cannot bound the rest: a partial state is one value per
+//!   DataFusion's memory pool cannot bound a pass: a partial state is one value per
 //!   bucket and file, and the repartition gathers a partition's into one batch before
 //!   the final aggregation sees it (measured: a 256 MiB pool refuses a 162 MB batch of
-//!   the 5 M-record day). Bounding it needs the records sorted by bucket and place and
-//!   folded as they stream (an external sort, which spills), not gathered per bucket.
+//!   the 5 M-record day). Passes trade reading the files again for memory; an external
+//!   sort by bucket and place, folded as it streams, would bound it in one read, but
+//!   DataFusion's planner splits an ordered aggregate in two (see the README).
 //! - The live-connection bound ([`super::traffic::Config::max_connections`]) applies per
 //!   bucket, and idle connections are swept on each bucket's clock: the answers are the
 //!   streaming path's unless the streaming path finished connections early to keep within
@@ -116,9 +127,20 @@ pub const BUCKETS_PER_PARTITION: u64 = 8;
 /// bytes, 24 more while they are put in order), so this bounds what one fold holds, however
 /// large the input.
 pub const BUCKET_RECORDS: u64 = 1 << 20;
-/// Buckets of one input, at most: each gives the client a tally with a timeline of the
+/// Buckets of one input, at most, unless its passes and partitions ask for more (a few
+/// per partition in each pass): each gives the client a tally with a timeline of the
 /// seconds its records cover.
 const MAX_BUCKETS: u64 = 4096;
+/// Passes over one input's files, at most: past `MAX_PASSES` times `--pass-records`
+/// records, a pass holds more (each pass reads every file, so more passes would cost
+/// more than the memory they save).
+pub const MAX_PASSES: u64 = 256;
+/// Records one pass of the plan folds, about, at most: an input of more records is
+/// folded in several passes over its files, each folding its share of the buckets, so
+/// that what the plan holds at once does not grow with the input (measured on two
+/// cores: a peak of about 1.4 GB in passes of about 2^23 records, 450-590 MB in passes
+/// of 2 M, whether the input is 5 M or 20 M records).
+pub const PASS_RECORDS: u64 = 1 << 23;
 /// Partitions of the final aggregation on a cluster, at least.
 #[cfg(feature = "cluster")]
 const REMOTE_PARTITIONS: usize = 16;
@@ -385,6 +407,30 @@ pub(crate) fn buckets_for(rows: u64, partitions: u64, per: u64) -> u64 {
     let floor = partitions.max(1).saturating_mul(BUCKETS_PER_PARTITION);
     rows.div_ceil(per.max(1))
         .clamp(floor, MAX_BUCKETS.max(floor))
+}
+
+/// A text flow log's records, roughly, from its size: lines of about 12 bytes gzip'd,
+/// 100 plain (AWS's default format runs 100 to 120 bytes a line); an estimate on the
+/// side of more buckets and passes.
+fn text_rows(location: &Location) -> u64 {
+    let (len, gzip) = match location {
+        Location::Path(p) => {
+            let mut head = [0u8; 2];
+            let gzip = std::fs::File::open(p)
+                .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut head))
+                .is_ok_and(|()| head == [0x1f, 0x8b]);
+            (std::fs::metadata(p).map_or(0, |m| m.len()), gzip)
+        }
+        #[cfg(feature = "s3")]
+        Location::Object(o) => (o.size(), o.url().ends_with(".gz")),
+    };
+    len / if gzip { 12 } else { 100 }
+}
+
+/// How many passes an input of `rows` records is folded in, each of about `per` records
+/// at most ([`PASS_RECORDS`] unless set): at least one, at most [`MAX_PASSES`].
+pub(crate) fn passes_for(rows: u64, per: u64) -> u64 {
+    rows.div_ceil(per.max(1)).clamp(1, MAX_PASSES)
 }
 
 fn plan_error(why: impl std::fmt::Display) -> DataFusionError {
@@ -974,14 +1020,13 @@ const WIRE_FOLD: &[u8] = b"sgsim-fold-function/1\n";
 const WIRE_BUCKET: &[u8] = b"sgsim-bucket-function/1\n";
 
 /// Writes what a logical plan carries of the plan's tables (a Parquet file whose rows
-/// carry their place); `Ok(false)`: not ours. A text flow log is refused: it is read on
-/// this machine only (`text.rs`).
+/// carry their place, a text flow log); `Ok(false)`: not ours.
 pub fn encode_table(
     table: &dyn datafusion::catalog::TableProvider,
     buf: &mut Vec<u8>,
 ) -> DfResult<bool> {
-    if let Some(why) = text::not_remote(table) {
-        return Err(DataFusionError::Plan(why));
+    if text::encode_table(table, buf)? {
+        return Ok(true);
     }
     Ok(numbered::encode_table(table, buf))
 }
@@ -991,17 +1036,20 @@ pub fn decode_table(
     buf: &[u8],
     schema: &Schema,
 ) -> DfResult<Option<Arc<dyn datafusion::catalog::TableProvider>>> {
+    if let Some(t) = text::decode_table(buf)? {
+        return Ok(Some(t));
+    }
     numbered::decode_table(buf, schema)
 }
 
 /// Writes what a physical plan carries of the plan's operators (the numbering of a
-/// Parquet file's rows); `Ok(false)`: not ours. A text flow log's scan is refused.
+/// Parquet file's rows, a text flow log's scan); `Ok(false)`: not ours.
 pub fn encode_exec(
     plan: &dyn datafusion::physical_plan::ExecutionPlan,
     buf: &mut Vec<u8>,
 ) -> DfResult<bool> {
-    if let Some(why) = text::scan_not_remote(plan) {
-        return Err(DataFusionError::Plan(why));
+    if text::encode_exec(plan, buf)? {
+        return Ok(true);
     }
     Ok(numbered::encode_exec(plan, buf))
 }
@@ -1011,6 +1059,9 @@ pub fn decode_exec(
     buf: &[u8],
     inputs: &[Arc<dyn datafusion::physical_plan::ExecutionPlan>],
 ) -> DfResult<Option<Arc<dyn datafusion::physical_plan::ExecutionPlan>>> {
+    if let Some(scan) = text::decode_exec(buf, inputs)? {
+        return Ok(Some(scan));
+    }
     numbered::decode_exec(buf, inputs)
 }
 
@@ -1145,6 +1196,9 @@ pub struct Folded {
     pub left_out: Vec<usize>,
     /// The buckets the input's connections were folded in.
     pub buckets: u64,
+    /// The passes the plan made over the input's files (each folding a share of the
+    /// buckets).
+    pub passes: u64,
 }
 
 /// A DataFusion session that runs the what-if plan, on this machine or on a cluster.
@@ -1157,6 +1211,8 @@ pub struct Folding {
     partitions: u64,
     /// Records a bucket holds, about, at most.
     bucket_records: u64,
+    /// Records one pass folds, about, at most.
+    pass_records: u64,
 }
 
 /// The session settings the plan needs: each file one partition in file order.
@@ -1230,6 +1286,7 @@ impl Folding {
             cluster: None,
             partitions,
             bucket_records: BUCKET_RECORDS,
+            pass_records: PASS_RECORDS,
         })
     }
 
@@ -1237,6 +1294,15 @@ impl Folding {
     /// fewer make each fold hold less, and give the client more tallies to merge.
     pub fn with_bucket_records(mut self, n: u64) -> Folding {
         self.bucket_records = n.max(1);
+        self
+    }
+
+    /// Folds inputs of more than about `n` records (default [`PASS_RECORDS`]) in several
+    /// passes over their files, each folding a share of the buckets: the plan holds about
+    /// `n` records' partial states at once, whatever the input's size, and reads the
+    /// files once a pass.
+    pub fn with_pass_records(mut self, n: u64) -> Folding {
+        self.pass_records = n.max(1);
         self
     }
 
@@ -1295,6 +1361,7 @@ impl Folding {
             warnings: Vec::new(),
             left_out: Vec::new(),
             buckets: 0,
+            passes: 0,
         };
         if paths.is_empty() {
             return Ok(folded);
@@ -1324,14 +1391,7 @@ impl Folding {
                         Some(Some(abs)) => Location::Path(abs.clone()),
                         _ => location.clone(),
                     };
-                    // Its records, roughly, from its size (gzip'd lines of about 12 bytes:
-                    // an estimate on the side of more buckets).
-                    let len = match &location {
-                        Location::Path(p) => std::fs::metadata(p).map_or(0, |m| m.len()),
-                        #[cfg(feature = "s3")]
-                        Location::Object(o) => o.size(),
-                    };
-                    rows = rows.saturating_add(len / 12);
+                    rows = rows.saturating_add(text_rows(&location));
                     let name = names.get(i).map_or(path.as_str(), String::as_str);
                     let file = TextFile::new(location, name, i as u64, window, strict);
                     self.ctx.register_table(table.as_str(), Arc::new(file))?;
@@ -1483,47 +1543,66 @@ impl Folding {
                 format!("a{k}")
             };
             let all: Vec<String> = (0..fields().count()).map(|k| format!("a{k}")).collect();
-            let sql = format!(
-                "SELECT {FOLD}({}, {FILE}, {ROW}, {BAD}, {RECORD}, {SUMMARY}) AS tally FROM ({}) \
-                 GROUP BY {BUCKET}({}, {}, {}, {})",
-                all.join(", "),
-                branches.join(" UNION ALL "),
+            let bucket = format!(
+                "{BUCKET}({}, {}, {}, {})",
                 arg(flowlog::Field::SrcAddr),
                 arg(flowlog::Field::DstAddr),
                 arg(flowlog::Field::PktSrcAddr),
                 arg(flowlog::Field::PktDstAddr),
             );
-            folded.buckets = buckets_for(rows, self.partitions, self.bucket_records);
+            // Passes over the files, each folding the buckets equal to its number modulo
+            // the passes; a few buckets per final partition in each.
+            let passes = passes_for(rows, self.pass_records);
+            folded.buckets = buckets_for(
+                rows,
+                self.partitions.saturating_mul(passes),
+                self.bucket_records,
+            );
+            folded.passes = passes.min(folded.buckets);
             self.ctx
                 .register_udf(ScalarUDF::from(BucketOf::new(folded.buckets)));
-            // Each bucket's tally merged as it comes, not all of them held.
-            let mut stream = self.ctx.sql(&sql).await?.execute_stream().await?;
-            while let Some(batch) = futures::StreamExt::next(&mut stream).await {
-                let batch = batch?;
-                let col = batch
-                    .column(0)
-                    .as_any()
-                    .downcast_ref::<LargeBinaryArray>()
-                    .ok_or_else(|| plan_error("its result is not bytes"))?;
-                for i in 0..col.len() {
-                    if col.is_null(i) {
-                        continue;
+            for pass in 0..folded.passes {
+                let only = if folded.passes > 1 {
+                    let n = |v: u64| format!("arrow_cast({v}, 'UInt64')");
+                    format!(" WHERE {bucket} % {} = {}", n(folded.passes), n(pass))
+                } else {
+                    String::new()
+                };
+                let sql = format!(
+                    "SELECT {FOLD}({}, {FILE}, {ROW}, {BAD}, {RECORD}, {SUMMARY}) AS tally \
+                     FROM ({}){only} GROUP BY {bucket}",
+                    all.join(", "),
+                    branches.join(" UNION ALL "),
+                );
+                // Each bucket's tally merged as it comes, not all of them held.
+                let mut stream = self.ctx.sql(&sql).await?.execute_stream().await?;
+                while let Some(batch) = futures::StreamExt::next(&mut stream).await {
+                    let batch = batch?;
+                    let col = batch
+                        .column(0)
+                        .as_any()
+                        .downcast_ref::<LargeBinaryArray>()
+                        .ok_or_else(|| plan_error("its result is not bytes"))?;
+                    for i in 0..col.len() {
+                        if col.is_null(i) {
+                            continue;
+                        }
+                        let bytes = col
+                            .value(i)
+                            .strip_prefix(MAGIC)
+                            .ok_or_else(|| plan_error("a result that is not a fold's"))?;
+                        let mut r = WireReader {
+                            b: bytes,
+                            at: "summary",
+                        };
+                        let mut part = Bucket::new(&fold);
+                        part.read_summary(&mut r).map_err(plan_error)?;
+                        let tally = Tally::decode(r.b).map_err(plan_error)?;
+                        folded.tally.merge(tally, self.shared.judge.top());
+                        // Counts here; the examples are ordered by place below.
+                        folded.summary.merge(&part.summary, "");
+                        examples.extend(part.examples);
                     }
-                    let bytes = col
-                        .value(i)
-                        .strip_prefix(MAGIC)
-                        .ok_or_else(|| plan_error("a result that is not a fold's"))?;
-                    let mut r = WireReader {
-                        b: bytes,
-                        at: "summary",
-                    };
-                    let mut part = Bucket::new(&fold);
-                    part.read_summary(&mut r).map_err(plan_error)?;
-                    let tally = Tally::decode(r.b).map_err(plan_error)?;
-                    folded.tally.merge(tally, self.shared.judge.top());
-                    // Counts here; the examples are ordered by place below.
-                    folded.summary.merge(&part.summary, "");
-                    examples.extend(part.examples);
                 }
             }
             Ok::<_, DataFusionError>(unreadable)
@@ -1625,6 +1704,101 @@ mod tests {
         // No partitions or records per bucket: taken as one.
         assert_eq!(buckets_for(3, 0, 0), BUCKETS_PER_PARTITION);
         assert_eq!(buckets_for(10, 0, 0), 10);
+    }
+
+    /// An input is folded in more passes as it grows, at least one.
+    #[test]
+    fn passes_grow_with_the_input() {
+        assert_eq!(passes_for(0, PASS_RECORDS), 1);
+        assert_eq!(passes_for(PASS_RECORDS, PASS_RECORDS), 1);
+        assert_eq!(passes_for(PASS_RECORDS + 1, PASS_RECORDS), 2);
+        assert_eq!(passes_for(1_000_000_000, PASS_RECORDS), 120);
+        // At most MAX_PASSES: past it, each pass holds more.
+        assert_eq!(passes_for(u64::MAX, 1), MAX_PASSES);
+        assert_eq!(passes_for(MAX_PASSES * 1000 + 1, 1000), MAX_PASSES);
+        // No records per pass: taken as one.
+        assert_eq!(passes_for(10, 0), 10);
+    }
+
+    /// Folded in many passes over its file, each folding its share of the buckets, an
+    /// input gives the report and the counts of one pass: every record, the malformed
+    /// line and the summary are folded once.
+    #[test]
+    fn passes_fold_every_record_once() {
+        let state = crate::track::tests::state();
+        let request = crate::provider::RawRequest::parse(
+            "Action=RevokeSecurityGroupIngress&GroupId=sg-web&IpPermissions.1.IpProtocol=tcp\
+             &IpPermissions.1.FromPort=22&IpPermissions.1.ToPort=22\
+             &IpPermissions.1.IpRanges.1.CidrIp=0.0.0.0%2F0",
+        )
+        .unwrap();
+        let plan = crate::whatif::plan(&state, &request).unwrap();
+        assert!(plan.report.error.is_none(), "{:?}", plan.report.error);
+        let dir = std::env::temp_dir().join(format!("sgsim-passes-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let log = dir.join("day.log");
+        let mut text = String::from(
+            "version account-id interface-id srcaddr dstaddr srcport dstport protocol \
+             packets bytes start end action log-status\n",
+        );
+        for i in 0..300u64 {
+            let (src, start) = (
+                format!("198.51.{}.{}", i % 7, i % 250 + 1),
+                1_700_000_000 + i,
+            );
+            text += &format!(
+                "2 123456789012 eni-a {src} 10.0.0.1 {} 22 6 3 180 {start} {} ACCEPT OK\n",
+                40000 + i,
+                start + 5
+            );
+            if i == 150 {
+                text += "bad line\n";
+            }
+        }
+        std::fs::write(&log, &text).unwrap();
+        let config = Config::default();
+        let judge = Judge::new(&state, &plan.outcome.state, config).unwrap();
+        let files = [(Location::Path(log.clone()), Format::Text)];
+        let names = ["day.log".to_string()];
+        let fold = |pass_records: u64| {
+            let folded = Folding::new(&state, &plan.outcome.state, &config)
+                .unwrap()
+                .with_pass_records(pass_records)
+                .input(
+                    &files,
+                    &names,
+                    1_700_000_000 * 1_000_000_000,
+                    Window::default(),
+                    false,
+                )
+                .unwrap();
+            let mut run = Run::new(&judge);
+            run.absorb("day.log", folded.tally, 1_700_000_000 * 1_000_000_000);
+            let mut report = plan.report.clone();
+            run.finish(&mut report, &state);
+            let report = serde_json::to_value(&report).unwrap();
+            (folded.passes, folded.summary, report)
+        };
+        let (one, summary, report) = fold(1 << 30);
+        assert_eq!(one, 1);
+        assert_eq!((summary.records, summary.decoded), (301, 300));
+        assert_eq!(report["connections"]["broken"], 300, "{report}");
+        // Its records as the plan estimates them: plain text, 100 bytes a line; gzip'd,
+        // 12 bytes.
+        let rows = text_rows(&Location::Path(log.clone()));
+        assert_eq!(rows, text.len() as u64 / 100);
+        let gz = dir.join("day.log.gz");
+        let mut z = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        std::io::Write::write_all(&mut z, text.as_bytes()).unwrap();
+        let z = z.finish().unwrap();
+        std::fs::write(&gz, &z).unwrap();
+        assert_eq!(text_rows(&Location::Path(gz)), z.len() as u64 / 12);
+        let (many, summary_many, report_many) = fold(10);
+        assert_eq!(many, passes_for(rows, 10));
+        assert!(many > 10, "{many} passes");
+        assert_eq!(summary_many, summary);
+        assert_eq!(report_many, report);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     /// A bucket's records are folded in the streaming reader's order whatever order its

@@ -2,8 +2,9 @@
 //! as a table of the plan, read by sgsim's own reader so that the plan reads what the
 //! streaming path reads: the same records, skips, warnings and examples.
 //!
-//! [`TextFile`] is the table; its scan is [`TextScan`], one partition that reads the file
-//! from its start (a text or gzip file cannot be cut), on a blocking thread, as batches of:
+//! [`TextFile`] is the table. Its scan is DataFusion's file scan (`DataSourceExec`) of one
+//! file group of one file, read by [`TextSource`]: from its start (a text or gzip file
+//! cannot be cut), on a blocking thread, as batches of:
 //!
 //! - `srcaddr`, `dstaddr`: the addresses the record is read with (the packet's, when
 //!   logged), as text, for the bucket function;
@@ -15,9 +16,10 @@
 //! The `--since/--until` window is applied here, as the streaming reader applies it: the
 //! records it leaves out are counted as skipped, not decoded.
 //!
-//! The scan runs on this machine only: a plan holding one is refused on the way to a
-//! Ballista cluster ([`not_remote`]), whose scheduler cannot give each task its share of
-//! a scan it does not know.
+//! Being a file scan, it runs on a Ballista cluster too: the scheduler gives each task its
+//! share of a stage's file groups (a union of one-file scans: each file to one task), and
+//! the scan travels to the executors by the file's path, window and place
+//! ([`encode_exec`]). An object of S3 is read on this machine only.
 
 use std::any::Any;
 use std::fmt;
@@ -29,15 +31,19 @@ use async_trait::async_trait;
 use datafusion::catalog::{Session, TableProvider};
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::common::Result as DfResult;
-use datafusion::error::DataFusionError;
-use datafusion::execution::{SendableRecordBatchStream, TaskContext};
-use datafusion::logical_expr::{Expr, TableType};
-use datafusion::physical_expr::EquivalenceProperties;
-use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
-use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
-use datafusion::physical_plan::{
-    DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
+use datafusion::datasource::listing::PartitionedFile;
+use datafusion::datasource::physical_plan::{
+    FileGroup, FileOpenFuture, FileOpener, FileScanConfig, FileScanConfigBuilder, FileSource,
 };
+use datafusion::datasource::source::DataSourceExec;
+use datafusion::datasource::table_schema::TableSchema;
+use datafusion::error::DataFusionError;
+use datafusion::execution::object_store::ObjectStoreUrl;
+use datafusion::execution::SendableRecordBatchStream;
+use datafusion::logical_expr::{Expr, TableType};
+use datafusion::physical_plan::metrics::ExecutionPlanMetricsSet;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::{DisplayFormatType, ExecutionPlan};
 
 use super::numbered::{FILE, ROW};
 use crate::packet::input::{Location, Window, OUTSIDE_WINDOW};
@@ -151,7 +157,7 @@ impl TableProvider for TextFile {
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
         // Every line is read (the numbering and the summary need them all); the columns
         // asked for are projected from the scan's.
-        let scan: Arc<dyn ExecutionPlan> = Arc::new(TextScan::new(self.clone()));
+        let scan = self.exec_of(1);
         match projection {
             Some(columns) => super::numbered::projected(scan, columns.iter().copied()),
             None => Ok(scan),
@@ -159,42 +165,81 @@ impl TableProvider for TextFile {
     }
 }
 
-/// The scan: the file read from its start, one partition.
-#[derive(Debug)]
-pub(super) struct TextScan {
+impl TextFile {
+    /// The file's scan: a file scan of `groups` file groups of the one file, read by
+    /// [`TextSource`]: 1, or 0 where a scheduler left a task none of it.
+    fn exec_of(&self, groups: u8) -> Arc<dyn ExecutionPlan> {
+        let source: Arc<dyn FileSource> = Arc::new(TextSource::new(self.clone()));
+        let mut config = FileScanConfigBuilder::new(ObjectStoreUrl::local_filesystem(), source);
+        if groups > 0 {
+            // The file as a scheduler counts it (its path, its size); the reader opens it by
+            // its location.
+            let (path, size) = match &self.location {
+                Location::Path(p) => (
+                    p.to_string_lossy().into_owned(),
+                    std::fs::metadata(p).map_or(0, |m| m.len()),
+                ),
+                #[cfg(feature = "s3")]
+                Location::Object(o) => (o.url(), o.size()),
+            };
+            config = config.with_file_group(FileGroup::new(vec![PartitionedFile::new(path, size)]));
+        }
+        DataSourceExec::from_data_source(config.build())
+    }
+}
+
+/// How a text flow log is read as a file scan: DataFusion's (and a Ballista scheduler's)
+/// own scan, which gives each task its share of the files, over sgsim's reader.
+#[derive(Clone)]
+pub(super) struct TextSource {
     file: TextFile,
-    properties: Arc<PlanProperties>,
+    table: TableSchema,
+    metrics: ExecutionPlanMetricsSet,
 }
 
-impl TextScan {
-    fn new(file: TextFile) -> TextScan {
-        let properties = Arc::new(PlanProperties::new(
-            EquivalenceProperties::new(text_schema()),
-            Partitioning::UnknownPartitioning(1),
-            EmissionType::Incremental,
-            Boundedness::Bounded,
-        ));
-        TextScan { file, properties }
-    }
-}
-
-impl DisplayAs for TextScan {
-    fn fmt_as(&self, _: DisplayFormatType, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "TextFlowLog: file={}", self.file.ordinal)
+impl TextSource {
+    fn new(file: TextFile) -> TextSource {
+        TextSource {
+            file,
+            table: TableSchema::from(text_schema()),
+            metrics: ExecutionPlanMetricsSet::new(),
+        }
     }
 }
 
-impl ExecutionPlan for TextScan {
-    fn name(&self) -> &str {
-        "TextFlowLog"
+impl FileSource for TextSource {
+    fn create_file_opener(
+        &self,
+        _: Arc<dyn datafusion::object_store::ObjectStore>,
+        _: &FileScanConfig,
+        _: usize,
+    ) -> DfResult<Arc<dyn FileOpener>> {
+        Ok(Arc::new(TextOpener(self.file.clone())))
     }
 
-    fn properties(&self) -> &Arc<PlanProperties> {
-        &self.properties
+    fn table_schema(&self) -> &TableSchema {
+        &self.table
     }
 
-    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
-        Vec::new()
+    fn with_batch_size(&self, _: usize) -> Arc<dyn FileSource> {
+        Arc::new(self.clone())
+    }
+
+    fn metrics(&self) -> &ExecutionPlanMetricsSet {
+        &self.metrics
+    }
+
+    fn file_type(&self) -> &str {
+        "sgsim text flow log"
+    }
+
+    fn fmt_extra(&self, _: DisplayFormatType, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, ", file={}", self.file.ordinal)
+    }
+
+    /// A text or gzip file cannot be cut.
+    fn supports_repartitioning(&self) -> bool {
+        false
     }
 
     fn apply_expressions(
@@ -205,33 +250,26 @@ impl ExecutionPlan for TextScan {
     ) -> DfResult<TreeNodeRecursion> {
         Ok(TreeNodeRecursion::Continue)
     }
+}
 
-    fn with_new_children(
-        self: Arc<Self>,
-        children: Vec<Arc<dyn ExecutionPlan>>,
-    ) -> DfResult<Arc<dyn ExecutionPlan>> {
-        if children.is_empty() {
-            Ok(self)
-        } else {
-            Err(DataFusionError::Internal(
-                "a text flow log's scan has no inputs".into(),
-            ))
-        }
+/// Opens the file from its start, read on a blocking thread.
+struct TextOpener(TextFile);
+
+impl FileOpener for TextOpener {
+    fn open(&self, _: PartitionedFile) -> DfResult<FileOpenFuture> {
+        let file = self.0.clone();
+        Ok(Box::pin(async move {
+            let stream: SendableRecordBatchStream = file.stream();
+            Ok(futures::StreamExt::boxed(stream))
+        }))
     }
+}
 
-    fn execute(
-        &self,
-        partition: usize,
-        _: Arc<TaskContext>,
-    ) -> DfResult<SendableRecordBatchStream> {
-        if partition != 0 {
-            return Err(DataFusionError::Internal(format!(
-                "a text flow log's scan has one partition, not {partition}"
-            )));
-        }
+impl TextFile {
+    /// The file's batches, read on a blocking thread (the reader and gzip block), a batch
+    /// or two ahead, once a process-wide permit to read is free.
+    fn stream(self) -> SendableRecordBatchStream {
         let schema = text_schema();
-        let file = self.file.clone();
-        // Read on a blocking thread (the reader and gzip block), a batch or two ahead.
         let mut builder = datafusion::physical_plan::stream::RecordBatchReceiverStreamBuilder::new(
             schema.clone(),
             2,
@@ -239,13 +277,13 @@ impl ExecutionPlan for TextScan {
         let tx = builder.tx();
         builder.spawn_blocking(move || {
             let _reading = Reading::wait();
-            read(&file, |batch| {
+            read(&self, |batch| {
                 tx.blocking_send(Ok(batch))
                     .map_err(|_| DataFusionError::Execution("the plan stopped reading".into()))
             })
         });
         let stream = builder.build();
-        Ok(Box::pin(RecordBatchStreamAdapter::new(schema, stream)))
+        Box::pin(RecordBatchStreamAdapter::new(schema, stream))
     }
 }
 
@@ -357,58 +395,257 @@ pub(super) fn summary_from(bytes: &[u8]) -> Result<Summary, String> {
     Ok(s)
 }
 
-/// Why a plan holding a text flow log cannot go to a cluster, `None` when `table` is not
-/// one. A Ballista scheduler gives each task its slice of a union by cutting the union's
-/// leaves it knows (file scans) to no partition; it does not know this scan, so every
-/// task would read every text file (measured: a day of 24 gzip files counted 22 times;
-/// with a known leaf beneath it, files went missing and jobs hung).
-pub(super) fn not_remote(table: &dyn TableProvider) -> Option<String> {
-    let any: &dyn Any = table;
-    any.downcast_ref::<TextFile>().map(TextFile::remote_refusal)
-}
-
-/// [`not_remote`] for the scan.
-pub(super) fn scan_not_remote(plan: &dyn ExecutionPlan) -> Option<String> {
-    let any: &dyn Any = plan;
-    any.downcast_ref::<TextScan>()
-        .map(|s| s.file.remote_refusal())
-}
+const WIRE_TABLE: &[u8] = b"sgsim-text-flow-log/1\n";
+const WIRE_SCAN: &[u8] = b"sgsim-text-flow-log-scan/1\n";
 
 impl TextFile {
-    fn remote_refusal(&self) -> String {
-        format!(
-            "{}: a text flow log is read by the plan on this machine only, not on a cluster \
-             (run --fold plan without --cluster, or convert the logs to Parquet)",
-            self.name()
-        )
+    /// Writes the file's definition. A file is sent to a cluster by its path (every
+    /// executor reads the same paths); an object of S3 is read on this machine only.
+    fn write(&self, w: &mut WireWriter) -> DfResult<()> {
+        let path = match &self.location {
+            Location::Path(p) => p,
+            #[cfg(feature = "s3")]
+            Location::Object(_) => {
+                return Err(DataFusionError::Plan(format!(
+                    "{}: an s3:// object is read by the plan on this machine only, not on a \
+                     cluster",
+                    self.name()
+                )))
+            }
+        };
+        let bytes = path.as_os_str().as_encoded_bytes();
+        w.u(bytes.len() as u64);
+        w.0.extend_from_slice(bytes);
+        w.s(&self.name);
+        w.u(self.ordinal);
+        for end in [self.window.since, self.window.until] {
+            match end {
+                None => w.u(0),
+                Some(t) => {
+                    w.u(1);
+                    w.u(t);
+                }
+            }
+        }
+        w.u(u64::from(self.strict));
+        Ok(())
     }
+
+    /// Reads what [`TextFile::write`] wrote.
+    fn read_from(r: &mut WireReader<'_>) -> Result<TextFile, WireError> {
+        let n = r.count(1)?;
+        let path =
+            r.b.get(..n)
+                .ok_or_else(|| WireError("a path past the end".into()))?;
+        // On Unix any bytes are a path (a name need not be UTF-8).
+        #[cfg(unix)]
+        let path = std::path::PathBuf::from(
+            <std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(path),
+        );
+        #[cfg(not(unix))]
+        let path = std::path::PathBuf::from(
+            std::str::from_utf8(path).map_err(|_| WireError("a path that is not UTF-8".into()))?,
+        );
+        r.b = &r.b[n..];
+        let name = r.s()?;
+        let ordinal = r.u()?;
+        let mut ends = [None, None];
+        for end in &mut ends {
+            *end = match r.u()? {
+                0 => None,
+                1 => Some(r.u()?),
+                x => return Err(WireError(format!("{x} is not a window's end"))),
+            };
+        }
+        let strict = match r.u()? {
+            0 => false,
+            1 => true,
+            x => return Err(WireError(format!("{x} is not a truth value"))),
+        };
+        Ok(TextFile {
+            location: Location::Path(path),
+            name,
+            ordinal,
+            window: Window {
+                since: ends[0],
+                until: ends[1],
+            },
+            strict,
+        })
+    }
+}
+
+/// Writes what a logical plan carries of a [`TextFile`]; `Ok(false)`: not one.
+pub(super) fn encode_table(table: &dyn TableProvider, buf: &mut Vec<u8>) -> DfResult<bool> {
+    let any: &dyn Any = table;
+    let Some(t) = any.downcast_ref::<TextFile>() else {
+        return Ok(false);
+    };
+    let mut w = WireWriter(WIRE_TABLE.to_vec());
+    t.write(&mut w)?;
+    buf.extend_from_slice(&w.0);
+    Ok(true)
+}
+
+/// Rebuilds a [`TextFile`] from [`encode_table`]'s bytes; `Ok(None)`: not ours.
+pub(super) fn decode_table(buf: &[u8]) -> DfResult<Option<Arc<dyn TableProvider>>> {
+    let Some(rest) = buf.strip_prefix(WIRE_TABLE) else {
+        return Ok(None);
+    };
+    let file = whole(rest, "a text flow log's definition")?;
+    Ok(Some(Arc::new(file)))
+}
+
+/// Reads a whole [`TextFile`] from `bytes`, named `what` in errors.
+fn whole(bytes: &[u8], what: &'static str) -> DfResult<TextFile> {
+    let mut r = WireReader { b: bytes, at: what };
+    let bad = |e: WireError| DataFusionError::Execution(format!("{what} is damaged: {e}"));
+    let file = TextFile::read_from(&mut r).map_err(bad)?;
+    if !r.b.is_empty() {
+        return Err(bad(WireError(format!("{} bytes past its end", r.b.len()))));
+    }
+    Ok(file)
+}
+
+/// Writes what a physical plan carries of a text flow log's scan: the file, and whether
+/// this task reads it (a scheduler gives each task its share of a stage's file groups);
+/// `Ok(false)`: not one.
+pub(super) fn encode_exec(plan: &dyn ExecutionPlan, buf: &mut Vec<u8>) -> DfResult<bool> {
+    let any: &dyn Any = plan;
+    let Some(config) = any
+        .downcast_ref::<DataSourceExec>()
+        .and_then(|e| e.data_source().downcast_ref::<FileScanConfig>())
+    else {
+        return Ok(false);
+    };
+    let Some(source) = config.file_source().downcast_ref::<TextSource>() else {
+        return Ok(false);
+    };
+    let groups = match config.file_groups.as_slice() {
+        [] => 0u8,
+        [one] if one.len() == 1 => 1,
+        [one] => {
+            return Err(DataFusionError::Internal(format!(
+                "a text flow log's scan reads one file, not {}",
+                one.len()
+            )))
+        }
+        more => {
+            return Err(DataFusionError::Internal(format!(
+                "a text flow log's scan has one file group, not {}",
+                more.len()
+            )))
+        }
+    };
+    buf.extend_from_slice(WIRE_SCAN);
+    buf.push(groups);
+    let mut w = WireWriter(Vec::new());
+    source.file.write(&mut w)?;
+    buf.extend_from_slice(&w.0);
+    Ok(true)
+}
+
+/// Rebuilds a text flow log's scan (a leaf: no `inputs`) from [`encode_exec`]'s bytes;
+/// `Ok(None)`: not ours.
+pub(super) fn decode_exec(
+    buf: &[u8],
+    inputs: &[Arc<dyn ExecutionPlan>],
+) -> DfResult<Option<Arc<dyn ExecutionPlan>>> {
+    let Some(rest) = buf.strip_prefix(WIRE_SCAN) else {
+        return Ok(None);
+    };
+    let what = "a text flow log's scan";
+    let damaged = |why: String| DataFusionError::Execution(format!("{what} is damaged: {why}"));
+    if !inputs.is_empty() {
+        return Err(damaged(format!("{} inputs to a scan", inputs.len())));
+    }
+    let (groups, rest) = match rest.split_first() {
+        Some((&g, rest)) if g <= 1 => (g, rest),
+        Some((&g, _)) => return Err(damaged(format!("{g} file groups, not 0 or 1"))),
+        None => return Err(damaged("no count of file groups".into())),
+    };
+    Ok(Some(whole(rest, what)?.exec_of(groups)))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use arrow_array::Array;
+    use datafusion::execution::TaskContext;
 
-    /// The table and its scan refuse to travel to a cluster, naming the file; others
-    /// are left alone.
+    /// The table and its scan travel to a cluster by the file's path (a name that is not
+    /// UTF-8 too), place and window, with or without their file group; damaged bytes are
+    /// an error, never a panic; others' bytes and plans are left alone.
     #[test]
-    fn text_flow_logs_do_not_travel_to_a_cluster() {
+    fn text_flow_logs_travel_to_a_cluster() {
+        #[cfg(unix)]
+        let path = std::path::PathBuf::from(
+            <std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(b"/logs/a\xff b.log.gz"),
+        );
+        #[cfg(not(unix))]
+        let path = std::path::PathBuf::from("/logs/a b.log.gz");
+        let window = Window {
+            since: Some(7),
+            until: None,
+        };
         let file = TextFile::new(
-            Location::Path("/logs/a b.log.gz".into()),
+            Location::Path(path.clone()),
             "logs/a b.log.gz",
             7,
-            Window::default(),
-            false,
+            window,
+            true,
         );
-        let why = not_remote(&file).unwrap();
-        assert!(
-            why.contains("logs/a b.log.gz") && !why.contains("/logs") && why.contains("cluster"),
-            "{why}"
+        let mut buf = Vec::new();
+        assert!(encode_table(&file, &mut buf).unwrap());
+        let back = decode_table(&buf).unwrap().unwrap();
+        let any: &dyn Any = back.as_ref();
+        let back = any.downcast_ref::<TextFile>().unwrap();
+        assert!(matches!(&back.location, Location::Path(p) if *p == path));
+        assert_eq!(
+            (
+                back.name.as_str(),
+                back.ordinal,
+                back.window.since,
+                back.window.until,
+                back.strict
+            ),
+            ("logs/a b.log.gz", 7, Some(7), None, true)
         );
-        let scan = TextScan::new(file);
-        assert_eq!(scan_not_remote(&scan), Some(why));
+        for cut in [WIRE_TABLE.len() + 1, buf.len() / 2, buf.len() - 1] {
+            let err = decode_table(&buf[..cut]).err().unwrap().to_string();
+            assert!(err.contains("text flow log"), "{err}");
+        }
+        assert!(decode_table(&[&buf[..], &[0]].concat()).is_err());
+        assert!(decode_table(b"other").unwrap().is_none());
+        // The scan: one group, or none where a scheduler gave this task none of it.
+        for groups in [1u8, 0] {
+            let scan = file.exec_of(groups);
+            assert_eq!(
+                scan.properties().output_partitioning().partition_count(),
+                usize::from(groups)
+            );
+            let mut buf = Vec::new();
+            assert!(encode_exec(scan.as_ref(), &mut buf).unwrap());
+            let back = decode_exec(&buf, &[]).unwrap().unwrap();
+            assert_eq!(
+                back.properties().output_partitioning().partition_count(),
+                usize::from(groups)
+            );
+            let mut again = Vec::new();
+            assert!(encode_exec(back.as_ref(), &mut again).unwrap());
+            assert_eq!(again, buf);
+            assert!(decode_exec(&buf[..buf.len() - 1], &[]).is_err());
+            // A scan has no inputs.
+            assert!(decode_exec(&buf, std::slice::from_ref(&scan)).is_err());
+        }
+        let mut two = WIRE_SCAN.to_vec();
+        two.push(2);
+        let err = decode_exec(&two, &[]).err().unwrap().to_string();
+        assert!(err.contains("2 file groups"), "{err}");
+        assert!(decode_exec(WIRE_SCAN, &[]).is_err());
+        assert!(decode_exec(b"other", &[]).unwrap().is_none());
         let empty = datafusion::physical_plan::empty::EmptyExec::new(text_schema());
-        assert!(scan_not_remote(&empty).is_none());
+        assert!(!encode_exec(&empty, &mut Vec::new()).unwrap());
     }
 
     /// The scan reads the file with the streaming reader: its records, then one row with
@@ -429,7 +666,7 @@ mod tests {
             .worker_threads(1)
             .build()
             .unwrap();
-        let rows = |scan: TextScan| -> (usize, Vec<Summary>) {
+        let rows = |scan: Arc<dyn ExecutionPlan>| -> (usize, Vec<Summary>) {
             rt.block_on(async {
                 let ctx = Arc::new(TaskContext::default());
                 let batches: Vec<RecordBatch> =
@@ -458,7 +695,7 @@ mod tests {
             Window::default(),
             false,
         );
-        let (records, summaries) = rows(TextScan::new(file));
+        let (records, summaries) = rows(file.exec_of(1));
         assert_eq!(records, 1);
         assert_eq!(summaries.len(), 1);
         assert_eq!((summaries[0].records, summaries[0].decoded), (2, 1));
