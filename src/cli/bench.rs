@@ -127,6 +127,11 @@ pub struct Args {
     #[arg(long, value_name = "N", default_value_t = sgsim::whatif::traffic::MAX_CONNECTIONS,
           value_parser = super::count(1, 1 << 30), requires = "flowlogs")]
     max_connections: usize,
+    /// `--flowlogs`: the most records, about, one pass of `--fold plan` folds (as `whatif
+    /// --pass-records`): the plan's figures are then those of several passes.
+    #[arg(long, value_name = "N", default_value_t = 1 << 23,
+          value_parser = super::count(1, 1 << 40), requires = "flowlogs")]
+    pass_records: usize,
     /// Largest ENI count of the `--space` fleet curve at which lint is timed too (above
     /// it, the diff only).
     #[arg(long, default_value_t = 100_000, value_name = "N")]
@@ -313,7 +318,10 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
             args.repeat,
             args.duckdb.as_ref(),
             args.cluster.as_deref(),
-            args.max_connections,
+            super::flowbench::Bounds {
+                max_connections: args.max_connections,
+                pass_records: args.pass_records as u64,
+            },
         )?;
         println!("{out}");
         return Ok(Exit::Ok);

@@ -145,6 +145,13 @@ fn duckdb(python: &Path, dir: &Path) -> anyhow::Result<(f64, u64, u64, String)> 
     ))
 }
 
+/// What the what-if holds at most: live connections (as `whatif --max-connections`), and
+/// records in one pass of the plan (as `whatif --pass-records`).
+pub struct Bounds {
+    pub max_connections: usize,
+    pub pass_records: u64,
+}
+
 /// Runs the benchmark and returns its JSON line: per scan (built-in, DataFusion with
 /// `fleet`, the cluster at `cluster` when given), the median seconds of the scan alone and
 /// of the what-if, passes alternating.
@@ -155,8 +162,12 @@ pub fn run(
     repeat: u32,
     python: Option<&PathBuf>,
     cluster: Option<&str>,
-    max_connections: usize,
+    bounds: Bounds,
 ) -> anyhow::Result<Value> {
+    let Bounds {
+        max_connections,
+        pass_records,
+    } = bounds;
     let request = RawRequest::parse(request).context("--request")?;
     let plan = sgsim::whatif::plan(state, &request).context("--request")?;
     anyhow::ensure!(
@@ -180,17 +191,22 @@ pub fn run(
     #[cfg_attr(not(feature = "cluster"), allow(unused_mut))]
     let mut folds = vec![(
         "plan",
-        sgsim::whatif::fold::Folding::new(state, &plan.outcome.state, &config)?,
+        sgsim::whatif::fold::Folding::new(state, &plan.outcome.state, &config)?
+            .with_pass_records(pass_records),
     )];
     #[cfg(feature = "cluster")]
     if let Some(url) = cluster {
         folds.push((
             "cluster_plan",
-            sgsim::whatif::fold::Folding::remote(url, state, &plan.outcome.state, &config)?,
+            sgsim::whatif::fold::Folding::remote(url, state, &plan.outcome.state, &config)?
+                .with_pass_records(pass_records),
         ));
     }
     #[cfg(not(feature = "fleet"))]
-    let folds: Vec<(&str, ())> = Vec::new();
+    let folds: Vec<(&str, ())> = {
+        let _ = pass_records;
+        Vec::new()
+    };
     let n = scans.len();
     let all = n + folds.len();
     let (mut scan_s, mut whatif_s) = (vec![Vec::new(); all], vec![Vec::new(); all]);

@@ -304,6 +304,37 @@ fn plan_fold_in_many_buckets_gives_the_streaming_report() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// `sgsim bench --flowlogs … --pass-records N` times the plan in several passes, says how
+/// many, and checks its report against the streaming one.
+#[test]
+fn bench_times_the_plan_in_passes() {
+    let dir = scratch("fleet-bench-passes");
+    let (state, revoke) = fleet_state(&dir);
+    let day = fleet_day(500, 3);
+    let (_, _, hive) = write_layouts(&dir, &day);
+    let (code, out, err) = sgsim(&[
+        "bench",
+        "--flowlogs",
+        hive.to_str().unwrap(),
+        "--state",
+        state.to_str().unwrap(),
+        "--request",
+        &revoke,
+        "--repeat",
+        "1",
+        "--pass-records",
+        "4000",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    let plan = &v["scans"]["plan"];
+    // 12,000 rows (the footers' count) in passes of about 4,000.
+    assert_eq!(plan["passes"], 3, "{v}");
+    assert_eq!(plan["report_identical_to_stream"], true, "{v}");
+    assert!(v["workload"]["records"].as_u64().unwrap() > 10_000, "{v}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// `--fold plan` on bad input: a malformed row is counted as the streaming reader counts
 /// it (its example names the file and row), a Parquet file that is no flow log is left out
 /// of a folder with a warning and refused by name, and a damaged file is an error naming
