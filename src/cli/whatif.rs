@@ -312,6 +312,16 @@ fn fold_traffic(
     }
     .with_bucket_records(bucket_records)
     .with_pass_records(pass_records);
+    // Buckets folded, on a terminal: a long plan says how far it is.
+    let bar = fold_bar();
+    let folding = {
+        let bar = bar.clone();
+        folding.with_progress(move |p| {
+            bar.set_length(p.buckets);
+            bar.set_position(p.buckets_done);
+            bar.set_message(format!("pass {} of {}", p.pass, p.passes));
+        })
+    };
     // Read locally: the first record (the default instant) and the files' kinds.
     let mut options = window.options(false)?;
     options.scan = sgsim::packet::input::Scan::Builtin;
@@ -449,8 +459,24 @@ fn fold_traffic(
             summary: summary.to_string(),
         });
     }
+    bar.finish_and_clear();
     finish(run, plan, state);
     Ok(())
+}
+
+/// A bar of the buckets `--fold plan` has folded: on a terminal only (not in CI).
+#[cfg(feature = "fleet")]
+fn fold_bar() -> indicatif::ProgressBar {
+    if std::env::var_os("CI").is_some() || !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(0);
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "{spinner} {msg}: {pos}/{len} buckets folded {wide_bar} eta {eta}",
+    ) {
+        bar.set_style(style);
+    }
+    bar
 }
 
 #[cfg(not(feature = "fleet"))]

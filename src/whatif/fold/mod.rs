@@ -1213,6 +1213,21 @@ pub struct Folding {
     bucket_records: u64,
     /// Records one pass folds, about, at most.
     pass_records: u64,
+    /// Told of each bucket folded.
+    progress: Option<Box<dyn Fn(Progress) + Send + Sync>>,
+}
+
+/// How far a plan is: told after each bucket's totals are merged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Progress {
+    /// The pass running (from 1).
+    pub pass: u64,
+    /// Passes in all.
+    pub passes: u64,
+    /// Buckets merged so far, over every pass.
+    pub buckets_done: u64,
+    /// Buckets in all.
+    pub buckets: u64,
 }
 
 /// The session settings the plan needs: each file one partition in file order.
@@ -1287,6 +1302,7 @@ impl Folding {
             partitions,
             bucket_records: BUCKET_RECORDS,
             pass_records: PASS_RECORDS,
+            progress: None,
         })
     }
 
@@ -1303,6 +1319,13 @@ impl Folding {
     /// files once a pass.
     pub fn with_pass_records(mut self, n: u64) -> Folding {
         self.pass_records = n.max(1);
+        self
+    }
+
+    /// Tells `f` how far each input's plan is, after each bucket's totals are merged (a
+    /// progress bar's feed).
+    pub fn with_progress(mut self, f: impl Fn(Progress) + Send + Sync + 'static) -> Folding {
+        self.progress = Some(Box::new(f));
         self
     }
 
@@ -1561,6 +1584,7 @@ impl Folding {
             folded.passes = passes.min(folded.buckets);
             self.ctx
                 .register_udf(ScalarUDF::from(BucketOf::new(folded.buckets)));
+            let mut done = 0u64;
             for pass in 0..folded.passes {
                 let only = if folded.passes > 1 {
                     let n = |v: u64| format!("arrow_cast({v}, 'UInt64')");
@@ -1602,6 +1626,15 @@ impl Folding {
                         // Counts here; the examples are ordered by place below.
                         folded.summary.merge(&part.summary, "");
                         examples.extend(part.examples);
+                        done += 1;
+                        if let Some(tell) = &self.progress {
+                            tell(Progress {
+                                pass: pass + 1,
+                                passes: folded.passes,
+                                buckets_done: done,
+                                buckets: folded.buckets,
+                            });
+                        }
                     }
                 }
             }
@@ -1760,10 +1793,14 @@ mod tests {
         let judge = Judge::new(&state, &plan.outcome.state, config).unwrap();
         let files = [(Location::Path(log.clone()), Format::Text)];
         let names = ["day.log".to_string()];
+        let told: Arc<Mutex<Vec<Progress>>> = Arc::default();
         let fold = |pass_records: u64| {
+            told.lock().unwrap().clear();
+            let tell = told.clone();
             let folded = Folding::new(&state, &plan.outcome.state, &config)
                 .unwrap()
                 .with_pass_records(pass_records)
+                .with_progress(move |p| tell.lock().unwrap().push(p))
                 .input(
                     &files,
                     &names,
@@ -1795,6 +1832,14 @@ mod tests {
         assert_eq!(text_rows(&Location::Path(gz)), z.len() as u64 / 12);
         let (many, summary_many, report_many) = fold(10);
         assert_eq!(many, passes_for(rows, 10));
+        // Told of each bucket merged: every pass in order, the count of buckets rising.
+        let told = told.lock().unwrap().clone();
+        assert!(told
+            .windows(2)
+            .all(|w| w[0].pass <= w[1].pass && w[1].buckets_done == w[0].buckets_done + 1));
+        let last = told.last().unwrap();
+        assert_eq!((last.pass, last.passes), (many, many));
+        assert!(last.buckets_done <= last.buckets && last.buckets_done >= many);
         assert!(many > 10, "{many} passes");
         assert_eq!(summary_many, summary);
         assert_eq!(report_many, report);
