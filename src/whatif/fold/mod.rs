@@ -1574,14 +1574,14 @@ impl Folding {
                 arg(flowlog::Field::PktDstAddr),
             );
             // Passes over the files, each folding the buckets equal to its number modulo
-            // the passes; a few buckets per final partition in each.
-            let passes = passes_for(rows, self.pass_records);
+            // the passes; a few buckets per final partition in each (so never fewer
+            // buckets than passes).
+            folded.passes = passes_for(rows, self.pass_records);
             folded.buckets = buckets_for(
                 rows,
-                self.partitions.saturating_mul(passes),
+                self.partitions.saturating_mul(folded.passes),
                 self.bucket_records,
             );
-            folded.passes = passes.min(folded.buckets);
             self.ctx
                 .register_udf(ScalarUDF::from(BucketOf::new(folded.buckets)));
             let mut done = 0u64;
