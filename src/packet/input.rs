@@ -25,7 +25,8 @@
 //! hold records that started before it), and tables rewritten by start time hold records
 //! that end after their partition. Records are then kept when their window `[start, end]` meets
 //! `[since, until)`, packets when their timestamp is in it; the others are counted under
-//! `outside --since/--until`.
+//! `outside --since/--until`. A Parquet row group whose statistics place every row outside
+//! the window is not read at all ([`super::parquet`]): its rows are counted there too.
 
 use std::collections::VecDeque;
 use std::io::Read;
@@ -468,7 +469,9 @@ impl Files {
             #[cfg(feature = "s3")]
             Location::Object(o) => super::s3::open(o)?,
         };
-        Ok(source.strict(self.options.strict))
+        Ok(source
+            .strict(self.options.strict)
+            .window(self.options.window))
     }
 
     /// Adds the current file's kind to the input's (`mixed` when they differ), once.

@@ -338,6 +338,16 @@ impl<'r> Source<'r> {
         }
     }
 
+    /// Reads only what lies in `window` where a file says so: Parquet row groups whose
+    /// statistics place every row outside it are left unread (their rows counted under
+    /// `outside --since/--until`); other sources hand out everything.
+    pub fn window(self, window: input::Window) -> Self {
+        match self {
+            Source::Parquet(p) if !window.is_all() => Source::Parquet(p.window(window)),
+            other => other,
+        }
+    }
+
     /// Bytes consumed so far, for progress reporting.
     pub fn consumed(&self) -> u64 {
         match self {

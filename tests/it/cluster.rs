@@ -7,7 +7,9 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::fleet::{big_file, judged_rows, query, run_query, EVERY_RECORD};
+use super::fleet::{
+    big_file, damage_early_groups, judged_rows, query, run_query, EVERY_RECORD, WINDOW,
+};
 use super::flowlogs::report;
 use super::flowlogs::{fleet_day, fleet_state, scratch, write_layouts};
 
@@ -135,6 +137,33 @@ fn a_cluster_of_two_executors_gives_the_local_report() {
     plan_on_cluster(&gz, &[]);
     plan_on_cluster(&hive, &[]);
     plan_on_cluster(&gz, &["--pass-records", "5000"]);
+    // A window that leaves most row groups of the one-file day unread: the executors'
+    // scans leave them out too (the numbering operator carries them and puts the access
+    // plan back on its scan), and the report is the local one.
+    let window = WINDOW;
+    let local = report(&state, &revoke, &big, &window);
+    let on = ["--cluster", url.as_str(), "--fold", "plan"];
+    assert_eq!(
+        local,
+        report(&state, &revoke, &big, &[&window[..], &on[..]].concat()),
+        "--fold plan with a window on the cluster"
+    );
+    assert!(
+        local["inputs"][0]["summary"]
+            .as_str()
+            .unwrap()
+            .contains("outside --since/--until"),
+        "{}",
+        local["inputs"][0]["summary"]
+    );
+    // The groups left unread are not decoded on the executors: damaged, they still give
+    // the local report.
+    let broken = damage_early_groups(&big, &dir.join("damaged"));
+    assert_eq!(
+        report(&state, &revoke, &broken, &window),
+        report(&state, &revoke, &broken, &[&window[..], &on[..]].concat()),
+        "--fold plan with a window on the cluster, damaged groups outside it"
+    );
     // SQL with the verdict functions runs on the cluster too: the functions travel in the
     // plan with their states (the executors were given none) and give the local answer,
     // record for record and in the default summary.

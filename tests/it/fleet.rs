@@ -12,6 +12,14 @@ use super::flowlogs::{
     FIELDS,
 };
 
+/// A window of two hours of [`fleet_day`]'s day.
+pub const WINDOW: [&str; 4] = [
+    "--since",
+    "2026-12-06T10:00:00Z",
+    "--until",
+    "2026-12-06T12:00:00Z",
+];
+
 /// One Parquet file of every record of the day, in many row groups: big enough to be cut
 /// into one partition per core.
 pub fn big_file(dir: &Path, day: &[Vec<Rec>]) -> std::path::PathBuf {
@@ -37,12 +45,7 @@ fn datafusion_scan_gives_the_builtin_report_field_for_field() {
     let day = fleet_day(1000, 5);
     let (plain, _, hive) = write_layouts(&dir, &day);
     let big = big_file(&dir, &day);
-    let window = [
-        "--since",
-        "2026-12-06T10:00:00Z",
-        "--until",
-        "2026-12-06T12:00:00Z",
-    ];
+    let window = WINDOW;
     for input in [&hive, &big] {
         for extra in [&[][..], &window[..]] {
             let builtin = report(&state, &revoke, input, extra);
@@ -63,6 +66,96 @@ fn datafusion_scan_gives_the_builtin_report_field_for_field() {
         whatif(&state, &revoke, &big, &["--scan", "datafusion"])
     );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `--since/--until` leave the row groups of a Parquet file that lie wholly outside the
+/// window unread, alike in the streaming reader, DataFusion's scan and the plan: a
+/// malformed row in such a group is counted outside the window by all three (the text file
+/// of the day, read whole, counts it malformed), the what-if is the text file's, and a
+/// group whose pages are damaged is never decoded.
+#[test]
+fn row_groups_outside_the_window_are_left_unread_by_every_path() {
+    let dir = scratch("fleet-unread");
+    let (state, revoke) = fleet_state(&dir);
+    // A malformed record in hour 5, far from the window.
+    let day = day_with_a_bad_address(1000, 9, 5);
+    let (plain, _, _) = write_layouts(&dir, &day);
+    let big = big_file(&dir, &day);
+    let window = WINDOW;
+    let summary = |v: &serde_json::Value| v["inputs"][0]["summary"].as_str().unwrap().to_string();
+    let check = |input: &Path| {
+        let stream = report(&state, &revoke, input, &window);
+        let df = report(
+            &state,
+            &revoke,
+            input,
+            &[&window[..], &["--scan", "datafusion"]].concat(),
+        );
+        let plan = report(
+            &state,
+            &revoke,
+            input,
+            &[&window[..], &["--fold", "plan"]].concat(),
+        );
+        assert_eq!(stream, df, "--scan datafusion");
+        assert_eq!(stream, plan, "--fold plan");
+        stream
+    };
+    let stream = check(&big);
+    let s = summary(&stream);
+    assert!(!s.contains("malformed"), "{s}");
+    assert!(s.contains("outside --since/--until"), "{s}");
+    // Read whole, the row is malformed.
+    let whole = summary(&report(&state, &revoke, &big, &[]));
+    assert!(whole.contains("1  malformed flow-log row"), "{whole}");
+    let text = summary(&report(&state, &revoke, &plain, &window));
+    assert!(text.contains("1  malformed flow-log line"), "{text}");
+    // The same records are judged: the text file's what-if.
+    let judged = |mut v: serde_json::Value| {
+        v.as_object_mut().unwrap().remove("inputs");
+        v
+    };
+    assert_eq!(
+        judged(stream.clone()),
+        whatif(&state, &revoke, &plain, &window)
+    );
+    // The pages of the row groups before 04:00 overwritten: never decoded with the window.
+    let broken = damage_early_groups(&big, &dir.join("damaged"));
+    let again = check(&broken);
+    assert_eq!(judged(again.clone()), judged(stream));
+    let s = summary(&again);
+    assert!(!s.contains("unreadable"), "{s}");
+    // Read whole, the damaged groups are counted unreadable.
+    let whole = summary(&report(&state, &revoke, &broken, &[]));
+    assert!(whole.contains("unreadable Parquet row group"), "{whole}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A copy of the Parquet file `file` (of [`big_file`]) in `dir`, the pages of its row
+/// groups before 04:00 (its first 4,000 records) overwritten.
+pub fn damage_early_groups(file: &Path, dir: &Path) -> std::path::PathBuf {
+    let bytes = bytes::Bytes::from(std::fs::read(file).unwrap());
+    let reader =
+        parquet::file::serialized_reader::SerializedFileReader::new(bytes.clone()).unwrap();
+    let meta = parquet::file::reader::FileReader::metadata(&reader).clone();
+    let mut damaged = bytes.to_vec();
+    let early = (0..meta.num_row_groups())
+        .take_while(|&g| {
+            let rows: i64 = meta.row_groups()[..=g].iter().map(|r| r.num_rows()).sum();
+            rows < 4 * 1000
+        })
+        .collect::<Vec<_>>();
+    assert!(early.len() >= 3, "{early:?}");
+    for &g in &early {
+        for c in meta.row_group(g).columns() {
+            let (at, len) = c.byte_range();
+            damaged[at as usize..(at + len) as usize].fill(0xff);
+        }
+    }
+    std::fs::create_dir_all(dir).unwrap();
+    let broken = dir.join("day.parquet");
+    std::fs::write(&broken, &damaged).unwrap();
+    broken
 }
 
 /// A Parquet file of `recs` in row groups of 4, its first third of pages overwritten.
@@ -88,12 +181,7 @@ fn plan_fold_gives_the_streaming_report_field_for_field() {
     let day = fleet_day(1000, 5);
     let (plain, _, hive) = write_layouts(&dir, &day);
     let big = big_file(&dir, &day);
-    let window = [
-        "--since",
-        "2026-12-06T10:00:00Z",
-        "--until",
-        "2026-12-06T12:00:00Z",
-    ];
+    let window = WINDOW;
     let at = ["--at", "2026-12-06T11:00:00Z"];
     for input in [&hive, &big] {
         for extra in [&[][..], &window[..], &at[..]] {
@@ -156,12 +244,7 @@ fn plan_fold_reads_text_flow_logs_as_the_stream_does() {
     // A malformed record in hour 5 (an address that is none).
     let day = day_with_a_bad_address(400, 9, 5);
     let (plain, gz, hive) = write_layouts(&dir, &day);
-    let window = [
-        "--since",
-        "2026-12-06T10:00:00Z",
-        "--until",
-        "2026-12-06T12:00:00Z",
-    ];
+    let window = WINDOW;
     let at = ["--at", "2026-12-06T11:00:00Z"];
     for input in [&plain, &gz] {
         for extra in [&[][..], &window[..], &at[..]] {

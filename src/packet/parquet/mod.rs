@@ -23,6 +23,20 @@
 //! installed once keeps such caught panics off the terminal (a thread-local flag marks
 //! the guarded sections); every other panic reaches the hook installed before it.
 //!
+//! # Row groups outside a window
+//!
+//! Given a `--since/--until` window ([`Reader::window`]), a row group whose footer
+//! statistics place every row outside it is not read: its rows are counted under
+//! `outside --since/--until`, as the rows the window leaves out of a group that is read,
+//! and numbered on as if read. A row is outside when the later of its `start` and `end`
+//! is before `since`, or its `start` is at or after `until` ([`Window::meets`]); a group
+//! is, by its integer columns' statistics, when the largest `start` and `end` (an absent
+//! column reads 0) are before `since`, or when no `start` is null and the smallest is at
+//! or after `until`. Statistics only bound values, so a group they cannot place wholly
+//! outside (text columns, no statistics, nulls, negative values) is read. What a row of a
+//! group left unread would otherwise have been counted as (malformed, `NODATA`) is not
+//! looked at: it is outside the window the user asked about.
+//!
 //! Integers of every width are read; a `UInt64` value above `i64::MAX` is read exactly
 //! where the field holds it (`bytes`, `packets`, `start`, `end`) and makes the row
 //! malformed (out of range) elsewhere, as the same digits in a text log do.
@@ -36,6 +50,7 @@ use arrow_array::types::{
 use arrow_array::{Array, ArrayRef, RecordBatch};
 use arrow_buffer::NullBuffer;
 use arrow_schema::DataType;
+use parquet::arrow::arrow_reader::statistics::StatisticsConverter;
 use parquet::arrow::arrow_reader::{
     ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReader,
     ParquetRecordBatchReaderBuilder,
@@ -44,6 +59,7 @@ use parquet::arrow::ProjectionMask;
 use parquet::file::reader::ChunkReader;
 
 use super::flowlog::{self, canonical, Field, Fields, FlowError, Format, Layout, Outcome, Val};
+use super::input::{Window, OUTSIDE_WINDOW};
 use super::Summary;
 
 mod dict;
@@ -74,6 +90,10 @@ pub struct Reader {
     supply: Supply,
     /// Rows of each row group.
     groups: Vec<u64>,
+    /// What each row group's statistics say of its rows' times.
+    times: Vec<Times>,
+    /// Row groups left unread: every row outside the window ([`Reader::window`]).
+    outside: Vec<bool>,
     group: usize,
     current: Option<ParquetRecordBatchReader>,
     /// Records of the last batch not handed out yet.
@@ -347,8 +367,9 @@ impl Reader {
         let first = input().map_err(|e| FlowError::File(e.to_string()))?;
         let (meta, wanted) = inspect(&first)?;
         let groups = row_groups(&meta);
+        let times = group_times(&meta);
         let open = opener(input, meta, wanted);
-        Ok(Reader::with(Supply::Groups(open), groups, len))
+        Ok(Reader::with(Supply::Groups(open), groups, times, len))
     }
 
     /// Opens a Parquet flow log on disk for DataFusion's parallel scan: its row groups are
@@ -381,18 +402,26 @@ impl Reader {
             .map(|&c| meta.schema().field(c).name().clone())
             .collect();
         let groups = row_groups(&meta);
+        let times = group_times(&meta);
         // The scan reads the text columns as dictionaries too (the schema `inspect` hints).
         let batches = start(&names, meta.schema())
             .map_err(|why| FlowError::File(format!("DataFusion: {why}")))?;
         let file = Arc::new(file);
         let open = opener(move || file.try_clone(), meta, wanted);
-        Ok(Reader::with(Supply::Scan(batches, open), groups, len))
+        Ok(Reader::with(
+            Supply::Scan(batches, open),
+            groups,
+            times,
+            len,
+        ))
     }
 
-    fn with(supply: Supply, groups: Vec<u64>, len: u64) -> Reader {
+    fn with(supply: Supply, groups: Vec<u64>, times: Vec<Times>, len: u64) -> Reader {
         Reader {
             supply,
+            outside: vec![false; groups.len()],
             groups,
+            times,
             group: 0,
             current: None,
             pending: std::collections::VecDeque::new(),
@@ -414,6 +443,33 @@ impl Reader {
     pub fn strict(mut self, strict: bool) -> Self {
         self.strict = strict;
         self
+    }
+
+    /// Reads only the rows in `window`: row groups whose statistics place every row
+    /// outside it are not read (see the module docs), their rows counted under `outside
+    /// --since/--until`. The rows of the groups read are handed out whatever their time
+    /// (the caller keeps those in the window).
+    pub fn window(mut self, window: Window) -> Self {
+        self.outside = self.times.iter().map(|t| t.outside(window)).collect();
+        self
+    }
+
+    /// Per row group, in file order: whether it is left unread as outside the window.
+    pub fn outside_groups(&self) -> &[bool] {
+        &self.outside
+    }
+
+    /// Counts `n` rows of a row group left unread as outside the window.
+    fn pass_over(&mut self, n: u64) {
+        self.summary.records += n;
+        if n > 0 {
+            *self
+                .summary
+                .skipped
+                .entry(OUTSIDE_WINDOW.to_string())
+                .or_default() += n;
+        }
+        self.index += n;
     }
 
     /// Row groups in the file.
@@ -512,6 +568,11 @@ impl Reader {
                 self.group += 1;
                 self.group_start = self.groups[..g].iter().sum();
                 self.group_rows = 0;
+                if self.outside.get(g).copied().unwrap_or(false) {
+                    self.pass_over(self.groups[g]);
+                    self.group_rows = self.groups[g];
+                    continue;
+                }
                 let opened = match &mut self.supply {
                     Supply::Groups(open) => open(g),
                     #[cfg(feature = "fleet")]
@@ -632,7 +693,12 @@ impl Reader {
         self.group = g + 1;
         self.group_start = start;
         self.group_rows = self.scanned - start;
-        if let Some(e) = self.abandon_group(format!("DataFusion scan: {why}")) {
+        if self.outside.get(g).copied().unwrap_or(false) {
+            // A group the window leaves unread: the rest of it counts as such, whatever
+            // the scan met in it.
+            self.pass_over(self.groups[g] - self.group_rows);
+            self.group_rows = self.groups[g];
+        } else if let Some(e) = self.abandon_group(format!("DataFusion scan: {why}")) {
             return Err(e);
         }
         self.fill()
@@ -657,9 +723,14 @@ impl Reader {
             self.group_rows = self.scanned - self.group_start;
             let left = self.group_start + self.groups[self.group - 1] - self.scanned;
             let take = (batch.num_rows() - off).min(usize::try_from(left).unwrap_or(usize::MAX));
-            let slice = batch.slice(off, take);
-            let cols = columns(&slice, &mut self.dicts)?;
-            self.rows(&slice, &cols);
+            if self.outside.get(self.group - 1).copied().unwrap_or(false) {
+                // A scan that read the group anyway: its rows count as left unread.
+                self.pass_over(take as u64);
+            } else {
+                let slice = batch.slice(off, take);
+                let cols = columns(&slice, &mut self.dicts)?;
+                self.rows(&slice, &cols);
+            }
             off += take;
             self.scanned += take as u64;
         }
@@ -769,6 +840,140 @@ fn row_groups(meta: &ArrowReaderMetadata) -> Vec<u64> {
         .iter()
         .map(|g| u64::try_from(g.num_rows()).unwrap_or(0))
         .collect()
+}
+
+/// What a row group's statistics say of its rows' times (Unix seconds, as the records
+/// read them: an absent column or a null value reads 0).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Times {
+    /// No row's `start` or `end` is later than this.
+    latest: Option<u64>,
+    /// No row's `start` is earlier than this (known only when no `start` is null).
+    earliest_start: Option<u64>,
+}
+
+impl Times {
+    /// Whether every row lies outside `window` ([`Window::meets`] of each row is false).
+    fn outside(&self, window: Window) -> bool {
+        let before = window
+            .since
+            .zip(self.latest)
+            .is_some_and(|(since, latest)| latest < since);
+        let after = window
+            .until
+            .zip(self.earliest_start)
+            .is_some_and(|(until, earliest)| earliest >= until);
+        before || after
+    }
+}
+
+/// Per row group: what the statistics of the `start` and `end` columns say of its rows'
+/// times; nothing where they cannot say (text columns, no statistics, negative values).
+fn group_times(meta: &ArrowReaderMetadata) -> Vec<Times> {
+    let groups = meta.metadata().row_groups();
+    let unknown = vec![Times::default(); groups.len()];
+    let Ok((_, layout)) = layout(meta.schema()) else {
+        return unknown;
+    };
+    // Per row group: the column's smallest and largest values and its null count; `None`
+    // for the column: absent (every row reads 0); `Some(None)`: it cannot be read.
+    let stats = |field: Field| -> Option<Option<Vec<Bound>>> {
+        let c = layout.slots[field as usize]?;
+        let name = meta.schema().field(c).name();
+        // A column that cannot hold nulls has none, whatever the statistics say of them.
+        let required = !meta.schema().field(c).is_nullable();
+        let read = || -> Option<Vec<Bound>> {
+            let convert = StatisticsConverter::try_new(name, meta.schema(), meta.parquet_schema())
+                .ok()?
+                .with_missing_null_counts_as_zero(false);
+            let mins = integers(convert.row_group_mins(groups).ok()?.as_ref())?;
+            let maxes = integers(convert.row_group_maxes(groups).ok()?.as_ref())?;
+            let nulls = convert.row_group_null_counts(groups).ok()?;
+            (mins.len() == groups.len()
+                && maxes.len() == groups.len()
+                && nulls.len() == groups.len())
+            .then(|| {
+                (0..groups.len())
+                    .map(|g| Bound {
+                        min: mins[g],
+                        max: maxes[g],
+                        nulls: if required {
+                            Some(0)
+                        } else {
+                            nulls.is_valid(g).then(|| nulls.value(g))
+                        },
+                    })
+                    .collect()
+            })
+        };
+        Some(read())
+    };
+    let (start, end) = (stats(Field::Start), stats(Field::End));
+    let zero = Bound {
+        min: Some(0),
+        max: Some(0),
+        nulls: Some(0),
+    };
+    let at = |s: &Option<Option<Vec<Bound>>>, g: usize| -> Option<Bound> {
+        match s {
+            None => Some(zero),
+            Some(None) => None,
+            Some(Some(v)) => v.get(g).copied(),
+        }
+    };
+    (0..groups.len())
+        .map(|g| {
+            let (Some(s), Some(e)) = (at(&start, g), at(&end, g)) else {
+                return Times::default();
+            };
+            // A negative value is a malformed row: such a group is read.
+            if s.min.is_some_and(|v| v < 0) || e.min.is_some_and(|v| v < 0) {
+                return Times::default();
+            }
+            let latest = match (s.max, e.max) {
+                (Some(a), Some(b)) => u64::try_from(a.max(b)).ok(),
+                _ => None,
+            };
+            let earliest_start = match (s.min, s.nulls) {
+                (Some(m), Some(0)) => u64::try_from(m).ok(),
+                _ => None,
+            };
+            Times {
+                latest,
+                earliest_start,
+            }
+        })
+        .collect()
+}
+
+/// A column chunk's statistics.
+#[derive(Clone, Copy, Debug)]
+struct Bound {
+    min: Option<i128>,
+    max: Option<i128>,
+    nulls: Option<u64>,
+}
+
+/// The values of an integer array of any width (`None`: not integers).
+fn integers(a: &dyn Array) -> Option<Vec<Option<i128>>> {
+    fn each<T: arrow_array::types::ArrowPrimitiveType>(a: &dyn Array) -> Option<Vec<Option<i128>>>
+    where
+        T::Native: Into<i128>,
+    {
+        let a = a.as_primitive_opt::<T>()?;
+        Some(a.iter().map(|v| v.map(Into::into)).collect())
+    }
+    match a.data_type() {
+        DataType::Int8 => each::<Int8Type>(a),
+        DataType::Int16 => each::<Int16Type>(a),
+        DataType::Int32 => each::<Int32Type>(a),
+        DataType::Int64 => each::<Int64Type>(a),
+        DataType::UInt8 => each::<UInt8Type>(a),
+        DataType::UInt16 => each::<UInt16Type>(a),
+        DataType::UInt32 => each::<UInt32Type>(a),
+        DataType::UInt64 => each::<UInt64Type>(a),
+        _ => None,
+    }
 }
 
 thread_local! {

@@ -136,9 +136,14 @@ fn file(dictionary: bool) -> bytes::Bytes {
         .set_dictionary_enabled(dictionary)
         .set_max_row_group_row_count(Some(4))
         .build();
+    written_file(&b, props)
+}
+
+/// `b` as a Parquet file written with `props`.
+fn written_file(b: &RecordBatch, props: WriterProperties) -> bytes::Bytes {
     let mut out = Vec::new();
     let mut w = ArrowWriter::try_new(&mut out, b.schema(), Some(props)).unwrap();
-    w.write(&b).unwrap();
+    w.write(b).unwrap();
     w.close().unwrap();
     bytes::Bytes::from(out)
 }
@@ -540,4 +545,186 @@ fn regression_guarded_panics_become_errors_and_leave_the_flag_down() {
     // Nested sections restore the outer state.
     assert_eq!(guarded(|| guarded(|| 1).unwrap()), Ok(1));
     assert!(!GUARDED.with(std::cell::Cell::get));
+}
+
+/// The second of the first row of [`timed_file`].
+const T0: i64 = 1_700_000_000;
+
+/// 50 rows 100 s apart (`start` at `T0 + 100 i`, `end` 60 s later) in row groups of 10,
+/// row 6 (in group 0) with a source that is no address; `start` as `Int64` (nullable, a
+/// null at `null_at` when given) or as text, statistics written or not.
+fn timed_file(text_start: bool, statistics: bool, null_at: Option<usize>) -> bytes::Bytes {
+    let n = 50;
+    let src: ArrayRef = Arc::new(StringArray::from_iter_values((0..n).map(|i| {
+        if i == 5 {
+            "not-an-address"
+        } else {
+            "10.0.0.1"
+        }
+    })));
+    let starts = (0..n).map(|i| (Some(i) != null_at).then_some(T0 + 100 * i as i64));
+    let start: ArrayRef = if text_start {
+        Arc::new(StringArray::from_iter(
+            starts.map(|v| v.map(|v| v.to_string())),
+        ))
+    } else {
+        Arc::new(Int64Array::from_iter(starts))
+    };
+    let b = RecordBatch::try_from_iter([
+        ("srcaddr", src),
+        (
+            "dstaddr",
+            Arc::new(StringArray::from_iter_values((0..n).map(|_| "10.0.0.2"))) as ArrayRef,
+        ),
+        ("protocol", Arc::new(Int64Array::from_value(6, n))),
+        (
+            "srcport",
+            Arc::new(Int64Array::from_iter_values(
+                (0..n).map(|i| 40000 + i as i64),
+            )),
+        ),
+        ("dstport", Arc::new(Int64Array::from_value(443, n))),
+        ("start", start),
+        (
+            "end",
+            Arc::new(Int64Array::from_iter_values(
+                (0..n).map(|i| T0 + 100 * i as i64 + 60),
+            )),
+        ),
+    ])
+    .unwrap();
+    let level = if statistics {
+        parquet::file::properties::EnabledStatistics::Chunk
+    } else {
+        parquet::file::properties::EnabledStatistics::None
+    };
+    let props = WriterProperties::builder()
+        .set_max_row_group_row_count(Some(10))
+        .set_statistics_enabled(level)
+        .build();
+    written_file(&b, props)
+}
+
+/// Rows 25 to 38 (0-based) of [`timed_file`] meet this window: groups 0, 1 and 4 lie
+/// wholly outside it.
+fn window() -> Window {
+    Window {
+        since: Some((T0 + 100 * 25) as u64),
+        until: Some((T0 + 100 * 39) as u64),
+    }
+}
+
+/// A record's index, line, start and end.
+type Placed = (u64, u64, u64, u64);
+
+/// The records, their places and the summary of `bytes` read through `window`.
+fn read_window(bytes: bytes::Bytes, window: Window) -> (Vec<Placed>, Summary, Vec<bool>) {
+    let mut reader = open_bytes(bytes).unwrap().window(window);
+    let recs = reader
+        .by_ref()
+        .map(|r| r.unwrap())
+        .map(|r| (r.index, r.line, r.start, r.end))
+        .collect();
+    let outside = reader.outside_groups().to_vec();
+    (recs, reader.summary().clone(), outside)
+}
+
+/// Row groups whose statistics place every row outside the window are not read: their
+/// rows are counted outside it (a malformed one among them too), and the rows read keep
+/// their places and numbers.
+#[test]
+fn row_groups_outside_the_window_are_left_unread() {
+    let bytes = timed_file(false, true, None);
+    let (all, all_summary, none) = read_window(bytes.clone(), Window::default());
+    assert_eq!(none, [false; 5]);
+    assert_eq!(all.len(), 49, "{all_summary}");
+    assert_eq!(all_summary.skipped["malformed flow-log row"], 1);
+    let (recs, s, outside) = read_window(bytes, window());
+    assert_eq!(outside, [true, true, false, false, true]);
+    // The rows of groups 2 and 3, numbered as when every group is read.
+    let expected: Vec<_> = all
+        .iter()
+        .copied()
+        .filter(|r| (20..40).contains(&r.0))
+        .collect();
+    assert_eq!(recs, expected);
+    assert_eq!((recs[0].0, recs[0].1), (20, 21));
+    assert_eq!(s.records, 50, "{s}");
+    assert_eq!(s.decoded, 20, "{s}");
+    assert_eq!(s.skipped[OUTSIDE_WINDOW], 30, "{s}");
+    // The malformed row lies in a group left unread.
+    assert!(!s.skipped.contains_key("malformed flow-log row"), "{s}");
+    assert!(s.examples.is_empty(), "{s}");
+    // Open ends.
+    let since = Window {
+        since: window().since,
+        until: None,
+    };
+    assert_eq!(
+        read_window(timed_file(false, true, None), since).2,
+        [true, true, false, false, false]
+    );
+    let until = Window {
+        since: None,
+        until: window().until,
+    };
+    assert_eq!(
+        read_window(timed_file(false, true, None), until).2,
+        [false, false, false, false, true]
+    );
+}
+
+/// A group left unread is not decoded: its pages may be damaged.
+#[test]
+fn a_damaged_row_group_outside_the_window_is_not_read() {
+    let mut bytes = timed_file(false, true, None).to_vec();
+    let meta =
+        ArrowReaderMetadata::load(&bytes::Bytes::from(bytes.clone()), Default::default()).unwrap();
+    // Every page of group 0.
+    for c in meta.metadata().row_group(0).columns() {
+        let (at, len) = c.byte_range();
+        for b in &mut bytes[at as usize..(at + len) as usize] {
+            *b = 0xff;
+        }
+    }
+    let bytes = bytes::Bytes::from(bytes);
+    let (_, s, _) = read_window(bytes.clone(), Window::default());
+    assert_eq!(s.skipped["unreadable Parquet row group"], 10, "{s}");
+    let (recs, s, _) = read_window(bytes, window());
+    assert_eq!(recs.len(), 20, "{s}");
+    assert!(
+        !s.skipped.contains_key("unreadable Parquet row group"),
+        "{s}"
+    );
+    assert_eq!(s.skipped[OUTSIDE_WINDOW], 30, "{s}");
+}
+
+/// Statistics that cannot place a group wholly outside leave it to be read: none written,
+/// a text `start`, a null `start` (it reads 0: inside any `until`).
+#[test]
+fn groups_are_read_where_statistics_cannot_say() {
+    for (bytes, expected, meeting) in [
+        (timed_file(false, false, None), [false; 5], 14),
+        (timed_file(true, true, None), [false; 5], 14),
+        // A null start in group 4 reads 0, before `until`: the row meets the window (its
+        // end is after `since`), so the group is read.
+        (
+            timed_file(false, true, Some(45)),
+            [true, true, false, false, false],
+            15,
+        ),
+        // Group 0's null start is before `since` anyway.
+        (
+            timed_file(false, true, Some(3)),
+            [true, true, false, false, true],
+            14,
+        ),
+    ] {
+        let (recs, s, outside) = read_window(bytes, window());
+        assert_eq!(outside, expected, "{s}");
+        // The window keeps the same records of those read (the caller filters them).
+        let kept = recs.iter().filter(|r| window().meets(r.2, r.3)).count();
+        assert_eq!(kept, meeting, "{s}");
+        assert_eq!(s.records, 50, "{s}");
+    }
 }

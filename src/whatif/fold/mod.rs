@@ -74,7 +74,10 @@
 //!   its bound (`connections.evicted`), or a log's records are out of time order by more
 //!   than the slack both paths sweep flow-log connections with (15 minutes past their idle
 //!   timeout).
-//! - `--since/--until` prune files by their partition, not row groups by statistics.
+//! - `--since/--until` prune files by their partition, and Parquet row groups by their
+//!   statistics as the streaming reader does ([`crate::packet::parquet`]): the scan
+//!   leaves those groups out, the numbering operator numbers around them, and the client
+//!   counts their rows.
 //!
 //! # Files
 //!
@@ -111,7 +114,7 @@ use crate::packet::{parquet, Item, Summary, MAX_EXAMPLES};
 
 mod numbered;
 mod text;
-use numbered::{NumberedFile, FILE, ROW};
+use numbered::{NumberedFile, Unread, FILE, ROW};
 use text::{TextFile, RECORD, SUMMARY};
 
 /// The aggregate's name.
@@ -1136,6 +1139,12 @@ pub fn decode_udf(buf: &[u8]) -> Option<Arc<ScalarUDF>> {
 /// The rows of each row group of a Parquet file, from its footer (empty for a text file,
 /// or when the footer cannot be read: the example then names the row alone).
 fn row_groups(file: Option<&(Location, Format)>) -> Vec<u64> {
+    groups_of(file, Window::default()).0
+}
+
+/// A Parquet file's rows per row group, and which groups `window` leaves unread (as the
+/// streaming reader does: [`parquet::Reader::window`]); nothing for other files.
+fn groups_of(file: Option<&(Location, Format)>, window: Window) -> (Vec<u64>, Vec<bool>) {
     let reader = match file {
         Some((Location::Path(p), Format::Parquet)) => std::fs::File::open(p)
             .ok()
@@ -1147,7 +1156,12 @@ fn row_groups(file: Option<&(Location, Format)>) -> Vec<u64> {
         },
         _ => None,
     };
-    reader.map(|r| r.group_rows().to_vec()).unwrap_or_default()
+    reader
+        .map(|r| {
+            let r = r.window(window);
+            (r.group_rows().to_vec(), r.outside_groups().to_vec())
+        })
+        .unwrap_or_default()
 }
 
 /// A table's columns: names and types.
@@ -1398,6 +1412,18 @@ impl Folding {
         };
         self.ctx.register_udaf(AggregateUDF::from(fold.clone()));
         let mut examples: Vec<(u64, u64, String)> = Vec::new();
+        // Per file, the Parquet row groups the window leaves unread (their footers read
+        // here, before the plan runs: an object's reader blocks on its own runtime).
+        let unread_groups: Vec<Unread> = files
+            .iter()
+            .map(|file| match file {
+                (_, Format::Parquet) if !window.is_all() => {
+                    let (groups, outside) = groups_of(Some(file), window);
+                    Unread::new(&groups, &outside)
+                }
+                _ => Unread::default(),
+            })
+            .collect();
         let run = async {
             let mut branches = Vec::with_capacity(paths.len());
             // Each Parquet table: its name, its columns' names and types, its file's ordinal.
@@ -1405,6 +1431,8 @@ impl Folding {
             let mut texts: Vec<String> = Vec::new();
             let mut rows = 0u64;
             let mut unreadable: Vec<(u64, String)> = Vec::new();
+            // Per file: rows in row groups the window leaves unread.
+            let mut left_unread: Vec<(u64, u64)> = Vec::new();
             for (i, path) in paths.iter().enumerate() {
                 let table = format!("sgsim_fold_{i}");
                 let _ = self.ctx.deregister_table(table.as_str())?;
@@ -1437,7 +1465,11 @@ impl Folding {
                     },
                     _ => None,
                 };
-                let file = NumberedFile::open(&self.ctx.state(), path, i as u64, hint).await?;
+                // Row groups the window leaves unread: left out of the scan, counted here.
+                let left = unread_groups.get(i).cloned().unwrap_or_default();
+                let unread = left.rows();
+                let file =
+                    NumberedFile::open(&self.ctx.state(), path, i as u64, hint, left).await?;
                 let columns: Vec<String> = datafusion::catalog::TableProvider::schema(&file)
                     .fields()
                     .iter()
@@ -1470,7 +1502,11 @@ impl Folding {
                         .collect();
                 // A file whose footer does not say: counted as a bucket's worth.
                 let own = file.rows(&self.ctx.state()).await?;
-                rows = rows.saturating_add(own.unwrap_or(BUCKET_RECORDS));
+                rows =
+                    rows.saturating_add(own.map_or(BUCKET_RECORDS, |n| n.saturating_sub(unread)));
+                if unread > 0 {
+                    left_unread.push((i as u64, unread));
+                }
                 self.ctx.register_table(table.as_str(), Arc::new(file))?;
                 tables.push((table, types, i as u64));
             }
@@ -1559,7 +1595,7 @@ impl Folding {
                 ));
             }
             if branches.is_empty() {
-                return Ok(unreadable);
+                return Ok((unreadable, left_unread));
             }
             let arg = |f: flowlog::Field| {
                 let k = fields().position(|g| g == f).unwrap_or(0);
@@ -1638,14 +1674,26 @@ impl Folding {
                     }
                 }
             }
-            Ok::<_, DataFusionError>(unreadable)
+            Ok::<_, DataFusionError>((unreadable, left_unread))
         };
-        let unreadable = self.runtime.block_on(run).map_err(|e| self.error(e))?;
-        // A file whose rows cannot be read: one example per row group, at its first row.
+        let (unreadable, left_unread) = self.runtime.block_on(run).map_err(|e| self.error(e))?;
+        // Rows of row groups left unread: outside the window, as the streaming reader
+        // counts them.
+        for (_, n) in left_unread {
+            folded.summary.records += n;
+            *folded
+                .summary
+                .skipped
+                .entry(OUTSIDE_WINDOW.to_string())
+                .or_default() += n;
+        }
+        // A file whose rows cannot be read: one example per row group read, at its first
+        // row.
         for (file, why) in unreadable {
             let mut start = 0u64;
-            for n in row_groups(files.get(file as usize)) {
-                if n > 0 {
+            let (groups, outside) = groups_of(files.get(file as usize), window);
+            for (g, n) in groups.into_iter().enumerate() {
+                if n > 0 && !outside.get(g).copied().unwrap_or(false) {
                     examples.push((file, start + 1, format!("{MALFORMED_ROW}{why}")));
                 }
                 start += n;

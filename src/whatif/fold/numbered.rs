@@ -9,21 +9,34 @@
 //! (`row_number() OVER ()`) would number the rows too, but Ballista's stages run a union of
 //! windowed branches under an aggregation more than once (measured: three files counted
 //! twice), so the plan numbers rows with an operator of its own.
+//!
+//! Row groups that the `--since/--until` window leaves unread (their statistics place every
+//! row outside it, [`crate::packet::parquet`]) are left out of the scan (a
+//! `ParquetAccessPlan` on the file), and the operator numbers the rows read around them;
+//! where the scan is not DataFusion's Parquet scan of the file, their rows are read,
+//! numbered and dropped. Either way the fold never sees them; the client counts them as the
+//! streaming reader does, outside the window. The groups travel with the operator, which
+//! puts the access plan back on its input wherever it is rebuilt (a plan's codec does not
+//! carry a file's extensions).
 
 use std::any::Any;
 use std::fmt;
 use std::sync::Arc;
 
-use arrow_array::{ArrayRef, Int64Array, RecordBatch, UInt64Array};
+use arrow_array::{ArrayRef, BooleanArray, Int64Array, RecordBatch, UInt64Array};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use async_trait::async_trait;
 use datafusion::catalog::{Session, TableProvider};
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::common::Result as DfResult;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::PartitionedFile;
 use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
 };
+use datafusion::datasource::physical_plan::parquet::ParquetAccessPlan;
+use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder, ParquetSource};
+use datafusion::datasource::source::DataSourceExec;
 use datafusion::error::DataFusionError;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::{Expr, TableType};
@@ -50,12 +63,105 @@ fn numbered_schema(inner: &Schema) -> SchemaRef {
     Arc::new(Schema::new(fields))
 }
 
+/// A file's row groups as a window reads them: each one's rows, and whether it is left
+/// unread (every row outside the window). Empty where every group is read.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(super) struct Unread {
+    groups: Arc<[(u64, bool)]>,
+}
+
+impl Unread {
+    /// The row groups of `rows` rows each, those `outside` left unread.
+    pub(super) fn new(rows: &[u64], outside: &[bool]) -> Unread {
+        if !outside.iter().any(|&o| o) {
+            return Unread::default();
+        }
+        Unread {
+            groups: rows
+                .iter()
+                .enumerate()
+                .map(|(g, &n)| (n, outside.get(g).copied().unwrap_or(false)))
+                .collect(),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.groups.is_empty()
+    }
+
+    /// Rows left unread.
+    pub(super) fn rows(&self) -> u64 {
+        self.groups.iter().filter(|g| g.1).map(|g| g.0).sum()
+    }
+
+    /// The places (1-based, `first..=last`, ascending and apart) of the rows left unread.
+    fn places(&self) -> Vec<(u64, u64)> {
+        let (mut ranges, mut start) = (Vec::<(u64, u64)>::new(), 0u64);
+        for &(n, outside) in self.groups.iter() {
+            if outside && n > 0 {
+                match ranges.last_mut() {
+                    Some((_, hi)) if *hi == start => *hi = start + n,
+                    _ => ranges.push((start + 1, start + n)),
+                }
+            }
+            start += n;
+        }
+        ranges
+    }
+
+    /// The row groups the scan reads.
+    fn access_plan(&self) -> ParquetAccessPlan {
+        let mut plan = ParquetAccessPlan::new_all(self.groups.len());
+        for (g, &(_, outside)) in self.groups.iter().enumerate() {
+            if outside {
+                plan.skip(g);
+            }
+        }
+        plan
+    }
+
+    /// Its bytes: the number of groups, then each one's rows and whether it is unread.
+    fn write(&self, buf: &mut Vec<u8>) {
+        buf.extend_from_slice(&(self.groups.len() as u64).to_le_bytes());
+        for &(n, outside) in self.groups.iter() {
+            buf.extend_from_slice(&n.to_le_bytes());
+            buf.push(u8::from(outside));
+        }
+    }
+
+    /// Reads [`Unread::write`]'s bytes at the start of `buf`: the groups and what follows;
+    /// `None` when they are damaged.
+    fn read(buf: &[u8]) -> Option<(Unread, &[u8])> {
+        let count = u64::from_le_bytes(buf.get(..8)?.try_into().ok()?);
+        let len = usize::try_from(count)
+            .ok()?
+            .checked_mul(9)?
+            .checked_add(8)?;
+        let body = buf.get(8..len)?;
+        let mut groups = Vec::with_capacity(body.len() / 9);
+        for g in body.chunks_exact(9) {
+            let n = u64::from_le_bytes(g[..8].try_into().ok()?);
+            let outside = match g[8] {
+                0 => false,
+                1 => true,
+                _ => return None,
+            };
+            groups.push((n, outside));
+        }
+        let (rows, outside): (Vec<u64>, Vec<bool>) = groups.iter().copied().unzip();
+        let unread = Unread::new(&rows, &outside);
+        // Groups are carried only when some are unread.
+        (unread.groups.len() == groups.len()).then_some((unread, &buf[len..]))
+    }
+}
+
 /// A Parquet file read with the place of each row.
 #[derive(Debug)]
 pub(super) struct NumberedFile {
     /// The file as DataFusion lists it (a path or an object URL).
     path: String,
     ordinal: u64,
+    unread: Unread,
     inner: Arc<ListingTable>,
     schema: SchemaRef,
 }
@@ -77,19 +183,21 @@ fn listing(path: &str) -> DfResult<ListingTableConfig> {
 
 impl NumberedFile {
     /// The file at `path` (absolute, or an object URL whose store the session knows), the
-    /// `ordinal`-th of its input, read with `schema` (else the one its footer gives).
+    /// `ordinal`-th of its input, read with `schema` (else the one its footer gives), the
+    /// row groups `unread` left out.
     pub(super) async fn open(
         state: &dyn Session,
         path: &str,
         ordinal: u64,
         schema: Option<SchemaRef>,
+        unread: Unread,
     ) -> DfResult<NumberedFile> {
         let config = match schema {
             Some(schema) => listing(path)?.with_schema(schema),
             None => listing(path)?.infer_schema(state).await?,
         };
         let inner = Arc::new(ListingTable::try_new(config)?);
-        Ok(NumberedFile::with(path, ordinal, inner))
+        Ok(NumberedFile::with(path, ordinal, unread, inner))
     }
 
     /// The file's rows as its footer counts them, `None` when the scan does not know (how
@@ -103,11 +211,12 @@ impl NumberedFile {
         Ok(stats.num_rows.get_value().map(|&n| n as u64))
     }
 
-    fn with(path: &str, ordinal: u64, inner: Arc<ListingTable>) -> NumberedFile {
+    fn with(path: &str, ordinal: u64, unread: Unread, inner: Arc<ListingTable>) -> NumberedFile {
         let schema = numbered_schema(&inner.schema());
         NumberedFile {
             path: path.to_string(),
             ordinal,
+            unread,
             inner,
             schema,
         }
@@ -139,7 +248,8 @@ impl TableProvider for NumberedFile {
             None => (0..own).collect(),
         };
         let scan = self.inner.scan(state, Some(&wanted), &[], None).await?;
-        let numbered: Arc<dyn ExecutionPlan> = Arc::new(Numbered::new(scan, self.ordinal));
+        let numbered: Arc<dyn ExecutionPlan> =
+            Arc::new(Numbered::new(scan, self.ordinal, self.unread.clone()));
         let Some(projection) = projection else {
             return Ok(numbered);
         };
@@ -174,18 +284,96 @@ pub(super) fn projected(
     Ok(Arc::new(ProjectionExec::try_new(exprs, plan)?))
 }
 
-/// The operator: its input's batches, partition after partition, with the place columns.
+/// The operator: its input's batches, partition after partition, with the place columns,
+/// the row groups `unread` left out.
 #[derive(Debug)]
 pub(super) struct Numbered {
     input: Arc<dyn ExecutionPlan>,
     ordinal: u64,
+    unread: Unread,
+    /// The places of the rows left unread.
+    places: Arc<[(u64, u64)]>,
+    /// The input's scan leaves them out (else it reads them, and they are dropped here).
+    skipping: bool,
     schema: SchemaRef,
     properties: Arc<PlanProperties>,
 }
 
+/// Which rows of a batch whose first row is the place `first` (of `n`) are kept, `None`
+/// when all are: the places outside `dropped`'s ranges.
+fn kept(dropped: &[(u64, u64)], first: u64, n: u64) -> Option<BooleanArray> {
+    let last = first + n;
+    let meets = |&&(lo, hi): &&(u64, u64)| lo < last && hi >= first;
+    dropped.iter().find(meets)?;
+    Some(BooleanArray::from_iter((first..last).map(|place| {
+        Some(!dropped.iter().any(|&(lo, hi)| (lo..=hi).contains(&place)))
+    })))
+}
+
+/// The places of `n` rows read, the next one at or after `next`, around the ranges of
+/// `dropped` from `at` on (both moved on past them).
+fn places_around(dropped: &[(u64, u64)], next: &mut u64, at: &mut usize, n: usize) -> UInt64Array {
+    UInt64Array::from_iter_values((0..n).map(|_| {
+        while let Some(&(lo, hi)) = dropped.get(*at) {
+            if *next > hi {
+                *at += 1;
+            } else {
+                if *next >= lo {
+                    *next = hi + 1;
+                    *at += 1;
+                }
+                break;
+            }
+        }
+        let place = *next;
+        *next += 1;
+        place
+    }))
+}
+
+/// `input` scanning its file's row groups but those `unread` leaves out: `None` where it
+/// is not DataFusion's Parquet scan of one file.
+fn skip_unread(input: &Arc<dyn ExecutionPlan>, unread: &Unread) -> Option<Arc<dyn ExecutionPlan>> {
+    let any: &dyn Any = input.as_ref();
+    let exec = any.downcast_ref::<DataSourceExec>()?;
+    let (config, _) = exec.downcast_to_file_source::<ParquetSource>()?;
+    let files: Vec<&PartitionedFile> = config.file_groups.iter().flat_map(|g| g.iter()).collect();
+    let first = files.first()?;
+    if files
+        .iter()
+        .any(|f| f.object_meta.location != first.object_meta.location)
+    {
+        return None;
+    }
+    let plan = unread.access_plan();
+    let groups = config
+        .file_groups
+        .iter()
+        .map(|g| {
+            FileGroup::new(
+                g.iter()
+                    .map(|f| f.clone().with_extension(plan.clone()))
+                    .collect(),
+            )
+        })
+        .collect();
+    let config = FileScanConfigBuilder::from(config.clone())
+        .with_file_groups(groups)
+        .build();
+    Some(DataSourceExec::from_data_source(config))
+}
+
 impl Numbered {
-    /// Numbers the rows of `input` (one file's scan), the `ordinal`-th file.
-    pub(super) fn new(input: Arc<dyn ExecutionPlan>, ordinal: u64) -> Numbered {
+    /// Numbers the rows of `input` (one file's scan), the `ordinal`-th file, and leaves out
+    /// the row groups `unread` leaves out (by its scan where it can).
+    pub(super) fn new(input: Arc<dyn ExecutionPlan>, ordinal: u64, unread: Unread) -> Numbered {
+        let (input, skipping) = match (!unread.is_empty())
+            .then(|| skip_unread(&input, &unread))
+            .flatten()
+        {
+            Some(skips) => (skips, true),
+            None => (input, false),
+        };
         let schema = numbered_schema(&input.schema());
         let properties = Arc::new(PlanProperties::new(
             EquivalenceProperties::new(schema.clone()),
@@ -196,6 +384,9 @@ impl Numbered {
         Numbered {
             input,
             ordinal,
+            places: unread.places().into(),
+            unread,
+            skipping,
             schema,
             properties,
         }
@@ -204,7 +395,12 @@ impl Numbered {
 
 impl DisplayAs for Numbered {
     fn fmt_as(&self, _: DisplayFormatType, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Numbered: file={}", self.ordinal)
+        write!(f, "Numbered: file={}", self.ordinal)?;
+        if !self.places.is_empty() {
+            let how = if self.skipping { "skipped" } else { "dropped" };
+            write!(f, ", unread={:?} ({how})", self.places)?;
+        }
+        Ok(())
     }
 }
 
@@ -243,7 +439,11 @@ impl ExecutionPlan for Numbered {
         children: Vec<Arc<dyn ExecutionPlan>>,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
         match <[_; 1]>::try_from(children) {
-            Ok([input]) => Ok(Arc::new(Numbered::new(input, self.ordinal))),
+            Ok([input]) => Ok(Arc::new(Numbered::new(
+                input,
+                self.ordinal,
+                self.unread.clone(),
+            ))),
             Err(_) => Err(DataFusionError::Internal("Numbered takes one input".into())),
         }
     }
@@ -269,26 +469,42 @@ impl ExecutionPlan for Numbered {
                 Err(e) => futures::stream::once(async { Err(e) }).boxed(),
             })
             .flatten();
-        let mut next = 1u64;
+        let (mut next, mut at) = (1u64, 0usize);
         let out = schema.clone();
+        let (places, skipping) = (self.places.clone(), self.skipping);
         let numbered = batches.map(move |batch| {
             let batch = batch?;
             let n = batch.num_rows() as u64;
             let mut columns: Vec<ArrayRef> = batch.columns().to_vec();
             columns.push(Arc::new(Int64Array::from_value(ordinal, n as usize)));
-            columns.push(Arc::new(UInt64Array::from_iter_values(next..next + n)));
-            next += n;
-            Ok(RecordBatch::try_new(out.clone(), columns)?)
+            let keep = if skipping {
+                columns.push(Arc::new(places_around(
+                    &places, &mut next, &mut at, n as usize,
+                )));
+                None
+            } else {
+                columns.push(Arc::new(UInt64Array::from_iter_values(next..next + n)));
+                let keep = kept(&places, next, n);
+                next += n;
+                keep
+            };
+            let batch = RecordBatch::try_new(out.clone(), columns)?;
+            match keep {
+                None => Ok(batch),
+                Some(keep) => Ok(datafusion::arrow::compute::filter_record_batch(
+                    &batch, &keep,
+                )?),
+            }
         });
         Ok(Box::pin(RecordBatchStreamAdapter::new(schema, numbered)))
     }
 }
 
-const WIRE_TABLE: &[u8] = b"sgsim-numbered-file/1\n";
-const WIRE_EXEC: &[u8] = b"sgsim-numbered/1\n";
+const WIRE_TABLE: &[u8] = b"sgsim-numbered-file/2\n";
+const WIRE_EXEC: &[u8] = b"sgsim-numbered/2\n";
 
-/// Writes what a logical plan carries of a [`NumberedFile`]: its ordinal and path (the
-/// schema travels beside it). `false`: not one.
+/// Writes what a logical plan carries of a [`NumberedFile`]: its ordinal, the row groups it
+/// leaves unread and its path (the schema travels beside it). `false`: not one.
 pub(super) fn encode_table(table: &dyn TableProvider, buf: &mut Vec<u8>) -> bool {
     let any: &dyn Any = table;
     let Some(t) = any.downcast_ref::<NumberedFile>() else {
@@ -296,6 +512,7 @@ pub(super) fn encode_table(table: &dyn TableProvider, buf: &mut Vec<u8>) -> bool
     };
     buf.extend_from_slice(WIRE_TABLE);
     buf.extend_from_slice(&t.ordinal.to_le_bytes());
+    t.unread.write(buf);
     buf.extend_from_slice(t.path.as_bytes());
     true
 }
@@ -313,8 +530,9 @@ pub(super) fn decode_table(
     if rest.len() < 8 || schema.fields().len() < 2 {
         return Err(bad());
     }
-    let (ordinal, path) = rest.split_at(8);
+    let (ordinal, rest) = rest.split_at(8);
     let ordinal = u64::from_le_bytes(ordinal.try_into().map_err(|_| bad())?);
+    let (unread, path) = Unread::read(rest).ok_or_else(bad)?;
     let path = std::str::from_utf8(path).map_err(|_| bad())?;
     let own = schema.fields().len() - 2;
     let inner = Arc::new(Schema::new(
@@ -325,11 +543,14 @@ pub(super) fn decode_table(
     ));
     let config = listing(path)?.with_schema(inner);
     let table = Arc::new(ListingTable::try_new(config)?);
-    Ok(Some(Arc::new(NumberedFile::with(path, ordinal, table))))
+    Ok(Some(Arc::new(NumberedFile::with(
+        path, ordinal, unread, table,
+    ))))
 }
 
-/// Writes what a physical plan carries of a [`Numbered`] (its ordinal; its input travels
-/// as its child). `false`: not one.
+/// Writes what a physical plan carries of a [`Numbered`] (its ordinal and the row groups it
+/// leaves unread; its input travels as its child, and gets the access plan back from
+/// [`Numbered::new`]). `false`: not one.
 pub(super) fn encode_exec(plan: &dyn ExecutionPlan, buf: &mut Vec<u8>) -> bool {
     let any: &dyn Any = plan;
     let Some(n) = any.downcast_ref::<Numbered>() else {
@@ -337,6 +558,7 @@ pub(super) fn encode_exec(plan: &dyn ExecutionPlan, buf: &mut Vec<u8>) -> bool {
     };
     buf.extend_from_slice(WIRE_EXEC);
     buf.extend_from_slice(&n.ordinal.to_le_bytes());
+    n.unread.write(buf);
     true
 }
 
@@ -349,14 +571,16 @@ pub(super) fn decode_exec(
     let Some(rest) = buf.strip_prefix(WIRE_EXEC) else {
         return Ok(None);
     };
-    let (Ok(ordinal), [input]) = (<[u8; 8]>::try_from(rest), inputs) else {
-        return Err(DataFusionError::Execution(
-            "a numbered scan's definition is damaged".into(),
-        ));
+    let damaged = || DataFusionError::Execution("a numbered scan's definition is damaged".into());
+    let ordinal = rest.get(..8).and_then(|o| <[u8; 8]>::try_from(o).ok());
+    let unread = rest.get(8..).and_then(Unread::read);
+    let (Some(ordinal), Some((unread, [])), [input]) = (ordinal, unread, inputs) else {
+        return Err(damaged());
     };
     Ok(Some(Arc::new(Numbered::new(
         input.clone(),
         u64::from_le_bytes(ordinal),
+        unread,
     ))))
 }
 
@@ -378,14 +602,95 @@ mod tests {
         }
         let mut not_utf8 = WIRE_TABLE.to_vec();
         not_utf8.extend_from_slice(&7u64.to_le_bytes());
+        Unread::default().write(&mut not_utf8);
         not_utf8.extend_from_slice(&[0xff, 0xfe]);
         assert!(decode_table(&not_utf8, &schema).is_err());
+        // Groups cut, with a flag that is no flag, or carried with none unread.
+        let unread = Unread::new(&[10, 10, 5], &[true, false, true]);
+        let mut groups = Vec::new();
+        unread.write(&mut groups);
+        let mut flag = groups.clone();
+        flag[8 + 8] = 2;
+        let mut none = Vec::new();
+        Unread {
+            groups: vec![(10, false)].into(),
+        }
+        .write(&mut none);
+        for body in [
+            &groups[..groups.len() - 1],
+            &flag,
+            &none,
+            &u64::MAX.to_le_bytes(),
+        ] {
+            let mut bad = WIRE_TABLE.to_vec();
+            bad.extend_from_slice(&7u64.to_le_bytes());
+            bad.extend_from_slice(body);
+            if body.len() != groups.len() - 1 {
+                bad.extend_from_slice(b"/tmp/a.parquet");
+            }
+            assert!(decode_table(&bad, &schema).is_err(), "{body:?}");
+        }
         assert!(decode_exec(b"other", &[]).unwrap().is_none());
         let mut exec = WIRE_EXEC.to_vec();
         exec.extend_from_slice(&7u64.to_le_bytes());
-        // No input, or a cut ordinal.
+        unread.write(&mut exec);
+        // No input, a cut ordinal, cut groups, or bytes after them.
         assert!(decode_exec(&exec, &[]).is_err());
-        assert!(decode_exec(&exec[..exec.len() - 1], &[]).is_err());
+        for cut in [WIRE_EXEC.len() + 4, exec.len() - 1] {
+            assert!(decode_exec(&exec[..cut], &[]).is_err());
+        }
+        let mut long = exec.clone();
+        long.push(0);
+        assert!(decode_exec(&long, &[]).is_err());
+    }
+
+    /// The row groups left unread travel, give the places of their rows, and the operator
+    /// numbers the rows read around them or drops them.
+    #[test]
+    fn unread_row_groups_travel_and_are_left_out() {
+        let unread = Unread::new(
+            &[10, 10, 0, 5, 3, 7],
+            &[true, false, true, true, true, false],
+        );
+        let mut buf = Vec::new();
+        unread.write(&mut buf);
+        buf.extend_from_slice(b"rest");
+        let (back, rest) = Unread::read(&buf).unwrap();
+        assert_eq!((&back, rest), (&unread, &b"rest"[..]));
+        assert_eq!(unread.rows(), 18);
+        // Groups 3 and 4 are one range (the empty group 2 between them and 1 has no rows).
+        let places = unread.places();
+        assert_eq!(places, [(1, 10), (21, 28)]);
+        assert!(Unread::new(&[4, 4], &[false, false]).is_empty());
+        let plan = unread.access_plan();
+        assert_eq!(
+            (0..6).map(|g| plan.should_scan(g)).collect::<Vec<_>>(),
+            [false, true, false, false, false, true]
+        );
+        // Dropping: a batch of places 9 to 22 keeps 11 to 20.
+        let keep = kept(&places, 9, 14).unwrap();
+        let kept_places: Vec<u64> = (9..23).filter(|p| keep.value((p - 9) as usize)).collect();
+        assert_eq!(kept_places, (11..=20).collect::<Vec<_>>());
+        assert!(kept(&places, 11, 10).is_none());
+        assert!(kept(&places, 29, 100).is_none());
+        // Skipping: the 17 rows read are places 11 to 20 and 29 to 35, in batches of any
+        // size.
+        for size in [1, 3, 17] {
+            let (mut next, mut at, mut got) = (1u64, 0usize, Vec::new());
+            let mut left = 17;
+            while left > 0 {
+                let n = size.min(left);
+                got.extend(
+                    places_around(&places, &mut next, &mut at, n)
+                        .values()
+                        .iter()
+                        .copied(),
+                );
+                left -= n;
+            }
+            let expected: Vec<u64> = (11..=20).chain(29..=35).collect();
+            assert_eq!(got, expected, "batches of {size}");
+        }
     }
 
     /// A local path with glob characters is a file URL, not a pattern.
