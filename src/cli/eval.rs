@@ -44,7 +44,8 @@ pub struct EvalArgs {
     #[arg(long, default_value_t = 16384, value_name = "N",
           value_parser = super::count(1, 1 << 18))]
     pub chunk: usize,
-    /// Treat a malformed flow-log line as an error (exit 2) instead of a counted skip.
+    /// Treat a malformed flow-log line as an error (exit 2) instead of a counted skip
+    /// (rows of Parquet row groups that --since/--until leave unread are not looked at).
     #[arg(long)]
     pub strict: bool,
     /// The most tracked connections held (then the least recently seen are evicted and

@@ -17,7 +17,8 @@ pub struct PacketsArgs {
     /// CSV; `.gz` too), a folder of them (S3 delivery layouts recognised) or an s3:// URL.
     #[arg(long, value_name = "PATH")]
     pub traffic: PathBuf,
-    /// Treat a malformed flow-log line as an error (exit 2) instead of a counted skip.
+    /// Treat a malformed flow-log line as an error (exit 2) instead of a counted skip
+    /// (rows of Parquet row groups that --since/--until leave unread are not looked at).
     #[arg(long)]
     pub strict: bool,
     #[command(flatten)]
@@ -148,11 +149,12 @@ pub fn progress(len: u64) -> ProgressBar {
 }
 
 /// Fails when a flow log gave no usable record at all and some lines were malformed:
-/// the input is most likely not a flow log. (Records left out by the time window were
-/// usable: they are counted skipped, not decoded.)
+/// the input is most likely not a flow log. (Records the time window left out once read
+/// were usable: they are counted skipped, not decoded. Rows of Parquet row groups the
+/// window left unread were not looked at: they show nothing either way.)
 pub fn check_usable(source: &Source<'_>, path: &Path) -> anyhow::Result<()> {
     let s = source.summary();
-    if source.is_flow_log() && s.decoded == 0 && !s.skipped.contains_key(input::OUTSIDE_WINDOW) {
+    if source.is_flow_log() && s.none_usable() {
         if let Some(first) = s.examples.first() {
             anyhow::bail!(
                 "{}: not a usable flow log or capture (no record could be read; {first})",

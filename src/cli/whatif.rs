@@ -427,12 +427,8 @@ fn fold_traffic(
             .extend(left.into_iter().map(|(_, w)| w));
         let summary = folded.summary;
         // As the streaming path refuses it: no record could be read, some rows were
-        // malformed, none was left out by the window.
-        if summary.decoded == 0
-            && !summary
-                .skipped
-                .contains_key(sgsim::packet::input::OUTSIDE_WINDOW)
-        {
+        // malformed, none read was left out by the window.
+        if summary.none_usable() {
             if let Some(first) = summary.examples.first() {
                 anyhow::bail!(
                     "{}: not a usable flow log or capture (no record could be read; {first})",

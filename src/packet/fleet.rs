@@ -21,11 +21,17 @@
 //! aggregation, is [`crate::whatif::fold`] (`--fold plan`).
 
 use std::path::Path;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use arrow_array::RecordBatch;
+use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::datasource::listing::PartitionedFile;
+use datafusion::datasource::physical_plan::parquet::ParquetAccessPlan;
+use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder, ParquetSource};
+use datafusion::datasource::source::DataSourceExec;
 use datafusion::execution::options::ParquetReadOptions;
 use datafusion::execution::SendableRecordBatchStream;
+use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use futures::StreamExt;
 use tokio::runtime::Runtime;
@@ -74,6 +80,62 @@ fn context() -> SessionContext {
     SessionContext::new_with_config(config)
 }
 
+/// `plan` with its scan of one Parquet file reading only the row groups `skip` does not
+/// mark (a `ParquetAccessPlan` on the file): `None` where no group is marked, or the plan's
+/// leaf is not DataFusion's Parquet scan of one file (the scan then reads every group).
+/// The access plan is the file's extension, which a plan's codec does not carry: a plan
+/// that travels to a cluster is given it again where it is rebuilt.
+pub(crate) fn skip_row_groups(
+    plan: &Arc<dyn ExecutionPlan>,
+    skip: &[bool],
+) -> datafusion::error::Result<Option<Arc<dyn ExecutionPlan>>> {
+    if !skip.iter().any(|&s| s) {
+        return Ok(None);
+    }
+    let mut access = ParquetAccessPlan::new_all(skip.len());
+    for (g, _) in skip.iter().enumerate().filter(|(_, &s)| s) {
+        access.skip(g);
+    }
+    let mut scans = 0;
+    let rewritten = Arc::clone(plan).transform_down(|node| {
+        let any: &dyn std::any::Any = node.as_ref();
+        let Some((config, _)) = any
+            .downcast_ref::<DataSourceExec>()
+            .and_then(|exec| exec.downcast_to_file_source::<ParquetSource>())
+        else {
+            return Ok(Transformed::no(node));
+        };
+        let files: Vec<&PartitionedFile> =
+            config.file_groups.iter().flat_map(|g| g.iter()).collect();
+        let one = files.first().is_some_and(|first| {
+            files
+                .iter()
+                .all(|f| f.object_meta.location == first.object_meta.location)
+        });
+        if !one {
+            return Ok(Transformed::no(node));
+        }
+        scans += 1;
+        let groups = config
+            .file_groups
+            .iter()
+            .map(|g| {
+                FileGroup::new(
+                    g.iter()
+                        .map(|f| f.clone().with_extension(access.clone()))
+                        .collect(),
+                )
+            })
+            .collect();
+        let config = FileScanConfigBuilder::from(config.clone())
+            .with_file_groups(groups)
+            .build();
+        let exec: Arc<dyn ExecutionPlan> = DataSourceExec::from_data_source(config);
+        Ok(Transformed::yes(exec))
+    })?;
+    Ok((scans == 1).then_some(rewritten.data))
+}
+
 /// Partitions of a file scanned on a cluster (one task each).
 #[cfg(feature = "cluster")]
 pub const REMOTE_PARTITIONS: usize = 8;
@@ -114,28 +176,38 @@ pub struct Batches {
     parts: Vec<Part>,
     current: usize,
     remote: bool,
+    /// The scan leaves out the row groups it was asked to skip.
+    skipped: bool,
 }
 
 impl Batches {
-    /// Plans the scan of `path` (the columns `columns`, by name) and starts every
-    /// partition.
+    /// Plans the scan of `path` (the columns `columns`, by name), the row groups `skip`
+    /// marks left out, and starts every partition.
     pub fn open(
         path: &Path,
         columns: &[String],
         schema: Option<&arrow_schema::Schema>,
+        skip: &[bool],
     ) -> Result<Batches, String> {
         let rt = runtime()?;
         let location = absolute(path)?;
-        let streams = rt
+        let (streams, skipped) = rt
             .block_on(async {
                 let frame = context().read_parquet(location, options(schema)).await?;
-                frame
-                    .select_columns(&names(columns))?
-                    .execute_stream_partitioned()
-                    .await
+                let frame = frame.select_columns(&names(columns))?;
+                let task = Arc::new(frame.task_ctx());
+                let plan = frame.create_physical_plan().await?;
+                let (plan, skipped) = match skip_row_groups(&plan, skip)? {
+                    Some(skips) => (skips, true),
+                    None => (plan, false),
+                };
+                let streams = datafusion::physical_plan::execute_stream_partitioned(plan, task)?;
+                Ok::<_, datafusion::error::DataFusionError>((streams, skipped))
             })
             .map_err(|e| e.to_string())?;
-        Ok(Batches::start(rt, streams, false))
+        let mut batches = Batches::start(rt, streams, false);
+        batches.skipped = skipped;
+        Ok(batches)
     }
 
     /// Submits the scan of `path` to the Ballista cluster at `url` (`df://HOST:PORT`):
@@ -196,7 +268,14 @@ impl Batches {
             parts,
             current: 0,
             remote,
+            skipped: false,
         }
+    }
+
+    /// Whether the scan leaves out the row groups [`Batches::open`] was asked to skip
+    /// (else it reads every row group).
+    pub fn skips(&self) -> bool {
+        self.skipped
     }
 
     /// Whether a cluster runs the scan (a failure there is the cluster's, not the
@@ -283,7 +362,8 @@ mod tests {
         w.close().unwrap();
         assert!(std::fs::metadata(&path).unwrap().len() > 4 * MIN_SPLIT as u64);
 
-        let mut batches = Batches::open(&path, &["n".to_string()], None).unwrap();
+        let mut batches = Batches::open(&path, &["n".to_string()], None, &[]).unwrap();
+        assert!(!batches.skips());
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         assert!(
             batches.parts.len() > 1 || cores == 1,
@@ -300,6 +380,25 @@ mod tests {
             }
         }
         assert_eq!(next, rows);
+        // Row groups skipped (every third, and the last): the others' rows, in order.
+        let groups = (rows as usize).div_ceil(7_001);
+        let skip: Vec<bool> = (0..groups).map(|g| g % 3 == 1 || g == groups - 1).collect();
+        let mut batches = Batches::open(&path, &["n".to_string()], None, &skip).unwrap();
+        assert!(batches.skips());
+        let mut expected = (0..rows).filter(|n| !skip[(n / 7_001) as usize]);
+        let mut got = 0;
+        while let Some(b) = batches.next_batch() {
+            for v in b.unwrap().column(0).as_primitive::<Int64Type>().values() {
+                assert_eq!(Some(*v), expected.next());
+                got += 1;
+            }
+        }
+        assert_eq!(expected.next(), None, "after {got} rows");
+        // A skip of the wrong length is the scan's error, never rows of the wrong groups.
+        let mut batches = Batches::open(&path, &["n".to_string()], None, &[true]);
+        if let Ok(b) = &mut batches {
+            assert!(b.next_batch().is_some_and(|r| r.is_err()));
+        }
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -445,7 +445,7 @@ impl Files {
                     match &self.options.scan {
                         Scan::Builtin => Source::Parquet(parquet::open_file(file)?),
                         #[cfg(feature = "fleet")]
-                        Scan::DataFusion => Source::Parquet(parquet::Reader::scan(p)?),
+                        Scan::DataFusion => Source::Parquet(parquet::Reader::scan(p, self.options.window)?),
                         #[cfg(not(feature = "fleet"))]
                         Scan::DataFusion => {
                             return Err(TrafficError::Flow(super::flowlog::FlowError::File(
@@ -453,7 +453,7 @@ impl Files {
                             )))
                         }
                         #[cfg(feature = "cluster")]
-                        Scan::Cluster(url) => Source::Parquet(parquet::Reader::scan_remote(url, p)?),
+                        Scan::Cluster(url) => Source::Parquet(parquet::Reader::scan_remote(url, p, self.options.window)?),
                         #[cfg(not(feature = "cluster"))]
                         Scan::Cluster(_) => {
                             return Err(TrafficError::Flow(super::flowlog::FlowError::File(

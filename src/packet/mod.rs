@@ -51,12 +51,27 @@ pub struct Summary {
     pub warnings: BTreeMap<String, u64>,
     /// The first few malformed inputs and warnings, each naming its line or record.
     pub examples: Vec<String>,
+    /// Records never looked at: the rows of Parquet row groups whose statistics place them
+    /// outside the `--since/--until` window (counted among `skipped` under
+    /// [`input::OUTSIDE_WINDOW`] too).
+    pub unread: u64,
 }
 
 /// How many malformed-input messages a [`Summary`] keeps.
 pub const MAX_EXAMPLES: usize = 20;
 
 impl Summary {
+    /// Whether no record looked at was usable: none decoded, none left out by the time
+    /// window once read (rows never read, [`Summary::unread`], say nothing of it).
+    pub fn none_usable(&self) -> bool {
+        let outside = self
+            .skipped
+            .get(input::OUTSIDE_WINDOW)
+            .copied()
+            .unwrap_or(0);
+        self.decoded == 0 && outside <= self.unread
+    }
+
     /// Counts one record skipped for `reason`.
     pub fn skip(&mut self, reason: &dyn fmt::Display) {
         *self.skipped.entry(reason.to_string()).or_default() += 1;
@@ -79,6 +94,7 @@ impl Summary {
     pub fn merge(&mut self, other: &Summary, name: &str) {
         self.records += other.records;
         self.decoded += other.decoded;
+        self.unread += other.unread;
         for (k, v) in &other.skipped {
             *self.skipped.entry(k.clone()).or_default() += v;
         }

@@ -77,8 +77,10 @@ fn datafusion_scan_gives_the_builtin_report_field_for_field() {
 fn row_groups_outside_the_window_are_left_unread_by_every_path() {
     let dir = scratch("fleet-unread");
     let (state, revoke) = fleet_state(&dir);
-    // A malformed record in hour 5, far from the window.
-    let day = day_with_a_bad_address(1000, 9, 5);
+    // A malformed record in hour 5, far from the window, and one in it (hour 10): its
+    // example names its row, numbered as if every group were read.
+    let mut day = day_with_a_bad_address(1000, 9, 5);
+    spoil_an_address(&mut day[10]);
     let (plain, _, _) = write_layouts(&dir, &day);
     let big = big_file(&dir, &day);
     let window = WINDOW;
@@ -103,13 +105,22 @@ fn row_groups_outside_the_window_are_left_unread_by_every_path() {
     };
     let stream = check(&big);
     let s = summary(&stream);
-    assert!(!s.contains("malformed"), "{s}");
+    assert!(s.contains("1  malformed flow-log row"), "{s}");
     assert!(s.contains("outside --since/--until"), "{s}");
-    // Read whole, the row is malformed.
+    // Read whole, both rows are malformed, the one in the window named as with it.
     let whole = summary(&report(&state, &revoke, &big, &[]));
-    assert!(whole.contains("1  malformed flow-log row"), "{whole}");
+    assert!(whole.contains("2  malformed flow-log row"), "{whole}");
+    let named = |s: &str| -> Vec<String> {
+        s.lines()
+            .filter(|l| l.contains("not-an-address"))
+            .map(|l| l.trim().to_string())
+            .collect()
+    };
+    let (inside, all) = (named(&s), named(&whole));
+    assert_eq!((inside.len(), all.len()), (1, 2), "{s}\n{whole}");
+    assert_eq!(inside[0], all[1]);
     let text = summary(&report(&state, &revoke, &plain, &window));
-    assert!(text.contains("1  malformed flow-log line"), "{text}");
+    assert!(text.contains("2  malformed flow-log line"), "{text}");
     // The same records are judged: the text file's what-if.
     let judged = |mut v: serde_json::Value| {
         v.as_object_mut().unwrap().remove("inputs");
@@ -331,14 +342,19 @@ fn plan_fold_reads_text_flow_logs_as_the_stream_does() {
 /// an address that is none (`not-an-address`, no packet address).
 fn day_with_a_bad_address(per_hour: usize, seed: u64, hour: usize) -> Vec<Vec<Rec>> {
     let mut day = fleet_day(per_hour, seed);
-    let recs = &mut day[hour];
+    spoil_an_address(&mut day[hour]);
+    day
+}
+
+/// Makes the first `OK` record among the 10th to 40th of `recs` malformed (a source
+/// address that is none).
+fn spoil_an_address(recs: &mut [Rec]) {
     let bad = (10..40)
         .find(|&i| get(&recs[i], "log-status") == Some("OK"))
         .unwrap();
     recs[bad].retain(|(n, _)| *n != "srcaddr" && *n != "pkt-srcaddr");
     recs[bad].push(("srcaddr", Some("not-an-address".into())));
     recs[bad].push(("pkt-srcaddr", None));
-    day
 }
 
 /// Every file under `dir`, in path order.

@@ -886,3 +886,76 @@ fn plan_fold_says_what_it_needs() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A Parquet flow log whose `bytes` column is a float (no row can be used) in four row
+/// groups of an hour each from 2026-12-06 00:00 UTC: with a window that leaves three of
+/// them unread, it is still refused as no usable flow log (a regression: the rows left
+/// unread, counted outside the window, passed for usable ones), by `packets` and by the
+/// what-if, streaming or as one plan.
+#[test]
+fn regression_a_file_of_no_usable_row_is_refused_with_a_window_too() {
+    let dir = scratch("unusable-window");
+    let day = 1_796_515_200i64;
+    let n = 40usize;
+    let text = |f: &dyn Fn(usize) -> String| -> ArrayRef {
+        Arc::new(StringArray::from_iter_values((0..n).map(f)))
+    };
+    let int = |f: &dyn Fn(usize) -> i64| -> ArrayRef {
+        Arc::new(Int64Array::from_iter_values((0..n).map(f)))
+    };
+    let batch = RecordBatch::try_from_iter([
+        ("interface_id", text(&|_| "eni-0a".to_string())),
+        ("srcaddr", text(&|i| format!("10.0.0.{}", i + 1))),
+        ("dstaddr", text(&|_| "10.0.1.1".to_string())),
+        ("srcport", int(&|i| 40000 + i as i64)),
+        ("dstport", int(&|_| 443)),
+        ("protocol", int(&|_| 6)),
+        (
+            "bytes",
+            Arc::new(arrow_array::Float64Array::from_iter_values(
+                (0..n).map(|i| i as f64),
+            )) as ArrayRef,
+        ),
+        ("start", int(&|i| day + 3600 * (i / 10) as i64)),
+        ("end", int(&|i| day + 3600 * (i / 10) as i64 + 60)),
+        ("action", text(&|_| "ACCEPT".to_string())),
+    ])
+    .unwrap();
+    let props = WriterProperties::builder()
+        .set_max_row_group_row_count(Some(10))
+        .build();
+    let file = dir.join("flows.parquet");
+    let mut w = ArrowWriter::try_new(
+        std::fs::File::create(&file).unwrap(),
+        batch.schema(),
+        Some(props),
+    )
+    .unwrap();
+    w.write(&batch).unwrap();
+    w.close().unwrap();
+    let (state, revoke) = fleet_state(&dir);
+    let window = [
+        "--since",
+        "2026-12-06T01:00:00Z",
+        "--until",
+        "2026-12-06T02:00:00Z",
+    ];
+    let f = file.to_str().unwrap();
+    let (code, _, err) = sgsim(&[&["packets", "--traffic", f][..], &window[..]].concat());
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("not a usable flow log"), "{err}");
+    let mut ways: Vec<&[&str]> = vec![&[]];
+    if cfg!(feature = "fleet") {
+        ways.push(&["--fold", "plan"]);
+    }
+    for way in ways {
+        let (code, _, err) = run_whatif(&state, &revoke, &file, &[&window[..], way].concat());
+        assert_eq!(code, 2, "{way:?}: {err}");
+        assert!(err.contains("not a usable flow log"), "{way:?}: {err}");
+    }
+    // A window that leaves every group unread: nothing was looked at, nothing refused.
+    let late = ["--since", "2026-12-07T00:00:00Z"];
+    let (code, out, err) = sgsim(&[&["packets", "--traffic", f][..], &late[..]].concat());
+    assert_eq!((code, out.as_str()), (0, ""), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

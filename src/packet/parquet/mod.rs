@@ -33,9 +33,13 @@
 //! is, by its integer columns' statistics, when the largest `start` and `end` (an absent
 //! column reads 0) are before `since`, or when no `start` is null and the smallest is at
 //! or after `until`. Statistics only bound values, so a group they cannot place wholly
-//! outside (text columns, no statistics, nulls, negative values) is read. What a row of a
-//! group left unread would otherwise have been counted as (malformed, `NODATA`) is not
-//! looked at: it is outside the window the user asked about.
+//! outside (text columns, no statistics, nulls, negative values, an unsigned column's
+//! statistics in an old writer's signed order) is read. A row of a group left unread is
+//! not looked at: what it would otherwise have been counted as (malformed, `NODATA`,
+//! `SKIPDATA`, no addresses) or warned of (`start` after `end`, no ports, a newer version)
+//! is not known, `--strict` does not see it, and it says nothing of whether the file is a
+//! usable flow log ([`Summary::unread`] counts such rows); it is outside the window the
+//! user asked about.
 //!
 //! Integers of every width are read; a `UInt64` value above `i64::MAX` is read exactly
 //! where the field holds it (`bytes`, `packets`, `start`, `end`) and makes the row
@@ -94,6 +98,9 @@ pub struct Reader {
     times: Vec<Times>,
     /// Row groups left unread: every row outside the window ([`Reader::window`]).
     outside: Vec<bool>,
+    /// Row groups a DataFusion scan leaves out (it hands out the others' rows only).
+    #[cfg(feature = "fleet")]
+    skipped: Vec<bool>,
     group: usize,
     current: Option<ParquetRecordBatchReader>,
     /// Records of the last batch not handed out yet.
@@ -373,18 +380,24 @@ impl Reader {
     }
 
     /// Opens a Parquet flow log on disk for DataFusion's parallel scan: its row groups are
-    /// decoded on every core and handed out in row order, as [`Reader::new`] hands them.
+    /// decoded on every core and handed out in row order, as [`Reader::new`] hands them;
+    /// those `window` leaves unread are left out of the scan ([`Reader::window`]).
     #[cfg(feature = "fleet")]
-    pub fn scan(path: &std::path::Path) -> Result<Reader, FlowError> {
-        Reader::scanned(path, |names, schema| {
-            super::fleet::Batches::open(path, names, Some(schema))
+    pub fn scan(path: &std::path::Path, window: Window) -> Result<Reader, FlowError> {
+        Reader::scanned(path, window, |names, schema, skip| {
+            super::fleet::Batches::open(path, names, Some(schema), skip)
         })
     }
 
-    /// As [`Reader::scan`], the scan run by the Ballista cluster at `url`.
+    /// As [`Reader::scan`], the scan run by the Ballista cluster at `url` (it reads every
+    /// row group; those `window` leaves unread are counted as such).
     #[cfg(feature = "cluster")]
-    pub fn scan_remote(url: &str, path: &std::path::Path) -> Result<Reader, FlowError> {
-        Reader::scanned(path, |names, schema| {
+    pub fn scan_remote(
+        url: &str,
+        path: &std::path::Path,
+        window: Window,
+    ) -> Result<Reader, FlowError> {
+        Reader::scanned(path, window, |names, schema, _| {
             super::fleet::Batches::open_remote(url, path, names, Some(schema))
         })
     }
@@ -392,7 +405,12 @@ impl Reader {
     #[cfg(feature = "fleet")]
     fn scanned(
         path: &std::path::Path,
-        start: impl FnOnce(&[String], &arrow_schema::Schema) -> Result<super::fleet::Batches, String>,
+        window: Window,
+        start: impl FnOnce(
+            &[String],
+            &arrow_schema::Schema,
+            &[bool],
+        ) -> Result<super::fleet::Batches, String>,
     ) -> Result<Reader, FlowError> {
         let file = std::fs::File::open(path).map_err(|e| FlowError::File(e.to_string()))?;
         let len = file.metadata().map(|m| m.len()).unwrap_or(0);
@@ -403,23 +421,28 @@ impl Reader {
             .collect();
         let groups = row_groups(&meta);
         let times = group_times(&meta);
+        let outside: Vec<bool> = times.iter().map(|t| t.outside(window)).collect();
         // The scan reads the text columns as dictionaries too (the schema `inspect` hints).
-        let batches = start(&names, meta.schema())
+        let batches = start(&names, meta.schema(), &outside)
             .map_err(|why| FlowError::File(format!("DataFusion: {why}")))?;
+        let skipped = if batches.skips() {
+            outside
+        } else {
+            vec![false; groups.len()]
+        };
         let file = Arc::new(file);
         let open = opener(move || file.try_clone(), meta, wanted);
-        Ok(Reader::with(
-            Supply::Scan(batches, open),
-            groups,
-            times,
-            len,
-        ))
+        let mut reader = Reader::with(Supply::Scan(batches, open), groups, times, len);
+        reader.skipped = skipped;
+        Ok(reader.window(window))
     }
 
     fn with(supply: Supply, groups: Vec<u64>, times: Vec<Times>, len: u64) -> Reader {
         Reader {
             supply,
             outside: vec![false; groups.len()],
+            #[cfg(feature = "fleet")]
+            skipped: vec![false; groups.len()],
             groups,
             times,
             group: 0,
@@ -451,7 +474,18 @@ impl Reader {
     /// (the caller keeps those in the window).
     pub fn window(mut self, window: Window) -> Self {
         self.outside = self.times.iter().map(|t| t.outside(window)).collect();
+        // The groups a scan was opened without stay unread whatever the window.
+        #[cfg(feature = "fleet")]
+        for (o, &s) in self.outside.iter_mut().zip(&self.skipped) {
+            *o |= s;
+        }
         self
+    }
+
+    /// Whether the DataFusion scan leaves out row group `g` (its rows never come).
+    #[cfg(feature = "fleet")]
+    fn scan_skips(&self, g: usize) -> bool {
+        self.skipped.get(g).copied().unwrap_or(false)
     }
 
     /// Per row group, in file order: whether it is left unread as outside the window.
@@ -462,6 +496,7 @@ impl Reader {
     /// Counts `n` rows of a row group left unread as outside the window.
     fn pass_over(&mut self, n: u64) {
         self.summary.records += n;
+        self.summary.unread += n;
         if n > 0 {
             *self
                 .summary
@@ -637,7 +672,12 @@ impl Reader {
                 return self.fill();
             };
             let remote = scan.is_remote();
-            let batch = match scan.next_batch() {
+            let next = scan.next_batch();
+            if next.is_none() {
+                // The groups after the last one read that the scan left out.
+                self.pass_skipped();
+            }
+            let batch = match next {
                 None if self.scanned == total => return Ok(false),
                 None => Err(format!(
                     "the scan ended after {} of {total} rows",
@@ -704,11 +744,40 @@ impl Reader {
         self.fill()
     }
 
+    /// Counts the row groups from the next one on that the scan leaves out, as read up to
+    /// the first it reads.
+    #[cfg(feature = "fleet")]
+    fn pass_skipped(&mut self) {
+        loop {
+            // The group holding the next row (the current one while rows of it remain).
+            let (mut g, mut start) = (self.group, self.group_start);
+            if g > 0 && self.scanned >= start + self.groups[g - 1] {
+                start += self.groups[g - 1];
+            } else if g > 0 {
+                return;
+            }
+            // Groups of no rows hold nothing to pass.
+            while g < self.groups.len() && self.groups[g] == 0 {
+                g += 1;
+            }
+            if g >= self.groups.len() || !self.scan_skips(g) {
+                return;
+            }
+            let n = self.groups[g];
+            self.group = g + 1;
+            self.group_start = start;
+            self.group_rows = n;
+            self.pass_over(n);
+            self.scanned += n;
+        }
+    }
+
     /// Hands the rows of one scanned batch to [`Reader::rows`], a row group at a time.
     #[cfg(feature = "fleet")]
     fn scanned_batch(&mut self, batch: &RecordBatch) -> Result<(), String> {
         let mut off = 0;
         while off < batch.num_rows() {
+            self.pass_skipped();
             // The row group holding the next row (row groups of 0 rows are passed over).
             while self.group == 0 || self.scanned >= self.group_start + self.groups[self.group - 1]
             {
@@ -886,6 +955,18 @@ fn group_times(meta: &ArrowReaderMetadata) -> Vec<Times> {
             let convert = StatisticsConverter::try_new(name, meta.schema(), meta.parquet_schema())
                 .ok()?
                 .with_missing_null_counts_as_zero(false);
+            // Old writers' `min`/`max` are in signed order, wrong for an unsigned column.
+            if meta.schema().field(c).data_type().is_unsigned_integer() {
+                let column = convert.parquet_column_index()?;
+                let deprecated = groups.iter().any(|g| {
+                    g.column(column)
+                        .statistics()
+                        .is_some_and(|s| s.is_min_max_deprecated())
+                });
+                if deprecated {
+                    return None;
+                }
+            }
             let mins = integers(convert.row_group_mins(groups).ok()?.as_ref())?;
             let maxes = integers(convert.row_group_maxes(groups).ok()?.as_ref())?;
             let nulls = convert.row_group_null_counts(groups).ok()?;

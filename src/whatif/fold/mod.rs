@@ -1681,6 +1681,7 @@ impl Folding {
         // counts them.
         for (_, n) in left_unread {
             folded.summary.records += n;
+            folded.summary.unread += n;
             *folded
                 .summary
                 .skipped

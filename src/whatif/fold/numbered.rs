@@ -30,13 +30,9 @@ use datafusion::catalog::{Session, TableProvider};
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::common::Result as DfResult;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
-use datafusion::datasource::listing::PartitionedFile;
 use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
 };
-use datafusion::datasource::physical_plan::parquet::ParquetAccessPlan;
-use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder, ParquetSource};
-use datafusion::datasource::source::DataSourceExec;
 use datafusion::error::DataFusionError;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::{Expr, TableType};
@@ -49,6 +45,8 @@ use datafusion::physical_plan::{
     PlanProperties,
 };
 use futures::StreamExt;
+
+use crate::packet::fleet::skip_row_groups;
 
 /// The column of a row's file ordinal.
 pub(super) const FILE: &str = "__sgsim_file";
@@ -85,6 +83,7 @@ impl Unread {
         }
     }
 
+    #[cfg(test)]
     fn is_empty(&self) -> bool {
         self.groups.is_empty()
     }
@@ -109,15 +108,9 @@ impl Unread {
         ranges
     }
 
-    /// The row groups the scan reads.
-    fn access_plan(&self) -> ParquetAccessPlan {
-        let mut plan = ParquetAccessPlan::new_all(self.groups.len());
-        for (g, &(_, outside)) in self.groups.iter().enumerate() {
-            if outside {
-                plan.skip(g);
-            }
-        }
-        plan
+    /// Per row group: whether the scan leaves it out.
+    fn skip(&self) -> Vec<bool> {
+        self.groups.iter().map(|g| g.1).collect()
     }
 
     /// Its bytes: the number of groups, then each one's rows and whether it is unread.
@@ -331,48 +324,13 @@ fn places_around(dropped: &[(u64, u64)], next: &mut u64, at: &mut usize, n: usiz
     }))
 }
 
-/// `input` scanning its file's row groups but those `unread` leaves out: `None` where it
-/// is not DataFusion's Parquet scan of one file.
-fn skip_unread(input: &Arc<dyn ExecutionPlan>, unread: &Unread) -> Option<Arc<dyn ExecutionPlan>> {
-    let any: &dyn Any = input.as_ref();
-    let exec = any.downcast_ref::<DataSourceExec>()?;
-    let (config, _) = exec.downcast_to_file_source::<ParquetSource>()?;
-    let files: Vec<&PartitionedFile> = config.file_groups.iter().flat_map(|g| g.iter()).collect();
-    let first = files.first()?;
-    if files
-        .iter()
-        .any(|f| f.object_meta.location != first.object_meta.location)
-    {
-        return None;
-    }
-    let plan = unread.access_plan();
-    let groups = config
-        .file_groups
-        .iter()
-        .map(|g| {
-            FileGroup::new(
-                g.iter()
-                    .map(|f| f.clone().with_extension(plan.clone()))
-                    .collect(),
-            )
-        })
-        .collect();
-    let config = FileScanConfigBuilder::from(config.clone())
-        .with_file_groups(groups)
-        .build();
-    Some(DataSourceExec::from_data_source(config))
-}
-
 impl Numbered {
     /// Numbers the rows of `input` (one file's scan), the `ordinal`-th file, and leaves out
     /// the row groups `unread` leaves out (by its scan where it can).
     pub(super) fn new(input: Arc<dyn ExecutionPlan>, ordinal: u64, unread: Unread) -> Numbered {
-        let (input, skipping) = match (!unread.is_empty())
-            .then(|| skip_unread(&input, &unread))
-            .flatten()
-        {
-            Some(skips) => (skips, true),
-            None => (input, false),
+        let (input, skipping) = match skip_row_groups(&input, &unread.skip()) {
+            Ok(Some(skips)) => (skips, true),
+            _ => (input, false),
         };
         let schema = numbered_schema(&input.schema());
         let properties = Arc::new(PlanProperties::new(
@@ -662,11 +620,7 @@ mod tests {
         let places = unread.places();
         assert_eq!(places, [(1, 10), (21, 28)]);
         assert!(Unread::new(&[4, 4], &[false, false]).is_empty());
-        let plan = unread.access_plan();
-        assert_eq!(
-            (0..6).map(|g| plan.should_scan(g)).collect::<Vec<_>>(),
-            [false, true, false, false, false, true]
-        );
+        assert_eq!(unread.skip(), [true, false, true, true, true, false]);
         // Dropping: a batch of places 9 to 22 keeps 11 to 20.
         let keep = kept(&places, 9, 14).unwrap();
         let kept_places: Vec<u64> = (9..23).filter(|p| keep.value((p - 9) as usize)).collect();
