@@ -1044,3 +1044,61 @@ fn query_output_escapes_control_characters_from_the_logs() {
     let v = query(&state, &revoke, &file, sql, &[]);
     assert_eq!(v[0]["interface_id"], "eni-\u{9b}2J\u{1b}[31m\u{7f}x");
 }
+
+/// Integer columns of a dictionary type (a writer's Arrow schema may keep `start` so) are
+/// read alike by the streaming reader, DataFusion's scan and the plan (a regression: the
+/// streaming reader refused the file as no usable flow log, the plan judged it).
+#[test]
+fn regression_dictionary_integer_columns_are_read_alike_by_every_path() {
+    use arrow_array::{Array, DictionaryArray, Int32Array, RecordBatch};
+    let dir = scratch("fleet-dict-int");
+    let (state, revoke) = fleet_state(&dir);
+    let day = fleet_day(60, 3);
+    let all: Vec<Rec> = day.iter().flatten().cloned().collect();
+    let plain = dir.join("plain.parquet");
+    std::fs::write(&plain, parquet(&all, &FIELDS, Compression::SNAPPY, 500)).unwrap();
+    // The same rows, `start` a dictionary of its values.
+    let file = std::fs::File::open(&plain).unwrap();
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+        .unwrap()
+        .build()
+        .unwrap();
+    let batches: Vec<RecordBatch> = reader.map(Result::unwrap).collect();
+    let dict = dir.join("dict.parquet");
+    let mut writer = None;
+    for b in &batches {
+        let c = b.schema().index_of("start").unwrap();
+        let values = b.column(c).clone();
+        let keys = Int32Array::from_iter_values(0..values.len() as i32);
+        let start =
+            DictionaryArray::<arrow_array::types::Int32Type>::try_new(keys, values).unwrap();
+        let mut columns = b.columns().to_vec();
+        columns[c] = std::sync::Arc::new(start);
+        let mut fields: Vec<_> = b
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone())
+            .collect();
+        fields[c] = fields[c]
+            .clone()
+            .with_data_type(columns[c].data_type().clone());
+        let schema = std::sync::Arc::new(arrow_schema::Schema::new(fields));
+        let b = RecordBatch::try_new(schema.clone(), columns).unwrap();
+        let w = writer.get_or_insert_with(|| {
+            parquet::arrow::ArrowWriter::try_new(
+                std::fs::File::create(&dict).unwrap(),
+                schema,
+                None,
+            )
+            .unwrap()
+        });
+        w.write(&b).unwrap();
+    }
+    writer.unwrap().close().unwrap();
+    let expected = whatif(&state, &revoke, &plain, &[]);
+    for way in [&[][..], &["--scan", "datafusion"], &["--fold", "plan"]] {
+        assert_eq!(whatif(&state, &revoke, &dict, way), expected, "{way:?}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

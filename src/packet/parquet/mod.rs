@@ -136,7 +136,7 @@ enum Col<'a> {
     /// Unsigned 64-bit integers some of which do not fit an `i64`: those are read as their
     /// digits (as a JSON number that large is), so that a field they do not fit is
     /// malformed, out of range, and one they fit (`bytes`) gets them exactly.
-    Wide(&'a arrow_array::UInt64Array),
+    Wide(arrow_array::UInt64Array),
     /// Text kept as a dictionary (how the files are read, see [`dictionary_hint`]): each row
     /// points at an entry, and each entry was read once ([`Pre`]).
     Dict {
@@ -159,31 +159,62 @@ where
         .collect()
 }
 
+/// An integer column of any width as a [`Col`] of its own (`None`: not integers).
+fn integers_col(arr: &dyn Array) -> Option<Col<'static>> {
+    let int = |values: Vec<i64>| Col::Int {
+        values,
+        nulls: arr.nulls().cloned(),
+    };
+    Some(match arr.data_type() {
+        DataType::Int8 => int(widen::<Int8Type>(arr)),
+        DataType::Int16 => int(widen::<Int16Type>(arr)),
+        DataType::Int32 => int(widen::<Int32Type>(arr)),
+        DataType::Int64 => int(widen::<Int64Type>(arr)),
+        DataType::UInt8 => int(widen::<UInt8Type>(arr)),
+        DataType::UInt16 => int(widen::<UInt16Type>(arr)),
+        DataType::UInt32 => int(widen::<UInt32Type>(arr)),
+        DataType::UInt64 => {
+            let a = arr.as_primitive::<UInt64Type>();
+            let values: Option<Vec<i64>> =
+                a.values().iter().map(|&v| i64::try_from(v).ok()).collect();
+            match values {
+                Some(values) => int(values),
+                None => Col::Wide(a.clone()),
+            }
+        }
+        _ => return None,
+    })
+}
+
 impl<'a> Col<'a> {
     fn new(a: &'a ArrayRef, field: Field, dicts: &mut Dicts) -> Result<Col<'a>, String> {
         let arr: &dyn Array = a.as_ref();
-        let int = |values: Vec<i64>| Col::Int {
-            values,
-            nulls: arr.nulls().cloned(),
-        };
+        if let Some(col) = integers_col(arr) {
+            return Ok(col);
+        }
         Ok(match a.data_type() {
             DataType::Utf8 => Col::Utf8(a.as_string::<i32>()),
             DataType::LargeUtf8 => Col::LargeUtf8(a.as_string::<i64>()),
             DataType::Utf8View => Col::View(a.as_string_view()),
-            DataType::Int8 => int(widen::<Int8Type>(arr)),
-            DataType::Int16 => int(widen::<Int16Type>(arr)),
-            DataType::Int32 => int(widen::<Int32Type>(arr)),
-            DataType::Int64 => int(widen::<Int64Type>(arr)),
-            DataType::UInt8 => int(widen::<UInt8Type>(arr)),
-            DataType::UInt16 => int(widen::<UInt16Type>(arr)),
-            DataType::UInt32 => int(widen::<UInt32Type>(arr)),
-            DataType::UInt64 => {
-                let a = arr.as_primitive::<UInt64Type>();
-                let values: Option<Vec<i64>> =
-                    a.values().iter().map(|&v| i64::try_from(v).ok()).collect();
-                match values {
-                    Some(values) => int(values),
-                    None => Col::Wide(a),
+            // Integers kept as a dictionary (as a writer's Arrow schema may ask): each row's
+            // value, read as the integer column it stands for.
+            DataType::Dictionary(_, v) if v.is_integer() => {
+                let dict = arr
+                    .as_any_dictionary_opt()
+                    .ok_or("is a dictionary that cannot be read")?;
+                let n = arr.len();
+                if dict.values().is_empty() {
+                    // No entry: every row is null (and no key may be followed).
+                    Col::Int {
+                        values: vec![0; n],
+                        nulls: Some(NullBuffer::new_null(n)),
+                    }
+                } else {
+                    let rows = guarded(|| {
+                        arrow_select::take::take(dict.values().as_ref(), dict.keys(), None)
+                    })?
+                    .map_err(|e| format!("is a dictionary that cannot be read ({e})"))?;
+                    integers_col(rows.as_ref()).ok_or("is a dictionary that cannot be read")?
                 }
             }
             DataType::Dictionary(_, v) if **v == DataType::Utf8 => {

@@ -728,3 +728,91 @@ fn groups_are_read_where_statistics_cannot_say() {
         assert_eq!(s.records, 50, "{s}");
     }
 }
+
+/// Integer columns of a dictionary type (as a writer's Arrow schema may keep them) read as
+/// the plain columns do: `start` as a dictionary of `Int64`, `bytes` of `UInt64` (one value
+/// above `i64::MAX`, read exactly), `dstport` a dictionary of no entry (every row null).
+#[test]
+fn regression_dictionary_integer_columns_read_as_plain_ones() {
+    use arrow_array::types::UInt64Type;
+    let big = i64::MAX as u64 + 9;
+    let starts = [T0, T0 + 1, T0, T0 + 2];
+    let bytes_ = [10u64, big, 10, 20];
+    let text = |v: &str| -> ArrayRef { Arc::new(StringArray::from(vec![v; 4])) };
+    let plain = |dictionary: bool| -> bytes::Bytes {
+        let (start, bytes_col, dstport): (ArrayRef, ArrayRef, ArrayRef) = if dictionary {
+            (
+                Arc::new(
+                    DictionaryArray::<Int32Type>::try_new(
+                        arrow_array::Int32Array::from(vec![0, 1, 0, 2]),
+                        Arc::new(Int64Array::from(vec![T0, T0 + 1, T0 + 2])),
+                    )
+                    .unwrap(),
+                ),
+                Arc::new(
+                    DictionaryArray::<Int32Type>::try_new(
+                        arrow_array::Int32Array::from(vec![0, 1, 0, 2]),
+                        Arc::new(arrow_array::PrimitiveArray::<UInt64Type>::from(vec![
+                            10, big, 20,
+                        ])),
+                    )
+                    .unwrap(),
+                ),
+                Arc::new(
+                    DictionaryArray::<Int32Type>::try_new(
+                        arrow_array::Int32Array::from(vec![None::<i32>; 4]),
+                        Arc::new(Int64Array::from(Vec::<i64>::new())),
+                    )
+                    .unwrap(),
+                ),
+            )
+        } else {
+            (
+                Arc::new(Int64Array::from(starts.to_vec())),
+                Arc::new(arrow_array::UInt64Array::from(bytes_.to_vec())),
+                Arc::new(Int64Array::from(vec![None::<i64>; 4])),
+            )
+        };
+        let b = RecordBatch::try_from_iter([
+            ("srcaddr", text("10.0.0.1")),
+            ("dstaddr", text("10.0.0.2")),
+            (
+                "protocol",
+                Arc::new(Int64Array::from(vec![17; 4])) as ArrayRef,
+            ),
+            ("srcport", Arc::new(Int64Array::from(vec![5353; 4]))),
+            ("dstport", dstport),
+            ("bytes", bytes_col),
+            ("start", start),
+        ])
+        .unwrap();
+        written_file(&b, WriterProperties::builder().build())
+    };
+    let meta = ArrowReaderMetadata::load(&plain(true), Default::default()).unwrap();
+    for c in ["start", "bytes", "dstport"] {
+        let t = meta
+            .schema()
+            .field_with_name(c)
+            .unwrap()
+            .data_type()
+            .clone();
+        assert!(matches!(t, DataType::Dictionary(..)), "{c}: {t}");
+    }
+    let (dict, s) = read_file(plain(true));
+    let (as_plain, p) = read_file(plain(false));
+    assert_eq!(s, p);
+    assert_eq!(dict.len(), 4, "{s}");
+    assert_eq!(
+        dict.iter().map(|r| (r.start, r.bytes)).collect::<Vec<_>>(),
+        starts
+            .iter()
+            .zip(bytes_)
+            .map(|(&t, b)| (t as u64, b))
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(
+        format!("{dict:?}"),
+        format!("{as_plain:?}"),
+        "the same records either way"
+    );
+}
