@@ -142,6 +142,8 @@ impl Unread {
             groups.push((n, outside));
         }
         let (rows, outside): (Vec<u64>, Vec<bool>) = groups.iter().copied().unzip();
+        // Places are counted in a `u64`: a file of more rows is no file.
+        rows.iter().try_fold(0u64, |sum, &n| sum.checked_add(n))?;
         let unread = Unread::new(&rows, &outside);
         // Groups are carried only when some are unread.
         (unread.groups.len() == groups.len()).then_some((unread, &buf[len..]))
@@ -563,7 +565,11 @@ mod tests {
         Unread::default().write(&mut not_utf8);
         not_utf8.extend_from_slice(&[0xff, 0xfe]);
         assert!(decode_table(&not_utf8, &schema).is_err());
-        // Groups cut, with a flag that is no flag, or carried with none unread.
+        // Groups cut, with a flag that is no flag, carried with none unread, or of more
+        // rows than a place can number.
+        let mut huge = Vec::new();
+        Unread::new(&[u64::MAX, 2], &[true, false]).write(&mut huge);
+        assert!(Unread::read(&huge).is_none());
         let unread = Unread::new(&[10, 10, 5], &[true, false, true]);
         let mut groups = Vec::new();
         unread.write(&mut groups);
