@@ -1068,24 +1068,15 @@ struct Bound {
 
 /// The values of an integer array of any width (`None`: not integers).
 fn integers(a: &dyn Array) -> Option<Vec<Option<i128>>> {
-    fn each<T: arrow_array::types::ArrowPrimitiveType>(a: &dyn Array) -> Option<Vec<Option<i128>>>
-    where
-        T::Native: Into<i128>,
-    {
-        let a = a.as_primitive_opt::<T>()?;
-        Some(a.iter().map(|v| v.map(Into::into)).collect())
-    }
-    match a.data_type() {
-        DataType::Int8 => each::<Int8Type>(a),
-        DataType::Int16 => each::<Int16Type>(a),
-        DataType::Int32 => each::<Int32Type>(a),
-        DataType::Int64 => each::<Int64Type>(a),
-        DataType::UInt8 => each::<UInt8Type>(a),
-        DataType::UInt16 => each::<UInt16Type>(a),
-        DataType::UInt32 => each::<UInt32Type>(a),
-        DataType::UInt64 => each::<UInt64Type>(a),
-        _ => None,
-    }
+    Some(match integers_col(a)? {
+        Col::Int { values, nulls } => values
+            .iter()
+            .enumerate()
+            .map(|(i, &v)| (!nulls.as_ref().is_some_and(|n| n.is_null(i))).then_some(v.into()))
+            .collect(),
+        Col::Wide(w) => w.iter().map(|v| v.map(Into::into)).collect(),
+        _ => return None,
+    })
 }
 
 thread_local! {
